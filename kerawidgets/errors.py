@@ -1,0 +1,71 @@
+"""The one exception family of kerawidgets.
+
+Every message names the layer, the shapes involved and what to do instead, so
+the same text can be shown inline in the editor and raised from a script.
+
+>>> from kerawidgets.errors import KerawidgetsError, UnknownLayerError
+>>> issubclass(UnknownLayerError, KerawidgetsError)
+True
+"""
+
+from __future__ import annotations
+
+import difflib
+
+
+class KerawidgetsError(Exception):
+    """Base class of every error kerawidgets raises on purpose."""
+
+
+class UnknownLayerError(KerawidgetsError, KeyError):
+    """An edit names a layer the model does not have."""
+
+    def __init__(self, name, known_names, model_name="the model"):
+        self.name = name
+        close = difflib.get_close_matches(str(name), list(known_names), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        message = (
+            f"No layer named {name!r} in {model_name}.{hint} "
+            f"Use one of the names in `model.summary()` (nested layers as 'outer/inner')."
+        )
+        super().__init__(message)
+
+    def __str__(self):  # KeyError would add quotes around the message
+        return self.args[0]
+
+
+class UnknownActivationError(KerawidgetsError, ValueError):
+    """An activation name that is neither built in nor registered."""
+
+    def __init__(self, name, known_names):
+        self.name = name
+        known = sorted(known_names)
+        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        super().__init__(
+            f"Unknown activation {name!r}.{hint} Known activations: {', '.join(known)}. "
+            "Register your own with kerawidgets.register_activation(name, fn)."
+        )
+
+
+class ShapeMismatchError(KerawidgetsError, ValueError):
+    """An edit changes a shape so that a layer no longer fits."""
+
+    def __init__(self, message, *, layer=None, expected=None, got=None, downstream=()):
+        self.layer = layer
+        self.expected = expected
+        self.got = got
+        self.downstream = list(downstream)
+        super().__init__(message)
+
+
+class InvalidEditError(KerawidgetsError, ValueError):
+    """An edit that is not well formed or does not apply to its target."""
+
+
+class UnsupportedModelError(KerawidgetsError, TypeError):
+    """A model kerawidgets cannot walk: subclassed without a graph, or unbuilt."""
+
+
+class LayerRecreationError(KerawidgetsError, TypeError):
+    """A custom layer that cannot be re-created from its config."""

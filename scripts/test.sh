@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything (Python packages into .venv, Chromium from apt) and run
+# every test tier: lint, unit + property tests (fast and slow), the rebuild
+# tests again under the jax backend, the notebooks under nbval, and the
+# real-browser tests. Extra arguments go to every pytest call.
+source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
+cd "$ROOT"
+
+if [ ! -x /usr/bin/chromium ]; then
+    echo "==> installing Chromium from apt (browser tests)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+fi
+
+start=$(date +%s)
+echo "==> ruff"
+ruff check kerawidgets tests benchmarks
+
+echo "==> unit and property tests, every tier (tensorflow backend)"
+pytest -m "" --ignore=tests/ui -q "$@"
+
+echo "==> rebuild tests under the jax backend"
+KERAS_BACKEND=jax pytest -m "not ui" -q tests/test_rebuild.py tests/test_edits.py tests/test_activations.py "$@"
+
+echo "==> notebooks under nbval"
+pytest -m "" --nbval-lax -q -p no:randomly notebooks "$@"
+
+echo "==> real-browser tests (Playwright + /usr/bin/chromium + JupyterLab)"
+pytest -m "ui" -q tests/ui "$@"
+
+echo "==> all tiers passed in $(( $(date +%s) - start )) s"
