@@ -1,0 +1,356 @@
+"""The only module that touches Keras private attributes.
+
+Everything else in kerawidgets talks to models through these functions, so a
+Keras upgrade that moves an internal breaks one file. Checked against
+Keras 3.10 to 3.15.
+
+>>> import keras
+>>> from kerawidgets import _keras_adapter as adapter
+>>> inp = keras.Input((3,), name="x")
+>>> model = keras.Model(inp, keras.layers.Dense(2, name="d")(inp))
+>>> [call.operation.name for call in adapter.graph_calls(model)]
+['x', 'd']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+
+from kerawidgets.errors import UnsupportedModelError
+
+# --- model kinds ----------------------------------------------------------
+
+
+def is_sequential(model) -> bool:
+    return isinstance(model, keras.Sequential)
+
+
+def is_functional(model) -> bool:
+    """A model with a graph of layer calls (Functional, or a built Sequential)."""
+    from keras.src.models.functional import Functional
+
+    if is_sequential(model):
+        return getattr(model, "_functional", None) is not None
+    return isinstance(model, Functional)
+
+
+def is_model(obj) -> bool:
+    return isinstance(obj, keras.Model)
+
+
+def is_input_layer(operation) -> bool:
+    return isinstance(operation, keras.layers.InputLayer)
+
+
+def functional_view(model):
+    """The Functional object holding the graph of `model` (itself, or a Sequential's)."""
+    if is_sequential(model):
+        functional = getattr(model, "_functional", None)
+        if functional is None:
+            raise UnsupportedModelError(
+                f"Sequential model {model.name!r} is not built, so it has no graph yet. "
+                "Give it an input shape (`keras.Input(shape)` as its first layer) or call "
+                "`model.build((None, ...))` before editing it."
+            )
+        return functional
+    if not is_functional(model):
+        raise UnsupportedModelError(
+            f"Model {model.name!r} is a subclassed {type(model).__name__} without a graph of "
+            "layer calls, so kerawidgets cannot see or rebuild it. Build it with the functional "
+            "API (`keras.Model(inputs, outputs)`) or as a `keras.Sequential`, or edit the "
+            "layers inside its `call` by hand."
+        )
+    return model
+
+
+def functional_subclass_can_be_reused(model) -> bool:
+    """True when `type(model)(inputs, outputs, name=...)` is how Keras builds it."""
+    from keras.src.models.functional import Functional
+
+    return type(model) is Functional or (
+        issubclass(type(model), Functional)
+        and type(model).__init__ is Functional.__init__
+    )
+
+
+def functional_class():
+    from keras.src.models.functional import Functional
+
+    return Functional
+
+
+# --- the graph of calls ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphCall:
+    """One call of an operation inside a functional graph (a Keras `Node`)."""
+
+    node: Any
+    operation: Any
+    call_index: int  # which call of `operation` this is (index in its inbound nodes)
+    depth: int
+    input_tensors: tuple
+    output_tensors: tuple
+
+    @property
+    def is_input(self) -> bool:
+        return bool(self.node.is_input)
+
+    def call_arguments(self, tensor_map: dict) -> tuple[tuple, dict]:
+        """The call's args and kwargs with every symbolic tensor replaced via `tensor_map`.
+
+        `tensor_map` maps `id(old_tensor)` to the new tensor; every other
+        argument (`training=`, slicing keys, constants) is replayed verbatim.
+        """
+        return self.node.arguments.fill_in(tensor_map)
+
+    @property
+    def kwargs(self) -> dict:
+        return dict(self.node.arguments.kwargs)
+
+
+def graph_calls(model) -> list[GraphCall]:
+    """Every call in `model`'s graph, inputs first, in an order safe to replay."""
+    functional = functional_view(model)
+    nodes_by_depth = functional._nodes_by_depth
+    calls = []
+    for depth in sorted(nodes_by_depth, reverse=True):
+        for node in nodes_by_depth[depth]:
+            operation = node.operation
+            inbound = getattr(operation, "_inbound_nodes", [])
+            call_index = next((i for i, n in enumerate(inbound) if n is node), 0)
+            calls.append(
+                GraphCall(
+                    node=node,
+                    operation=operation,
+                    call_index=call_index,
+                    depth=depth,
+                    input_tensors=tuple(node.input_tensors),
+                    output_tensors=tuple(node.outputs),
+                )
+            )
+    return calls
+
+
+def inbound_call_count(operation) -> int:
+    return len(getattr(operation, "_inbound_nodes", []))
+
+
+def inputs_struct(model):
+    """The model's inputs with their structure (dict, list or single tensor)."""
+    return functional_view(model)._inputs_struct
+
+
+def outputs_struct(model):
+    return functional_view(model)._outputs_struct
+
+
+def flat_inputs(model) -> list:
+    return list(functional_view(model).inputs)
+
+
+def flat_outputs(model) -> list:
+    return list(functional_view(model).outputs)
+
+
+def tensor_producer(tensor):
+    """(operation, call_index, output_index) of a symbolic tensor."""
+    history = tensor._keras_history
+    return history.operation, history.node_index, history.tensor_index
+
+
+def input_layer_of(tensor):
+    operation, _, _ = tensor_producer(tensor)
+    return operation
+
+
+def input_spec_of(tensor) -> dict:
+    """Arguments for `keras.Input` that recreate the input behind `tensor`."""
+    layer = input_layer_of(tensor)
+    spec = {
+        "batch_shape": tuple(tensor.shape),
+        "dtype": tensor.dtype,
+        "sparse": bool(getattr(tensor, "sparse", False)),
+        "name": layer.name if is_input_layer(layer) else tensor.name,
+    }
+    if getattr(tensor, "ragged", False):
+        spec["ragged"] = True
+    if getattr(layer, "optional", False):
+        spec["optional"] = True
+    return spec
+
+
+def sub_layers(layer) -> list:
+    """`layer` and every layer tracked inside it, depth first."""
+    return list(layer._flatten_layers(include_self=True, recursive=True))
+
+
+def input_shape_of_call(call: GraphCall):
+    shapes = [tuple(t.shape) for t in call.input_tensors]
+    return shapes[0] if len(shapes) == 1 else shapes
+
+
+# --- layers ---------------------------------------------------------------
+
+
+def lambda_parts(layer) -> dict:
+    """Constructor arguments of a `Lambda` layer, with the live Python function."""
+    return {
+        "function": layer.function,
+        "output_shape": layer._output_shape,
+        "mask": layer.mask,
+        "arguments": dict(layer.arguments or {}),
+    }
+
+
+def operation_class_has_own_config(operation) -> bool:
+    """True when the class implements `get_config` itself (not Keras' auto-config)."""
+    from keras.src.utils import python_utils
+
+    return not python_utils.is_default(type(operation).get_config)
+
+
+def has_assets(layer) -> bool:
+    return hasattr(layer, "save_assets") and hasattr(layer, "load_assets")
+
+
+def copy_assets(source, target) -> None:
+    """Copy lookup tables and other non-variable state saved as assets."""
+    with tempfile.TemporaryDirectory() as folder:
+        source.save_assets(folder)
+        target.load_assets(folder)
+
+
+def finalize_state(layer) -> None:
+    """Let a layer recompute derived state after its variables were assigned."""
+    for sub in sub_layers(layer):
+        finalize = getattr(sub, "finalize_state", None)
+        if callable(finalize) and sub.built:
+            finalize()
+
+
+def reset_compiled_functions(model) -> None:
+    """Forget traced predict/train/test functions so the next call retraces.
+
+    Changing `layer.activation` on a model that already ran `predict` or `fit`
+    otherwise silently keeps using the traced graph with the old activation.
+    """
+    for attr in ("train_function", "test_function", "predict_function"):
+        if hasattr(model, attr):
+            setattr(model, attr, None)
+    # The jax and torch trainers keep compiled state under private names.
+    for attr in ("_jax_state", "_compiled_predict_function"):
+        if getattr(model, attr, None) is not None:
+            setattr(model, attr, None)
+
+
+# --- weight feeding: create variables from kept values --------------------
+
+
+@dataclasses.dataclass
+class WeightFeed:
+    """Values offered to the variables a new layer creates while it builds.
+
+    A variable asking for (name, shape, dtype) that matches an offered old
+    variable is created straight from its value, so its initializer never
+    runs (about half of a naive clone's time). `fed` records what was used.
+    """
+
+    old_variables: list
+    used: set = dataclasses.field(default_factory=set)
+    fed: dict = dataclasses.field(default_factory=dict)  # id(new var) -> old var
+    initializers: dict = dataclasses.field(default_factory=dict)  # id(new var) -> initializer
+
+    def take(self, name, shape, dtype):
+        shape = tuple(int(s) for s in shape)
+        for index, old in enumerate(self.old_variables):
+            if index in self.used:
+                continue
+            if old.name == name and tuple(old.shape) == shape and (
+                dtype is None or keras.backend.standardize_dtype(dtype) == old.dtype
+            ):
+                self.used.add(index)
+                return old
+        return None
+
+
+_active_feeds: dict[int, WeightFeed] = {}
+
+
+@contextlib.contextmanager
+def feeding_weights(feeds: dict) -> Iterator[None]:
+    """While active, layers in `feeds` (keyed by the new layer) build from old values.
+
+    `feeds` maps a new (unbuilt) layer object to its `WeightFeed`; the feed
+    also serves every sub-layer the new layer already holds.
+    """
+    from keras.src.layers.layer import Layer
+
+    registered = []
+    for layer, feed in feeds.items():
+        for sub in sub_layers(layer):
+            _active_feeds[id(sub)] = feed
+            registered.append(id(sub))
+    original = Layer.add_weight
+    patched = original if getattr(original, "_kerawidgets_feeding", False) else None
+    if patched is None:
+
+        def add_weight(self, shape=None, initializer=None, dtype=None, *args, **kwargs):
+            feed = _active_feeds.get(id(self))
+            if feed is None or args:
+                return original(self, shape, initializer, dtype, *args, **kwargs)
+            name = kwargs.get("name")
+            wanted_dtype = dtype if dtype is not None else self.variable_dtype
+            old = feed.take(name, () if shape is None else shape, wanted_dtype)
+            if old is None:
+                return original(self, shape, initializer, dtype, **kwargs)
+            value = old.value
+
+            def from_old_value(shape, dtype=None):
+                return value
+
+            variable = original(self, shape, from_old_value, dtype, **kwargs)
+            feed.fed[id(variable)] = old
+            feed.initializers[id(variable)] = initializer
+            return variable
+
+        add_weight._kerawidgets_feeding = True
+        Layer.add_weight = add_weight
+    try:
+        yield
+    finally:
+        for key in registered:
+            _active_feeds.pop(key, None)
+        if patched is None:
+            Layer.add_weight = original
+
+
+def reinitialize_variable(variable, initializer) -> None:
+    """Give a variable that was fed an old value its own fresh initial value."""
+    init = keras.initializers.get(
+        initializer
+        if initializer is not None
+        else ("glorot_uniform" if "float" in variable.dtype else "zeros")
+    )
+    variable.assign(init(tuple(variable.shape), dtype=variable.dtype))
+
+
+def layer_variables(layer) -> list:
+    """All state of a layer, in Keras' own stable order (weights, then seeds)."""
+    return list(layer.variables)
+
+
+def symbolic_output_spec(layer, input_shapes, dtype="float32"):
+    """Output shape(s) of `layer` for `input_shapes`, computed without building weights."""
+    if isinstance(input_shapes, list):
+        inputs = [keras.KerasTensor(tuple(s), dtype=dtype) for s in input_shapes]
+    else:
+        inputs = keras.KerasTensor(tuple(input_shapes), dtype=dtype)
+    return layer.compute_output_spec(inputs)

@@ -1,0 +1,43 @@
+"""Stable names for layers and layer calls, shared by every module.
+
+A *layer path* names a layer inside nested models: the names of the models
+that contain it (outermost first, the root model left out) and then its own
+name, joined with "/". A *node id* names one call of a layer: its layer path,
+plus ``":k"`` for the k-th call of a shared layer (k > 0; the first call has
+no suffix).
+
+>>> node_id(("backbone", "conv1"), 0)
+'backbone/conv1'
+>>> node_id(("dense",), 2)
+'dense:2'
+>>> split_node_id("backbone/conv1:1")
+(('backbone', 'conv1'), 1)
+"""
+
+from __future__ import annotations
+
+SEPARATOR = "/"
+CALL_SEPARATOR = ":"
+
+
+def layer_path(path) -> str:
+    """Join a tuple of names into a layer path string."""
+    return SEPARATOR.join(path)
+
+
+def split_layer_path(path: str) -> tuple[str, ...]:
+    return tuple(part for part in str(path).split(SEPARATOR) if part)
+
+
+def node_id(path, call_index: int = 0) -> str:
+    """The id of call number `call_index` of the layer at `path`."""
+    text = layer_path(path) if not isinstance(path, str) else path
+    return text if call_index == 0 else f"{text}{CALL_SEPARATOR}{call_index}"
+
+
+def split_node_id(identifier: str) -> tuple[tuple[str, ...], int]:
+    """Inverse of `node_id`: (path tuple, call index)."""
+    text, _, index = str(identifier).rpartition(CALL_SEPARATOR)
+    if text and index.isdigit():
+        return split_layer_path(text), int(index)
+    return split_layer_path(identifier), 0
