@@ -7,6 +7,9 @@
 'tanh'
 """
 
+from kerawidgets import edits
+from kerawidgets.activations import available as available_activations
+from kerawidgets.activations import register_activation, unregister_activation
 from kerawidgets.errors import (
     InvalidEditError,
     KerawidgetsError,
@@ -16,15 +19,33 @@ from kerawidgets.errors import (
     UnknownLayerError,
     UnsupportedModelError,
 )
+from kerawidgets.inplace import set_activation_inplace
+from kerawidgets.rebuild import Rebuild, copy_model, rebuild
+from kerawidgets.report import LayerOutcome, RebuildReport
+from kerawidgets.shortcuts import insert_layer, remove_layer, replace_activation, replace_layer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "InvalidEditError",
     "KerawidgetsError",
+    "LayerOutcome",
     "LayerRecreationError",
+    "Rebuild",
+    "RebuildReport",
     "ShapeMismatchError",
     "UnknownActivationError",
     "UnknownLayerError",
     "UnsupportedModelError",
+    "available_activations",
+    "copy_model",
+    "edits",
+    "insert_layer",
+    "rebuild",
+    "register_activation",
+    "remove_layer",
+    "replace_activation",
+    "replace_layer",
+    "set_activation_inplace",
+    "unregister_activation",
 ]

@@ -14,10 +14,8 @@ Keras 3.10 to 3.15.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import tempfile
-from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -251,6 +249,23 @@ def reset_compiled_functions(model) -> None:
             setattr(model, attr, None)
 
 
+def copy_operation(operation):
+    """A fresh copy of a non-layer operation (`x + y`, slicing...) for a new graph.
+
+    Re-created from its config when possible; otherwise a shallow copy with
+    no call history, so calling it never adds nodes to the original.
+    """
+    import copy
+
+    try:
+        return type(operation).from_config(operation.get_config())
+    except Exception:
+        fresh = copy.copy(operation)
+        fresh._inbound_nodes = []
+        fresh._outbound_nodes = []
+        return fresh
+
+
 # --- weight feeding: create variables from kept values --------------------
 
 
@@ -284,31 +299,45 @@ class WeightFeed:
 _active_feeds: dict[int, WeightFeed] = {}
 
 
-@contextlib.contextmanager
-def feeding_weights(feeds: dict) -> Iterator[None]:
-    """While active, layers in `feeds` (keyed by the new layer) build from old values.
+class WeightFeeder:
+    """Context in which registered new layers build their variables from old values.
 
-    `feeds` maps a new (unbuilt) layer object to its `WeightFeed`; the feed
-    also serves every sub-layer the new layer already holds.
+    >>> feeder = WeightFeeder()
+    >>> with feeder:
+    ...     layer = keras.layers.Dense(2)
+    ...     old = keras.layers.Dense(2); old.build((None, 3))
+    ...     feed = feeder.register(layer, old)
+    ...     layer.build((None, 3))
+    >>> bool((layer.kernel.numpy() == old.kernel.numpy()).all())
+    True
     """
-    from keras.src.layers.layer import Layer
 
-    registered = []
-    for layer, feed in feeds.items():
-        for sub in sub_layers(layer):
+    def __init__(self):
+        self._registered: list[int] = []
+        self._original = None
+
+    def register(self, new_layer, old_layer) -> WeightFeed:
+        """Offer `old_layer`'s variables to `new_layer` (and its sub-layers) when it builds."""
+        feed = WeightFeed(layer_variables(old_layer))
+        for sub in sub_layers(new_layer):
             _active_feeds[id(sub)] = feed
-            registered.append(id(sub))
-    original = Layer.add_weight
-    patched = original if getattr(original, "_kerawidgets_feeding", False) else None
-    if patched is None:
+            self._registered.append(id(sub))
+        return feed
+
+    def __enter__(self):
+        from keras.src.layers.layer import Layer
+
+        original = Layer.add_weight
+        if getattr(original, "_kerawidgets_feeding", False):
+            return self  # an outer feeder already patched it
+        self._original = original
 
         def add_weight(self, shape=None, initializer=None, dtype=None, *args, **kwargs):
             feed = _active_feeds.get(id(self))
             if feed is None or args:
                 return original(self, shape, initializer, dtype, *args, **kwargs)
-            name = kwargs.get("name")
             wanted_dtype = dtype if dtype is not None else self.variable_dtype
-            old = feed.take(name, () if shape is None else shape, wanted_dtype)
+            old = feed.take(kwargs.get("name"), () if shape is None else shape, wanted_dtype)
             if old is None:
                 return original(self, shape, initializer, dtype, **kwargs)
             value = old.value
@@ -323,13 +352,18 @@ def feeding_weights(feeds: dict) -> Iterator[None]:
 
         add_weight._kerawidgets_feeding = True
         Layer.add_weight = add_weight
-    try:
-        yield
-    finally:
-        for key in registered:
+        return self
+
+    def __exit__(self, *exc):
+        from keras.src.layers.layer import Layer
+
+        for key in self._registered:
             _active_feeds.pop(key, None)
-        if patched is None:
-            Layer.add_weight = original
+        self._registered.clear()
+        if self._original is not None:
+            Layer.add_weight = self._original
+            self._original = None
+        return False
 
 
 def reinitialize_variable(variable, initializer) -> None:

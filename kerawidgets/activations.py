@@ -1,0 +1,180 @@
+"""Built-in and registered activations, by name.
+
+Every name here can be used in an edit (`SetActivation(layer, name)`), is
+offered in the editor's dropdown, and survives a `.keras` save and reload.
+
+>>> import keras
+>>> from kerawidgets import activations
+>>> "gelu" in activations.available()
+True
+>>> swish = activations.register_activation("my_swish", lambda x: x * keras.ops.sigmoid(x))
+>>> activations.get("my_swish") is swish
+True
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+import numpy as np
+
+from kerawidgets.errors import InvalidEditError, UnknownActivationError
+
+PACKAGE = "kerawidgets"
+
+# Built-in activations that keep the shape of their input and take no
+# required argument. `glu` halves the last axis and `threshold` needs
+# settings, so they are left out of the menu (still usable via a layer).
+_BUILTIN_CANDIDATES = (
+    "linear", "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish",
+    "mish", "sigmoid", "hard_sigmoid", "hard_silu", "hard_swish", "log_sigmoid",
+    "sparse_sigmoid", "tanh", "hard_tanh", "tanh_shrink", "hard_shrink", "soft_shrink",
+    "softplus", "softsign", "sparse_plus", "squareplus", "exponential", "softmax",
+    "log_softmax", "sparsemax",
+)
+
+_registered: dict[str, object] = {}
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_names() -> tuple[str, ...]:
+    """Names of Keras' built-in activations that keep their input's shape."""
+    names = []
+    probe = np.linspace(-2.0, 2.0, 8, dtype="float32").reshape(2, 4)
+    for name in _BUILTIN_CANDIDATES:
+        fn = getattr(keras.activations, name, None)
+        if fn is None:
+            continue
+        try:
+            out = keras.ops.convert_to_numpy(fn(probe))
+        except Exception:  # an activation this Keras version cannot run plainly
+            continue
+        if out.shape == probe.shape:
+            names.append(name)
+    return tuple(names)
+
+
+def registered_names() -> tuple[str, ...]:
+    return tuple(_registered)
+
+
+def available() -> list[str]:
+    """Every activation name an edit may use: built-ins, then registered ones."""
+    return list(builtin_names()) + [n for n in _registered if n not in builtin_names()]
+
+
+def get(name_or_fn):
+    """The activation callable for a name (built-in or registered) or a callable.
+
+    Raises `UnknownActivationError` listing what exists.
+    """
+    if callable(name_or_fn):
+        return name_or_fn
+    name = str(name_or_fn)
+    if name in _registered:
+        return _registered[name]
+    if name in builtin_names():
+        return keras.activations.get(name)
+    raise UnknownActivationError(name, available())
+
+
+def name_of(activation) -> str | None:
+    """The name under which `activation` is known (a string, or None for anonymous ones).
+
+    >>> import keras
+    >>> name_of(keras.activations.relu)
+    'relu'
+    """
+    if activation is None:
+        return None
+    if isinstance(activation, str):
+        return activation
+    for name, fn in _registered.items():
+        if fn is activation:
+            return name
+    name = getattr(activation, "__name__", None)
+    if name and getattr(keras.activations, name, None) is activation:
+        return name
+    try:
+        serialized = keras.activations.serialize(activation)
+    except Exception:
+        return name
+    if isinstance(serialized, str):
+        return serialized
+    if isinstance(serialized, dict):
+        registered = serialized.get("registered_name") or serialized.get("config")
+        if isinstance(registered, str):
+            return registered.split(">")[-1]
+    return name
+
+
+def config_value(name: str):
+    """What to put in a layer config's `activation` entry for this name."""
+    if name in _registered:
+        return keras.saving.serialize_keras_object(_registered[name])
+    get(name)  # raises for unknown names
+    return name
+
+
+def register_activation(name: str, fn, gradient=None, **params):
+    """Register a custom activation under `name` and return the callable.
+
+    - `fn(x)` a plain function (a hand-written swish), or
+    - `fn(x, **params)` a parameterised one (leaky relu with `negative_slope=0.2`):
+      the registered activation calls it with the given `params`;
+    - `gradient(x, upstream)` optional: returns the gradient with respect to
+      `x`, built on `keras.ops.custom_gradient`.
+
+    The activation is registered with Keras' serialisation under
+    ``"kerawidgets>name"`` so a model using it saves to `.keras` and loads
+    back with no `custom_objects` (in a session that registered it).
+
+    >>> import keras
+    >>> leaky = register_activation(
+    ...     "leaky02", lambda x, slope: keras.ops.where(x > 0, x, slope * x), slope=0.2)
+    >>> round(float(leaky(keras.ops.convert_to_tensor(-1.0))), 4)
+    -0.2
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise InvalidEditError(
+            f"Activation name {name!r} must be a Python identifier, like 'my_swish'."
+        )
+    if name in builtin_names():
+        raise InvalidEditError(
+            f"{name!r} is a built-in Keras activation; pick another name for your own."
+        )
+    if not callable(fn):
+        raise InvalidEditError(f"register_activation({name!r}, fn): fn must be callable.")
+
+    if gradient is None:
+
+        def activation(x):
+            return fn(x, **params)
+
+    else:
+
+        @keras.ops.custom_gradient
+        def activation(x):
+            y = fn(x, **params)
+
+            def grad(*args, upstream=None):
+                if upstream is None:
+                    (upstream,) = args
+                return gradient(x, upstream)
+
+            return y, grad
+
+    activation.__name__ = name
+    activation.__qualname__ = name
+    activation.__doc__ = f"Activation {name!r} registered with kerawidgets."
+    registered = keras.saving.register_keras_serializable(package=PACKAGE, name=name)(activation)
+    _registered[name] = registered
+    return registered
+
+
+def unregister_activation(name: str) -> None:
+    """Forget a registered activation (mainly for tests and notebooks re-running cells)."""
+    fn = _registered.pop(name, None)
+    if fn is not None:
+        keras.saving.get_custom_objects().pop(f"{PACKAGE}>{name}", None)

@@ -1,0 +1,497 @@
+"""Edits as small immutable values: describe, validate, print as code, JSON round-trip.
+
+An edit names its target layer and what to do; `kerawidgets.rebuild` applies
+a list of them. The editor's history is a list of these values, so it can be
+saved as JSON and replayed, or printed as Python.
+
+>>> from kerawidgets.edits import SetActivation, from_json
+>>> edit = SetActivation("dense_1", "gelu")
+>>> edit.describe()
+"Set the activation of 'dense_1' to 'gelu'"
+>>> edit.to_code()
+"model = kerawidgets.replace_activation(model, 'dense_1', 'gelu')"
+>>> from_json(edit.to_json()) == edit
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+from typing import Any
+
+import keras
+
+from kerawidgets import activations
+from kerawidgets.errors import InvalidEditError
+
+ACTIVATION_ATTRIBUTES = ("activation", "recurrent_activation")
+
+# --- what a layer spec may be (name, layer, class, predicate, list) -------
+
+
+def _layer_spec_to_data(spec):
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, keras.layers.Layer):
+        return spec.name
+    if inspect.isclass(spec) and issubclass(spec, keras.layers.Layer):
+        return {"class_name": keras.saving.get_registered_name(spec)}
+    if isinstance(spec, (list, tuple)):
+        return [_layer_spec_to_data(s) for s in spec]
+    raise InvalidEditError(
+        f"Cannot write the layer selector {spec!r} as JSON or code (a predicate is Python "
+        "code). Use layer names, a layer class, or resolve it first with "
+        "`kerawidgets.targets.resolve(model, selector)`."
+    )
+
+
+def _layer_spec_from_data(data):
+    if isinstance(data, dict) and "class_name" in data:
+        cls = keras.saving.get_registered_object(data["class_name"]) or getattr(
+            keras.layers, data["class_name"], None
+        )
+        if cls is None:
+            raise InvalidEditError(f"Unknown layer class {data['class_name']!r} in edit JSON.")
+        return cls
+    if isinstance(data, list):
+        return tuple(_layer_spec_from_data(d) for d in data)
+    return data
+
+
+def _layer_spec_to_code(spec) -> str:
+    if isinstance(spec, str):
+        return repr(spec)
+    if isinstance(spec, keras.layers.Layer):
+        return repr(spec.name)
+    if inspect.isclass(spec) and issubclass(spec, keras.layers.Layer):
+        module = "keras.layers" if getattr(keras.layers, spec.__name__, None) is spec else None
+        return f"{module}.{spec.__name__}" if module else spec.__name__
+    if isinstance(spec, (list, tuple)):
+        return "[" + ", ".join(_layer_spec_to_code(s) for s in spec) + "]"
+    _layer_spec_to_data(spec)  # raises the clear error for predicates
+    return repr(spec)
+
+
+def _layer_spec_describe(spec) -> str:
+    if isinstance(spec, str):
+        return repr(spec)
+    if isinstance(spec, keras.layers.Layer):
+        return repr(spec.name)
+    if inspect.isclass(spec):
+        return f"every {spec.__name__} layer"
+    if isinstance(spec, (list, tuple)):
+        return ", ".join(_layer_spec_describe(s) for s in spec)
+    return f"every layer matching {getattr(spec, '__name__', repr(spec))}"
+
+
+def _check_layer_spec(spec, field="layer"):
+    ok = (
+        isinstance(spec, (str, keras.layers.Layer))
+        or (inspect.isclass(spec) and issubclass(spec, keras.layers.Layer))
+        or (isinstance(spec, (list, tuple)) and spec and all(_is_spec(s) for s in spec))
+        or callable(spec)
+    )
+    if not ok or (isinstance(spec, str) and not spec):
+        raise InvalidEditError(
+            f"`{field}` must be a layer name, a layer object, a layer class, a predicate or a "
+            f"list of these; got {spec!r}."
+        )
+
+
+def _is_spec(spec):
+    try:
+        _check_layer_spec(spec)
+        return True
+    except InvalidEditError:
+        return False
+
+
+def _single_name(spec, field):
+    if isinstance(spec, keras.layers.Layer):
+        return spec.name
+    if not isinstance(spec, str) or not spec:
+        raise InvalidEditError(f"`{field}` must name one layer (a name or a layer object); got {spec!r}.")
+    return spec
+
+
+# --- new layers: a layer, a class name with config, a model, or a list ----
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """A recipe for fresh layers: each `build()` returns a new, unbuilt object.
+
+    Made from a Keras layer, a class name (``"Dropout"``), a pair
+    ``("Dropout", {"rate": 0.2})``, a dict ``{"class_name": ..., "config": ...}``
+    or a `keras.Model` used as a sub-network (its weights are kept).
+    """
+
+    class_name: str
+    config: dict
+    model: Any = None  # a keras.Model used as a sub-network (weights kept)
+
+    @classmethod
+    def of(cls, value) -> LayerSpec:
+        if isinstance(value, LayerSpec):
+            return value
+        if isinstance(value, keras.Model):
+            return cls(type(value).__name__, {"name": value.name}, model=value)
+        if isinstance(value, keras.layers.Layer):
+            return cls(keras.saving.get_registered_name(type(value)), _plain_config(value))
+        if isinstance(value, str):
+            return cls(value, {})._checked()
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+            return cls(value[0], dict(value[1] or {}))._checked()
+        if isinstance(value, dict) and "class_name" in value:
+            return cls(value["class_name"], dict(value.get("config") or {}))._checked()
+        raise InvalidEditError(
+            f"Cannot make a layer from {value!r}: give an unbuilt Keras layer, a class name "
+            "like 'Dropout', a pair ('Dropout', {'rate': 0.2}), a keras.Model, or a list of these."
+        )
+
+    def _checked(self) -> LayerSpec:
+        self.build()  # fail now, with a clear message, not during the rebuild
+        return self
+
+    def layer_class(self):
+        cls = keras.saving.get_registered_object(self.class_name) or getattr(
+            keras.layers, self.class_name, None
+        )
+        if cls is None:
+            raise InvalidEditError(
+                f"Unknown layer type {self.class_name!r}. Use a class from keras.layers "
+                "(like 'AveragePooling2D') or register yours with "
+                "@keras.saving.register_keras_serializable()."
+            )
+        return cls
+
+    def build(self, name=None):
+        """A fresh, unbuilt layer (not for model specs: the rebuild copies those)."""
+        if self.model is not None:
+            raise InvalidEditError("Model sub-networks are copied by the rebuild, not built.")
+        cls = self.layer_class()
+        config = dict(self.config)
+        if name is not None:
+            config["name"] = name
+        try:
+            return cls.from_config(config)
+        except Exception as error:
+            raise InvalidEditError(
+                f"Cannot create {self.class_name} from settings {config}: {error}"
+            ) from error
+
+    @property
+    def name(self) -> str | None:
+        return self.config.get("name")
+
+    def to_data(self) -> dict:
+        if self.model is not None:
+            return {"class_name": "__model__", "config": keras.saving.serialize_keras_object(self.model)}
+        return {"class_name": self.class_name, "config": self.config}
+
+    @classmethod
+    def from_data(cls, data) -> LayerSpec:
+        if data.get("class_name") == "__model__":
+            model = keras.saving.deserialize_keras_object(data["config"])
+            return cls(type(model).__name__, {"name": model.name}, model=model)
+        return cls(data["class_name"], dict(data.get("config") or {}))
+
+    def to_code(self) -> str:
+        if self.model is not None:
+            return f"{self.model.name}  # a keras.Model sub-network defined in your notebook"
+        cls = self.layer_class()
+        module = "keras.layers." if getattr(keras.layers, cls.__name__, None) is cls else ""
+        args = _non_default_config(cls, self.config)
+        inner = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        return f"{module}{cls.__name__}({inner})"
+
+    def describe(self) -> str:
+        if self.model is not None:
+            return f"sub-network {self.model.name!r} ({type(self.model).__name__})"
+        args = _non_default_config(self.layer_class(), self.config)
+        shown = ", ".join(f"{k}={v!r}" for k, v in args.items() if k != "name")
+        return f"{self.class_name}({shown})"
+
+    def __eq__(self, other):
+        if not isinstance(other, LayerSpec):
+            return NotImplemented
+        if self.model is not None or other.model is not None:
+            return self.model is other.model
+        return self.class_name == other.class_name and _canonical(self.config) == _canonical(
+            other.config
+        )
+
+    def __hash__(self):
+        return hash((self.class_name, id(self.model)))
+
+
+def _plain_config(layer) -> dict:
+    config = layer.get_config()
+    return json.loads(json.dumps(config, default=_json_default))
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+def _canonical(config):
+    return json.dumps(config, sort_keys=True, default=_json_default)
+
+
+_BASE_KEYS = {"name", "trainable", "dtype"}
+
+
+def _non_default_config(cls, config) -> dict:
+    """The settings in `config` that differ from what `cls(required args)` would have."""
+    try:
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        required = {
+            p.name: config[p.name]
+            for p in parameters
+            if p.default is inspect.Parameter.empty and p.name in config
+        }
+        defaults = _plain_config(cls(**required))
+        defaults = {k: v for k, v in defaults.items() if k not in required}
+    except Exception:
+        defaults = {}
+    return {
+        key: value
+        for key, value in config.items()
+        if key not in _BASE_KEYS
+        and (key not in defaults or _canonical(defaults[key]) != _canonical(value))
+    } | ({"name": config["name"]} if "name" in config and "name" not in defaults else {})
+
+
+def layer_specs(value) -> tuple[LayerSpec, ...]:
+    """Normalise one layer-ish value or a list of them into a tuple of `LayerSpec`."""
+    if isinstance(value, (list, tuple)) and not (
+        isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
+        and isinstance(value[1], dict)
+    ):
+        if not value:
+            raise InvalidEditError("Give at least one layer.")
+        return tuple(LayerSpec.of(v) for v in value)
+    return (LayerSpec.of(value),)
+
+
+# --- the edits ------------------------------------------------------------
+
+
+class Edit:
+    """Base class: every edit is a frozen dataclass with these methods."""
+
+    kind: str = "Edit"
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def to_code(self, model_var: str = "model") -> str:
+        raise NotImplementedError
+
+    def to_data(self) -> dict:
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_data(), default=_json_default)
+
+    def __str__(self):
+        return self.describe()
+
+
+@dataclasses.dataclass(frozen=True, eq=True)
+class SetActivation(Edit):
+    """Set the activation of one layer, or of every layer a class or predicate selects.
+
+    Works on layers with an `activation` setting (Dense, Conv*, custom ones),
+    on `Activation` layers and on activation layers (ReLU, LeakyReLU, PReLU,
+    ELU, Softmax: these become an `Activation` layer with the same name).
+    `attribute="recurrent_activation"` targets LSTM/GRU's recurrent gate.
+
+    >>> import keras
+    >>> SetActivation(keras.layers.ReLU, "gelu").describe()
+    "Set the activation of every ReLU layer to 'gelu'"
+    """
+
+    layer: Any
+    activation: Any
+    attribute: str = "activation"
+    kind = "SetActivation"
+
+    def __post_init__(self):
+        _check_layer_spec(self.layer)
+        if self.attribute not in ACTIVATION_ATTRIBUTES:
+            raise InvalidEditError(
+                f"attribute must be one of {ACTIVATION_ATTRIBUTES}; got {self.attribute!r}."
+            )
+        name = activations.name_of(self.activation)
+        if name is None or (not callable(self.activation) and not isinstance(self.activation, str)):
+            raise InvalidEditError(f"Activation {self.activation!r} must be a name or a registered function.")
+        activations.get(name)  # raises UnknownActivationError listing what exists
+        object.__setattr__(self, "activation", name)
+
+    def describe(self):
+        which = "recurrent activation" if self.attribute == "recurrent_activation" else "activation"
+        return f"Set the {which} of {_layer_spec_describe(self.layer)} to {self.activation!r}"
+
+    def to_code(self, model_var="model"):
+        extra = (
+            f", attribute={self.attribute!r}" if self.attribute != "activation" else ""
+        )
+        return (
+            f"{model_var} = kerawidgets.replace_activation({model_var}, "
+            f"{_layer_spec_to_code(self.layer)}, {self.activation!r}{extra})"
+        )
+
+    def to_data(self):
+        return {"type": self.kind, "layer": _layer_spec_to_data(self.layer),
+                "activation": self.activation, "attribute": self.attribute}
+
+
+@dataclasses.dataclass(frozen=True, eq=True)
+class ReplaceLayer(Edit):
+    """Replace a layer by another layer, a list of layers, or a sub-network.
+
+    The (last) new layer takes the old layer's name. `trainable=False`
+    freezes the replacement (useful for a pretrained backbone).
+
+    >>> import keras
+    >>> ReplaceLayer("conv", keras.layers.AveragePooling2D(2, padding="same")).describe()
+    "Replace 'conv' with AveragePooling2D(pool_size=[2, 2], padding='same')"
+    """
+
+    layer: Any
+    replacement: Any
+    trainable: bool | None = None
+    kind = "ReplaceLayer"
+
+    def __post_init__(self):
+        object.__setattr__(self, "layer", _single_name(self.layer, "layer"))
+        object.__setattr__(self, "replacement", layer_specs(self.replacement))
+
+    def describe(self):
+        new = " -> ".join(spec.describe() for spec in self.replacement)
+        frozen = " (frozen)" if self.trainable is False else ""
+        return f"Replace {self.layer!r} with {new}{frozen}"
+
+    def to_code(self, model_var="model"):
+        new = _specs_to_code(self.replacement)
+        extra = f", trainable={self.trainable!r}" if self.trainable is not None else ""
+        return f"{model_var} = kerawidgets.replace_layer({model_var}, {self.layer!r}, {new}{extra})"
+
+    def to_data(self):
+        return {"type": self.kind, "layer": self.layer,
+                "replacement": [s.to_data() for s in self.replacement],
+                "trainable": self.trainable}
+
+
+@dataclasses.dataclass(frozen=True, eq=True)
+class InsertLayer(Edit):
+    """Insert one layer (or a list, applied in order) right after a layer.
+
+    >>> import keras
+    >>> InsertLayer(after="dense_1", layer=keras.layers.Dropout(0.2)).describe()
+    "Insert Dropout(rate=0.2) after 'dense_1'"
+    """
+
+    after: Any
+    layer: Any
+    kind = "InsertLayer"
+
+    def __post_init__(self):
+        object.__setattr__(self, "after", _single_name(self.after, "after"))
+        object.__setattr__(self, "layer", layer_specs(self.layer))
+        if any(spec.model is not None for spec in self.layer):
+            raise InvalidEditError("Insert a sub-network with ReplaceLayer on an Identity layer, "
+                                   "or insert plain layers here.")
+
+    def describe(self):
+        new = " -> ".join(spec.describe() for spec in self.layer)
+        return f"Insert {new} after {self.after!r}"
+
+    def to_code(self, model_var="model"):
+        return (
+            f"{model_var} = kerawidgets.insert_layer({model_var}, after={self.after!r}, "
+            f"layer={_specs_to_code(self.layer)})"
+        )
+
+    def to_data(self):
+        return {"type": self.kind, "after": self.after, "layer": [s.to_data() for s in self.layer]}
+
+
+@dataclasses.dataclass(frozen=True, eq=True)
+class RemoveLayer(Edit):
+    """Remove a layer with one input; its input flows on to its consumers.
+
+    >>> RemoveLayer("dropout").to_code()
+    "model = kerawidgets.remove_layer(model, 'dropout')"
+    """
+
+    layer: Any
+    kind = "RemoveLayer"
+
+    def __post_init__(self):
+        object.__setattr__(self, "layer", _single_name(self.layer, "layer"))
+
+    def describe(self):
+        return f"Remove {self.layer!r}"
+
+    def to_code(self, model_var="model"):
+        return f"{model_var} = kerawidgets.remove_layer({model_var}, {self.layer!r})"
+
+    def to_data(self):
+        return {"type": self.kind, "layer": self.layer}
+
+
+def _specs_to_code(specs) -> str:
+    if len(specs) == 1:
+        return specs[0].to_code()
+    return "[" + ", ".join(s.to_code() for s in specs) + "]"
+
+
+EDIT_TYPES = {cls.kind: cls for cls in (SetActivation, ReplaceLayer, InsertLayer, RemoveLayer)}
+
+
+def from_data(data: dict) -> Edit:
+    """Rebuild an edit from `edit.to_data()`."""
+    kind = data.get("type")
+    if kind == "SetActivation":
+        return SetActivation(_layer_spec_from_data(data["layer"]), data["activation"],
+                             attribute=data.get("attribute", "activation"))
+    if kind == "ReplaceLayer":
+        return ReplaceLayer(data["layer"], [LayerSpec.from_data(d) for d in data["replacement"]],
+                            trainable=data.get("trainable"))
+    if kind == "InsertLayer":
+        return InsertLayer(data["after"], [LayerSpec.from_data(d) for d in data["layer"]])
+    if kind == "RemoveLayer":
+        return RemoveLayer(data["layer"])
+    raise InvalidEditError(f"Unknown edit type {kind!r}; known: {', '.join(EDIT_TYPES)}.")
+
+
+def from_json(text: str) -> Edit:
+    return from_data(json.loads(text))
+
+
+def history_to_json(edits) -> str:
+    """A list of edits as one JSON document (the editor's saved history)."""
+    return json.dumps([e.to_data() for e in edits], indent=1, default=_json_default)
+
+
+def history_from_json(text: str) -> list[Edit]:
+    return [from_data(d) for d in json.loads(text)]
+
+
+def as_edit(value) -> Edit:
+    if isinstance(value, Edit):
+        return value
+    if isinstance(value, dict):
+        return from_data(value)
+    raise InvalidEditError(
+        f"{value!r} is not an edit. Use kerawidgets.edits.SetActivation, ReplaceLayer, "
+        "InsertLayer or RemoveLayer."
+    )

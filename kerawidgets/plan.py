@@ -1,0 +1,154 @@
+"""Turn one edit into per-layer actions, checking it against the model first.
+
+A plan is what the rebuild walk consults at every layer call: change the
+activation, replace, remove, or insert after. Building it resolves every
+target, so an unknown layer or an edit that cannot apply is refused before
+any new layer exists.
+
+>>> import keras
+>>> from kerawidgets.edits import SetActivation
+>>> inp = keras.Input((4,))
+>>> model = keras.Model(inp, keras.layers.Dense(2, activation="relu", name="d")(inp))
+>>> plan = plan_edit(model, SetActivation("d", "tanh"))
+>>> plan.action_for(("d",), 0).activation
+('activation', 'tanh')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from kerawidgets import _keras_adapter as adapter
+from kerawidgets import targets
+from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.errors import InvalidEditError
+
+# Layers that *are* an activation: an activation edit turns them into an
+# `Activation` layer with the same name.
+ACTIVATION_LAYER_CLASSES = tuple(
+    cls
+    for cls in (
+        getattr(keras.layers, name, None)
+        for name in ("ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax")
+    )
+    if cls is not None
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """What to do at one layer (or one call of a shared layer)."""
+
+    edit: Edit
+    activation: tuple[str, str] | None = None  # (attribute, activation name)
+    replacement: tuple = ()  # LayerSpecs
+    trainable: bool | None = None
+    remove: bool = False
+    insert_after: tuple = ()  # LayerSpecs
+    call_specific: bool = False  # applies to one call of a shared layer only
+
+
+class Plan:
+    """Actions keyed by layer path, optionally narrowed to one call index."""
+
+    def __init__(self, edit: Edit | None = None):
+        self.edit = edit
+        self._by_layer: dict[tuple[str, ...], Action] = {}
+        self._by_call: dict[tuple[tuple[str, ...], int], Action] = {}
+
+    def add(self, target: targets.Target, action: Action) -> None:
+        if target.call_index is None:
+            self._by_layer[target.path] = action
+        else:
+            self._by_call[(target.path, target.call_index)] = dataclasses.replace(
+                action, call_specific=True
+            )
+
+    def action_for(self, path, call_index: int) -> Action | None:
+        return self._by_call.get((tuple(path), call_index)) or self._by_layer.get(tuple(path))
+
+    def touches_inside(self, path) -> bool:
+        """True when some action targets a layer nested under `path`."""
+        path = tuple(path)
+        keys = list(self._by_layer) + [p for p, _ in self._by_call]
+        return any(len(k) > len(path) and k[: len(path)] == path for k in keys)
+
+    @property
+    def targets(self) -> list[str]:
+        keys = list(self._by_layer) + [p for p, _ in self._by_call]
+        return ["/".join(k) for k in keys]
+
+    def __bool__(self):
+        return bool(self._by_layer or self._by_call)
+
+
+def supports_activation(layer, attribute="activation") -> bool:
+    """Whether an activation edit applies to `layer`."""
+    if attribute == "activation" and isinstance(layer, ACTIVATION_LAYER_CLASSES):
+        return True
+    try:
+        return attribute in layer.get_config()
+    except Exception:
+        return False
+
+
+def plan_edit(model, edit: Edit) -> Plan:
+    """Resolve `edit` against `model` into a `Plan`, refusing edits that cannot apply."""
+    plan = Plan(edit)
+    if isinstance(edit, SetActivation):
+        bulk = not isinstance(edit.layer, (str, keras.layers.Layer))
+        found = targets.resolve(model, edit.layer)
+        usable = [t for t in found if supports_activation(t.layer, edit.attribute)]
+        if not bulk or not usable:
+            for target in found:
+                if not supports_activation(target.layer, edit.attribute):
+                    raise InvalidEditError(_no_activation_message(target, edit.attribute))
+        for target in usable:
+            plan.add(target, Action(edit, activation=(edit.attribute, edit.activation)))
+    elif isinstance(edit, ReplaceLayer):
+        (target,) = targets.resolve(model, edit.layer, allow_many=False)
+        plan.add(target, Action(edit, replacement=edit.replacement, trainable=edit.trainable))
+    elif isinstance(edit, InsertLayer):
+        (target,) = targets.resolve(model, edit.after, allow_many=False)
+        plan.add(target, Action(edit, insert_after=edit.layer))
+    elif isinstance(edit, RemoveLayer):
+        (target,) = targets.resolve(model, edit.layer, allow_many=False)
+        _check_removable(model, target)
+        plan.add(target, Action(edit, remove=True))
+    else:
+        raise InvalidEditError(f"Unknown edit {edit!r}.")
+    return plan
+
+
+def _no_activation_message(target, attribute) -> str:
+    layer = target.layer
+    return (
+        f"Layer {target.path_str!r} ({type(layer).__name__}) has no {attribute!r} setting, so "
+        "its activation cannot be changed. Pick a layer with an activation (Dense, Conv2D, an "
+        "Activation or ReLU layer...), or add one after it: "
+        f"InsertLayer(after={target.path_str!r}, layer=keras.layers.Activation('gelu'))."
+    )
+
+
+def _check_removable(model, target) -> None:
+    parent = targets.parent_model(model, target.path)
+    for call in adapter.graph_calls(parent):
+        if call.operation is not target.layer:
+            continue
+        if len(call.input_tensors) != 1 or len(call.output_tensors) != 1:
+            raise InvalidEditError(
+                f"Layer {target.path_str!r} ({type(target.layer).__name__}) takes "
+                f"{len(call.input_tensors)} inputs and gives {len(call.output_tensors)} outputs; "
+                "only a layer with one input and one output can be removed (its input then "
+                "flows to its consumers). Replace it instead, e.g. with a merge layer."
+            )
+        inputs = adapter.flat_inputs(parent)
+        if any(t is call.output_tensors[0] for t in adapter.flat_outputs(parent)) and any(
+            t is call.input_tensors[0] for t in inputs
+        ):
+            raise InvalidEditError(
+                f"Removing {target.path_str!r} would connect an input straight to an output; "
+                "replace it with keras.layers.Identity() instead."
+            )

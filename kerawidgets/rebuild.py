@@ -1,0 +1,575 @@
+"""`rebuild(model, edits)`: a new model with the edits applied and every weight that fits kept.
+
+The walk replays the original graph call by call, in topological order, on
+fresh `keras.Input`s with fresh layers: the original model is never called,
+so its graph, config and weights stay exactly as they were. Each fresh layer
+is paired with its original, and builds its variables straight from the
+original's values (no initializer runs for a kept weight). After the walk,
+each pair is checked: weights that fit are kept bit for bit; a layer whose
+weights no longer fit because an edit changed its input is refused (naming
+it, with shapes) unless ``reinitialize="downstream"``.
+
+>>> import keras, numpy as np
+>>> from kerawidgets import rebuild
+>>> from kerawidgets.edits import SetActivation
+>>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="sigmoid", name="d")])
+>>> result = rebuild(model, [SetActivation("d", "tanh")])
+>>> result.report["d"].status
+'kept'
+>>> bool(np.array_equal(result.model.get_layer("d").kernel.numpy(), model.get_layer("d").kernel.numpy()))
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import keras
+
+from kerawidgets import _keras_adapter as adapter
+from kerawidgets import activations, naming
+from kerawidgets.edits import Edit, LayerSpec, as_edit
+from kerawidgets.errors import (
+    InvalidEditError,
+    KerawidgetsError,
+    LayerRecreationError,
+    ShapeMismatchError,
+)
+from kerawidgets.plan import ACTIVATION_LAYER_CLASSES, Action, Plan, plan_edit
+from kerawidgets.report import LayerOutcome, RebuildReport
+
+REINITIALIZE_CHOICES = (None, "downstream")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rebuild:
+    """The result of `rebuild`: the new model, the per-layer report, the edits applied."""
+
+    model: keras.Model
+    report: RebuildReport
+    edits: tuple[Edit, ...] = ()
+
+    def _repr_html_(self):
+        return self.report._repr_html_()
+
+
+def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
+    """Apply `edits` to a copy of `model`; return the copy and a per-layer report.
+
+    Args:
+        model: a Functional or built Sequential Keras model (left untouched).
+        edits: an edit or a list of edits from `kerawidgets.edits`, applied in order.
+        reinitialize: `None` (default) refuses an edit that makes a downstream
+            layer's weights no longer fit; `"downstream"` re-initialises those
+            layers instead and lists them in the report.
+
+    With no edits, the result is an exact copy (same structure, names and
+    bitwise-equal weights, no shared variables).
+    """
+    if reinitialize not in REINITIALIZE_CHOICES:
+        raise InvalidEditError(
+            f"reinitialize must be None or 'downstream'; got {reinitialize!r}."
+        )
+    if isinstance(edits, (Edit, dict)):
+        edits = [edits]
+    edits = tuple(as_edit(e) for e in edits)
+    adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
+    if not edits:
+        return _Walk(model, Plan(), reinitialize).run(())
+    current, report = model, None
+    for edit in edits:
+        plan = plan_edit(current, edit)
+        step = _Walk(current, plan, reinitialize).run((edit,))
+        report = step.report if report is None else report.then(step.report)
+        current = step.model
+    return Rebuild(current, report, edits)
+
+
+def copy_model(model, *, name=None) -> keras.Model:
+    """An exact, independent copy of `model` (weights kept, no variable shared)."""
+    return _Walk(model, Plan(), None, name=name).run(()).model
+
+
+@dataclasses.dataclass
+class _Pair:
+    """A fresh layer and the original it was made from."""
+
+    old: object
+    new: object
+    feed: adapter.WeightFeed
+    path: tuple[str, ...]
+    mode: str  # "copy" (untouched) or "edited" (edited, same class: keep if it fits)
+    reason: str = ""
+    in_report: bool = True
+
+
+def _input_kwargs(spec: dict) -> dict:
+    accepted = inspect.signature(keras.Input).parameters
+    return {k: v for k, v in spec.items() if k in accepted}
+
+
+def _shape_text(shape) -> str:
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+        return ", ".join(_shape_text(s) for s in shape)
+    return str(tuple(shape))
+
+
+def _variable_shapes(variables) -> str:
+    return ", ".join(f"{v.name} {tuple(v.shape)}" for v in variables) or "no weights"
+
+
+class _Walk:
+    """One rebuild of one model under one plan."""
+
+    def __init__(self, model, plan: Plan, reinitialize, name=None):
+        self.model = model
+        self.plan = plan
+        self.reinitialize = reinitialize
+        self.name = name
+        self.pairs: list[_Pair] = []
+        self.outcomes: list[LayerOutcome] = []
+        self.notes: list[str] = []
+        self.cache: dict = {}
+        self.shape_changes: list[tuple[str, str, str]] = []  # (path, old, new)
+        self.feeder = adapter.WeightFeeder()
+
+    # --- driver -----------------------------------------------------------
+
+    def run(self, edits) -> Rebuild:
+        with self.feeder:
+            new_model = self.copy_model(self.model, (), self.name or self.model.name)
+        self.settle_weights()
+        self.copy_compile_state(new_model)
+        return Rebuild(new_model, RebuildReport(self.outcomes, self.notes), tuple(edits))
+
+    def copy_model(self, model, prefix, name, in_report=True):
+        if adapter.is_sequential(model):
+            new_model = self.copy_sequential(model, prefix, name, in_report)
+        else:
+            new_model = self.copy_functional(model, prefix, name, in_report)
+        if not model.trainable:
+            new_model.trainable = False
+        return new_model
+
+    # --- functional models --------------------------------------------------
+
+    def copy_functional(self, model, prefix, name, in_report):
+        tensor_map = {}
+        new_inputs = []
+        for tensor in adapter.flat_inputs(model):
+            new = keras.Input(**_input_kwargs(adapter.input_spec_of(tensor)))
+            tensor_map[id(tensor)] = new
+            new_inputs.append(new)
+        names = self.names_in(model)
+        for call in adapter.graph_calls(model):
+            if call.is_input:
+                continue
+            if any(id(t) not in tensor_map for t in call.input_tensors):
+                continue  # not reachable from the inputs (Keras skips it too)
+            outputs = self.replay(call, tensor_map, prefix, names, in_report)
+            for old, new in zip(call.output_tensors, keras.tree.flatten(outputs)):
+                tensor_map[id(old)] = new
+        inputs = keras.tree.pack_sequence_as(adapter.inputs_struct(model), new_inputs)
+        outputs = keras.tree.pack_sequence_as(
+            adapter.outputs_struct(model),
+            [tensor_map[id(t)] for t in adapter.flat_outputs(model)],
+        )
+        cls = type(model) if adapter.functional_subclass_can_be_reused(model) else (
+            adapter.functional_class()
+        )
+        if cls is not type(model):
+            self.notes.append(
+                f"{type(model).__name__} {model.name!r} has its own __init__; rebuilt as a "
+                "plain Functional model with the same graph."
+            )
+        return cls(inputs, outputs, name=name)
+
+    def replay(self, call, tensor_map, prefix, names, in_report):
+        operation = call.operation
+        path = (*prefix, operation.name)
+        action = self.plan.action_for(path, call.call_index) if in_report else None
+        args, kwargs = call.call_arguments(tensor_map)
+        old_out_shape = [tuple(t.shape) for t in call.output_tensors]
+        if action is not None and action.remove:
+            outputs = keras.tree.flatten(args)[0]
+            self.record_removed(operation, path)
+        else:
+            layers = self.layers_for(operation, path, call.call_index, action, names, in_report)
+            outputs = self.call_chain(layers, args, kwargs, call, path, keep_kwargs=_keeps_kwargs(action))
+        if action is not None and action.insert_after:
+            inserted = [self.new_inserted(spec, names, path, in_report) for spec in action.insert_after]
+            outputs = self.call_chain(inserted, (outputs,), {}, call, path, keep_kwargs=False,
+                                      inserted=True)
+        new_out_shape = [tuple(t.shape) for t in keras.tree.flatten(outputs)]
+        if action is not None and new_out_shape != old_out_shape:
+            self.shape_changes.append(
+                (naming.layer_path(path), _shape_text(old_out_shape), _shape_text(new_out_shape))
+            )
+        return outputs
+
+    def call_chain(self, layers, args, kwargs, call, path, keep_kwargs, inserted=False):
+        outputs = None
+        for index, layer in enumerate(layers):
+            if index == 0:
+                call_kwargs = _accepted_kwargs(layer, kwargs, keep_kwargs)
+                call_args = args
+            else:
+                call_args, call_kwargs = (outputs,), {}
+            try:
+                outputs = layer(*call_args, **call_kwargs)
+            except KerawidgetsError:
+                raise
+            except Exception as error:
+                raise self.call_error(layer, call_args, call, path, error,
+                                      inserted, replaced=not keep_kwargs) from error
+        return outputs
+
+    def call_error(self, layer, call_args, call, path, error, inserted, replaced=False):
+        got = [tuple(t.shape) for t in keras.tree.flatten(call_args) if hasattr(t, "shape")]
+        expected = [tuple(t.shape) for t in call.input_tensors]
+        where = naming.layer_path(path)
+        changes = "; ".join(f"{p}: {o} -> {n}" for p, o, n in self.shape_changes)
+        cause = f" The edit changed these output shapes: {changes}." if changes else ""
+        if inserted:
+            what = f"Layer {layer.name!r} ({type(layer).__name__}) inserted after {where!r}"
+            built_for = ""
+        elif replaced:
+            what = f"The replacement {type(layer).__name__} for {where!r}"
+            built_for = ""
+        else:
+            what = f"Layer {where!r} ({type(layer).__name__})"
+            built_for = f" (it was built for {_shape_text(expected)})"
+        return ShapeMismatchError(
+            f"{what} cannot take input of shape {_shape_text(got)}{built_for}.{cause} Keras says: {str(error).strip().splitlines()[0]} "
+            "Nothing was changed. Pick a replacement that keeps the shape, or add a layer that "
+            "restores it (a Dense, Reshape or pooling layer).",
+            layer=where, expected=expected, got=got,
+        )
+
+    # --- sequential models ----------------------------------------------
+
+    def copy_sequential(self, model, prefix, name, in_report):
+        names = self.names_in(model)
+        new_layers = []
+        for layer in model.layers:
+            path = (*prefix, layer.name)
+            action = self.plan.action_for(path, 0) if in_report else None
+            if action is not None and action.remove:
+                self.record_removed(layer, path)
+            else:
+                new_layers += self.layers_for(layer, path, 0, action, names, in_report)
+            if action is not None and action.insert_after:
+                new_layers += [
+                    self.new_inserted(spec, names, path, in_report) for spec in action.insert_after
+                ]
+        spec = adapter.input_spec_of(adapter.flat_inputs(model)[0])
+        try:
+            new_model = keras.Sequential(
+                [keras.Input(**_input_kwargs(spec)), *new_layers], name=name
+            )
+        except KerawidgetsError:
+            raise
+        except Exception as error:
+            failed = next((l for l in new_layers if not l.built), new_layers[-1] if new_layers else None)
+            raise ShapeMismatchError(
+                f"Sequential {name!r}: layer {getattr(failed, 'name', '?')!r} "
+                f"({type(failed).__name__}) cannot take the shape it now receives. "
+                f"Keras says: {str(error).strip().splitlines()[0]} Nothing was changed. Pick a "
+                "replacement that keeps the shape, or add a layer that restores it.",
+                layer=getattr(failed, "name", None),
+            ) from error
+        if getattr(new_model, "_functional", None) is None and new_layers:
+            raise ShapeMismatchError(
+                f"Sequential {name!r} could not be built after the edit (a layer cannot infer "
+                "its output shape). Nothing was changed."
+            )
+        return new_model
+
+    # --- making fresh layers -----------------------------------------------
+
+    def names_in(self, model) -> set:
+        return {call.operation.name for call in adapter.graph_calls(model)}
+
+    def unique_name(self, wanted, names) -> str:
+        name, k = wanted, 1
+        while name in names:
+            name = f"{wanted}_{k}"
+            k += 1
+        names.add(name)
+        return name
+
+    def layers_for(self, operation, path, call_index, action, names, in_report) -> list:
+        key = (id(operation), call_index if action is not None and action.call_specific else None)
+        if key in self.cache:
+            return self.cache[key]
+        name = operation.name
+        if action is not None and action.call_specific:
+            name = self.unique_name(f"{operation.name}_call{call_index}", names)
+            self.notes.append(
+                f"Shared layer {naming.layer_path(path)!r}: call {call_index} was edited on its "
+                f"own, so it is now a separate layer {name!r} (weights copied where they fit)."
+            )
+        if action is None or (not action.activation and not action.replacement):
+            layers = [self.copy_operation(operation, path, name, in_report)]
+        elif action.activation:
+            layers = [self.with_activation(operation, path, name, action)]
+        else:
+            layers = self.replacement_layers(operation, path, name, action, names)
+        self.cache[key] = layers
+        return layers
+
+    def copy_operation(self, operation, path, name, in_report):
+        if adapter.is_model(operation):
+            return self.copy_model(operation, path, name, in_report)
+        if not isinstance(operation, keras.layers.Layer):
+            return adapter.copy_operation(operation)
+        layer = recreate_layer(operation, naming.layer_path(path), name)
+        self.pair(operation, layer, path, "copy", "untouched", in_report)
+        return layer
+
+    def with_activation(self, operation, path, name, action):
+        attribute, activation = action.activation
+        old_name = activations.name_of(getattr(operation, attribute, None))
+        where = naming.layer_path(path)
+        if adapter.is_model(operation):
+            raise InvalidEditError(f"{where!r} is a model; edit the layers inside it instead.")
+        config = _layer_config(operation, where)
+        if attribute in config:
+            config[attribute] = activations.config_value(activation)
+            config["name"] = name
+            layer = _from_config(type(operation), config, where)
+            reason = f"{attribute} {old_name or '?'} -> {activation}"
+            self.pair(operation, layer, path, "edited", reason, True)
+            return layer
+        if isinstance(operation, ACTIVATION_LAYER_CLASSES):
+            layer = keras.layers.Activation(
+                activations.get(activation), name=name, dtype=operation.dtype_policy
+            )
+            dropped = len(operation.weights)
+            extra = f"; its {_variable_shapes(operation.weights)} dropped" if dropped else ""
+            self.outcome(path, layer, "new",
+                         f"{type(operation).__name__} layer became Activation({activation!r}), same name{extra}",
+                         edited=True)
+            return layer
+        raise InvalidEditError(f"Layer {where!r} has no {attribute!r} setting.")
+
+    def replacement_layers(self, operation, path, name, action, names) -> list:
+        specs: tuple[LayerSpec, ...] = action.replacement
+        where = naming.layer_path(path)
+        layers = []
+        for index, spec in enumerate(specs):
+            last = index == len(specs) - 1
+            layer_name = name if last else self.unique_name(spec.name or spec.class_name.lower(), names)
+            if spec.model is not None:
+                layer = self.copy_model(spec.model, path, layer_name, in_report=False)
+                self.outcome(path if last else (*path[:-1], layer_name), layer,
+                             "new", f"{type(operation).__name__} replaced by sub-network "
+                             f"{spec.model.name!r} ({len(spec.model.layers)} layers, its own "
+                             "weights copied)", edited=True)
+            else:
+                layer = spec.build(name=layer_name)
+                if last and type(layer) is type(operation):
+                    self.pair(operation, layer, path, "edited",
+                              f"replaced by {spec.describe()}", True)
+                else:
+                    status = "replaced" if last else "new"
+                    reason = (
+                        f"{type(operation).__name__} replaced by {spec.describe()}"
+                        + (f"; old {_variable_shapes(operation.weights)} not reused"
+                           if last and operation.weights else "")
+                    )
+                    self.pending_outcome(path if last else (*path[:-1], layer_name), layer,
+                                         status, reason)
+            if action.trainable is not None:
+                layer.trainable = action.trainable
+            layers.append(layer)
+        del where
+        return layers
+
+    def new_inserted(self, spec: LayerSpec, names, path, in_report):
+        wanted = spec.name or spec.class_name.lower()
+        layer = spec.build(name=self.unique_name(wanted, names))
+        if in_report:
+            self.pending_outcome((*path[:-1], layer.name), layer, "new",
+                                 f"inserted after {naming.layer_path(path)!r}")
+        return layer
+
+    # --- weights --------------------------------------------------------
+
+    def pair(self, old, new, path, mode, reason, in_report):
+        feed = self.feeder.register(new, old)
+        self.pairs.append(_Pair(old, new, feed, path, mode, reason, in_report))
+
+    def pending_outcome(self, path, layer, status, reason):
+        # Weight counts are known once the layer is built: settle_weights fills them.
+        self.pairs.append(_Pair(None, layer, None, path, status, reason, True))
+
+    def outcome(self, path, layer, status, reason, edited):
+        weights = len(layer.weights) if getattr(layer, "built", False) else 0
+        self.outcomes.append(
+            LayerOutcome(naming.layer_path(path), type(layer).__name__, status, reason, weights, edited)
+        )
+
+    def record_removed(self, layer, path):
+        self.outcomes.append(
+            LayerOutcome(naming.layer_path(path), type(layer).__name__, "removed",
+                         "removed by the edit" + (
+                             f"; its {_variable_shapes(layer.weights)} dropped" if layer.weights else ""
+                         ), len(layer.weights), True)
+        )
+
+    def settle_weights(self):
+        misfits = []
+        for pair in self.pairs:
+            if pair.old is None:  # a new layer: nothing to keep
+                status = pair.mode
+                if status == "replaced":  # another class: fresh weights, if it has any
+                    status = "reinitialised" if pair.new.weights else "new"
+                self.outcome(pair.path, pair.new, status, pair.reason, edited=True)
+                continue
+            fits, detail = _settle_pair(pair)
+            if fits:
+                if pair.in_report:
+                    reason = pair.reason if pair.mode == "edited" else (
+                        "untouched" if pair.new.weights else "untouched (no weights)"
+                    )
+                    if pair.mode == "edited" and pair.new.weights:
+                        reason += "; weights fit and are kept"
+                    self.outcome(pair.path, pair.new, "kept", reason, pair.mode == "edited")
+                continue
+            if pair.mode == "edited":
+                self.outcome(pair.path, pair.new, "reinitialised",
+                             f"{pair.reason}; {detail}", edited=True)
+            else:
+                misfits.append((pair, detail))
+        if misfits and self.reinitialize != "downstream":
+            raise self.downstream_error(misfits)
+        for pair, detail in misfits:
+            self.outcome(pair.path, pair.new, "reinitialised",
+                         f"downstream of the edit, its input changed: {detail}", edited=False)
+        order = {naming.layer_path(p.path): i for i, p in enumerate(self.pairs)}
+        self.outcomes.sort(key=lambda o: order.get(o.layer, len(order)))
+
+    def downstream_error(self, misfits):
+        pair, detail = misfits[0]
+        names = [naming.layer_path(p.path) for p, _ in misfits]
+        changes = "; ".join(f"{p} output {o} -> {n}" for p, o, n in self.shape_changes)
+        edited = self.plan.targets
+        return ShapeMismatchError(
+            f"The edit of {', '.join(repr(e) for e in edited)} changes shapes downstream"
+            f"{' (' + changes + ')' if changes else ''}, so the weights of "
+            f"{naming.layer_path(pair.path)!r} ({type(pair.old).__name__}) no longer fit: "
+            f"{detail}. Layers affected downstream: {', '.join(names)}. Nothing was changed. "
+            "Pass reinitialize='downstream' to re-initialise them, or keep the edited layer's "
+            "output shape (for example the same number of units or filters).",
+            layer=naming.layer_path(pair.path),
+            expected=[tuple(v.shape) for v in pair.old.weights],
+            got=[tuple(v.shape) for v in pair.new.weights],
+            downstream=names,
+        )
+
+    def copy_compile_state(self, new_model):
+        if not getattr(self.model, "compiled", False):
+            return
+        try:
+            config = self.model.get_compile_config()
+            if config:
+                new_model.compile_from_config(config)
+                self.notes.append(
+                    "Recompiled with the same loss and metrics and a fresh optimizer "
+                    "(optimizer state is not copied)."
+                )
+        except Exception as error:  # a loss that cannot be serialised, say
+            self.notes.append(f"Not compiled: the original's compile settings could not be copied ({error}).")
+
+
+def _accepted_kwargs(layer, kwargs, verbatim) -> dict:
+    """The recorded call kwargs that `layer.call` accepts (all of them for an untouched copy)."""
+    if verbatim and not isinstance(layer, keras.layers.Activation):
+        return kwargs
+    try:
+        parameters = inspect.signature(layer.call).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in parameters or k == "training"}
+
+
+def _keeps_kwargs(action: Action | None) -> bool:
+    """Replay recorded call kwargs verbatim unless the layer type changed."""
+    return action is None or not action.replacement
+
+
+def _settle_pair(pair: _Pair) -> tuple[bool, str]:
+    """Give `pair.new` the old values where everything fits; say why not otherwise."""
+    old_vars = adapter.layer_variables(pair.old)
+    new_vars = adapter.layer_variables(pair.new)
+    old_shapes = [tuple(v.shape) for v in old_vars]
+    new_shapes = [tuple(v.shape) for v in new_vars]
+    if old_shapes == new_shapes:
+        for old, new in zip(old_vars, new_vars):
+            if pair.feed.fed.get(id(new)) is not old:
+                new.assign(old.value)
+        adapter.finalize_state(pair.new)
+        if adapter.has_assets(pair.old):
+            adapter.copy_assets(pair.old, pair.new)
+        return True, ""
+    for new in new_vars:
+        if id(new) in pair.feed.fed:
+            adapter.reinitialize_variable(new, pair.feed.initializers.get(id(new)))
+    changed = [
+        f"{o.name} {tuple(o.shape)} -> {tuple(n.shape)}"
+        for o, n in zip(pair.old.weights, pair.new.weights)
+        if tuple(o.shape) != tuple(n.shape)
+    ]
+    if len(pair.old.weights) != len(pair.new.weights):
+        changed.append(
+            f"{len(pair.old.weights)} weights ({_variable_shapes(pair.old.weights)}) -> "
+            f"{len(pair.new.weights)} ({_variable_shapes(pair.new.weights)})"
+        )
+    return False, "; ".join(changed) or "weight shapes differ"
+
+
+def _layer_config(layer, where):
+    try:
+        return layer.get_config()
+    except Exception as error:
+        raise LayerRecreationError(_recreation_message(layer, where, error)) from error
+
+
+def _from_config(cls, config, where):
+    try:
+        return cls.from_config(config)
+    except Exception as error:
+        raise LayerRecreationError(
+            f"Layer {where!r} ({cls.__name__}) cannot be re-created from its config: {error}. "
+            f"Make {cls.__name__}.get_config() return every argument of __init__ "
+            "(start from `config = super().get_config()` and add yours), or give it a "
+            "from_config classmethod."
+        ) from error
+
+
+def _recreation_message(layer, where, error) -> str:
+    cls = type(layer).__name__
+    return (
+        f"Layer {where!r} ({cls}) cannot be re-created: get_config() failed ({error}). "
+        f"Give {cls} a get_config() that returns every argument of its __init__ "
+        "(start from `config = super().get_config()`), so kerawidgets can build a fresh copy."
+    )
+
+
+def recreate_layer(layer, where: str, name: str | None = None):
+    """A fresh, unbuilt copy of `layer` from its config (Lambda: from its live function)."""
+    if isinstance(layer, keras.layers.Lambda):
+        parts = adapter.lambda_parts(layer)
+        return keras.layers.Lambda(
+            parts["function"], output_shape=parts["output_shape"], mask=parts["mask"],
+            arguments=parts["arguments"], name=name or layer.name, dtype=layer.dtype_policy,
+            trainable=layer.trainable,
+        )
+    config = _layer_config(layer, where)
+    if name is not None:
+        config["name"] = name
+    return _from_config(type(layer), config, where)

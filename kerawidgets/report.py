@@ -1,0 +1,137 @@
+"""What a rebuild did to each layer's weights, and why.
+
+Each row says whether a layer's weights were *kept* (copied bit for bit),
+*reinitialised* (fresh values, with the reason), *new* (a layer the edit
+added) or *removed*. The report prints as a table, renders as HTML in a
+notebook, and is plain data (`to_records()`).
+
+>>> report = RebuildReport([LayerOutcome("dense", "Dense", "kept", "untouched", 2, False)])
+>>> report.kept
+['dense']
+>>> print(report)  # doctest: +NORMALIZE_WHITESPACE
+layer  class  weights  status  reason
+dense  Dense  2        kept    untouched
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+
+STATUSES = ("kept", "reinitialised", "new", "removed")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerOutcome:
+    """One layer's fate in a rebuild."""
+
+    layer: str  # layer path ("backbone/conv1")
+    class_name: str
+    status: str  # one of STATUSES
+    reason: str
+    weights: int  # number of variables the layer holds (new model, or old if removed)
+    edited: bool  # targeted by an edit (as opposed to affected downstream)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class RebuildReport:
+    """Per-layer outcomes of a rebuild, plus notes (compile state, renamed outputs)."""
+
+    def __init__(self, outcomes, notes=()):
+        self.outcomes: list[LayerOutcome] = list(outcomes)
+        self.notes: list[str] = list(notes)
+
+    def _with(self, status):
+        return [o.layer for o in self.outcomes if o.status == status]
+
+    @property
+    def kept(self) -> list[str]:
+        return self._with("kept")
+
+    @property
+    def reinitialised(self) -> list[str]:
+        return self._with("reinitialised")
+
+    @property
+    def new(self) -> list[str]:
+        return self._with("new")
+
+    @property
+    def removed(self) -> list[str]:
+        return self._with("removed")
+
+    @property
+    def changed(self) -> list[LayerOutcome]:
+        """Rows that are not plain untouched copies: what a user should read."""
+        return [o for o in self.outcomes if o.status != "kept" or o.edited]
+
+    def __getitem__(self, layer: str) -> LayerOutcome:
+        for outcome in self.outcomes:
+            if outcome.layer == layer:
+                return outcome
+        raise KeyError(f"No layer {layer!r} in this report; layers: {[o.layer for o in self.outcomes]}")
+
+    def __contains__(self, layer) -> bool:
+        return any(o.layer == layer for o in self.outcomes)
+
+    def __iter__(self):
+        return iter(self.outcomes)
+
+    def __len__(self):
+        return len(self.outcomes)
+
+    def to_records(self) -> list[dict]:
+        return [o.to_dict() for o in self.outcomes]
+
+    def summary(self) -> str:
+        """One line: how many layers kept, reinitialised, new, removed."""
+        counts = {s: len(self._with(s)) for s in STATUSES}
+        return ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no layers"
+
+    def table(self, rows=None) -> str:
+        rows = self.outcomes if rows is None else rows
+        header = ("layer", "class", "weights", "status", "reason")
+        cells = [header] + [
+            (o.layer, o.class_name, str(o.weights), o.status, o.reason) for o in rows
+        ]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+
+    def __str__(self):
+        return self.table()
+
+    def __repr__(self):
+        return f"<RebuildReport {self.summary()}>"
+
+    def _repr_html_(self):
+        rows = "".join(
+            f"<tr class='kw-{o.status}'><td>{html.escape(o.layer)}</td><td>{html.escape(o.class_name)}"
+            f"</td><td>{o.weights}</td><td>{o.status}</td><td>{html.escape(o.reason)}</td></tr>"
+            for o in self.changed or self.outcomes
+        )
+        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        return (
+            f"<p><b>Rebuild:</b> {html.escape(self.summary())}</p><table><tr><th>layer</th>"
+            f"<th>class</th><th>weights</th><th>status</th><th>reason</th></tr>{rows}</table>{notes}"
+        )
+
+    def then(self, later: RebuildReport) -> RebuildReport:
+        """Compose: this report, followed by a rebuild of its model described by `later`.
+
+        A layer keeps its earlier status unless the later step changed it; a
+        layer added earlier stays "new" while later steps keep it.
+        """
+        earlier = {o.layer: o for o in self.outcomes}
+        outcomes = []
+        for o in later.outcomes:
+            before = earlier.get(o.layer)
+            if before is not None and o.status == "kept":
+                outcomes.append(dataclasses.replace(before, edited=before.edited or o.edited))
+            else:
+                outcomes.append(o)
+        later_names = {o.layer for o in later.outcomes}
+        outcomes += [o for o in self.outcomes if o.status == "removed" and o.layer not in later_names]
+        return RebuildReport(outcomes, self.notes + [n for n in later.notes if n not in self.notes])

@@ -1,0 +1,47 @@
+"""One-line edits that return the new model: the everyday API.
+
+Each takes the same keyword options as `kerawidgets.rebuild`
+(`reinitialize=`), leaves the original model untouched, and raises a
+`KerawidgetsError` before anything changes when the edit cannot work.
+
+>>> import keras, kerawidgets
+>>> inp = keras.Input((4,))
+>>> model = keras.Model(inp, keras.layers.Dense(2, activation="sigmoid", name="out")(inp))
+>>> kerawidgets.replace_activation(model, "out", "tanh").get_layer("out").activation.__name__
+'tanh'
+"""
+
+from __future__ import annotations
+
+from kerawidgets import inplace as inplace_mode
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.rebuild import rebuild
+
+
+def replace_activation(model, layer, activation, *, attribute="activation",
+                       inplace=False, reinitialize=None):
+    """A new model whose `layer` (a name, layer, class or predicate) uses `activation`.
+
+    `inplace=True` changes the live layer of *this* model instead (see
+    `kerawidgets.inplace.set_activation_inplace` for when that is the right call).
+    """
+    if inplace:
+        return inplace_mode.set_activation_inplace(model, layer, activation, attribute=attribute)
+    edit = SetActivation(layer, activation, attribute=attribute)
+    return rebuild(model, [edit], reinitialize=reinitialize).model
+
+
+def replace_layer(model, layer, replacement, *, trainable=None, reinitialize=None):
+    """A new model with `layer` replaced by `replacement` (a layer, spec, list or model)."""
+    edit = ReplaceLayer(layer, replacement, trainable=trainable)
+    return rebuild(model, [edit], reinitialize=reinitialize).model
+
+
+def insert_layer(model, *, after, layer, reinitialize=None):
+    """A new model with `layer` (or a list of layers) inserted right after `after`."""
+    return rebuild(model, [InsertLayer(after, layer)], reinitialize=reinitialize).model
+
+
+def remove_layer(model, layer, *, reinitialize=None):
+    """A new model without `layer`; its input flows on to its consumers."""
+    return rebuild(model, [RemoveLayer(layer)], reinitialize=reinitialize).model

@@ -1,0 +1,482 @@
+"""The rebuild backend: worked examples, weights, structure, errors, originals untouched."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import kerawidgets
+from kerawidgets import rebuild
+from kerawidgets.edits import InsertLayer, ReplaceLayer, SetActivation
+from kerawidgets.errors import (
+    InvalidEditError,
+    LayerRecreationError,
+    ShapeMismatchError,
+    UnknownActivationError,
+    UnknownLayerError,
+    UnsupportedModelError,
+)
+from tests import models
+from tests.models import config_of, data_for, weights_of
+
+
+def assert_same_weights(a, b):
+    assert len(a.weights) == len(b.weights)
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(np.array(x), np.array(y))
+
+
+def assert_untouched(model, before_config, before_weights):
+    assert config_of(model) == before_config
+    for w, before in zip(model.weights, before_weights):
+        np.testing.assert_array_equal(np.array(w), before)
+
+
+def predict(model, x):
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+# --- worked examples from the issue ---------------------------------------
+
+
+def test_sequential_dense_sigmoid_to_tanh_keeps_weights_and_stays_sequential():
+    model = models.sequential_sigmoid()
+    config, weights = config_of(model), weights_of(model)
+    result = rebuild(model, [SetActivation("dense_1", "tanh")])
+    new = result.model
+    assert isinstance(new, keras.Sequential)
+    assert new.name == "seq"
+    assert new.get_layer("dense_1").activation is keras.activations.tanh
+    assert_same_weights(model, new)
+    assert result.report["dense_1"].status == "kept"
+    assert result.report["dense_1"].edited
+    x = data_for(model)
+    hidden = np.tanh(x @ np.array(model.get_layer("dense_1").kernel) + np.array(model.get_layer("dense_1").bias))
+    expected = keras.ops.convert_to_numpy(keras.activations.softmax(
+        hidden @ np.array(model.get_layer("out").kernel) + np.array(model.get_layer("out").bias)))
+    np.testing.assert_allclose(predict(new, x), expected, rtol=1e-5, atol=1e-6)
+    assert_untouched(model, config, weights)
+
+
+def test_branches_concatenate_activation_sigmoid_to_relu():
+    model = models.two_branches()
+    config, weights = config_of(model), weights_of(model)
+    result = rebuild(model, [SetActivation("gate", "relu")])
+    new = result.model
+    assert new.get_layer("gate").get_config()["activation"] == "relu"
+    assert [t.name for t in new.inputs] == ["features"]
+    assert new.output_names == model.output_names
+    assert_same_weights(model, new)
+    assert_untouched(model, config, weights)
+    assert not np.allclose(predict(new, data_for(model)), predict(model, data_for(model)))
+
+
+def test_custom_layer_with_activation_argument():
+    model = models.custom_activation_model()
+    result = rebuild(model, [SetActivation("scaled", "gelu")])
+    layer = result.model.get_layer("scaled")
+    assert isinstance(layer, models.ScaledDense)
+    assert layer.scale == 0.5
+    assert keras.activations.serialize(layer.activation) == "gelu"
+    assert result.report["scaled"].status == "kept"
+    assert_same_weights(model, result.model)
+
+
+def test_dense_64_to_dense_128_refuses_then_reinitialises_downstream():
+    model = models.mlp_64()
+    config, weights = config_of(model), weights_of(model)
+    edit = ReplaceLayer("middle", layers.Dense(128, activation="sigmoid"))
+    with pytest.raises(ShapeMismatchError) as info:
+        rebuild(model, [edit])
+    message = str(info.value)
+    assert "'head'" in message and "(64, 5)" in message and "(128, 5)" in message
+    assert "reinitialize='downstream'" in message
+    assert info.value.downstream == ["head"]
+    assert_untouched(model, config, weights)
+
+    result = rebuild(model, [edit], reinitialize="downstream")
+    new = result.model
+    assert new.get_layer("middle").units == 128
+    assert new.get_layer("middle").name == "middle"
+    assert result.report["middle"].status == "reinitialised"
+    assert result.report["head"].status == "reinitialised"
+    assert not result.report["head"].edited
+    assert result.report["hidden"].status == "kept"
+    np.testing.assert_array_equal(np.array(new.get_layer("hidden").kernel), np.array(model.get_layer("hidden").kernel))
+    assert predict(new, data_for(model)).shape == (8, 5)
+    assert_untouched(model, config, weights)
+
+
+def test_conv2d_to_average_pooling_before_pool_flatten_dense():
+    model = models.small_cnn()
+    edit = ReplaceLayer("conv2d", layers.AveragePooling2D(2, strides=1, padding="same"))
+    with pytest.raises(ShapeMismatchError) as info:
+        rebuild(model, [edit])
+    assert "'bn'" in str(info.value)
+    result = rebuild(model, [edit], reinitialize="downstream")
+    assert type(result.model.get_layer("conv2d")).__name__ == "AveragePooling2D"
+    assert result.report["conv2d"].status == "new"
+    assert "kernel" in result.report["conv2d"].reason
+    assert set(result.report.reinitialised) == {"bn", "dense"}
+    assert predict(result.model, data_for(model)).shape == (8, 10)
+
+
+def test_dense_to_custom_normalisation_layer():
+    model = models.mlp_64()
+    result = rebuild(model, [ReplaceLayer("middle", models.RMSNorm(epsilon=1e-5))])
+    layer = result.model.get_layer("middle")
+    assert isinstance(layer, models.RMSNorm) and layer.epsilon == 1e-5
+    assert result.report["middle"].status == "reinitialised"
+    assert result.report["head"].status == "kept"  # shape (None, 64) unchanged
+    np.testing.assert_array_equal(np.array(result.model.get_layer("head").kernel), np.array(model.get_layer("head").kernel))
+
+
+def test_dense_to_dropout_and_replacement_by_class_name_config():
+    model = models.mlp_64()
+    result = rebuild(model, [ReplaceLayer("middle", ("Dropout", {"rate": 0.3}))])
+    layer = result.model.get_layer("middle")
+    assert isinstance(layer, layers.Dropout) and layer.rate == 0.3
+    assert result.report["middle"].status == "new"  # no weights to initialise
+    assert "kernel" in result.report["middle"].reason  # the dropped weights are named
+    x = data_for(model)
+    hidden = predict(keras.Model(model.inputs, model.get_layer("hidden").output), x)
+    head = model.get_layer("head")
+    np.testing.assert_allclose(
+        predict(result.model, x),
+        keras.ops.convert_to_numpy(keras.activations.softmax(hidden @ np.array(head.kernel) + np.array(head.bias))),
+        rtol=1e-5, atol=1e-6)
+
+
+def test_insert_reshape_conv1d_flatten():
+    model = models.mlp_64()
+    new_layers = [layers.Reshape((64, 1)), layers.Conv1D(4, 3, padding="same", name="c1d"), layers.Flatten()]
+    with pytest.raises(ShapeMismatchError):
+        rebuild(model, [InsertLayer(after="middle", layer=new_layers)])
+    result = rebuild(model, [InsertLayer(after="middle", layer=new_layers)], reinitialize="downstream")
+    names = [layer.name for layer in result.model.layers]
+    i = names.index("middle")
+    assert names[i + 1: i + 4] == ["reshape", "c1d", "flatten"]
+    assert set(result.report.new) == {"reshape", "c1d", "flatten"}
+    assert result.report["head"].status == "reinitialised"
+    assert predict(result.model, data_for(model)).shape == (8, 5)
+
+
+def test_insert_dropout_keeps_every_weight():
+    model = models.mlp_64()
+    new = kerawidgets.insert_layer(model, after="hidden", layer=layers.Dropout(0.2, name="drop"))
+    assert [l.name for l in new.layers] == ["x", "hidden", "drop", "middle", "head"]
+    assert_same_weights(model, new)
+    x = data_for(model)
+    np.testing.assert_allclose(predict(new, x), predict(model, x), rtol=1e-6)
+
+
+def test_mobilenetv2_backbone_as_nested_frozen_subnetwork():
+    backbone = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None)
+    inp = keras.Input((32, 32, 3), name="image")
+    x = layers.Conv2D(16, 3, padding="same", name="features")(inp)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inp, layers.Dense(4, name="head")(x), name="clf")
+    config, weights = config_of(model), weights_of(model)
+    result = rebuild(model, [ReplaceLayer("features", backbone, trainable=False)],
+                     reinitialize="downstream")
+    new = result.model
+    nested = new.get_layer("features")
+    assert isinstance(nested, keras.Model) and not nested.trainable
+    assert nested is not backbone
+    assert_same_weights(backbone, nested)
+    assert result.report["features"].status == "new"
+    assert result.report["head"].status == "reinitialised"  # 16 -> 1280 channels
+    assert predict(new, np.zeros((2, 32, 32, 3), "float32")).shape == (2, 4)
+    assert len(new.trainable_weights) == 2
+    assert_untouched(model, config, weights)
+
+
+# --- structure --------------------------------------------------------------
+
+
+def multi_io_model():
+    a = keras.Input((6,), name="a")
+    b = keras.Input((6,), name="b")
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    shared = layers.Dense(6, activation="relu", name="shared")
+    x = shared(a) + shared(b)
+    x = x[:, :4]
+    x = layers.Dropout(0.5, name="drop")(x, training=False)
+    seq = layers.LSTM(3, name="lstm")(layers.Embedding(12, 4, mask_zero=True, name="emb")(tokens))
+    out1 = layers.Dense(2, activation="softmax", name="cls")(layers.Concatenate(name="cat")([x, seq]))
+    out2 = layers.Dense(1, name="reg")(seq)
+    return keras.Model({"a": a, "b": b, "tokens": tokens}, {"cls": out1, "reg": out2}, name="multi")
+
+
+def test_identity_rebuild_of_multi_io_masks_ops_and_shared_layers():
+    model = multi_io_model()
+    config, weights = config_of(model), weights_of(model)
+    result = rebuild(model, [])
+    new = result.model
+    assert type(new) is type(model)
+    assert new.name == "multi"
+    assert sorted(new.input.keys()) == ["a", "b", "tokens"]
+    assert sorted(t.name for t in new.inputs) == ["a", "b", "tokens"]
+    assert new.output_names == model.output_names
+    assert_same_weights(model, new)
+    x = data_for(model)
+    before, after = model(x, training=False), new(x, training=False)
+    for key in ("cls", "reg"):
+        np.testing.assert_array_equal(np.array(before[key]), np.array(after[key]))
+    # the shared layer stays shared: one layer, two calls
+    assert len([l for l in new.layers if l.name == "shared"]) == 1
+    assert sum(1 for op in new.operations if op.name == "shared") == 1
+    assert_untouched(model, config, weights)
+    # no variable is shared
+    assert not {id(v) for v in model.weights} & {id(v) for v in new.weights}
+
+
+def test_edit_of_shared_layer_keeps_it_shared_and_edit_of_one_call_splits_it():
+    model = multi_io_model()
+    whole = rebuild(model, [SetActivation("shared", "tanh")]).model
+    assert sum(1 for l in whole.layers if isinstance(l, layers.Dense) and l.name.startswith("shared")) == 1
+    split = rebuild(model, [SetActivation("shared:1", "tanh")])
+    names = [l.name for l in split.model.layers]
+    assert "shared" in names and "shared_call1" in names
+    assert split.model.get_layer("shared").get_config()["activation"] == "relu"
+    assert split.model.get_layer("shared_call1").get_config()["activation"] == "tanh"
+    np.testing.assert_array_equal(np.array(split.model.get_layer("shared_call1").kernel),
+                                  np.array(model.get_layer("shared").kernel))
+    assert any("separate layer" in n for n in split.report.notes)
+
+
+def test_training_kwarg_is_replayed_and_mask_still_flows():
+    model = multi_io_model()
+    new = rebuild(model, [SetActivation("cls", "sigmoid")]).model
+    drop_calls = [n for n in new.get_layer("drop")._inbound_nodes]
+    assert drop_calls[0].arguments.kwargs.get("training") is False
+    lstm_node = new.get_layer("lstm")._inbound_nodes[0]
+    assert "mask" in lstm_node.arguments.kwargs
+
+
+def test_lambda_with_python_lambda_and_custom_layer_without_get_config():
+    inp = keras.Input((4,))
+    x = layers.Lambda(lambda t: t * 2.0, name="double")(inp)
+    x = models.RMSNorm(name="norm")(x)
+    model = keras.Model(inp, layers.Dense(2, activation="relu", name="out")(x))
+    new = kerawidgets.replace_activation(model, "out", "elu")
+    x = data_for(model)
+    assert isinstance(new.get_layer("double"), layers.Lambda)
+    assert_same_weights(model, new)
+    assert predict(new, x).shape == (8, 2)
+    assert np.allclose(predict(kerawidgets.copy_model(model), x), predict(model, x))
+
+
+def test_nested_models_at_depth_edit_inside():
+    inner = keras.Sequential([keras.Input((4,)), layers.Dense(4, activation="relu", name="deep")], name="inner")
+    mid_in = keras.Input((4,))
+    middle = keras.Model(mid_in, layers.Dense(4, name="mid_dense")(inner(mid_in)), name="middle")
+    inp = keras.Input((4,))
+    model = keras.Model(inp, layers.Dense(1, name="top")(middle(inp)), name="outer")
+    config, weights = config_of(model), weights_of(model)
+    result = rebuild(model, [SetActivation("middle/inner/deep", "tanh")])
+    new = result.model
+    deep = new.get_layer("middle").get_layer("inner").get_layer("deep")
+    assert deep.get_config()["activation"] == "tanh"
+    assert isinstance(new.get_layer("middle").get_layer("inner"), keras.Sequential)
+    assert result.report["middle/inner/deep"].status == "kept"
+    assert_same_weights(model, new)
+    assert_untouched(model, config, weights)
+    # plain name works when unique
+    assert rebuild(model, [SetActivation("deep", "gelu")]).report["middle/inner/deep"].edited
+
+
+def test_frozen_layers_trainable_flags_and_dtype_policy_survive():
+    inp = keras.Input((4,))
+    frozen = layers.Dense(4, name="frozen", trainable=False)
+    half = layers.Dense(4, name="half", dtype="mixed_float16")
+    model = keras.Model(inp, layers.Dense(1, name="out")(half(frozen(inp))))
+    new = kerawidgets.copy_model(model)
+    assert not new.get_layer("frozen").trainable
+    assert new.get_layer("half").dtype_policy.name == "mixed_float16"
+    assert len(new.trainable_weights) == len(model.trainable_weights)
+
+
+def test_batchnorm_moving_statistics_and_adapted_normalization_kept():
+    norm = layers.Normalization(name="norm")
+    norm.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(64, 5)).astype("float32"))
+    inp = keras.Input((5,))
+    x = layers.BatchNormalization(name="bn")(norm(inp))
+    model = keras.Model(inp, layers.Dense(2, activation="relu", name="out")(x))
+    bn = model.get_layer("bn")
+    bn.moving_mean.assign(np.arange(5, dtype="float32"))
+    bn.moving_variance.assign(np.arange(1, 6, dtype="float32"))
+    new = kerawidgets.replace_activation(model, "out", "tanh")
+    assert_same_weights(model, new)
+    x = data_for(model)
+    np.testing.assert_allclose(
+        predict(keras.Model(new.inputs, new.get_layer("bn").output), x),
+        predict(keras.Model(model.inputs, model.get_layer("bn").output), x), rtol=1e-6)
+
+
+def test_compiled_model_is_recompiled_with_same_loss():
+    model = models.sequential_sigmoid()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    result = rebuild(model, [SetActivation("dense_1", "relu")])
+    assert result.model.compiled
+    assert any("fresh optimizer" in n for n in result.report.notes)
+    x = data_for(model)
+    result.model.fit(x, np.zeros(8, "int32"), epochs=1, verbose=0)
+    # training the new model leaves the original untouched
+    assert_same_weights(model, kerawidgets.copy_model(model))
+    assert not np.array_equal(np.array(result.model.weights[0]), np.array(model.weights[0]))
+
+
+def test_save_and_reload_rebuilt_model(tmp_path):
+    model = models.two_branches()
+    new = kerawidgets.replace_activation(model, "branch_a", "gelu")
+    path = tmp_path / "m.keras"
+    new.save(path)
+    loaded = keras.saving.load_model(path)
+    x = data_for(model)
+    np.testing.assert_allclose(predict(loaded, x), predict(new, x), rtol=1e-6)
+
+
+def test_remove_layer_and_refuse_multi_input_removal():
+    model = multi_io_model()
+    new = kerawidgets.remove_layer(model, "drop")
+    assert "drop" not in [l.name for l in new.layers]
+    with pytest.raises(InvalidEditError, match="'cat'"):
+        kerawidgets.remove_layer(model, "cat")
+
+
+def test_bulk_swap_every_relu_layer():
+    inp = keras.Input((4,))
+    x = layers.ReLU(name="r1")(layers.Dense(4, name="d1")(inp))
+    x = layers.ReLU(name="r2")(layers.Dense(4, name="d2")(x))
+    model = keras.Model(inp, x)
+    result = rebuild(model, [SetActivation(keras.layers.ReLU, "gelu")])
+    for name in ("r1", "r2"):
+        layer = result.model.get_layer(name)
+        assert isinstance(layer, layers.Activation)
+        assert result.report[name].status == "new"
+    assert_same_weights(model, result.model)
+
+
+def test_recurrent_activation_of_lstm_and_gru():
+    inp = keras.Input((5, 3))
+    x = layers.LSTM(4, return_sequences=True, name="lstm")(inp)
+    x = layers.GRU(2, name="gru")(x)
+    model = keras.Model(inp, x)
+    result = rebuild(model, [SetActivation("lstm", "hard_sigmoid", attribute="recurrent_activation"),
+                             SetActivation("gru", "relu")])
+    assert result.model.get_layer("lstm").get_config()["recurrent_activation"] == "hard_sigmoid"
+    assert result.model.get_layer("gru").get_config()["activation"] == "relu"
+    assert result.report["lstm"].status == "kept" and result.report["gru"].status == "kept"
+    assert_same_weights(model, result.model)
+
+
+@pytest.mark.parametrize("layer", [
+    layers.Conv1D(3, 2, activation="relu"), layers.Conv2D(3, 2, activation="relu"),
+    layers.Conv3D(3, 2, activation="relu"), layers.SeparableConv2D(3, 2, activation="relu"),
+    layers.Conv2DTranspose(3, 2, activation="relu"), layers.DepthwiseConv2D(2, activation="relu"),
+])
+def test_activation_edit_on_conv_family(layer):
+    rank = {"Conv1D": 1, "Conv3D": 3}.get(type(layer).__name__, 2)
+    inp = keras.Input((6,) * rank + (2,))
+    model = keras.Model(inp, layer(inp))
+    result = rebuild(model, [SetActivation(layer.name, "swish")])
+    activation = result.model.get_layer(layer.name).get_config()["activation"]
+    assert keras.activations.get(activation) is keras.activations.get("swish")
+    assert result.report[layer.name].status == "kept"
+    assert_same_weights(model, result.model)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: layers.LeakyReLU(negative_slope=0.1), lambda: layers.PReLU(), lambda: layers.ELU(),
+    lambda: layers.Softmax(), lambda: layers.Activation("relu"),
+])
+def test_activation_layers_become_the_new_activation(make):
+    layer = make()
+    inp = keras.Input((4,))
+    model = keras.Model(inp, layer(layers.Dense(4, name="d")(inp)))
+    result = rebuild(model, [SetActivation(layer.name, "tanh")])
+    new_layer = result.model.get_layer(layer.name)
+    x = data_for(model)
+    d = model.get_layer("d")
+    np.testing.assert_allclose(predict(result.model, x), np.tanh(x @ np.array(d.kernel) + np.array(d.bias)), rtol=1e-5, atol=1e-6)
+    if isinstance(layer, layers.PReLU):
+        assert "alpha" in result.report[layer.name].reason
+    assert new_layer.name == layer.name
+
+
+# --- errors: clear, and nothing changes ----------------------------------
+
+
+def test_unknown_layer_suggests_close_names():
+    model = models.mlp_64()
+    with pytest.raises(UnknownLayerError, match="'middle'"):
+        rebuild(model, [SetActivation("midle", "relu")])
+
+
+def test_unknown_activation_lists_known_ones():
+    with pytest.raises(UnknownActivationError, match="gelu"):
+        SetActivation("middle", "gleu")
+
+
+def test_layer_without_activation_is_refused_with_a_way_out():
+    with pytest.raises(InvalidEditError, match="InsertLayer"):
+        rebuild(models.small_cnn(), [SetActivation("pool", "relu")])
+
+
+def test_subclassed_and_unbuilt_models_are_refused():
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = layers.Dense(2)
+
+        def call(self, x):
+            return self.d(x)
+
+    model = Sub()
+    model(np.zeros((1, 3)))
+    with pytest.raises(UnsupportedModelError, match="subclassed"):
+        rebuild(model, [])
+    with pytest.raises(UnsupportedModelError, match="not built"):
+        rebuild(keras.Sequential([layers.Dense(2)]), [])
+
+
+def test_custom_layer_that_cannot_be_recreated_is_named():
+    class Opaque(layers.Layer):
+        def __init__(self, table, **kwargs):
+            super().__init__(**kwargs)
+            self.table = table
+
+        def call(self, x):
+            return x * 1.0
+
+        def get_config(self):
+            return super().get_config()  # forgets `table`
+
+    inp = keras.Input((3,))
+    model = keras.Model(inp, layers.Dense(2, name="out")(Opaque(table={"a": object()}, name="opaque")(inp)))
+    with pytest.raises(LayerRecreationError, match="(?s)'opaque'.*get_config"):
+        rebuild(model, [SetActivation("out", "relu")])
+
+
+def test_replacement_with_wrong_shape_names_layer_and_shapes():
+    model = models.two_branches()
+    with pytest.raises(ShapeMismatchError) as info:
+        rebuild(model, [ReplaceLayer("branch_a", [layers.Dense(6), layers.Reshape((3, 2))])])
+    message = str(info.value)
+    assert "'concat'" in message and "(None, 3, 2)" in message
+
+
+def test_inplace_activation_really_changes_predict():
+    model = models.sequential_sigmoid()
+    x = data_for(model)
+    before = model.predict(x, verbose=0)
+    same = kerawidgets.replace_activation(model, "dense_1", "relu", inplace=True)
+    assert same is model
+    after = model.predict(x, verbose=0)
+    assert not np.allclose(before, after)
+    with pytest.raises(InvalidEditError, match="rebuild"):
+        inp = keras.Input((3,))
+        relu_model = keras.Model(inp, layers.ReLU(name="r")(inp))
+        kerawidgets.replace_activation(relu_model, "r", "tanh", inplace=True)
