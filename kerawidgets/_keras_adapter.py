@@ -340,7 +340,7 @@ class WeightFeeder:
             old = feed.take(kwargs.get("name"), () if shape is None else shape, wanted_dtype)
             if old is None:
                 return original(self, shape, initializer, dtype, **kwargs)
-            value = old.value
+            value = independent_value(old)
 
             def from_old_value(shape, dtype=None):
                 return value
@@ -364,6 +364,23 @@ class WeightFeeder:
             Layer.add_weight = self._original
             self._original = None
         return False
+
+
+def independent_value(variable):
+    """The variable's value in a buffer the new variable may own.
+
+    TensorFlow copies on variable creation and assignment; jax and torch
+    would share the array, and jax's `fit` donates (deletes) state buffers,
+    which would break the original model.
+    """
+    value = variable.value
+    if keras.backend.backend() == "tensorflow":
+        return value
+    return keras.ops.copy(value)
+
+
+def assign_copy(target, source) -> None:
+    target.assign(independent_value(source))
 
 
 def reinitialize_variable(variable, initializer) -> None:

@@ -47,7 +47,7 @@ def set_activation_inplace(model, layer, activation, *, attribute="activation"):
         if cell is not None and hasattr(cell, attribute):
             setattr(cell, attribute, fn)
     adapter.reset_compiled_functions(model)
-    for path, sub in targets.walk_layers(model):
+    for _path, sub in targets.walk_layers(model):
         if adapter.is_model(sub):
             adapter.reset_compiled_functions(sub)
     return model

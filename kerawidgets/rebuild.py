@@ -271,7 +271,7 @@ class _Walk:
         except KerawidgetsError:
             raise
         except Exception as error:
-            failed = next((l for l in new_layers if not l.built), new_layers[-1] if new_layers else None)
+            failed = next((lyr for lyr in new_layers if not lyr.built), new_layers[-1] if new_layers else None)
             raise ShapeMismatchError(
                 f"Sequential {name!r}: layer {getattr(failed, 'name', '?')!r} "
                 f"({type(failed).__name__}) cannot take the shape it now receives. "
@@ -511,7 +511,7 @@ def _settle_pair(pair: _Pair) -> tuple[bool, str]:
     if old_shapes == new_shapes:
         for old, new in zip(old_vars, new_vars):
             if pair.feed.fed.get(id(new)) is not old:
-                new.assign(old.value)
+                adapter.assign_copy(new, old)
         adapter.finalize_state(pair.new)
         if adapter.has_assets(pair.old):
             adapter.copy_assets(pair.old, pair.new)

@@ -95,7 +95,7 @@ def resolve(model, spec, *, allow_many=True) -> list[Target]:
         if not found:
             raise InvalidEditError(
                 f"Model {model.name!r} has no {spec.__name__} layer. Layer classes in it: "
-                f"{', '.join(sorted({type(l).__name__ for _, l in layers}))}."
+                f"{', '.join(sorted({type(lyr).__name__ for _, lyr in layers}))}."
             )
         return _check_many(found, spec, allow_many)
     if callable(spec) and not isinstance(spec, str):

@@ -164,7 +164,7 @@ def test_insert_reshape_conv1d_flatten():
 def test_insert_dropout_keeps_every_weight():
     model = models.mlp_64()
     new = kerawidgets.insert_layer(model, after="hidden", layer=layers.Dropout(0.2, name="drop"))
-    assert [l.name for l in new.layers] == ["x", "hidden", "drop", "middle", "head"]
+    assert [lyr.name for lyr in new.layers] == ["x", "hidden", "drop", "middle", "head"]
     assert_same_weights(model, new)
     x = data_for(model)
     np.testing.assert_allclose(predict(new, x), predict(model, x), rtol=1e-6)
@@ -225,7 +225,7 @@ def test_identity_rebuild_of_multi_io_masks_ops_and_shared_layers():
     for key in ("cls", "reg"):
         np.testing.assert_array_equal(np.array(before[key]), np.array(after[key]))
     # the shared layer stays shared: one layer, two calls
-    assert len([l for l in new.layers if l.name == "shared"]) == 1
+    assert len([lyr for lyr in new.layers if lyr.name == "shared"]) == 1
     assert sum(1 for op in new.operations if op.name == "shared") == 1
     assert_untouched(model, config, weights)
     # no variable is shared
@@ -235,9 +235,9 @@ def test_identity_rebuild_of_multi_io_masks_ops_and_shared_layers():
 def test_edit_of_shared_layer_keeps_it_shared_and_edit_of_one_call_splits_it():
     model = multi_io_model()
     whole = rebuild(model, [SetActivation("shared", "tanh")]).model
-    assert sum(1 for l in whole.layers if isinstance(l, layers.Dense) and l.name.startswith("shared")) == 1
+    assert sum(1 for lyr in whole.layers if isinstance(lyr, layers.Dense) and lyr.name.startswith("shared")) == 1
     split = rebuild(model, [SetActivation("shared:1", "tanh")])
-    names = [l.name for l in split.model.layers]
+    names = [lyr.name for lyr in split.model.layers]
     assert "shared" in names and "shared_call1" in names
     assert split.model.get_layer("shared").get_config()["activation"] == "relu"
     assert split.model.get_layer("shared_call1").get_config()["activation"] == "tanh"
@@ -341,7 +341,7 @@ def test_save_and_reload_rebuilt_model(tmp_path):
 def test_remove_layer_and_refuse_multi_input_removal():
     model = multi_io_model()
     new = kerawidgets.remove_layer(model, "drop")
-    assert "drop" not in [l.name for l in new.layers]
+    assert "drop" not in [lyr.name for lyr in new.layers]
     with pytest.raises(InvalidEditError, match="'cat'"):
         kerawidgets.remove_layer(model, "cat")
 
