@@ -1,0 +1,464 @@
+"""A read-only view of a built Keras model's graph: nodes, edges and groups.
+
+Every call of a layer (or of a raw op such as ``x + y``) is a node whose id
+follows `kerawidgets.naming`. Nested models are expanded: their inner calls
+are nodes inside a group whose id is the nested model's layer path. Long flat
+models get synthetic "block" groups (``conv2_block1``, ``block1a``,
+``block_1``) so they fold.
+
+>>> import keras
+>>> from kerawidgets.graph import ModelGraph
+>>> inp = keras.Input((4,), name="x")
+>>> out = keras.layers.Dense(2, name="head")(keras.layers.ReLU(name="act")(inp))
+>>> graph = ModelGraph.from_model(keras.Model(inp, out))
+>>> [node.id for node in graph.nodes]
+['x', 'act', 'head']
+>>> [(edge.source, edge.target) for edge in graph.edges]
+[('x', 'act'), ('act', 'head')]
+>>> graph.node("head").family
+'dense'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import keras
+
+from kerawidgets import _keras_adapter as adapter
+from kerawidgets import naming
+from kerawidgets.errors import UnknownLayerError
+
+#: Models with more nodes than this get their flat blocks folded into groups.
+BLOCK_FOLD_THRESHOLD = 60
+
+FAMILIES = (
+    "input", "conv", "dense", "norm", "activation", "pool", "merge",
+    "reshape", "recurrent", "op", "other",
+)
+
+_BLOCK_PATTERNS = (
+    re.compile(r"^((?:[A-Za-z]+\d*_)?block_?\d+[a-z]?)_"),  # conv2_block1_, block1a_, block_1_
+    re.compile(r"^(expanded_conv(?:_\d+)?)_"),  # MobileNetV3
+    re.compile(r"^(stack\d+_block\d+)_"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphNode:
+    """One call of a layer or op.
+
+    `id` is the node id (see `kerawidgets.naming`), `path` the layer path,
+    `group` the id of the innermost group holding it (None at top level).
+    """
+
+    id: str
+    name: str
+    path: str
+    class_name: str
+    family: str
+    call_index: int
+    output_shapes: tuple
+    input_shapes: tuple
+    params: int
+    trainable: bool
+    activation: str | None
+    group: str | None
+    is_input: bool = False
+    is_output: bool = False
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["output_shapes"] = [list(s) for s in self.output_shapes]
+        data["input_shapes"] = [list(s) for s in self.input_shapes]
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphEdge:
+    """A tensor flowing from node `source` to node `target`."""
+
+    source: str
+    target: str
+    shape: tuple
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "target": self.target, "shape": list(self.shape)}
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphGroup:
+    """A nested model (``kind="model"``) or a folded block of layers (``kind="block"``).
+
+    `members` are the node ids directly inside, `children` the group ids
+    directly inside, `node_count` every node inside at any depth.
+    """
+
+    id: str
+    name: str
+    kind: str
+    class_name: str
+    parent: str | None
+    members: tuple
+    children: tuple
+    node_count: int
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["members"] = list(self.members)
+        data["children"] = list(self.children)
+        return data
+
+
+def shape_text(shape) -> str:
+    """``(None, 32, 32, 3)`` style text of a shape.
+
+    >>> shape_text((None, 4))
+    '(None, 4)'
+    """
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def layer_family(operation) -> str:
+    """The colour family of a layer or op (one of `FAMILIES`).
+
+    >>> import keras
+    >>> layer_family(keras.layers.Conv2D(2, 3))
+    'conv'
+    """
+    if adapter.is_input_layer(operation):
+        return "input"
+    if not isinstance(operation, keras.layers.Layer):
+        return "op"
+    name = type(operation).__name__
+    checks = (
+        ("recurrent", ("LSTM", "GRU", "RNN", "Bidirectional", "TimeDistributed")),
+        ("conv", ("Conv",)),
+        ("pool", ("Pooling", "Pool")),
+        ("norm", ("Normalization", "Dropout", "GaussianNoise", "ActivityRegularization")),
+        ("activation", ("Activation", "ReLU", "ELU", "Softmax", "PReLU")),
+        ("merge", ("Add", "Concatenate", "Multiply", "Average", "Maximum", "Minimum",
+                   "Subtract", "Dot")),
+        ("reshape", ("Reshape", "Flatten", "Permute", "RepeatVector", "Padding",
+                     "Cropping", "UpSampling")),
+        ("dense", ("Dense", "Embedding", "Attention")),
+    )
+    for family, parts in checks:
+        if any(part in name for part in parts):
+            return family
+    return "other"
+
+
+def _activation_name(operation) -> str | None:
+    fn = getattr(operation, "activation", None)
+    if fn is None:
+        name = type(operation).__name__
+        return {"ReLU": "relu", "Softmax": "softmax", "LeakyReLU": "leaky_relu",
+                "ELU": "elu", "PReLU": "prelu"}.get(name)
+    if isinstance(fn, str):
+        return fn
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+def _params(operation) -> int:
+    if not isinstance(operation, keras.layers.Layer) or adapter.is_input_layer(operation):
+        return 0
+    try:
+        return int(sum(int(_prod(v.shape)) for v in operation.weights))
+    except Exception:  # an unbuilt or exotic layer: show no count rather than fail
+        return 0
+
+
+def _prod(shape) -> int:
+    out = 1
+    for d in shape:
+        out *= int(d)
+    return out
+
+
+def _shape(tensor) -> tuple:
+    return tuple(None if d is None else int(d) for d in tensor.shape)
+
+
+def _block_of(name: str) -> str | None:
+    for pattern in _BLOCK_PATTERNS:
+        match = pattern.match(name)
+        if match:
+            return match.group(1)
+    return None
+
+
+class ModelGraph:
+    """Nodes, edges and groups of a built Keras model (functional or Sequential).
+
+    Build it with `ModelGraph.from_model(model)`; the model is not changed.
+    """
+
+    def __init__(self, nodes, edges, groups, *, model_name="model", inputs=(), outputs=()):
+        self.nodes: list[GraphNode] = list(nodes)
+        self.edges: list[GraphEdge] = list(edges)
+        self.groups: list[GraphGroup] = list(groups)
+        self.model_name = model_name
+        self.inputs = tuple(inputs)
+        self.outputs = tuple(outputs)
+        self._by_id = {node.id: node for node in self.nodes}
+        self._groups = {group.id: group for group in self.groups}
+        self._by_path: dict[str, list[GraphNode]] = {}
+        self._by_name: dict[str, list[GraphNode]] = {}
+        for node in self.nodes:
+            self._by_path.setdefault(node.path, []).append(node)
+            self._by_name.setdefault(node.name, []).append(node)
+        self._layout_cache: dict = {}
+
+    # --- construction -------------------------------------------------------
+
+    @classmethod
+    def from_model(cls, model) -> ModelGraph:
+        """The graph of `model`: one node per layer call, nested models expanded.
+
+        >>> import keras
+        >>> inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, name="d")], name="inner")
+        >>> inp = keras.Input((3,), name="x")
+        >>> graph = ModelGraph.from_model(keras.Model(inp, inner(inp)))
+        >>> [(n.id, n.group) for n in graph.nodes]
+        [('x', None), ('inner/input_layer', 'inner'), ('inner/d', 'inner')]
+        """
+        builder = _Builder()
+        outputs = builder.expand(model, prefix=(), id_prefix="", group=None, bindings=None)
+        root_inputs = [n.id for n in builder.nodes if n.is_input and n.group is None]
+        nodes = [
+            dataclasses.replace(n, is_output=True) if n.id in set(outputs) else n
+            for n in builder.nodes
+        ]
+        graph_groups = builder.finish_groups(nodes)
+        nodes = [dataclasses.replace(n, group=builder.regroup.get(n.id, n.group)) for n in nodes]
+        return cls(nodes, builder.edges, graph_groups, model_name=model.name,
+                   inputs=root_inputs, outputs=outputs)
+
+    # --- lookups ------------------------------------------------------------
+
+    def node(self, node_id: str) -> GraphNode:
+        """The node with this id; raises `UnknownLayerError` if there is none."""
+        try:
+            return self._by_id[node_id]
+        except KeyError:
+            raise UnknownLayerError(node_id, list(self._by_id), f"model {self.model_name!r}") from None
+
+    def has_node(self, node_id) -> bool:
+        return isinstance(node_id, str) and node_id in self._by_id
+
+    def group(self, group_id: str) -> GraphGroup:
+        try:
+            return self._groups[group_id]
+        except KeyError:
+            raise UnknownLayerError(group_id, list(self._groups),
+                                    f"the groups of model {self.model_name!r}") from None
+
+    def has_group(self, group_id) -> bool:
+        return isinstance(group_id, str) and group_id in self._groups
+
+    def nodes_of_layer(self, path: str) -> list[GraphNode]:
+        """Every call (node) of the layer at `path` (``"backbone/conv1"``)."""
+        return list(self._by_path.get(path, []))
+
+    def resolve(self, key: str) -> list[GraphNode]:
+        """Nodes named by a layer path (every call), a node id or a plain layer name."""
+        if key in self._by_path:
+            return list(self._by_path[key])
+        if key in self._by_id:
+            return [self._by_id[key]]
+        if key in self._by_name:
+            return list(self._by_name[key])
+        raise UnknownLayerError(key, list(self._by_path), f"model {self.model_name!r}")
+
+    def ancestors(self, node_or_group_id: str) -> list[str]:
+        """Group ids containing a node or group, outermost first."""
+        if node_or_group_id in self._by_id:
+            current = self._by_id[node_or_group_id].group
+        else:
+            current = self.group(node_or_group_id).parent
+        chain = []
+        while current is not None:
+            chain.append(current)
+            current = self._groups[current].parent
+        return chain[::-1]
+
+    def group_nodes(self, group_id: str) -> list[str]:
+        """Every node id inside a group, at any depth."""
+        group = self.group(group_id)
+        out = list(group.members)
+        for child in group.children:
+            out.extend(self.group_nodes(child))
+        return out
+
+    def __len__(self):
+        return len(self.nodes)
+
+    def __repr__(self):
+        return (f"<ModelGraph {self.model_name!r}: {len(self.nodes)} nodes, "
+                f"{len(self.edges)} edges, {len(self.groups)} groups>")
+
+    def to_json(self) -> dict:
+        """A plain dict (JSON-ready) of nodes, edges and groups."""
+        return {
+            "model": self.model_name,
+            "nodes": [n.to_json() for n in self.nodes],
+            "edges": [e.to_json() for e in self.edges],
+            "groups": [g.to_json() for g in self.groups],
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+        }
+
+
+class _Builder:
+    def __init__(self):
+        self.nodes: list[GraphNode] = []
+        self.edges: list[GraphEdge] = []
+        self.model_groups: list[dict] = []
+        self.regroup: dict[str, str] = {}
+        self._ids: set[str] = set()
+
+    def _unique(self, node_id: str) -> str:
+        candidate, k = node_id, 1
+        while candidate in self._ids:
+            candidate = f"{node_id}~{k}"
+            k += 1
+        self._ids.add(candidate)
+        return candidate
+
+    def expand(self, model, prefix, id_prefix, group, bindings, trainable=True):
+        """Add the calls of `model`; returns the node ids producing its flat outputs.
+
+        `bindings` gives, for each flat input of `model`, the outer node id
+        feeding it (None for the root model).
+        """
+        calls = adapter.graph_calls(model)
+        produced: dict[tuple, str] = {}  # (id(op), call index, tensor index) -> node id
+        inputs = adapter.flat_inputs(model)
+        input_index = {id(adapter.input_layer_of(t)): i for i, t in enumerate(inputs)}
+
+        def source_of(tensor):
+            op, call_index, tensor_index = adapter.tensor_producer(tensor)
+            return produced.get((id(op), call_index, tensor_index))
+
+        for call in calls:
+            op = call.operation
+            path = (*prefix, op.name)
+            local = naming.node_id(path[-1], call.call_index)
+            out_shapes = tuple(_shape(t) for t in call.output_tensors)
+            in_shapes = tuple(_shape(t) for t in call.input_tensors)
+            if (adapter.is_model(op) and not call.is_input and _expandable(op)):
+                group_id = self._unique(id_prefix + local)
+                sources = [source_of(t) for t in call.input_tensors]
+                self.model_groups.append({
+                    "id": group_id, "name": op.name, "class_name": type(op).__name__,
+                    "parent": group,
+                })
+                outs = self.expand(op, path, group_id + naming.SEPARATOR, group_id, sources,
+                                   trainable and bool(getattr(op, "trainable", True)))
+                for i, node_id in enumerate(outs):
+                    produced[(id(op), call.call_index, i)] = node_id
+                continue
+            node_id = self._unique(id_prefix + local)
+            node = GraphNode(
+                id=node_id,
+                name=op.name,
+                path=naming.layer_path(path),
+                class_name=type(op).__name__,
+                family=layer_family(op),
+                call_index=call.call_index,
+                output_shapes=out_shapes,
+                input_shapes=in_shapes,
+                params=_params(op),
+                trainable=trainable and bool(getattr(op, "trainable", True)),
+                activation=_activation_name(op),
+                group=group,
+                is_input=call.is_input,
+            )
+            self.nodes.append(node)
+            for i in range(len(call.output_tensors)):
+                produced[(id(op), call.call_index, i)] = node_id
+            if call.is_input:
+                if bindings is not None:
+                    j = input_index.get(id(op))
+                    if j is not None and j < len(bindings) and bindings[j] is not None:
+                        self.edges.append(GraphEdge(bindings[j], node_id, out_shapes[0]))
+                continue
+            for tensor in call.input_tensors:
+                source = source_of(tensor)
+                if source is not None:
+                    self.edges.append(GraphEdge(source, node_id, _shape(tensor)))
+        return [source_of(t) for t in adapter.flat_outputs(model)]
+
+    def finish_groups(self, nodes) -> list[GraphGroup]:
+        fold = len(nodes) > BLOCK_FOLD_THRESHOLD
+        members: dict[str | None, list[str]] = {}
+        for node in nodes:
+            members.setdefault(node.group, []).append(node.id)
+        parents = {g["id"]: g["parent"] for g in self.model_groups}
+        info = {g["id"]: dict(g, kind="model") for g in self.model_groups}
+        by_id = {n.id: n for n in nodes}
+        if fold:
+            for container in [None, *parents]:
+                blocks: dict[str, list[str]] = {}
+                for node_id in members.get(container, []):
+                    block = _block_of(by_id[node_id].name)
+                    if block:
+                        blocks.setdefault(block, []).append(node_id)
+                for block, ids in blocks.items():
+                    if len(ids) < 2:
+                        continue
+                    prefix = "" if container is None else container + naming.SEPARATOR
+                    block_id = prefix + block
+                    if block_id in by_id or block_id in info:
+                        block_id = prefix + block + "~block"
+                    info[block_id] = {"id": block_id, "name": block, "class_name": "Block",
+                                      "parent": container, "kind": "block"}
+                    parents[block_id] = container
+                    for node_id in ids:
+                        self.regroup[node_id] = block_id
+        members = {}
+        for node in nodes:
+            members.setdefault(self.regroup.get(node.id, node.group), []).append(node.id)
+        children: dict[str | None, list[str]] = {}
+        for group_id, parent in parents.items():
+            children.setdefault(parent, []).append(group_id)
+
+        def count(group_id):
+            return len(members.get(group_id, [])) + sum(count(c) for c in children.get(group_id, []))
+
+        # Keep groups in a stable order: the order their first node appears.
+        order = {}
+        for index, node in enumerate(nodes):
+            gid = self.regroup.get(node.id, node.group)
+            while gid is not None and gid not in order:
+                order[gid] = index
+                gid = parents[gid]
+        out = []
+        for group_id in sorted(info, key=lambda g: order.get(g, len(nodes))):
+            g = info[group_id]
+            out.append(GraphGroup(
+                id=group_id, name=g["name"], kind=g["kind"], class_name=g["class_name"],
+                parent=g["parent"], members=tuple(members.get(group_id, [])),
+                children=tuple(children.get(group_id, [])), node_count=count(group_id),
+            ))
+        return out
+
+
+def _expandable(op) -> bool:
+    try:
+        adapter.functional_view(op)
+    except Exception:
+        return False
+    return True
+
+
+def model_graph(model) -> ModelGraph:
+    """Shortcut for `ModelGraph.from_model(model)`."""
+    return ModelGraph.from_model(model)
+
+
+__all__ = ["GraphEdge", "GraphGroup", "GraphNode", "ModelGraph", "layer_family", "model_graph",
+           "shape_text"]
+

@@ -1,0 +1,227 @@
+"""`GraphView`: an interactive graph of a Keras model in any notebook front end.
+
+>>> import keras
+>>> from kerawidgets.widgets import GraphView
+>>> inp = keras.Input((4,), name="x")
+>>> model = keras.Model(inp, keras.layers.Dense(2, name="head")(inp))
+>>> view = GraphView(model)
+>>> view.select("head")
+>>> view.selected
+{'id': 'head', 'layer': 'head'}
+>>> view.set_heat({"head": 3.0, "x": 1.0})
+>>> view.heat
+{'head': 1.0, 'x': 0.3333333333333333}
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import anywidget
+import traitlets
+
+from kerawidgets.errors import InvalidEditError
+from kerawidgets.graph import ModelGraph
+from kerawidgets.layout import default_open_groups, layout
+from kerawidgets.svg import save_svg
+
+_STATIC = pathlib.Path(__file__).parent / "static"
+MARK_KINDS = ("edited", "error")
+
+
+class GraphView(anywidget.AnyWidget):
+    """Interactive top-down graph of a Keras model: click, hover, fold, search.
+
+    Traits synced with the front end: `scene` (layout + node data),
+    `open_groups`, `selected` (``{"id": node_id, "layer": layer_path}`` or
+    ``{}``), `heat` (``{node_id: 0..1}``), `marks` (``{node_id: "edited" |
+    "error"}``) and `theme` (``"auto"``, ``"light"`` or ``"dark"``).
+    """
+
+    _esm = _STATIC / "graph_view.js"
+    _css = _STATIC / "graph_view.css"
+
+    scene = traitlets.Dict().tag(sync=True)
+    open_groups = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    selected = traitlets.Dict().tag(sync=True)
+    heat = traitlets.Dict().tag(sync=True)
+    marks = traitlets.Dict().tag(sync=True)
+    theme = traitlets.Unicode("auto").tag(sync=True)
+    height = traitlets.Unicode("520px").tag(sync=True)
+
+    def __init__(self, model, *, open_groups=None, height="520px", theme="auto", **kwargs):
+        self._select_callbacks = []
+        self._guard = False
+        self.model = model
+        self.graph = ModelGraph.from_model(model)
+        opened = (default_open_groups(self.graph) if open_groups is None
+                  else [g for g in open_groups if self.graph.has_group(g)])
+        super().__init__(height=height, theme=theme, **kwargs)
+        self._guard = True
+        try:
+            self.open_groups = sorted(opened)
+            self._redraw()
+        finally:
+            self._guard = False
+
+    # --- drawing ------------------------------------------------------------
+
+    @property
+    def layout(self):
+        """The `kerawidgets.layout.Layout` currently drawn (cached)."""
+        return layout(self.graph, self.open_groups)
+
+    def _redraw(self):
+        self.scene = self.layout.scene()
+
+    @traitlets.observe("open_groups")
+    def _on_open_groups(self, change):
+        if self._guard:
+            return
+        valid = sorted({g for g in change["new"] if self.graph.has_group(g)})
+        if valid != list(change["new"]):
+            self._guard = True
+            try:
+                self.open_groups = valid
+            finally:
+                self._guard = False
+        self._redraw()
+
+    def open_group(self, group_id: str) -> None:
+        """Open a group (and the groups around it)."""
+        self.graph.group(group_id)
+        wanted = set(self.open_groups) | {group_id, *self.graph.ancestors(group_id)}
+        self.open_groups = sorted(wanted)
+
+    def close_group(self, group_id: str) -> None:
+        """Close a group: it is drawn as one node."""
+        self.graph.group(group_id)
+        self.open_groups = sorted(set(self.open_groups) - {group_id})
+
+    def reveal(self, node_id: str) -> None:
+        """Open every group around a node so it is drawn."""
+        chain = self.graph.ancestors(node_id)
+        if not set(chain) <= set(self.open_groups):
+            self.open_groups = sorted(set(self.open_groups) | set(chain))
+
+    # --- selection ------------------------------------------------------------
+
+    def _node_ids(self, key) -> list[str]:
+        if isinstance(key, str):
+            return [n.id for n in self.graph.resolve(key)]
+        name = getattr(key, "name", None)
+        if name is not None:
+            return [n.id for n in self.graph.resolve(name)]
+        raise InvalidEditError(f"Cannot find a node from {key!r}: give a node id or layer name.")
+
+    def select(self, node_id) -> None:
+        """Select a node (by node id or layer name/path); ``None`` clears the selection."""
+        if node_id is None or node_id == "":
+            self.selected = {}
+            return
+        ids = self._node_ids(node_id)
+        self.reveal(ids[0])
+        self.selected = {"id": ids[0], "layer": self.graph.node(ids[0]).path}
+
+    @traitlets.validate("selected")
+    def _validate_selected(self, proposal):
+        value = proposal["value"]
+        if not value:
+            return {}
+        node_id = value.get("id") if isinstance(value, dict) else None
+        if not self.graph.has_node(node_id):
+            # Unknown ids from the front end are refused: keep the old selection.
+            return dict(self.selected)
+        return {"id": node_id, "layer": self.graph.node(node_id).path}
+
+    @traitlets.observe("selected")
+    def _on_selected(self, change):
+        for callback in list(self._select_callbacks):
+            callback(dict(change["new"]))
+
+    def on_select(self, callback, remove: bool = False) -> None:
+        """Call ``callback(selected_dict)`` whenever the selection changes."""
+        if remove:
+            self._select_callbacks.remove(callback)
+        else:
+            self._select_callbacks.append(callback)
+
+    # --- heat and marks -------------------------------------------------------
+
+    def set_heat(self, values: dict | None) -> None:
+        """Colour nodes by value: ``{layer_name_or_node_id: number}``, scaled to 0..1.
+
+        Non-negative values are divided by the largest; otherwise min-max scaled.
+        A layer name colours every call of that layer. ``None`` or ``{}`` clears.
+        """
+        if not values:
+            self.heat = {}
+            return
+        raw = {}
+        for key, value in values.items():
+            for node_id in self._node_ids(key):
+                raw[node_id] = float(value)
+        finite = [v for v in raw.values() if v == v and abs(v) != float("inf")]
+        low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
+        out = {}
+        for node_id, value in raw.items():
+            if value != value:
+                continue
+            if low >= 0:
+                scaled = value / high if high > 0 else 0.0
+            else:
+                scaled = (value - low) / (high - low) if high > low else 0.0
+            out[node_id] = min(1.0, max(0.0, scaled))
+        self.heat = out
+
+    def mark(self, node_id, kind: str = "edited") -> None:
+        """Draw a badge on a node (by node id or layer): ``"edited"`` or ``"error"``."""
+        if kind not in MARK_KINDS:
+            raise InvalidEditError(f"Unknown mark {kind!r}; use one of {', '.join(MARK_KINDS)}.")
+        marks = dict(self.marks)
+        for nid in self._node_ids(node_id):
+            marks[nid] = kind
+        self.marks = marks
+
+    def clear_marks(self) -> None:
+        self.marks = {}
+
+    # --- model changes and export ---------------------------------------------
+
+    def set_model(self, model) -> None:
+        """Show another model (say, after an edit), keeping open groups and selection
+        where they still exist."""
+        old_selected = dict(self.selected)
+        self.model = model
+        self.graph = ModelGraph.from_model(model)
+        self._guard = True
+        try:
+            kept = [g for g in self.open_groups if self.graph.has_group(g)]
+            if not self.open_groups:
+                kept = sorted(default_open_groups(self.graph))
+            self.open_groups = kept
+        finally:
+            self._guard = False
+        self.heat = {k: v for k, v in self.heat.items() if self.graph.has_node(k)}
+        self.marks = {k: v for k, v in self.marks.items() if self.graph.has_node(k)}
+        self._redraw()
+        if old_selected and not self.graph.has_node(old_selected.get("id")):
+            self.selected = {}
+        elif old_selected:
+            self.selected = {"id": old_selected["id"],
+                             "layer": self.graph.node(old_selected["id"]).path}
+
+    def to_svg(self) -> str:
+        """The current drawing (open groups, heat, marks, selection) as SVG text."""
+        from kerawidgets.svg import to_svg
+
+        return to_svg(self.scene, heat=self.heat, marks=self.marks,
+                      selected=self.selected.get("id"))
+
+    def save(self, path) -> str:
+        """Write the current drawing as a standalone SVG file; returns the path."""
+        return save_svg(self.scene, path, heat=self.heat, marks=self.marks,
+                        selected=self.selected.get("id"))
+
+
+__all__ = ["GraphView"]

@@ -1,0 +1,529 @@
+// kerawidgets GraphView front end: draws the scene computed in the kernel as SVG.
+// No build step, no imports. Names from the model are data: only textContent is used.
+
+const SVGNS = "http://www.w3.org/2000/svg";
+let viewCounter = 0;
+
+function svg(tag, attrs, parent) {
+  const node = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function html(tag, cls, parent) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function heatColor(v) {
+  v = Math.max(0, Math.min(1, Number(v) || 0));
+  const stops = [[0, [255, 255, 255]], [0.5, [253, 174, 97]], [1, [215, 48, 31]]];
+  for (let i = 0; i < stops.length - 1; i++) {
+    const [a, ca] = stops[i];
+    const [b, cb] = stops[i + 1];
+    if (v <= b) {
+      const t = (v - a) / (b - a);
+      const rgb = ca.map((x, j) => Math.round(x + (cb[j] - x) * t));
+      return `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
+    }
+  }
+  return "rgb(215,48,31)";
+}
+
+function fmtParams(n) {
+  if (!n) return "";
+  if (n >= 1e6) return (n / 1e6).toFixed(1) + "M";
+  if (n >= 1e3) return (n / 1e3).toFixed(1) + "k";
+  return String(n);
+}
+
+function render({ model, el }) {
+  const uid = `kw${++viewCounter}${Math.random().toString(36).slice(2, 7)}`;
+  const root = html("div", "kw-graph", el);
+  const toolbar = html("div", "kw-toolbar", root);
+  const searchWrap = html("div", "kw-search", toolbar);
+  const search = html("input", "kw-search-input", searchWrap);
+  search.type = "search";
+  search.placeholder = "Find a layer\u2026";
+  search.setAttribute("aria-label", "Find a layer");
+  const results = html("ul", "kw-results", searchWrap);
+  results.setAttribute("role", "listbox");
+  const buttons = [];
+  const mkButton = (label, title, fn) => {
+    const b = html("button", "kw-button", toolbar);
+    b.type = "button";
+    b.textContent = label;
+    b.title = title;
+    b.setAttribute("aria-label", title);
+    b.addEventListener("click", fn);
+    buttons.push(b);
+    return b;
+  };
+  const status = html("span", "kw-status", toolbar);
+  const viewport = html("div", "kw-viewport", root);
+  const canvas = svg("svg", { class: "kw-svg", role: "group" }, viewport);
+  const defs = svg("defs", {}, canvas);
+  const marker = svg("marker", {
+    id: `${uid}-arrow`, viewBox: "0 0 10 10", refX: 9, refY: 5,
+    markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse",
+  }, defs);
+  svg("path", { d: "M0,0 L10,5 L0,10 z", class: "kw-arrowhead" }, marker);
+  const world = svg("g", { class: "kw-world" }, canvas);
+  const tooltip = html("div", "kw-tooltip", root);
+  tooltip.setAttribute("role", "tooltip");
+
+  let scale = 1, tx = 0, ty = 0;
+  let nodeEls = new Map();
+  let boxes = new Map();
+  let succ = new Map(), pred = new Map();
+  let pendingFocus = null;
+  let firstDraw = true;
+
+  function applyTransform() {
+    world.setAttribute("transform", `translate(${tx},${ty}) scale(${scale})`);
+  }
+
+  function applyTheme() {
+    const theme = model.get("theme");
+    root.classList.toggle("kw-dark", theme === "dark");
+    root.classList.toggle("kw-light", theme === "light");
+    viewport.style.height = model.get("height") || "520px";
+  }
+
+  function fit() {
+    const s = model.get("scene") || {};
+    const W = viewport.clientWidth || 600, H = viewport.clientHeight || 400;
+    const w = (s.width || 1) + 40, h = (s.height || 1) + 40;
+    scale = Math.min(W / w, H / h, 1.25);
+    tx = (W - (s.width || 0) * scale) / 2;
+    ty = (H - (s.height || 0) * scale) / 2;
+    applyTransform();
+  }
+
+  function initialView() {
+    const s = model.get("scene") || {};
+    const W = viewport.clientWidth || 600, H = viewport.clientHeight || 400;
+    const fitScale = Math.min(W / ((s.width || 1) + 40), H / ((s.height || 1) + 40), 1.1);
+    if (fitScale >= 0.55) return fit();
+    // A long model: readable zoom, top of the graph, centred horizontally.
+    scale = Math.min(1, Math.max(fitScale, W / ((s.width || 1) + 40), 0.55));
+    tx = (W - (s.width || 0) * scale) / 2;
+    ty = 20;
+    applyTransform();
+  }
+
+  function centerOn(id) {
+    const b = boxes.get(id);
+    if (!b) return;
+    const W = viewport.clientWidth || 600, H = viewport.clientHeight || 400;
+    if (scale < 0.6) scale = 0.9;
+    tx = W / 2 - (b.x + b.w / 2) * scale;
+    ty = H / 2 - (b.y + b.h / 2) * scale;
+    applyTransform();
+  }
+
+  function ensureVisible(id) {
+    const b = boxes.get(id);
+    if (!b) return;
+    const W = viewport.clientWidth || 600, H = viewport.clientHeight || 400;
+    const x0 = b.x * scale + tx, y0 = b.y * scale + ty;
+    const x1 = x0 + b.w * scale, y1 = y0 + b.h * scale;
+    if (x0 < 0 || y0 < 0 || x1 > W || y1 > H) centerOn(id);
+  }
+
+  function setOpen(groups) {
+    model.set("open_groups", Array.from(new Set(groups)).sort());
+    model.save_changes();
+  }
+
+  function toggleGroup(id, open) {
+    const current = new Set(model.get("open_groups") || []);
+    if (open) current.add(id); else current.delete(id);
+    setOpen(Array.from(current));
+  }
+
+  function ancestorsOf(nodeId) {
+    const s = model.get("scene") || {};
+    const groups = s.groups || {};
+    const entry = (s.index || []).find((row) => row[0] === nodeId);
+    const out = [];
+    let g = entry ? entry[3] : null;
+    while (g) { out.push(g); g = groups[g] ? groups[g].parent : null; }
+    return out;
+  }
+
+  function selectNode(id) {
+    const b = boxes.get(id);
+    if (!b) return;
+    model.set("selected", { id, layer: b.item.path || id });
+    model.save_changes();
+  }
+
+  function jumpTo(id) {
+    const s = model.get("scene") || {};
+    if (s.visible && s.visible[id] === id && boxes.has(id)) {
+      centerOn(id);
+      selectNode(id);
+      const n = nodeEls.get(id);
+      if (n) n.focus({ preventScroll: true });
+      return;
+    }
+    pendingFocus = id;
+    setOpen([...(model.get("open_groups") || []), ...ancestorsOf(id)]);
+  }
+
+  function showTooltip(item, evt) {
+    tooltip.replaceChildren();
+    const title = html("div", "kw-tt-title", tooltip);
+    title.textContent = item.path || item.name || item.id;
+    const rows = [];
+    if (item.kind === "node") {
+      rows.push(["class", item.class_name]);
+      rows.push(["node", item.id]);
+      (item.inp || []).forEach((s, i) => rows.push([i ? "" : "input", s]));
+      (item.out || []).forEach((s, i) => rows.push([i ? "" : "output", s]));
+      rows.push(["params", String(item.params || 0)]);
+      if (item.activation) rows.push(["activation", item.activation]);
+      rows.push(["trainable", item.trainable ? "yes" : "no (frozen)"]);
+    } else {
+      rows.push(["group", `${item.class_name}, ${item.count} layers`]);
+      rows.push(["params", String(item.params || 0)]);
+      rows.push(["", "click to open"]);
+    }
+    const h = model.get("heat") || {};
+    if (item.id in h) rows.push(["heat", Number(h[item.id]).toFixed(3)]);
+    const m = model.get("marks") || {};
+    if (m[item.id]) rows.push(["mark", m[item.id]]);
+    for (const [k, v] of rows) {
+      const row = html("div", "kw-tt-row", tooltip);
+      html("span", "kw-tt-key", row).textContent = k;
+      html("span", "kw-tt-val", row).textContent = v;
+    }
+    tooltip.style.display = "block";
+    moveTooltip(evt);
+  }
+
+  function moveTooltip(evt) {
+    if (!evt) return;
+    const r = root.getBoundingClientRect();
+    let x = evt.clientX - r.left + 14, y = evt.clientY - r.top + 14;
+    const tw = tooltip.offsetWidth, th = tooltip.offsetHeight;
+    if (x + tw > r.width) x = Math.max(0, evt.clientX - r.left - tw - 10);
+    if (y + th > r.height) y = Math.max(0, evt.clientY - r.top - th - 10);
+    tooltip.style.left = `${x}px`;
+    tooltip.style.top = `${y}px`;
+  }
+
+  function hideTooltip() { tooltip.style.display = "none"; }
+
+  function draw() {
+    const s = model.get("scene") || {};
+    world.replaceChildren();
+    nodeEls = new Map();
+    boxes = new Map();
+    succ = new Map();
+    pred = new Map();
+    const framesLayer = svg("g", { class: "kw-frames" }, world);
+    const edgesLayer = svg("g", { class: "kw-edges" }, world);
+    const nodesLayer = svg("g", { class: "kw-nodes" }, world);
+
+    for (const f of s.frames || []) {
+      const g = svg("g", { class: "kw-frame", "data-group": f.id }, framesLayer);
+      svg("rect", { class: "kw-frame-body", x: f.x, y: f.y, width: f.w, height: f.h, rx: 8 }, g);
+      const header = svg("g", {
+        class: "kw-frame-header", tabindex: 0, role: "button",
+        "aria-label": `Close group ${f.name}`, "data-group": f.id,
+      }, g);
+      svg("rect", { class: "kw-frame-head", x: f.x, y: f.y, width: f.w, height: 22, rx: 8 }, header);
+      const t = svg("text", { class: "kw-frame-label", x: f.x + 8, y: f.y + 15 }, header);
+      t.textContent = f.label;
+      const title = svg("title", {}, header);
+      title.textContent = `${f.name} (${f.class_name}, ${f.count} layers): click to close`;
+      header.addEventListener("click", (e) => { e.stopPropagation(); toggleGroup(f.id, false); });
+      header.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggleGroup(f.id, false); }
+      });
+    }
+
+    for (const e of s.edges || []) {
+      const d = "M" + e.pts.map((p) => `${p[0]},${p[1]}`).join(" L");
+      const p = svg("path", {
+        class: "kw-edge", d, "marker-end": `url(#${uid}-arrow)`,
+        "data-s": e.s, "data-t": e.t,
+      }, edgesLayer);
+      const title = svg("title", {}, p);
+      title.textContent = e.shape + (e.n > 1 ? ` (${e.n} tensors)` : "");
+      if (!succ.has(e.s)) succ.set(e.s, []);
+      if (!pred.has(e.t)) pred.set(e.t, []);
+      succ.get(e.s).push(e.t);
+      pred.get(e.t).push(e.s);
+    }
+
+    const items = (s.nodes || []).slice().sort((a, b) => (a.y - b.y) || (a.x - b.x));
+    for (const item of items) {
+      const isGroup = item.kind !== "node";
+      const fam = isGroup ? "group" : item.family;
+      const g = svg("g", {
+        class: `kw-node kw-fam-${fam}` + (isGroup ? " kw-closed" : "") +
+          (item.trainable === false ? " kw-frozen" : ""),
+        tabindex: 0, role: "button", "data-id": item.id,
+      }, nodesLayer);
+      g.setAttribute("aria-label", isGroup
+        ? `Group ${item.name}, ${item.count} layers, press Enter to open`
+        : `${item.name}, ${item.class_name}, output ${(item.out || []).join(" ")}`);
+      if (isGroup) {
+        svg("rect", { class: "kw-stack", x: item.x + 4, y: item.y + 4, width: item.w, height: item.h, rx: 6 }, g);
+      }
+      svg("rect", { class: "kw-body", x: item.x, y: item.y, width: item.w, height: item.h, rx: 6 }, g);
+      svg("rect", { class: "kw-stripe", x: item.x, y: item.y + 3, width: 4, height: item.h - 6 }, g);
+      const label = svg("text", { class: "kw-label", x: item.x + 10, y: item.y + 18 }, g);
+      label.textContent = item.label;
+      const sub = svg("text", { class: "kw-sub", x: item.x + 10, y: item.y + 34 }, g);
+      sub.textContent = item.sub;
+      if (item.params) {
+        const pt = svg("text", { class: "kw-params", x: item.x + item.w - 6, y: item.y + 18 }, g);
+        pt.textContent = fmtParams(item.params);
+      }
+      if (item.trainable === false) {
+        const ft = svg("text", { class: "kw-frozen-tag", x: item.x + item.w - 6, y: item.y + 34 }, g);
+        ft.textContent = "frozen";
+      }
+      const badge = svg("g", { class: "kw-badge" }, g);
+      svg("circle", { cx: item.x + item.w - 2, cy: item.y + 2, r: 7 }, badge);
+      svg("text", { x: item.x + item.w - 2, y: item.y + 5.5 }, badge);
+
+      g.addEventListener("pointerenter", (evt) => showTooltip(item, evt));
+      g.addEventListener("pointermove", moveTooltip);
+      g.addEventListener("pointerleave", hideTooltip);
+      g.addEventListener("click", (evt) => {
+        evt.stopPropagation();
+        if (dragMoved) return;
+        if (isGroup) toggleGroup(item.id, true); else selectNode(item.id);
+      });
+      g.addEventListener("keydown", (evt) => onNodeKey(evt, item));
+      g.addEventListener("focus", () => ensureVisible(item.id));
+      nodeEls.set(item.id, g);
+      boxes.set(item.id, { x: item.x, y: item.y, w: item.w, h: item.h, item });
+    }
+
+    const nLayers = (s.index || []).length;
+    const nParams = (s.nodes || []).reduce((acc, n) => acc + (n.params || 0), 0);
+    status.textContent = `${s.model || ""} \u00b7 ${nLayers} nodes \u00b7 ${fmtParams(nParams) || 0} params`;
+    applyHeat();
+    applyMarks();
+    applySelected();
+    applySearch();
+    if (firstDraw) {
+      firstDraw = false;
+      initialView();
+    }
+    if (pendingFocus && boxes.has(pendingFocus)) {
+      const id = pendingFocus;
+      pendingFocus = null;
+      centerOn(id);
+      selectNode(id);
+      const n = nodeEls.get(id);
+      if (n) n.focus({ preventScroll: true });
+    }
+    requestAnimationFrame(() => {
+      root.dataset.painted = String(Number(root.dataset.painted || 0) + 1);
+    });
+  }
+
+  function applyHeat() {
+    const heat = model.get("heat") || {};
+    for (const [id, g] of nodeEls) {
+      const b = boxes.get(id);
+      let v = heat[id];
+      if (v === undefined && b.item.members) {
+        const vals = b.item.members.filter((m) => m in heat).map((m) => heat[m]);
+        if (vals.length) v = Math.max(...vals);
+      }
+      const body = g.querySelector(".kw-body");
+      if (v === undefined) {
+        g.classList.remove("kw-hot");
+        body.style.fill = "";
+        g.removeAttribute("data-heat");
+      } else {
+        g.classList.add("kw-hot");
+        body.style.fill = heatColor(v);
+        g.setAttribute("data-heat", Number(v).toFixed(3));
+      }
+    }
+  }
+
+  function applyMarks() {
+    const marks = model.get("marks") || {};
+    for (const [id, g] of nodeEls) {
+      const b = boxes.get(id);
+      let m = marks[id];
+      if (!m && b.item.members) {
+        const found = b.item.members.find((x) => marks[x]);
+        if (found) m = marks[found];
+      }
+      g.classList.toggle("kw-mark-edited", m === "edited");
+      g.classList.toggle("kw-mark-error", m === "error");
+      g.querySelector(".kw-badge text").textContent = m === "error" ? "!" : m === "edited" ? "\u270e" : "";
+    }
+  }
+
+  function applySelected() {
+    const sel = (model.get("selected") || {}).id;
+    const s = model.get("scene") || {};
+    const shown = sel && s.visible ? s.visible[sel] : null;
+    for (const [id, g] of nodeEls) {
+      const on = id === sel || id === shown;
+      g.classList.toggle("kw-selected", on);
+      g.setAttribute("aria-pressed", on ? "true" : "false");
+    }
+  }
+
+  // --- search ---------------------------------------------------------------
+  let matches = [];
+  function applySearch() {
+    const q = search.value.trim().toLowerCase();
+    const s = model.get("scene") || {};
+    matches = q ? (s.index || []).filter((r) =>
+      r[0].toLowerCase().includes(q) || r[2].toLowerCase().includes(q)) : [];
+    const hits = new Set(matches.map((r) => (s.visible || {})[r[0]]));
+    for (const [id, g] of nodeEls) g.classList.toggle("kw-match", q !== "" && hits.has(id));
+    results.replaceChildren();
+    if (!q || document.activeElement !== search) { results.style.display = "none"; return; }
+    for (const r of matches.slice(0, 12)) {
+      const li = html("li", "kw-result", results);
+      li.setAttribute("role", "option");
+      const name = html("span", "kw-result-name", li);
+      name.textContent = r[0];
+      const cls = html("span", "kw-result-class", li);
+      cls.textContent = r[2];
+      li.addEventListener("mousedown", (e) => { e.preventDefault(); pick(r[0]); });
+    }
+    if (matches.length > 12) {
+      const li = html("li", "kw-result kw-more", results);
+      li.textContent = `\u2026 ${matches.length - 12} more`;
+    }
+    if (!matches.length) {
+      const li = html("li", "kw-result kw-more", results);
+      li.textContent = "no layer matches";
+    }
+    results.style.display = "block";
+  }
+  function pick(id) {
+    results.style.display = "none";
+    jumpTo(id);
+  }
+  search.addEventListener("input", applySearch);
+  search.addEventListener("focus", applySearch);
+  search.addEventListener("blur", () => { results.style.display = "none"; });
+  search.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && matches.length) { e.preventDefault(); pick(matches[0][0]); }
+    if (e.key === "Escape") { search.value = ""; applySearch(); }
+  });
+
+  // --- keyboard navigation ------------------------------------------------
+  function neighbour(id, key) {
+    const b = boxes.get(id);
+    const list = key === "ArrowDown" ? succ.get(id) : key === "ArrowUp" ? pred.get(id) : null;
+    if (list && list.length) return list[0];
+    const cx = b.x + b.w / 2, cy = b.y + b.h / 2;
+    let best = null, bestScore = Infinity;
+    for (const [other, o] of boxes) {
+      if (other === id) continue;
+      const dx = o.x + o.w / 2 - cx, dy = o.y + o.h / 2 - cy;
+      let ok = false, score = 0;
+      if (key === "ArrowDown") { ok = dy > 1; score = dy + 3 * Math.abs(dx); }
+      if (key === "ArrowUp") { ok = dy < -1; score = -dy + 3 * Math.abs(dx); }
+      if (key === "ArrowRight") { ok = dx > 1; score = dx + 3 * Math.abs(dy); }
+      if (key === "ArrowLeft") { ok = dx < -1; score = -dx + 3 * Math.abs(dy); }
+      if (ok && score < bestScore) { best = other; bestScore = score; }
+    }
+    return best;
+  }
+  function onNodeKey(evt, item) {
+    if (evt.key === "Enter" || evt.key === " ") {
+      evt.preventDefault();
+      if (item.kind !== "node") toggleGroup(item.id, true); else selectNode(item.id);
+      return;
+    }
+    if (evt.key.startsWith("Arrow")) {
+      evt.preventDefault();
+      const next = neighbour(item.id, evt.key);
+      if (next && nodeEls.has(next)) nodeEls.get(next).focus({ preventScroll: true });
+    }
+    if (evt.key === "Escape") { model.set("selected", {}); model.save_changes(); }
+  }
+
+  // --- pan and zoom ---------------------------------------------------------
+  let dragging = null, dragMoved = false;
+  viewport.addEventListener("pointerdown", (e) => {
+    if (e.button !== 0) return;
+    dragging = { x: e.clientX, y: e.clientY, tx, ty };
+    dragMoved = false;
+  });
+  const onMove = (e) => {
+    if (!dragging) return;
+    const dx = e.clientX - dragging.x, dy = e.clientY - dragging.y;
+    if (!dragMoved && Math.abs(dx) + Math.abs(dy) < 4) return;
+    if (!dragMoved) viewport.classList.add("kw-dragging");
+    dragMoved = true;
+    tx = dragging.tx + dx;
+    ty = dragging.ty + dy;
+    applyTransform();
+  };
+  window.addEventListener("pointermove", onMove);
+  const endDrag = () => {
+    dragging = null;
+    viewport.classList.remove("kw-dragging");
+    setTimeout(() => { dragMoved = false; }, 0);
+  };
+  window.addEventListener("pointerup", endDrag);
+  function zoomAt(factor, px, py) {
+    const next = Math.max(0.03, Math.min(4, scale * factor));
+    tx = px - (px - tx) * (next / scale);
+    ty = py - (py - ty) * (next / scale);
+    scale = next;
+    applyTransform();
+  }
+  viewport.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    const r = viewport.getBoundingClientRect();
+    const factor = Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015));
+    zoomAt(factor, e.clientX - r.left, e.clientY - r.top);
+  }, { passive: false });
+  mkButton("\u2922", "Fit to view", fit);
+  mkButton("+", "Zoom in", () => zoomAt(1.25, viewport.clientWidth / 2, viewport.clientHeight / 2));
+  mkButton("\u2212", "Zoom out", () => zoomAt(0.8, viewport.clientWidth / 2, viewport.clientHeight / 2));
+  toolbar.appendChild(status);
+
+  model.on("change:scene", draw);
+  model.on("change:heat", applyHeat);
+  model.on("change:marks", applyMarks);
+  model.on("change:selected", applySelected);
+  model.on("change:theme", applyTheme);
+  model.on("change:height", applyTheme);
+  applyTheme();
+  draw();
+  // The output area may have no size yet when render runs: fit once it does.
+  if (!viewport.clientWidth && typeof ResizeObserver !== "undefined") {
+    const ro = new ResizeObserver(() => {
+      if (viewport.clientWidth) { ro.disconnect(); initialView(); }
+    });
+    ro.observe(viewport);
+  }
+
+  return () => {
+    window.removeEventListener("pointerup", endDrag);
+    window.removeEventListener("pointermove", onMove);
+    model.off("change:scene", draw);
+    model.off("change:heat", applyHeat);
+    model.off("change:marks", applyMarks);
+    model.off("change:selected", applySelected);
+    model.off("change:theme", applyTheme);
+    model.off("change:height", applyTheme);
+  };
+}
+
+export default { render };

@@ -1,0 +1,109 @@
+import itertools
+
+import pytest
+
+from kerawidgets import layout as layout_module
+from kerawidgets.graph import ModelGraph
+from kerawidgets.layout import default_open_groups, layout
+from tests._graph_models import branchy, mobilenet, nested_two_levels
+
+
+def _no_overlap(result):
+    boxes = list(result.boxes.values())
+    for a, b in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b), (a, b)
+
+
+def _inside(inner, outer):
+    return (outer.x <= inner.x and outer.y <= inner.y and inner.x + inner.w <= outer.x + outer.w
+            and inner.y + inner.h <= outer.y + outer.h)
+
+
+def test_every_node_drawn_and_no_overlap_all_open():
+    graph = ModelGraph.from_model(branchy())
+    result = layout(graph, ["seq", "seq:1"])
+    assert set(result.boxes) == {n.id for n in graph.nodes}
+    _no_overlap(result)
+    assert len(result.edges) == len(graph.edges)
+    for group in ("seq", "seq:1"):
+        for member in graph.group(group).members:
+            assert _inside(result.boxes[member], result.frames[group])
+    assert not result.frames["seq"].overlaps(result.frames["seq:1"])
+    # Top-down: every edge goes from a box to one below it.
+    for edge in result.edges:
+        assert result.boxes[edge.source].y < result.boxes[edge.target].y
+        assert edge.points[0][1] <= edge.points[-1][1]
+
+
+def test_shared_layer_calls_are_separate_boxes_and_both_inputs_drawn():
+    graph = ModelGraph.from_model(branchy())
+    result = layout(graph, [])
+    assert {"shared", "shared:1", "x", "y"} <= set(result.boxes)
+    assert {"seq", "seq:1"} <= set(result.boxes)  # closed groups are boxes
+    assert result.boxes["seq"].kind == "group"
+    getitem = next(n.id for n in graph.nodes if n.class_name == "GetItem")
+    drawn = {(e.source, e.target) for e in result.edges}
+    assert (getitem, "seq") in drawn and ("seq", "seq:1") in drawn and ("seq:1", "cat") in drawn
+    assert result.visible["seq/i1"] == "seq"
+    _no_overlap(result)
+
+
+def test_nested_groups_nest_and_close():
+    graph = ModelGraph.from_model(nested_two_levels())
+    opened = layout(graph, ["mid", "mid/deep"])
+    assert _inside(opened.frames["mid/deep"], opened.frames["mid"])
+    assert _inside(opened.boxes["mid/deep/deep_dense"], opened.frames["mid/deep"])
+    _no_overlap(opened)
+    half = layout(graph, ["mid"])
+    assert half.boxes["mid/deep"].kind == "group" and "mid/deep" not in half.frames
+    closed = layout(graph, ["mid/deep"])  # an inner group of a closed group stays hidden
+    assert set(closed.boxes) == {"inp", "pre", "mid", "head"}
+    assert {(e.source, e.target) for e in closed.edges} == {
+        ("inp", "pre"), ("pre", "mid"), ("mid", "head")}
+
+
+def test_layout_is_cached(monkeypatch):
+    graph = ModelGraph.from_model(branchy())
+    calls = []
+    original = layout_module._Engine.run
+
+    def counting(self):
+        calls.append(1)
+        return original(self)
+
+    monkeypatch.setattr(layout_module._Engine, "run", counting)
+    first = layout(graph, ["seq"])
+    assert layout(graph, ("seq",)) is first
+    assert layout(graph, ["seq", "unknown"]) is first
+    assert len(calls) == 1
+    layout(graph, [])
+    assert len(calls) == 2
+
+
+def test_large_groups_start_closed_and_long_model_is_readable():
+    graph = ModelGraph.from_model(mobilenet())
+    assert default_open_groups(graph) == frozenset()
+    closed = layout(graph)
+    assert len(closed.boxes) < 40
+    _no_overlap(closed)
+    everything = layout(graph, [g.id for g in graph.groups])
+    assert len(everything.boxes) == len(graph.nodes)
+    _no_overlap(everything)
+    scene = everything.scene()
+    assert len(scene["nodes"]) == len(graph.nodes)
+    assert scene["width"] > 0 and scene["height"] > 0
+
+
+@pytest.mark.slow
+def test_efficientnet_b7_lays_out_quickly():
+    import time
+
+    import keras
+
+    model = keras.applications.EfficientNetB7(weights=None, input_shape=(32, 32, 3))
+    start = time.perf_counter()
+    graph = ModelGraph.from_model(model)
+    result = layout(graph, [g.id for g in graph.groups])
+    assert time.perf_counter() - start < 10
+    assert len(result.boxes) == 816
+    _no_overlap(result)
