@@ -155,7 +155,7 @@ def register_activation(name: str, fn, gradient=None, **params):
     else:
 
         @keras.ops.custom_gradient
-        def activation(x):
+        def with_gradient(x):
             y = fn(x, **params)
 
             def grad(*args, upstream=None):
@@ -164,6 +164,11 @@ def register_activation(name: str, fn, gradient=None, **params):
                 return gradient(x, upstream)
 
             return y, grad
+
+        # A plain function around it: TensorFlow's custom_gradient returns a
+        # decorator object that Keras cannot serialise by name.
+        def activation(x):
+            return with_gradient(x)
 
     activation.__name__ = name
     activation.__qualname__ = name

@@ -1,0 +1,86 @@
+"""Edit values: immutable, described, printed as runnable code, JSON round-trip."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import kerawidgets
+from kerawidgets import edits
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.errors import InvalidEditError, UnknownActivationError
+from tests import models
+
+EXAMPLES = [
+    SetActivation("dense_1", "tanh"),
+    SetActivation(keras.layers.ReLU, "gelu"),
+    SetActivation("lstm", "hard_sigmoid", attribute="recurrent_activation"),
+    ReplaceLayer("middle", layers.Dense(128, activation="sigmoid")),
+    ReplaceLayer("conv2d", ("AveragePooling2D", {"pool_size": 2, "padding": "same"})),
+    ReplaceLayer("middle", [layers.Reshape((64, 1)), layers.Conv1D(4, 3), layers.Flatten()], trainable=False),
+    InsertLayer(after="hidden", layer=layers.Dropout(0.2)),
+    RemoveLayer("dropout"),
+]
+
+
+@pytest.mark.parametrize("edit", EXAMPLES, ids=lambda e: e.kind)
+def test_json_round_trip(edit):
+    assert edits.from_json(edit.to_json()) == edit
+
+
+@pytest.mark.parametrize("edit", EXAMPLES, ids=lambda e: e.kind)
+def test_edits_are_immutable_and_describe_themselves(edit):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        edit.layer = "other"
+    assert edit.describe() and str(edit) == edit.describe()
+
+
+def test_history_round_trip():
+    text = edits.history_to_json(EXAMPLES)
+    assert edits.history_from_json(text) == EXAMPLES
+
+
+def test_to_code_replays_the_edit():
+    model = models.mlp_64()
+    edit = ReplaceLayer("middle", layers.Dense(64, activation="tanh"))
+    code = edit.to_code()
+    assert code.startswith("model = kerawidgets.replace_layer(model, 'middle', keras.layers.Dense(")
+    namespace = {"keras": keras, "kerawidgets": kerawidgets, "model": model}
+    exec(code, namespace)
+    replayed = namespace["model"]
+    direct = kerawidgets.rebuild(model, [edit]).model
+    assert replayed.get_layer("middle").get_config()["activation"] == "tanh"
+    x = models.data_for(model)
+    np.testing.assert_allclose(replayed(x), direct(x), rtol=1e-6)
+
+
+def test_to_code_for_class_selector_and_insert():
+    assert SetActivation(keras.layers.ReLU, "gelu").to_code() == (
+        "model = kerawidgets.replace_activation(model, keras.layers.ReLU, 'gelu')")
+    code = InsertLayer(after="hidden", layer=layers.Dropout(0.2)).to_code()
+    assert code == "model = kerawidgets.insert_layer(model, after='hidden', layer=keras.layers.Dropout(rate=0.2))"
+
+
+def test_registered_activation_function_is_stored_by_name():
+    swish = kerawidgets.register_activation("edits_swish", lambda x: x * keras.ops.sigmoid(x))
+    try:
+        assert SetActivation("d", swish).activation == "edits_swish"
+    finally:
+        kerawidgets.unregister_activation("edits_swish")
+
+
+def test_bad_edits_fail_at_construction():
+    with pytest.raises(UnknownActivationError):
+        SetActivation("d", "not_an_activation")
+    with pytest.raises(InvalidEditError, match="attribute"):
+        SetActivation("d", "relu", attribute="kernel")
+    with pytest.raises(InvalidEditError, match="Unknown layer type"):
+        ReplaceLayer("d", "NoSuchLayer")
+    with pytest.raises(InvalidEditError, match="one layer"):
+        RemoveLayer(keras.layers.Dense)
+    with pytest.raises(InvalidEditError, match="predicate"):
+        SetActivation(lambda layer: True, "relu").to_json()
+    with pytest.raises(InvalidEditError, match="not an edit"):
+        edits.as_edit("relu")

@@ -1,0 +1,34 @@
+from kerawidgets.report import LayerOutcome, RebuildReport
+
+
+def rows():
+    return [
+        LayerOutcome("a", "Dense", "kept", "untouched", 2, False),
+        LayerOutcome("b", "Dense", "reinitialised", "units 64 -> 128", 2, True),
+        LayerOutcome("c", "Dropout", "new", "inserted after 'b'", 0, True),
+        LayerOutcome("d", "Dense", "removed", "removed by the edit", 2, True),
+    ]
+
+
+def test_lists_table_records_and_html():
+    report = RebuildReport(rows(), notes=["recompiled"])
+    assert (report.kept, report.reinitialised, report.new, report.removed) == (["a"], ["b"], ["c"], ["d"])
+    assert report.summary() == "1 kept, 1 reinitialised, 1 new, 1 removed"
+    assert "units 64 -> 128" in str(report) and "note: recompiled" in str(report)
+    assert report.to_records()[1]["status"] == "reinitialised"
+    assert "<table>" in report._repr_html_()
+    assert [o.layer for o in report.changed] == ["b", "c", "d"]
+    assert "b" in report and report["b"].edited
+
+
+def test_then_composes_two_steps():
+    first = RebuildReport(rows())
+    second = RebuildReport([
+        LayerOutcome("a", "Dense", "kept", "untouched", 2, False),
+        LayerOutcome("b", "Dense", "kept", "activation relu -> tanh", 2, True),
+        LayerOutcome("c", "Dropout", "kept", "untouched", 0, False),
+    ])
+    both = first.then(second)
+    assert both["b"].status == "reinitialised"  # still fresh relative to the original
+    assert both["c"].status == "new"
+    assert both["d"].status == "removed"
