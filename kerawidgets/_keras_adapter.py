@@ -405,3 +405,26 @@ def symbolic_output_spec(layer, input_shapes, dtype="float32"):
     else:
         inputs = keras.KerasTensor(tuple(input_shapes), dtype=dtype)
     return layer.compute_output_spec(inputs)
+
+
+# --- running part of a graph (kerawidgets.probe) ----------------------------
+
+
+def run_call(call: GraphCall, tensor_map: dict, training=False):
+    """Run one graph call eagerly on concrete values, as a Functional model would.
+
+    `tensor_map` maps `id(symbolic tensor)` to its value; the call's recorded
+    arguments (`mask=`, constants...) are replayed and `training` is injected
+    where the operation accepts it (Keras' own `operation_fn` does the same).
+    Returns the call's outputs as a flat list, in `call.output_tensors` order.
+    Running a call this way adds no node to the operation (unlike building a
+    `keras.Model` on intermediate tensors, which clones the nodes it reuses).
+    """
+    args, kwargs = call.call_arguments(tensor_map)
+    context = getattr(call.operation, "_call_context_args", None)
+    if context is None:
+        context = {"training"} if getattr(call.operation, "_call_has_training_arg", False) else ()
+    if training is not None and "training" in context:
+        kwargs["training"] = training
+    outputs = call.operation(*args, **kwargs)
+    return keras.tree.flatten(outputs)
