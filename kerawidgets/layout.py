@@ -98,9 +98,10 @@ class Layout:
                     family=node.family, params=node.params, trainable=node.trainable,
                     activation=node.activation, group=node.group,
                     out=out, inp=[shape_text(s) for s in node.input_shapes],
-                    label=_fit(node.name, box.w, 7.0),
+                    label=_fit(node.name, box.w - (6.0 * len(_short_count(node.params)) + 10
+                                                   if node.params else 0), 7.2),
                     sub=_fit(f"{node.class_name} {out[0] if len(out) == 1 else f'[{len(out)} outputs]'}",
-                             box.w, 6.0),
+                             box.w - (40 if not node.trainable else 0), 6.0),
                 )
             else:
                 group = graph.group(box.id)
@@ -109,8 +110,8 @@ class Layout:
                     count=group.node_count, members=graph.group_nodes(box.id),
                     params=sum(graph.node(n).params for n in graph.group_nodes(box.id)),
                     trainable=all(graph.node(n).trainable for n in graph.group_nodes(box.id)),
-                    label=_fit("\u25b8 " + group.name, box.w, 7.0),
-                    sub=_fit(f"{group.class_name} \u00b7 {group.node_count} layers", box.w, 6.0),
+                    label=_fit("\u25b8 " + group.name, box.w - 40, 7.2),
+                    sub=_fit(f"{group.class_name} \u00b7 {group.node_count} layers", box.w - 40, 6.0),
                 )
             items.append(item)
         frames = []
@@ -150,13 +151,29 @@ def _fit(text: str, width: float, char_w: float) -> str:
 def node_width(graph: ModelGraph, node_id: str) -> float:
     node = graph.node(node_id)
     sub = f"{node.class_name} {shape_text(node.output_shapes[0]) if node.output_shapes else ''}"
-    return float(min(MAX_W, max(MIN_W, 7.0 * len(node.name) + 20, 6.0 * len(sub) + 20)))
+    params = 6.0 * len(_short_count(node.params)) + 10 if node.params else 0
+    frozen = 40 if not node.trainable else 0
+    return float(min(MAX_W, max(MIN_W, 7.2 * len(node.name) + 20 + params,
+                                6.0 * len(sub) + 20 + frozen)))
+
+
+def _short_count(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    if n >= 1_000:
+        return f"{n / 1e3:.1f}k"
+    return str(n)
 
 
 def group_width(graph: ModelGraph, group_id: str) -> float:
     group = graph.group(group_id)
     sub = f"{group.class_name} \u00b7 {group.node_count} layers"
-    return float(min(MAX_W, max(MIN_W + 20, 7.0 * (len(group.name) + 2) + 20, 6.0 * len(sub) + 20)))
+    nodes = [graph.node(n) for n in graph.group_nodes(group_id)]
+    params = sum(n.params for n in nodes)
+    params_w = 6.0 * len(_short_count(params)) + 10 if params else 0
+    frozen = 40 if not all(n.trainable for n in nodes) else 0
+    return float(min(MAX_W, max(MIN_W + 20, 7.2 * (len(group.name) + 2) + 20 + params_w,
+                                6.0 * len(sub) + 20 + frozen)))
 
 
 def default_open_groups(graph: ModelGraph, limit: int = OPEN_LIMIT) -> frozenset:
@@ -269,7 +286,9 @@ class _Engine:
                 sizes[unit] = (node_width(graph, unit), float(NODE_H))
             elif unit in self.open:
                 sub = self._layout_container(unit)
-                sizes[unit] = (max(sub.width + 2 * PAD, group_width(graph, unit) + 40),
+                group = graph.group(unit)
+                label = len(group.name) + len(group.class_name) + len(str(group.node_count)) + 16
+                sizes[unit] = (max(sub.width + 2 * PAD, 6.4 * label + 24),
                                sub.height + HEADER + PAD)
             else:
                 sizes[unit] = (group_width(graph, unit), float(GROUP_H))

@@ -106,6 +106,8 @@ def to_svg(layout_or_scene, *, heat=None, marks=None, selected=None, margin: flo
         if selected and selected == item["id"]:
             stroke, width_px = "#0969da", 3
         dash = "" if item.get("trainable", True) else ' stroke-dasharray="5 3"'
+        ink, ink2 = ("#ffffff", "#ffffff") if value is not None and value > 0.72 else (
+            "#1f2328", "#57606a")
         x, y, w, h = item["x"], item["y"], item["w"], item["h"]
         tooltip = item.get("path", item["id"])
         out.append(
@@ -113,16 +115,16 @@ def to_svg(layout_or_scene, *, heat=None, marks=None, selected=None, margin: flo
             f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="6" fill="{fill}" '
             f'stroke="{stroke}" stroke-width="{width_px}"{dash}/>'
             f'<rect x="{x}" y="{y + 3}" width="4" height="{h - 6}" fill="{STRIPE_COLORS.get(family)}"/>'
-            f'<text x="{x + 10}" y="{y + 18}" font-size="12" font-weight="600" fill="#1f2328">'
+            f'<text x="{x + 10}" y="{y + 18}" font-size="12" font-weight="600" fill="{ink}">'
             f'{escape(item["label"])}</text>'
-            f'<text x="{x + 10}" y="{y + 34}" font-size="10" fill="#57606a">{escape(item["sub"])}</text>'
+            f'<text x="{x + 10}" y="{y + 34}" font-size="10" fill="{ink2}">{escape(item["sub"])}</text>'
         )
         if item.get("params"):
             out.append(f'<text x="{x + w - 6}" y="{y + 18}" font-size="9" text-anchor="end" '
-                       f'fill="#57606a">{_fmt_params(item["params"])}</text>')
+                       f'fill="{ink2}">{_fmt_params(item["params"])}</text>')
         if not item.get("trainable", True):
             out.append(f'<text x="{x + w - 6}" y="{y + 34}" font-size="9" text-anchor="end" '
-                       'fill="#57606a">frozen</text>')
+                       f'fill="{ink2}">frozen</text>')
         out.append("</g>")
     out.append("</svg>")
     return "\n".join(out)

@@ -344,11 +344,12 @@ function render({ model, el }) {
       }
       const body = g.querySelector(".kw-body");
       if (v === undefined) {
-        g.classList.remove("kw-hot");
+        g.classList.remove("kw-hot", "kw-hot-strong");
         body.style.fill = "";
         g.removeAttribute("data-heat");
       } else {
         g.classList.add("kw-hot");
+        g.classList.toggle("kw-hot-strong", v > 0.72);
         body.style.fill = heatColor(v);
         g.setAttribute("data-heat", Number(v).toFixed(3));
       }
@@ -453,7 +454,6 @@ function render({ model, el }) {
       const next = neighbour(item.id, evt.key);
       if (next && nodeEls.has(next)) nodeEls.get(next).focus({ preventScroll: true });
     }
-    if (evt.key === "Escape") { model.set("selected", {}); model.save_changes(); }
   }
 
   // --- pan and zoom ---------------------------------------------------------

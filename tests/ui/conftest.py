@@ -1,0 +1,283 @@
+"""Real-browser fixtures: a JupyterLab started by the tests and Debian's Chromium.
+
+Reusable by every browser test (GraphView, ModelEditor, ...):
+
+- ``lab``: a session-wide JupyterLab on 127.0.0.1 (free port, no token, no
+  password, a temp root dir, the kernel is this interpreter). ``lab.url`` is
+  the base URL, ``lab.root`` the root directory.
+- ``browser``: Playwright's Chromium from ``/usr/bin/chromium``, headless.
+- ``notebook_page``: ``nb = notebook_page(["code cell", ...], name="x.ipynb")``
+  writes the notebook into ``lab.root``, opens it in a fresh page and runs
+  every cell. ``nb.page`` is the Playwright page; ``nb.run_cell(code)`` adds a
+  cell, runs it and returns its text output; ``nb.eval(expr)`` returns the
+  JSON value of an expression in the kernel; ``nb.screenshot(name)`` saves
+  ``test-artifacts/<name>.png``; ``nb.dialogs`` lists every alert/confirm
+  the page tried to show (they are dismissed).
+
+    def test_it(notebook_page):
+        nb = notebook_page(["x = 1 + 1"])
+        assert nb.eval("x") == 2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+KERNEL_TIMEOUT_MS = 180_000
+_MARK = "@@KW@@"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Lab:
+    """A running JupyterLab server: `url` (ends with "/") and `root` (a Path)."""
+
+    def __init__(self, url: str, root: Path, process: subprocess.Popen, log: Path):
+        self.url = url
+        self.root = root
+        self.process = process
+        self.log = log
+
+    def write_notebook(self, cells, name: str | None = None) -> str:
+        """Write a notebook of code cells into the root dir; returns its file name."""
+        name = name or f"nb_{uuid.uuid4().hex[:8]}.ipynb"
+        notebook = {
+            "cells": [
+                {"cell_type": "code", "execution_count": None, "id": uuid.uuid4().hex[:8],
+                 "metadata": {}, "outputs": [], "source": source}
+                for source in cells
+            ],
+            "metadata": {
+                "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                               "name": "python3"},
+                "language_info": {"name": "python"},
+            },
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+        (self.root / name).write_text(json.dumps(notebook), encoding="utf-8")
+        return name
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """Start JupyterLab for the test session; yields a `Lab`."""
+    root = tmp_path_factory.mktemp("lab_root")
+    home = tmp_path_factory.mktemp("lab_home")
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        TF_CPP_MIN_LOG_LEVEL="3",
+        MPLBACKEND="agg",
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+        PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]) + os.pathsep
+        + env.get("PYTHONPATH", ""),
+    )
+    # No news/update pop-ups in the screenshots.
+    overrides = home / "settings" / "@jupyterlab" / "apputils-extension"
+    overrides.mkdir(parents=True)
+    (overrides / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    log = home / "lab.log"
+    cmd = [
+        sys.executable, "-m", "jupyterlab",
+        "--no-browser",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        "--ServerApp.disable_check_xsrf=True",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--MappingKernelManager.cull_idle_timeout=0",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    with open(log, "wb") as out:
+        process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url + "api/status", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.time() > deadline:
+            process.kill()
+            raise RuntimeError("JupyterLab did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.3)
+    yield Lab(url, root, process, log)
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (headless)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+
+
+class Notebook:
+    """An open notebook page with helpers to run code and read the kernel's answers."""
+
+    def __init__(self, lab: Lab, page, name: str):
+        self.lab = lab
+        self.page = page
+        self.name = name
+        self.dialogs: list[str] = []
+        page.on("dialog", self._on_dialog)
+
+    def _on_dialog(self, dialog):
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        with contextlib.suppress(Exception):
+            dialog.dismiss()
+
+    # --- kernel state -----------------------------------------------------
+
+    def wait_idle(self, timeout: float = KERNEL_TIMEOUT_MS) -> None:
+        """Wait until the kernel has finished running every queued cell."""
+        page = self.page
+        page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']",
+                               timeout=timeout)
+        page.wait_for_function(
+            "() => ![...document.querySelectorAll('.jp-InputArea-prompt')]"
+            ".some(e => e.textContent.includes('[*]'))",
+            timeout=timeout,
+        )
+
+    def cells(self):
+        return self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
+
+    def run_all(self) -> None:
+        """Run every cell (Run menu > Run All Cells) and wait for the kernel."""
+        page = self.page
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        page.wait_for_timeout(300)
+        self.wait_idle()
+
+    def run_cell(self, code: str, timeout: float = KERNEL_TIMEOUT_MS) -> str:
+        """Append a code cell, run it, return the text of its output."""
+        page = self.page
+        before = self.cells().count()
+        page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        self.cells().nth(before - 1).locator(".jp-InputArea-prompt").click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("b")
+        self.cells().nth(before).wait_for()
+        cell = self.cells().nth(before)
+        cell.locator(".cm-content").click()
+        page.keyboard.insert_text(code)
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_timeout(200)
+        page.wait_for_function(
+            "(i) => { const c = document.querySelectorAll("
+            "'.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')[i];"
+            " if (!c) return false; const p = c.querySelector('.jp-InputArea-prompt');"
+            " return p && /\\[\\d+\\]/.test(p.textContent); }",
+            arg=before, timeout=timeout,
+        )
+        outputs = cell.locator(".jp-OutputArea-output")
+        return "\n".join(outputs.nth(i).inner_text() for i in range(outputs.count()))
+
+    def eval(self, expression: str):
+        """The JSON value of a Python expression evaluated in the kernel."""
+        text = self.run_cell(
+            f"import json as _kw_json\nprint({_MARK!r} + _kw_json.dumps({expression}) + {_MARK!r})")
+        parts = text.split(_MARK)
+        if len(parts) < 3:
+            raise AssertionError(f"No value for {expression!r}; the cell printed:\n{text}")
+        return json.loads(parts[1])
+
+    def screenshot(self, name: str, locator=None) -> Path:
+        """Save a PNG to test-artifacts/<name>.png (of `locator` if given)."""
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        (locator or self.page).screenshot(path=str(path))
+        return path
+
+
+def _notebook_factory(lab, browser, contexts):
+    def open_notebook(cells, name=None, run=True, viewport=(1400, 900)) -> Notebook:
+        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        name = lab.write_notebook(cells, name)
+        nb = Notebook(lab, page, name)
+        page.goto(f"{lab.url}lab/tree/{name}?reset")
+        page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell", timeout=120_000)
+        page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']",
+                               timeout=KERNEL_TIMEOUT_MS)
+        # Close pop-ups (news, updates) so nothing covers the notebook.
+        with contextlib.suppress(Exception):
+            page.locator(".jp-toast-button", has_text="No").click(timeout=1500)
+        if run:
+            nb.run_all()
+        return nb
+
+    return open_notebook
+
+
+def _close(contexts):
+    for context in contexts:
+        with contextlib.suppress(Exception):
+            context.close()
+
+
+@pytest.fixture
+def notebook_page(lab, browser):
+    """Factory: ``notebook_page(cells, name=None, run=True, viewport=(1400, 900))``."""
+    contexts = []
+    yield _notebook_factory(lab, browser, contexts)
+    _close(contexts)
+
+
+@pytest.fixture(scope="module")
+def module_notebook_page(lab, browser):
+    """Like `notebook_page`, but pages live for the whole test module (share one kernel)."""
+    contexts = []
+    yield _notebook_factory(lab, browser, contexts)
+    _close(contexts)
