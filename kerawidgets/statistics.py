@@ -1,0 +1,254 @@
+"""Plain-number summaries of layer outputs, and of how they change after an edit.
+
+Every function returns plain Python data (floats, ints, lists, None):
+JSON-ready for the front end and easy to assert on in tests.
+
+>>> import numpy as np
+>>> from kerawidgets.statistics import agreement, layer_statistics
+>>> layer_statistics(np.array([[0.0, 1.0], [0.0, 3.0]]))["dead_fraction"]
+0.5
+>>> agreement(np.eye(3), np.eye(3))["top1_agreement"]
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["agreement", "layer_statistics", "movement", "statistics_by_node"]
+
+#: Candidate (low, high) output bounds of saturating activations, tightest first:
+#: sigmoid / hard_sigmoid / softmax, tanh / softsign, relu6.
+KNOWN_BOUNDS = ((0.0, 1.0), (-1.0, 1.0), (0.0, 6.0))
+SATURATION_BAND = 0.01  # within 1% of the bounds' span
+EPS = 1e-12
+
+
+def _float(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _as_array(array) -> np.ndarray:
+    if not isinstance(array, np.ndarray):
+        import keras
+
+        array = keras.ops.convert_to_numpy(array)
+    return np.asarray(array)
+
+
+def detect_bounds(values: np.ndarray, bounds="auto"):
+    """The (low, high) bounds `values` look saturated against, or None.
+
+    With ``bounds="auto"`` the first pair of `KNOWN_BOUNDS` is used where every value
+    lies inside it and the values reach its upper bound (or, for a pair with
+    a negative low, its lower bound) within 1% of its span: so a sigmoid that
+    hits 1 is detected, while a ReLU whose values stay below 1 is not.
+    """
+    if bounds is None:
+        return None
+    if bounds != "auto":
+        low, high = bounds
+        return float(low), float(high)
+    if values.size == 0:
+        return None
+    vmin, vmax = float(values.min()), float(values.max())
+    for low, high in KNOWN_BOUNDS:
+        span = high - low
+        tol = 1e-6 * span
+        if vmin < low - tol or vmax > high + tol:
+            continue
+        reaches_high = vmax >= high - SATURATION_BAND * span
+        reaches_low = low < 0 and vmin <= low + SATURATION_BAND * span
+        if reaches_high or reaches_low:
+            return low, high
+    return None
+
+
+def layer_statistics(array, *, bounds="auto") -> dict:
+    """Summary numbers of one layer's output.
+
+    Returns a dict with
+    - ``mean``, ``std``, ``min``, ``max``: over every finite value;
+    - ``zero_fraction``: share of values exactly 0;
+    - ``dead_fraction``: share of units (entries of the last axis) that are
+      0 for every sample and position ("dead ReLUs");
+    - ``saturation``: share of values within 1% of the bounds' span of either
+      bound, where the bounds are those of a saturating activation that the
+      values look like (see `detect_bounds`: -1/1 for tanh, 0/1 for sigmoid,
+      0/6 for relu6), or given as ``bounds=(low, high)``; 0.0 when no bounds
+      apply (``bounds=None`` turns detection off);
+    - ``saturation_bounds``: the bounds used, or None;
+    - ``nonfinite_fraction``: share of NaN or infinite values;
+    - ``shape`` and ``count``.
+
+    >>> stats = layer_statistics(np.tanh(np.array([[-9.0, 0.0], [9.0, 0.5]])))
+    >>> stats["saturation"], stats["saturation_bounds"]
+    (0.5, [-1.0, 1.0])
+    """
+    values = _as_array(array)
+    shape = [int(d) for d in values.shape]
+    if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
+        values = values.astype(np.float64)
+    values = values.astype(np.float64, copy=False)
+    finite_mask = np.isfinite(values)
+    finite = values[finite_mask]
+    count = int(values.size)
+    if finite.size == 0:
+        return {"shape": shape, "count": count, "mean": None, "std": None, "min": None,
+                "max": None, "zero_fraction": 0.0, "dead_fraction": 0.0, "saturation": 0.0,
+                "saturation_bounds": None,
+                "nonfinite_fraction": 1.0 if count else 0.0}
+    units = values.reshape(-1, shape[-1]) if values.ndim >= 2 else values.reshape(-1, 1)
+    dead = float(np.mean(np.all(units == 0, axis=0)))
+    found = detect_bounds(finite, bounds)
+    saturation = 0.0
+    if found is not None:
+        low, high = found
+        band = SATURATION_BAND * (high - low)
+        saturation = float(np.mean((finite <= low + band) | (finite >= high - band)))
+    return {
+        "shape": shape,
+        "count": count,
+        "mean": _float(finite.mean()),
+        "std": _float(finite.std()),
+        "min": _float(finite.min()),
+        "max": _float(finite.max()),
+        "zero_fraction": float(np.mean(values == 0)),
+        "dead_fraction": dead,
+        "saturation": saturation,
+        "saturation_bounds": None if found is None else [float(found[0]), float(found[1])],
+        "nonfinite_fraction": float(1.0 - finite_mask.mean()),
+    }
+
+
+def statistics_by_node(outputs: dict, *, bounds="auto") -> dict:
+    """`layer_statistics` of every array in `outputs` ({node id: array}).
+
+    >>> sorted(statistics_by_node({"a": np.ones((2, 2))})["a"])[:3]
+    ['count', 'dead_fraction', 'max']
+    """
+    return {key: layer_statistics(value, bounds=bounds) for key, value in outputs.items()}
+
+
+def _is_distribution(p: np.ndarray, tol=1e-3) -> bool:
+    if p.ndim < 1 or p.shape[-1] < 2 or p.size == 0 or not np.all(np.isfinite(p)):
+        return False
+    return bool(p.min() >= -1e-6 and np.allclose(p.sum(axis=-1), 1.0, atol=tol))
+
+
+def _labels(y, output: np.ndarray):
+    """Integer class labels from integer labels or one-hot `y`, or None if they do not fit."""
+    y = _as_array(y)
+    classes = output.shape[-1]
+    if y.shape == output.shape and classes > 1:
+        return np.argmax(y, axis=-1)
+    if y.ndim == output.ndim and y.shape[-1] == 1 and classes > 1:
+        y = y[..., 0]
+    if y.shape == output.shape[:-1] or (classes == 1 and y.shape in (output.shape, output.shape[:-1])):
+        return np.rint(y.reshape(output.shape[:-1])).astype(np.int64)
+    return None
+
+
+def _log_probs(output: np.ndarray) -> np.ndarray:
+    """Log-probabilities of class-like outputs: taken as-is if a distribution, else softmax."""
+    if _is_distribution(output):
+        return np.log(np.clip(output, 1e-7, 1.0))
+    shifted = output - output.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _accuracy_and_loss(output: np.ndarray, labels: np.ndarray):
+    if output.shape[-1] == 1:  # binary: sigmoid probability (or logit)
+        p = output[..., 0]
+        if p.min() < 0 or p.max() > 1:
+            p = 1.0 / (1.0 + np.exp(-p))
+        p = np.clip(p, 1e-7, 1 - 1e-7)
+        accuracy = np.mean((p > 0.5) == (labels > 0))
+        loss = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+        return _float(accuracy), _float(loss)
+    if labels.min() < 0 or labels.max() >= output.shape[-1]:
+        return None, None
+    accuracy = np.mean(np.argmax(output, axis=-1) == labels)
+    log_p = _log_probs(output)
+    picked = np.take_along_axis(log_p, labels[..., None], axis=-1)[..., 0]
+    return _float(accuracy), _float(-picked.mean())
+
+
+def agreement(before, after, y=None) -> dict:
+    """How closely two outputs of the same inputs agree (model outputs before/after an edit).
+
+    Returns ``max_abs_diff`` and ``mean_abs_diff``; for class-like outputs
+    (last axis > 1) ``top1_agreement`` (share of samples whose arg-max
+    class is unchanged); when both are probability distributions
+    (non-negative, rows summing to 1 within 1e-3) ``kl_divergence``
+    (mean KL(before || after), nats); with labels `y` (integers, or
+    one-hot) ``accuracy_before/after`` and ``loss_before/after``
+    (crossentropy; logits are soft-maxed). Lists of outputs (several model
+    outputs) give the first output's numbers plus ``per_output``.
+
+    >>> p = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> q = np.array([[0.6, 0.4], [0.7, 0.3]])
+    >>> result = agreement(p, q, y=np.array([0, 1]))
+    >>> result["top1_agreement"], result["accuracy_before"], result["accuracy_after"]
+    (0.5, 1.0, 0.5)
+    """
+    if isinstance(before, (list, tuple)) or isinstance(after, (list, tuple)):
+        before = list(before) if isinstance(before, (list, tuple)) else [before]
+        after = list(after) if isinstance(after, (list, tuple)) else [after]
+        parts = [agreement(b, a, y if i == 0 else None)
+                 for i, (b, a) in enumerate(zip(before, after))]
+        return {**parts[0], "per_output": parts}
+    b = _as_array(before).astype(np.float64)
+    a = _as_array(after).astype(np.float64)
+    result: dict = {"shape_before": [int(d) for d in b.shape],
+                    "shape_after": [int(d) for d in a.shape], "same_shape": b.shape == a.shape}
+    if b.shape != a.shape:
+        return result
+    diff = np.abs(a - b)
+    result["max_abs_diff"] = _float(diff.max()) if diff.size else 0.0
+    result["mean_abs_diff"] = _float(diff.mean()) if diff.size else 0.0
+    if b.ndim >= 1 and b.shape[-1] > 1 and b.size:
+        result["top1_agreement"] = float(np.mean(b.argmax(-1) == a.argmax(-1)))
+        if _is_distribution(b) and _is_distribution(a):
+            p = np.clip(b, 1e-7, 1.0)
+            q = np.clip(a, 1e-7, 1.0)
+            result["kl_divergence"] = _float(np.mean(np.sum(p * np.log(p / q), axis=-1)))
+    if y is not None and b.ndim >= 1 and b.size:
+        labels = _labels(y, b)
+        if labels is not None:
+            result["accuracy_before"], result["loss_before"] = _accuracy_and_loss(b, labels)
+            result["accuracy_after"], result["loss_after"] = _accuracy_and_loss(a, labels)
+    return result
+
+
+def movement(before_outputs: dict, after_outputs: dict, eps=1e-8) -> dict:
+    """How far each node's output moved: mean |after - before| / (mean |before| + eps).
+
+    Only ids present in both dicts are reported; a node whose output shape
+    changed gets 1.0. 0.0 means unchanged; 1.0 a change as large as the
+    output itself.
+
+    >>> moved = movement({"a": np.ones(4), "b": np.ones(2)}, {"a": np.ones(4) * 1.5, "b": np.ones(3)})
+    >>> {key: round(value, 3) for key, value in moved.items()}
+    {'a': 0.5, 'b': 1.0}
+    """
+    out = {}
+    for key, before in before_outputs.items():
+        if key not in after_outputs:
+            continue
+        b = _as_array(before)
+        a = _as_array(after_outputs[key])
+        if b.shape != a.shape:
+            out[key] = 1.0
+            continue
+        if b.size == 0:
+            out[key] = 0.0
+            continue
+        b = b.astype(np.float64)
+        a = a.astype(np.float64)
+        value = np.mean(np.abs(a - b)) / (np.mean(np.abs(b)) + eps)
+        out[key] = _float(value) if math.isfinite(value) else 1.0
+    return out

@@ -1,0 +1,139 @@
+"""Tests for kerawidgets.statistics: layer summaries, agreement, movement."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from kerawidgets.probe import Probe
+from kerawidgets.statistics import (
+    agreement,
+    detect_bounds,
+    layer_statistics,
+    movement,
+    statistics_by_node,
+)
+
+
+def test_layer_statistics_basic_numbers():
+    x = np.array([[0.0, 2.0, -1.0], [0.0, 4.0, 1.0]], dtype="float32")
+    stats = layer_statistics(x)
+    assert stats["shape"] == [2, 3] and stats["count"] == 6
+    assert stats["mean"] == pytest.approx(1.0)
+    assert stats["std"] == pytest.approx(np.std(x))
+    assert stats["min"] == -1.0 and stats["max"] == 4.0
+    assert stats["zero_fraction"] == pytest.approx(2 / 6)
+    assert stats["dead_fraction"] == pytest.approx(1 / 3)  # unit 0 is zero for every sample
+    assert stats["saturation"] == 0.0 and stats["saturation_bounds"] is None
+    json.dumps(stats)
+
+
+def test_dead_fraction_uses_the_last_axis_over_all_positions():
+    x = np.zeros((2, 4, 4, 3))
+    x[1, 2, 2, 0] = 1.0
+    assert layer_statistics(x)["dead_fraction"] == pytest.approx(2 / 3)
+    assert layer_statistics(np.zeros(5))["dead_fraction"] == 1.0
+
+
+def test_saturation_of_tanh_sigmoid_and_not_relu():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((200, 8)) * 4
+    tanh = layer_statistics(np.tanh(z))
+    assert tanh["saturation_bounds"] == [-1.0, 1.0]
+    expected = np.mean(np.abs(np.tanh(z)) >= 0.98)
+    assert tanh["saturation"] == pytest.approx(expected)
+    sigmoid = layer_statistics(1 / (1 + np.exp(-z)))
+    assert sigmoid["saturation_bounds"] == [0.0, 1.0]
+    assert 0.2 < sigmoid["saturation"] < 1.0
+    relu = layer_statistics(np.maximum(z, 0) / 100)  # inside [0, 1] but never near 1
+    assert relu["saturation"] == 0.0 and relu["saturation_bounds"] is None
+    assert layer_statistics(np.tanh(z), bounds=None)["saturation"] == 0.0
+    assert detect_bounds(np.array([0.0, 3.0]), bounds=(0, 3)) == (0.0, 3.0)
+
+
+def test_nonfinite_values_are_counted_not_propagated():
+    stats = layer_statistics(np.array([1.0, np.nan, np.inf, 3.0]))
+    assert stats["nonfinite_fraction"] == 0.5
+    assert stats["mean"] == 2.0
+    json.dumps(stats)
+    assert layer_statistics(np.array([np.nan]))["mean"] is None
+
+
+def test_agreement_identical_and_changed():
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
+    same = agreement(p, p)
+    assert same["max_abs_diff"] == 0.0 and same["top1_agreement"] == 1.0
+    assert same["kl_divergence"] == pytest.approx(0.0, abs=1e-9)
+    q = np.array([[0.1, 0.2, 0.7], [0.1, 0.8, 0.1]])
+    moved = agreement(p, q)
+    assert moved["max_abs_diff"] == pytest.approx(0.6)
+    assert moved["top1_agreement"] == 0.5
+    assert moved["kl_divergence"] > 0
+    json.dumps(moved)
+
+
+def test_agreement_without_distributions_has_no_kl():
+    logits = np.array([[2.0, -1.0], [0.5, 3.0]])
+    result = agreement(logits, logits + 1.0)
+    assert "kl_divergence" not in result
+    assert result["top1_agreement"] == 1.0
+    assert "top1_agreement" not in agreement(np.ones((3, 1)), np.zeros((3, 1)))
+
+
+def test_agreement_accuracy_and_loss_from_integer_and_one_hot_labels():
+    p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    q = np.array([[0.4, 0.6], [0.2, 0.8], [0.6, 0.4]])
+    y = np.array([0, 1, 1])
+    by_int = agreement(p, q, y=y)
+    assert by_int["accuracy_before"] == pytest.approx(2 / 3)
+    assert by_int["accuracy_after"] == pytest.approx(1 / 3)
+    expected = -np.mean(np.log([0.9, 0.8, 0.4]))
+    assert by_int["loss_before"] == pytest.approx(expected)
+    by_one_hot = agreement(p, q, y=np.eye(2)[y])
+    assert by_one_hot["accuracy_after"] == by_int["accuracy_after"]
+    assert by_one_hot["loss_after"] == pytest.approx(by_int["loss_after"])
+    logits = agreement(np.log(p), np.log(q), y=y)  # logits: soft-maxed for the loss
+    assert logits["loss_before"] == pytest.approx(expected)
+
+
+def test_agreement_binary_outputs_and_shape_change():
+    p = np.array([[0.9], [0.2], [0.7]])
+    result = agreement(p, 1 - p, y=np.array([1, 0, 0]))
+    assert result["accuracy_before"] == pytest.approx(2 / 3)
+    assert result["accuracy_after"] == pytest.approx(1 / 3)
+    other = agreement(np.zeros((2, 3)), np.zeros((2, 4)))
+    assert other["same_shape"] is False and "max_abs_diff" not in other
+
+
+def test_agreement_several_outputs():
+    result = agreement([np.eye(2), np.ones((2, 1))], [np.eye(2), np.zeros((2, 1))])
+    assert result["top1_agreement"] == 1.0
+    assert result["per_output"][1]["max_abs_diff"] == 1.0
+
+
+def test_movement():
+    before = {"a": np.ones((2, 3)), "b": np.ones(2), "gone": np.ones(2)}
+    after = {"a": np.ones((2, 3)) * 1.1, "b": np.ones(3), "new": np.ones(2)}
+    moved = movement(before, after)
+    assert set(moved) == {"a", "b"}
+    assert moved["a"] == pytest.approx(0.1)
+    assert moved["b"] == 1.0
+    json.dumps(moved)
+
+
+def test_statistics_of_a_real_model_edit():
+    inp = keras.Input((6,), name="x")
+    h = layers.Dense(8, activation="relu", name="h")(inp)
+    out = layers.Dense(3, activation="softmax", name="out")(h)
+    model = keras.Model(inp, out)
+    probe = Probe(model)
+    outs = probe.outputs(model)
+    stats = statistics_by_node(outs)
+    assert set(stats) == set(outs)
+    assert stats["h"]["min"] >= 0.0
+    assert stats["out"]["saturation_bounds"] in (None, [0.0, 1.0])
+    same = agreement(probe.model_output(model), probe.model_output(model))
+    assert same["top1_agreement"] == 1.0 and same["kl_divergence"] == pytest.approx(0.0, abs=1e-9)
+    assert all(v == 0.0 for v in movement(outs, outs).values())
