@@ -110,7 +110,7 @@ class Layout:
                     count=group.node_count, members=graph.group_nodes(box.id),
                     params=sum(graph.node(n).params for n in graph.group_nodes(box.id)),
                     trainable=all(graph.node(n).trainable for n in graph.group_nodes(box.id)),
-                    label=_fit("\u25b8 " + group.name, box.w - 40, 7.2),
+                    label=_fit("\u25b8 " + group.name, box.w - 28, 7.2),
                     sub=_fit(f"{group.class_name} \u00b7 {group.node_count} layers", box.w - 40, 6.0),
                 )
             items.append(item)

@@ -83,11 +83,14 @@ class Lab:
         return name
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory):
-    """Start JupyterLab for the test session; yields a `Lab`."""
-    root = tmp_path_factory.mktemp("lab_root")
-    home = tmp_path_factory.mktemp("lab_home")
+@contextlib.contextmanager
+def start_lab(root: Path, home: Path):
+    """Run JupyterLab on 127.0.0.1 (free port, no token/password) serving `root`; yields a `Lab`.
+
+    `home` holds its config, runtime, settings and workspaces, so the user's own
+    JupyterLab set-up is never read or changed. Also used by the benchmarks.
+    """
+    root, home = Path(root), Path(home)
     port = _free_port()
     env = dict(os.environ)
     env.update(
@@ -103,7 +106,7 @@ def lab(tmp_path_factory):
     )
     # No news/update pop-ups in the screenshots.
     overrides = home / "settings" / "@jupyterlab" / "apputils-extension"
-    overrides.mkdir(parents=True)
+    overrides.mkdir(parents=True, exist_ok=True)
     (overrides / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     log = home / "lab.log"
@@ -126,37 +129,54 @@ def lab(tmp_path_factory):
         cmd.append("--allow-root")
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(url + "api/status", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            raise RuntimeError("JupyterLab did not start:\n" + log.read_text()[-3000:])
-        time.sleep(0.3)
-    yield Lab(url, root, process, log)
-    process.terminate()
     try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url + "api/status", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError("JupyterLab did not start:\n" + log.read_text()[-3000:])
+            time.sleep(0.3)
+        yield Lab(url, root, process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
-@pytest.fixture(scope="session")
-def browser():
-    """Debian's Chromium driven by Playwright (headless)."""
+@contextlib.contextmanager
+def launch_chromium():
+    """Playwright's Chromium from /usr/bin/chromium (headless), as a context manager."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """A JupyterLab for the test session: `lab.url`, `lab.root`, `lab.write_notebook`."""
+    with start_lab(tmp_path_factory.mktemp("lab_root"), tmp_path_factory.mktemp("lab_home")) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (headless)."""
+    with launch_chromium() as instance:
         yield instance
-        instance.close()
 
 
 class Notebook:
@@ -239,7 +259,9 @@ class Notebook:
         return path
 
 
-def _notebook_factory(lab, browser, contexts):
+def notebook_factory(lab, browser, contexts):
+    """`open_notebook(cells, name=None, run=True, viewport=(w, h)) -> Notebook`; new
+    browser contexts are appended to `contexts` for the caller to close."""
     def open_notebook(cells, name=None, run=True, viewport=(1400, 900)) -> Notebook:
         context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
         contexts.append(context)
@@ -271,7 +293,7 @@ def _close(contexts):
 def notebook_page(lab, browser):
     """Factory: ``notebook_page(cells, name=None, run=True, viewport=(1400, 900))``."""
     contexts = []
-    yield _notebook_factory(lab, browser, contexts)
+    yield notebook_factory(lab, browser, contexts)
     _close(contexts)
 
 
@@ -279,5 +301,5 @@ def notebook_page(lab, browser):
 def module_notebook_page(lab, browser):
     """Like `notebook_page`, but pages live for the whole test module (share one kernel)."""
     contexts = []
-    yield _notebook_factory(lab, browser, contexts)
+    yield notebook_factory(lab, browser, contexts)
     _close(contexts)

@@ -109,7 +109,7 @@ function render({ model, el }) {
     const fitScale = Math.min(W / ((s.width || 1) + 40), H / ((s.height || 1) + 40), 1.1);
     if (fitScale >= 0.55) return fit();
     // A long model: readable zoom, top of the graph, centred horizontally.
-    scale = Math.min(1, Math.max(fitScale, W / ((s.width || 1) + 40), 0.55));
+    scale = Math.min(0.8, Math.max(fitScale, W / ((s.width || 1) + 40), 0.55));
     tx = (W - (s.width || 0) * scale) / 2;
     ty = 20;
     applyTransform();
@@ -119,7 +119,7 @@ function render({ model, el }) {
     const b = boxes.get(id);
     if (!b) return;
     const W = viewport.clientWidth || 600, H = viewport.clientHeight || 400;
-    if (scale < 0.6) scale = 0.9;
+    if (scale < 0.6) scale = 0.8;
     tx = W / 2 - (b.x + b.w / 2) * scale;
     ty = H / 2 - (b.y + b.h / 2) * scale;
     applyTransform();
