@@ -17,7 +17,9 @@ import math
 
 import numpy as np
 
-__all__ = ["agreement", "layer_statistics", "movement", "statistics_by_node"]
+__all__ = [
+    "agreement", "layer_statistics", "movement", "paired_statistics", "statistics_by_node",
+]
 
 #: Candidate (low, high) output bounds of saturating activations, tightest first:
 #: sigmoid / hard_sigmoid / softmax, tanh / softsign, relu6.
@@ -131,6 +133,48 @@ def statistics_by_node(outputs: dict, *, bounds="auto") -> dict:
     ['count', 'dead_fraction', 'max']
     """
     return {key: layer_statistics(value, bounds=bounds) for key, value in outputs.items()}
+
+
+def paired_statistics(before_outputs: dict, after_outputs: dict) -> tuple[dict, dict]:
+    """`layer_statistics` of both sides, comparing saturation like with like.
+
+    Bounds are detected on each side; when one side has bounds and the
+    other side's values lie inside them, both use them (a softmax that
+    reaches 1 only after the edit counts as bounded by 0/1 on both sides).
+
+    >>> b, a = paired_statistics({"s": np.array([0.5, 0.6])}, {"s": np.array([0.0, 1.0])})
+    >>> b["s"]["saturation_bounds"] == a["s"]["saturation_bounds"] == [0.0, 1.0]
+    True
+    """
+    stats_before, stats_after = {}, {}
+    for key, before in before_outputs.items():
+        after = after_outputs.get(key)
+        if after is None:
+            stats_before[key] = layer_statistics(before)
+            continue
+        b, a = _finite(before), _finite(after)
+        found_b, found_a = detect_bounds(b), detect_bounds(a)
+        bounds_b = found_b or (found_a if _inside(b, found_a) else None)
+        bounds_a = found_a or (found_b if _inside(a, found_b) else None)
+        stats_before[key] = layer_statistics(before, bounds=bounds_b)
+        stats_after[key] = layer_statistics(after, bounds=bounds_a)
+    for key, after in after_outputs.items():
+        if key not in stats_after:
+            stats_after[key] = layer_statistics(after)
+    return stats_before, stats_after
+
+
+def _finite(array) -> np.ndarray:
+    values = _as_array(array).astype(np.float64).ravel()
+    return values[np.isfinite(values)]
+
+
+def _inside(values, bounds) -> bool:
+    if bounds is None or values.size == 0:
+        return False
+    low, high = bounds
+    tol = 1e-6 * (high - low)
+    return bool(values.min() >= low - tol and values.max() <= high + tol)
 
 
 def _is_distribution(p: np.ndarray, tol=1e-3) -> bool:

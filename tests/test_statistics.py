@@ -13,6 +13,7 @@ from kerawidgets.statistics import (
     detect_bounds,
     layer_statistics,
     movement,
+    paired_statistics,
     statistics_by_node,
 )
 
@@ -137,3 +138,17 @@ def test_statistics_of_a_real_model_edit():
     same = agreement(probe.model_output(model), probe.model_output(model))
     assert same["top1_agreement"] == 1.0 and same["kl_divergence"] == pytest.approx(0.0, abs=1e-9)
     assert all(v == 0.0 for v in movement(outs, outs).values())
+
+
+def test_paired_statistics_share_bounds_when_they_fit():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((50, 4))
+    soft_before = np.full((50, 4), 0.25)  # never reaches 1
+    soft_after = np.eye(4)[rng.integers(0, 4, 50)]  # one-hot: saturated
+    b, a = paired_statistics({"s": soft_before, "r": 1 / (1 + np.exp(-4 * z))},
+                             {"s": soft_after, "r": np.maximum(z, 0) * 5, "new": z})
+    assert b["s"]["saturation_bounds"] == a["s"]["saturation_bounds"] == [0.0, 1.0]
+    assert b["s"]["saturation"] == 0.0 and a["s"]["saturation"] == 1.0
+    assert b["r"]["saturation_bounds"] == [0.0, 1.0]  # sigmoid before
+    assert a["r"]["saturation_bounds"] is None  # relu after: values leave [0, 1]
+    assert "new" in a and "new" not in b

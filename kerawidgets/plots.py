@@ -1,0 +1,302 @@
+"""Matplotlib figures of layer outputs before and after an edit.
+
+Every function returns a new `matplotlib.figure.Figure` built without
+pyplot, so nothing touches global state or opens a window; show one in a
+notebook by leaving it as the cell's value, or turn it into PNG bytes with
+`figure_to_png` (what the editor widget displays).
+
+>>> import numpy as np
+>>> from kerawidgets.plots import figure_to_png, histogram_figure
+>>> rng = np.random.default_rng(0)
+>>> fig = histogram_figure(rng.normal(size=500), rng.normal(0.5, 1, 500), title="dense_1")
+>>> figure_to_png(fig)[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+True
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from kerawidgets.statistics import agreement as compute_agreement
+
+__all__ = [
+    "agreement_figure",
+    "comparison_figure",
+    "depth_summary_figure",
+    "figure_to_png",
+    "histogram_figure",
+]
+
+BEFORE_COLOR = "#4C72B0"
+AFTER_COLOR = "#DD8452"
+FONT_SIZE = 9
+
+
+def _values(array) -> np.ndarray:
+    if isinstance(array, (list, tuple)):
+        array = array[0]  # several model outputs: the first
+    if array is None:
+        return np.zeros(0)
+    if not isinstance(array, np.ndarray):
+        import keras
+
+        array = keras.ops.convert_to_numpy(array)
+    values = np.asarray(array, dtype=np.float64).ravel()
+    return values[np.isfinite(values)]
+
+
+def _new_figure(width, height) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig
+
+
+def _shared_bins(before, after, bins):
+    both = np.concatenate([before, after]) if after is not None else before
+    if both.size == 0:
+        return np.linspace(-0.5, 0.5, bins + 1)
+    low, high = float(both.min()), float(both.max())
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    return np.linspace(low, high, bins + 1)
+
+
+def _label(name, values):
+    if values.size == 0:
+        return f"{name} (no values)"
+    return f"{name}: mean {values.mean():.3g}, std {values.std():.3g}"
+
+
+def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value"):
+    b = _values(before)
+    a = None if after is None else _values(after)
+    edges = _shared_bins(b, a, bins)
+    weights_b = np.full(b.size, 1.0 / max(b.size, 1))
+    ax.hist(b, bins=edges, weights=weights_b, color=BEFORE_COLOR, alpha=0.45,
+            label=_label("before", b))
+    ax.hist(b, bins=edges, weights=weights_b, color=BEFORE_COLOR, histtype="step", linewidth=1.2)
+    if a is not None:
+        weights_a = np.full(a.size, 1.0 / max(a.size, 1))
+        ax.hist(a, bins=edges, weights=weights_a, color=AFTER_COLOR, alpha=0.45,
+                label=_label("after", a))
+        ax.hist(a, bins=edges, weights=weights_a, color=AFTER_COLOR, histtype="step",
+                linewidth=1.2)
+    ax.set_title(title, fontsize=FONT_SIZE + 1)
+    ax.set_xlabel(xlabel, fontsize=FONT_SIZE)
+    ax.set_ylabel("share of values", fontsize=FONT_SIZE)
+    ax.tick_params(labelsize=FONT_SIZE - 1)
+    ax.legend(fontsize=FONT_SIZE - 1, frameon=False, loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    top = ax.get_ylim()[1]
+    ax.set_ylim(0, top * 1.25)  # room for the legend
+
+
+def histogram_figure(before, after=None, *, title="Layer output", bins=50,
+                     xlabel="output value", figsize=(6.4, 3.4)) -> Figure:
+    """Overlaid histograms of `before` and `after` values with shared bins.
+
+    Bars are shares of all values (so different sizes compare); the legend
+    gives each side's mean and std.
+
+    >>> import numpy as np
+    >>> fig = histogram_figure(np.zeros(10), np.ones(10), title="relu")
+    >>> fig.axes[0].get_title()
+    'relu'
+    """
+    fig = _new_figure(*figsize)
+    _draw_histogram(fig.add_subplot(), before, after, title, bins, xlabel)
+    return fig
+
+
+_DEPTH_PANELS = (
+    ("mean", "mean"),
+    ("std", "standard deviation"),
+    ("zero_fraction", "share of zeros"),
+    ("saturation", "share saturated"),
+)
+
+
+def _series(stats, order, key):
+    out = []
+    for node in order:
+        value = (stats or {}).get(node, {}).get(key) if stats else None
+        out.append(np.nan if value is None else float(value))
+    return np.array(out)
+
+
+def depth_summary_figure(stats_before, stats_after=None, order=None, *,
+                         title="Layer statistics along depth", highlight=None,
+                         figsize=None) -> Figure:
+    """Per-layer mean, std, share of zeros and saturation along depth, before vs after.
+
+    `stats_before` / `stats_after` map node ids to `layer_statistics` dicts
+    (see `kerawidgets.statistics.statistics_by_node`); `order` is the node
+    ids from input to output (default: `stats_before`'s order). `highlight`
+    marks a node id (the edited layer) with a vertical line.
+
+    >>> from kerawidgets.statistics import layer_statistics
+    >>> stats = {"a": layer_statistics(np.ones(3)), "b": layer_statistics(np.zeros(3))}
+    >>> len(depth_summary_figure(stats, stats).axes)
+    4
+    """
+    if order is None:
+        order = list(stats_before or {})
+        order += [k for k in (stats_after or {}) if k not in order]
+    order = list(order)
+    positions = np.arange(len(order))
+    width = min(13.0, max(7.0, 0.28 * len(order) + 4))
+    fig = _new_figure(*(figsize or (width, 5.2)))
+    axes = fig.subplots(2, 2, sharex=True)
+    for ax, (key, label) in zip(axes.ravel(), _DEPTH_PANELS):
+        before = _series(stats_before, order, key)
+        ax.plot(positions, before, color=BEFORE_COLOR, marker="o", markersize=3,
+                linewidth=1.4, label="before")
+        if stats_after:
+            after = _series(stats_after, order, key)
+            ax.plot(positions, after, color=AFTER_COLOR, marker="s", markersize=3,
+                    linewidth=1.4, linestyle="--", label="after")
+        if highlight is not None and highlight in order:
+            ax.axvline(order.index(highlight), color="#C44E52", linewidth=1, alpha=0.7,
+                       label="edited")
+        ax.set_title(label, fontsize=FONT_SIZE + 1)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=FONT_SIZE - 1)
+        if key in ("zero_fraction", "saturation"):
+            ax.set_ylim(-0.03, 1.03)
+    axes[0, 0].legend(fontsize=FONT_SIZE - 1, frameon=False)
+    step = max(1, int(np.ceil(len(order) / 30)))
+    for ax in axes[1]:
+        ax.set_xticks(positions[::step])
+        ax.set_xticklabels([_short(order[i]) for i in positions[::step]], rotation=60,
+                           ha="right", fontsize=FONT_SIZE - 2)
+        ax.set_xlabel("layer (input → output)", fontsize=FONT_SIZE)
+    fig.suptitle(title, fontsize=FONT_SIZE + 2)
+    return fig
+
+
+def _short(name, limit=22):
+    name = str(name)
+    return name if len(name) <= limit else "…" + name[-(limit - 1):]
+
+
+def _fmt(value):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+_SHARES = (
+    ("top1_agreement", "top-1 agreement"),
+    ("accuracy_before", "accuracy before"),
+    ("accuracy_after", "accuracy after"),
+)
+_NUMBERS = (
+    ("max_abs_diff", "max |diff|"),
+    ("mean_abs_diff", "mean |diff|"),
+    ("kl_divergence", "KL(before‖after)"),
+    ("loss_before", "loss before"),
+    ("loss_after", "loss after"),
+)
+
+
+def _draw_agreement(bars_ax, text_ax, result, title):
+    """Shares as bars on `bars_ax`, the other numbers as a two-column table on `text_ax`."""
+    shares = [(label, result[key]) for key, label in _SHARES if result.get(key) is not None]
+    colors = {"top-1 agreement": "#55A868", "accuracy before": BEFORE_COLOR,
+              "accuracy after": AFTER_COLOR}
+    if shares:
+        labels = [label for label, _ in shares][::-1]
+        values = [value for _, value in shares][::-1]
+        bars = bars_ax.barh(labels, values, color=[colors[label] for label in labels],
+                            height=0.6)
+        for bar, value in zip(bars, values):
+            inside = value > 0.75
+            bars_ax.text(value - 0.02 if inside else value + 0.02,
+                         bar.get_y() + bar.get_height() / 2, f"{value:.1%}", va="center",
+                         ha="right" if inside else "left",
+                         color="white" if inside else "black", fontsize=FONT_SIZE)
+        bars_ax.set_xlim(0, 1)
+        bars_ax.set_xlabel("share of samples", fontsize=FONT_SIZE)
+        bars_ax.tick_params(labelsize=FONT_SIZE)
+        bars_ax.grid(axis="x", alpha=0.3)
+        bars_ax.set_ylim(len(shares) - 0.4 - max(3, len(shares)), len(shares) - 0.4)
+    else:
+        bars_ax.set_axis_off()
+        bars_ax.text(0.5, 0.5, "no class-like output", ha="center", va="center",
+                     fontsize=FONT_SIZE, color="gray", transform=bars_ax.transAxes)
+    bars_ax.set_title(title, fontsize=FONT_SIZE + 1)
+    text_ax.set_axis_off()
+    rows = [(label, _fmt(result.get(key))) for key, label in _NUMBERS if key in result]
+    if result.get("same_shape") is False:
+        rows = [("output shape", f"{tuple(result.get('shape_before', ()))} → "
+                                 f"{tuple(result.get('shape_after', ()))}")]
+    if not rows:
+        rows = [("no numbers", "")]
+    step = 1.0 / max(len(rows), 4)
+    for r, (label, value) in enumerate(rows):
+        y = 1.0 - (r + 0.5) * step
+        text_ax.text(0.0, y, label, ha="left", va="center", fontsize=FONT_SIZE,
+                     color="#444444", transform=text_ax.transAxes)
+        text_ax.text(1.0, y, value, ha="right", va="center", fontsize=FONT_SIZE,
+                     family="monospace", transform=text_ax.transAxes)
+
+
+def agreement_figure(agreement_dict, *, title="Model output: before vs after",
+                     figsize=(5.5, 4.0)) -> Figure:
+    """Bars of top-1 agreement (and accuracy before/after when labels were given),
+    with max / mean |diff|, KL divergence and losses as text.
+
+    `agreement_dict` is the result of `kerawidgets.statistics.agreement`.
+
+    >>> fig = agreement_figure({"max_abs_diff": 0.1, "mean_abs_diff": 0.01, "top1_agreement": 0.9})
+    >>> fig.axes[0].get_title()
+    'Model output: before vs after'
+    """
+    fig = _new_figure(*figsize)
+    grid = fig.add_gridspec(2, 1, height_ratios=[1.5, 1.0])
+    _draw_agreement(fig.add_subplot(grid[0]), fig.add_subplot(grid[1]), agreement_dict, title)
+    return fig
+
+
+def comparison_figure(layer_before, layer_after, output_before, output_after, *,
+                      agreement=None, y=None, layer_name="edited layer",
+                      title=None, figsize=(14.0, 3.9)) -> Figure:
+    """The editor's figure after Apply: edited layer's histogram, model output's
+    histogram, and the agreement panel, side by side.
+
+    `agreement` defaults to `statistics.agreement(output_before, output_after, y)`.
+    Several model outputs (lists) show the first.
+
+    >>> rng = np.random.default_rng(0)
+    >>> before = rng.normal(size=(16, 4))
+    >>> fig = comparison_figure(before, np.tanh(before), before, before + 0.1, layer_name="dense")
+    >>> [ax.get_title() for ax in fig.axes][:3]
+    ['dense output', 'model output', 'model output agreement']
+    """
+    if agreement is None:
+        agreement = compute_agreement(output_before, output_after, y)
+    fig = _new_figure(*figsize)
+    grid = fig.add_gridspec(1, 3, width_ratios=[1.0, 1.0, 0.9])
+    _draw_histogram(fig.add_subplot(grid[0]), layer_before, layer_after, f"{layer_name} output")
+    _draw_histogram(fig.add_subplot(grid[1]), output_before, output_after, "model output")
+    column = grid[2].subgridspec(2, 1, height_ratios=[1.5, 1.0])
+    _draw_agreement(fig.add_subplot(column[0]), fig.add_subplot(column[1]), agreement,
+                    "model output agreement")
+    if title:
+        fig.suptitle(title, fontsize=FONT_SIZE + 2)
+    return fig
+
+
+def figure_to_png(fig: Figure, dpi=100) -> bytes:
+    """The figure as PNG bytes (for an `ipywidgets.Image` or a file).
+
+    >>> figure_to_png(histogram_figure(np.arange(5.0)), dpi=50)[:4]
+    b'\\x89PNG'
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    return buffer.getvalue()

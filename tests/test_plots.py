@@ -1,0 +1,110 @@
+"""Tests for kerawidgets.plots: figures built without pyplot, titled, labelled, PNG-able."""
+
+import sys
+
+import keras
+import numpy as np
+from keras import layers
+from matplotlib.figure import Figure
+
+import kerawidgets
+from kerawidgets import plots
+from kerawidgets.probe import Probe
+from kerawidgets.statistics import agreement, paired_statistics, statistics_by_node
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def model_and_edit():
+    inp = keras.Input((6,), name="x")
+    h = layers.Dense(8, activation="sigmoid", name="hidden")(inp)
+    out = layers.Dense(4, activation="softmax", name="out")(h)
+    model = keras.Model(inp, out, name="small")
+    new = kerawidgets.replace_activation(model, "hidden", "relu")
+    probe = Probe(model, np.random.default_rng(0).standard_normal((32, 6)).astype("float32"),
+                  y=np.arange(32) % 4)
+    return model, new, probe
+
+
+def test_no_pyplot_state():
+    rng = np.random.default_rng(0)
+    plots.histogram_figure(rng.normal(size=100), rng.normal(size=100))
+    if "matplotlib.pyplot" in sys.modules:
+        import matplotlib.pyplot as plt
+
+        assert plt.get_fignums() == []
+
+
+def test_histogram_figure_shared_bins_legend_and_labels():
+    rng = np.random.default_rng(0)
+    fig = plots.histogram_figure(rng.normal(size=300), rng.normal(2, 1, size=200), title="conv1",
+                                 bins=30)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert ax.get_title() == "conv1"
+    assert ax.get_xlabel() and ax.get_ylabel() == "share of values"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0].startswith("before") and labels[1].startswith("after")
+    filled = [p for p in ax.patches if p.get_alpha() == 0.45]
+    assert len(filled) == 60  # 30 shared bins per side
+    assert filled[0].get_x() == filled[30].get_x()
+    heights = [p.get_height() for p in filled[:30]]
+    assert abs(sum(heights) - 1.0) < 1e-9  # shares of values
+    png = plots.figure_to_png(fig, dpi=60)
+    assert png.startswith(PNG)
+
+
+def test_histogram_figure_edge_cases():
+    assert plots.figure_to_png(plots.histogram_figure(np.zeros(5))).startswith(PNG)
+    assert plots.figure_to_png(plots.histogram_figure(np.array([np.nan]), [np.ones(3)]))
+
+
+def test_depth_summary_figure():
+    model, new, probe = model_and_edit()
+    before = probe.outputs(model)
+    after = probe.outputs_after_edit(model, new, ["hidden"])
+    stats_before, stats_after = paired_statistics(before, after)
+    fig = plots.depth_summary_figure(stats_before, stats_after, list(before), highlight="hidden")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["mean", "standard deviation", "share of zeros", "share saturated"]
+    assert fig.get_suptitle()
+    ticks = [t.get_text() for t in fig.axes[2].get_xticklabels()]
+    assert ticks == ["x", "hidden", "out"]
+    assert len(fig.axes[0].lines) == 3  # before, after, edited marker
+    assert plots.figure_to_png(fig).startswith(PNG)
+    only_before = plots.depth_summary_figure(statistics_by_node(before))
+    assert len(only_before.axes[0].lines) == 1
+
+
+def test_agreement_figure_with_and_without_labels():
+    model, new, probe = model_and_edit()
+    result = agreement(probe.model_output(model), probe.model_output(new), probe.y)
+    fig = plots.agreement_figure(result)
+    bars = fig.axes[0]
+    assert [t.get_text() for t in bars.get_yticklabels()] == [
+        "accuracy after", "accuracy before", "top-1 agreement"]
+    texts = [t.get_text() for t in fig.axes[1].texts]
+    assert "max |diff|" in texts and "loss after" in texts
+    assert plots.figure_to_png(fig).startswith(PNG)
+    no_labels = plots.agreement_figure(agreement(np.ones((3, 1)), np.zeros((3, 1))))
+    assert "max |diff|" in [t.get_text() for t in no_labels.axes[1].texts]
+    changed = plots.agreement_figure(agreement(np.ones((3, 2)), np.ones((3, 4))))
+    assert any("→" in t.get_text() for t in changed.axes[1].texts)
+
+
+def test_comparison_figure_after_an_edit(tmp_path):
+    model, new, probe = model_and_edit()
+    before = probe.outputs(model)
+    after = probe.outputs_after_edit(model, new, ["hidden"])
+    fig = plots.comparison_figure(before["hidden"], after["hidden"], probe.model_output(model),
+                                  probe.model_output(new), y=probe.y, layer_name="hidden",
+                                  title="hidden: sigmoid → relu")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:3] == ["hidden output", "model output", "model output agreement"]
+    assert fig.get_suptitle() == "hidden: sigmoid → relu"
+    png = plots.figure_to_png(fig, dpi=80)
+    assert png.startswith(PNG)
+    (tmp_path / "comparison.png").write_bytes(png)
+    several = plots.comparison_figure(before["hidden"], after["hidden"],
+                                      [probe.model_output(model)], [probe.model_output(new)])
+    assert isinstance(several, Figure)
