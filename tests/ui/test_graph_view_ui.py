@@ -168,3 +168,14 @@ def test_long_model_folds_and_search_jumps(notebook_page):
     page.wait_for_selector(".kw-node[data-id='classifier'][data-heat]")
     page.mouse.move(5, 5)
     nb.screenshot("graph_view_mobilenet", page.locator(".kw-graph").first)
+
+
+def test_dark_theme(nb):
+    page = nb.page
+    light = node(page, "features").locator(".kw-body").evaluate("e => getComputedStyle(e).fill")
+    nb.run_cell("view.theme = 'dark'")
+    page.wait_for_selector(".kw-graph.kw-dark")
+    dark = node(page, "features").locator(".kw-body").evaluate("e => getComputedStyle(e).fill")
+    assert dark != light
+    nb.screenshot("graph_view_dark", page.locator(".kw-graph").first)
+    nb.run_cell("view.theme = 'auto'")
