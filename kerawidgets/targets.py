@@ -140,7 +140,7 @@ def _resolve_name(model, text, layers) -> Target:
     found_path, layer = exact[0]
     has_suffix = naming.CALL_SEPARATOR in text and text.rpartition(naming.CALL_SEPARATOR)[2].isdigit()
     if has_suffix:
-        calls = _calls_in_parent(model, found_path)
+        calls = call_count(model, found_path)
         if call_index >= calls:
             raise InvalidEditError(
                 f"Layer {naming.layer_path(found_path)!r} is called {calls} time(s); "
@@ -150,7 +150,9 @@ def _resolve_name(model, text, layers) -> Target:
     return Target(found_path, layer)
 
 
-def _calls_in_parent(model, path) -> int:
+def call_count(model, path) -> int:
+    """How many times the layer at `path` is called in its (nested) model's graph."""
+    path = naming.split_layer_path(path) if isinstance(path, str) else tuple(path)
     parent = parent_model(model, path)
     return sum(1 for call in adapter.graph_calls(parent) if call.operation.name == path[-1])
 
