@@ -19,18 +19,25 @@ from kerawidgets.errors import (
     UnknownLayerError,
     UnsupportedModelError,
 )
+from kerawidgets.graph import ModelGraph
 from kerawidgets.inplace import set_activation_inplace
+from kerawidgets.probe import Probe, ProbeDataError
 from kerawidgets.rebuild import Rebuild, copy_model, rebuild
 from kerawidgets.report import LayerOutcome, RebuildReport
 from kerawidgets.shortcuts import insert_layer, remove_layer, replace_activation, replace_layer
+from kerawidgets.widgets import GraphView
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GraphView",
     "InvalidEditError",
     "KerawidgetsError",
     "LayerOutcome",
     "LayerRecreationError",
+    "ModelGraph",
+    "Probe",
+    "ProbeDataError",
     "Rebuild",
     "RebuildReport",
     "ShapeMismatchError",
