@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 
@@ -196,7 +197,10 @@ class _Walk:
             self.record_removed(operation, path)
         else:
             layers = self.layers_for(operation, path, call.call_index, action, names, in_report)
-            outputs = self.call_chain(layers, args, kwargs, call, path, keep_kwargs=_keeps_kwargs(action))
+            known = self.known_spec(call, layers, action, tensor_map)
+            with known if known is not None else contextlib.nullcontext():
+                outputs = self.call_chain(layers, args, kwargs, call, path,
+                                          keep_kwargs=_keeps_kwargs(action))
         if action is not None and action.insert_after:
             inserted = [self.new_inserted(spec, names, path, in_report) for spec in action.insert_after]
             outputs = self.call_chain(inserted, (outputs,), {}, call, path, keep_kwargs=False,
@@ -207,6 +211,18 @@ class _Walk:
                 (naming.layer_path(path), _shape_text(old_out_shape), _shape_text(new_out_shape))
             )
         return outputs
+
+    def known_spec(self, call, layers, action, tensor_map):
+        """Skip Keras' shape tracing for an untouched layer fed exactly what it was before."""
+        if action is not None or len(layers) != 1 or len(call.output_tensors) != 1:
+            return None
+        layer = layers[0]
+        if not isinstance(layer, keras.layers.Layer) or adapter.is_model(layer):
+            return None
+        new_inputs = [tensor_map[id(t)] for t in call.input_tensors]
+        if not adapter.same_specs(call.input_tensors, new_inputs):
+            return None
+        return adapter.known_output_spec(layer, call.output_tensors[0])
 
     def call_chain(self, layers, args, kwargs, call, path, keep_kwargs, inserted=False):
         outputs = None
