@@ -184,7 +184,8 @@ class _Walk:
                 f"{type(model).__name__} {model.name!r} has its own __init__; rebuilt as a "
                 "plain Functional model with the same graph."
             )
-        return cls(inputs, outputs, name=name)
+        with _global_dtype_policy(model.dtype_policy):  # Functional ignores dtype=
+            return cls(inputs, outputs, name=name)
 
     def replay(self, call, tensor_map, prefix, names, in_report):
         operation = call.operation
@@ -281,9 +282,10 @@ class _Walk:
                 ]
         spec = adapter.input_spec_of(adapter.flat_inputs(model)[0])
         try:
-            new_model = keras.Sequential(
-                [keras.Input(**_input_kwargs(spec)), *new_layers], name=name
-            )
+            with _global_dtype_policy(model.dtype_policy):  # Sequential takes no dtype=
+                new_model = keras.Sequential(
+                    [keras.Input(**_input_kwargs(spec)), *new_layers], name=name
+                )
         except KerawidgetsError:
             raise
         except Exception as error:
@@ -498,6 +500,19 @@ class _Walk:
                 )
         except Exception as error:  # a loss that cannot be serialised, say
             self.notes.append(f"Not compiled: the original's compile settings could not be copied ({error}).")
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(policy):
+    previous = keras.config.dtype_policy()
+    if policy.name == previous.name:
+        yield
+        return
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _accepted_kwargs(layer, kwargs, verbatim) -> dict:

@@ -299,6 +299,18 @@ def test_frozen_layers_trainable_flags_and_dtype_policy_survive():
     assert len(new.trainable_weights) == len(model.trainable_weights)
 
 
+def test_model_level_dtype_policy_survives():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        inp = keras.Input((4,))
+        model = keras.Model(inp, layers.Dense(2, name="d")(inp))
+        seq = keras.Sequential([keras.Input((4,)), layers.Dense(2)])
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert kerawidgets.copy_model(model).dtype_policy.name == "mixed_float16"
+    assert kerawidgets.copy_model(seq).dtype_policy.name == "mixed_float16"
+
+
 def test_batchnorm_moving_statistics_and_adapted_normalization_kept():
     norm = layers.Normalization(name="norm")
     norm.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(64, 5)).astype("float32"))
