@@ -21,10 +21,10 @@ echo "==> unit and property tests, every tier (tensorflow backend)"
 pytest -m "" --ignore=tests/ui -q "$@"
 
 echo "==> rebuild tests under the jax backend"
-KERAS_BACKEND=jax pytest -m "not ui" -q tests/test_rebuild.py tests/test_edits.py tests/test_activations.py "$@"
+KERAS_BACKEND=jax pytest -m "not ui and not slow" -q tests/test_rebuild.py tests/test_rebuild_properties.py tests/test_edits.py tests/test_activations.py tests/test_targets.py "$@"
 
 echo "==> notebooks under nbval"
-pytest -m "" --nbval-lax -q -p no:randomly notebooks "$@"
+pytest -m "" --nbval-lax -q notebooks "$@"
 
 echo "==> real-browser tests (Playwright + /usr/bin/chromium + JupyterLab)"
 pytest -m "ui" -q tests/ui "$@"
