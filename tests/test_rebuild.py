@@ -493,3 +493,24 @@ def test_inplace_activation_really_changes_predict():
         inp = keras.Input((3,))
         relu_model = keras.Model(inp, layers.ReLU(name="r")(inp))
         kerawidgets.replace_activation(relu_model, "r", "tanh", inplace=True)
+
+
+def test_adapted_lookup_layers_keep_their_vocabulary():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("string tensors need the tensorflow backend")
+    lookup = layers.StringLookup(name="lookup")
+    lookup.adapt(np.array(["cat", "dog", "bird", "dog", "cat", "cat"]))
+    integers = layers.IntegerLookup(name="ids")
+    integers.adapt(np.array([7, 7, 3, 11, 3, 7]))
+    words = keras.Input((1,), dtype="string", name="word")
+    ids = keras.Input((1,), dtype="int64", name="id")
+    x = layers.Concatenate(name="cat")([
+        keras.ops.cast(lookup(words), "float32"), keras.ops.cast(integers(ids), "float32")])
+    model = keras.Model([words, ids], layers.Dense(1, activation="relu", name="out")(x))
+    new = kerawidgets.replace_activation(model, "out", "linear")
+    assert new.get_layer("lookup").get_vocabulary() == lookup.get_vocabulary()
+    assert new.get_layer("ids").get_vocabulary() == integers.get_vocabulary()
+    data = [np.array([["dog"], ["cat"], ["zebra"]]), np.array([[7], [11], [5]])]
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(new.get_layer("lookup")(data[0])),
+        keras.ops.convert_to_numpy(lookup(data[0])))
