@@ -3,6 +3,7 @@
 >>> from kerawidgets.widgets import GraphView  # doctest: +SKIP
 """
 
+from kerawidgets.widgets.editor import ModelEditor
 from kerawidgets.widgets.graph_view import GraphView
 
-__all__ = ["GraphView"]
+__all__ = ["GraphView", "ModelEditor"]

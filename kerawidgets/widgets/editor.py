@@ -1,0 +1,712 @@
+"""`ModelEditor`: click a layer, change it, rebuild with weights kept, see before and after.
+
+The editor is the `GraphView` of the model beside a panel of controls, above
+the before/after plots. Everything a button does is also a method, so
+notebooks and tests can script it:
+
+>>> import keras, numpy as np
+>>> from kerawidgets.widgets import ModelEditor
+>>> from kerawidgets.edits import SetActivation
+>>> inp = keras.Input((4,), name="x")
+>>> out = keras.layers.Dense(3, activation="softmax", name="head")(
+...     keras.layers.Dense(8, activation="relu", name="hidden")(inp))
+>>> editor = ModelEditor(keras.Model(inp, out), np.random.default_rng(0).normal(size=(16, 4)))
+>>> report = editor.apply(SetActivation("hidden", "gelu"))
+>>> editor.model.get_layer("hidden").activation.__name__, report["hidden"].status
+('gelu', 'kept')
+>>> sorted(editor.compare()["agreement"])[:3]
+['kl_divergence', 'max_abs_diff', 'mean_abs_diff']
+>>> print(editor.to_code().splitlines()[-1])
+model = kerawidgets.replace_activation(model, 'hidden', 'gelu')
+>>> editor.undo(); editor.model is editor.original
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import ipywidgets as w
+import keras
+import numpy as np
+
+from kerawidgets import _keras_adapter as adapter
+from kerawidgets import activations, catalog, naming, plots, targets
+from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, as_edit
+from kerawidgets.errors import InvalidEditError, KerawidgetsError
+from kerawidgets.graph import ModelGraph
+from kerawidgets.plan import ACTIVATION_LAYER_CLASSES, supports_activation
+from kerawidgets.probe import Probe
+from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
+from kerawidgets.statistics import agreement, movement, paired_statistics
+from kerawidgets.widgets.editor_panel import NONE_CHOICE, EditorPanel, SettingsForm
+from kerawidgets.widgets.graph_view import GraphView
+from kerawidgets.widgets.history import History, Step
+
+__all__ = ["ModelEditor", "SaveCheckError"]
+
+#: Largest |difference| allowed between the saved-and-reloaded model and the editor's model.
+SAVE_TOLERANCE = 1e-5
+_PREVIEW_CACHE = 4
+_PLOT_DPI = 80
+
+
+class SaveCheckError(KerawidgetsError):
+    """A saved `.keras` file that does not reload to the same outputs."""
+
+
+@dataclasses.dataclass
+class _Comparison:
+    """The numbers behind the plots of one before/after pair of models."""
+
+    before_model: object
+    after_model: object
+    focus_before: str | None
+    focus_after: str | None
+    outputs_before: dict
+    outputs_after: dict
+    model_before: object
+    model_after: object
+    stats_before: dict
+    stats_after: dict
+    agreement: dict
+    movement: dict
+    recompute: str
+
+    def to_data(self, edit, against) -> dict:
+        def layer(stats, key):
+            return stats.get(key) if key is not None else None
+
+        return {
+            "edit": None if edit is None else edit.describe(),
+            "against": against,
+            "layer": self.focus_after,
+            "layer_before": self.focus_before,
+            "layer_stats": {"before": layer(self.stats_before, self.focus_before),
+                            "after": layer(self.stats_after, self.focus_after)},
+            "per_layer": {"before": self.stats_before, "after": self.stats_after},
+            "agreement": self.agreement,
+            "movement": self.movement,
+            "recompute": self.recompute,
+        }
+
+
+class ModelEditor:
+    """Edit a Keras model's layers from its graph and see what each edit changes.
+
+    Args:
+        model: a built Functional or Sequential model; it is never modified.
+        x: probe inputs (array, dict of arrays, list, or a `tf.data.Dataset`);
+            None makes synthetic inputs (the panel says so).
+        y: labels for the probe inputs (accuracy and loss before/after).
+        memory_budget: bytes of cached layer outputs (see `Probe`).
+        max_batches, batch_size, seed: passed to `Probe`.
+        history_size: how many edited models undo/redo keep in memory.
+        height: height of the graph.
+
+    Display the editor by leaving it as a cell's value. The current model
+    is `editor.model`; `editor.history` lists the applied edits.
+    """
+
+    def __init__(self, model, x=None, y=None, *, memory_budget=2**30, max_batches=4,
+                 batch_size=16, seed=0, history_size=8, height="560px", theme="auto"):
+        adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
+        self.original = model
+        self.probe = Probe(model, x, y, max_batches=max_batches, batch_size=batch_size,
+                           memory_budget=memory_budget, seed=seed)
+        self._history = History(model, max_models=history_size)
+        self._preview: dict = {}  # (id(model), edit json, reinitialize) -> Rebuild or error
+        self._comparison: _Comparison | None = None
+        self._edited_paths: list[set] = [set()]
+        self._replace_choices: dict[str, catalog.Choice] = {}
+        self._insert_choices: dict[str, catalog.Choice] = {}
+        self._busy = False
+        self._quiet = False
+        self.view = GraphView(model, height=height, theme=theme)
+        self.panel = EditorPanel()
+        self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%"))
+        self.depth_image = w.Image(format="png", layout=w.Layout(width="100%"))
+        self.plots_note = w.HTML("<i>Apply an edit to see its effect on the probe data.</i>")
+        self.plots = w.VBox([self.plots_note, self.comparison_image, self.depth_image],
+                            layout=w.Layout(width="100%"))
+        # GraphView's `layout` is its graph layout, so size it through a box around it.
+        self.graph_box = w.Box([self.view], layout=w.Layout(flex="3 1 0%", min_width="360px"))
+        self.panel.widget.layout.flex = "2 1 0%"
+        self.panel.widget.layout.min_width = "330px"
+        self.panel.widget.layout.max_width = "520px"
+        self.widget = w.VBox([w.HBox([self.graph_box, self.panel.widget],
+                                     layout=w.Layout(width="100%", align_items="flex-start")),
+                              self.plots], layout=w.Layout(width="100%"))
+        self.widget.add_class("kw-editor")
+        self._wire()
+        self.panel.show_probe(self.probe.description, self.probe.synthetic)
+        self._show_plots(None)
+        self._refresh_buttons()
+        self._on_select(self.view.selected, clear_status=False)
+
+    # --- display ----------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self):
+        return (f"<ModelEditor of {self.original.name!r}: {len(self.history)} edit(s); "
+                f"{self.probe.description}>")
+
+    # --- scripting API ------------------------------------------------------------
+
+    @property
+    def model(self):
+        """The current model (the original until an edit is applied)."""
+        return self._history.current.model
+
+    @property
+    def history(self) -> list[Edit]:
+        """The edits applied to reach `model`, oldest first."""
+        return self._history.edits
+
+    @property
+    def report(self):
+        """The `RebuildReport` of the step that made the current model (None at the original)."""
+        return self._history.current.report
+
+    @property
+    def selected(self) -> str | None:
+        """The layer path of the selected node, or None."""
+        return self.view.selected.get("layer")
+
+    def select(self, layer_or_node_id) -> None:
+        """Select a layer (name, path or node id) as if clicked in the graph."""
+        self.view.select(layer_or_node_id)
+
+    def apply(self, edit, reinitialize=None):
+        """Apply an edit to the current model; returns the rebuild's `RebuildReport`.
+
+        Raises the `KerawidgetsError` the panel shows when the edit cannot
+        work; the model and history are then unchanged.
+        """
+        edit = as_edit(edit)
+        if reinitialize not in REINITIALIZE_CHOICES:
+            raise InvalidEditError(f"reinitialize must be None or 'downstream'; got {reinitialize!r}.")
+        self._set_busy(True, "Rebuilding…", 1)
+        try:
+            result = self._dry_run(edit, reinitialize)
+            if isinstance(result, KerawidgetsError):
+                raise result
+        except KerawidgetsError as error:
+            self._set_busy(False)
+            self._show_error(error, edit)
+            raise
+        self._history.push(Step(edit, reinitialize, result.model, result.report))
+        self._edited_paths[self._history.position:] = [
+            self._edited_paths[self._history.position - 1] | _edited(result.report)]
+        self._preview.clear()
+        self._after_move(f"Applied: {edit.describe()}.")
+        return result.report
+
+    def undo(self) -> None:
+        """Go back one edit (instant: the previous model is kept)."""
+        self._history.undo()
+        self._after_move("Undone.")
+
+    def redo(self) -> None:
+        """Re-apply the edit undone last."""
+        self._history.redo()
+        self._after_move("Redone.")
+
+    def reset(self) -> None:
+        """Back to the original model; the edits stay available to `redo`."""
+        self._history.reset()
+        self._after_move("Reset to the original model.")
+
+    def compare(self, against="previous") -> dict:
+        """The numbers behind the plots, as plain data.
+
+        `against="previous"` compares the current model with the one before
+        the last edit (what the plots show); `"original"` with the original.
+        Returns ``{"edit", "against", "layer", "layer_before", "layer_stats",
+        "per_layer", "agreement", "movement", "recompute"}`` or, at the
+        original model, the same keys with no numbers.
+        """
+        if against not in ("previous", "original"):
+            raise InvalidEditError(f"against must be 'previous' or 'original'; got {against!r}.")
+        if self._history.position == 0:
+            return {"edit": None, "against": against, "layer": None, "layer_before": None,
+                    "layer_stats": None, "per_layer": None, "agreement": None,
+                    "movement": None, "recompute": None}
+        if against == "previous":
+            comparison = self._comparison or self._compute(self._history.position)
+        else:
+            comparison = self._compute(self._history.position, base=0)
+        return comparison.to_data(self._history.current.edit, against)
+
+    def figures(self) -> dict:
+        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
+        if self._history.position == 0:
+            return {}
+        comparison = self._comparison or self._compute(self._history.position)
+        return _figures(comparison, self.probe.y)
+
+    def to_code(self, model_var="model") -> str:
+        """A Python script that replays `history` on `model_var` with the public API."""
+        lines = ["import keras", "import kerawidgets", "",
+                 f"# `{model_var}` is the original model, {self.original.name!r}; "
+                 f"{len(self.history)} edit(s) follow."]
+        for step in self._history.steps[1:self._history.position + 1]:
+            code = step.edit.to_code(model_var)
+            if step.reinitialize is not None:
+                if not code.endswith(")"):
+                    raise InvalidEditError(f"Cannot write {step.edit.describe()} as code.")
+                code = f"{code[:-1]}, reinitialize={step.reinitialize!r})"
+            lines.append(code)
+        return "\n".join(lines) + "\n"
+
+    def save(self, path) -> str:
+        """Write the current model to a `.keras` file, reload it and check it.
+
+        The reloaded model must give the same outputs on the probe data
+        (within `SAVE_TOLERANCE`); otherwise `SaveCheckError` says by how much.
+        Returns the path.
+        """
+        path = os.fspath(path)
+        if not path.endswith(".keras"):
+            raise InvalidEditError(f"Save to a file ending in '.keras'; got {path!r}.")
+        self.model.save(path)
+        reloaded = keras.saving.load_model(path)
+        expected = keras.tree.flatten(self._predict(self.model))
+        got = keras.tree.flatten(self._predict(reloaded))
+        worst = max((float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf"))
+                    for a, b in zip(expected, got)) if len(expected) == len(got) else float("inf")
+        if not worst <= SAVE_TOLERANCE:
+            raise SaveCheckError(
+                f"{path!r} was written, but the reloaded model's outputs differ from "
+                f"{self.model.name!r}'s by up to {worst:.3g} on the probe data (tolerance "
+                f"{SAVE_TOLERANCE}). A custom layer or activation may not save its state; "
+                "check its get_config().")
+        self.panel.show_status(f"Saved to {path} (reloaded; outputs match).", "ok")
+        return path
+
+    def _predict(self, model):
+        outputs = model.predict(self.probe.x, batch_size=self.probe.batch_size, verbose=0)
+        return [np.asarray(o) for o in keras.tree.flatten(outputs)]
+
+    # --- rebuild, cached for preview then Apply -------------------------------------
+
+    def _dry_run(self, edit, reinitialize):
+        key = (id(self.model), edit.to_json(), reinitialize)
+        hit = self._preview.get(key)
+        if hit is not None and hit[0] is self.model:
+            return hit[1]
+        try:
+            result = rebuild(self.model, [edit], reinitialize=reinitialize)
+        except KerawidgetsError as error:
+            result = error
+        while len(self._preview) >= _PREVIEW_CACHE:
+            self._preview.pop(next(iter(self._preview)))
+        self._preview[key] = (self.model, result)
+        return result
+
+    # --- comparisons ------------------------------------------------------------------
+
+    def _compute(self, position, base=None) -> _Comparison:
+        step = self._history.at(position)
+        base = position - 1 if base is None else base
+        before_model = self._history.at(base).model
+        after_model = step.model
+        before = self.probe.outputs(before_model)
+        if base == position - 1:
+            after = self.probe.outputs_after_edit(before_model, after_model,
+                                                  _changed(step.report, after_model))
+        else:
+            after = self.probe.outputs(after_model)
+        recompute = self.probe.last_run
+        focus_before, focus_after = _focus(step.edit, step.report, before_model, before, after)
+        stats_before, stats_after = paired_statistics(before, after)
+        out_before = self.probe.model_output(before_model)
+        out_after = self.probe.model_output(after_model)
+        return _Comparison(
+            before_model, after_model, focus_before, focus_after, before, after,
+            out_before, out_after, stats_before, stats_after,
+            agreement(out_before, out_after, self.probe.y), movement(before, after), recompute)
+
+    # --- reacting to the UI -----------------------------------------------------------
+
+    def _wire(self):
+        p = self.panel
+        self.view.on_select(self._on_select)
+        p.tabs.observe(lambda _c: self._update_preview(), names="selected_index")
+        p.activation.observe(lambda _c: self._update_preview(), names="value")
+        p.bulk.observe(lambda _c: self._update_preview(), names="value")
+        p.reinitialize.observe(lambda _c: self._update_preview(), names="value")
+        p.replace.observe(lambda c: self._on_choice("replace", c["new"]), names="value")
+        p.insert.observe(lambda c: self._on_choice("insert", c["new"]), names="value")
+        p.apply_button.on_click(lambda _b: self._guarded(self._apply_from_panel))
+        p.undo_button.on_click(lambda _b: self._guarded(self.undo))
+        p.redo_button.on_click(lambda _b: self._guarded(self.redo))
+        p.reset_button.on_click(lambda _b: self._guarded(self.reset))
+
+    def _guarded(self, action):
+        """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable."""
+        if self._busy:
+            return
+        try:
+            action()
+        except KerawidgetsError:
+            pass  # already shown in the status area
+        except Exception as error:  # a bug or a Keras error we did not foresee: show it, stay usable
+            self._set_busy(False)
+            self._show_error(error, None)
+
+    def _apply_from_panel(self):
+        edit = self.pending_edit()
+        reinitialize = "downstream" if self.panel.reinitialize.value else None
+        self.apply(edit, reinitialize=reinitialize)
+
+    def _layer(self, path):
+        (target,) = targets.resolve(self.model, path, allow_many=False)
+        return target.layer
+
+    def _on_select(self, selected, clear_status=True):
+        if self._quiet:
+            return
+        p = self.panel
+        node_id = selected.get("id") if selected else None
+        node = self.view.graph.node(node_id) if node_id else None
+        editable = node is not None and not node.is_input and node.path in self._layer_paths()
+        layer = self._layer(node.path) if editable else None
+        config = _config_of(layer) if layer is not None else ({} if node is None else None)
+        p.show_layer(node, config)
+        self._quiet = True
+        try:
+            self._fill_activation(layer)
+            self._fill_choices(node.path if editable else None)
+            self._fill_remove(node.path if editable else None, node)
+        finally:
+            self._quiet = False
+        if node is not None and not editable:
+            p.show_status("Inputs cannot be edited; select a layer." if node.is_input
+                          else "This node is not a layer that can be edited.", "info")
+        elif clear_status:
+            p.show_status("")
+        self._update_preview()
+
+    def _layer_paths(self) -> set:
+        return set(targets.layer_paths(self.model))
+
+    def _fill_activation(self, layer):
+        p = self.panel
+        names = activations.available()
+        if layer is None or not supports_activation(layer):
+            p.activation.options = names
+            p.activation.disabled = True
+            p.bulk.disabled = True
+            p.bulk.value = False
+            p.activation_note.value = ("<i>This layer has no activation; replace it or insert "
+                                       "an Activation after it.</i>" if layer is not None else "")
+            return
+        current = _activation_of(layer)
+        p.activation.options = names if current in names else [current, *names]
+        p.activation.value = current
+        p.activation.disabled = False
+        similar = self._similar(layer)
+        p.bulk.disabled = len(similar) < 2
+        p.bulk.value = False
+        p.bulk.description = (f"apply to all {len(similar)} {type(layer).__name__} layers "
+                              f"with activation {current!r}" if len(similar) > 1
+                              else "apply to every layer like this (no other)")
+        p.activation_note.value = ""
+
+    def _similar(self, layer) -> list[str]:
+        """Paths of layers of the same class with the same activation as `layer`."""
+        want = (type(layer), _activation_of(layer))
+        return [naming.layer_path(path) for path, other in targets.walk_layers(self.model)
+                if (type(other), _activation_of(other)) == want and supports_activation(other)]
+
+    def _fill_choices(self, path):
+        p = self.panel
+        if path is None:
+            self._replace_choices, self._insert_choices = {}, {}
+        else:
+            self._replace_choices = {c.class_name: c for c in catalog.replacement_choices(self.model, path)}
+            self._insert_choices = {c.class_name: c for c in catalog.insert_choices(self.model, path)}
+        for purpose, dropdown, choices in (("replace", p.replace, self._replace_choices),
+                                           ("insert", p.insert, self._insert_choices)):
+            options = [(NONE_CHOICE, NONE_CHOICE)] + [
+                (f"{name} — {'keeps shape' if c.keeps_shape else 'changes shape'}", name)
+                for name, c in choices.items()]
+            dropdown.options = options
+            dropdown.value = NONE_CHOICE
+            dropdown.disabled = path is None
+            self._on_choice(purpose, NONE_CHOICE)
+
+    def _on_choice(self, purpose, class_name):
+        p = self.panel
+        choices = self._replace_choices if purpose == "replace" else self._insert_choices
+        choice = choices.get(class_name)
+        form = SettingsForm(choice, on_change=self._update_preview)
+        p.set_form(purpose, form)
+        p.show_verdict(p.replace_verdict if purpose == "replace" else p.insert_verdict, choice)
+        if not self._quiet:
+            self._update_preview()
+
+    def _fill_remove(self, path, node):
+        p = self.panel
+        if path is None:
+            p.remove_note.value = "<i>Select a layer.</i>" if node is None else ""
+            self._removable = (False, "")
+            return
+        ok, reason = catalog.can_remove(self.model, path)
+        self._removable = (ok, reason)
+        p.remove_note.value = (
+            f"Remove <b>{_escape(path)}</b>: its input flows on to its consumers."
+            if ok else f"<span class='kw-verdict-change'>Cannot remove: {_escape(reason)}</span>")
+
+    def pending_edit(self) -> Edit:
+        """The edit the panel's current tab and values describe (checked in the kernel)."""
+        p = self.panel
+        path = self.selected
+        if not path or path not in self._layer_paths():
+            raise InvalidEditError("Select a layer in the graph first.")
+        action = p.action
+        if action == "activation":
+            layer = self._layer(path)
+            if not supports_activation(layer):
+                raise InvalidEditError(
+                    f"Layer {path!r} ({type(layer).__name__}) has no activation; use Replace "
+                    "or Insert after.")
+            name = p.activation.value
+            activations.get(name)  # only known activations
+            if name == _activation_of(layer) and not p.bulk.value:
+                raise InvalidEditError(f"{path!r} already uses {name!r}: pick another activation.")
+            if p.bulk.value:
+                return SetActivation(self._bulk_target(layer), name)
+            return SetActivation(path, name)
+        if action in ("replace", "insert"):
+            dropdown = p.replace if action == "replace" else p.insert
+            if dropdown.value in (None, NONE_CHOICE):
+                raise InvalidEditError(f"Choose a layer type to {'replace with' if action == 'replace' else 'insert'}.")
+            form = p.replace_settings if action == "replace" else p.insert_settings
+            choice = catalog.check_choice(self.model, path, dropdown.value, form.values(),
+                                          purpose=action)
+            spec = choice.spec(dict(choice.defaults))
+            return ReplaceLayer(path, spec) if action == "replace" else InsertLayer(path, spec)
+        ok, reason = catalog.can_remove(self.model, path)
+        if not ok:
+            raise InvalidEditError(reason)
+        return RemoveLayer(path)
+
+    def _bulk_target(self, layer):
+        similar = self._similar(layer)
+        cls = type(layer)
+        every = [naming.layer_path(p) for p, other in targets.walk_layers(self.model)
+                 if type(other) is cls]
+        public = getattr(keras.layers, cls.__name__, None) is cls
+        if sorted(similar) == sorted(every) and public:
+            return cls
+        return tuple(similar)
+
+    def _update_preview(self):
+        if self._quiet or self._busy:
+            return
+        p = self.panel
+        try:
+            edit = self.pending_edit()
+        except KerawidgetsError as error:
+            p.show_preview(str(error) if self.selected else "", bad=bool(self.selected))
+            p.apply_button.disabled = True
+            if p.action in ("replace", "insert"):
+                self._show_form_verdict()
+            return
+        self._show_form_verdict()
+        reinitialize = "downstream" if p.reinitialize.value else None
+        result = self._dry_run(edit, reinitialize)
+        if isinstance(result, KerawidgetsError):
+            p.show_preview(f"{edit.describe()}: cannot apply. {result}", bad=True)
+            p.apply_button.disabled = True
+            return
+        p.show_preview(f"{edit.describe()}. Weights: {_weights_preview(result.report)}")
+        p.apply_button.disabled = False
+
+    def _show_form_verdict(self):
+        p = self.panel
+        for purpose, dropdown, form, target in (
+                ("replace", p.replace, p.replace_settings, p.replace_verdict),
+                ("insert", p.insert, p.insert_settings, p.insert_verdict)):
+            if p.action != purpose or dropdown.value in (None, NONE_CHOICE) or not self.selected:
+                continue
+            try:
+                choice = catalog.check_choice(self.model, self.selected, dropdown.value,
+                                              form.values(), purpose=purpose)
+            except KerawidgetsError as error:
+                target.value = f"<span class='kw-verdict-change'>{_escape(str(error))}</span>"
+            else:
+                p.show_verdict(target, choice)
+
+    # --- after the model changed ----------------------------------------------------
+
+    def _after_move(self, message):
+        self._set_busy(True, "Updating the graph…", 1)
+        try:
+            self._quiet = True
+            try:
+                self.view.set_model(self.model)
+            finally:
+                self._quiet = False
+            self._comparison = None
+            if self._history.position > 0:
+                self._set_busy(True, "Probing…", 2)
+                self._comparison = self._compute(self._history.position)
+            self._show_plots(self._comparison)
+            self._show_graph_state()
+            self.panel.show_report(self.report)
+        finally:
+            self._set_busy(False)
+        self._on_select(self.view.selected, clear_status=False)
+        self.panel.show_status(message, "ok")
+
+    def _show_graph_state(self):
+        graph = self.view.graph
+        self.view.clear_marks()
+        comparison = self._comparison
+        if comparison is None:
+            self.view.set_heat({})
+            return
+        self.view.set_heat({k: v for k, v in comparison.movement.items() if graph.has_node(k)})
+        for path in sorted(self._edited_paths[self._history.position]):
+            for node in graph.nodes_of_layer(path):
+                self.view.mark(node.id, "edited")
+
+    def _show_plots(self, comparison):
+        if comparison is None:
+            self.plots_note.value = "<i>Apply an edit to see its effect on the probe data.</i>"
+            self.comparison_image.value = b""
+            self.depth_image.value = b""
+            self.comparison_image.layout.display = "none"
+            self.depth_image.layout.display = "none"
+            return
+        figures = _figures(comparison, self.probe.y)
+        self.comparison_image.value = plots.figure_to_png(figures["comparison"], dpi=_PLOT_DPI)
+        self.depth_image.value = plots.figure_to_png(figures["depth"], dpi=_PLOT_DPI)
+        self.comparison_image.layout.display = None
+        self.depth_image.layout.display = None
+        a = comparison.agreement
+        parts = [f"<b>{_escape(self._history.current.edit.describe())}</b>",
+                 f"probe: {self.probe.n} samples" + (" (synthetic)" if self.probe.synthetic else ""),
+                 f"recompute: {comparison.recompute}"]
+        if a.get("top1_agreement") is not None:
+            parts.append(f"top-1 agreement {a['top1_agreement']:.1%}")
+        if a.get("accuracy_before") is not None:
+            parts.append(f"accuracy {a['accuracy_before']:.1%} → {a['accuracy_after']:.1%}")
+        self.plots_note.value = " · ".join(parts)
+
+    def _set_busy(self, busy, text="", step=0):
+        self._busy = busy
+        self.panel.set_busy(busy, text, step)
+        if not busy:
+            self._refresh_buttons()
+
+    def _refresh_buttons(self):
+        p = self.panel
+        p.undo_button.disabled = not self._history.can_undo
+        p.redo_button.disabled = not self._history.can_redo
+        p.reset_button.disabled = self._history.position == 0
+
+    def _show_error(self, error, edit):
+        self.panel.show_status(str(error), "error")
+        where = getattr(error, "layer", None) or _edit_layer(edit)
+        if isinstance(where, str):
+            try:
+                self.view.mark(where, "error")
+            except KerawidgetsError:
+                pass
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def _escape(text) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
+def _config_of(layer) -> dict:
+    try:
+        return json.loads(json.dumps(layer.get_config(), default=str))
+    except Exception:
+        return {}
+
+
+def _activation_of(layer) -> str | None:
+    if isinstance(layer, ACTIVATION_LAYER_CLASSES):
+        return {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu", "PReLU": "prelu",
+                "Softmax": "softmax"}.get(type(layer).__name__)
+    return activations.name_of(getattr(layer, "activation", None))
+
+
+def _edit_layer(edit):
+    if edit is None:
+        return None
+    value = getattr(edit, "layer", None) if not isinstance(edit, InsertLayer) else edit.after
+    return value if isinstance(value, str) else None
+
+
+def _edited(report) -> set:
+    return {o.layer for o in report.outcomes if o.edited and o.status != "removed"}
+
+
+def _changed(report, model) -> list[str]:
+    """Layer paths of `model` whose weights or config differ from the model before the edit."""
+    present = set(targets.layer_paths(model))
+    return [o.layer for o in report.outcomes
+            if (o.edited or o.status in ("reinitialised", "new")) and o.layer in present]
+
+
+def _focus(edit, report, before_model, before, after):
+    """(node in the old model, node in the new model) whose outputs the histograms compare."""
+    if isinstance(edit, InsertLayer):
+        new = [o.layer for o in report.outcomes if o.status == "new"]
+        return edit.after, (new[-1] if new else edit.after)
+    if isinstance(edit, RemoveLayer):
+        graph = ModelGraph.from_model(before_model)
+        sources = [e.source for e in graph.edges if e.target == edit.layer]
+        return edit.layer, (sources[0] if sources else None)
+    edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
+    layer = edited[0] if edited else None
+    return (layer if layer in before else None), layer
+
+
+def _figures(comparison: _Comparison, y) -> dict:
+    c = comparison
+    layer_before = c.outputs_before.get(c.focus_before) if c.focus_before else None
+    layer_after = c.outputs_after.get(c.focus_after) if c.focus_after else None
+    if layer_before is None:
+        layer_before = layer_after
+    name = c.focus_after or c.focus_before or "edited layer"
+    if c.focus_before and c.focus_after and c.focus_before != c.focus_after:
+        name = f"{c.focus_before} → {c.focus_after}"
+    comparison = plots.comparison_figure(layer_before, layer_after, c.model_before,
+                                         c.model_after, agreement=c.agreement, y=y,
+                                         layer_name=name)
+    order = list(c.outputs_after)
+    order += [k for k in c.outputs_before if k not in c.outputs_after]
+    depth = plots.depth_summary_figure(c.stats_before, c.stats_after, order=order,
+                                       highlight=c.focus_after)
+    return {"comparison": comparison, "depth": depth}
+
+
+def _weights_preview(report) -> str:
+    """One line: what Apply will do to weights."""
+    parts = [report.summary()]
+    reinit = [o for o in report.outcomes if o.status == "reinitialised"]
+    downstream = [o.layer for o in reinit if not o.edited]
+    edited_reinit = [o.layer for o in reinit if o.edited]
+    if edited_reinit:
+        parts.append(f"re-initialised: {', '.join(edited_reinit)}")
+    if downstream:
+        parts.append(f"downstream affected (re-initialised): {', '.join(downstream)}")
+    if not reinit:
+        parts.append("every existing weight is kept")
+    return "; ".join(parts) + "."

@@ -1,0 +1,258 @@
+"""The editor's side panel: plain ipywidgets, filled and read by `ModelEditor`.
+
+The panel holds no model logic. It shows what it is given (layer details,
+choices, previews, reports) and hands raw control values back; the editor
+checks every value in the kernel (`kerawidgets.catalog.Setting.parse`,
+`kerawidgets.activations`) before any edit is built.
+
+>>> panel = EditorPanel()
+>>> panel.show_status("Nothing selected", "info")
+>>> "Nothing selected" in panel.status.value
+True
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+import ipywidgets as w
+
+__all__ = ["ACTIONS", "EditorPanel", "SettingsForm"]
+
+#: The tabs of the panel, in order: the selected one is what Apply applies.
+ACTIONS = ("activation", "replace", "insert", "remove")
+TAB_TITLES = ("Activation", "Replace with", "Insert after", "Remove")
+NONE_CHOICE = "(choose)"
+
+_STYLE = """
+<style>
+.kw-panel { font-size: 13px; }
+.kw-panel .kw-info table { border-collapse: collapse; width: 100%; }
+.kw-panel .kw-info td { padding: 1px 6px 1px 0; vertical-align: top; }
+.kw-panel .kw-info td:first-child { color: var(--jp-ui-font-color2, #666); white-space: nowrap; }
+.kw-panel .kw-mono { font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
+.kw-status-info { color: var(--jp-ui-font-color1, #333); }
+.kw-status-busy { color: #8a6d00; font-weight: 600; }
+.kw-status-ok { color: #1e7b34; }
+.kw-status-error { color: #b3261e; background: rgba(179, 38, 30, 0.08);
+  border-left: 3px solid #b3261e; padding: 4px 6px; display: block; white-space: normal; }
+.kw-preview { border-left: 3px solid #4C72B0; padding: 2px 6px; display: block; }
+.kw-preview-bad { border-left-color: #b3261e; }
+.kw-report table { border-collapse: collapse; font-size: 12px; }
+.kw-report td, .kw-report th { padding: 1px 6px; text-align: left; border-bottom: 1px solid rgba(128,128,128,0.2); }
+.kw-report tr.kw-reinitialised td { color: #b35c00; }
+.kw-report tr.kw-new td { color: #1e7b34; }
+.kw-report tr.kw-removed td { color: #888; text-decoration: line-through; }
+.kw-synthetic { color: #b35c00; font-weight: 600; }
+.kw-verdict-keep { color: #1e7b34; }
+.kw-verdict-change { color: #b35c00; }
+</style>
+"""
+
+
+def _cell(text) -> str:
+    return html.escape(str(text))
+
+
+class SettingsForm:
+    """Widgets for a `catalog.Choice`'s settings, prefilled with its defaults."""
+
+    def __init__(self, choice=None, on_change=None):
+        self.choice = choice
+        self.widgets: dict[str, w.Widget] = {}
+        rows = []
+        for setting in (choice.settings if choice is not None else ()):
+            widget = _setting_widget(setting)
+            if on_change is not None:
+                widget.observe(lambda _change: on_change(), names="value")
+            self.widgets[setting.name] = widget
+            rows.append(widget)
+        self.box = w.VBox(rows, layout=w.Layout(padding="0 0 0 8px"))
+
+    def values(self) -> dict:
+        """Raw values from the widgets (the catalog parses and checks them)."""
+        return {name: widget.value for name, widget in self.widgets.items()}
+
+
+def _setting_widget(setting) -> w.Widget:
+    style = {"description_width": "120px"}
+    layout = w.Layout(width="96%")
+    common = {"description": setting.name, "style": style, "layout": layout}
+    if setting.kind == "int":
+        return w.IntText(value=int(setting.default), **common)
+    if setting.kind == "float":
+        return w.FloatText(value=float(setting.default), **common)
+    if setting.kind == "bool":
+        return w.Checkbox(value=bool(setting.default), indent=False,
+                          description=setting.name, layout=layout)
+    if setting.kind == "choice":
+        options = list(setting.options())
+        value = setting.default if setting.default in options else options[0]
+        return w.Dropdown(options=options, value=value, **common)
+    if setting.kind == "tuple":
+        return w.Text(value=", ".join(str(v) for v in setting.default), **common)
+    return w.Text(value=str(setting.default), **common)
+
+
+class EditorPanel:
+    """Every control of the side panel, laid out; `widget` is the panel's box."""
+
+    def __init__(self):
+        self.style = w.HTML(_STYLE)
+        self.title = w.HTML("<b>Click a layer in the graph</b>")
+        self.info = w.HTML(layout=w.Layout(width="100%"))
+        self.info.add_class("kw-info")
+        self.config = w.HTML()
+        self.config_box = w.Accordion(children=[self.config], selected_index=None,
+                                      layout=w.Layout(width="100%"))
+        self.config_box.set_title(0, "Layer config")
+
+        wide = w.Layout(width="96%")
+        label_style = {"description_width": "120px"}
+        # Activation tab
+        self.activation = w.Dropdown(description="activation", options=[], style=label_style,
+                                     layout=wide)
+        self.bulk = w.Checkbox(description="apply to every layer like this", indent=False,
+                               layout=wide)
+        self.activation_note = w.HTML()
+        activation_tab = w.VBox([self.activation, self.bulk, self.activation_note])
+        # Replace tab
+        self.replace = w.Dropdown(description="replace with", options=[NONE_CHOICE],
+                                  style=label_style, layout=wide)
+        self.replace_form = w.VBox()
+        self.replace_verdict = w.HTML()
+        replace_tab = w.VBox([self.replace, self.replace_verdict, self.replace_form])
+        # Insert tab
+        self.insert = w.Dropdown(description="insert after", options=[NONE_CHOICE],
+                                 style=label_style, layout=wide)
+        self.insert_form = w.VBox()
+        self.insert_verdict = w.HTML()
+        insert_tab = w.VBox([self.insert, self.insert_verdict, self.insert_form])
+        # Remove tab
+        self.remove_note = w.HTML()
+        remove_tab = w.VBox([self.remove_note])
+
+        self.tabs = w.Tab(children=[activation_tab, replace_tab, insert_tab, remove_tab],
+                          layout=w.Layout(width="100%"))
+        for index, title in enumerate(TAB_TITLES):
+            self.tabs.set_title(index, title)
+
+        self.reinitialize = w.Checkbox(
+            description="allow re-initialising downstream layers when shapes change",
+            indent=False, layout=wide)
+        self.preview = w.HTML(layout=w.Layout(width="100%"))
+        self.apply_button = w.Button(description="Apply", button_style="primary", icon="check",
+                                     disabled=True, layout=w.Layout(width="auto"))
+        self.undo_button = w.Button(description="Undo", icon="undo", disabled=True,
+                                    layout=w.Layout(width="auto"))
+        self.redo_button = w.Button(description="Redo", icon="repeat", disabled=True,
+                                    layout=w.Layout(width="auto"))
+        self.reset_button = w.Button(description="Reset", icon="history", disabled=True,
+                                     layout=w.Layout(width="auto"))
+        self.buttons = w.HBox([self.apply_button, self.undo_button, self.redo_button,
+                               self.reset_button], layout=w.Layout(flex_flow="row wrap"))
+        self.progress = w.IntProgress(value=0, min=0, max=3, layout=w.Layout(
+            width="96%", height="8px", visibility="hidden"))
+        self.status = w.HTML(layout=w.Layout(width="100%"))
+        self.report = w.HTML(layout=w.Layout(width="100%", max_height="220px", overflow="auto"))
+        self.report.add_class("kw-report")
+        self.probe = w.HTML(layout=w.Layout(width="100%"))
+        self.widget = w.VBox(
+            [self.style, self.title, self.info, self.config_box, self.tabs, self.reinitialize,
+             self.preview, self.buttons, self.progress, self.status, self.report, self.probe],
+            layout=w.Layout(width="100%", padding="0 0 0 12px"),
+        )
+        self.widget.add_class("kw-panel")
+        self.replace_settings = SettingsForm()
+        self.insert_settings = SettingsForm()
+
+    # --- what is shown -------------------------------------------------------
+
+    @property
+    def action(self) -> str:
+        return ACTIONS[self.tabs.selected_index or 0]
+
+    def show_layer(self, node, config) -> None:
+        """Fill the details of a `kerawidgets.graph.GraphNode` and its config dict."""
+        if node is None:
+            self.title.value = "<b>Click a layer in the graph</b>"
+            self.info.value = ""
+            self.config.value = ""
+            return
+        self.title.value = (f"<b>{_cell(node.name)}</b> "
+                            f"<span style='opacity:0.7'>{_cell(node.class_name)}</span>")
+        shapes_in = ", ".join(_shape(s) for s in node.input_shapes) or "-"
+        shapes_out = ", ".join(_shape(s) for s in node.output_shapes) or "-"
+        rows = [
+            ("class", node.class_name),
+            ("path", node.path + (f" (call {node.call_index})" if node.call_index else "")),
+            ("input shape", shapes_in),
+            ("output shape", shapes_out),
+            ("parameters", f"{node.params:,}"),
+            ("trainable", "yes" if node.trainable else "no (frozen)"),
+            ("activation", node.activation or "-"),
+        ]
+        self.info.value = "<table>" + "".join(
+            f"<tr><td>{_cell(k)}</td><td class='kw-mono'>{_cell(v)}</td></tr>" for k, v in rows
+        ) + "</table>"
+        text = json.dumps(config, indent=1, default=str) if config else "(no config)"
+        self.config.value = f"<pre class='kw-mono' style='margin:0'>{_cell(text)}</pre>"
+
+    def show_status(self, text: str, kind: str = "info") -> None:
+        """`kind`: ``info``, ``busy``, ``ok`` or ``error``."""
+        self.status.value = f"<span class='kw-status-{kind}'>{_cell(text)}</span>" if text else ""
+
+    def show_preview(self, text: str, bad: bool = False) -> None:
+        cls = "kw-preview kw-preview-bad" if bad else "kw-preview"
+        self.preview.value = f"<span class='{cls}'>{_cell(text)}</span>" if text else ""
+
+    def show_verdict(self, target: w.HTML, choice) -> None:
+        if choice is None:
+            target.value = ""
+            return
+        cls = "kw-verdict-keep" if choice.keeps_shape else "kw-verdict-change"
+        target.value = f"<span class='{cls}'>{_cell(choice.verdict)}</span>"
+
+    def set_form(self, purpose: str, form: SettingsForm) -> None:
+        if purpose == "replace":
+            self.replace_settings = form
+            self.replace_form.children = [form.box]
+        else:
+            self.insert_settings = form
+            self.insert_form.children = [form.box]
+
+    def show_probe(self, description: str, synthetic: bool) -> None:
+        if synthetic:
+            self.probe.value = ("<span class='kw-synthetic'>Synthetic probe data</span>: "
+                                f"{_cell(description)}")
+        else:
+            self.probe.value = f"<b>Probe:</b> {_cell(description)}"
+
+    def show_report(self, report) -> None:
+        if report is None:
+            self.report.value = ""
+            return
+        rows = "".join(
+            f"<tr class='kw-{o.status}'><td>{_cell(o.layer)}</td><td>{_cell(o.status)}</td>"
+            f"<td>{_cell(o.reason)}</td></tr>" for o in (report.changed or report.outcomes)
+        )
+        notes = "".join(f"<div>{_cell(n)}</div>" for n in report.notes)
+        self.report.value = (f"<b>Last rebuild:</b> {_cell(report.summary())}"
+                             f"<table><tr><th>layer</th><th>weights</th><th>why</th></tr>{rows}"
+                             f"</table>{notes}")
+
+    def set_busy(self, busy: bool, text: str = "", step: int = 0) -> None:
+        """Disable the controls and show `text` with a progress bar while the kernel works."""
+        for control in (self.apply_button, self.undo_button, self.redo_button,
+                        self.reset_button):
+            if busy:
+                control.disabled = True
+        self.progress.layout.visibility = "visible" if busy else "hidden"
+        self.progress.value = step
+        if busy:
+            self.show_status(text, "busy")
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"

@@ -1,0 +1,417 @@
+"""ModelEditor driven from Python: every control, the scripting API, the error path."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from kerawidgets import KerawidgetsError, ShapeMismatchError
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.widgets import ModelEditor
+from kerawidgets.widgets.editor import SaveCheckError
+from kerawidgets.widgets.history import History, Step
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def cnn():
+    inp = keras.Input((8, 8, 1), name="image")
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(inp)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_b")(x)
+    x = layers.MaxPooling2D(name="pool")(x)
+    x = layers.Dropout(0.1, name="drop")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(16, name="hidden")(x)
+    x = layers.ReLU(name="hidden_relu")(x)
+    out = layers.Dense(10, activation="softmax", name="head")(x)
+    return keras.Model(inp, out, name="digits_cnn")
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(24, 8, 8, 1)).astype("float32"), rng.integers(0, 10, size=24)
+
+
+@pytest.fixture
+def editor(data):
+    x, y = data
+    return ModelEditor(cnn(), x, y)
+
+
+def weights_of(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def same_weights(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+# --- selection and the panel ---------------------------------------------------------
+
+
+def test_selecting_a_layer_fills_the_panel(editor):
+    editor.select("conv_b")
+    p = editor.panel
+    assert "conv_b" in p.title.value and "Conv2D" in p.title.value
+    assert "(None, 8, 8, 8)" in p.info.value and "relu" in p.info.value
+    assert "&quot;filters&quot;: 8" in p.config.value
+    assert p.activation.value == "relu" and not p.activation.disabled
+    assert "all 2 Conv2D layers" in p.bulk.description
+    replace = dict((v, k) for k, v in p.replace.options)
+    assert "SeparableConv2D" in replace and "LSTM" not in replace
+    assert "keeps shape" in replace["SeparableConv2D"]
+    assert "Dropout" in [v for _, v in p.insert.options]
+
+
+def test_input_node_cannot_be_edited(editor):
+    editor.select("image")
+    assert "Inputs cannot be edited" in editor.panel.status.value
+    assert editor.panel.apply_button.disabled
+
+
+def test_front_end_cannot_select_unknown_layer(editor):
+    editor.view.selected = {"id": "no_such_layer"}
+    assert editor.view.selected == {}
+    with pytest.raises(KerawidgetsError, match="Select a layer"):
+        editor.pending_edit()
+
+
+# --- activation ----------------------------------------------------------------------
+
+
+def test_activation_swap_from_the_panel(editor):
+    original_weights = weights_of(editor.original)
+    editor.select("conv_a")
+    editor.panel.activation.value = "gelu"
+    assert "every existing weight is kept" in editor.panel.preview.value
+    assert not editor.panel.apply_button.disabled
+    editor.panel.apply_button.click()
+    assert editor.model.get_layer("conv_a").activation.__name__ == "gelu"
+    assert editor.original.get_layer("conv_a").activation.__name__ == "relu"
+    assert same_weights(weights_of(editor.model), original_weights)
+    assert same_weights(weights_of(editor.original), original_weights)
+    assert editor.history == [SetActivation("conv_a", "gelu")]
+    assert editor.report["conv_a"].status == "kept"
+    assert "Last rebuild" in editor.panel.report.value
+    assert bytes(editor.comparison_image.value).startswith(PNG)
+    assert bytes(editor.depth_image.value).startswith(PNG)
+    assert editor.view.marks == {"conv_a": "edited"}
+    assert editor.view.heat["conv_a"] > 0 and editor.view.heat.get("image", 0) == 0
+    assert "kw-status-ok" in editor.panel.status.value
+
+
+def test_bulk_activation_swap_uses_the_class(editor):
+    editor.select("conv_a")
+    editor.panel.bulk.value = True
+    editor.panel.activation.value = "tanh"
+    assert "Conv2D" in editor.panel.preview.value
+    editor.panel.apply_button.click()
+    assert [editor.model.get_layer(n).activation.__name__ for n in ("conv_a", "conv_b")] == [
+        "tanh", "tanh"]
+    assert editor.history[0].layer is layers.Conv2D
+    assert set(editor.view.marks) == {"conv_a", "conv_b"}
+
+
+def test_activation_layer_swap(editor):
+    editor.select("hidden_relu")
+    editor.panel.activation.value = "elu"
+    editor.panel.apply_button.click()
+    assert type(editor.model.get_layer("hidden_relu")).__name__ == "Activation"
+    assert editor.model.get_layer("hidden_relu").activation.__name__ == "elu"
+
+
+def test_layer_without_activation_offers_none(editor):
+    editor.select("pool")
+    assert editor.panel.activation.disabled
+    assert "no activation" in editor.panel.activation_note.value
+    assert editor.panel.apply_button.disabled
+
+
+# --- replace, insert, remove -------------------------------------------------------
+
+
+def test_replace_with_form(editor):
+    editor.select("conv_b")
+    p = editor.panel
+    p.tabs.selected_index = 1
+    p.replace.value = "SeparableConv2D"
+    form = p.replace_settings.widgets
+    assert form["filters"].value == 8 and form["kernel_size"].value == "3, 3"
+    assert form["padding"].value == "same" and form["activation"].value == "relu"
+    assert "keeps shape" in p.replace_verdict.value
+    form["kernel_size"].value = "5, 5"
+    assert "SeparableConv2D" in p.preview.value and "reinitialised" in p.preview.value
+    p.apply_button.click()
+    new = editor.model.get_layer("conv_b")
+    assert type(new).__name__ == "SeparableConv2D" and tuple(new.kernel_size) == (5, 5)
+    assert editor.report["conv_b"].status == "reinitialised"
+    np.testing.assert_array_equal(new(np.zeros((1, 8, 8, 8), "float32")).shape, (1, 8, 8, 8))
+
+
+def test_malformed_form_value_is_refused(editor):
+    editor.select("conv_b")
+    p = editor.panel
+    p.tabs.selected_index = 1
+    p.replace.value = "Conv2D"
+    p.replace_settings.widgets["kernel_size"].value = "__import__('os')"
+    assert p.apply_button.disabled
+    assert "whole numbers" in p.preview.value
+    with pytest.raises(KerawidgetsError, match="kernel_size"):
+        editor.pending_edit()
+
+
+def test_impossible_replacement_shows_message_and_changes_nothing(editor):
+    before = editor.model
+    weights = weights_of(before)
+    editor.select("conv_b")
+    p = editor.panel
+    p.tabs.selected_index = 1
+    p.replace.value = "Conv2D"
+    p.replace_settings.widgets["filters"].value = 4  # the next layers were built for 8 channels
+    assert "cannot apply" in p.preview.value and p.apply_button.disabled
+    with pytest.raises(ShapeMismatchError) as caught:
+        editor.apply(editor.pending_edit())
+    assert "hidden" in caught.value.downstream
+    assert "kw-status-error" in p.status.value and "hidden" in p.status.value
+    assert editor.model is before and editor.history == []
+    assert same_weights(weights_of(editor.model), weights)
+    assert "error" in editor.view.marks.values()
+    # Still usable: the same edit with re-initialisation allowed goes through.
+    p.reinitialize.value = True
+    assert not p.apply_button.disabled and "downstream affected" in p.preview.value
+    p.apply_button.click()
+    assert editor.model.get_layer("conv_b").filters == 4
+    assert editor.report["hidden"].status == "reinitialised"
+    assert editor.to_code().strip().endswith("reinitialize='downstream')")
+
+
+def test_button_error_is_shown_not_raised(editor):
+    editor.select("conv_b")
+    editor.panel.tabs.selected_index = 1
+    editor.panel.replace.value = "Conv2D"
+    editor.panel.replace_settings.widgets["filters"].value = 4
+    editor.panel.apply_button.disabled = False  # a stale front end pressing Apply anyway
+    editor.panel.apply_button.click()
+    assert "kw-status-error" in editor.panel.status.value
+    assert editor.history == []
+
+
+def test_insert_after(editor):
+    editor.select("hidden")
+    p = editor.panel
+    p.tabs.selected_index = 2
+    p.insert.value = "Dropout"
+    p.insert_settings.widgets["rate"].value = 0.3
+    p.apply_button.click()
+    names = [layer.name for layer in editor.model.layers]
+    assert names[names.index("hidden") + 1] == "dropout"
+    assert editor.model.get_layer("dropout").rate == pytest.approx(0.3)
+    assert editor.report.new == ["dropout"]
+    assert editor.compare()["layer"] == "dropout" and editor.compare()["layer_before"] == "hidden"
+
+
+def test_remove(editor):
+    editor.select("conv_a")
+    editor.panel.tabs.selected_index = 3
+    assert "Cannot remove" in editor.panel.remove_note.value  # 1 -> 8 channels
+    assert editor.panel.apply_button.disabled
+    editor.select("drop")
+    assert "flows on" in editor.panel.remove_note.value
+    editor.panel.apply_button.click()
+    assert "drop" not in [layer.name for layer in editor.model.layers]
+    assert editor.report.removed == ["drop"]
+    assert editor.compare()["layer"] == "pool"
+    np.testing.assert_allclose(editor.probe.model_output(editor.model),
+                               editor.probe.model_output(editor.original), atol=1e-6)
+
+
+# --- undo, redo, reset -----------------------------------------------------------------
+
+
+def test_undo_redo_reset_keep_models(editor):
+    editor.apply(SetActivation("conv_a", "gelu"))
+    first = editor.model
+    editor.apply(SetActivation("head", "sigmoid"))
+    second = editor.model
+    p = editor.panel
+    assert not p.undo_button.disabled and p.redo_button.disabled
+    p.undo_button.click()
+    assert editor.model is first and editor.history == [SetActivation("conv_a", "gelu")]
+    assert editor.view.marks == {"conv_a": "edited"}
+    p.redo_button.click()
+    assert editor.model is second
+    p.reset_button.click()
+    assert editor.model is editor.original and editor.history == []
+    assert editor.view.heat == {} and editor.view.marks == {}
+    assert editor.comparison_image.layout.display == "none"
+    p.redo_button.click()
+    assert editor.model is first
+    editor.apply(SetActivation("conv_b", "elu"))  # drops the redo step
+    assert not editor._history.can_redo and len(editor.history) == 2
+
+
+def test_history_drops_old_models_and_rebuilds_them():
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(2, name="d")])
+    history = History(model, max_models=1)
+    from kerawidgets.rebuild import rebuild
+
+    current = model
+    for name in ("tanh", "relu", "elu"):
+        result = rebuild(current, [SetActivation("d", name)])
+        history.push(Step(result.edits[0], None, result.model, result.report))
+        current = result.model
+    assert history.kept_models() == 2  # the original and the newest
+    history.undo()
+    assert history.current.model.get_layer("d").activation.__name__ == "relu"
+    np.testing.assert_array_equal(history.current.model.get_layer("d").kernel.numpy(),
+                                  model.get_layer("d").kernel.numpy())
+
+
+def test_nothing_to_undo_is_a_message(editor):
+    with pytest.raises(KerawidgetsError, match="Nothing to undo"):
+        editor.undo()
+
+
+# --- scripting API: to_code, save, compare --------------------------------------------------
+
+
+def test_to_code_replays_the_edits(editor):
+    editor.apply(SetActivation("conv_a", "gelu"))
+    editor.apply(ReplaceLayer("pool", layers.AveragePooling2D(2)))
+    editor.apply(InsertLayer("hidden", layers.LayerNormalization()))
+    editor.apply(RemoveLayer("drop"))
+    code = editor.to_code()
+    assert code.startswith("import keras\nimport kerawidgets\n")
+    namespace = {"model": editor.original}
+    exec(code, namespace)
+    replayed = namespace["model"]
+    assert replayed is not editor.original
+    x = editor.probe.x
+    np.testing.assert_allclose(replayed.predict(x, verbose=0), editor.model.predict(x, verbose=0),
+                               atol=1e-6)
+
+
+def test_save_reloads_and_checks(editor, tmp_path):
+    editor.apply(SetActivation("hidden_relu", "gelu"))
+    path = editor.save(tmp_path / "edited.keras")
+    assert path.endswith("edited.keras")
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.get_layer("hidden_relu").activation.__name__ == "gelu"
+    assert "outputs match" in editor.panel.status.value
+    with pytest.raises(KerawidgetsError, match=".keras"):
+        editor.save(tmp_path / "edited.h5")
+
+
+@keras.saving.register_keras_serializable(package="kerawidgets_test_editor")
+class ForgetfulScale(layers.Layer):
+    """Multiplies by a factor set after construction, which its config does not hold."""
+
+    factor = 1.0
+
+    def call(self, x):
+        return x * self.factor
+
+
+def test_save_check_catches_a_layer_that_does_not_round_trip(tmp_path):
+    inp = keras.Input((4,), name="x")
+    scale = ForgetfulScale(name="scale")
+    scale.factor = 3.0
+    model = keras.Model(inp, scale(layers.Dense(2, name="d")(inp)))
+    editor = ModelEditor(model, np.ones((4, 4), "float32"))
+    with pytest.raises(SaveCheckError, match="differ"):
+        editor.save(tmp_path / "bad.keras")
+
+
+def test_compare_numbers(editor):
+    assert editor.compare()["agreement"] is None
+    editor.apply(SetActivation("head", "sigmoid"))
+    result = editor.compare()
+    assert result["layer"] == "head" and result["against"] == "previous"
+    assert set(result["agreement"]) >= {"max_abs_diff", "top1_agreement", "accuracy_before",
+                                        "accuracy_after", "loss_before", "loss_after"}
+    assert result["layer_stats"]["after"]["max"] <= 1.0
+    assert result["movement"]["head"] > 0 and result["movement"]["conv_a"] == 0
+    assert result["recompute"] == "incremental"
+    editor.apply(SetActivation("conv_a", "tanh"))
+    assert editor.compare("original")["movement"]["head"] > 0
+    assert editor.compare("original")["movement"]["conv_a"] > 0
+    assert set(editor.figures()) == {"comparison", "depth"}
+    assert "accuracy" in editor.plots_note.value
+
+
+def test_incremental_recompute_after_edit_near_the_output(editor):
+    editor.apply(SetActivation("head", "sigmoid"))
+    assert editor.probe.last_run == "incremental"
+    assert editor.probe.last_recomputed == ["head"]
+
+
+def test_preview_rebuild_is_reused_by_apply(editor, monkeypatch):
+    import kerawidgets.widgets.editor as module
+
+    editor.select("conv_a")
+    editor.panel.activation.value = "gelu"
+    calls = []
+    real = module.rebuild
+    monkeypatch.setattr(module, "rebuild", lambda *a, **k: calls.append(1) or real(*a, **k))
+    editor.panel.apply_button.click()
+    assert calls == [] and editor.model.get_layer("conv_a").activation.__name__ == "gelu"
+
+
+# --- probe data ------------------------------------------------------------------------
+
+
+def test_probe_with_dict_and_dataset_and_synthetic():
+    import tensorflow as tf
+
+    model = cnn()
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(20, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, size=20)
+    as_dict = ModelEditor(model, {"image": x})
+    assert as_dict.probe.n == 20 and not as_dict.probe.synthetic
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    from_dataset = ModelEditor(model, dataset)
+    assert from_dataset.probe.y is not None
+    from_dataset.apply(SetActivation("head", "sigmoid"))
+    assert "accuracy" in from_dataset.plots_note.value
+    synthetic = ModelEditor(model)
+    assert "Synthetic probe data" in synthetic.panel.probe.value
+    synthetic.apply(SetActivation("conv_a", "elu"))
+    assert "(synthetic)" in synthetic.plots_note.value
+    assert "accuracy_before" not in synthetic.compare()["agreement"]
+
+
+def test_sequential_and_nested_models():
+    inner = keras.Sequential([keras.Input((6,), name="inner_in"),
+                              layers.Dense(6, activation="relu", name="inner_dense")],
+                             name="inner")
+    inp = keras.Input((6,), name="x")
+    out = layers.Dense(3, name="out")(inner(inp))
+    editor = ModelEditor(keras.Model(inp, out))
+    editor.select("inner/inner_dense")
+    editor.panel.activation.value = "tanh"
+    editor.panel.apply_button.click()
+    assert editor.model.get_layer("inner").get_layer("inner_dense").activation.__name__ == "tanh"
+    assert editor.view.marks == {"inner/inner_dense": "edited"}
+    seq = keras.Sequential([keras.Input((5,)), layers.Dense(4, activation="relu", name="a"),
+                            layers.Dense(2, name="b")])
+    seq_editor = ModelEditor(seq)
+    seq_editor.apply(InsertLayer("a", layers.BatchNormalization()))
+    assert [type(layer).__name__ for layer in seq_editor.model.layers] == [
+        "Dense", "BatchNormalization", "Dense"]
+
+
+def test_editor_displays_as_one_widget(editor):
+    bundle = editor._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == editor.widget.model_id
+
+
+def test_refuses_subclassed_model():
+    class Net(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(KerawidgetsError):
+        ModelEditor(Net())
