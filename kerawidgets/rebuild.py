@@ -133,6 +133,7 @@ class _Walk:
         self.notes: list[str] = []
         self.cache: dict = {}
         self.shape_changes: list[tuple[str, str, str]] = []  # (path, old, new)
+        self.current_outputs: list = []  # outputs of the model being walked
         self.feeder = adapter.WeightFeeder()
 
     # --- driver -----------------------------------------------------------
@@ -163,6 +164,7 @@ class _Walk:
             tensor_map[id(tensor)] = new
             new_inputs.append(new)
         names = self.names_in(model)
+        outer_outputs, self.current_outputs = self.current_outputs, adapter.flat_outputs(model)
         for call in adapter.graph_calls(model):
             if call.is_input:
                 continue
@@ -171,6 +173,7 @@ class _Walk:
             outputs = self.replay(call, tensor_map, prefix, names, in_report)
             for old, new in zip(call.output_tensors, keras.tree.flatten(outputs)):
                 tensor_map[id(old)] = new
+        self.current_outputs = outer_outputs
         inputs = keras.tree.pack_sequence_as(adapter.inputs_struct(model), new_inputs)
         outputs = keras.tree.pack_sequence_as(
             adapter.outputs_struct(model),
@@ -206,6 +209,13 @@ class _Walk:
             inserted = [self.new_inserted(spec, names, path, in_report) for spec in action.insert_after]
             outputs = self.call_chain(inserted, (outputs,), {}, call, path, keep_kwargs=False,
                                       inserted=True)
+            model_outputs = {id(t) for t in self.current_outputs}
+            if any(id(t) in model_outputs for t in call.output_tensors):
+                self.notes.append(
+                    f"{naming.layer_path(path)!r} was a model output; the output now comes from "
+                    f"{inserted[-1].name!r}, so Keras names it {inserted[-1].name!r}. Rename "
+                    "loss or metric keys that used the old name."
+                )
         new_out_shape = [tuple(t.shape) for t in keras.tree.flatten(outputs)]
         if action is not None and new_out_shape != old_out_shape:
             self.shape_changes.append(

@@ -162,6 +162,13 @@ def test_insert_reshape_conv1d_flatten():
     assert predict(result.model, data_for(model)).shape == (8, 5)
 
 
+def test_insert_after_an_output_layer_says_the_output_name_changes():
+    model = models.mlp_64()
+    result = rebuild(model, [InsertLayer(after="head", layer=layers.Activation("linear", name="post"))])
+    assert result.model.output_names == ["post"]
+    assert any("'head' was a model output" in note for note in result.report.notes)
+
+
 def test_insert_dropout_keeps_every_weight():
     model = models.mlp_64()
     new = kerawidgets.insert_layer(model, after="hidden", layer=layers.Dropout(0.2, name="drop"))
