@@ -98,7 +98,7 @@ def test_activation_swap_from_the_panel(editor):
     assert bytes(editor.depth_image.value).startswith(PNG)
     assert editor.view.marks == {"conv_a": "edited"}
     assert editor.view.heat["conv_a"] > 0 and editor.view.heat.get("image", 0) == 0
-    assert "kw-status-ok" in editor.panel.status.value
+    assert "kwe-status-ok" in editor.panel.status.value
 
 
 def test_bulk_activation_swap_uses_the_class(editor):
@@ -173,7 +173,7 @@ def test_impossible_replacement_shows_message_and_changes_nothing(editor):
     with pytest.raises(ShapeMismatchError) as caught:
         editor.apply(editor.pending_edit())
     assert "hidden" in caught.value.downstream
-    assert "kw-status-error" in p.status.value and "hidden" in p.status.value
+    assert "kwe-status-error" in p.status.value and "hidden" in p.status.value
     assert editor.model is before and editor.history == []
     assert same_weights(weights_of(editor.model), weights)
     assert "error" in editor.view.marks.values()
@@ -193,7 +193,7 @@ def test_button_error_is_shown_not_raised(editor):
     editor.panel.replace_settings.widgets["filters"].value = 4
     editor.panel.apply_button.disabled = False  # a stale front end pressing Apply anyway
     editor.panel.apply_button.click()
-    assert "kw-status-error" in editor.panel.status.value
+    assert "kwe-status-error" in editor.panel.status.value
     assert editor.history == []
 
 

@@ -57,6 +57,10 @@ class SaveCheckError(KerawidgetsError):
     """A saved `.keras` file that does not reload to the same outputs."""
 
 
+class NothingToApply(InvalidEditError):
+    """The panel does not describe an edit yet (no layer, no choice, or no change)."""
+
+
 @dataclasses.dataclass
 class _Comparison:
     """The numbers behind the plots of one before/after pair of models."""
@@ -126,18 +130,22 @@ class ModelEditor:
         self._quiet = False
         self.view = GraphView(model, height=height, theme=theme)
         self.panel = EditorPanel()
-        self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%"))
-        self.depth_image = w.Image(format="png", layout=w.Layout(width="100%"))
+        self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
+                                                                      max_width="1120px"))
+        self.depth_image = w.Image(format="png", layout=w.Layout(width="100%", max_width="900px"))
         self.plots_note = w.HTML("<i>Apply an edit to see its effect on the probe data.</i>")
+        self.comparison_image.add_class("kwe-plot-comparison")
+        self.depth_image.add_class("kwe-plot-depth")
         self.plots = w.VBox([self.plots_note, self.comparison_image, self.depth_image],
                             layout=w.Layout(width="100%"))
         # GraphView's `layout` is its graph layout, so size it through a box around it.
-        self.graph_box = w.Box([self.view], layout=w.Layout(flex="3 1 0%", min_width="360px"))
-        self.panel.widget.layout.flex = "2 1 0%"
-        self.panel.widget.layout.min_width = "330px"
-        self.panel.widget.layout.max_width = "520px"
+        # Side by side when there is room, the panel under the graph when not.
+        self.graph_box = w.Box([self.view], layout=w.Layout(flex="3 1 480px", overflow="hidden"))
+        self.panel.widget.layout.flex = "2 1 340px"
+        self.panel.widget.layout.max_width = "560px"
         self.widget = w.VBox([w.HBox([self.graph_box, self.panel.widget],
-                                     layout=w.Layout(width="100%", align_items="flex-start")),
+                                     layout=w.Layout(width="100%", align_items="flex-start",
+                                                     flex_flow="row wrap")),
                               self.plots], layout=w.Layout(width="100%"))
         self.widget.add_class("kw-editor")
         self._wire()
@@ -461,32 +469,32 @@ class ModelEditor:
         self._removable = (ok, reason)
         p.remove_note.value = (
             f"Remove <b>{_escape(path)}</b>: its input flows on to its consumers."
-            if ok else f"<span class='kw-verdict-change'>Cannot remove: {_escape(reason)}</span>")
+            if ok else f"<span class='kwe-verdict-change'>Cannot remove: {_escape(reason)}</span>")
 
     def pending_edit(self) -> Edit:
         """The edit the panel's current tab and values describe (checked in the kernel)."""
         p = self.panel
         path = self.selected
         if not path or path not in self._layer_paths():
-            raise InvalidEditError("Select a layer in the graph first.")
+            raise NothingToApply("Select a layer in the graph first.")
         action = p.action
         if action == "activation":
             layer = self._layer(path)
             if not supports_activation(layer):
-                raise InvalidEditError(
+                raise NothingToApply(
                     f"Layer {path!r} ({type(layer).__name__}) has no activation; use Replace "
                     "or Insert after.")
             name = p.activation.value
             activations.get(name)  # only known activations
             if name == _activation_of(layer) and not p.bulk.value:
-                raise InvalidEditError(f"{path!r} already uses {name!r}: pick another activation.")
+                raise NothingToApply(f"{path!r} already uses {name!r}: pick another activation.")
             if p.bulk.value:
                 return SetActivation(self._bulk_target(layer), name)
             return SetActivation(path, name)
         if action in ("replace", "insert"):
             dropdown = p.replace if action == "replace" else p.insert
             if dropdown.value in (None, NONE_CHOICE):
-                raise InvalidEditError(f"Choose a layer type to {'replace with' if action == 'replace' else 'insert'}.")
+                raise NothingToApply(f"Choose a layer type to {'replace with' if action == 'replace' else 'insert'}.")
             form = p.replace_settings if action == "replace" else p.insert_settings
             choice = catalog.check_choice(self.model, path, dropdown.value, form.values(),
                                           purpose=action)
@@ -513,8 +521,12 @@ class ModelEditor:
         p = self.panel
         try:
             edit = self.pending_edit()
+        except NothingToApply as hint:
+            p.show_preview(str(hint) if self.selected else "", hint=True)
+            p.apply_button.disabled = True
+            return
         except KerawidgetsError as error:
-            p.show_preview(str(error) if self.selected else "", bad=bool(self.selected))
+            p.show_preview(str(error), bad=True)
             p.apply_button.disabled = True
             if p.action in ("replace", "insert"):
                 self._show_form_verdict()
@@ -540,7 +552,7 @@ class ModelEditor:
                 choice = catalog.check_choice(self.model, self.selected, dropdown.value,
                                               form.values(), purpose=purpose)
             except KerawidgetsError as error:
-                target.value = f"<span class='kw-verdict-change'>{_escape(str(error))}</span>"
+                target.value = f"<span class='kwe-verdict-change'>{_escape(str(error))}</span>"
             else:
                 p.show_verdict(target, choice)
 

@@ -22,31 +22,32 @@ __all__ = ["ACTIONS", "EditorPanel", "SettingsForm"]
 
 #: The tabs of the panel, in order: the selected one is what Apply applies.
 ACTIONS = ("activation", "replace", "insert", "remove")
-TAB_TITLES = ("Activation", "Replace with", "Insert after", "Remove")
+TAB_TITLES = ("Activation", "Replace", "Insert after", "Remove")
 NONE_CHOICE = "(choose)"
 
 _STYLE = """
 <style>
-.kw-panel { font-size: 13px; }
-.kw-panel .kw-info table { border-collapse: collapse; width: 100%; }
-.kw-panel .kw-info td { padding: 1px 6px 1px 0; vertical-align: top; }
-.kw-panel .kw-info td:first-child { color: var(--jp-ui-font-color2, #666); white-space: nowrap; }
-.kw-panel .kw-mono { font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
-.kw-status-info { color: var(--jp-ui-font-color1, #333); }
-.kw-status-busy { color: #8a6d00; font-weight: 600; }
-.kw-status-ok { color: #1e7b34; }
-.kw-status-error { color: #b3261e; background: rgba(179, 38, 30, 0.08);
+.kwe-panel { font-size: 13px; }
+.kwe-panel .kwe-info table { border-collapse: collapse; width: 100%; }
+.kwe-panel .kwe-info td { padding: 1px 6px 1px 0; vertical-align: top; }
+.kwe-panel .kwe-info td:first-child { color: var(--jp-ui-font-color2, #666); white-space: nowrap; }
+.kwe-panel .kwe-mono { font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
+.kwe-status-info { color: var(--jp-ui-font-color1, #333); }
+.kwe-status-busy { color: #8a6d00; font-weight: 600; }
+.kwe-status-ok { color: #1e7b34; }
+.kwe-status-error { color: #b3261e; background: rgba(179, 38, 30, 0.08);
   border-left: 3px solid #b3261e; padding: 4px 6px; display: block; white-space: normal; }
-.kw-preview { border-left: 3px solid #4C72B0; padding: 2px 6px; display: block; }
-.kw-preview-bad { border-left-color: #b3261e; }
-.kw-report table { border-collapse: collapse; font-size: 12px; }
-.kw-report td, .kw-report th { padding: 1px 6px; text-align: left; border-bottom: 1px solid rgba(128,128,128,0.2); }
-.kw-report tr.kw-reinitialised td { color: #b35c00; }
-.kw-report tr.kw-new td { color: #1e7b34; }
-.kw-report tr.kw-removed td { color: #888; text-decoration: line-through; }
-.kw-synthetic { color: #b35c00; font-weight: 600; }
-.kw-verdict-keep { color: #1e7b34; }
-.kw-verdict-change { color: #b35c00; }
+.kwe-preview { border-left: 3px solid #4C72B0; padding: 2px 6px; display: block; }
+.kwe-preview-bad { border-left-color: #b3261e; }
+.kwe-hint { color: var(--jp-ui-font-color2, #666); font-style: italic; }
+.kwe-report table { border-collapse: collapse; font-size: 12px; }
+.kwe-report td, .kwe-report th { padding: 1px 6px; text-align: left; border-bottom: 1px solid rgba(128,128,128,0.2); }
+.kwe-report tr.kwe-reinitialised td { color: #b35c00; }
+.kwe-report tr.kwe-new td { color: #1e7b34; }
+.kwe-report tr.kwe-removed td { color: #888; text-decoration: line-through; }
+.kwe-synthetic { color: #b35c00; font-weight: 600; }
+.kwe-verdict-keep { color: #1e7b34; }
+.kwe-verdict-change { color: #b35c00; }
 </style>
 """
 
@@ -66,6 +67,7 @@ class SettingsForm:
             widget = _setting_widget(setting)
             if on_change is not None:
                 widget.observe(lambda _change: on_change(), names="value")
+            widget.add_class(f"kwe-setting-{setting.name}")
             self.widgets[setting.name] = widget
             rows.append(widget)
         self.box = w.VBox(rows, layout=w.Layout(padding="0 0 0 8px"))
@@ -102,7 +104,7 @@ class EditorPanel:
         self.style = w.HTML(_STYLE)
         self.title = w.HTML("<b>Click a layer in the graph</b>")
         self.info = w.HTML(layout=w.Layout(width="100%"))
-        self.info.add_class("kw-info")
+        self.info.add_class("kwe-info")
         self.config = w.HTML()
         self.config_box = w.Accordion(children=[self.config], selected_index=None,
                                       layout=w.Layout(width="100%"))
@@ -139,8 +141,10 @@ class EditorPanel:
             self.tabs.set_title(index, title)
 
         self.reinitialize = w.Checkbox(
-            description="allow re-initialising downstream layers when shapes change",
-            indent=False, layout=wide)
+            description="allow re-initialising downstream layers", indent=False, layout=wide)
+        self.reinitialize.description_tooltip = (
+            "When an edit changes a layer's output shape, the layers after it whose weights no "
+            "longer fit get fresh weights instead of refusing the edit.")
         self.preview = w.HTML(layout=w.Layout(width="100%"))
         self.apply_button = w.Button(description="Apply", button_style="primary", icon="check",
                                      disabled=True, layout=w.Layout(width="auto"))
@@ -156,14 +160,23 @@ class EditorPanel:
             width="96%", height="8px", visibility="hidden"))
         self.status = w.HTML(layout=w.Layout(width="100%"))
         self.report = w.HTML(layout=w.Layout(width="100%", max_height="220px", overflow="auto"))
-        self.report.add_class("kw-report")
+        self.report.add_class("kwe-report")
         self.probe = w.HTML(layout=w.Layout(width="100%"))
         self.widget = w.VBox(
             [self.style, self.title, self.info, self.config_box, self.tabs, self.reinitialize,
              self.preview, self.buttons, self.progress, self.status, self.report, self.probe],
-            layout=w.Layout(width="100%", padding="0 0 0 12px"),
+            layout=w.Layout(padding="0 0 0 12px", overflow="hidden"),
         )
-        self.widget.add_class("kw-panel")
+        self.widget.add_class("kwe-panel")
+        # Stable hooks for styling and browser tests.
+        for widget, name in ((self.activation, "kwe-activation"), (self.bulk, "kwe-bulk"),
+                             (self.replace, "kwe-replace"), (self.insert, "kwe-insert"),
+                             (self.tabs, "kwe-tabs"), (self.reinitialize, "kwe-reinitialize"),
+                             (self.preview, "kwe-preview-line"), (self.apply_button, "kwe-apply"),
+                             (self.undo_button, "kwe-undo"), (self.redo_button, "kwe-redo"),
+                             (self.reset_button, "kwe-reset"), (self.status, "kwe-status"),
+                             (self.title, "kwe-title")):
+            widget.add_class(name)
         self.replace_settings = SettingsForm()
         self.insert_settings = SettingsForm()
 
@@ -194,24 +207,24 @@ class EditorPanel:
             ("activation", node.activation or "-"),
         ]
         self.info.value = "<table>" + "".join(
-            f"<tr><td>{_cell(k)}</td><td class='kw-mono'>{_cell(v)}</td></tr>" for k, v in rows
+            f"<tr><td>{_cell(k)}</td><td class='kwe-mono'>{_cell(v)}</td></tr>" for k, v in rows
         ) + "</table>"
         text = json.dumps(config, indent=1, default=str) if config else "(no config)"
-        self.config.value = f"<pre class='kw-mono' style='margin:0'>{_cell(text)}</pre>"
+        self.config.value = f"<pre class='kwe-mono' style='margin:0'>{_cell(text)}</pre>"
 
     def show_status(self, text: str, kind: str = "info") -> None:
         """`kind`: ``info``, ``busy``, ``ok`` or ``error``."""
-        self.status.value = f"<span class='kw-status-{kind}'>{_cell(text)}</span>" if text else ""
+        self.status.value = f"<span class='kwe-status-{kind}'>{_cell(text)}</span>" if text else ""
 
-    def show_preview(self, text: str, bad: bool = False) -> None:
-        cls = "kw-preview kw-preview-bad" if bad else "kw-preview"
+    def show_preview(self, text: str, bad: bool = False, hint: bool = False) -> None:
+        cls = "kwe-preview kwe-preview-bad" if bad else ("kwe-hint" if hint else "kwe-preview")
         self.preview.value = f"<span class='{cls}'>{_cell(text)}</span>" if text else ""
 
     def show_verdict(self, target: w.HTML, choice) -> None:
         if choice is None:
             target.value = ""
             return
-        cls = "kw-verdict-keep" if choice.keeps_shape else "kw-verdict-change"
+        cls = "kwe-verdict-keep" if choice.keeps_shape else "kwe-verdict-change"
         target.value = f"<span class='{cls}'>{_cell(choice.verdict)}</span>"
 
     def set_form(self, purpose: str, form: SettingsForm) -> None:
@@ -224,7 +237,7 @@ class EditorPanel:
 
     def show_probe(self, description: str, synthetic: bool) -> None:
         if synthetic:
-            self.probe.value = ("<span class='kw-synthetic'>Synthetic probe data</span>: "
+            self.probe.value = ("<span class='kwe-synthetic'>Synthetic probe data</span>: "
                                 f"{_cell(description)}")
         else:
             self.probe.value = f"<b>Probe:</b> {_cell(description)}"
@@ -234,7 +247,7 @@ class EditorPanel:
             self.report.value = ""
             return
         rows = "".join(
-            f"<tr class='kw-{o.status}'><td>{_cell(o.layer)}</td><td>{_cell(o.status)}</td>"
+            f"<tr class='kwe-{o.status}'><td>{_cell(o.layer)}</td><td>{_cell(o.status)}</td>"
             f"<td>{_cell(o.reason)}</td></tr>" for o in (report.changed or report.outcomes)
         )
         notes = "".join(f"<div>{_cell(n)}</div>" for n in report.notes)

@@ -1,0 +1,172 @@
+"""ModelEditor in a real JupyterLab driven by Chromium (run: pytest -m ui tests/ui/test_editor_ui.py)."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ui
+
+DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "editor.png"
+
+SETUP = [
+    "import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\nimport numpy as np, keras\n"
+    "from sklearn.datasets import load_digits\n"
+    "from kerawidgets.widgets import ModelEditor\n"
+    "from kerawidgets.edits import ReplaceLayer\n"
+    "keras.utils.set_random_seed(0)",
+    # A small CNN trained for a few seconds on scikit-learn's 8x8 digits.
+    "digits = load_digits()\n"
+    "x = (digits.images[..., None] / 16.0).astype('float32'); y = digits.target\n"
+    "inp = keras.Input((8, 8, 1), name='digit')\n"
+    "h = keras.layers.Conv2D(16, 3, padding='same', activation='relu', name='conv')(inp)\n"
+    "h = keras.layers.MaxPooling2D(name='pool')(h)\n"
+    "h = keras.layers.Flatten(name='flatten')(h)\n"
+    "h = keras.layers.Dense(32, activation='relu', name='hidden')(h)\n"
+    "h = keras.layers.Dropout(0.1, name='drop')(h)\n"
+    "out = keras.layers.Dense(10, activation='softmax', name='head')(h)\n"
+    "model = keras.Model(inp, out, name='digits_cnn')\n"
+    "model.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+    "_ = model.fit(x[:1500], y[:1500], epochs=4, batch_size=64, verbose=0)",
+    "editor = ModelEditor(model, x[1500:1564], y[1500:1564], height='520px')\n"
+    "editor",
+]
+
+
+def node(page, node_id):
+    return page.locator(f".kw-editor .kw-graph .kw-node[data-id='{node_id}']").first
+
+
+def image_src(page, cls):
+    return page.locator(f".{cls}").first.get_attribute("src") or ""
+
+
+@pytest.fixture(scope="module")
+def nb(module_notebook_page):
+    nb = module_notebook_page(SETUP, name="editor_ui.ipynb", viewport=(1400, 1700))
+    nb.page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
+    return nb
+
+
+def select_layer(nb, node_id):
+    node(nb.page, node_id).click()
+    nb.page.wait_for_function(
+        "(name) => { const t = document.querySelector('.kw-editor .kwe-title');"
+        " return t && t.textContent.includes(name); }", arg=node_id.split("/")[-1])
+
+
+def wait_text(page, selector, text, timeout=60_000):
+    page.wait_for_function(
+        "([sel, text]) => { const e = document.querySelector(sel);"
+        " return e && e.textContent.includes(text); }", arg=[selector, text], timeout=timeout)
+
+
+def test_editor_renders_with_panel(nb):
+    page = nb.page
+    assert page.locator(".kw-editor .kwe-panel").count() == 1
+    assert page.locator(".kw-editor .kwe-apply").first.is_disabled()
+    wait_text(page, ".kw-editor .kwe-panel", "64 samples of the given data, with labels")
+    nb.screenshot("editor_initial", page.locator(".kw-editor").first)
+
+
+def test_activation_apply_updates_plot_heat_and_kernel(nb):
+    page = nb.page
+    select_layer(nb, "conv")
+    page.locator(".kw-editor .kwe-activation select").select_option("gelu")
+    wait_text(page, ".kw-editor .kwe-preview-line", "'gelu'")
+    wait_text(page, ".kw-editor .kwe-preview-line", "every existing weight is kept")
+    page.locator(".kw-editor button.kwe-apply").click()
+    wait_text(page, ".kw-editor .kwe-status", "Applied")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        " return i && i.naturalWidth > 100; }")
+    page.wait_for_selector(".kw-editor .kw-node[data-id='conv'][data-heat]")
+    assert "kw-mark-edited" in node(page, "conv").get_attribute("class")
+    assert nb.eval("editor.model.get_layer('conv').activation.__name__") == "gelu"
+    assert nb.eval("editor.original.get_layer('conv').activation.__name__") == "relu"
+    assert nb.eval("[e.describe() for e in editor.history]") == [
+        "Set the activation of 'conv' to 'gelu'"]
+    first_plot = image_src(page, "kwe-plot-comparison")
+    # A second edit near the output: the plot image changes.
+    select_layer(nb, "head")
+    page.locator(".kw-editor .kwe-activation select").select_option("sigmoid")
+    wait_text(page, ".kw-editor .kwe-preview-line", "'sigmoid'")
+    page.locator(".kw-editor button.kwe-apply").click()
+    wait_text(page, ".kw-editor .kwe-status", "Applied: Set the activation of 'head'")
+    page.wait_for_function(
+        "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        " return i && i.getAttribute('src') !== old && i.naturalWidth > 100; }", arg=first_plot)
+    wait_text(page, ".kw-editor", "top-1 agreement")
+    assert nb.eval("editor.probe.last_run") == "incremental"
+    page.wait_for_timeout(300)
+    nb.screenshot("editor_after_apply", page.locator(".kw-editor").first)
+    # The README image: graph, panel and the comparison plot (the depth plot left out).
+    page.locator(".kw-editor").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(200)
+    top = page.locator(".kw-editor").first.bounding_box()
+    plot = page.locator(".kw-editor .kwe-plot-comparison").first.bounding_box()
+    if plot["y"] + plot["height"] <= page.viewport_size["height"]:
+        path = nb.lab.root / "editor_docs.png"
+        page.screenshot(path=str(path), clip={"x": top["x"], "y": top["y"], "width": top["width"],
+                                              "height": plot["y"] + plot["height"] - top["y"]})
+        shutil.copyfile(path, DOCS_IMAGE)
+        shutil.copyfile(path, DOCS_IMAGE.parents[2] / "test-artifacts" / "editor_docs.png")
+
+
+def test_impossible_replacement_is_refused(nb):
+    page = nb.page
+    history = nb.eval("len(editor.history)")
+    select_layer(nb, "conv")
+    page.locator(".kw-editor .kwe-tabs .lm-TabBar-tab", has_text="Replace").click()
+    page.locator(".kw-editor .kwe-replace select").select_option(label="Conv2D — keeps shape")
+    filters = page.locator(".kw-editor .kwe-setting-filters input")
+    filters.wait_for()
+    assert filters.input_value() == "16"
+    filters.fill("4")
+    filters.press("Enter")
+    wait_text(page, ".kw-editor .kwe-preview-line", "cannot apply")
+    wait_text(page, ".kw-editor .kwe-preview-line", "hidden")
+    assert page.locator(".kw-editor button.kwe-apply").is_disabled()
+    nb.screenshot("editor_refused_preview", page.locator(".kw-editor").first)
+    # The same edit from a script: the panel shows the error, nothing changes.
+    out = nb.run_cell(
+        "try:\n    editor.apply(ReplaceLayer('conv', keras.layers.Conv2D(4, 3, padding='same')))\n"
+        "except Exception as error:\n    print(type(error).__name__)")
+    assert "ShapeMismatchError" in out
+    page.wait_for_selector(".kw-editor .kwe-status .kwe-status-error")
+    wait_text(page, ".kw-editor .kwe-status", "hidden")
+    assert nb.eval("len(editor.history)") == history
+    assert nb.eval("editor.model.get_layer('conv').filters") == 16
+    page.locator(".kw-editor .kw-editor, .kw-editor").first.scroll_into_view_if_needed()
+    nb.screenshot("editor_refused_error", page.locator(".kw-editor").first)
+    # Still usable: undo from the panel.
+    page.locator(".kw-editor button.kwe-undo").click()
+    wait_text(page, ".kw-editor .kwe-status", "Undone")
+    assert nb.eval("editor.model.get_layer('head').activation.__name__") == "softmax"
+    assert nb.eval("len(editor.history)") == history - 1
+
+
+def test_editor_at_notebook_width(module_notebook_page):
+    nb = module_notebook_page(SETUP, name="editor_narrow.ipynb", viewport=(1000, 1300))
+    page = nb.page
+    page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
+    select_layer(nb, "hidden")
+    page.locator(".kw-editor .kwe-activation select").select_option("tanh")
+    wait_text(page, ".kw-editor .kwe-preview-line", "'tanh'")
+    page.locator(".kw-editor button.kwe-apply").click()
+    wait_text(page, ".kw-editor .kwe-status", "Applied")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        " return i && i.naturalWidth > 100; }")
+    nb.screenshot("editor_narrow", page.locator(".kw-editor").first)
+    panel = page.locator(".kw-editor .kwe-panel").first.bounding_box()
+    graph = page.locator(".kw-editor .kw-graph").first.bounding_box()
+    editor = page.locator(".kw-editor").first.bounding_box()
+    assert panel["width"] >= 320 and graph["width"] >= 300
+    # Side by side when there is room, else the panel under the graph: never overlapping,
+    # never wider than the editor.
+    beside = panel["x"] >= graph["x"] + graph["width"] - 1
+    below = panel["y"] >= graph["y"] + graph["height"] - 1
+    assert beside or below
+    assert graph["x"] + graph["width"] <= editor["x"] + editor["width"] + 1
+    assert panel["x"] + panel["width"] <= editor["x"] + editor["width"] + 1
