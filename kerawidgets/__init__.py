@@ -7,9 +7,10 @@
 'tanh'
 """
 
-from kerawidgets import edits
+from kerawidgets import catalog, edits
 from kerawidgets.activations import available as available_activations
 from kerawidgets.activations import register_activation, unregister_activation
+from kerawidgets.catalog import register_layer_type
 from kerawidgets.errors import (
     InvalidEditError,
     KerawidgetsError,
@@ -25,7 +26,7 @@ from kerawidgets.probe import Probe, ProbeDataError
 from kerawidgets.rebuild import Rebuild, copy_model, rebuild
 from kerawidgets.report import LayerOutcome, RebuildReport
 from kerawidgets.shortcuts import insert_layer, remove_layer, replace_activation, replace_layer
-from kerawidgets.widgets import GraphView
+from kerawidgets.widgets import GraphView, ModelEditor
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,7 @@ __all__ = [
     "KerawidgetsError",
     "LayerOutcome",
     "LayerRecreationError",
+    "ModelEditor",
     "ModelGraph",
     "Probe",
     "ProbeDataError",
@@ -45,11 +47,13 @@ __all__ = [
     "UnknownLayerError",
     "UnsupportedModelError",
     "available_activations",
+    "catalog",
     "copy_model",
     "edits",
     "insert_layer",
     "rebuild",
     "register_activation",
+    "register_layer_type",
     "remove_layer",
     "replace_activation",
     "replace_layer",
