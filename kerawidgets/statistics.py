@@ -13,6 +13,7 @@ JSON-ready for the front end and easy to assert on in tests.
 
 from __future__ import annotations
 
+import collections
 import math
 
 import numpy as np
@@ -150,18 +151,49 @@ def paired_statistics(before_outputs: dict, after_outputs: dict) -> tuple[dict, 
     for key, before in before_outputs.items():
         after = after_outputs.get(key)
         if after is None:
-            stats_before[key] = layer_statistics(before)
+            stats_before[key] = _remembered_statistics(before, "auto")
+            continue
+        if after is before:  # unchanged upstream of an edit: the probe reuses the array
+            stats = _remembered_statistics(before, "auto")
+            stats_before[key], stats_after[key] = dict(stats), dict(stats)
             continue
         b, a = _finite(before), _finite(after)
         found_b, found_a = detect_bounds(b), detect_bounds(a)
         bounds_b = found_b or (found_a if _inside(b, found_a) else None)
         bounds_a = found_a or (found_b if _inside(a, found_b) else None)
-        stats_before[key] = layer_statistics(before, bounds=bounds_b)
-        stats_after[key] = layer_statistics(after, bounds=bounds_a)
+        stats_before[key] = _remembered_statistics(before, bounds_b)
+        stats_after[key] = _remembered_statistics(after, bounds_a)
     for key, after in after_outputs.items():
         if key not in stats_after:
-            stats_after[key] = layer_statistics(after)
+            stats_after[key] = _remembered_statistics(after, "auto")
     return stats_before, stats_after
+
+
+#: Statistics of read-only arrays (the probe's cached outputs), by identity.
+_MEMO: collections.OrderedDict = collections.OrderedDict()
+_MEMO_SIZE = 4096
+
+
+def _remembered_statistics(array, bounds) -> dict:
+    """`layer_statistics`, computed once per read-only array and bounds.
+
+    The probe hands out read-only arrays and reuses them for every layer an
+    edit did not reach, so after an edit near the output almost every
+    layer's statistics are already known. Writable arrays are never
+    remembered (their values could change under the same identity).
+    """
+    if not isinstance(array, np.ndarray) or array.flags.writeable:
+        return layer_statistics(array, bounds=bounds)
+    key = (id(array), bounds if bounds in ("auto", None) else tuple(bounds))
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is array:
+        _MEMO.move_to_end(key)
+        return dict(hit[1])
+    stats = layer_statistics(array, bounds=bounds)
+    _MEMO[key] = (array, stats)
+    while len(_MEMO) > _MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return dict(stats)
 
 
 def _finite(array) -> np.ndarray:
@@ -282,6 +314,9 @@ def movement(before_outputs: dict, after_outputs: dict, eps=1e-8) -> dict:
     out = {}
     for key, before in before_outputs.items():
         if key not in after_outputs:
+            continue
+        if after_outputs[key] is before:  # the same array: nothing moved
+            out[key] = 0.0
             continue
         b = _as_array(before)
         a = _as_array(after_outputs[key])
