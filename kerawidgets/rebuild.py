@@ -268,7 +268,7 @@ class _Walk:
             what = f"Layer {where!r} ({type(layer).__name__})"
             built_for = f" (it was built for {_shape_text(expected)})"
         return ShapeMismatchError(
-            f"{what} cannot take input of shape {_shape_text(got)}{built_for}.{cause} Keras says: {str(error).strip().splitlines()[0]} "
+            f"{what} cannot take input of shape {_shape_text(got)}{built_for}.{cause} Keras says: {_sentence(error)} "
             "Nothing was changed. Pick a replacement that keeps the shape, or add a layer that "
             "restores it (a Dense, Reshape or pooling layer).",
             layer=where, expected=expected, got=got,
@@ -303,7 +303,7 @@ class _Walk:
             raise ShapeMismatchError(
                 f"Sequential {name!r}: layer {getattr(failed, 'name', '?')!r} "
                 f"({type(failed).__name__}) cannot take the shape it now receives. "
-                f"Keras says: {str(error).strip().splitlines()[0]} Nothing was changed. Pick a "
+                f"Keras says: {_sentence(error)} Nothing was changed. Pick a "
                 "replacement that keeps the shape, or add a layer that restores it.",
                 layer=getattr(failed, "name", None),
             ) from error
@@ -510,6 +510,13 @@ class _Walk:
                 )
         except Exception as error:  # a loss that cannot be serialised, say
             self.notes.append(f"Not compiled: the original's compile settings could not be copied ({error}).")
+
+
+def _sentence(error) -> str:
+    """The first line of a Keras error, ending with a full stop."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 @contextlib.contextmanager

@@ -100,3 +100,20 @@ def test_save_svg(tmp_path):
     root = ET.parse(path).getroot()
     assert root.tag.endswith("svg")
     assert view.to_svg().count("data-id=") == len(view.scene["nodes"])
+
+
+def test_set_heat_skips_a_nested_models_group_id_but_refuses_unknown_names():
+    import keras
+    import pytest
+
+    from kerawidgets.errors import UnknownLayerError
+    from kerawidgets.widgets import GraphView
+
+    inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, name="inner_dense")], name="inner")
+    inp = keras.Input((3,))
+    model = keras.Model(inp, keras.layers.Dense(1, name="out")(inner(inp)))
+    view = GraphView(model)
+    view.set_heat({"inner": 0.5, "inner/inner_dense": 1.0, "out": 0.5})
+    assert view.heat == {"inner/inner_dense": 1.0, "out": 0.5}
+    with pytest.raises(UnknownLayerError):
+        view.set_heat({"no_such_layer": 1.0})

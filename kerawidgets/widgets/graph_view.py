@@ -20,7 +20,7 @@ import pathlib
 import anywidget
 import traitlets
 
-from kerawidgets.errors import InvalidEditError
+from kerawidgets.errors import InvalidEditError, UnknownLayerError
 from kerawidgets.graph import ModelGraph
 from kerawidgets.layout import default_open_groups, layout
 from kerawidgets.svg import save_svg
@@ -152,14 +152,22 @@ class GraphView(anywidget.AnyWidget):
         """Colour nodes by value: ``{layer_name_or_node_id: number}``, scaled to 0..1.
 
         Non-negative values are divided by the largest; otherwise min-max scaled.
-        A layer name colours every call of that layer. ``None`` or ``{}`` clears.
+        A layer name colours every call of that layer; a nested model's group
+        id is skipped (its inner nodes carry their own values, as
+        `statistics.movement` reports them). ``None`` or ``{}`` clears.
         """
         if not values:
             self.heat = {}
             return
         raw = {}
         for key, value in values.items():
-            for node_id in self._node_ids(key):
+            try:
+                node_ids = self._node_ids(key)
+            except UnknownLayerError:
+                if self.graph.has_group(key):
+                    continue  # a nested model's own output: its inner nodes carry the heat
+                raise
+            for node_id in node_ids:
                 raw[node_id] = float(value)
         finite = [v for v in raw.values() if v == v and abs(v) != float("inf")]
         low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
