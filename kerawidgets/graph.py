@@ -43,6 +43,11 @@ _BLOCK_PATTERNS = (
     re.compile(r"^(expanded_conv(?:_\d+)?)_"),  # MobileNetV3
     re.compile(r"^(stack\d+_block\d+)_"),
 )
+#: A stage groups the blocks named like it: conv3_block1.. (ResNet, DenseNet),
+#: block2a.. (EfficientNet), stack1_block1.. Blocks named block_1, block_2 have none.
+_STAGE_PATTERN = re.compile(r"^((?:[A-Za-z]+\d+)(?=_block\d+$)|block\d+(?=[a-z]$))")
+#: A model level with more blocks than this also folds its blocks into stages.
+STAGE_FOLD_MIN_BLOCKS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +184,11 @@ def _prod(shape) -> int:
 
 def _shape(tensor) -> tuple:
     return tuple(None if d is None else int(d) for d in tensor.shape)
+
+
+def _stage_of(block: str) -> str | None:
+    match = _STAGE_PATTERN.match(block)
+    return match.group(1) if match else None
 
 
 def _block_of(name: str) -> str | None:
@@ -391,6 +401,26 @@ class _Builder:
                     self.edges.append(GraphEdge(source, node_id, _shape(tensor)))
         return [source_of(t) for t in adapter.flat_outputs(model)]
 
+    def _fold_stages(self, block_ids, container, prefix, info, parents, by_id) -> None:
+        """Put blocks of one stage (`conv3_block1`, `conv3_block2`...) in a stage group."""
+        stages: dict[str, list[str]] = {}
+        for block in block_ids:
+            stage = _stage_of(block)
+            if stage:
+                stages.setdefault(stage, []).append(block)
+        for stage, blocks in stages.items():
+            if len(blocks) < 2:
+                continue
+            stage_id = prefix + stage
+            if stage_id in by_id or stage_id in info:
+                stage_id = prefix + stage + "~stage"
+            info[stage_id] = {"id": stage_id, "name": stage, "class_name": "Stage",
+                              "parent": container, "kind": "block"}
+            parents[stage_id] = container
+            for block in blocks:
+                info[block_ids[block]]["parent"] = stage_id
+                parents[block_ids[block]] = stage_id
+
     def finish_groups(self, nodes) -> list[GraphGroup]:
         fold = len(nodes) > BLOCK_FOLD_THRESHOLD
         members: dict[str | None, list[str]] = {}
@@ -406,18 +436,22 @@ class _Builder:
                     block = _block_of(by_id[node_id].name)
                     if block:
                         blocks.setdefault(block, []).append(node_id)
+                prefix = "" if container is None else container + naming.SEPARATOR
+                block_ids = {}
                 for block, ids in blocks.items():
                     if len(ids) < 2:
                         continue
-                    prefix = "" if container is None else container + naming.SEPARATOR
                     block_id = prefix + block
                     if block_id in by_id or block_id in info:
                         block_id = prefix + block + "~block"
+                    block_ids[block] = block_id
                     info[block_id] = {"id": block_id, "name": block, "class_name": "Block",
                                       "parent": container, "kind": "block"}
                     parents[block_id] = container
                     for node_id in ids:
                         self.regroup[node_id] = block_id
+                if len(block_ids) > STAGE_FOLD_MIN_BLOCKS:
+                    self._fold_stages(block_ids, container, prefix, info, parents, by_id)
         members = {}
         for node in nodes:
             members.setdefault(self.regroup.get(node.id, node.group), []).append(node.id)

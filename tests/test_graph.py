@@ -121,3 +121,16 @@ def test_families():
     assert layer_family(keras.layers.Flatten()) == "reshape"
     assert layer_family(keras.layers.ReLU()) == "activation"
     assert layer_family(keras.layers.Dense(1)) == "dense"
+
+
+def test_many_blocks_fold_into_stages_that_hold_their_blocks():
+    model = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(32, 32, 3))
+    graph = ModelGraph.from_model(model)
+    top = {g.id for g in graph.groups if g.parent is None}
+    assert top == {"conv2", "conv3", "conv4", "conv5"}
+    conv3 = graph.group("conv3")
+    assert conv3.class_name == "Stage"
+    assert set(conv3.children) == {f"conv3_block{i}" for i in range(1, 5)}
+    assert graph.group("conv3_block2").parent == "conv3"
+    assert graph.node("conv3_block2_1_conv").group == "conv3_block2"
+    assert graph.ancestors("conv3_block2_1_conv")[:2] in (["conv3_block2", "conv3"], ["conv3", "conv3_block2"])
