@@ -67,6 +67,15 @@ def functional_view(model):
     return model
 
 
+def has_graph(model) -> bool:
+    """Whether kerawidgets can walk `model` (Functional, or a built Sequential)."""
+    try:
+        functional_view(model)
+    except UnsupportedModelError:
+        return False
+    return True
+
+
 def functional_subclass_can_be_reused(model) -> bool:
     """True when `type(model)(inputs, outputs, name=...)` is how Keras builds it."""
     from keras.src.models.functional import Functional

@@ -186,6 +186,17 @@ def _shape(tensor) -> tuple:
     return tuple(None if d is None else int(d) for d in tensor.shape)
 
 
+def _add_fold_group(name, class_name, container, prefix, info, parents, by_id) -> str:
+    """Register a folding group (a block or a stage) under `container`; returns its id."""
+    group_id = prefix + name
+    if group_id in by_id or group_id in info:  # a layer or model already has that name
+        group_id = f"{group_id}~{class_name.lower()}"
+    info[group_id] = {"id": group_id, "name": name, "class_name": class_name,
+                      "parent": container, "kind": "block"}
+    parents[group_id] = container
+    return group_id
+
+
 def _stage_of(block: str) -> str | None:
     match = _STAGE_PATTERN.match(block)
     return match.group(1) if match else None
@@ -358,7 +369,7 @@ class _Builder:
             local = naming.node_id(path[-1], call.call_index)
             out_shapes = tuple(_shape(t) for t in call.output_tensors)
             in_shapes = tuple(_shape(t) for t in call.input_tensors)
-            if (adapter.is_model(op) and not call.is_input and _expandable(op)):
+            if (adapter.is_model(op) and not call.is_input and adapter.has_graph(op)):
                 group_id = self._unique(id_prefix + local)
                 sources = [source_of(t) for t in call.input_tensors]
                 self.model_groups.append({
@@ -411,12 +422,7 @@ class _Builder:
         for stage, blocks in stages.items():
             if len(blocks) < 2:
                 continue
-            stage_id = prefix + stage
-            if stage_id in by_id or stage_id in info:
-                stage_id = prefix + stage + "~stage"
-            info[stage_id] = {"id": stage_id, "name": stage, "class_name": "Stage",
-                              "parent": container, "kind": "block"}
-            parents[stage_id] = container
+            stage_id = _add_fold_group(stage, "Stage", container, prefix, info, parents, by_id)
             for block in blocks:
                 info[block_ids[block]]["parent"] = stage_id
                 parents[block_ids[block]] = stage_id
@@ -441,13 +447,9 @@ class _Builder:
                 for block, ids in blocks.items():
                     if len(ids) < 2:
                         continue
-                    block_id = prefix + block
-                    if block_id in by_id or block_id in info:
-                        block_id = prefix + block + "~block"
+                    block_id = _add_fold_group(block, "Block", container, prefix, info,
+                                               parents, by_id)
                     block_ids[block] = block_id
-                    info[block_id] = {"id": block_id, "name": block, "class_name": "Block",
-                                      "parent": container, "kind": "block"}
-                    parents[block_id] = container
                     for node_id in ids:
                         self.regroup[node_id] = block_id
                 if len(block_ids) > STAGE_FOLD_MIN_BLOCKS:
@@ -478,14 +480,6 @@ class _Builder:
                 children=tuple(children.get(group_id, [])), node_count=count(group_id),
             ))
         return out
-
-
-def _expandable(op) -> bool:
-    try:
-        adapter.functional_view(op)
-    except Exception:
-        return False
-    return True
 
 
 def model_graph(model) -> ModelGraph:

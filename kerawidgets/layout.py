@@ -98,7 +98,7 @@ class Layout:
                     family=node.family, params=node.params, trainable=node.trainable,
                     activation=node.activation, group=node.group,
                     out=out, inp=[shape_text(s) for s in node.input_shapes],
-                    label=_fit(node.name, box.w - (6.0 * len(_short_count(node.params)) + 10
+                    label=_fit(node.name, box.w - (6.0 * len(short_count(node.params)) + 10
                                                    if node.params else 0), 7.2),
                     sub=_fit(f"{node.class_name} {out[0] if len(out) == 1 else f'[{len(out)} outputs]'}",
                              box.w - (40 if not node.trainable else 0), 6.0),
@@ -151,13 +151,14 @@ def _fit(text: str, width: float, char_w: float) -> str:
 def node_width(graph: ModelGraph, node_id: str) -> float:
     node = graph.node(node_id)
     sub = f"{node.class_name} {shape_text(node.output_shapes[0]) if node.output_shapes else ''}"
-    params = 6.0 * len(_short_count(node.params)) + 10 if node.params else 0
+    params = 6.0 * len(short_count(node.params)) + 10 if node.params else 0
     frozen = 40 if not node.trainable else 0
     return float(min(MAX_W, max(MIN_W, 7.2 * len(node.name) + 20 + params,
                                 6.0 * len(sub) + 20 + frozen)))
 
 
-def _short_count(n: int) -> str:
+def short_count(n: int) -> str:
+    """A parameter count as people read it: 950, 8.2k, 3.5M."""
     if n >= 1_000_000:
         return f"{n / 1e6:.1f}M"
     if n >= 1_000:
@@ -170,7 +171,7 @@ def group_width(graph: ModelGraph, group_id: str) -> float:
     sub = f"{group.class_name} \u00b7 {group.node_count} layers"
     nodes = [graph.node(n) for n in graph.group_nodes(group_id)]
     params = sum(n.params for n in nodes)
-    params_w = 6.0 * len(_short_count(params)) + 10 if params else 0
+    params_w = 6.0 * len(short_count(params)) + 10 if params else 0
     frozen = 40 if not all(n.trainable for n in nodes) else 0
     return float(min(MAX_W, max(MIN_W + 20, 7.2 * (len(group.name) + 2) + 20 + params_w,
                                 6.0 * len(sub) + 20 + frozen)))

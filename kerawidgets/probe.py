@@ -74,15 +74,7 @@ class _Graph:
 
     def nested(self, c: _Call) -> bool:
         return (not c.call.is_input and adapter.is_model(c.call.operation)
-                and _has_graph(c.call.operation))
-
-
-def _has_graph(model) -> bool:
-    try:
-        adapter.functional_view(model)
-    except KerawidgetsError:
-        return False
-    return True
+                and adapter.has_graph(c.call.operation))
 
 
 def node_ids(model) -> list[str]:

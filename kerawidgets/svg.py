@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
+from kerawidgets.layout import short_count
+
 #: Fill colour of each layer family (light theme); the front end uses the same.
 FAMILY_COLORS = {
     "input": "#e3e7ec",
@@ -55,14 +57,6 @@ def heat_color(value: float) -> str:
             rgb = [round(x + (y - x) * t) for x, y in zip(ca, cb)]
             return "#{:02x}{:02x}{:02x}".format(*rgb)
     return "#d7301f"
-
-
-def _fmt_params(n: int) -> str:
-    if n >= 1_000_000:
-        return f"{n / 1e6:.1f}M"
-    if n >= 1_000:
-        return f"{n / 1e3:.1f}k"
-    return str(n)
 
 
 def to_svg(layout_or_scene, *, heat=None, marks=None, selected=None, margin: float = 16) -> str:
@@ -121,7 +115,7 @@ def to_svg(layout_or_scene, *, heat=None, marks=None, selected=None, margin: flo
         )
         if item.get("params"):
             out.append(f'<text x="{x + w - 6}" y="{y + 18}" font-size="9" text-anchor="end" '
-                       f'fill="{ink2}">{_fmt_params(item["params"])}</text>')
+                       f'fill="{ink2}">{short_count(item["params"])}</text>')
         if not item.get("trainable", True):
             out.append(f'<text x="{x + w - 6}" y="{y + 34}" font-size="9" text-anchor="end" '
                        f'fill="{ink2}">frozen</text>')

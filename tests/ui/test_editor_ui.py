@@ -61,6 +61,15 @@ def wait_text(page, selector, text, timeout=60_000):
         " return e && e.textContent.includes(text); }", arg=[selector, text], timeout=timeout)
 
 
+def choose_activation_and_apply(nb, layer, activation):
+    """Click `layer` in the graph, pick `activation`, wait for the preview, press Apply."""
+    page = nb.page
+    select_layer(nb, layer)
+    page.locator(".kw-editor .kwe-activation select").select_option(activation)
+    wait_text(page, ".kw-editor .kwe-preview-line", f"'{activation}'")
+    page.locator(".kw-editor button.kwe-apply").click()
+
+
 def test_editor_renders_with_panel(nb):
     page = nb.page
     assert page.locator(".kw-editor .kwe-panel").count() == 1
@@ -88,10 +97,7 @@ def test_activation_apply_updates_plot_heat_and_kernel(nb):
         "Set the activation of 'conv' to 'gelu'"]
     first_plot = image_src(page, "kwe-plot-comparison")
     # A second edit near the output: the plot image changes.
-    select_layer(nb, "head")
-    page.locator(".kw-editor .kwe-activation select").select_option("sigmoid")
-    wait_text(page, ".kw-editor .kwe-preview-line", "'sigmoid'")
-    page.locator(".kw-editor button.kwe-apply").click()
+    choose_activation_and_apply(nb, "head", "sigmoid")
     wait_text(page, ".kw-editor .kwe-status", "Applied: Set the activation of 'head'")
     page.wait_for_function(
         "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
@@ -150,10 +156,7 @@ def test_editor_at_notebook_width(module_notebook_page):
     nb = module_notebook_page(SETUP, name="editor_narrow.ipynb", viewport=(1000, 1300))
     page = nb.page
     page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
-    select_layer(nb, "hidden")
-    page.locator(".kw-editor .kwe-activation select").select_option("tanh")
-    wait_text(page, ".kw-editor .kwe-preview-line", "'tanh'")
-    page.locator(".kw-editor button.kwe-apply").click()
+    choose_activation_and_apply(nb, "hidden", "tanh")
     wait_text(page, ".kw-editor .kwe-status", "Applied")
     page.wait_for_function(
         "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"

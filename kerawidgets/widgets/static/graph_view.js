@@ -498,12 +498,13 @@ function render({ model, el }) {
   mkButton("\u2212", "Zoom out", () => zoomAt(0.8, viewport.clientWidth / 2, viewport.clientHeight / 2));
   toolbar.appendChild(status);
 
-  model.on("change:scene", draw);
-  model.on("change:heat", applyHeat);
-  model.on("change:marks", applyMarks);
-  model.on("change:selected", applySelected);
-  model.on("change:theme", applyTheme);
-  model.on("change:height", applyTheme);
+  // Trait -> redraw step; the same table is used to unsubscribe on teardown.
+  const handlers = [
+    ["change:scene", draw], ["change:heat", applyHeat], ["change:marks", applyMarks],
+    ["change:selected", applySelected], ["change:theme", applyTheme],
+    ["change:height", applyTheme],
+  ];
+  for (const [event, handler] of handlers) model.on(event, handler);
   applyTheme();
   draw();
   // The output area may have no size yet when render runs: fit once it does.
@@ -517,12 +518,7 @@ function render({ model, el }) {
   return () => {
     window.removeEventListener("pointerup", endDrag);
     window.removeEventListener("pointermove", onMove);
-    model.off("change:scene", draw);
-    model.off("change:heat", applyHeat);
-    model.off("change:marks", applyMarks);
-    model.off("change:selected", applySelected);
-    model.off("change:theme", applyTheme);
-    model.off("change:height", applyTheme);
+    for (const [event, handler] of handlers) model.off(event, handler);
   };
 }
 
