@@ -7,7 +7,9 @@ import pytest
 
 pytestmark = pytest.mark.ui
 
-DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "editor.png"
+# The README image is refreshed by hand from this artifact:
+#   cp test-artifacts/editor_docs.png docs/images/editor.png
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 SETUP = [
     "import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\nimport numpy as np, keras\n"
@@ -106,7 +108,7 @@ def test_activation_apply_updates_plot_heat_and_kernel(nb):
     assert nb.eval("editor.probe.last_run") == "incremental"
     page.wait_for_timeout(300)
     nb.screenshot("editor_after_apply", page.locator(".kw-editor").first)
-    # The README image: graph, panel and the comparison plot (the depth plot left out).
+    # The README image's framing: graph, panel and the comparison plot (no depth plot).
     page.locator(".kw-editor").first.evaluate("e => e.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(200)
     top = page.locator(".kw-editor").first.bounding_box()
@@ -115,8 +117,8 @@ def test_activation_apply_updates_plot_heat_and_kernel(nb):
         path = nb.lab.root / "editor_docs.png"
         page.screenshot(path=str(path), clip={"x": top["x"], "y": top["y"], "width": top["width"],
                                               "height": plot["y"] + plot["height"] - top["y"]})
-        shutil.copyfile(path, DOCS_IMAGE)
-        shutil.copyfile(path, DOCS_IMAGE.parents[2] / "test-artifacts" / "editor_docs.png")
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copyfile(path, ARTIFACTS / "editor_docs.png")
 
 
 def test_impossible_replacement_is_refused(nb):
