@@ -84,14 +84,47 @@ class Lab:
 
 
 @contextlib.contextmanager
-def start_lab(root: Path, home: Path):
-    """Run JupyterLab on 127.0.0.1 (free port, no token/password) serving `root`; yields a `Lab`.
+def start_lab(root: Path, home: Path, app: str = "jupyterlab"):
+    """Run JupyterLab (or `app="notebook"`: Notebook 7) on 127.0.0.1 serving `root`.
 
-    `home` holds its config, runtime, settings and workspaces, so the user's own
-    JupyterLab set-up is never read or changed. Also used by the benchmarks.
+    Free port, no token or password; yields a `Lab`. `home` holds its config,
+    runtime, settings and workspaces, so the user's own Jupyter set-up is
+    never read or changed. Also used by the benchmarks.
     """
     root, home = Path(root), Path(home)
     port = _free_port()
+    env = server_env(home)
+    # No news/update pop-ups in the screenshots.
+    overrides = home / "settings" / "@jupyterlab" / "apputils-extension"
+    overrides.mkdir(parents=True, exist_ok=True)
+    (overrides / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    log = home / f"{app}.log"
+    cmd = [
+        sys.executable, "-m", app,
+        "--no-browser",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        "--ServerApp.disable_check_xsrf=True",
+        f"--ServerApp.root_dir={root}",
+        "--MappingKernelManager.cull_idle_timeout=0",
+    ]
+    if app == "jupyterlab":
+        cmd += ["--LabApp.news_url=None",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    url = f"http://127.0.0.1:{port}/"
+    with serve(cmd, env, root, url + "api/status", log) as process:
+        yield Lab(url, root, process, log)
+
+
+def server_env(home: Path) -> dict:
+    """Environment for a Jupyter server of the tests: own config dirs, quiet TF, this venv."""
     env = dict(os.environ)
     env.update(
         TF_CPP_MIN_LOG_LEVEL="3",
@@ -104,45 +137,27 @@ def start_lab(root: Path, home: Path):
         PYTHONPATH=str(Path(__file__).resolve().parents[2]) + os.pathsep
         + env.get("PYTHONPATH", ""),
     )
-    # No news/update pop-ups in the screenshots.
-    overrides = home / "settings" / "@jupyterlab" / "apputils-extension"
-    overrides.mkdir(parents=True, exist_ok=True)
-    (overrides / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    log = home / "lab.log"
-    cmd = [
-        sys.executable, "-m", "jupyterlab",
-        "--no-browser",
-        "--ServerApp.open_browser=False",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        "--IdentityProvider.token=",
-        "--ServerApp.password=",
-        "--ServerApp.disable_check_xsrf=True",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--MappingKernelManager.cull_idle_timeout=0",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
+    return env
+
+
+@contextlib.contextmanager
+def serve(cmd, env, cwd, ready_url, log: Path, timeout: float = 90):
+    """Run a server process until `ready_url` answers 200; stop it afterwards."""
     with open(log, "wb") as out:
-        process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+        process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
     try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.time() + 90
+        deadline = time.time() + timeout
         while True:
             try:
-                with urllib.request.urlopen(url + "api/status", timeout=2) as response:
+                with urllib.request.urlopen(ready_url, timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:
                 pass
             if process.poll() is not None or time.time() > deadline:
-                raise RuntimeError("JupyterLab did not start:\n" + log.read_text()[-3000:])
+                raise RuntimeError(f"{cmd[2]} did not start:\n" + log.read_text()[-3000:])
             time.sleep(0.3)
-        yield Lab(url, root, process, log)
+        yield process
     finally:
         process.terminate()
         try:

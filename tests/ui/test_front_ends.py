@@ -1,0 +1,84 @@
+"""GraphView and the editor beyond JupyterLab: Notebook 7, and Voila (the Binder workshop link)."""
+
+import contextlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.ui.conftest import ARTIFACTS, _free_port, serve, server_env, start_lab
+
+pytestmark = pytest.mark.ui
+
+REPO = Path(__file__).resolve().parents[2]
+
+GRAPH_CELLS = [
+    "import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\nimport keras\n"
+    "from kerawidgets import GraphView\n"
+    "inp = keras.Input((8,), name='features')\n"
+    "x = keras.layers.Dense(8, activation='relu', name='hidden')(inp)\n"
+    "model = keras.Model(inp, keras.layers.Dense(2, name='head')(x))\n"
+    "view = GraphView(model)\nview",
+    "print('selected:', view.selected.get('id'))",
+]
+
+
+def test_graph_view_in_notebook_7(browser, tmp_path):
+    root, home = tmp_path / "root", tmp_path / "home"
+    root.mkdir()
+    home.mkdir()
+    with start_lab(root, home, app="notebook") as server:
+        name = server.write_notebook(GRAPH_CELLS, "nb7.ipynb")
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(120_000)
+            page.goto(f"{server.url}notebooks/{name}")
+            page.wait_for_selector(".jp-Cell .cm-content")
+            page.wait_for_timeout(1000)  # let the kernel connect
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            page.wait_for_selector(".kw-graph[data-painted]")
+            page.locator(".kw-node[data-id='hidden']").click()
+            page.wait_for_selector(".kw-node.kw-selected[data-id='hidden']")
+            # Read the kernel's state back: re-run the second cell.
+            second = page.locator(".jp-Cell").nth(1)
+            second.locator(".cm-content").click()
+            page.keyboard.press("Shift+Enter")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-OutputArea-output')]"
+                ".some(e => e.textContent.includes('selected: hidden'))")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "notebook7_graph_view.png"))
+        finally:
+            context.close()
+
+
+def test_workshop_renders_in_voila_with_every_check_passing(browser, tmp_path):
+    port = _free_port()
+    home = tmp_path / "home"
+    home.mkdir()
+    notebook = REPO / "notebooks" / "06_workshop.ipynb"
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+           "--Voila.ip=127.0.0.1", "--Voila.show_tracebacks=True"]
+    url = f"http://127.0.0.1:{port}/"
+    with serve(cmd, server_env(home), notebook.parent, url, home / "voila.log", timeout=120):
+        context = browser.new_context(viewport={"width": 1300, "height": 1000})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(240_000)
+            page.goto(url)
+            page.wait_for_function(
+                "() => document.body.innerText.includes('Exercise 5 done')")
+            page.wait_for_selector(".kw-graph[data-painted]")
+            text = page.locator("body").inner_text()
+            for exercise in range(1, 6):
+                assert f"✅ Exercise {exercise} done" in text
+            assert "Traceback" not in text
+            assert page.locator("[data-mime-type='application/vnd.jupyter.error']").count() == 0
+            ARTIFACTS.mkdir(exist_ok=True)
+            with contextlib.suppress(Exception):
+                page.locator(".kw-editor").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "voila_workshop.png"))
+        finally:
+            context.close()
