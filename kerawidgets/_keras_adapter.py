@@ -199,11 +199,6 @@ def sub_layers(layer) -> list:
     return list(layer._flatten_layers(include_self=True, recursive=True))
 
 
-def input_shape_of_call(call: GraphCall):
-    shapes = [tuple(t.shape) for t in call.input_tensors]
-    return shapes[0] if len(shapes) == 1 else shapes
-
-
 # --- layers ---------------------------------------------------------------
 
 
@@ -215,13 +210,6 @@ def lambda_parts(layer) -> dict:
         "mask": layer.mask,
         "arguments": dict(layer.arguments or {}),
     }
-
-
-def operation_class_has_own_config(operation) -> bool:
-    """True when the class implements `get_config` itself (not Keras' auto-config)."""
-    from keras.src.utils import python_utils
-
-    return not python_utils.is_default(type(operation).get_config)
 
 
 def has_assets(layer) -> bool:
@@ -251,10 +239,6 @@ def reset_compiled_functions(model) -> None:
     """
     for attr in ("train_function", "test_function", "predict_function"):
         if hasattr(model, attr):
-            setattr(model, attr, None)
-    # The jax and torch trainers keep compiled state under private names.
-    for attr in ("_jax_state", "_compiled_predict_function"):
-        if getattr(model, attr, None) is not None:
             setattr(model, attr, None)
 
 

@@ -163,9 +163,10 @@ class _Walk:
             new = keras.Input(**_input_kwargs(adapter.input_spec_of(tensor)))
             tensor_map[id(tensor)] = new
             new_inputs.append(new)
-        names = self.names_in(model)
+        calls = adapter.graph_calls(model)
+        names = {call.operation.name for call in calls}
         outer_outputs, self.current_outputs = self.current_outputs, adapter.flat_outputs(model)
-        for call in adapter.graph_calls(model):
+        for call in calls:
             if call.is_input:
                 continue
             if any(id(t) not in tensor_map for t in call.input_tensors):
@@ -277,7 +278,7 @@ class _Walk:
     # --- sequential models ----------------------------------------------
 
     def copy_sequential(self, model, prefix, name, in_report):
-        names = self.names_in(model)
+        names = {call.operation.name for call in adapter.graph_calls(model)}  # input too
         new_layers = []
         for layer in model.layers:
             path = (*prefix, layer.name)
@@ -307,7 +308,7 @@ class _Walk:
                 "replacement that keeps the shape, or add a layer that restores it.",
                 layer=getattr(failed, "name", None),
             ) from error
-        if getattr(new_model, "_functional", None) is None and new_layers:
+        if new_layers and not adapter.has_graph(new_model):
             raise ShapeMismatchError(
                 f"Sequential {name!r} could not be built after the edit (a layer cannot infer "
                 "its output shape). Nothing was changed."
@@ -315,9 +316,6 @@ class _Walk:
         return new_model
 
     # --- making fresh layers -----------------------------------------------
-
-    def names_in(self, model) -> set:
-        return {call.operation.name for call in adapter.graph_calls(model)}
 
     def unique_name(self, wanted, names) -> str:
         name, k = wanted, 1
@@ -384,7 +382,6 @@ class _Walk:
 
     def replacement_layers(self, operation, path, name, action, names) -> list:
         specs: tuple[LayerSpec, ...] = action.replacement
-        where = naming.layer_path(path)
         layers = []
         for index, spec in enumerate(specs):
             last = index == len(specs) - 1
@@ -412,7 +409,6 @@ class _Walk:
             if action.trainable is not None:
                 layer.trainable = action.trainable
             layers.append(layer)
-        del where
         return layers
 
     def new_inserted(self, spec: LayerSpec, names, path, in_report):
