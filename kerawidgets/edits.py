@@ -31,6 +31,18 @@ ACTIVATION_ATTRIBUTES = ("activation", "recurrent_activation")
 # --- what a layer spec may be (name, layer, class, predicate, list) -------
 
 
+def _find_layer_class(class_name: str):
+    """A registered custom layer class or a `keras.layers` class by name, or None."""
+    return keras.saving.get_registered_object(class_name) or getattr(keras.layers, class_name, None)
+
+
+def _class_code(cls) -> str:
+    """How code names a layer class: ``keras.layers.Dense``, or a custom class's own name."""
+    if getattr(keras.layers, cls.__name__, None) is cls:
+        return f"keras.layers.{cls.__name__}"
+    return cls.__name__
+
+
 def _layer_spec_to_data(spec):
     if isinstance(spec, str):
         return spec
@@ -49,9 +61,7 @@ def _layer_spec_to_data(spec):
 
 def _layer_spec_from_data(data):
     if isinstance(data, dict) and "class_name" in data:
-        cls = keras.saving.get_registered_object(data["class_name"]) or getattr(
-            keras.layers, data["class_name"], None
-        )
+        cls = _find_layer_class(data["class_name"])
         if cls is None:
             raise InvalidEditError(f"Unknown layer class {data['class_name']!r} in edit JSON.")
         return cls
@@ -66,8 +76,7 @@ def _layer_spec_to_code(spec) -> str:
     if isinstance(spec, keras.layers.Layer):
         return repr(spec.name)
     if inspect.isclass(spec) and issubclass(spec, keras.layers.Layer):
-        module = "keras.layers" if getattr(keras.layers, spec.__name__, None) is spec else None
-        return f"{module}.{spec.__name__}" if module else spec.__name__
+        return _class_code(spec)
     if isinstance(spec, (list, tuple)):
         return "[" + ", ".join(_layer_spec_to_code(s) for s in spec) + "]"
     _layer_spec_to_data(spec)  # raises the clear error for predicates
@@ -156,9 +165,7 @@ class LayerSpec:
         return self
 
     def layer_class(self):
-        cls = keras.saving.get_registered_object(self.class_name) or getattr(
-            keras.layers, self.class_name, None
-        )
+        cls = _find_layer_class(self.class_name)
         if cls is None:
             raise InvalidEditError(
                 f"Unknown layer type {self.class_name!r}. Use a class from keras.layers "
@@ -202,10 +209,9 @@ class LayerSpec:
         if self.model is not None:
             return f"{self.model.name}  # a keras.Model sub-network defined in your notebook"
         cls = self.layer_class()
-        module = "keras.layers." if getattr(keras.layers, cls.__name__, None) is cls else ""
         args = _non_default_config(cls, self.config)
         inner = ", ".join(f"{k}={v!r}" for k, v in args.items())
-        return f"{module}{cls.__name__}({inner})"
+        return f"{_class_code(cls)}({inner})"
 
     def describe(self) -> str:
         if self.model is not None:
