@@ -39,6 +39,7 @@ from kerawidgets import _keras_adapter as adapter
 from kerawidgets import activations, naming, targets
 from kerawidgets.edits import RemoveLayer
 from kerawidgets.errors import InvalidEditError, KerawidgetsError
+from kerawidgets.naming import shape_text
 from kerawidgets.plan import plan_edit
 
 __all__ = [
@@ -492,12 +493,6 @@ def _site(model, layer_path) -> _Site:
     return _Site(target, calls, parent)
 
 
-def _shape_text(shape) -> str:
-    if isinstance(shape, list):
-        return ", ".join(_shape_text(s) for s in shape)
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-
-
 def _current_value(layer, setting: Setting, site: _Site):
     """The current layer's value for `setting`, or None when it has none."""
     try:
@@ -574,13 +569,13 @@ def _fit(layer_type: LayerType, settings, config_values, site: _Site, shape_chan
     keeps = outputs == current
     shape = outputs[0]
     if keeps:
-        verdict = f"keeps shape {_shape_text(shape)}"
+        verdict = f"keeps shape {shape_text(shape)}"
     elif not shape_changes:
-        return f"it changes the output shape to {_shape_text(shape)}"
+        return f"it changes the output shape to {shape_text(shape)}"
     elif site.consumers() == 0:
-        verdict = f"changes the model's output shape to {_shape_text(shape)}"
+        verdict = f"changes the model's output shape to {shape_text(shape)}"
     else:
-        verdict = (f"changes output shape to {_shape_text(shape)} "
+        verdict = (f"changes output shape to {shape_text(shape)} "
                    "(downstream layers would be re-initialised)")
     return shape, keeps, verdict
 
@@ -655,7 +650,7 @@ def check_choice(model, layer_path, class_name, values=None, *, purpose="replace
         where = naming.layer_path(site.target.path)
         raise InvalidEditError(
             f"{class_name!r} is not a {'replacement' if purpose == 'replace' else 'layer to insert'} "
-            f"that fits {where!r} (input {_shape_text(site.input_shapes[0])}). Choose one of: "
+            f"that fits {where!r} (input {shape_text(site.input_shapes[0])}). Choose one of: "
             f"{', '.join(c.class_name for c in offered) or 'none'}.")
     checked = choice.values(values)
     fit = _fit(choice.layer_type, choice.settings, checked, site, purpose == "replace")
@@ -663,7 +658,7 @@ def check_choice(model, layer_path, class_name, values=None, *, purpose="replace
         where = naming.layer_path(site.target.path)
         raise InvalidEditError(
             f"{class_name} with {_settings_text(checked)} does not fit {where!r} "
-            f"(input {_shape_text(site.input_shapes[0])}): {fit}. Change the settings.")
+            f"(input {shape_text(site.input_shapes[0])}): {fit}. Change the settings.")
     shape, keeps, verdict = fit
     settings = tuple(s.with_default(checked[s.name]) for s in choice.settings)
     return dataclasses.replace(choice, settings=settings, output_shape=shape,
@@ -686,6 +681,6 @@ def can_remove(model, layer_path) -> tuple[bool, str]:
         got = tuple(call.input_tensors[0].shape)
         now = tuple(call.output_tensors[0].shape)
         if got != now:
-            return False, (f"Removing {where!r} would feed {_shape_text(got)} to its consumers, "
-                           f"which now get {_shape_text(now)}.")
+            return False, (f"Removing {where!r} would feed {shape_text(got)} to its consumers, "
+                           f"which now get {shape_text(now)}.")
     return True, ""

@@ -29,6 +29,7 @@ import keras
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import naming
 from kerawidgets.errors import UnknownLayerError
+from kerawidgets.naming import shape_text
 
 #: Models with more nodes than this get their flat blocks folded into groups.
 BLOCK_FOLD_THRESHOLD = 60
@@ -114,15 +115,6 @@ class GraphGroup:
         data["members"] = list(self.members)
         data["children"] = list(self.children)
         return data
-
-
-def shape_text(shape) -> str:
-    """``(None, 32, 32, 3)`` style text of a shape.
-
-    >>> shape_text((None, 4))
-    '(None, 4)'
-    """
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
 def layer_family(operation) -> str:

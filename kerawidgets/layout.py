@@ -27,7 +27,8 @@ from collections.abc import Iterable
 from grandalf.graphs import Edge, Graph, Vertex
 from grandalf.layouts import SugiyamaLayout
 
-from kerawidgets.graph import ModelGraph, shape_text
+from kerawidgets.graph import ModelGraph
+from kerawidgets.naming import shape_text
 
 NODE_H = 44
 GROUP_H = 44

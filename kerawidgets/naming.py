@@ -1,4 +1,4 @@
-"""Stable names for layers and layer calls, shared by every module.
+"""Stable names for layers and layer calls, and how shapes are written, shared by every module.
 
 A *layer path* names a layer inside nested models: the names of the models
 that contain it (outermost first, the root model left out) and then its own
@@ -41,3 +41,18 @@ def split_node_id(identifier: str) -> tuple[tuple[str, ...], int]:
     if text and index.isdigit():
         return split_layer_path(text), int(index)
     return split_layer_path(identifier), 0
+
+
+def shape_text(shape) -> str:
+    """A shape as people read it, in Python's tuple style; a list of shapes joined.
+
+    The one spelling of shapes in the graph, the panels and every error message.
+
+    >>> shape_text((None, 32, 32, 3))
+    '(None, 32, 32, 3)'
+    >>> shape_text([(None, 4), (None,)])
+    '(None, 4), (None,)'
+    """
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+        return ", ".join(shape_text(s) for s in shape)
+    return str(tuple(None if d is None else int(d) for d in shape))

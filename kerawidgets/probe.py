@@ -31,6 +31,7 @@ import numpy as np
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import naming
 from kerawidgets.errors import KerawidgetsError
+from kerawidgets.naming import shape_text
 
 __all__ = ["Probe", "ProbeDataError", "node_ids"]
 
@@ -112,10 +113,6 @@ def _input_entries(model):
     return [(adapter.input_layer_of(t).name, t) for t in flat]
 
 
-def _shape_text(shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
 def _to_numpy(value):
     if isinstance(value, np.ndarray):
         return value
@@ -167,7 +164,7 @@ def _flatten_x(model, x, entries):
     if len(entries) > 1:
         raise ProbeDataError(
             f"Model {name!r} has {len(entries)} inputs {[k for k, _ in entries]}, but the probe "
-            f"data is a single array of shape {_shape_text(np.shape(x))}. Pass a dict keyed by "
+            f"data is a single array of shape {shape_text(np.shape(x))}. Pass a dict keyed by "
             "the input names (or a list in input order)."
         )
     if isinstance(x, (list, tuple)) and len(x) == 1 and hasattr(x[0], "shape"):
@@ -189,7 +186,7 @@ def _validate(model, arrays, entries, where="probe data"):
                 hint = " It looks unbatched: add a batch axis (or `.batch(16)` a dataset)."
             raise ProbeDataError(
                 f"The {where} for input {key!r} of model {model.name!r} has shape "
-                f"{_shape_text(got)}, but the model expects {_shape_text(expected)} "
+                f"{shape_text(got)}, but the model expects {shape_text(expected)} "
                 f"(first axis = batch, None = any size).{hint} Pass arrays shaped like the "
                 "model's inputs, or x=None for synthetic probe data."
             )
@@ -264,13 +261,13 @@ def _synthetic(model, entries, batch_size, seed):
             if limit is not None:
                 high = max(1, min(high, limit))
             arrays.append(rng.integers(0, high, size=shape).astype(dtype))
-            parts.append(f"{key!r} {_shape_text(shape)} integers 0..{high - 1}")
+            parts.append(f"{key!r} {shape_text(shape)} integers 0..{high - 1}")
         elif dtype == "bool":
             arrays.append(rng.random(shape) < 0.5)
-            parts.append(f"{key!r} {_shape_text(shape)} random booleans")
+            parts.append(f"{key!r} {shape_text(shape)} random booleans")
         else:
             arrays.append(rng.standard_normal(shape).astype(dtype))
-            parts.append(f"{key!r} {_shape_text(shape)} standard-normal floats")
+            parts.append(f"{key!r} {shape_text(shape)} standard-normal floats")
     description = (
         f"SYNTHETIC probe data (random, seed {seed}), not real samples: "
         + "; ".join(parts)
@@ -561,8 +558,8 @@ class Probe:
         if not ok:
             raise ProbeDataError(
                 f"Model {model.name!r} has inputs "
-                f"{[(k, _shape_text(t.shape)) for k, t in entries]} but this probe was made for "
-                f"{[(k, _shape_text(t.shape)) for k, t in self._entries]}. Make a new Probe for it."
+                f"{[(k, shape_text(t.shape)) for k, t in entries]} but this probe was made for "
+                f"{[(k, shape_text(t.shape)) for k, t in self._entries]}. Make a new Probe for it."
             )
 
     def _entry(self, model) -> _Entry:

@@ -37,6 +37,7 @@ from kerawidgets.errors import (
     LayerRecreationError,
     ShapeMismatchError,
 )
+from kerawidgets.naming import shape_text
 from kerawidgets.plan import ACTIVATION_LAYER_CLASSES, Action, Plan, plan_edit
 from kerawidgets.report import LayerOutcome, RebuildReport
 
@@ -108,12 +109,6 @@ class _Pair:
 def _input_kwargs(spec: dict) -> dict:
     accepted = inspect.signature(keras.Input).parameters
     return {k: v for k, v in spec.items() if k in accepted}
-
-
-def _shape_text(shape) -> str:
-    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
-        return ", ".join(_shape_text(s) for s in shape)
-    return str(tuple(shape))
 
 
 def _variable_shapes(variables) -> str:
@@ -220,7 +215,7 @@ class _Walk:
         new_out_shape = [tuple(t.shape) for t in keras.tree.flatten(outputs)]
         if action is not None and new_out_shape != old_out_shape:
             self.shape_changes.append(
-                (naming.layer_path(path), _shape_text(old_out_shape), _shape_text(new_out_shape))
+                (naming.layer_path(path), shape_text(old_out_shape), shape_text(new_out_shape))
             )
         return outputs
 
@@ -267,9 +262,9 @@ class _Walk:
             built_for = ""
         else:
             what = f"Layer {where!r} ({type(layer).__name__})"
-            built_for = f" (it was built for {_shape_text(expected)})"
+            built_for = f" (it was built for {shape_text(expected)})"
         return ShapeMismatchError(
-            f"{what} cannot take input of shape {_shape_text(got)}{built_for}.{cause} Keras says: {_sentence(error)} "
+            f"{what} cannot take input of shape {shape_text(got)}{built_for}.{cause} Keras says: {_sentence(error)} "
             "Nothing was changed. Pick a replacement that keeps the shape, or add a layer that "
             "restores it (a Dense, Reshape or pooling layer).",
             layer=where, expected=expected, got=got,
