@@ -231,7 +231,8 @@ class ModelGraph:
         """The graph of `model`: one node per layer call, nested models expanded.
 
         >>> import keras
-        >>> inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, name="d")], name="inner")
+        >>> inner = keras.Sequential(
+        ...     [keras.Input((3,), name="input_layer"), keras.layers.Dense(3, name="d")], name="inner")
         >>> inp = keras.Input((3,), name="x")
         >>> graph = ModelGraph.from_model(keras.Model(inp, inner(inp)))
         >>> [(n.id, n.group) for n in graph.nodes]
