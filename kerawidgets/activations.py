@@ -109,6 +109,27 @@ def name_of(activation) -> str | None:
     return name
 
 
+#: Layers that *are* an activation, and the activation each applies.
+ACTIVATION_LAYERS = {
+    "ReLU": "relu", "LeakyReLU": "leaky_relu", "PReLU": "prelu", "ELU": "elu",
+    "Softmax": "softmax",
+}
+
+
+def layer_activation(layer) -> str | None:
+    """The activation `layer` applies, by name: its `activation` setting, or what an
+    activation layer (ReLU, Softmax...) is; None for layers without one.
+
+    >>> import keras
+    >>> layer_activation(keras.layers.Dense(2, activation="tanh")), layer_activation(keras.layers.ReLU())
+    ('tanh', 'relu')
+    """
+    fn = getattr(layer, "activation", None)
+    if fn is None:
+        return ACTIVATION_LAYERS.get(type(layer).__name__)
+    return name_of(fn) or type(fn).__name__
+
+
 def config_value(name: str):
     """What to put in a layer config's `activation` entry for this name."""
     if name in _registered:

@@ -27,7 +27,7 @@ import re
 import keras
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import naming
+from kerawidgets import activations, naming
 from kerawidgets.errors import UnknownLayerError
 from kerawidgets.naming import shape_text
 
@@ -145,17 +145,6 @@ def layer_family(operation) -> str:
         if any(part in name for part in parts):
             return family
     return "other"
-
-
-def _activation_name(operation) -> str | None:
-    fn = getattr(operation, "activation", None)
-    if fn is None:
-        name = type(operation).__name__
-        return {"ReLU": "relu", "Softmax": "softmax", "LeakyReLU": "leaky_relu",
-                "ELU": "elu", "PReLU": "prelu"}.get(name)
-    if isinstance(fn, str):
-        return fn
-    return getattr(fn, "__name__", type(fn).__name__)
 
 
 def _params(operation) -> int:
@@ -386,7 +375,7 @@ class _Builder:
                 input_shapes=in_shapes,
                 params=_params(op),
                 trainable=trainable and bool(getattr(op, "trainable", True)),
-                activation=_activation_name(op),
+                activation=activations.layer_activation(op),
                 group=group,
                 is_input=call.is_input,
             )

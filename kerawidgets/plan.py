@@ -21,7 +21,7 @@ import dataclasses
 import keras
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import targets
+from kerawidgets import activations, targets
 from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
 from kerawidgets.errors import InvalidEditError
 
@@ -29,10 +29,7 @@ from kerawidgets.errors import InvalidEditError
 # `Activation` layer with the same name.
 ACTIVATION_LAYER_CLASSES = tuple(
     cls
-    for cls in (
-        getattr(keras.layers, name, None)
-        for name in ("ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax")
-    )
+    for cls in (getattr(keras.layers, name, None) for name in activations.ACTIVATION_LAYERS)
     if cls is not None
 )
 

@@ -37,7 +37,7 @@ from kerawidgets import activations, catalog, naming, plots, targets
 from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, as_edit
 from kerawidgets.errors import InvalidEditError, KerawidgetsError
 from kerawidgets.graph import ModelGraph
-from kerawidgets.plan import ACTIVATION_LAYER_CLASSES, supports_activation
+from kerawidgets.plan import supports_activation
 from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
 from kerawidgets.statistics import agreement, movement, paired_statistics
@@ -414,7 +414,7 @@ class ModelEditor:
             p.activation_note.value = ("<i>This layer has no activation; replace it or insert "
                                        "an Activation after it.</i>" if layer is not None else "")
             return
-        current = _activation_of(layer)
+        current = activations.layer_activation(layer)
         p.activation.options = names if current in names else [current, *names]
         p.activation.value = current
         p.activation.disabled = False
@@ -428,9 +428,9 @@ class ModelEditor:
 
     def _similar(self, layer) -> list[str]:
         """Paths of layers of the same class with the same activation as `layer`."""
-        want = (type(layer), _activation_of(layer))
+        want = (type(layer), activations.layer_activation(layer))
         return [naming.layer_path(path) for path, other in targets.walk_layers(self.model)
-                if (type(other), _activation_of(other)) == want and supports_activation(other)]
+                if (type(other), activations.layer_activation(other)) == want and supports_activation(other)]
 
     def _fill_choices(self, path):
         p = self.panel
@@ -486,7 +486,7 @@ class ModelEditor:
                     "or Insert after.")
             name = p.activation.value
             activations.get(name)  # only known activations
-            if name == _activation_of(layer) and not p.bulk.value:
+            if name == activations.layer_activation(layer) and not p.bulk.value:
                 raise NothingToApply(f"{path!r} already uses {name!r}: pick another activation.")
             if p.bulk.value:
                 return SetActivation(self._bulk_target(layer), name)
@@ -649,13 +649,6 @@ def _config_of(layer) -> dict:
         return json.loads(json.dumps(layer.get_config(), default=str))
     except Exception:
         return {}
-
-
-def _activation_of(layer) -> str | None:
-    if isinstance(layer, ACTIVATION_LAYER_CLASSES):
-        return {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu", "PReLU": "prelu",
-                "Softmax": "softmax"}.get(type(layer).__name__)
-    return activations.name_of(getattr(layer, "activation", None))
 
 
 def _edit_layer(edit):
