@@ -21,7 +21,9 @@ echo "==> unit and property tests, every tier (tensorflow backend)"
 pytest -m "" --ignore=tests/ui -q "$@"
 
 echo "==> rebuild tests under the jax backend"
-KERAS_BACKEND=jax pytest -m "not ui and not slow" -q tests/test_rebuild.py tests/test_rebuild_properties.py tests/test_edits.py tests/test_activations.py tests/test_targets.py "$@"
+KERAS_BACKEND=jax pytest -m "not ui and not slow" -q tests/test_rebuild.py tests/test_rebuild_properties.py tests/test_edits.py tests/test_activations.py tests/test_targets.py \
+    kerawidgets/rebuild.py kerawidgets/_keras_adapter.py kerawidgets/edits.py \
+    kerawidgets/activations.py kerawidgets/targets.py kerawidgets/shortcuts.py "$@"
 
 echo "==> notebooks under nbval"
 pytest -m "" --nbval-lax -q notebooks "$@"
