@@ -197,10 +197,17 @@ class _Walk:
             self.record_removed(operation, path)
         else:
             layers = self.layers_for(operation, path, call.call_index, action, names, in_report)
-            known = self.known_spec(call, layers, action, tensor_map)
-            with known if known is not None else contextlib.nullcontext():
-                outputs = self.call_chain(layers, args, kwargs, call, path,
-                                          keep_kwargs=_keeps_kwargs(action))
+            like = self.unchanged_output(call, layers, action, tensor_map)
+            outputs = None
+            if like is not None:
+                outputs = adapter.call_as_recorded(layers[0], operation, args, kwargs, like)
+            if outputs is None:
+                known = adapter.known_output_spec(layers[0], like) if like is not None else (
+                    contextlib.nullcontext()
+                )
+                with known:
+                    outputs = self.call_chain(layers, args, kwargs, call, path,
+                                              keep_kwargs=_keeps_kwargs(action))
         if action is not None and action.insert_after:
             inserted = [self.new_inserted(spec, names, path, in_report) for spec in action.insert_after]
             outputs = self.call_chain(inserted, (outputs,), {}, call, path, keep_kwargs=False,
@@ -219,8 +226,11 @@ class _Walk:
             )
         return outputs
 
-    def known_spec(self, call, layers, action, tensor_map):
-        """Skip Keras' shape tracing for an untouched layer fed exactly what it was before."""
+    def unchanged_output(self, call, layers, action, tensor_map):
+        """The original output, for an untouched layer fed exactly what it was before.
+
+        Such a call needs no shape tracing: its output spec is the original's.
+        """
         if action is not None or len(layers) != 1 or len(call.output_tensors) != 1:
             return None
         layer = layers[0]
@@ -229,7 +239,7 @@ class _Walk:
         new_inputs = [tensor_map[id(t)] for t in call.input_tensors]
         if not adapter.same_specs(call.input_tensors, new_inputs):
             return None
-        return adapter.known_output_spec(layer, call.output_tensors[0])
+        return call.output_tensors[0]
 
     def call_chain(self, layers, args, kwargs, call, path, keep_kwargs, inserted=False):
         outputs = None

@@ -224,6 +224,9 @@ def test_identity_rebuild_of_multi_io_masks_ops_and_shared_layers():
     new = result.model
     assert type(new) is type(model)
     assert new.name == "multi"
+    # the same graph, call for call (recorded kwargs, masks, node indices), and variable paths
+    assert config_of(new) == config
+    assert [v.path for v in new.weights] == [v.path for v in model.weights]
     assert sorted(new.input.keys()) == ["a", "b", "tokens"]
     assert sorted(t.name for t in new.inputs) == ["a", "b", "tokens"]
     assert new.output_names == model.output_names
