@@ -492,6 +492,34 @@ def symbolic_output_spec(layer, input_shapes, dtype="float32"):
     return layer.compute_output_spec(inputs)
 
 
+def fresh_output_spec(operation, args, kwargs):
+    """Output spec of a fresh, unbuilt copy of `operation` called on `args`, no weight built.
+
+    Raises what Keras raises when the copy cannot take these inputs. Returns
+    None when that cannot be told without building weights: a layer with
+    weights and no `compute_output_shape` (Keras would trace its `call`,
+    which needs them), a nested model, or a layer that cannot be re-created
+    from its config.
+
+    >>> spec = fresh_output_spec(keras.layers.Dense(3), (keras.KerasTensor((None, 5)),), {})
+    >>> spec.shape
+    (None, 3)
+    """
+    from keras.src.utils.python_utils import is_default
+
+    if not isinstance(operation, keras.layers.Layer):
+        return operation.compute_output_spec(*args, **kwargs)  # a stateless op (x + y, slicing)
+    if is_model(operation):
+        return None
+    if is_default(operation.compute_output_shape) and operation.weights:
+        return None
+    try:
+        fresh = type(operation).from_config(operation.get_config())
+    except Exception:
+        return None
+    return fresh.compute_output_spec(*args, **kwargs)
+
+
 # --- running part of a graph (kerawidgets.probe) ----------------------------
 
 

@@ -5,8 +5,10 @@ that can take the layer's input, each with a settings form prefilled from the
 current layer (Dense ``units``, Conv ``filters`` / ``kernel_size`` /
 ``strides`` / ``padding``, pool sizes, Dropout ``rate``...) and a fit verdict.
 Fit is checked symbolically: a fresh candidate layer computes its output spec
-for the layer's input shape. No weight is built and no model is rebuilt, so
-listing choices for a layer of ResNet50 takes milliseconds.
+for the layer's input shape, and a changed output shape is carried through
+the layers downstream, so a pooling layer whose smaller map a residual `Add`
+could not take is not offered. No weight is built and no model is rebuilt,
+so listing choices for a layer of ResNet50 takes a few tens of milliseconds.
 
 >>> import keras
 >>> from kerawidgets import catalog
@@ -451,6 +453,8 @@ class _Site:
     calls: list  # adapter.GraphCall of the layer in its parent model
     parent: Any
     insert: bool = False  # a layer inserted after this one: its input is the layer's output
+    _parent_calls: list | None = None
+    _problems: dict = dataclasses.field(default_factory=dict)  # new output shapes -> problem
 
     @property
     def layer(self):
@@ -476,10 +480,65 @@ class _Site:
         tensors = self.calls[0].input_tensors
         return keras.backend.standardize_dtype(tensors[0].dtype) if tensors else "float32"
 
+    def parent_calls(self) -> list:
+        """Every call of the model the layer sits in (computed once per site)."""
+        if self._parent_calls is None:
+            self._parent_calls = adapter.graph_calls(self.parent)
+        return self._parent_calls
+
     def consumers(self) -> int:
         outputs = {id(t) for call in self.calls for t in call.output_tensors}
-        return sum(1 for call in adapter.graph_calls(self.parent)
+        return sum(1 for call in self.parent_calls()
                    if any(id(t) in outputs for t in call.input_tensors))
+
+
+    def downstream_problem(self, new_shapes) -> str | None:
+        """Why the layers after this one cannot take its new output shapes, or None.
+
+        The new shapes are carried through the calls downstream, each asking a
+        fresh copy of its layer for its output spec (no weights built; a layer
+        whose weights no longer fit would be re-initialised, so that is not a
+        problem). A merge with a branch that kept its shape, or a Reshape whose
+        sizes no longer add up, is. None also when a layer cannot say without
+        building weights: the preview's dry run then tells.
+        """
+        key = tuple(new_shapes)
+        if key not in self._problems:
+            self._problems[key] = self._carry_down(new_shapes)
+        return self._problems[key]
+
+    def _carry_down(self, new_shapes) -> str | None:
+        changed = {}
+        for call, shape in zip(self.calls, new_shapes):
+            old = call.output_tensors[0]
+            changed[id(old)] = keras.KerasTensor(shape, dtype=old.dtype)
+        edited = {id(call.node) for call in self.calls}
+        for call in self.parent_calls():
+            if call.is_input or id(call.node) in edited:
+                continue
+            if not any(id(t) in changed for t in call.input_tensors):
+                continue
+            tensors = {id(t): changed.get(id(t), t) for t in call.input_tensors}
+            args, kwargs = call.call_arguments(tensors)
+            try:
+                spec = adapter.fresh_output_spec(call.operation, args, kwargs)
+            except Exception as error:
+                got = [tuple(tensors[id(t)].shape) for t in call.input_tensors]
+                return (f"{call.operation.name!r} ({type(call.operation).__name__}) further down "
+                        f"cannot take {shape_text(got[0] if len(got) == 1 else got)}: "
+                        f"{_first_line(error)}")
+            if spec is None:
+                return None
+            for old, new in zip(call.output_tensors, keras.tree.flatten(spec)):
+                if tuple(new.shape) != tuple(old.shape):
+                    changed[id(old)] = new
+        return None
+
+
+def _first_line(error) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Exception encountered")] or lines
+    return lines[0] if lines else type(error).__name__
 
 
 def _site(model, layer_path) -> _Site:
@@ -560,7 +619,7 @@ def _fit(layer_type: LayerType, settings, config_values, site: _Site, shape_chan
             layer = layer_type.cls.from_config(dict(config))
             spec = adapter.symbolic_output_spec(layer, shape, site.dtype)
         except Exception as error:  # the candidate cannot take this input
-            return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            return _first_line(error)
         flat = keras.tree.flatten(spec)
         if len(flat) != 1:
             return "it gives several outputs"
@@ -572,6 +631,8 @@ def _fit(layer_type: LayerType, settings, config_values, site: _Site, shape_chan
         verdict = f"keeps shape {shape_text(shape)}"
     elif not shape_changes:
         return f"it changes the output shape to {shape_text(shape)}"
+    elif (problem := site.downstream_problem(outputs)) is not None:
+        return f"it changes the output shape to {shape_text(shape)}, and {problem}"
     elif site.consumers() == 0:
         verdict = f"changes the model's output shape to {shape_text(shape)}"
     else:

@@ -251,3 +251,33 @@ def test_setting_parse():
         units.parse(0)
     with pytest.raises(InvalidEditError, match="kind"):
         catalog.Setting("x", "complex", 1)
+
+
+def residual_model():
+    inp = keras.Input((8, 8, 4), name="image")
+    x = layers.Conv2D(4, 3, padding="same", name="conv_a")(inp)
+    x = layers.BatchNormalization(name="bn_a")(x)
+    x = layers.Conv2D(4, 3, padding="same", name="conv_b")(x)
+    x = layers.Add(name="add")([x, inp])
+    return keras.Model(inp, layers.GlobalAveragePooling2D(name="gap")(x), name="residual")
+
+
+def test_shape_changes_that_break_a_merge_downstream_are_not_offered():
+    model = residual_model()
+    conv_b = by_name(catalog.replacement_choices(model, "conv_b"))
+    # Pooling halves the map, Flatten drops the axes: 'add' could not take either.
+    assert "MaxPooling2D" not in conv_b and "AveragePooling2D" not in conv_b
+    assert "Flatten" not in conv_b
+    assert conv_b["Conv2D"].keeps_shape
+    with pytest.raises(InvalidEditError, match=r"'add' \(Add\) further down cannot take"):
+        catalog.check_choice(model, "conv_b", "Conv2D", {"filters": 8})
+    # Before the first conv, a change of width is absorbed by conv_b (re-initialised).
+    conv_a = by_name(catalog.replacement_choices(model, "conv_a"))
+    wider = catalog.check_choice(model, "conv_a", "Conv2D", {"filters": 8})
+    assert "re-initialised" in wider.verdict
+    result = rebuild(model, [ReplaceLayer("conv_a", wider.spec())], reinitialize="downstream")
+    assert result.report["conv_b"].status == "reinitialised"
+    # Every offered shape change really rebuilds.
+    for choice in conv_a.values():
+        if not choice.keeps_shape:
+            rebuild(model, [ReplaceLayer("conv_a", choice.spec())], reinitialize="downstream")
