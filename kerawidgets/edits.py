@@ -19,12 +19,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import keyword
+import re
 from typing import Any
 
 import keras
 
 from kerawidgets import activations
-from kerawidgets.errors import InvalidEditError
+from kerawidgets.errors import InvalidEditError, SubnetworkNotStoredError
 
 ACTIVATION_ATTRIBUTES = ("activation", "recurrent_activation")
 
@@ -83,6 +85,13 @@ def _layer_spec_to_code(spec) -> str:
     return repr(spec)
 
 
+def _frozen_spec(spec):
+    """A selector with lists turned into tuples, so edits compare equal after JSON and hash."""
+    if isinstance(spec, (list, tuple)):
+        return tuple(_frozen_spec(s) for s in spec)
+    return spec
+
+
 def _layer_spec_describe(spec) -> str:
     if isinstance(spec, str):
         return repr(spec)
@@ -135,6 +144,11 @@ class LayerSpec:
     Made from a Keras layer, a class name (``"Dropout"``), a pair
     ``("Dropout", {"rate": 0.2})``, a dict ``{"class_name": ..., "config": ...}``
     or a `keras.Model` used as a sub-network (its weights are kept).
+
+    A sub-network is data from your session, not a recipe: `to_code()` names it
+    by a variable (``mobilenetv2_1_00_224``) and JSON stores a reference to it
+    (name, class, parameter count), not its layers and weights. Give it back
+    when loading: ``from_json(text, subnetworks={"mobilenetv2_1.00_224": backbone})``.
     """
 
     class_name: str
@@ -195,19 +209,42 @@ class LayerSpec:
 
     def to_data(self) -> dict:
         if self.model is not None:
-            return {"class_name": "__model__", "config": keras.saving.serialize_keras_object(self.model)}
+            return {
+                "class_name": "__model__",
+                "name": self.model.name,
+                "model_class": type(self.model).__name__,
+                "params": _param_count(self.model),
+                "stored": "reference only: layers and weights are not in the JSON",
+            }
         return {"class_name": self.class_name, "config": self.config}
 
     @classmethod
-    def from_data(cls, data) -> LayerSpec:
+    def from_data(cls, data, subnetworks=None, where="the replaced layer") -> LayerSpec:
         if data.get("class_name") == "__model__":
-            model = keras.saving.deserialize_keras_object(data["config"])
-            return cls(type(model).__name__, {"name": model.name}, model=model)
+            return cls.of(_find_subnetwork(data, subnetworks or {}, where))
         return cls(data["class_name"], dict(data.get("config") or {}))
+
+    @property
+    def code_name(self) -> str:
+        """The variable that stands for a sub-network in code (its name made an identifier)."""
+        name = re.sub(r"\W", "_", self.model.name if self.model is not None else self.class_name)
+        if not name.isidentifier() or keyword.iskeyword(name):
+            name = f"subnet_{name}"
+        return name
+
+    def code_comment(self) -> str | None:
+        """For a sub-network: a comment line saying which variable `to_code()` uses."""
+        if self.model is None:
+            return None
+        return (
+            f"# `{self.code_name}` is the keras.Model {self.model.name!r} "
+            f"({type(self.model).__name__}, {_param_count(self.model)} parameters) used as a "
+            "sub-network: define it before this line"
+        )
 
     def to_code(self) -> str:
         if self.model is not None:
-            return f"{self.model.name}  # a keras.Model sub-network defined in your notebook"
+            return self.code_name
         cls = self.layer_class()
         args = _non_default_config(cls, self.config)
         inner = ", ".join(f"{k}={v!r}" for k, v in args.items())
@@ -231,6 +268,39 @@ class LayerSpec:
 
     def __hash__(self):
         return hash((self.class_name, id(self.model)))
+
+
+def _param_count(model) -> int | None:
+    try:
+        return int(model.count_params())
+    except Exception:  # an unbuilt model
+        return None
+
+
+def _find_subnetwork(data, subnetworks, where):
+    name = data.get("name") or (data.get("config") or {}).get("config", {}).get("name")
+    model = subnetworks.get(name)
+    if model is None:
+        raise SubnetworkNotStoredError(
+            f"The edit of {where!r} uses the keras.Model sub-network {name!r} "
+            f"({data.get('model_class', 'Model')}, {data.get('params')} parameters), whose "
+            "layers and weights are not stored in edit JSON. Pass it when loading: "
+            f"kerawidgets.edits.from_json(text, subnetworks={{{name!r}: your_model}}) (or "
+            "history_from_json), with the model built as before (save it on its own with "
+            "model.save('subnet.keras') and keras.saving.load_model to keep its weights)."
+        )
+    if not isinstance(model, keras.Model):
+        raise SubnetworkNotStoredError(
+            f"subnetworks[{name!r}] for the edit of {where!r} must be a keras.Model; got {model!r}."
+        )
+    params = data.get("params")
+    if params is not None and _param_count(model) not in (None, params):
+        raise SubnetworkNotStoredError(
+            f"The keras.Model given for sub-network {name!r} (edit of {where!r}) has "
+            f"{_param_count(model)} parameters; the edit was recorded with {params}. Pass the "
+            "same model (same architecture) as when the edit was made."
+        )
+    return model
 
 
 def _plain_config(layer) -> dict:
@@ -331,6 +401,7 @@ class SetActivation(Edit):
 
     def __post_init__(self):
         _check_layer_spec(self.layer)
+        object.__setattr__(self, "layer", _frozen_spec(self.layer))
         if self.attribute not in ACTIVATION_ATTRIBUTES:
             raise InvalidEditError(
                 f"attribute must be one of {ACTIVATION_ATTRIBUTES}; got {self.attribute!r}."
@@ -388,7 +459,10 @@ class ReplaceLayer(Edit):
     def to_code(self, model_var="model"):
         new = _specs_to_code(self.replacement)
         extra = f", trainable={self.trainable!r}" if self.trainable is not None else ""
-        return f"{model_var} = kerawidgets.replace_layer({model_var}, {self.layer!r}, {new}{extra})"
+        return _with_comments(
+            self.replacement,
+            f"{model_var} = kerawidgets.replace_layer({model_var}, {self.layer!r}, {new}{extra})",
+        )
 
     def to_data(self):
         return {"type": self.kind, "layer": self.layer,
@@ -454,6 +528,12 @@ class RemoveLayer(Edit):
         return {"type": self.kind, "layer": self.layer}
 
 
+def _with_comments(specs, line) -> str:
+    """`line` preceded by a comment line for each sub-network it names."""
+    comments = [c for c in (s.code_comment() for s in specs) if c]
+    return "\n".join([*comments, line])
+
+
 def _specs_to_code(specs) -> str:
     if len(specs) == 1:
         return specs[0].to_code()
@@ -463,15 +543,20 @@ def _specs_to_code(specs) -> str:
 EDIT_TYPES = {cls.kind: cls for cls in (SetActivation, ReplaceLayer, InsertLayer, RemoveLayer)}
 
 
-def from_data(data: dict) -> Edit:
-    """Rebuild an edit from `edit.to_data()`."""
+def from_data(data: dict, subnetworks=None) -> Edit:
+    """Rebuild an edit from `edit.to_data()`.
+
+    `subnetworks` maps a sub-network's name to the `keras.Model` a
+    `ReplaceLayer` used (JSON stores only a reference to it); without it such an
+    edit raises `SubnetworkNotStoredError` saying what to pass.
+    """
     kind = data.get("type")
     if kind == "SetActivation":
         return SetActivation(_layer_spec_from_data(data["layer"]), data["activation"],
                              attribute=data.get("attribute", "activation"))
     if kind == "ReplaceLayer":
-        return ReplaceLayer(data["layer"], [LayerSpec.from_data(d) for d in data["replacement"]],
-                            trainable=data.get("trainable"))
+        specs = [LayerSpec.from_data(d, subnetworks, data["layer"]) for d in data["replacement"]]
+        return ReplaceLayer(data["layer"], specs, trainable=data.get("trainable"))
     if kind == "InsertLayer":
         return InsertLayer(data["after"], [LayerSpec.from_data(d) for d in data["layer"]])
     if kind == "RemoveLayer":
@@ -479,8 +564,8 @@ def from_data(data: dict) -> Edit:
     raise InvalidEditError(f"Unknown edit type {kind!r}; known: {', '.join(EDIT_TYPES)}.")
 
 
-def from_json(text: str) -> Edit:
-    return from_data(json.loads(text))
+def from_json(text: str, subnetworks=None) -> Edit:
+    return from_data(json.loads(text), subnetworks)
 
 
 def history_to_json(edits) -> str:
@@ -488,8 +573,8 @@ def history_to_json(edits) -> str:
     return json.dumps([e.to_data() for e in edits], indent=1, default=_json_default)
 
 
-def history_from_json(text: str) -> list[Edit]:
-    return [from_data(d) for d in json.loads(text)]
+def history_from_json(text: str, subnetworks=None) -> list[Edit]:
+    return [from_data(d, subnetworks) for d in json.loads(text)]
 
 
 def as_edit(value) -> Edit:

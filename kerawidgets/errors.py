@@ -69,3 +69,8 @@ class UnsupportedModelError(KerawidgetsError, TypeError):
 
 class LayerRecreationError(KerawidgetsError, TypeError):
     """A custom layer that cannot be re-created from its config."""
+
+
+class SubnetworkNotStoredError(InvalidEditError):
+    """Edit JSON refers to a `keras.Model` sub-network that it does not contain."""
+

@@ -10,7 +10,7 @@ from keras import layers
 import kerawidgets
 from kerawidgets import edits
 from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
-from kerawidgets.errors import InvalidEditError, UnknownActivationError
+from kerawidgets.errors import InvalidEditError, SubnetworkNotStoredError, UnknownActivationError
 from tests import models
 
 EXAMPLES = [
@@ -22,7 +22,19 @@ EXAMPLES = [
     ReplaceLayer("middle", [layers.Reshape((64, 1)), layers.Conv1D(4, 3), layers.Flatten()], trainable=False),
     InsertLayer(after="hidden", layer=layers.Dropout(0.2)),
     RemoveLayer("dropout"),
+    SetActivation(["hidden", "middle"], "gelu"),
 ]
+
+
+def subnetwork(name="sub.net-1"):
+    return keras.Sequential([keras.Input((64,)), layers.Dense(64, name="inner")], name=name)
+
+
+@pytest.mark.parametrize("edit", [*EXAMPLES, ReplaceLayer("middle", subnetwork(), trainable=False),
+                                  ReplaceLayer("middle", [layers.Dense(64), subnetwork("class")])],
+                         ids=lambda e: e.kind)
+def test_every_to_code_is_valid_python(edit):
+    compile(edit.to_code(), "<edit>", "exec")
 
 
 @pytest.mark.parametrize("edit", EXAMPLES, ids=lambda e: e.kind)
@@ -84,3 +96,49 @@ def test_bad_edits_fail_at_construction():
         SetActivation(lambda layer: True, "relu").to_json()
     with pytest.raises(InvalidEditError, match="not an edit"):
         edits.as_edit("relu")
+
+
+def test_list_selector_is_a_tuple_hashable_and_survives_json():
+    edit = SetActivation(["hidden", "middle"], "gelu")
+    assert edit.layer == ("hidden", "middle")
+    assert hash(edit) == hash(edits.from_json(edit.to_json()))
+    assert {edit, edits.from_json(edit.to_json())} == {edit}
+    new = kerawidgets.rebuild(models.mlp_64(), [edit]).model
+    assert [new.get_layer(n).get_config()["activation"] for n in ("hidden", "middle")] == ["gelu"] * 2
+
+
+def test_subnetwork_replacement_to_code_names_a_variable_and_replays():
+    model = models.mlp_64()
+    sub = subnetwork()
+    edit = ReplaceLayer("middle", sub, trainable=False)
+    code = edit.to_code()
+    comment, call = code.splitlines()
+    assert comment.startswith("# `sub_net_1` is the keras.Model 'sub.net-1'")
+    assert call == "model = kerawidgets.replace_layer(model, 'middle', sub_net_1, trainable=False)"
+    namespace = {"keras": keras, "kerawidgets": kerawidgets, "model": model, "sub_net_1": sub}
+    exec(code, namespace)
+    x = models.data_for(model)
+    np.testing.assert_allclose(namespace["model"](x), kerawidgets.rebuild(model, [edit]).model(x), rtol=1e-6)
+
+
+def test_editor_to_code_with_a_subnetwork_is_valid_python():
+    model = models.mlp_64()
+    editor = kerawidgets.ModelEditor(model, models.data_for(model))
+    editor.apply(ReplaceLayer("middle", subnetwork()), reinitialize="downstream")
+    code = editor.to_code()
+    compile(code, "<editor>", "exec")
+    assert code.strip().endswith("sub_net_1, reinitialize='downstream')")
+
+
+def test_subnetwork_json_is_a_reference_that_needs_the_model_back():
+    sub = subnetwork()
+    edit = ReplaceLayer("middle", [layers.Dense(64, name="pre"), sub])
+    text = edit.to_json()
+    assert "inner" not in text  # no layers or weights pretend to be stored
+    with pytest.raises(SubnetworkNotStoredError, match="(?s)'middle'.*'sub.net-1'.*subnetworks="):
+        edits.from_json(text)
+    assert edits.from_json(text, subnetworks={"sub.net-1": sub}) == edit
+    assert edits.history_from_json(edits.history_to_json([edit]), subnetworks={"sub.net-1": sub}) == [edit]
+    with pytest.raises(SubnetworkNotStoredError, match="parameters"):
+        edits.from_json(text, subnetworks={"sub.net-1": keras.Sequential(
+            [keras.Input((64,)), layers.Dense(3)], name="sub.net-1")})
