@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 import pathlib
 
 import anywidget
@@ -23,10 +24,13 @@ import traitlets
 from kerawidgets.errors import InvalidEditError, UnknownLayerError
 from kerawidgets.graph import ModelGraph
 from kerawidgets.layout import default_open_groups, layout
-from kerawidgets.svg import save_svg
+from kerawidgets.svg import save_svg, to_svg
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 MARK_KINDS = ("edited", "error")
+#: Synced traits only the kernel sets: a write from the browser is refused and reverted.
+#: (The browser may write `selected` and `open_groups`, both checked against the graph.)
+KERNEL_TRAITS = ("scene", "heat", "marks", "theme", "height")
 
 
 class GraphView(anywidget.AnyWidget):
@@ -36,6 +40,10 @@ class GraphView(anywidget.AnyWidget):
     `open_groups`, `selected` (``{"id": node_id, "layer": layer_path}`` or
     ``{}``), `heat` (``{node_id: 0..1}``), `marks` (``{node_id: "edited" |
     "error"}``) and `theme` (``"auto"``, ``"light"`` or ``"dark"``).
+
+    The browser may only write `selected` and `open_groups`, and both are
+    checked against the graph before anything sees them (`set_state`); writes
+    to the other traits are refused and the browser is sent the kernel's value.
     """
 
     _esm = _STATIC / "graph_view.js"
@@ -52,6 +60,7 @@ class GraphView(anywidget.AnyWidget):
     def __init__(self, model, *, open_groups=None, height="520px", theme="auto", **kwargs):
         self._select_callbacks = []
         self._guard = False
+        self._last_selected: dict = {}
         self.model = model
         self.graph = ModelGraph.from_model(model)
         opened = (default_open_groups(self.graph) if open_groups is None
@@ -123,21 +132,61 @@ class GraphView(anywidget.AnyWidget):
         self.reveal(ids[0])
         self.selected = {"id": ids[0], "layer": self.graph.node(ids[0]).path}
 
-    @traitlets.validate("selected")
-    def _validate_selected(self, proposal):
-        value = proposal["value"]
+    def _checked_selection(self, value) -> dict | None:
+        """``{id, layer}`` for a selection naming an existing node, ``{}`` for an empty
+        one, ``None`` for anything else (unknown id, not a dict)."""
         if not value:
             return {}
         node_id = value.get("id") if isinstance(value, dict) else None
-        if not self.graph.has_node(node_id):
-            # Unknown ids from the front end are refused: keep the old selection.
-            return dict(self.selected)
+        if not isinstance(node_id, str) or not self.graph.has_node(node_id):
+            return None
         return {"id": node_id, "layer": self.graph.node(node_id).path}
+
+    @traitlets.validate("selected")
+    def _validate_selected(self, proposal):
+        checked = self._checked_selection(proposal["value"])
+        # Unknown ids are refused: keep the last valid selection (stored here, since
+        # inside hold_trait_notifications `self.selected` already holds the new value).
+        return dict(self._last_selected) if checked is None else checked
 
     @traitlets.observe("selected")
     def _on_selected(self, change):
+        self._last_selected = dict(change["new"])
         for callback in list(self._select_callbacks):
             callback(dict(change["new"]))
+
+    def set_state(self, sync_data):
+        """Apply a state update from the browser, checked before any observer sees it.
+
+        `selected` must name an existing node (its layer is taken from the graph),
+        `open_groups` is reduced to existing groups; the other traits are the
+        kernel's alone. Whatever is refused or corrected is sent back, so the
+        browser shows the kernel's state again.
+        """
+        accepted, corrected = {}, []
+        for name, value in sync_data.items():
+            if name == "selected":
+                checked = self._checked_selection(value)
+                if checked is None:
+                    corrected.append(name)
+                    continue
+                accepted[name] = checked
+                if checked != value:
+                    corrected.append(name)
+            elif name == "open_groups":
+                groups = value if isinstance(value, list) else []
+                valid = sorted({g for g in groups if isinstance(g, str) and self.graph.has_group(g)})
+                accepted[name] = valid
+                if valid != value:
+                    corrected.append(name)
+            elif name in KERNEL_TRAITS:
+                corrected.append(name)  # only the kernel sets these: refused
+            else:
+                accepted[name] = value  # DOMWidget's own traits (layout, tabbable, ...)
+        if accepted:
+            super().set_state(accepted)
+        if corrected:
+            self.send_state(corrected)
 
     def on_select(self, callback, remove: bool = False) -> None:
         """Call ``callback(selected_dict)`` whenever the selection changes."""
@@ -147,6 +196,31 @@ class GraphView(anywidget.AnyWidget):
             self._select_callbacks.append(callback)
 
     # --- heat and marks -------------------------------------------------------
+
+    @traitlets.validate("heat")
+    def _validate_heat(self, proposal):
+        out = {}
+        for node_id, value in dict(proposal["value"]).items():
+            if not self.graph.has_node(node_id):
+                raise traitlets.TraitError(f"heat: {node_id!r} is not a node of this graph")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or not 0 <= value <= 1:
+                raise traitlets.TraitError(
+                    f"heat: the value of {node_id!r} must be a number from 0 to 1, not {value!r}"
+                    " (set_heat scales any numbers)")
+            out[node_id] = float(value)
+        return out
+
+    @traitlets.validate("marks")
+    def _validate_marks(self, proposal):
+        marks = dict(proposal["value"])
+        for node_id, kind in marks.items():
+            if not self.graph.has_node(node_id):
+                raise traitlets.TraitError(f"marks: {node_id!r} is not a node of this graph")
+            if kind not in MARK_KINDS:
+                raise traitlets.TraitError(
+                    f"marks: {kind!r} on {node_id!r} is not one of {', '.join(MARK_KINDS)}")
+        return marks
 
     def set_heat(self, values: dict | None) -> None:
         """Colour nodes by value: ``{layer_name_or_node_id: number}``, scaled to 0..1.
@@ -220,15 +294,16 @@ class GraphView(anywidget.AnyWidget):
                              "layer": self.graph.node(old_selected["id"]).path}
 
     def to_svg(self) -> str:
-        """The current drawing (open groups, heat, marks, selection) as SVG text."""
-        from kerawidgets.svg import to_svg
+        """The current drawing (open groups, heat, marks, selection) as SVG text.
 
-        return to_svg(self.scene, heat=self.heat, marks=self.marks,
+        Drawn from the kernel's own layout, never from the synced `scene`.
+        """
+        return to_svg(self.layout, heat=self.heat, marks=self.marks,
                       selected=self.selected.get("id"))
 
     def save(self, path) -> str:
         """Write the current drawing as a standalone SVG file; returns the path."""
-        return save_svg(self.scene, path, heat=self.heat, marks=self.marks,
+        return save_svg(self.layout, path, heat=self.heat, marks=self.marks,
                         selected=self.selected.get("id"))
 
 
