@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import math
 from xml.sax.saxutils import escape, quoteattr
 
 from kerawidgets.layout import short_count
@@ -59,66 +60,129 @@ def heat_color(value: float) -> str:
     return "#d7301f"
 
 
+MARK_BADGES = {"edited": "\u270e", "error": "!"}
+
+
+def _num(value) -> str:
+    """A finite number as attribute text; anything else raises ValueError.
+
+    >>> _num(3), _num("2.50"), _num(-0.04)
+    ('3', '2.5', '-0')
+    """
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"Not a finite number in the scene: {value!r}")
+    text = f"{number:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _tag(name: str, attrs: dict, text: str | None = None, close: bool = True) -> str:
+    """``<name a="..."...>`` with every value quoted and escaped; numbers go through `_num`."""
+    parts = [name]
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = _num(value)
+        parts.append(f"{key}={quoteattr(str(value))}")
+    head = "<" + " ".join(parts)
+    if text is None and close:
+        return head + "/>"
+    if text is None:
+        return head + ">"
+    return f"{head}>{escape(str(text))}</{name}>" if close else f"{head}>{escape(str(text))}"
+
+
 def to_svg(layout_or_scene, *, heat=None, marks=None, selected=None, margin: float = 16) -> str:
-    """SVG text of a `Layout` (or its `scene()` dict) with optional heat, marks and selection."""
+    """SVG text of a `Layout` (or its `scene()` dict) with optional heat, marks and selection.
+
+    Every number of the scene is read with `float` (a malformed scene raises
+    `ValueError`), every attribute is quoted and every text escaped, so the
+    output stays well-formed whatever the scene holds.
+    """
     scene = layout_or_scene.scene() if hasattr(layout_or_scene, "scene") else layout_or_scene
     heat = heat or {}
     marks = marks or {}
-    width = scene["width"] + 2 * margin
-    height = scene["height"] + 2 * margin
+    margin = float(margin)
+    width = float(scene["width"]) + 2 * margin
+    height = float(scene["height"]) + 2 * margin
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="{-margin:.0f} {-margin:.0f} {width:.0f} {height:.0f}" '
-        'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">',
-        f"<title>{escape(str(scene.get('model', 'model')))}</title>",
-        "<defs><marker id=\"kw-arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" "
-        "markerWidth=\"7\" markerHeight=\"7\" orient=\"auto-start-reverse\">"
-        "<path d=\"M0,0 L10,5 L0,10 z\" fill=\"#6e7781\"/></marker></defs>",
-        f'<rect x="{-margin}" y="{-margin}" width="{width}" height="{height}" fill="#ffffff"/>',
+        _tag("svg", {
+            "xmlns": "http://www.w3.org/2000/svg", "width": round(width), "height": round(height),
+            "viewBox": f"{_num(-margin)} {_num(-margin)} {_num(round(width))} {_num(round(height))}",
+            "font-family": "system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif",
+        }, close=False),
+        _tag("title", {}, str(scene.get("model", "model"))),
+        "<defs>" + _tag("marker", {
+            "id": "kw-arrow", "viewBox": "0 0 10 10", "refX": 9, "refY": 5, "markerWidth": 7,
+            "markerHeight": 7, "orient": "auto-start-reverse"}, close=False)
+        + _tag("path", {"d": "M0,0 L10,5 L0,10 z", "fill": "#6e7781"}) + "</marker></defs>",
+        _tag("rect", {"x": -margin, "y": -margin, "width": width, "height": height,
+                      "fill": "#ffffff"}),
     ]
     for frame in scene["frames"]:
+        x, y = float(frame["x"]), float(frame["y"])
         out.append(
-            f'<g class="kw-frame"><rect x="{frame["x"]}" y="{frame["y"]}" width="{frame["w"]}" '
-            f'height="{frame["h"]}" rx="8" fill="#f6f8fa" fill-opacity="0.6" stroke="#8c959f" '
-            'stroke-dasharray="4 3"/>'
-            f'<text x="{frame["x"] + 8}" y="{frame["y"] + 17}" font-size="11" font-weight="600" '
-            f'fill="#24292f">{escape(frame["label"])}</text></g>'
-        )
+            _tag("g", {"class": "kw-frame"}, close=False)
+            + _tag("rect", {"x": x, "y": y, "width": float(frame["w"]), "height": float(frame["h"]),
+                            "rx": 8, "fill": "#f6f8fa", "fill-opacity": "0.6",
+                            "stroke": "#8c959f", "stroke-dasharray": "4 3"})
+            + _tag("text", {"x": x + 8, "y": y + 17, "font-size": 11, "font-weight": 600,
+                            "fill": "#24292f"}, frame["label"])
+            + "</g>")
     for edge in scene["edges"]:
-        pts = edge["pts"]
-        d = "M" + " L".join(f"{x},{y}" for x, y in pts)
-        out.append(f'<path d="{d}" fill="none" stroke="#6e7781" stroke-width="1.2" '
-                   f'marker-end="url(#kw-arrow)"><title>{escape(edge["shape"])}</title></path>')
+        d = "M" + " L".join(f"{_num(px)},{_num(py)}" for px, py in edge["pts"])
+        out.append(
+            _tag("path", {"d": d, "fill": "none", "stroke": "#6e7781", "stroke-width": 1.2,
+                          "marker-end": "url(#kw-arrow)"}, close=False)
+            + _tag("title", {}, edge["shape"]) + "</path>")
     for item in scene["nodes"]:
         family = item.get("family", "group") if item["kind"] == "node" else "group"
+        family = family if family in FAMILY_COLORS else "other"
         value = _heat_for(item, heat)
-        fill = heat_color(value) if value is not None else FAMILY_COLORS.get(family, "#f3f3f3")
+        if value is not None:
+            value = min(1.0, max(0.0, float(value)))
+        fill = heat_color(value) if value is not None else FAMILY_COLORS[family]
         mark = marks.get(item["id"]) or next(
             (marks[m] for m in item.get("members", []) if m in marks), None)
+        mark = mark if mark in MARK_COLORS else None
         stroke = MARK_COLORS.get(mark, "#57606a")
         width_px = 2.5 if mark else 1
         if selected and selected == item["id"]:
             stroke, width_px = "#0969da", 3
-        dash = "" if item.get("trainable", True) else ' stroke-dasharray="5 3"'
+        frozen = not item.get("trainable", True)
         ink, ink2 = ("#ffffff", "#ffffff") if value is not None and value > 0.72 else (
             "#1f2328", "#57606a")
-        x, y, w, h = item["x"], item["y"], item["w"], item["h"]
-        tooltip = item.get("path", item["id"])
+        x, y, w, h = (float(item[k]) for k in ("x", "y", "w", "h"))
         out.append(
-            f'<g class="kw-node" data-id={quoteattr(item["id"])}><title>{escape(tooltip)}</title>'
-            f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="6" fill="{fill}" '
-            f'stroke="{stroke}" stroke-width="{width_px}"{dash}/>'
-            f'<rect x="{x}" y="{y + 3}" width="4" height="{h - 6}" fill="{STRIPE_COLORS.get(family)}"/>'
-            f'<text x="{x + 10}" y="{y + 18}" font-size="12" font-weight="600" fill="{ink}">'
-            f'{escape(item["label"])}</text>'
-            f'<text x="{x + 10}" y="{y + 34}" font-size="10" fill="{ink2}">{escape(item["sub"])}</text>'
+            _tag("g", {"class": "kw-node", "data-id": item["id"]}, close=False)
+            + _tag("title", {}, item.get("path", item["id"]))
+            + _tag("rect", {"x": x, "y": y, "width": w, "height": h, "rx": 6, "fill": fill,
+                            "stroke": stroke, "stroke-width": width_px,
+                            "stroke-dasharray": "5 3" if frozen else None})
+            + _tag("rect", {"x": x, "y": y + 3, "width": 4, "height": h - 6,
+                            "fill": STRIPE_COLORS[family]})
+            + _tag("text", {"x": x + 10, "y": y + 18, "font-size": 12, "font-weight": 600,
+                            "fill": ink}, item["label"])
+            + _tag("text", {"x": x + 10, "y": y + 34, "font-size": 10, "fill": ink2}, item["sub"])
         )
-        if item.get("params"):
-            out.append(f'<text x="{x + w - 6}" y="{y + 18}" font-size="9" text-anchor="end" '
-                       f'fill="{ink2}">{short_count(item["params"])}</text>')
-        if not item.get("trainable", True):
-            out.append(f'<text x="{x + w - 6}" y="{y + 34}" font-size="9" text-anchor="end" '
-                       f'fill="{ink2}">frozen</text>')
+        params = int(item.get("params") or 0)
+        if params:
+            out.append(_tag("text", {"x": x + w - 6, "y": y + 18, "font-size": 9,
+                                     "text-anchor": "end", "fill": ink2}, short_count(params)))
+        if frozen:
+            out.append(_tag("text", {"x": x + w - 6, "y": y + 34, "font-size": 9,
+                                     "text-anchor": "end", "fill": ink2}, "frozen"))
+        if mark:
+            # The widget's badge: a filled circle on the top-right corner with a symbol.
+            out.append(
+                _tag("g", {"class": "kw-badge", "data-mark": mark}, close=False)
+                + _tag("circle", {"cx": x + w - 2, "cy": y + 2, "r": 7,
+                                  "fill": MARK_COLORS[mark]})
+                + _tag("text", {"x": x + w - 2, "y": y + 5.5, "font-size": 10,
+                                "font-weight": 700, "fill": "#ffffff", "text-anchor": "middle"},
+                       MARK_BADGES[mark])
+                + "</g>")
         out.append("</g>")
     out.append("</svg>")
     return "\n".join(out)
@@ -139,4 +203,4 @@ def save_svg(layout_or_scene, path, **kwargs) -> str:
     return str(path)
 
 
-__all__ = ["FAMILY_COLORS", "heat_color", "save_svg", "to_svg"]
+__all__ = ["FAMILY_COLORS", "MARK_BADGES", "heat_color", "save_svg", "to_svg"]
