@@ -22,8 +22,16 @@ def replace_activation(model, layer, activation, *, attribute="activation",
                        inplace=False, reinitialize=None):
     """A new model whose `layer` (a name, layer, class or predicate) uses `activation`.
 
-    `inplace=True` changes the live layer of *this* model instead (see
-    `kerawidgets.inplace.set_activation_inplace` for when that is the right call).
+    `inplace=True` changes the live layer of *this* model instead and returns
+    it (`kerawidgets.set_activation_inplace`): the next `predict`/`fit` uses the
+    new activation, LSTM/GRU change on their cell, and if any selected layer
+    cannot be changed in place nothing is changed.
+
+    Prefer a rebuild (`kerawidgets.replace_activation(model, ...)` without
+    `inplace=True`) when you want to compare before and after, keep the original,
+    save the model (the layer's config is also updated here, but a rebuild is the
+    form Keras itself would produce), or change anything but a layer's
+    `activation` setting (ReLU layers, layer types, shapes).
     """
     if inplace:
         return inplace_mode.set_activation_inplace(model, layer, activation, attribute=attribute)
