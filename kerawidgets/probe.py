@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import weakref
 
 import keras
 import numpy as np
@@ -57,10 +58,13 @@ class _Call:
 
 
 class _Graph:
-    """Calls of one model (top level only) with their node ids and producers."""
+    """Calls of one model (top level only) with their node ids and producers.
+
+    It refers to its model weakly, so caching it does not keep the model alive.
+    """
 
     def __init__(self, model):
-        self.model = model
+        self._model = weakref.ref(model)
         self.calls: list[_Call] = []
         self.producer: dict[int, tuple[str, int]] = {}  # id(tensor) -> (node id, tensor index)
         for call in adapter.graph_calls(model):
@@ -72,6 +76,10 @@ class _Graph:
         self.by_id = {c.id: c for c in self.calls}
         self.inputs = adapter.flat_inputs(model)
         self.outputs = adapter.flat_outputs(model)
+
+    @property
+    def model(self):
+        return self._model()
 
     def nested(self, c: _Call) -> bool:
         return (not c.call.is_input and adapter.is_model(c.call.operation)
@@ -312,12 +320,63 @@ def _prepare(model, x, y, max_batches, batch_size, seed):
     return _Data(arrays, y, description, False)
 
 
-# --- the cache ------------------------------------------------------------
+# --- the caches -----------------------------------------------------------
+
+
+class _ByModel:
+    """An LRU mapping keyed by model identity that never keeps a model alive.
+
+    Each entry holds a weak reference to its model; when the model is
+    collected (an edited model History no longer keeps, say), its entry goes
+    with it, so cached outputs, graphs and tap models of dropped models
+    are freed at once instead of waiting for eviction.
+    """
+
+    def __init__(self):
+        self._items: collections.OrderedDict[int, tuple] = collections.OrderedDict()
+
+    def __len__(self):
+        return len(self._items)
+
+    def values(self):
+        return [value for _, value in self._items.values()]
+
+    def get(self, model):
+        """The value stored for `model` (marked most recently used), or None."""
+        hit = self._items.get(id(model))
+        if hit is None or hit[0]() is not model:
+            return None
+        self._items.move_to_end(id(model))
+        return hit[1]
+
+    def peek(self, model):
+        hit = self._items.get(id(model))
+        return hit[1] if hit is not None and hit[0]() is model else None
+
+    def put(self, model, value) -> None:
+        self.pop(model)
+        key = id(model)
+        items = self._items
+
+        def collected(ref, key=key, items=items):
+            hit = items.get(key)
+            if hit is not None and hit[0] is ref:
+                del items[key]
+
+        items[key] = (weakref.ref(model, collected), value)
+
+    def pop(self, model) -> None:
+        self._items.pop(id(model), None)
+
+    def pop_oldest(self) -> None:
+        self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
 
 
 @dataclasses.dataclass
 class _Entry:
-    model: object  # kept alive so id(model) stays unique while cached
     outputs: dict
     model_outputs: list
     nbytes: int
@@ -382,9 +441,11 @@ class Probe:
         self.y = None if data.y is None else _frozen(data.y)
         self.synthetic = data.synthetic
         self.description = data.description
-        self._cache: collections.OrderedDict[int, _Entry] = collections.OrderedDict()
-        self._taps: collections.OrderedDict[int, tuple] = collections.OrderedDict()
-        self._graphs: collections.OrderedDict[int, tuple] = collections.OrderedDict()
+        # Every cache is keyed by model identity through weak references: a
+        # model nobody else holds is collected, and its entries with it.
+        self._cache = _ByModel()  # model -> _Entry, within memory_budget
+        self._taps = _ByModel()  # model -> (tap model, tensors), at most _MAX_TAP_MODELS
+        self._graphs = _ByModel()  # model -> _Graph, at most 2 * _MAX_TAP_MODELS
         self.last_run: str | None = None
         self.last_reason: str = ""
         self.last_recomputed: list[str] = []
@@ -426,15 +487,10 @@ class Probe:
 
     def cached(self, model) -> bool:
         """True when `model`'s outputs are in the cache."""
-        entry = self._cache.get(id(model))
-        return entry is not None and entry.model is model
+        return self._cache.peek(model) is not None
 
     def _lookup(self, model):
-        entry = self._cache.get(id(model))
-        if entry is None or entry.model is not model:
-            return None
-        self._cache.move_to_end(id(model))
-        return entry
+        return self._cache.get(model)
 
     def _store(self, model, outputs, model_outputs) -> _Entry:
         outputs = {k: _frozen(v) for k, v in outputs.items()}
@@ -445,33 +501,29 @@ class Probe:
             same = producer in outputs and index == 0
             shared.append(outputs[producer] if same else _frozen(value))
         model_outputs = shared
-        entry = _Entry(model, outputs, model_outputs, _nbytes(outputs, model_outputs))
-        self._cache.pop(id(model), None)
+        entry = _Entry(outputs, model_outputs, _nbytes(outputs, model_outputs))
+        self._cache.pop(model)
         if entry.nbytes <= self.memory_budget:
-            while self._cache and self.cache_bytes + entry.nbytes > self.memory_budget:
-                self._cache.popitem(last=False)
-            self._cache[id(model)] = entry
+            while len(self._cache) and self.cache_bytes + entry.nbytes > self.memory_budget:
+                self._cache.pop_oldest()
+            self._cache.put(model, entry)
         return entry
 
     def _graph(self, model) -> _Graph:
-        key = id(model)
-        hit = self._graphs.get(key)
-        if hit is not None and hit[0] is model:
-            self._graphs.move_to_end(key)
-            return hit[1]
+        graph = self._graphs.get(model)
+        if graph is not None:
+            return graph
         graph = _Graph(model)
-        self._graphs[key] = (model, graph)
+        self._graphs.put(model, graph)
         while len(self._graphs) > 2 * _MAX_TAP_MODELS:
-            self._graphs.popitem(last=False)
+            self._graphs.pop_oldest()
         return graph
 
     def _tap(self, model):
         """A model from `model`'s inputs to every call's first output (built once)."""
-        key = id(model)
-        hit = self._taps.get(key)
-        if hit is not None and hit[0] is model:
-            self._taps.move_to_end(key)
-            return hit[1], hit[2]
+        hit = self._taps.get(model)
+        if hit is not None:
+            return hit
         graph = self._graph(model)
         tensors, seen = [], set()
 
@@ -492,9 +544,9 @@ class Probe:
             want(t)
         tensors = [t for t in tensors if not adapter.is_input_layer(adapter.input_layer_of(t))]
         tap = keras.Model(adapter.inputs_struct(model), tensors, name=f"{model.name}_taps") if tensors else None
-        self._taps[key] = (model, tap, tensors)
+        self._taps.put(model, (tap, tensors))
         while len(self._taps) > _MAX_TAP_MODELS:
-            self._taps.popitem(last=False)
+            self._taps.pop_oldest()
         return tap, tensors
 
     # --- running -------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import math
+import weakref
 
 import numpy as np
 
@@ -169,9 +170,19 @@ def paired_statistics(before_outputs: dict, after_outputs: dict) -> tuple[dict, 
     return stats_before, stats_after
 
 
-#: Statistics of read-only arrays (the probe's cached outputs), by identity.
+#: Statistics of read-only arrays (the probe's cached outputs), by identity:
+#: {id(array): (weak reference to the array, {bounds: statistics})}. The memo
+#: holds no array: an entry goes when its array is collected (evicted from the
+#: probe's cache and no longer shown), so it adds nothing to the probe's
+#: memory budget and an identity is never reused while remembered.
 _MEMO: collections.OrderedDict = collections.OrderedDict()
 _MEMO_SIZE = 4096
+
+
+def _forget(ref, key):
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is ref:
+        del _MEMO[key]
 
 
 def _remembered_statistics(array, bounds) -> dict:
@@ -184,16 +195,25 @@ def _remembered_statistics(array, bounds) -> dict:
     """
     if not isinstance(array, np.ndarray) or array.flags.writeable:
         return layer_statistics(array, bounds=bounds)
-    key = (id(array), bounds if bounds in ("auto", None) else tuple(bounds))
+    key = id(array)
+    which = bounds if bounds in ("auto", None) else tuple(bounds)
     hit = _MEMO.get(key)
-    if hit is not None and hit[0] is array:
+    if hit is None or hit[0]() is not array:
+        hit = (weakref.ref(array, lambda ref, key=key: _forget(ref, key)), {})
+        _MEMO[key] = hit
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    else:
         _MEMO.move_to_end(key)
-        return dict(hit[1])
-    stats = layer_statistics(array, bounds=bounds)
-    _MEMO[key] = (array, stats)
-    while len(_MEMO) > _MEMO_SIZE:
-        _MEMO.popitem(last=False)
+    stats = hit[1].get(which)
+    if stats is None:
+        stats = hit[1][which] = layer_statistics(array, bounds=bounds)
     return dict(stats)
+
+
+def memo_arrays() -> list:
+    """The arrays whose statistics are remembered and still alive (none is held by the memo)."""
+    return [array for array in (ref() for ref, _ in list(_MEMO.values())) if array is not None]
 
 
 def _finite(array) -> np.ndarray:

@@ -1,11 +1,14 @@
 """ModelEditor driven from Python: every control, the scripting API, the error path."""
 
+import gc
+import weakref
+
 import keras
 import numpy as np
 import pytest
 from keras import layers
 
-from kerawidgets import KerawidgetsError, ShapeMismatchError
+from kerawidgets import KerawidgetsError, ShapeMismatchError, statistics
 from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
 from kerawidgets.widgets import ModelEditor
 from kerawidgets.widgets.editor import SaveCheckError
@@ -266,6 +269,44 @@ def test_history_drops_old_models_and_rebuilds_them():
     assert history.current.model.get_layer("d").activation.__name__ == "relu"
     np.testing.assert_array_equal(history.current.model.get_layer("d").kernel.numpy(),
                                   model.get_layer("d").kernel.numpy())
+
+
+def test_many_edits_free_old_models_and_stay_within_the_memory_budget(monkeypatch):
+    from kerawidgets import plots
+
+    monkeypatch.setattr(plots, "figure_to_png", lambda fig, dpi=100: PNG)  # speed: no rendering
+    inp = keras.Input((6,), name="x")
+    h = layers.Dense(32, activation="relu", name="h1")(inp)
+    h = layers.Dense(32, activation="relu", name="h2")(h)
+    model = keras.Model(inp, layers.Dense(4, activation="softmax", name="head")(h))
+    x = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
+    per_model = 64 * (6 + 32 + 32 + 4) * 4
+    budget = int(2.5 * per_model)  # room for two models' outputs
+    statistics._MEMO.clear()  # the memo is global: count only this editor's arrays
+    editor = ModelEditor(model, x, memory_budget=budget, history_size=2)
+    editor.select("h2")
+    refs = []
+    for i in range(20):
+        editor.apply(SetActivation("h2", ("tanh", "gelu", "elu", "selu")[i % 4]))
+        refs.append(weakref.ref(editor.model))
+        if i == 10:
+            editor.undo()
+            editor.redo()
+    gc.collect()
+    # History keeps the current and the previous model; every other edited
+    # model is collected (no cache of the probe or the editor holds it).
+    assert [i for i, ref in enumerate(refs) if ref() is not None] == [18, 19]
+    assert len(editor.probe._graphs) <= 3 and len(editor.probe._taps) <= 3
+    assert editor.probe.cache_bytes <= budget
+    cached = {id(a): a for entry in editor.probe._cache.values()
+              for a in (*entry.outputs.values(), *entry.model_outputs)}
+    c = editor._comparison
+    shown = {id(a) for a in (c.layer_before, c.layer_after, c.model_before, c.model_after)}
+    # The statistics memo pins nothing: what it remembers is alive only
+    # because the probe's cache (within the budget) or the current plots hold it.
+    remembered = {id(a): a for a in statistics.memo_arrays()}
+    assert set(remembered) <= set(cached) | shown
+    assert sum(a.nbytes for a in {**cached, **remembered}.values() if id(a) not in shown) <= budget
 
 
 def test_nothing_to_undo_is_a_message(editor):

@@ -1,5 +1,8 @@
 """Tests for kerawidgets.probe: probe data, one-pass outputs, cache, incremental recompute."""
 
+import gc
+import weakref
+
 import keras
 import numpy as np
 import pytest
@@ -266,6 +269,28 @@ def test_entry_larger_than_budget_is_not_kept():
     outs = probe.outputs(model)
     assert probe.cache_bytes == 0 and not probe.cached(model)
     assert outs["out"].shape == (20, 3)
+
+
+def test_caches_do_not_keep_edited_models_alive():
+    model = branched()
+    probe = Probe(model, data(20))
+    probe.outputs(model)
+    previous, refs = model, []
+    for act in ("gelu", "tanh", "sigmoid", "elu", "relu", "selu"):
+        new = kerawidgets.replace_activation(previous, "hidden", act)
+        probe.outputs_after_edit(previous, new, ["hidden"])
+        refs.append(weakref.ref(new))
+        previous = new
+    kept = previous
+    del new, previous
+    gc.collect()
+    # Only the models someone still holds (the original and the last edit) stay
+    # alive, and with them their cached outputs, graphs and tap models.
+    assert [r() is not None for r in refs] == [False] * 5 + [True]
+    assert len(probe._cache) == 2 and probe.cached(model) and probe.cached(kept)
+    assert len(probe._graphs) <= 2 and len(probe._taps) <= 2
+    assert probe.outputs_after_edit(model, kept, ["hidden"]) is not None
+    assert probe.last_run == "cached"
 
 
 # --- incremental recompute ---------------------------------------------------------

@@ -1,17 +1,21 @@
 """Tests for kerawidgets.statistics: layer summaries, agreement, movement."""
 
+import gc
 import json
+import weakref
 
 import keras
 import numpy as np
 import pytest
 from keras import layers
 
+from kerawidgets import statistics
 from kerawidgets.probe import Probe
 from kerawidgets.statistics import (
     agreement,
     detect_bounds,
     layer_statistics,
+    memo_arrays,
     movement,
     paired_statistics,
     statistics_by_node,
@@ -152,3 +156,22 @@ def test_paired_statistics_share_bounds_when_they_fit():
     assert b["r"]["saturation_bounds"] == [0.0, 1.0]  # sigmoid before
     assert a["r"]["saturation_bounds"] is None  # relu after: values leave [0, 1]
     assert "new" in a and "new" not in b
+
+
+def test_remembered_statistics_do_not_keep_arrays_alive():
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((64, 64)) for _ in range(8)]
+    for array in arrays:
+        array.flags.writeable = False
+    first, _ = paired_statistics({"a": arrays[0]}, {"a": arrays[0]})
+    again, _ = paired_statistics({"a": arrays[0]}, {"a": arrays[0]})
+    assert again == first  # remembered while the array lives
+    paired_statistics({str(i): a for i, a in enumerate(arrays)}, {})
+    remembered = {id(a) for a in memo_arrays()}
+    assert {id(a) for a in arrays} <= remembered
+    refs = [weakref.ref(a) for a in arrays]
+    del array, arrays
+    gc.collect()
+    # The memo holds no array: once nobody else does, the array and its entry go.
+    assert all(r() is None for r in refs)
+    assert all(ref() is not None for ref, _ in statistics._MEMO.values())

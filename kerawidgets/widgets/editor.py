@@ -63,14 +63,18 @@ class NothingToApply(InvalidEditError):
 
 @dataclasses.dataclass
 class _Comparison:
-    """The numbers behind the plots of one before/after pair of models."""
+    """The numbers behind the plots of one before/after pair of models.
 
-    before_model: object
-    after_model: object
+    It keeps only what the plots draw (the focus layer's outputs, the model
+    outputs, statistics), not every layer's outputs nor the models: those
+    live in the probe's cache, within its memory budget, and in `History`.
+    """
+
     focus_before: str | None
     focus_after: str | None
-    outputs_before: dict
-    outputs_after: dict
+    layer_before: object
+    layer_after: object
+    order: list
     model_before: object
     model_after: object
     stats_before: dict
@@ -334,8 +338,10 @@ class ModelEditor:
         stats_before, stats_after = paired_statistics(before, after)
         out_before = self.probe.model_output(before_model)
         out_after = self.probe.model_output(after_model)
+        order = list(after) + [k for k in before if k not in after]
         return _Comparison(
-            before_model, after_model, focus_before, focus_after, before, after,
+            focus_before, focus_after, before.get(focus_before) if focus_before else None,
+            after.get(focus_after) if focus_after else None, order,
             out_before, out_after, stats_before, stats_after,
             agreement(out_before, out_after, self.probe.y), movement(before, after), recompute)
 
@@ -685,8 +691,7 @@ def _focus(edit, report, before_model, before, after):
 
 def _figures(comparison: _Comparison, y) -> dict:
     c = comparison
-    layer_before = c.outputs_before.get(c.focus_before) if c.focus_before else None
-    layer_after = c.outputs_after.get(c.focus_after) if c.focus_after else None
+    layer_before, layer_after = c.layer_before, c.layer_after
     if layer_before is None:
         layer_before = layer_after
     name = c.focus_after or c.focus_before or "edited layer"
@@ -695,9 +700,7 @@ def _figures(comparison: _Comparison, y) -> dict:
     comparison = plots.comparison_figure(layer_before, layer_after, c.model_before,
                                          c.model_after, agreement=c.agreement, y=y,
                                          layer_name=name)
-    order = list(c.outputs_after)
-    order += [k for k in c.outputs_before if k not in c.outputs_after]
-    depth = plots.depth_summary_figure(c.stats_before, c.stats_after, order=order,
+    depth = plots.depth_summary_figure(c.stats_before, c.stats_after, order=c.order,
                                        highlight=c.focus_after)
     return {"comparison": comparison, "depth": depth}
 
