@@ -25,12 +25,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import re
 
 import keras
 
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import activations, naming
-from kerawidgets.edits import Edit, LayerSpec, as_edit
+from kerawidgets.edits import (
+    Edit,
+    InsertLayer,
+    LayerSpec,
+    RemoveLayer,
+    ReplaceLayer,
+    SetActivation,
+    as_edit,
+)
 from kerawidgets.errors import (
     InvalidEditError,
     KerawidgetsError,
@@ -129,6 +138,7 @@ class _Walk:
         self.cache: dict = {}
         self.shape_changes: list[tuple[str, str, str]] = []  # (path, old, new)
         self.current_outputs: list = []  # outputs of the model being walked
+        self.current_calls: list = []  # calls of the functional model being walked
         self.feeder = adapter.WeightFeeder()
 
     # --- driver -----------------------------------------------------------
@@ -161,6 +171,7 @@ class _Walk:
         calls = adapter.graph_calls(model)
         names = {call.operation.name for call in calls}
         outer_outputs, self.current_outputs = self.current_outputs, adapter.flat_outputs(model)
+        outer_calls, self.current_calls = self.current_calls, calls
         for call in calls:
             if call.is_input:
                 continue
@@ -170,6 +181,7 @@ class _Walk:
             for old, new in zip(call.output_tensors, keras.tree.flatten(outputs)):
                 tensor_map[id(old)] = new
         self.current_outputs = outer_outputs
+        self.current_calls = outer_calls
         inputs = keras.tree.pack_sequence_as(adapter.inputs_struct(model), new_inputs)
         outputs = keras.tree.pack_sequence_as(
             adapter.outputs_struct(model),
@@ -254,48 +266,80 @@ class _Walk:
             except KerawidgetsError:
                 raise
             except Exception as error:
-                raise self.call_error(layer, call_args, call, path, error,
-                                      inserted, replaced=not keep_kwargs) from error
+                kind = "inserted" if inserted else ("replaced" if not keep_kwargs else "copy")
+                got = [tuple(t.shape) for t in keras.tree.flatten(call_args) if hasattr(t, "shape")]
+                before = call.output_tensors if inserted else call.input_tensors
+                raise self.call_error(
+                    layer, kind, path, got, [tuple(t.shape) for t in before],
+                    self.downstream_of(call), error,
+                ) from error
         return outputs
 
-    def call_error(self, layer, call_args, call, path, error, inserted, replaced=False):
-        got = [tuple(t.shape) for t in keras.tree.flatten(call_args) if hasattr(t, "shape")]
-        expected = [tuple(t.shape) for t in call.input_tensors]
+    def downstream_of(self, call) -> list[str]:
+        """Names of the layers that consume `call`'s outputs, directly or further down."""
+        reached = {id(t) for t in call.output_tensors}
+        names = []
+        for later in self.current_calls:
+            if later is call or later.is_input:
+                continue
+            if any(id(t) in reached for t in later.input_tensors):
+                reached.update(id(t) for t in later.output_tensors)
+                if later.operation.name not in names:
+                    names.append(later.operation.name)
+        return names
+
+    def call_error(self, layer, kind, path, got, expected, downstream, error):
+        """A `ShapeMismatchError` for a layer call that failed during the walk.
+
+        `kind` says what the failing layer is: "inserted" by the edit, the
+        "replaced" layer's replacement, or a "copy" of an original layer
+        (untouched, or with a new activation). `expected` is what reached this
+        place before the edit: the original layer's input, or for an inserted
+        layer the output of the layer it follows.
+        """
         where = naming.layer_path(path)
+        cls = type(layer).__name__
         changes = "; ".join(f"{p}: {o} -> {n}" for p, o, n in self.shape_changes)
         cause = f" The edit changed these output shapes: {changes}." if changes else ""
-        if inserted:
-            what = f"Layer {layer.name!r} ({type(layer).__name__}) inserted after {where!r}"
+        if kind == "inserted":
+            what = f"Layer {layer.name!r} ({cls}) inserted after {where!r}"
             built_for = ""
-        elif replaced:
-            what = f"The replacement {type(layer).__name__} for {where!r}"
+        elif kind == "replaced":
+            what = f"The replacement {cls} {layer.name!r} for {where!r}"
             built_for = ""
         else:
-            what = f"Layer {where!r} ({type(layer).__name__})"
+            what = f"Layer {where!r} ({cls})"
             built_for = f" (it was built for {shape_text(expected)})"
+        after = f" Layers downstream of it: {', '.join(downstream)}." if downstream else ""
         return ShapeMismatchError(
-            f"{what} cannot take input of shape {shape_text(got)}{built_for}.{cause} Keras says: {_sentence(error)} "
-            "Nothing was changed. Pick a replacement that keeps the shape, or add a layer that "
-            "restores it (a Dense, Reshape or pooling layer).",
-            layer=where, expected=expected, got=got,
+            f"{what} cannot take input of shape {shape_text(got)}{built_for}.{cause} "
+            f"Keras says: {_sentence(error)}{after} Nothing was changed. "
+            f"{_shape_hint(self.plan.edit, kind, got)}",
+            layer=where, expected=expected, got=got, downstream=downstream,
         )
 
     # --- sequential models ----------------------------------------------
 
     def copy_sequential(self, model, prefix, name, in_report):
-        names = {call.operation.name for call in adapter.graph_calls(model)}  # input too
+        calls = adapter.graph_calls(model)
+        names = {call.operation.name for call in calls}  # input too
         new_layers = []
+        steps = []  # (new layer or None if removed, kind, path, original layer)
         for layer in model.layers:
             path = (*prefix, layer.name)
             action = self.plan.action_for(path, 0) if in_report else None
             if action is not None and action.remove:
                 self.record_removed(layer, path)
+                steps.append((None, "removed", path, layer))
             else:
-                new_layers += self.layers_for(layer, path, 0, action, names, in_report)
+                made = self.layers_for(layer, path, 0, action, names, in_report)
+                kind = "replaced" if action is not None and action.replacement else "copy"
+                new_layers += made
+                steps += [(lyr, kind, path, layer) for lyr in made]
             if action is not None and action.insert_after:
-                new_layers += [
-                    self.new_inserted(spec, names, path, in_report) for spec in action.insert_after
-                ]
+                made = [self.new_inserted(spec, names, path, in_report) for spec in action.insert_after]
+                new_layers += made
+                steps += [(lyr, "inserted", path, layer) for lyr in made]
         spec = adapter.input_spec_of(adapter.flat_inputs(model)[0])
         try:
             with _global_dtype_policy(model.dtype_policy):  # Sequential takes no dtype=
@@ -305,20 +349,63 @@ class _Walk:
         except KerawidgetsError:
             raise
         except Exception as error:
-            failed = next((lyr for lyr in new_layers if not lyr.built), new_layers[-1] if new_layers else None)
-            raise ShapeMismatchError(
-                f"Sequential {name!r}: layer {getattr(failed, 'name', '?')!r} "
-                f"({type(failed).__name__}) cannot take the shape it now receives. "
-                f"Keras says: {_sentence(error)} Nothing was changed. Pick a "
-                "replacement that keeps the shape, or add a layer that restores it.",
-                layer=getattr(failed, "name", None),
-            ) from error
+            raise self.sequential_error(name, calls, steps, spec, error) from error
+        if new_layers and self.plan and in_report:
+            self.record_sequential_shape_changes(new_model, calls, steps)
         if new_layers and not adapter.has_graph(new_model):
             raise ShapeMismatchError(
                 f"Sequential {name!r} could not be built after the edit (a layer cannot infer "
                 "its output shape). Nothing was changed."
             )
         return new_model
+
+    def sequential_error(self, name, calls, steps, spec, error):
+        """Find the layer of a Sequential that really fails, by calling the new layers
+        one at a time on a fresh input, and say why as `call_error` does."""
+        inputs = {id(c.operation): [tuple(t.shape) for t in c.input_tensors] for c in calls}
+        outputs = {id(c.operation): [tuple(t.shape) for t in c.output_tensors] for c in calls}
+        x = keras.Input(**_input_kwargs(spec))
+        for index, (layer, kind, path, original) in enumerate(steps):
+            if layer is not None:
+                try:
+                    x = layer(x)
+                except KerawidgetsError:
+                    raise
+                except Exception as failure:
+                    downstream = [naming.layer_path((*p[:-1], later.name))
+                                  for later, _, p, _ in steps[index + 1:] if later is not None]
+                    before = (outputs if kind == "inserted" else inputs).get(id(original), [])
+                    return self.call_error(layer, kind, path, [tuple(x.shape)], before,
+                                           downstream, failure)
+            self.note_shape_change(steps, index, outputs.get(id(original)), [tuple(x.shape)])
+        return ShapeMismatchError(
+            f"Sequential {name!r} could not be built after the edit. Keras says: "
+            f"{_sentence(error)} Nothing was changed. {_shape_hint(self.plan.edit, 'copy', None)}",
+            layer=name,
+        )
+
+    def note_shape_change(self, steps, index, old, new):
+        """Record an edited place's output change once its last new layer ran."""
+        _layer, kind, path, _original = steps[index]
+        if kind == "copy" and self.plan.action_for(path, 0) is None:
+            return  # untouched
+        if index + 1 < len(steps) and steps[index + 1][2] == path:
+            return  # more layers of this place to come (a list, or inserts after it)
+        if old is not None and old != new:
+            self.shape_changes.append((naming.layer_path(path), shape_text(old), shape_text(new)))
+
+    def record_sequential_shape_changes(self, new_model, calls, steps):
+        """The output shapes the edit changed, for the downstream-weights message."""
+        outputs = {id(c.operation): [tuple(t.shape) for t in c.output_tensors] for c in calls}
+        new_outputs = {
+            id(c.operation): [tuple(t.shape) for t in c.output_tensors]
+            for c in adapter.graph_calls(new_model)
+        }
+        current = None
+        for index, (layer, _kind, _path, original) in enumerate(steps):
+            if layer is not None:
+                current = new_outputs.get(id(layer), current)
+            self.note_shape_change(steps, index, outputs.get(id(original)), current)
 
     # --- making fresh layers -----------------------------------------------
 
@@ -513,11 +600,47 @@ class _Walk:
             self.notes.append(f"Not compiled: the original's compile settings could not be copied ({error}).")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_WRAPPER_LINE = re.compile(r"^(Exception encountered when calling|Exception encountered in)\b")
+
+
 def _sentence(error) -> str:
-    """The first line of a Keras error, ending with a full stop."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
+    """The reason in a Keras error, ending with a full stop.
+
+    Keras wraps errors from `call` as "Exception encountered when calling
+    X.call()." then the real reason, then "Arguments received by ...": keep
+    the reason, not the wrapper.
+    """
+    lines = [_ANSI.sub("", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    useful = []
+    for line in lines:
+        if line.startswith("Arguments received by"):
+            break
+        if not _WRAPPER_LINE.match(line):
+            useful.append(line)
+    text = (useful or lines or [type(error).__name__])[0]
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _shape_hint(edit, kind, got) -> str:
+    """What to do instead, for the kind of edit whose shapes do not fit."""
+    fits = f" input of shape {shape_text(got)}" if got else " its input"
+    if isinstance(edit, InsertLayer):
+        return (f"Insert a layer that accepts{fits} and keeps that shape, or add a Reshape or "
+                "Dense after it that restores the shape the next layer expects.")
+    if isinstance(edit, ReplaceLayer):
+        if kind == "replaced":
+            return (f"Pick a replacement that accepts{fits} and keeps the old output shape, or "
+                    "add a layer after it that restores it (a Dense, Reshape or pooling layer).")
+        return ("Pick a replacement that keeps the old output shape, or add a layer after it "
+                "that restores it (a Dense, Reshape or pooling layer).")
+    if isinstance(edit, RemoveLayer):
+        return ("The removed layer changed the shape; keep it, or replace it with a layer that "
+                "gives the shape its consumers expect (ReplaceLayer).")
+    if isinstance(edit, SetActivation):
+        return "Pick an activation that keeps the shape of its input (any built-in one does)."
+    return "Keep the shape each layer was built for, or add a layer that restores it."
 
 
 @contextlib.contextmanager

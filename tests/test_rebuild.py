@@ -16,6 +16,7 @@ from kerawidgets.errors import (
     UnknownLayerError,
     UnsupportedModelError,
 )
+from kerawidgets.rebuild import _sentence
 from tests import models
 from tests.models import config_of, data_for, weights_of
 
@@ -524,3 +525,63 @@ def test_adapted_lookup_layers_keep_their_vocabulary():
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(new.get_layer("lookup")(data[0])),
         keras.ops.convert_to_numpy(lookup(data[0])))
+
+
+# --- shape errors name the layer that really fails ------------------------
+
+
+def reshaping_sequential():
+    return keras.Sequential([
+        keras.Input((10,)), layers.Dense(64, name="a"), layers.Reshape((8, 8), name="r"),
+        layers.Conv1D(2, 3, name="c"), layers.Flatten(name="f"), layers.Dense(3, name="out"),
+    ], name="s")
+
+
+def reshaping_functional():
+    seq = reshaping_sequential()
+    return keras.Model(seq.inputs, seq.outputs, name="f")
+
+
+@pytest.mark.parametrize("make", [reshaping_sequential, reshaping_functional],
+                         ids=["sequential", "functional"])
+def test_insert_that_breaks_shapes_blames_the_inserted_layer(make):
+    model = make()
+    config, weights = config_of(model), weights_of(model)
+    with pytest.raises(ShapeMismatchError) as info:
+        rebuild(model, [InsertLayer(after="a", layer=layers.Reshape((3, 3), name="bad"))])
+    message = str(info.value)
+    assert message.startswith("Layer 'bad' (Reshape) inserted after 'a' cannot take input of shape (None, 64).")
+    assert "total size" in message and "Exception encountered" not in message
+    assert "Layers downstream of it: r, c, f, out." in message
+    assert "Insert a layer that accepts input of shape (None, 64)" in message
+    assert "Pick a replacement" not in message
+    assert (info.value.layer, info.value.expected, info.value.got) == ("a", [(None, 64)], [(None, 64)])
+    assert_untouched(model, config, weights)
+
+
+def test_sequential_replacement_blames_the_downstream_layer_with_shapes():
+    model = reshaping_sequential()
+    with pytest.raises(ShapeMismatchError) as info:
+        rebuild(model, [ReplaceLayer("a", layers.Dense(60))])
+    message = str(info.value)
+    assert message.startswith(
+        "Layer 'r' (Reshape) cannot take input of shape (None, 60) (it was built for (None, 64)).")
+    assert "The edit changed these output shapes: a: (None, 64) -> (None, 60)." in message
+    assert "total size" in message and "Pick a replacement that keeps the old output shape" in message
+    assert info.value.downstream == ["c", "f", "out"]
+    with pytest.raises(ShapeMismatchError, match="(?s)'r' \\(Reshape\\).*The removed layer"):
+        rebuild(model, [kerawidgets.edits.RemoveLayer("a")])
+
+
+def test_sequential_downstream_weights_error_names_the_changed_output():
+    model = keras.Sequential([keras.Input((10,)), layers.Dense(64, name="a"), layers.Dense(5, name="b")])
+    with pytest.raises(ShapeMismatchError, match=r"a output \(None, 64\) -> \(None, 32\)"):
+        rebuild(model, [ReplaceLayer("a", layers.Dense(32))])
+
+
+def test_keras_reason_skips_the_call_wrapper_line():
+    error = ValueError("Exception encountered when calling Reshape.call().\n\n\x1b[1mThe total size "
+                       "of the tensor must be unchanged\x1b[0m\n\nArguments received by Reshape.call():\n"
+                       "  • args=(1,)")
+    assert _sentence(error) == "The total size of the tensor must be unchanged."
+    assert _sentence(ValueError("plain")) == "plain."
