@@ -70,6 +70,16 @@ class UnsupportedModelError(KerawidgetsError, TypeError):
 class LayerRecreationError(KerawidgetsError, TypeError):
     """A custom layer that cannot be re-created from its config."""
 
+    @classmethod
+    def get_config_failed(cls, layer, where, error) -> LayerRecreationError:
+        """The error for a layer whose `get_config()` raised `error`."""
+        name = type(layer).__name__
+        return cls(
+            f"Layer {where!r} ({name}) cannot be re-created: get_config() failed ({error}). "
+            f"Give {name} a get_config() that returns every argument of its __init__ "
+            "(start from `config = super().get_config()`), so kerawidgets can build a fresh copy."
+        )
+
 
 class SubnetworkNotStoredError(InvalidEditError):
     """Edit JSON refers to a `keras.Model` sub-network that it does not contain."""

@@ -23,7 +23,7 @@ import keras
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import activations, targets
 from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
-from kerawidgets.errors import InvalidEditError
+from kerawidgets.errors import InvalidEditError, LayerRecreationError
 
 # Layers that *are* an activation: an activation edit turns them into an
 # `Activation` layer with the same name.
@@ -81,13 +81,22 @@ class Plan:
         return bool(self._by_layer or self._by_call)
 
 
-def supports_activation(layer, attribute="activation") -> bool:
-    """Whether an activation edit applies to `layer`."""
+def supports_activation(layer, attribute="activation", *, where=None, strict=False) -> bool:
+    """Whether an activation edit applies to `layer`.
+
+    A layer whose `get_config()` fails cannot be re-created, so no edit of it
+    can work: with `strict=True` (what planning an edit uses) that raises
+    `LayerRecreationError` naming `where` (the layer's path) and saying how to
+    fix `get_config`; without it (a panel asking what to offer) the answer is
+    False.
+    """
     if attribute == "activation" and isinstance(layer, ACTIVATION_LAYER_CLASSES):
         return True
     try:
         return attribute in layer.get_config()
-    except Exception:
+    except Exception as error:
+        if strict:
+            raise LayerRecreationError.get_config_failed(layer, where or layer.name, error) from error
         return False
 
 
@@ -97,10 +106,11 @@ def plan_edit(model, edit: Edit) -> Plan:
     if isinstance(edit, SetActivation):
         bulk = not isinstance(edit.layer, (str, keras.layers.Layer))
         found = targets.resolve(model, edit.layer)
-        usable = [t for t in found if supports_activation(t.layer, edit.attribute)]
+        usable = [t for t in found
+                  if supports_activation(t.layer, edit.attribute, where=t.path_str, strict=True)]
         if not bulk or not usable:
             for target in found:
-                if not supports_activation(target.layer, edit.attribute):
+                if all(target is not t for t in usable):
                     raise InvalidEditError(_no_activation_message(target, edit.attribute))
         for target in usable:
             plan.add(target, Action(edit, activation=(edit.attribute, edit.activation)))

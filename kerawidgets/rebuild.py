@@ -708,7 +708,7 @@ def _layer_config(layer, where):
     try:
         return layer.get_config()
     except Exception as error:
-        raise LayerRecreationError(_recreation_message(layer, where, error)) from error
+        raise LayerRecreationError.get_config_failed(layer, where, error) from error
 
 
 def _from_config(cls, config, where):
@@ -721,15 +721,6 @@ def _from_config(cls, config, where):
             "(start from `config = super().get_config()` and add yours), or give it a "
             "from_config classmethod."
         ) from error
-
-
-def _recreation_message(layer, where, error) -> str:
-    cls = type(layer).__name__
-    return (
-        f"Layer {where!r} ({cls}) cannot be re-created: get_config() failed ({error}). "
-        f"Give {cls} a get_config() that returns every argument of its __init__ "
-        "(start from `config = super().get_config()`), so kerawidgets can build a fresh copy."
-    )
 
 
 def recreate_layer(layer, where: str, name: str | None = None):

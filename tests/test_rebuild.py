@@ -585,3 +585,22 @@ def test_keras_reason_skips_the_call_wrapper_line():
                        "  • args=(1,)")
     assert _sentence(error) == "The total size of the tensor must be unchanged."
     assert _sentence(ValueError("plain")) == "plain."
+
+
+def test_activation_edit_of_a_layer_whose_get_config_fails_says_how_to_fix_it():
+    class NoConfig(layers.Layer):
+        def __init__(self, lookup, activation="relu", **kwargs):
+            super().__init__(**kwargs)
+            self.lookup = lookup  # not serialisable: Keras' automatic get_config raises
+            self.activation = keras.activations.get(activation)
+
+        def call(self, x):
+            return self.activation(x)
+
+    inp = keras.Input((3,))
+    model = keras.Model(inp, NoConfig(lookup=object(), name="custom")(layers.Dense(3, name="d")(inp)))
+    with pytest.raises(LayerRecreationError, match="(?s)'custom' \\(NoConfig\\).*get_config.*super"):
+        rebuild(model, [SetActivation("custom", "tanh")])
+    with pytest.raises(LayerRecreationError, match="'custom'"):
+        rebuild(model, [SetActivation(lambda layer: layer.name != "d", "tanh")])
+    assert not kerawidgets.plan.supports_activation(model.get_layer("custom"))  # a panel's question
