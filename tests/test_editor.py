@@ -387,6 +387,27 @@ def test_incremental_recompute_after_edit_near_the_output(editor):
     assert editor.probe.last_recomputed == ["head"]
 
 
+def test_scripted_predicate_edit(editor, monkeypatch):
+    import kerawidgets.widgets.editor as module
+
+    convs = lambda layer: isinstance(layer, layers.Conv2D)  # noqa: E731
+    report = editor.apply(SetActivation(convs, "tanh"))
+    assert [editor.model.get_layer(n).activation.__name__ for n in ("conv_a", "conv_b")] == [
+        "tanh", "tanh"]
+    assert report["conv_a"].status == "kept" and editor.history[0].layer is convs
+    assert set(editor.view.marks) == {"conv_a", "conv_b"}
+    assert "kwe-status-ok" in editor.panel.status.value
+    # Same-valued edits share the cached dry run; a different predicate does not.
+    calls = []
+    real = module.rebuild
+    monkeypatch.setattr(module, "rebuild", lambda *a, **k: calls.append(1) or real(*a, **k))
+    dense = lambda layer: isinstance(layer, layers.Dense)  # noqa: E731
+    for edit in (SetActivation(convs, "gelu"), SetActivation(convs, "gelu"),
+                 SetActivation(dense, "gelu")):
+        editor._dry_run(edit, None)
+    assert len(calls) == 2
+
+
 def test_preview_rebuild_is_reused_by_apply(editor, monkeypatch):
     import kerawidgets.widgets.editor as module
 

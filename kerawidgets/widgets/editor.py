@@ -125,7 +125,7 @@ class ModelEditor:
         self.probe = Probe(model, x, y, max_batches=max_batches, batch_size=batch_size,
                            memory_budget=memory_budget, seed=seed)
         self._history = History(model, max_models=history_size)
-        self._preview: dict = {}  # (id(model), edit json, reinitialize) -> Rebuild or error
+        self._preview: list = []  # (model, edit, reinitialize, Rebuild or error), newest last
         self._comparison: _Comparison | None = None
         self._edited_paths: list[set] = [set()]
         self._replace_choices: dict[str, catalog.Choice] = {}
@@ -307,17 +307,23 @@ class ModelEditor:
     # --- rebuild, cached for preview then Apply -------------------------------------
 
     def _dry_run(self, edit, reinitialize):
-        key = (id(self.model), edit.to_json(), reinitialize)
-        hit = self._preview.get(key)
-        if hit is not None and hit[0] is self.model:
-            return hit[1]
+        """The rebuild of `edit` on the current model (or its error), cached for Apply.
+
+        Entries are matched by the model's identity and the edit's value
+        (`==`), not its JSON: edits that have no JSON (a predicate
+        selector) are cached too, and two sub-networks with the same name
+        are never confused.
+        """
+        model = self.model
+        for entry in self._preview:
+            if entry[0] is model and entry[2] == reinitialize and _same_edit(entry[1], edit):
+                return entry[3]
         try:
-            result = rebuild(self.model, [edit], reinitialize=reinitialize)
+            result = rebuild(model, [edit], reinitialize=reinitialize)
         except KerawidgetsError as error:
             result = error
-        while len(self._preview) >= _PREVIEW_CACHE:
-            self._preview.pop(next(iter(self._preview)))
-        self._preview[key] = (self.model, result)
+        self._preview.append((model, edit, reinitialize, result))
+        del self._preview[:-_PREVIEW_CACHE]
         return result
 
     # --- comparisons ------------------------------------------------------------------
@@ -655,6 +661,16 @@ def _config_of(layer) -> dict:
         return json.loads(json.dumps(layer.get_config(), default=str))
     except Exception:
         return {}
+
+
+def _same_edit(a, b) -> bool:
+    """Whether two edits are the same value (identity when they cannot be compared)."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # a field whose == is not a plain bool (an array, say)
+        return False
 
 
 def _edit_layer(edit):
