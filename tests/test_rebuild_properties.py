@@ -1,22 +1,25 @@
 """Property tests: random functional models (chains, branches, merges, shared layers,
 nested models, several inputs and outputs) under random edits.
 
-Checked for every example: the original is unchanged; every untouched layer's
-weights are bitwise equal in the new model; an identity rebuild gives equal
-outputs; the edited model saves and reloads to equal outputs. The default tier
+Checked for every example: the original is unchanged (after a refused edit
+too); every untouched layer's weights are bitwise equal in the new model
+(unless re-initialised downstream of a shape change, when asked); an identity
+rebuild gives equal outputs; the edited model saves and reloads to equal
+outputs. Each example applies one to three random edits in a row. The default tier
 runs a few examples; the `slow` tier runs many.
 """
 
 import keras
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from keras import layers
 
 import kerawidgets
 from kerawidgets import targets
 from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.errors import KerawidgetsError
 from tests.models import config_of, weights_of
 
 WIDTH = 4
@@ -94,7 +97,8 @@ class ModelRecipe:
 def draw_edit(data, model):
     paths = targets.layer_paths(model)
     dense_paths = [p for p in paths if isinstance(targets.resolve(model, p)[0].layer, layers.Dense)]
-    kind = data.draw(st.sampled_from(["activation", "activation_call", "insert", "replace", "remove"]))
+    kind = data.draw(st.sampled_from(
+        ["activation", "activation_call", "insert", "replace", "remove", "widen"]))
     path = data.draw(st.sampled_from(dense_paths))
     activation = data.draw(st.sampled_from(ACTIVATIONS))
     if kind == "activation_call":
@@ -106,6 +110,8 @@ def draw_edit(data, model):
         return InsertLayer(after=path, layer=layers.Dropout(0.1, name="inserted_drop"))
     if kind == "replace":
         return ReplaceLayer(path, layers.Dense(targets.resolve(model, path)[0].layer.units, activation=activation))
+    if kind == "widen":  # changes shapes downstream: re-initialised there, or refused at a merge
+        return ReplaceLayer(path, layers.Dense(targets.resolve(model, path)[0].layer.units + 2))
     dropouts = [p for p in paths if isinstance(targets.resolve(model, p)[0].layer, layers.Dropout)]
     if kind == "remove" and dropouts:
         return RemoveLayer(data.draw(st.sampled_from(dropouts)))
@@ -139,21 +145,36 @@ def check_properties(data, tmp_path):
     for a, b in zip(outputs(identity.model, x), before):
         np.testing.assert_array_equal(a, b)
 
-    edit = draw_edit(data, model)
-    result = kerawidgets.rebuild(model, [edit])
-    old_vars, new_vars = variables_by_path(model), variables_by_path(result.model)
-    for outcome in result.report:
-        if outcome.status == "kept" and outcome.layer in old_vars:
-            for a, b in zip(old_vars[outcome.layer], new_vars[outcome.layer]):
-                np.testing.assert_array_equal(a, b)
-    untouched = [o.layer for o in result.report if not o.edited and o.layer in old_vars]
-    assert all(result.report[name].status == "kept" for name in untouched)
-
+    # One to three edits in a row; an edit that cannot work (a widened layer feeding a
+    # merge, a later edit naming a layer an earlier one removed) must be refused with a
+    # KerawidgetsError and leave the original exactly as it was.
+    edits = [draw_edit(data, model) for _ in range(data.draw(st.integers(1, 3)))]
+    reinitialize = data.draw(st.sampled_from([None, "downstream"]))
+    try:
+        result = kerawidgets.rebuild(model, edits, reinitialize=reinitialize)
+    except KerawidgetsError as error:
+        event(f"refused: {type(error).__name__}")
+        result = None
     assert config_of(model) == config
     for w, b in zip(model.weights, weights):
         np.testing.assert_array_equal(np.array(w), b)
     for a, b in zip(outputs(model, x), before):
         np.testing.assert_array_equal(a, b)
+    if result is None:
+        return
+    event(f"rebuilt: {len(edits)} edits")
+
+    old_vars, new_vars = variables_by_path(model), variables_by_path(result.model)
+    for outcome in result.report:
+        if outcome.status == "kept" and outcome.layer in old_vars:
+            for a, b in zip(old_vars[outcome.layer], new_vars[outcome.layer]):
+                np.testing.assert_array_equal(a, b)
+    for outcome in result.report:
+        if not outcome.edited and outcome.layer in old_vars:
+            # an untouched layer is kept, unless asked to re-initialise it downstream
+            assert outcome.status == "kept" or (
+                reinitialize == "downstream" and outcome.status == "reinitialised"
+                and "downstream" in outcome.reason), outcome
 
     path = tmp_path / "edited.keras"
     result.model.save(path)
