@@ -38,6 +38,7 @@ from kerawidgets.edits import (
     RemoveLayer,
     ReplaceLayer,
     SetActivation,
+    _non_default_config,
     as_edit,
 )
 from kerawidgets.errors import (
@@ -461,14 +462,27 @@ class _Walk:
             self.pair(operation, layer, path, "edited", reason, True)
             return layer
         if isinstance(operation, ACTIVATION_LAYER_CLASSES):
+            cls = type(operation).__name__
+            settings = _activation_layer_settings(operation, config)
+            shown = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+            if activations.ACTIVATION_LAYERS.get(cls) == activation:
+                # Already this activation: keep the layer and its settings (an Activation
+                # would silently reset them, e.g. LeakyReLU's slope or Softmax's axis).
+                config["name"] = name
+                layer = _from_config(type(operation), config, where)
+                kept = f" with its settings ({shown})" if shown else ""
+                self.pair(operation, layer, path, "edited",
+                          f"already {activation!r}: {cls} kept{kept}, nothing changes", True)
+                return layer
             layer = keras.layers.Activation(
                 activations.get(activation), name=name, dtype=operation.dtype_policy
             )
-            dropped = len(operation.weights)
-            extra = f"; its {_variable_shapes(operation.weights)} dropped" if dropped else ""
-            self.outcome(path, layer, "new",
-                         f"{type(operation).__name__} layer became Activation({activation!r}), same name{extra}",
-                         edited=True)
+            dropped = [f"settings {shown}"] if shown else []
+            if operation.weights:
+                dropped.append(_variable_shapes(operation.weights))
+            extra = f"; its {' and '.join(dropped)} dropped" if dropped else ""
+            self.pending_outcome(path, layer, "new",
+                                 f"{cls} layer became Activation({activation!r}), same name{extra}")
             return layer
         raise InvalidEditError(f"Layer {where!r} has no {attribute!r} setting.")
 
@@ -480,10 +494,10 @@ class _Walk:
             layer_name = name if last else self.unique_name(spec.name or spec.class_name.lower(), names)
             if spec.model is not None:
                 layer = self.copy_model(spec.model, path, layer_name, in_report=False)
-                self.outcome(path if last else (*path[:-1], layer_name), layer,
-                             "new", f"{type(operation).__name__} replaced by sub-network "
-                             f"{spec.model.name!r} ({len(spec.model.layers)} layers, its own "
-                             "weights copied)", edited=True)
+                self.pending_outcome(path if last else (*path[:-1], layer_name), layer,
+                                     "new", f"{type(operation).__name__} replaced by sub-network "
+                                     f"{spec.model.name!r} ({len(spec.model.layers)} layers, its "
+                                     "own weights copied)")
             else:
                 layer = spec.build(name=layer_name)
                 if last and type(layer) is type(operation):
@@ -528,12 +542,8 @@ class _Walk:
         )
 
     def record_removed(self, layer, path):
-        self.outcomes.append(
-            LayerOutcome(naming.layer_path(path), type(layer).__name__, "removed",
-                         "removed by the edit" + (
-                             f"; its {_variable_shapes(layer.weights)} dropped" if layer.weights else ""
-                         ), len(layer.weights), True)
-        )
+        self.pending_outcome(path, layer, "removed", "removed by the edit" + (
+            f"; its {_variable_shapes(layer.weights)} dropped" if layer.weights else ""))
 
     def settle_weights(self):
         misfits = []
@@ -702,6 +712,12 @@ def _settle_pair(pair: _Pair) -> tuple[bool, str]:
             f"{len(pair.new.weights)} ({_variable_shapes(pair.new.weights)})"
         )
     return False, "; ".join(changed) or "weight shapes differ"
+
+
+def _activation_layer_settings(layer, config) -> dict:
+    """An activation layer's settings that differ from its defaults (LeakyReLU's slope...)."""
+    return {k: v for k, v in _non_default_config(type(layer), config).items()
+            if k not in ("name", "trainable", "dtype")}
 
 
 def _layer_config(layer, where):

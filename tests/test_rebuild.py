@@ -604,3 +604,58 @@ def test_activation_edit_of_a_layer_whose_get_config_fails_says_how_to_fix_it():
     with pytest.raises(LayerRecreationError, match="'custom'"):
         rebuild(model, [SetActivation(lambda layer: layer.name != "d", "tanh")])
     assert not kerawidgets.plan.supports_activation(model.get_layer("custom"))  # a panel's question
+
+
+# --- activation layers: their own kind is a no-op, other kinds name what is dropped ---
+
+
+@pytest.mark.parametrize("make, activation, setting", [
+    (lambda: layers.Softmax(axis=1, name="act"), "softmax", "axis=1"),
+    (lambda: layers.LeakyReLU(negative_slope=0.01, name="act"), "leaky_relu", "negative_slope=0.01"),
+    (lambda: layers.ReLU(max_value=6.0, name="act"), "relu", "max_value=6.0"),
+    (lambda: layers.ELU(alpha=0.5, name="act"), "elu", "alpha=0.5"),
+])
+def test_activation_layer_set_to_its_own_kind_keeps_class_and_settings(make, activation, setting):
+    inp = keras.Input((3, 4))
+    original = make()
+    model = keras.Model(inp, original(layers.Dense(4, name="d")(inp)))
+    result = rebuild(model, [SetActivation("act", activation)])
+    layer = result.model.get_layer("act")
+    assert type(layer) is type(original) and layer.get_config() == original.get_config()
+    outcome = result.report["act"]
+    assert outcome.status == "kept" and outcome.edited
+    assert f"already {activation!r}" in outcome.reason and "nothing changes" in outcome.reason
+    assert setting in outcome.reason
+    x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32") * 3
+    np.testing.assert_array_equal(predict(result.model, x), predict(model, x))
+
+
+@pytest.mark.parametrize("make, setting", [
+    (lambda: layers.Softmax(axis=1, name="act"), "axis=1"),
+    (lambda: layers.LeakyReLU(negative_slope=0.01, name="act"), "negative_slope=0.01"),
+])
+def test_activation_layer_swapped_to_another_kind_names_the_dropped_settings(make, setting):
+    inp = keras.Input((3, 4))
+    model = keras.Model(inp, make()(inp))
+    result = rebuild(model, [SetActivation("act", "sigmoid")])
+    assert isinstance(result.model.get_layer("act"), layers.Activation)
+    reason = result.report["act"].reason
+    assert "became Activation('sigmoid')" in reason and f"settings {setting} dropped" in reason
+
+
+def test_report_rows_follow_the_graph_order():
+    sub = keras.Sequential([keras.Input((4,)), layers.Dense(4, name="inner")], name="sub")
+    inp = keras.Input((4,))
+    x = layers.Dense(4, name="d1")(inp)
+    x = layers.ReLU(name="r1")(x)
+    x = layers.Dense(4, name="d2")(x)
+    x = layers.Dropout(0.1, name="drop")(x)
+    x = layers.Dense(4, name="d3")(x)
+    x = layers.Dense(4, name="d4")(x)
+    model = keras.Model(inp, x)
+    order = ["d1", "r1", "d2", "drop", "d3", "d4"]
+    for edit in (SetActivation("r1", "gelu"), ReplaceLayer("d3", sub), kerawidgets.edits.RemoveLayer("drop")):
+        report = rebuild(model, [edit]).report
+        assert [o.layer for o in report] == [name for name in order if name in report], edit
+    assert [o.layer for o in rebuild(model, [ReplaceLayer("d3", sub)]).report] == [
+        "d1", "r1", "d2", "drop", "d3", "d4"]
