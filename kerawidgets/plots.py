@@ -3,7 +3,8 @@
 Every function returns a new `matplotlib.figure.Figure` built without
 pyplot, so nothing touches global state or opens a window; show one in a
 notebook by leaving it as the cell's value, or turn it into PNG bytes with
-`figure_to_png` (what the editor widget displays).
+`figure_to_png` (what the editor widget displays). Text (layer names,
+titles) is drawn literally: a ``$`` in a name is a dollar sign, not mathtext.
 
 >>> import numpy as np
 >>> from kerawidgets.plots import figure_to_png, histogram_figure
@@ -33,6 +34,10 @@ __all__ = [
 BEFORE_COLOR = "#4C72B0"
 AFTER_COLOR = "#DD8452"
 FONT_SIZE = 9
+#: Text properties for every title, label and tick label: layer names are data,
+#: drawn as written, never parsed as mathtext (a name like ``odd$\foo{$`` would
+#: otherwise make matplotlib raise while drawing).
+LITERAL = {"parse_math": False}
 
 
 def _values(array) -> np.ndarray:
@@ -81,8 +86,8 @@ def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value"):
         shares = np.histogram(values, bins=edges)[0] / max(values.size, 1)
         ax.stairs(shares, edges, fill=True, color=color, alpha=0.45, label=_label(name, values))
         ax.stairs(shares, edges, color=color, linewidth=1.2)
-    ax.set_title(title, fontsize=FONT_SIZE + 1)
-    ax.set_xlabel(xlabel, fontsize=FONT_SIZE)
+    ax.set_title(title, fontsize=FONT_SIZE + 1, **LITERAL)
+    ax.set_xlabel(xlabel, fontsize=FONT_SIZE, **LITERAL)
     ax.set_ylabel("share of values", fontsize=FONT_SIZE)
     ax.tick_params(labelsize=FONT_SIZE - 1)
     ax.legend(fontsize=FONT_SIZE - 1, frameon=False, loc="upper right")
@@ -176,9 +181,9 @@ def depth_summary_figure(stats_before, stats_after=None, order=None, *,
     for ax in axes[1]:
         ax.set_xticks(positions[::step])
         ax.set_xticklabels([_short(order[i]) for i in positions[::step]], rotation=60,
-                           ha="right", fontsize=FONT_SIZE - 2)
+                           ha="right", fontsize=FONT_SIZE - 2, **LITERAL)
         ax.set_xlabel("layer (input → output)", fontsize=FONT_SIZE)
-    fig.suptitle(title, fontsize=FONT_SIZE + 2)
+    fig.suptitle(title, fontsize=FONT_SIZE + 2, **LITERAL)
     return fig
 
 
@@ -234,7 +239,7 @@ def _draw_agreement(bars_ax, text_ax, result, title):
         bars_ax.set_axis_off()
         bars_ax.text(0.5, 0.5, "no class-like output", ha="center", va="center",
                      fontsize=FONT_SIZE, color="gray", transform=bars_ax.transAxes)
-    bars_ax.set_title(title, fontsize=FONT_SIZE + 1)
+    bars_ax.set_title(title, fontsize=FONT_SIZE + 1, **LITERAL)
     text_ax.set_axis_off()
     rows = [(label, _fmt(result.get(key))) for key, label in _NUMBERS if key in result]
     if result.get("same_shape") is False:
@@ -246,9 +251,9 @@ def _draw_agreement(bars_ax, text_ax, result, title):
     for r, (label, value) in enumerate(rows):
         y = 1.0 - (r + 0.5) * step
         text_ax.text(0.0, y, label, ha="left", va="center", fontsize=FONT_SIZE,
-                     color="#444444", transform=text_ax.transAxes)
+                     color="#444444", transform=text_ax.transAxes, **LITERAL)
         text_ax.text(1.0, y, value, ha="right", va="center", fontsize=FONT_SIZE,
-                     family="monospace", transform=text_ax.transAxes)
+                     family="monospace", transform=text_ax.transAxes, **LITERAL)
 
 
 def agreement_figure(agreement_dict, *, title="Model output: before vs after",
@@ -293,7 +298,7 @@ def comparison_figure(layer_before, layer_after, output_before, output_after, *,
     _draw_agreement(fig.add_subplot(column[0]), fig.add_subplot(column[1]), agreement,
                     "model output agreement")
     if title:
-        fig.suptitle(title, fontsize=FONT_SIZE + 2)
+        fig.suptitle(title, fontsize=FONT_SIZE + 2, **LITERAL)
     return fig
 
 

@@ -189,6 +189,50 @@ def test_impossible_replacement_shows_message_and_changes_nothing(editor):
     assert editor.to_code().strip().endswith("reinitialize='downstream')")
 
 
+def test_plot_failure_keeps_the_edit_and_the_editor_usable(editor, monkeypatch):
+    from kerawidgets import plots
+
+    def broken(*args, **kwargs):
+        raise ValueError("no figure today")
+
+    monkeypatch.setattr(plots, "comparison_figure", broken)
+    p = editor.panel
+    editor.select("conv_a")
+    p.activation.value = "gelu"
+    p.apply_button.click()
+    # The rebuild worked: the edit is kept, the failure is said inline, nothing stays busy.
+    assert editor.model.get_layer("conv_a").activation.__name__ == "gelu"
+    assert editor.history == [SetActivation("conv_a", "gelu")]
+    assert "kwe-status-error" in p.status.value and "no figure today" in p.status.value
+    assert "Applied" in p.status.value and "Probing" not in p.status.value
+    assert p.progress.layout.visibility == "hidden" and not editor._busy
+    assert "no figure today" in editor.plots_note.value
+    assert editor.comparison_image.layout.display == "none"
+    assert editor.view.marks == {"conv_a": "edited"} and not p.undo_button.disabled
+    # A scripted apply returns its report too (the edit did apply).
+    assert editor.apply(SetActivation("conv_b", "tanh"))["conv_b"].status == "kept"
+    assert "no figure today" in p.status.value
+    monkeypatch.undo()
+    p.undo_button.click()
+    assert "kwe-status-ok" in p.status.value and len(editor.history) == 1
+    assert bytes(editor.comparison_image.value).startswith(PNG)
+
+
+def test_layer_names_with_dollar_signs(data):
+    name = "odd$\\foo{$"
+    inp = keras.Input((4,), name="x")
+    h = layers.Dense(8, activation="relu", name=name)(inp)
+    model = keras.Model(inp, layers.Dense(3, activation="softmax", name="out$")(h))
+    editor = ModelEditor(model, np.random.default_rng(0).normal(size=(16, 4)))
+    editor.select(name)
+    editor.panel.activation.value = "tanh"
+    editor.panel.apply_button.click()
+    assert editor.model.get_layer(name).activation.__name__ == "tanh"
+    assert "kwe-status-ok" in editor.panel.status.value
+    assert bytes(editor.comparison_image.value).startswith(PNG)
+    assert bytes(editor.depth_image.value).startswith(PNG)
+
+
 def test_button_error_is_shown_not_raised(editor):
     editor.select("conv_b")
     editor.panel.tabs.selected_index = 1

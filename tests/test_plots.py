@@ -110,3 +110,23 @@ def test_comparison_figure_after_an_edit(tmp_path):
     several = plots.comparison_figure(before["hidden"], after["hidden"],
                                       [probe.model_output(model)], [probe.model_output(new)])
     assert isinstance(several, Figure)
+
+
+def test_names_with_dollar_signs_are_drawn_literally():
+    name = "odd$\\foo{$"  # mathtext would fail on it: unknown symbol \foo
+    rng = np.random.default_rng(0)
+    before, after = rng.normal(size=(8, 3)), rng.normal(size=(8, 3))
+    stats_before = statistics_by_node({"x": before, name: before})
+    stats_after = statistics_by_node({"x": after, name: after})
+    figures = [
+        plots.histogram_figure(before, after, title=name, xlabel=f"{name} value"),
+        plots.comparison_figure(before, after, before, after, layer_name=name, title=name),
+        plots.depth_summary_figure(stats_before, stats_after, highlight=name, title=name),
+        plots.agreement_figure(agreement(before, after), title=name),
+    ]
+    for fig in figures:
+        assert plots.figure_to_png(fig, dpi=40).startswith(PNG)
+    assert figures[0].axes[0].get_title() == name
+    assert figures[1].axes[0].get_title() == f"{name} output"
+    ticks = [t.get_text() for t in figures[2].axes[2].get_xticklabels()]
+    assert ticks == ["x", name]

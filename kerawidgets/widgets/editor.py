@@ -571,6 +571,13 @@ class ModelEditor:
     # --- after the model changed ----------------------------------------------------
 
     def _after_move(self, message):
+        """Show the model the history moved to: graph, report, plots, heat.
+
+        The move itself (a rebuilt model pushed, an undo...) has already
+        happened and stays: an error while probing or plotting is shown in
+        the status area and the plots' place, and the editor stays usable.
+        """
+        problem = None
         self._set_busy(True, "Updating the graph…", 1)
         try:
             self._quiet = True
@@ -579,16 +586,25 @@ class ModelEditor:
             finally:
                 self._quiet = False
             self._comparison = None
-            if self._history.position > 0:
-                self._set_busy(True, "Probing…", 2)
-                self._comparison = self._compute(self._history.position)
-            self._show_plots(self._comparison)
-            self._show_graph_state()
             self.panel.show_report(self.report)
+            if self._history.position > 0:
+                try:
+                    self._set_busy(True, "Probing…", 2)
+                    self._comparison = self._compute(self._history.position)
+                    self._show_plots(self._comparison)
+                except Exception as error:  # the move stands; say why there are no plots
+                    problem = error
+                    self._show_plots(None, error)
+            else:
+                self._show_plots(None)
+            self._show_graph_state()
         finally:
             self._set_busy(False)
         self._on_select(self.view.selected, clear_status=False)
-        self.panel.show_status(message, "ok")
+        if problem is None:
+            self.panel.show_status(message, "ok")
+        else:
+            self.panel.show_status(f"{message} {_plot_failure(problem)}", "error")
 
     def _show_graph_state(self):
         graph = self.view.graph
@@ -602,9 +618,11 @@ class ModelEditor:
             for node in graph.nodes_of_layer(path):
                 self.view.mark(node.id, "edited")
 
-    def _show_plots(self, comparison):
+    def _show_plots(self, comparison, error=None):
         if comparison is None:
-            self.plots_note.value = "<i>Apply an edit to see its effect on the probe data.</i>"
+            self.plots_note.value = (
+                "<i>Apply an edit to see its effect on the probe data.</i>" if error is None
+                else f"<span class='kwe-status-error'>{_escape(_plot_failure(error))}</span>")
             self.comparison_image.value = b""
             self.depth_image.value = b""
             self.comparison_image.layout.display = "none"
@@ -661,6 +679,13 @@ def _config_of(layer) -> dict:
         return json.loads(json.dumps(layer.get_config(), default=str))
     except Exception:
         return {}
+
+
+def _plot_failure(error) -> str:
+    """The status line for an edit that was applied but could not be probed or plotted."""
+    what = str(error) if isinstance(error, KerawidgetsError) else f"{type(error).__name__}: {error}"
+    return (f"The edit is kept, but its before/after plots could not be made ({what}). "
+            "Undo it, or carry on editing.")
 
 
 def _same_edit(a, b) -> bool:
