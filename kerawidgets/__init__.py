@@ -9,7 +9,7 @@
 
 from kerawidgets import catalog, edits
 from kerawidgets.activations import available as available_activations
-from kerawidgets.activations import register_activation, unregister_activation
+from kerawidgets.activations import load_model, register_activation, unregister_activation
 from kerawidgets.catalog import register_layer_type
 from kerawidgets.errors import (
     InvalidEditError,
@@ -51,6 +51,7 @@ __all__ = [
     "copy_model",
     "edits",
     "insert_layer",
+    "load_model",
     "rebuild",
     "register_activation",
     "register_layer_type",

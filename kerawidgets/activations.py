@@ -15,11 +15,18 @@ True
 from __future__ import annotations
 
 import functools
+import json
+import os
+import zipfile
 
 import keras
 import numpy as np
 
-from kerawidgets.errors import InvalidEditError, UnknownActivationError
+from kerawidgets.errors import (
+    InvalidEditError,
+    UnknownActivationError,
+    UnregisteredActivationError,
+)
 
 PACKAGE = "kerawidgets"
 
@@ -149,7 +156,11 @@ def register_activation(name: str, fn, gradient=None, **params):
 
     The activation is registered with Keras' serialisation under
     ``"kerawidgets>name"`` so a model using it saves to `.keras` and loads
-    back with no `custom_objects` (in a session that registered it).
+    back with no `custom_objects`. The file stores the name only, not your
+    code: in a new Python process, run ``register_activation('name', fn)``
+    (the same code as when you saved) before loading. Load with
+    `kerawidgets.load_model(path)`: when an activation is missing it says
+    which, instead of Keras' "could not be deserialized properly".
 
     >>> import keras
     >>> leaky = register_activation(
@@ -167,6 +178,12 @@ def register_activation(name: str, fn, gradient=None, **params):
         )
     if not callable(fn):
         raise InvalidEditError(f"register_activation({name!r}, fn): fn must be callable.")
+    if gradient is not None and not callable(gradient):
+        raise InvalidEditError(
+            f"register_activation({name!r}, fn, gradient=...): gradient must be a function "
+            f"gradient(x, upstream) returning the gradient with respect to x; got {gradient!r}. "
+            "Leave it out to use the automatic gradient of fn."
+        )
 
     if gradient is None:
 
@@ -204,3 +221,68 @@ def unregister_activation(name: str) -> None:
     fn = _registered.pop(name, None)
     if fn is not None:
         keras.saving.get_custom_objects().pop(f"{PACKAGE}>{name}", None)
+
+
+def load_model(path, **kwargs):
+    """`keras.saving.load_model(path, **kwargs)`, saying which registered activations are missing.
+
+    A `.keras` file records a registered activation by name
+    (``"kerawidgets>my_swish"``), not its code. In a Python process that has not
+    registered it, Keras fails with an opaque "could not be deserialized
+    properly"; this raises `UnregisteredActivationError` naming the activations
+    and the layers that use them, so you can run ``register_activation('name',
+    fn)`` (the same code as when you saved) and load again.
+
+    >>> import keras, kerawidgets, tempfile, os
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="relu")])
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.keras")
+    >>> model.save(path)
+    >>> kerawidgets.load_model(path).layers[0].activation.__name__
+    'relu'
+    """
+    missing = _missing_activations(path, kwargs.get("custom_objects") or {})
+    if missing:
+        uses = "; ".join(
+            f"{name!r} (layer{'s' if len(layers) > 1 else ''} {', '.join(map(repr, layers))})"
+            for name, layers in missing.items()
+        )
+        first = next(iter(missing))
+        raise UnregisteredActivationError(
+            f"{os.fspath(path)!r} uses activations registered with kerawidgets that this Python "
+            f"process does not know: {uses}. The file stores their names, not their code. Run "
+            f"kerawidgets.register_activation({first!r}, fn) (the same code as when you saved, "
+            "with the same parameters) for each of them before loading."
+        )
+    return keras.saving.load_model(path, **kwargs)
+
+
+def _missing_activations(path, custom_objects) -> dict[str, list[str]]:
+    """Registered-activation names a `.keras` file uses that are not known here, with their layers."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return {}  # not a .keras archive: let Keras say what it is
+    known = set(keras.saving.get_custom_objects()) | set(custom_objects)
+    prefix = f"{PACKAGE}>"
+    missing: dict[str, list[str]] = {}
+
+    def visit(value, layer):
+        if isinstance(value, dict):
+            inner = value.get("config")
+            if "class_name" in value and isinstance(inner, dict) and isinstance(inner.get("name"), str):
+                layer = f"{layer}/{inner['name']}" if layer else inner["name"]
+            for item in value.values():
+                visit(item, layer)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item, layer)
+        elif isinstance(value, str) and value.startswith(prefix):
+            name = value[len(prefix):]
+            if value not in known and name not in known:
+                users = missing.setdefault(name, [])
+                if layer and layer not in users:
+                    users.append(layer)
+
+    visit(config.get("config", {}), "")
+    return missing

@@ -84,3 +84,6 @@ class LayerRecreationError(KerawidgetsError, TypeError):
 class SubnetworkNotStoredError(InvalidEditError):
     """Edit JSON refers to a `keras.Model` sub-network that it does not contain."""
 
+
+class UnregisteredActivationError(KerawidgetsError, ValueError):
+    """A `.keras` file uses kerawidgets activations not registered in this process."""

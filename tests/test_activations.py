@@ -1,5 +1,11 @@
 """Built-in and registered activations: plain, parameterised, custom gradient, save/reload."""
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -86,6 +92,69 @@ def test_custom_gradient_is_used_in_training(registered):
     else:
         pytest.skip("backend without a gradient helper in this test")
     np.testing.assert_allclose(grad, [[3.0, 3.0]])
+
+
+def test_register_refuses_a_gradient_that_is_not_a_function(registered):
+    with pytest.raises(InvalidEditError, match="(?s)'ste'.*gradient must be a function.*0.5"):
+        kerawidgets.register_activation("ste", lambda x: keras.ops.sign(x), gradient=0.5)
+    assert "ste" not in activations.available()
+
+
+# The same code registers the activations when saving and, in a fresh process, before loading.
+REGISTER = """
+import keras, kerawidgets
+kerawidgets.register_activation("fresh_swish", lambda x: x * keras.ops.sigmoid(x))
+kerawidgets.register_activation(
+    "fresh_leaky", lambda x, slope: keras.ops.where(x > 0, x, slope * x), slope=0.1)
+"""
+
+LOAD_IN_FRESH_PROCESS = """
+import sys
+import numpy as np
+import kerawidgets
+from kerawidgets.errors import UnregisteredActivationError
+
+path = sys.argv[1]
+try:
+    kerawidgets.load_model(path)
+except UnregisteredActivationError as error:
+    print("REFUSED:", error)
+else:
+    print("LOADED WITHOUT REGISTERING")
+exec(sys.argv[2])  # register, as when saving
+loaded = kerawidgets.load_model(path)
+x = np.load(path + ".x.npy")
+np.testing.assert_allclose(loaded.predict(x, verbose=0), np.load(path + ".y.npy"), rtol=1e-6)
+print("LOADED AND EQUAL")
+"""
+
+
+def test_load_model_in_a_fresh_process_names_unregistered_activations(tmp_path):
+    namespace = {}
+    exec(REGISTER, namespace)
+    try:
+        model = keras.Sequential([keras.Input((3,)), layers.Dense(4, name="a"),
+                                  layers.Dense(2, name="b")], name="saved")
+        model = kerawidgets.rebuild(model, [kerawidgets.edits.SetActivation("a", "fresh_swish"),
+                                            kerawidgets.edits.SetActivation("b", "fresh_leaky")]).model
+        path = str(tmp_path / "registered.keras")
+        model.save(path)
+        x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+        np.save(path + ".x.npy", x)
+        np.save(path + ".y.npy", model.predict(x, verbose=0))
+    finally:
+        kerawidgets.unregister_activation("fresh_swish")
+        kerawidgets.unregister_activation("fresh_leaky")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(LOAD_IN_FRESH_PROCESS), path, REGISTER],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    refused = next(line for line in done.stdout.splitlines() if line.startswith("REFUSED:"))
+    assert "'fresh_swish' (layer 'a')" in refused and "'fresh_leaky' (layer 'b')" in refused
+    assert "register_activation('fresh_swish', fn) (the same code as when you saved" in refused
+    assert "LOADED AND EQUAL" in done.stdout
 
 
 def test_register_refuses_bad_names(registered):
