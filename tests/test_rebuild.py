@@ -400,9 +400,12 @@ def test_recurrent_activation_of_lstm_and_gru():
     layers.Conv1D(3, 2, activation="relu"), layers.Conv2D(3, 2, activation="relu"),
     layers.Conv3D(3, 2, activation="relu"), layers.SeparableConv2D(3, 2, activation="relu"),
     layers.Conv2DTranspose(3, 2, activation="relu"), layers.DepthwiseConv2D(2, activation="relu"),
+    layers.Conv1DTranspose(3, 2, activation="relu"), layers.Conv3DTranspose(3, 2, activation="relu"),
+    layers.SeparableConv1D(3, 2, activation="relu"),
 ])
 def test_activation_edit_on_conv_family(layer):
-    rank = {"Conv1D": 1, "Conv3D": 3}.get(type(layer).__name__, 2)
+    rank = {"Conv1D": 1, "Conv3D": 3, "Conv1DTranspose": 1, "Conv3DTranspose": 3,
+            "SeparableConv1D": 1}.get(type(layer).__name__, 2)
     inp = keras.Input((6,) * rank + (2,))
     model = keras.Model(inp, layer(inp))
     result = rebuild(model, [SetActivation(layer.name, "swish")])
@@ -659,3 +662,59 @@ def test_report_rows_follow_the_graph_order():
         assert [o.layer for o in report] == [name for name in order if name in report], edit
     assert [o.layer for o in rebuild(model, [ReplaceLayer("d3", sub)]).report] == [
         "d1", "r1", "d2", "drop", "d3", "d4"]
+
+
+
+# --- cases that work, now tested --------------------------------------------
+
+
+def test_gru_recurrent_activation():
+    inp = keras.Input((5, 3))
+    model = keras.Model(inp, layers.GRU(4, name="gru")(inp))
+    result = rebuild(model, [SetActivation("gru", "hard_sigmoid", attribute="recurrent_activation")])
+    layer = result.model.get_layer("gru")
+    assert layer.get_config()["recurrent_activation"] == "hard_sigmoid"
+    assert layer.get_config()["activation"] == "tanh"
+    assert result.report["gru"].status == "kept" and "recurrent_activation" in result.report["gru"].reason
+    assert_same_weights(model, result.model)
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    assert not np.allclose(predict(result.model, x), predict(model, x))
+
+
+def test_predicate_target_in_rebuild():
+    model = models.mlp_64()
+    config, weights = config_of(model), weights_of(model)
+    result = rebuild(model, [SetActivation(
+        lambda layer: isinstance(layer, layers.Dense) and layer.units == 64, "tanh")])
+    assert [result.model.get_layer(n).get_config()["activation"] for n in ("hidden", "middle", "head")] == [
+        "tanh", "tanh", "softmax"]
+    assert result.report["hidden"].edited and result.report["middle"].edited
+    assert not result.report["head"].edited
+    assert_same_weights(model, result.model)
+    assert_untouched(model, config, weights)
+
+
+def test_replace_dense_with_reshape_conv1d_flatten_keeps_untouched_weights():
+    model = models.mlp_64()
+    config, weights = config_of(model), weights_of(model)
+    chain = [layers.Reshape((64, 1), name="to_seq"), layers.Conv1D(1, 3, padding="same", name="conv"),
+             layers.Flatten()]
+    result = rebuild(model, [ReplaceLayer("middle", chain)])
+    new = result.model
+    assert [lyr.name for lyr in new.layers] == ["x", "hidden", "to_seq", "conv", "middle", "head"]
+    assert isinstance(new.get_layer("middle"), layers.Flatten)
+    assert result.report["to_seq"].status == "new" and result.report["conv"].status == "new"
+    assert result.report["middle"].status == "new" and "kernel" in result.report["middle"].reason
+    for name in ("hidden", "head"):
+        assert result.report[name].status == "kept"
+        assert_same_weights(model.get_layer(name), new.get_layer(name))
+    x = data_for(model)
+    conv = new.get_layer("conv")
+    hidden = predict(keras.Model(model.inputs, model.get_layer("hidden").output), x)
+    padded = np.pad(hidden, ((0, 0), (1, 1)))
+    kernel, bias = np.array(conv.kernel)[:, 0, 0], np.array(conv.bias)
+    mid = sum(padded[:, i:i + 64] * kernel[i] for i in range(3)) + bias
+    head = model.get_layer("head")
+    expected = keras.ops.convert_to_numpy(keras.activations.softmax(mid @ np.array(head.kernel) + np.array(head.bias)))
+    np.testing.assert_allclose(predict(new, x), expected, rtol=1e-4, atol=1e-5)
+    assert_untouched(model, config, weights)
