@@ -179,3 +179,102 @@ def test_dark_theme(nb):
     assert dark != light
     nb.screenshot("graph_view_dark", page.locator(".kw-graph").first)
     nb.run_cell("view.theme = 'auto'")
+
+
+# --- view controls, hover card, JupyterLab's theme ---------------------------------------
+
+ACTIVE_JS = ("() => { const e = document.activeElement;"
+             " return e ? (e.getAttribute('data-id') || e.getAttribute('data-group')"
+             " || e.className || e.tagName) : null; }")
+
+
+def transform(page):
+    """(tx, ty, scale) of the first view's drawing."""
+    import re
+
+    text = page.locator(".kw-graph .kw-world").first.get_attribute("transform")
+    tx, ty, scale = map(float, re.match(
+        r"translate\(([-\d.e]+),([-\d.e]+)\) scale\(([-\d.e]+)\)", text).groups())
+    return tx, ty, scale
+
+
+def active(page):
+    return page.evaluate(ACTIVE_JS)
+
+
+def button(page, label):
+    return page.locator(f".kw-graph .kw-button[aria-label^='{label}']").first
+
+
+def test_pan_zoom_and_fit_buttons_change_the_view(nb):
+    page = nb.page
+    button(page, "Fit to view").click()
+    fitted = transform(page)
+    button(page, "Zoom in").click()
+    zoomed = transform(page)
+    assert zoomed[2] > fitted[2] * 1.2
+    button(page, "Zoom out").click()
+    button(page, "Zoom out").click()
+    assert transform(page)[2] < zoomed[2] * 0.7
+    button(page, "Fit to view").click()
+    assert transform(page) == pytest.approx(fitted)
+    # Drag the background: the drawing moves by the drag, the zoom stays.
+    viewport = page.locator(".kw-graph .kw-viewport").first
+    viewport.scroll_into_view_if_needed()
+    box = viewport.bounding_box()
+    x, y = box["x"] + 10, box["y"] + box["height"] - 10  # a corner with no node
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 40, y - 60, steps=6)
+    assert page.evaluate("() => document.elementFromPoint(0, 0) !== null")
+    page.mouse.up()
+    panned = transform(page)
+    assert panned[0] == pytest.approx(fitted[0] + 40, abs=1)
+    assert panned[1] == pytest.approx(fitted[1] - 60, abs=1)
+    assert panned[2] == pytest.approx(fitted[2])
+    button(page, "Fit to view").click()
+
+
+def test_hover_card_shows_shapes_and_params(nb):
+    page = nb.page
+    node(page, "dense_a").hover()
+    card = page.locator(".kw-graph .kw-tooltip").first
+    card.wait_for(state="visible")
+    rows = card.locator(".kw-tt-row").evaluate_all(
+        "rows => rows.map(r => [...r.children].map(c => c.textContent))")
+    assert ["input", "(None, 8)"] in rows and ["output", "(None, 8)"] in rows
+    assert ["params", "72"] in rows and ["class", "Dense"] in rows
+    nb.screenshot("graph_view_hover_card", page.locator(".kw-graph").first)
+    page.mouse.move(5, 5)
+    card.wait_for(state="hidden")
+
+
+def _switch_jupyterlab_theme(page, name):
+    import re
+
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Settings$")).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Theme$")).first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{name}$")).first.click()
+    light = "false" if "Dark" in name else "true"
+    page.wait_for_selector(f"body[data-jp-theme-light='{light}']", state="attached",
+                           timeout=30_000)
+    page.wait_for_timeout(300)
+
+
+def test_auto_theme_follows_jupyterlab(nb):
+    page = nb.page
+    assert nb.eval("view.theme") == "auto"
+    graph = page.locator(".kw-graph").first
+    body = node(page, "features").locator(".kw-body")
+    light_fill = body.evaluate("e => getComputedStyle(e).fill")
+    light_bg = graph.evaluate("e => getComputedStyle(e).backgroundColor")
+    _switch_jupyterlab_theme(page, "JupyterLab Dark")
+    try:
+        dark_fill = body.evaluate("e => getComputedStyle(e).fill")
+        dark_bg = graph.evaluate("e => getComputedStyle(e).backgroundColor")
+        assert dark_fill != light_fill and dark_bg != light_bg
+        assert "kw-dark" not in graph.get_attribute("class")  # followed, not forced
+        nb.screenshot("graph_view_jupyterlab_dark", graph)
+    finally:
+        _switch_jupyterlab_theme(page, "JupyterLab Light")
+    assert body.evaluate("e => getComputedStyle(e).fill") == light_fill
