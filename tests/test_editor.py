@@ -431,6 +431,96 @@ def test_incremental_recompute_after_edit_near_the_output(editor):
     assert editor.probe.last_recomputed == ["head"]
 
 
+def panel_state(editor):
+    p = editor.panel
+    return {"busy": editor._busy, "apply": p.apply_button.disabled, "undo": p.undo_button.disabled,
+            "bar": p.progress.layout.visibility, "step": (p.progress.value, p.progress.max),
+            "status": p.status.value}
+
+
+def test_every_slow_step_shows_the_busy_state(editor, monkeypatch):
+    import kerawidgets.widgets.editor as module
+    import kerawidgets.widgets.history as history_module
+    from kerawidgets import catalog
+
+    seen = []
+
+    def spy(where, real):
+        def run(*args, **kwargs):
+            seen.append((where, panel_state(editor)))
+            return real(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(module, "rebuild", spy("rebuild", module.rebuild))
+    monkeypatch.setattr(catalog, "replacement_choices", spy("catalog", catalog.replacement_choices))
+    p = editor.panel
+    # Selecting a layer: the catalog scan runs busy.
+    editor.select("conv_a")
+    ((where, state),) = seen
+    assert where == "catalog" and state["busy"] and state["bar"] == "visible"
+    assert state["apply"] and state["step"] == (2, 3) and "layer types that fit" in state["status"]
+    # Each change of the panel: the dry-run rebuild of the preview runs busy, then Apply is enabled.
+    p.activation.value = "gelu"
+    where, state = seen[-1]
+    assert where == "rebuild" and state["busy"] and state["apply"] and state["bar"] == "visible"
+    assert "dry-run rebuild" in state["status"] and "kwe-status-busy" in state["status"]
+    after = panel_state(editor)
+    assert not after["busy"] and not after["apply"] and after["bar"] == "hidden"
+    assert "Checking" not in after["status"]
+    # Apply: five steps in order, each saying what it does, then cleared.
+    steps, texts = [], []
+    p.progress.observe(lambda c: steps.append((c["new"], p.progress.max)), names="value")
+    p.status.observe(lambda c: texts.append(c["new"]), names="value")
+    p.apply_button.click()
+    assert [s for s in steps if s[0]] == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+    busy = [t for t in texts if "kwe-status-busy" in t]
+    for word, text in zip(["Rebuilding", "graph", "Probing", "plots", "panel"], busy):
+        assert word in text
+    assert "Applied" in p.status.value and p.progress.layout.visibility == "hidden"
+    assert not editor._busy and not p.undo_button.disabled and p.apply_button.disabled
+    # Replace dropdown: the choice's check and dry run run busy too.
+    seen.clear()
+    p.tabs.selected_index = 1
+    p.replace.value = "SeparableConv2D"
+    where, state = seen[-1]
+    assert where == "rebuild" and state["busy"] and state["apply"] and state["bar"] == "visible"
+    assert not panel_state(editor)["busy"] and not p.apply_button.disabled
+    # Undo rebuilding a model History no longer keeps: busy while it rebuilds.
+    editor._history.max_models = 1
+    editor.apply(SetActivation("conv_b", "tanh"))
+    assert editor._history.steps[1].model is None
+    monkeypatch.setattr(history_module, "rebuild", spy("history", history_module.rebuild))
+    seen.clear()
+    editor.undo()
+    ((where, state), *_) = seen
+    assert where == "history" and state["busy"] and state["undo"] and state["step"] == (1, 5)
+    assert "Going back" in state["status"]
+    assert "Undone" in p.status.value and p.progress.layout.visibility == "hidden"
+
+
+def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("probe crashed")
+
+    monkeypatch.setattr(editor, "_compute", broken)
+    p = editor.panel
+    editor.select("conv_a")
+    p.activation.value = "gelu"
+    p.apply_button.click()
+    state = panel_state(editor)
+    assert not state["busy"] and state["bar"] == "hidden" and not state["undo"]
+    assert "Probing" not in state["status"] and "probe crashed" in state["status"]
+    assert editor.model.get_layer("conv_a").activation.__name__ == "gelu"
+    # A refused edit: the error stays, the busy state goes, the editor is usable.
+    with pytest.raises(KerawidgetsError):
+        editor.apply(ReplaceLayer("conv_b", layers.Conv2D(4, 3, padding="same")))
+    state = panel_state(editor)
+    assert not state["busy"] and state["bar"] == "hidden" and "kwe-status-error" in state["status"]
+    assert "Rebuilding" not in state["status"] and "hidden" in state["status"]
+    p.undo_button.click()
+    assert editor.model is editor.original and "Undone" in p.status.value
+
+
 def test_scripted_predicate_edit(editor, monkeypatch):
     import kerawidgets.widgets.editor as module
 

@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -118,6 +119,9 @@ class ModelEditor:
     is `editor.model`; `editor.history` lists the applied edits.
     """
 
+    #: Progress steps of the operations that move the history (apply, undo, redo, reset).
+    MOVE_STEPS = 5
+
     def __init__(self, model, x=None, y=None, *, memory_budget=2**30, max_batches=4,
                  batch_size=16, seed=0, history_size=8, height="560px", theme="auto"):
         adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
@@ -130,8 +134,9 @@ class ModelEditor:
         self._edited_paths: list[set] = [set()]
         self._replace_choices: dict[str, catalog.Choice] = {}
         self._insert_choices: dict[str, catalog.Choice] = {}
-        self._busy = False
-        self._quiet = False
+        self._busy = False  # an operation is running (see `_working`)
+        self._quiet = False  # the editor itself is changing the controls: ignore their events
+        self._can_apply = False  # what the preview says about the Apply button
         self.view = GraphView(model, height=height, theme=theme)
         self.panel = EditorPanel()
         self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
@@ -202,36 +207,44 @@ class ModelEditor:
         edit = as_edit(edit)
         if reinitialize not in REINITIALIZE_CHOICES:
             raise InvalidEditError(f"reinitialize must be None or 'downstream'; got {reinitialize!r}.")
-        self._set_busy(True, "Rebuilding…", 1)
-        try:
-            result = self._dry_run(edit, reinitialize)
-            if isinstance(result, KerawidgetsError):
-                raise result
-        except KerawidgetsError as error:
-            self._set_busy(False)
-            self._show_error(error, edit)
-            raise
-        self._history.push(Step(edit, reinitialize, result.model, result.report))
-        self._edited_paths[self._history.position:] = [
-            self._edited_paths[self._history.position - 1] | _edited(result.report)]
-        self._preview.clear()
-        self._after_move(f"Applied: {edit.describe()}.")
+        with self._working(self.MOVE_STEPS) as progress:
+            try:
+                progress(1, "Rebuilding the model…")
+                result = self._dry_run(edit, reinitialize)
+                if isinstance(result, KerawidgetsError):
+                    raise result
+            except KerawidgetsError as error:
+                self._show_error(error, edit)
+                raise
+            self._history.push(Step(edit, reinitialize, result.model, result.report))
+            self._edited_paths[self._history.position:] = [
+                self._edited_paths[self._history.position - 1] | _edited(result.report)]
+            self._preview.clear()
+            self._after_move(f"Applied: {edit.describe()}.", progress)
         return result.report
 
     def undo(self) -> None:
-        """Go back one edit (instant: the previous model is kept)."""
-        self._history.undo()
-        self._after_move("Undone.")
+        """Go back one edit (instant while the previous model is kept)."""
+        self._move(self._history.undo, "Going back one edit…", "Undone.")
 
     def redo(self) -> None:
         """Re-apply the edit undone last."""
-        self._history.redo()
-        self._after_move("Redone.")
+        self._move(self._history.redo, "Re-applying the undone edit…", "Redone.")
 
     def reset(self) -> None:
         """Back to the original model; the edits stay available to `redo`."""
-        self._history.reset()
-        self._after_move("Reset to the original model.")
+        self._move(self._history.reset, "Going back to the original model…",
+                   "Reset to the original model.")
+
+    def _move(self, step, doing, done):
+        with self._working(self.MOVE_STEPS) as progress:
+            progress(1, doing)  # History rebuilds a model it no longer keeps
+            try:
+                step()
+            except KerawidgetsError as error:
+                self._show_error(error, None)
+                raise
+            self._after_move(done, progress)
 
     def compare(self, against="previous") -> dict:
         """The numbers behind the plots, as plain data.
@@ -285,19 +298,25 @@ class ModelEditor:
         path = os.fspath(path)
         if not path.endswith(".keras"):
             raise InvalidEditError(f"Save to a file ending in '.keras'; got {path!r}.")
-        self.model.save(path)
-        reloaded = keras.saving.load_model(path)
-        expected = keras.tree.flatten(self._predict(self.model))
-        got = keras.tree.flatten(self._predict(reloaded))
-        worst = max((float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf"))
-                    for a, b in zip(expected, got)) if len(expected) == len(got) else float("inf")
-        if not worst <= SAVE_TOLERANCE:
-            raise SaveCheckError(
-                f"{path!r} was written, but the reloaded model's outputs differ from "
-                f"{self.model.name!r}'s by up to {worst:.3g} on the probe data (tolerance "
-                f"{SAVE_TOLERANCE}). A custom layer or activation may not save its state; "
-                "check its get_config().")
-        self.panel.show_status(f"Saved to {path} (reloaded; outputs match).", "ok")
+        with self._working(3) as progress:
+            progress(1, f"Writing {path}…")
+            self.model.save(path)
+            progress(2, f"Reloading {path}…")
+            reloaded = keras.saving.load_model(path)
+            progress(3, "Checking the reloaded model's outputs on the probe data…")
+            expected = keras.tree.flatten(self._predict(self.model))
+            got = keras.tree.flatten(self._predict(reloaded))
+            worst = max((float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf"))
+                        for a, b in zip(expected, got)) if len(expected) == len(got) else float("inf")
+            if not worst <= SAVE_TOLERANCE:
+                error = SaveCheckError(
+                    f"{path!r} was written, but the reloaded model's outputs differ from "
+                    f"{self.model.name!r}'s by up to {worst:.3g} on the probe data (tolerance "
+                    f"{SAVE_TOLERANCE}). A custom layer or activation may not save its state; "
+                    "check its get_config().")
+                self._show_error(error, None)
+                raise error
+            self.panel.show_status(f"Saved to {path} (reloaded; outputs match).", "ok")
         return path
 
     def _predict(self, model):
@@ -373,10 +392,9 @@ class ModelEditor:
             return
         try:
             action()
-        except KerawidgetsError:
-            pass  # already shown in the status area
+        except KerawidgetsError as error:
+            self.panel.show_status(str(error), "error")  # shown already, unless raised before work began
         except Exception as error:  # a bug or a Keras error we did not foresee: show it, stay usable
-            self._set_busy(False)
             self._show_error(error, None)
 
     def _apply_from_panel(self):
@@ -391,26 +409,30 @@ class ModelEditor:
     def _on_select(self, selected, clear_status=True):
         if self._quiet:
             return
-        p = self.panel
-        node_id = selected.get("id") if selected else None
-        node = self.view.graph.node(node_id) if node_id else None
-        editable = node is not None and not node.is_input and node.path in self._layer_paths()
-        layer = self._layer(node.path) if editable else None
-        config = _config_of(layer) if layer is not None else ({} if node is None else None)
-        p.show_layer(node, config)
-        self._quiet = True
-        try:
-            self._fill_activation(layer)
-            self._fill_choices(node.path if editable else None)
-            self._fill_remove(node.path if editable else None, node)
-        finally:
-            self._quiet = False
-        if node is not None and not editable:
-            p.show_status("Inputs cannot be edited; select a layer." if node.is_input
-                          else "This node is not a layer that can be edited.", "info")
-        elif clear_status:
-            p.show_status("")
-        self._update_preview()
+        with self._working(3) as progress:
+            progress(1, "Reading the selected layer…")
+            p = self.panel
+            node_id = selected.get("id") if selected else None
+            node = self.view.graph.node(node_id) if node_id else None
+            editable = node is not None and not node.is_input and node.path in self._layer_paths()
+            layer = self._layer(node.path) if editable else None
+            config = _config_of(layer) if layer is not None else ({} if node is None else None)
+            p.show_layer(node, config)
+            progress(2, "Finding the layer types that fit here…")
+            self._quiet = True
+            try:
+                self._fill_activation(layer)
+                self._fill_choices(node.path if editable else None)
+                self._fill_remove(node.path if editable else None, node)
+            finally:
+                self._quiet = False
+            if node is not None and not editable:
+                p.show_status("Inputs cannot be edited; select a layer." if node.is_input
+                              else "This node is not a layer that can be edited.", "info")
+            elif clear_status:
+                p.show_status("")
+            progress(3, "Checking the edit (dry-run rebuild)…")
+            self._update_preview()
 
     def _layer_paths(self) -> set:
         return set(targets.layer_paths(self.model))
@@ -462,14 +484,16 @@ class ModelEditor:
             self._on_choice(purpose, NONE_CHOICE)
 
     def _on_choice(self, purpose, class_name):
-        p = self.panel
-        choices = self._replace_choices if purpose == "replace" else self._insert_choices
-        choice = choices.get(class_name)
-        form = SettingsForm(choice, on_change=self._update_preview)
-        p.set_form(purpose, form)
-        p.show_verdict(p.replace_verdict if purpose == "replace" else p.insert_verdict, choice)
-        if not self._quiet:
-            self._update_preview()
+        with self._working() as progress:
+            progress(1, "Checking the edit (dry-run rebuild)…")
+            p = self.panel
+            choices = self._replace_choices if purpose == "replace" else self._insert_choices
+            choice = choices.get(class_name)
+            form = SettingsForm(choice, on_change=self._update_preview)
+            p.set_form(purpose, form)
+            p.show_verdict(p.replace_verdict if purpose == "replace" else p.insert_verdict, choice)
+            if not self._quiet:
+                self._update_preview()
 
     def _fill_remove(self, path, node):
         p = self.panel
@@ -528,30 +552,33 @@ class ModelEditor:
         return tuple(similar)
 
     def _update_preview(self):
-        if self._quiet or self._busy:
+        if self._quiet:
             return
+        with self._working() as progress:
+            progress(1, "Checking the edit (dry-run rebuild)…")
+            self._can_apply = self._preview_pending()
+
+    def _preview_pending(self) -> bool:
+        """Fill the preview line from a dry run of the pending edit; whether Apply may run it."""
         p = self.panel
         try:
             edit = self.pending_edit()
         except NothingToApply as hint:
             p.show_preview(str(hint) if self.selected else "", hint=True)
-            p.apply_button.disabled = True
-            return
+            return False
         except KerawidgetsError as error:
             p.show_preview(str(error), bad=True)
-            p.apply_button.disabled = True
             if p.action in ("replace", "insert"):
                 self._show_form_verdict()
-            return
+            return False
         self._show_form_verdict()
         reinitialize = "downstream" if p.reinitialize.value else None
         result = self._dry_run(edit, reinitialize)
         if isinstance(result, KerawidgetsError):
             p.show_preview(f"{edit.describe()}: cannot apply. {result}", bad=True)
-            p.apply_button.disabled = True
-            return
+            return False
         p.show_preview(f"{edit.describe()}. Weights: {_weights_preview(result.report)}")
-        p.apply_button.disabled = False
+        return True
 
     def _show_form_verdict(self):
         p = self.panel
@@ -570,36 +597,36 @@ class ModelEditor:
 
     # --- after the model changed ----------------------------------------------------
 
-    def _after_move(self, message):
-        """Show the model the history moved to: graph, report, plots, heat.
+    def _after_move(self, message, progress):
+        """Show the model the history moved to: graph, report, plots, heat, panel.
 
+        Runs inside the operation that moved (steps 2 to 5 of its progress).
         The move itself (a rebuilt model pushed, an undo...) has already
         happened and stays: an error while probing or plotting is shown in
         the status area and the plots' place, and the editor stays usable.
         """
         problem = None
-        self._set_busy(True, "Updating the graph…", 1)
+        progress(2, "Updating the graph…")
+        self._quiet = True
         try:
-            self._quiet = True
-            try:
-                self.view.set_model(self.model)
-            finally:
-                self._quiet = False
-            self._comparison = None
-            self.panel.show_report(self.report)
-            if self._history.position > 0:
-                try:
-                    self._set_busy(True, "Probing…", 2)
-                    self._comparison = self._compute(self._history.position)
-                    self._show_plots(self._comparison)
-                except Exception as error:  # the move stands; say why there are no plots
-                    problem = error
-                    self._show_plots(None, error)
-            else:
-                self._show_plots(None)
-            self._show_graph_state()
+            self.view.set_model(self.model)
         finally:
-            self._set_busy(False)
+            self._quiet = False
+        self._comparison = None
+        self.panel.show_report(self.report)
+        if self._history.position > 0:
+            try:
+                progress(3, "Probing the layer outputs…")
+                self._comparison = self._compute(self._history.position)
+                progress(4, "Drawing the plots…")
+                self._show_plots(self._comparison)
+            except Exception as error:  # the move stands; say why there are no plots
+                problem = error
+                self._show_plots(None, error)
+        else:
+            self._show_plots(None)
+        self._show_graph_state()
+        progress(5, "Refreshing the panel…")
         self._on_select(self.view.selected, clear_status=False)
         if problem is None:
             self.panel.show_status(message, "ok")
@@ -643,14 +670,35 @@ class ModelEditor:
             parts.append(f"accuracy {a['accuracy_before']:.1%} → {a['accuracy_after']:.1%}")
         self.plots_note.value = " · ".join(parts)
 
-    def _set_busy(self, busy, text="", step=0):
-        self._busy = busy
-        self.panel.set_busy(busy, text, step)
-        if not busy:
+    @contextlib.contextmanager
+    def _working(self, steps=1):
+        """The busy state of one kernel-side operation; yields `progress(step, text)`.
+
+        While it runs, Apply, Undo, Redo and Reset are disabled and the
+        status line says what is happening, with a progress bar at step
+        `step` of `steps` (an operation that moves the history has
+        `MOVE_STEPS`: 1 rebuild or restore, 2 graph, 3 probe, 4 plots,
+        5 panel; selecting a layer 3: 1 details, 2 choices, 3 preview). It is
+        cleared however the operation ends. An operation started inside
+        another one (the panel refresh after Apply) leaves the outer
+        operation's progress as it is.
+        """
+        if self._busy:
+            yield lambda step, text: None
+            return
+        self._busy = True
+        try:
+            yield lambda step, text: self.panel.set_busy(True, text, step, steps)
+        finally:
+            self._busy = False
+            self.panel.set_busy(False)
             self._refresh_buttons()
 
     def _refresh_buttons(self):
+        if self._busy:
+            return
         p = self.panel
+        p.apply_button.disabled = not self._can_apply
         p.undo_button.disabled = not self._history.can_undo
         p.redo_button.disabled = not self._history.can_redo
         p.reset_button.disabled = self._history.position == 0

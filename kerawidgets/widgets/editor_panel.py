@@ -156,8 +156,9 @@ class EditorPanel:
                                      layout=w.Layout(width="auto"))
         self.buttons = w.HBox([self.apply_button, self.undo_button, self.redo_button,
                                self.reset_button], layout=w.Layout(flex_flow="row wrap"))
-        self.progress = w.IntProgress(value=0, min=0, max=3, layout=w.Layout(
+        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(
             width="96%", height="8px", visibility="hidden"))
+        self.progress.add_class("kwe-progress")
         self.status = w.HTML(layout=w.Layout(width="100%"))
         self.report = w.HTML(layout=w.Layout(width="100%", max_height="220px", overflow="auto"))
         self.report.add_class("kwe-report")
@@ -179,6 +180,7 @@ class EditorPanel:
             widget.add_class(name)
         self.replace_settings = SettingsForm()
         self.insert_settings = SettingsForm()
+        self._status_after: str | None = None  # the status to show when the work ends
 
     # --- what is shown -------------------------------------------------------
 
@@ -213,8 +215,16 @@ class EditorPanel:
         self.config.value = f"<pre class='kwe-mono' style='margin:0'>{_cell(text)}</pre>"
 
     def show_status(self, text: str, kind: str = "info") -> None:
-        """`kind`: ``info``, ``busy``, ``ok`` or ``error``."""
-        self.status.value = f"<span class='kwe-status-{kind}'>{_cell(text)}</span>" if text else ""
+        """`kind`: ``info``, ``busy``, ``ok`` or ``error``.
+
+        While the panel is busy the status line says what the kernel is doing;
+        any other status given meanwhile is shown when the work ends.
+        """
+        value = f"<span class='kwe-status-{kind}'>{_cell(text)}</span>" if text else ""
+        if self.busy and kind != "busy":
+            self._status_after = value
+            return
+        self.status.value = value
 
     def show_preview(self, text: str, bad: bool = False, hint: bool = False) -> None:
         cls = "kwe-preview kwe-preview-bad" if bad else ("kwe-hint" if hint else "kwe-preview")
@@ -255,16 +265,35 @@ class EditorPanel:
                              f"<table><tr><th>layer</th><th>weights</th><th>why</th></tr>{rows}"
                              f"</table>{notes}")
 
-    def set_busy(self, busy: bool, text: str = "", step: int = 0) -> None:
-        """Disable the controls and show `text` with a progress bar while the kernel works."""
-        for control in (self.apply_button, self.undo_button, self.redo_button,
-                        self.reset_button):
-            if busy:
-                control.disabled = True
-        self.progress.layout.visibility = "visible" if busy else "hidden"
-        self.progress.value = step
+    @property
+    def busy(self) -> bool:
+        return self._status_after is not None
+
+    def set_busy(self, busy: bool, text: str = "", step: int = 1, steps: int = 1) -> None:
+        """While the kernel works: controls disabled, `text` and step `step` of `steps` shown.
+
+        The first call with `busy=True` remembers the status line; later ones
+        move the progress bar on. `busy=False` hides the bar and shows the
+        remembered status (or one given while busy). The editor re-enables
+        the buttons that apply when it is done.
+        """
         if busy:
-            self.show_status(text, "busy")
+            if self._status_after is None:
+                self._status_after = self.status.value
+            for control in (self.apply_button, self.undo_button, self.redo_button,
+                            self.reset_button):
+                control.disabled = True
+            self.progress.max = max(1, int(steps))
+            self.progress.value = min(max(0, int(step)), self.progress.max)
+            self.progress.layout.visibility = "visible"
+            suffix = f" ({step}/{steps})" if steps > 1 else ""
+            self.status.value = f"<span class='kwe-status-busy'>{_cell(text + suffix)}</span>"
+            return
+        after, self._status_after = self._status_after, None
+        self.progress.layout.visibility = "hidden"
+        self.progress.value = 0
+        if after is not None:
+            self.status.value = after
 
 
 def _shape(shape) -> str:
