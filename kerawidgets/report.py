@@ -122,16 +122,41 @@ class RebuildReport:
         """Compose: this report, followed by a rebuild of its model described by `later`.
 
         A layer keeps its earlier status unless the later step changed it; a
-        layer added earlier stays "new" while later steps keep it.
+        layer added earlier stays "new" while later steps keep it, and so do
+        the layers inside a sub-network added earlier (one "new" row for the
+        sub-network, as before). Layers removed earlier stay in the report,
+        at their place in the graph.
         """
         earlier = {o.layer: o for o in self.outcomes}
-        outcomes = []
+        new_groups = [o.layer + "/" for o in self.outcomes if o.status == "new"]
+        outcomes, placed = [], set()
+
+        def place(outcome):
+            if outcome.layer not in placed:
+                outcomes.append(outcome)
+                placed.add(outcome.layer)
+
         for o in later.outcomes:
+            group = next((g for g in new_groups if o.layer.startswith(g)), None)
+            if group is not None:
+                place(earlier[group[:-1]])  # the sub-network's own row, where it sits
+                if o.status == "kept" and not o.edited:
+                    continue  # part of that new row
             before = earlier.get(o.layer)
-            if before is not None and o.status == "kept":
-                outcomes.append(dataclasses.replace(before, edited=before.edited or o.edited))
-            else:
-                outcomes.append(o)
-        later_names = {o.layer for o in later.outcomes}
-        outcomes += [o for o in self.outcomes if o.status == "removed" and o.layer not in later_names]
+            if before is None or o.status != "kept":
+                place(o)
+            elif not o.edited:
+                place(before)
+            elif before.status == "kept":
+                place(o)  # edited now, weights kept: the later reason says what changed
+            else:  # edited again after an earlier step made it new or re-initialised it
+                place(dataclasses.replace(before, edited=True, reason=f"{before.reason}; then {o.reason}"))
+        for index, o in enumerate(self.outcomes):
+            if o.layer in placed:
+                continue
+            anchor = next((p.layer for p in reversed(self.outcomes[:index]) if p.layer in placed), None)
+            position = 0 if anchor is None else 1 + next(
+                i for i, row in enumerate(outcomes) if row.layer == anchor)
+            outcomes.insert(position, o)
+            placed.add(o.layer)
         return RebuildReport(outcomes, self.notes + [n for n in later.notes if n not in self.notes])

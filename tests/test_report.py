@@ -30,5 +30,33 @@ def test_then_composes_two_steps():
     ])
     both = first.then(second)
     assert both["b"].status == "reinitialised"  # still fresh relative to the original
+    assert both["b"].reason == "units 64 -> 128; then activation relu -> tanh"
     assert both["c"].status == "new"
     assert both["d"].status == "removed"
+
+
+def test_then_keeps_removed_rows_in_graph_order():
+    first = RebuildReport([rows()[0], rows()[3], rows()[1]])  # a, d (removed), b
+    second = RebuildReport([
+        LayerOutcome("a", "Dense", "kept", "untouched", 2, False),
+        LayerOutcome("b", "Dense", "kept", "untouched", 2, False),
+    ])
+    assert [o.layer for o in first.then(second)] == ["a", "d", "b"]
+
+
+def test_then_keeps_a_sub_network_added_earlier_as_one_new_row():
+    first = RebuildReport([
+        LayerOutcome("a", "Dense", "kept", "untouched", 2, False),
+        LayerOutcome("sub", "Functional", "new", "Dense replaced by sub-network 'sub'", 4, True),
+        LayerOutcome("head", "Dense", "kept", "untouched", 2, False),
+    ])
+    second = RebuildReport([
+        LayerOutcome("a", "Dense", "kept", "activation relu -> tanh", 2, True),
+        LayerOutcome("sub/inner1", "Dense", "kept", "untouched", 2, False),
+        LayerOutcome("sub/inner2", "Dense", "kept", "activation relu -> gelu", 2, True),
+        LayerOutcome("head", "Dense", "kept", "untouched", 2, False),
+    ])
+    both = first.then(second)
+    assert [o.layer for o in both] == ["a", "sub", "sub/inner2", "head"]
+    assert both["sub"].status == "new" and both["a"].edited
+    assert both["a"].reason == "activation relu -> tanh"  # the later edit says what changed
