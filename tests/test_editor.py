@@ -1,6 +1,7 @@
 """ModelEditor driven from Python: every control, the scripting API, the error path."""
 
 import gc
+import html
 import weakref
 
 import keras
@@ -10,6 +11,7 @@ from keras import layers
 
 from kerawidgets import KerawidgetsError, ShapeMismatchError, statistics
 from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.probe import ProbeDataError
 from kerawidgets.widgets import ModelEditor
 from kerawidgets.widgets.editor import SaveCheckError
 from kerawidgets.widgets.history import History, Step
@@ -177,6 +179,7 @@ def test_impossible_replacement_shows_message_and_changes_nothing(editor):
         editor.apply(editor.pending_edit())
     assert "hidden" in caught.value.downstream
     assert "kwe-status-error" in p.status.value and "hidden" in p.status.value
+    assert html.escape(str(caught.value)) in p.status.value
     assert editor.model is before and editor.history == []
     assert same_weights(weights_of(editor.model), weights)
     assert "error" in editor.view.marks.values()
@@ -512,11 +515,21 @@ def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
     assert "Probing" not in state["status"] and "probe crashed" in state["status"]
     assert editor.model.get_layer("conv_a").activation.__name__ == "gelu"
     # A refused edit: the error stays, the busy state goes, the editor is usable.
-    with pytest.raises(KerawidgetsError):
+    with pytest.raises(ShapeMismatchError) as caught:
         editor.apply(ReplaceLayer("conv_b", layers.Conv2D(4, 3, padding="same")))
     state = panel_state(editor)
     assert not state["busy"] and state["bar"] == "hidden" and "kwe-status-error" in state["status"]
+    assert html.escape(str(caught.value)) in state["status"]  # the same message a script gets
     assert "Rebuilding" not in state["status"] and "hidden" in state["status"]
+    # A KerawidgetsError while probing is shown with its own message; the edit is kept.
+    def refused(*args, **kwargs):
+        raise ProbeDataError("Probe data for 'digits_cnn' no longer fits: make a new editor.")
+
+    monkeypatch.setattr(editor, "_compute", refused)
+    editor.apply(SetActivation("conv_b", "elu"))
+    assert "no longer fits: make a new editor." in p.status.value and len(editor.history) == 2
+    assert "kwe-status-error" in p.status.value and p.progress.layout.visibility == "hidden"
+    p.undo_button.click()
     p.undo_button.click()
     assert editor.model is editor.original and "Undone" in p.status.value
 
