@@ -7,7 +7,19 @@
 'tanh'
 """
 
-from kerawidgets import catalog, edits
+try:
+    import keras  # noqa: F401
+except ModuleNotFoundError as _missing:  # Keras is installed, its backend is not
+    if _missing.name not in ("tensorflow", "jax", "torch"):
+        raise
+    raise ImportError(
+        f"kerawidgets needs a Keras backend, and the one Keras is set to use ({_missing.name!r}) "
+        "is not installed. Install TensorFlow with `pip install 'kerawidgets[tf]'` (or "
+        "`kerawidgets[tf-cpu]` for the CPU-only build), or install jax and set "
+        "KERAS_BACKEND=jax."
+    ) from _missing
+
+from kerawidgets import catalog, edits  # noqa: E402
 from kerawidgets.activations import available as available_activations
 from kerawidgets.activations import load_model, register_activation, unregister_activation
 from kerawidgets.catalog import register_layer_type
