@@ -175,3 +175,150 @@ def test_editor_at_notebook_width(module_notebook_page):
     assert beside or below
     assert graph["x"] + graph["width"] <= editor["x"] + editor["width"] + 1
     assert panel["x"] + panel["width"] <= editor["x"] + editor["width"] + 1
+
+
+# --- every control of the panel, with the kernel state read back by running a cell ----
+# These share the module's notebook; each starts from the original model (a cell runs
+# `editor.reset()`) on the Activation tab, so they can run alone (-k) or after the others.
+
+
+def choose_tab(page, title):
+    page.locator(".kw-editor .kwe-tabs .lm-TabBar-tab", has_text=title).click()
+
+
+def start_from_original(nb):
+    """The original model (reset from a cell) with the panel on its Activation tab."""
+    nb.run_cell("editor.reset()")
+    wait_text(nb.page, ".kw-editor .kwe-status", "Reset to the original model")
+    assert nb.eval("editor.model is editor.original") is True
+    choose_tab(nb.page, "Activation")
+
+
+def press_apply(nb, outcome):
+    """Press Apply and wait for the outcome in the status line (the busy state is over)."""
+    page = nb.page
+    page.locator(".kw-editor button.kwe-apply").click()
+    wait_text(page, ".kw-editor .kwe-status", outcome)
+    page.wait_for_selector(".kw-editor .kwe-status .kwe-status-ok")
+
+
+def set_number(page, setting, value):
+    field = page.locator(f".kw-editor .kwe-setting-{setting} input")
+    field.wait_for()
+    field.fill(str(value))
+    field.press("Enter")  # ipywidgets number fields send their value on Enter
+    return field
+
+
+def test_replace_dense_with_other_units_reinitialising_downstream(nb):
+    page = nb.page
+    start_from_original(nb)
+    select_layer(nb, "hidden")
+    choose_tab(page, "Replace")
+    page.locator(".kw-editor .kwe-replace select").select_option(label="Dense — keeps shape")
+    units = page.locator(".kw-editor .kwe-setting-units input")
+    units.wait_for()
+    assert units.input_value() == "32"  # the form is prefilled from the layer
+    set_number(page, "units", 24)
+    wait_text(page, ".kw-editor .kwe-preview-line", "cannot apply")
+    wait_text(page, ".kw-editor .kwe-preview-line", "'head'")
+    assert page.locator(".kw-editor button.kwe-apply").is_disabled()
+    reinitialize = page.locator(".kw-editor .kwe-reinitialize input")
+    reinitialize.check()
+    wait_text(page, ".kw-editor .kwe-preview-line", "downstream affected (re-initialised): head")
+    nb.screenshot("editor_replace_form", page.locator(".kw-editor .kwe-panel").first)
+    press_apply(nb, "Applied: Replace 'hidden' with Dense(units=24")
+    wait_text(page, ".kw-editor .kwe-report", "reinitialised")
+    page.wait_for_selector(".kw-editor .kw-node[data-id='hidden'].kw-mark-edited")
+    assert nb.eval("editor.model.get_layer('hidden').units") == 24
+    assert nb.eval("editor.original.get_layer('hidden').units") == 32
+    assert nb.eval("[editor.report[n].status for n in ('hidden', 'head', 'conv')]") == [
+        "reinitialised", "reinitialised", "kept"]
+    assert nb.eval("editor.to_code().strip().splitlines()[-1]").endswith(
+        "reinitialize='downstream')")
+    nb.screenshot("editor_after_replace", page.locator(".kw-editor").first)
+    reinitialize.uncheck()
+
+
+def test_insert_dropout_after_a_layer(nb):
+    page = nb.page
+    start_from_original(nb)
+    select_layer(nb, "hidden")
+    choose_tab(page, "Insert after")
+    page.locator(".kw-editor .kwe-insert select").select_option(label="Dropout — keeps shape")
+    set_number(page, "rate", 0.3)
+    wait_text(page, ".kw-editor .kwe-preview-line", "Insert Dropout(rate=0.3) after 'hidden'")
+    wait_text(page, ".kw-editor .kwe-preview-line", "every existing weight is kept")
+    press_apply(nb, "Applied: Insert Dropout(rate=0.3) after 'hidden'")
+    (new,) = nb.eval("[o.layer for o in editor.report.outcomes if o.status == 'new']")
+    page.wait_for_selector(f".kw-editor .kw-node[data-id='{new}']")
+    names = nb.eval("[layer.name for layer in editor.model.layers]")
+    assert names[names.index("hidden") + 1] == new
+    assert nb.eval(f"[type(editor.model.get_layer({new!r})).__name__, "
+                   f"editor.model.get_layer({new!r}).rate]") == ["Dropout", 0.3]
+    assert nb.eval("len(editor.original.layers)") == len(names) - 1
+    nb.screenshot("editor_after_insert", page.locator(".kw-editor").first)
+
+
+def test_remove_a_layer(nb):
+    page = nb.page
+    start_from_original(nb)
+    select_layer(nb, "drop")
+    choose_tab(page, "Remove")
+    wait_text(page, ".kw-editor .kwe-panel", "its input flows on to its consumers")
+    wait_text(page, ".kw-editor .kwe-preview-line", "Remove 'drop'")
+    press_apply(nb, "Applied: Remove 'drop'")
+    page.wait_for_function(
+        "() => !document.querySelector(\".kw-editor .kw-node[data-id='drop']\")")
+    assert "drop" not in nb.eval("[layer.name for layer in editor.model.layers]")
+    assert nb.eval("'drop' in [layer.name for layer in editor.original.layers]") is True
+    assert nb.eval("editor.report['drop'].status") == "removed"
+    nb.screenshot("editor_after_remove", page.locator(".kw-editor").first)
+
+
+def test_undo_then_redo(nb):
+    page = nb.page
+    start_from_original(nb)
+    choose_activation_and_apply(nb, "hidden", "tanh")
+    wait_text(page, ".kw-editor .kwe-status", "Applied: Set the activation of 'hidden'")
+    page.wait_for_selector(".kw-editor .kw-node[data-id='hidden'].kw-mark-edited")
+    page.locator(".kw-editor button.kwe-undo").click()
+    wait_text(page, ".kw-editor .kwe-status", "Undone.")
+    assert nb.eval("[editor.model is editor.original, len(editor.history)]") == [True, 0]
+    page.wait_for_selector(".kw-editor .kw-node[data-id='hidden']:not(.kw-mark-edited)")
+    assert page.locator(".kw-editor button.kwe-undo").is_disabled()
+    page.locator(".kw-editor button.kwe-redo").click()
+    wait_text(page, ".kw-editor .kwe-status", "Redone.")
+    assert nb.eval("editor.model.get_layer('hidden').activation.__name__") == "tanh"
+    assert nb.eval("[e.describe() for e in editor.history]") == [
+        "Set the activation of 'hidden' to 'tanh'"]
+    page.wait_for_selector(".kw-editor .kw-node[data-id='hidden'].kw-mark-edited")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        " return i && i.naturalWidth > 100 && i.offsetParent !== null; }")
+    assert page.locator(".kw-editor button.kwe-redo").is_disabled()
+    nb.screenshot("editor_after_redo", page.locator(".kw-editor").first)
+
+
+def test_reset_button(nb):
+    page = nb.page
+    start_from_original(nb)
+    choose_activation_and_apply(nb, "hidden", "elu")
+    wait_text(page, ".kw-editor .kwe-status", "Applied: Set the activation of 'hidden'")
+    choose_activation_and_apply(nb, "head", "sigmoid")
+    wait_text(page, ".kw-editor .kwe-status", "Applied: Set the activation of 'head'")
+    page.wait_for_selector(".kw-editor .kw-node[data-heat]")
+    page.locator(".kw-editor button.kwe-reset").click()
+    wait_text(page, ".kw-editor .kwe-status", "Reset to the original model.")
+    assert nb.eval("[editor.model is editor.original, len(editor.history)]") == [True, 0]
+    page.wait_for_function("() => !document.querySelector('.kw-editor .kw-node[data-heat]')"
+                           " && !document.querySelector('.kw-editor .kw-mark-edited')")
+    assert page.locator(".kw-editor .kwe-plot-comparison").first.is_hidden()
+    assert page.locator(".kw-editor button.kwe-reset").is_disabled()
+    assert page.locator(".kw-editor button.kwe-undo").is_disabled()
+    nb.screenshot("editor_after_reset", page.locator(".kw-editor").first)
+    # The edits stay available to Redo.
+    page.locator(".kw-editor button.kwe-redo").click()
+    wait_text(page, ".kw-editor .kwe-status", "Redone.")
+    assert nb.eval("[e.describe() for e in editor.history]") == [
+        "Set the activation of 'hidden' to 'elu'"]
