@@ -278,3 +278,149 @@ def test_auto_theme_follows_jupyterlab(nb):
     finally:
         _switch_jupyterlab_theme(page, "JupyterLab Light")
     assert body.evaluate("e => getComputedStyle(e).fill") == light_fill
+
+
+# --- keyboard and the pending state ---------------------------------------------------
+
+def test_tab_enters_the_graph_once_and_arrows_move(nb):
+    page = nb.page
+    nb.run_cell("view.select('dense_a')")
+    page.mouse.move(5, 5)  # no hover card from the mouse: only the keyboard's
+    graph = page.locator(".kw-graph").first
+    # One tab stop for the whole graph: the selected node.
+    stops = graph.locator(".kw-world [tabindex='0']")
+    assert stops.count() == 1
+    assert stops.first.get_attribute("data-id") == "dense_a"
+    assert graph.locator(".kw-world [tabindex='-1']").count() >= 7
+    graph.locator(".kw-search-input").focus()
+    presses = 0
+    while active(page) != "dense_a" and presses < 6:
+        page.keyboard.press("Tab")
+        presses += 1
+    assert presses == 4  # find box -> fit, zoom in, zoom out -> the graph
+    page.keyboard.press("Shift+Tab")  # back out is one step too
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") \
+        .startswith("Zoom out")
+    page.keyboard.press("Tab")
+    assert active(page) == "dense_a"
+    # The hover card follows the keyboard.
+    card = graph.locator(".kw-tooltip")
+    card.wait_for(state="visible")
+    assert "dense_a" in card.inner_text()
+    page.keyboard.press("ArrowUp")  # along the edge to the input
+    assert active(page) == "features"
+    assert "features" in card.inner_text() and "(None, 8)" in card.inner_text()
+    assert stops.first.get_attribute("data-id") == "features"  # the tab stop moved along
+    nb.screenshot("graph_view_keyboard_focus", graph)
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => document.querySelector(\".kw-node[data-id='features']\")"
+        ".classList.contains('kw-selected')")
+    assert nb.eval("view.selected") == {"id": "features", "layer": "features"}
+    # Home / End: the first and last node in reading order.
+    node(page, "skip").focus()
+    page.keyboard.press("End")
+    assert active(page) == "head"
+    page.keyboard.press("Home")
+    assert active(page) == "features"
+    page.keyboard.press("Tab")  # one Tab leaves the graph, however many nodes it has
+    assert page.evaluate("() => !document.querySelector('.kw-graph .kw-world')"
+                         ".contains(document.activeElement)")
+
+
+def test_enter_on_a_group_toggles_it_and_keeps_focus(nb):
+    page = nb.page
+    assert nb.eval("view.open_groups") == ["inner"]
+    node(page, "inner/inner_dense").focus()
+    page.keyboard.press("ArrowUp")
+    assert active(page) == "inner/inner_in"
+    page.keyboard.press("ArrowUp")  # out of the group: its header first
+    assert active(page) == "inner"
+    page.keyboard.press("Enter")
+    node(page, "inner").wait_for()  # closed: one box
+    page.wait_for_function(f"() => ({ACTIVE_JS})() === 'inner'")
+    assert page.evaluate("() => document.activeElement.classList.contains('kw-closed')")
+    assert nb.eval("view.open_groups") == []
+    node(page, "inner").focus()
+    page.keyboard.press("Enter")
+    page.locator(".kw-graph .kw-frame-header[data-group='inner']").first.wait_for()
+    page.wait_for_function(
+        "() => document.activeElement && document.activeElement.matches("
+        "\".kw-frame-header[data-group='inner']\")")
+    page.keyboard.press("ArrowDown")  # into the group
+    assert active(page) == "inner/inner_in"
+    assert nb.eval("view.open_groups") == ["inner"]
+
+
+def test_kernel_redraw_keeps_keyboard_focus(nb):
+    page = nb.page
+    # The kernel closes the group a moment after the cell ends, while a node is focused.
+    nb.run_cell("import threading\nthreading.Timer(1.5, view.close_group, ['inner']).start()")
+    node(page, "skip").focus()
+    node(page, "inner").wait_for()
+    page.wait_for_timeout(200)
+    assert active(page) == "skip"
+    assert page.evaluate("() => document.activeElement.getAttribute('tabindex')") == "0"
+    nb.run_cell("view.open_group('inner')")
+    page.locator(".kw-graph .kw-frame-header[data-group='inner']").first.wait_for()
+
+
+def test_zoom_keys(nb):
+    page = nb.page
+    button(page, "Fit to view").click()
+    fitted = transform(page)
+    node(page, "skip").focus()
+    page.keyboard.press("+")
+    assert transform(page)[2] > fitted[2] * 1.2
+    page.keyboard.press("-")
+    page.keyboard.press("-")
+    assert transform(page)[2] < fitted[2]
+    page.keyboard.press("0")
+    page.keyboard.press("0")  # twice: JupyterLab's "restart kernel" keys must not fire
+    assert transform(page) == pytest.approx(fitted)
+    assert page.locator(".jp-Dialog").count() == 0
+    assert active(page) == "skip"
+
+
+def test_find_box_results_move_with_arrow_keys(nb):
+    page = nb.page
+    search = page.locator(".kw-graph .kw-search-input").first
+    search.fill("dense")
+    results = page.locator(".kw-graph .kw-result[role='option']")
+    results.first.wait_for()
+    names = results.locator(".kw-result-name").all_inner_texts()
+    assert len(names) >= 3
+    search.press("ArrowDown")
+    search.press("ArrowDown")
+    active_row = page.locator(".kw-graph .kw-result.kw-active")
+    assert active_row.count() == 1 and active_row.locator(".kw-result-name").inner_text() == names[1]
+    assert search.get_attribute("aria-activedescendant") == active_row.get_attribute("id")
+    search.press("ArrowUp")
+    assert active_row.locator(".kw-result-name").inner_text() == names[0]
+    search.press("ArrowDown")
+    nb.screenshot("graph_view_find_keyboard", page.locator(".kw-graph").first)
+    search.press("Enter")
+    page.wait_for_function(f"() => ({ACTIVE_JS})() === {names[1]!r}")
+    assert nb.eval("view.selected['id']") == names[1]
+    search.fill("")
+
+
+def test_pending_state_while_the_kernel_lays_out(nb):
+    page = nb.page
+    # Make the kernel's layout slow, then close a group from the browser.
+    nb.run_cell("import time\n_redraw = view._redraw\n"
+                "view._redraw = lambda: (time.sleep(2.5), _redraw())")
+    graph = page.locator(".kw-graph").first
+    assert "kw-pending" not in graph.get_attribute("class")
+    graph.locator(".kw-frame-header[data-group='inner']").click()
+    page.mouse.move(5, 5)
+    page.wait_for_selector(".kw-graph.kw-pending .kw-pending-note", state="visible", timeout=2000)
+    assert graph.locator(".kw-pending-note").inner_text() == "laying out\u2026"
+    assert graph.get_attribute("aria-busy") == "true"
+    assert graph.locator(".kw-viewport").evaluate("e => getComputedStyle(e).cursor") == "progress"
+    nb.screenshot("graph_view_pending", graph)
+    node(page, "inner").wait_for(timeout=30_000)
+    assert "kw-pending" not in graph.get_attribute("class")
+    assert not graph.locator(".kw-pending-note").is_visible()
+    nb.run_cell("del view._redraw\nview.open_group('inner')")
+    graph.locator(".kw-frame-header[data-group='inner']").wait_for()

@@ -64,6 +64,11 @@ function render({ model, el }) {
   };
   const status = html("span", "kw-status", toolbar);
   const viewport = html("div", "kw-viewport", root);
+  // Shown while the kernel lays the graph out again after a group was opened or closed.
+  const pendingNote = html("div", "kw-pending-note", viewport);
+  pendingNote.textContent = "laying out\u2026";
+  pendingNote.setAttribute("role", "status");
+  pendingNote.setAttribute("aria-live", "polite");
   const canvas = svg("svg", { class: "kw-svg", role: "group" }, viewport);
   const defs = svg("defs", {}, canvas);
   const marker = svg("marker", {
@@ -78,9 +83,15 @@ function render({ model, el }) {
   let scale = 1, tx = 0, ty = 0;
   let nodeEls = new Map();
   let boxes = new Map();
+  // Everything the keyboard can reach: nodes, closed groups and open groups' headers,
+  // by id (a group id is either a closed box or an open frame, never both).
+  let focusables = new Map();
+  let order = [];
   let succ = new Map(), pred = new Map();
   let pendingFocus = null;
   let firstDraw = true;
+  let focusedId = null; // the last focused node or group header (kept across redraws)
+  let tabStopId = null; // roving tabindex: the one element of the graph with tabindex=0
 
   function applyTransform() {
     world.setAttribute("transform", `translate(${tx},${ty}) scale(${scale})`);
@@ -116,7 +127,7 @@ function render({ model, el }) {
   }
 
   function centerOn(id) {
-    const b = boxes.get(id);
+    const b = focusables.get(id);
     if (!b) return;
     const W = viewport.clientWidth || 600, H = viewport.clientHeight || 400;
     if (scale < 0.6) scale = 0.8;
@@ -126,7 +137,7 @@ function render({ model, el }) {
   }
 
   function ensureVisible(id) {
-    const b = boxes.get(id);
+    const b = focusables.get(id);
     if (!b) return;
     const W = viewport.clientWidth || 600, H = viewport.clientHeight || 400;
     const x0 = b.x * scale + tx, y0 = b.y * scale + ty;
@@ -134,9 +145,28 @@ function render({ model, el }) {
     if (x0 < 0 || y0 < 0 || x1 > W || y1 > H) centerOn(id);
   }
 
+  function sameList(a, b) {
+    return a.length === b.length && a.every((x, i) => x === b[i]);
+  }
+
+  function setPending(on) {
+    root.classList.toggle("kw-pending", on);
+    root.setAttribute("aria-busy", on ? "true" : "false");
+  }
+
   function setOpen(groups) {
-    model.set("open_groups", Array.from(new Set(groups)).sort());
+    const wanted = Array.from(new Set(groups)).sort();
+    const drawn = (model.get("scene") || {}).open_groups || [];
+    // Until the kernel's new scene arrives, say so (the old drawing stays meanwhile).
+    if (!sameList(wanted, drawn)) setPending(true);
+    model.set("open_groups", wanted);
     model.save_changes();
+  }
+
+  function onOpenGroups() {
+    // The kernel refused or corrected the request and the drawing already matches it.
+    const drawn = (model.get("scene") || {}).open_groups || [];
+    if (sameList(model.get("open_groups") || [], drawn)) setPending(false);
   }
 
   function toggleGroup(id, open) {
@@ -167,8 +197,7 @@ function render({ model, el }) {
     if (s.visible && s.visible[id] === id && boxes.has(id)) {
       centerOn(id);
       selectNode(id);
-      const n = nodeEls.get(id);
-      if (n) n.focus({ preventScroll: true });
+      focusOn(id);
       return;
     }
     pendingFocus = id;
@@ -188,10 +217,13 @@ function render({ model, el }) {
       rows.push(["params", String(item.params || 0)]);
       if (item.activation) rows.push(["activation", item.activation]);
       rows.push(["trainable", item.trainable ? "yes" : "no (frozen)"]);
+    } else if (item.kind === "frame") {
+      rows.push(["group", `${item.class_name}, ${item.count} layers, open`]);
+      rows.push(["", "Enter or click the header to close"]);
     } else {
       rows.push(["group", `${item.class_name}, ${item.count} layers`]);
       rows.push(["params", String(item.params || 0)]);
-      rows.push(["", "click to open"]);
+      rows.push(["", "Enter or click to open"]);
     }
     const h = model.get("heat") || {};
     if (item.id in h) rows.push(["heat", Number(h[item.id]).toFixed(3)]);
@@ -219,11 +251,66 @@ function render({ model, el }) {
 
   function hideTooltip() { tooltip.style.display = "none"; }
 
+  // The hover card for keyboard users: beside the focused node (right, else left,
+  // else below), so the nodes under it stay in view.
+  function showTooltipFor(id) {
+    const f = focusables.get(id);
+    if (!f) return;
+    showTooltip(f.item, null);
+    const box = root.getBoundingClientRect();
+    const n = f.el.getBoundingClientRect();
+    const tw = tooltip.offsetWidth, th = tooltip.offsetHeight;
+    const left = n.left - box.left, right = n.right - box.left;
+    const top = n.top - box.top, bottom = n.bottom - box.top;
+    let x = right + 10, y = top;
+    if (x + tw > box.width) x = left - tw - 10;
+    if (x < 0) { x = Math.max(0, Math.min(left, box.width - tw)); y = bottom + 8; }
+    if (y + th > box.height) y = Math.max(0, Math.min(top - th - 8, box.height - th));
+    tooltip.style.left = `${x}px`;
+    tooltip.style.top = `${y}px`;
+  }
+
+  // --- focus: one tab stop for the whole graph ----------------------------------
+  function setTabStop(id) {
+    if (!focusables.has(id)) id = order.length ? order[0] : null;
+    if (tabStopId !== id && focusables.has(tabStopId)) {
+      focusables.get(tabStopId).el.setAttribute("tabindex", "-1");
+    }
+    tabStopId = id;
+    if (id !== null) focusables.get(id).el.setAttribute("tabindex", "0");
+  }
+
+  function focusOn(id) {
+    const f = focusables.get(id);
+    if (!f) return false;
+    setTabStop(id);
+    f.el.focus({ preventScroll: true });
+    return true;
+  }
+
+  function graphHasFocus() {
+    return world.contains(document.activeElement);
+  }
+
+  // Where a node or group id is drawn now: itself, its closed group, or an open
+  // group's header.
+  function drawnAs(id) {
+    if (id === null || id === undefined) return null;
+    if (focusables.has(id)) return id;
+    const s = model.get("scene") || {};
+    const shown = (s.visible || {})[id];
+    return shown && focusables.has(shown) ? shown : null;
+  }
+
   function draw() {
     const s = model.get("scene") || {};
+    const hadFocus = graphHasFocus();
     world.replaceChildren();
     nodeEls = new Map();
     boxes = new Map();
+    focusables = new Map();
+    order = [];
+    tabStopId = null;
     succ = new Map();
     pred = new Map();
     const framesLayer = svg("g", { class: "kw-frames" }, world);
@@ -234,17 +321,27 @@ function render({ model, el }) {
       const g = svg("g", { class: "kw-frame", "data-group": f.id }, framesLayer);
       svg("rect", { class: "kw-frame-body", x: f.x, y: f.y, width: f.w, height: f.h, rx: 8 }, g);
       const header = svg("g", {
-        class: "kw-frame-header", tabindex: 0, role: "button",
-        "aria-label": `Close group ${f.name}`, "data-group": f.id,
+        class: "kw-frame-header", tabindex: -1, role: "button",
+        "aria-label": `Group ${f.name}, ${f.count} layers, open: press Enter to close`,
+        "data-group": f.id,
       }, g);
       svg("rect", { class: "kw-frame-head", x: f.x, y: f.y, width: f.w, height: 22, rx: 8 }, header);
       const t = svg("text", { class: "kw-frame-label", x: f.x + 8, y: f.y + 15 }, header);
       t.textContent = f.label;
       const title = svg("title", {}, header);
       title.textContent = `${f.name} (${f.class_name}, ${f.count} layers): click to close`;
-      header.addEventListener("click", (e) => { e.stopPropagation(); toggleGroup(f.id, false); });
-      header.addEventListener("keydown", (e) => {
-        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggleGroup(f.id, false); }
+      header.addEventListener("click", (e) => {
+        e.stopPropagation();
+        focusedId = f.id;
+        toggleGroup(f.id, false);
+      });
+      const frameItem = { ...f, kind: "frame", path: f.id };
+      header.addEventListener("keydown", (e) => onNodeKey(e, frameItem));
+      header.addEventListener("focus", () => onFocus(f.id));
+      header.addEventListener("blur", hideTooltip);
+      focusables.set(f.id, {
+        el: header, x: f.x, y: f.y, w: f.w, h: 22, item: frameItem,
+        parent: (s.groups || {})[f.id] ? s.groups[f.id].parent : null,
       });
     }
 
@@ -269,7 +366,7 @@ function render({ model, el }) {
       const g = svg("g", {
         class: `kw-node kw-fam-${fam}` + (isGroup ? " kw-closed" : "") +
           (item.trainable === false ? " kw-frozen" : ""),
-        tabindex: 0, role: "button", "data-id": item.id,
+        tabindex: -1, role: "button", "data-id": item.id,
       }, nodesLayer);
       g.setAttribute("aria-label", isGroup
         ? `Group ${item.name}, ${item.count} layers, press Enter to open`
@@ -301,13 +398,22 @@ function render({ model, el }) {
       g.addEventListener("click", (evt) => {
         evt.stopPropagation();
         if (dragMoved) return;
-        if (isGroup) toggleGroup(item.id, true); else selectNode(item.id);
+        if (isGroup) { focusedId = item.id; toggleGroup(item.id, true); } else selectNode(item.id);
       });
       g.addEventListener("keydown", (evt) => onNodeKey(evt, item));
-      g.addEventListener("focus", () => ensureVisible(item.id));
+      g.addEventListener("focus", () => onFocus(item.id));
+      g.addEventListener("blur", hideTooltip);
       nodeEls.set(item.id, g);
       boxes.set(item.id, { x: item.x, y: item.y, w: item.w, h: item.h, item });
+      focusables.set(item.id, {
+        el: g, x: item.x, y: item.y, w: item.w, h: item.h, item, parent: item.group || null,
+      });
     }
+    // Reading order for Home / End and the default tab stop: top-down, then left-right.
+    order = Array.from(focusables.keys()).sort((a, b) => {
+      const p = focusables.get(a), q = focusables.get(b);
+      return (p.y - q.y) || (p.x - q.x);
+    });
 
     const nLayers = (s.index || []).length;
     const nParams = (s.nodes || []).reduce((acc, n) => acc + (n.params || 0), 0);
@@ -320,13 +426,24 @@ function render({ model, el }) {
       firstDraw = false;
       initialView();
     }
+    setPending(false);
+    const selectedId = drawnAs((model.get("selected") || {}).id);
     if (pendingFocus && boxes.has(pendingFocus)) {
       const id = pendingFocus;
       pendingFocus = null;
       centerOn(id);
       selectNode(id);
-      const n = nodeEls.get(id);
-      if (n) n.focus({ preventScroll: true });
+      focusOn(id);
+    } else if (hadFocus) {
+      // Keep the keyboard where it was: the same node, the group it folded into,
+      // or the header of the group that opened.
+      const id = drawnAs(focusedId) || selectedId || order[0];
+      if (id !== undefined && id !== null) {
+        focusOn(id);
+        ensureVisible(id);
+      }
+    } else {
+      setTabStop(selectedId || drawnAs(focusedId));
     }
     requestAnimationFrame(() => {
       root.dataset.painted = String(Number(root.dataset.painted || 0) + 1);
@@ -380,10 +497,13 @@ function render({ model, el }) {
       g.classList.toggle("kw-selected", on);
       g.setAttribute("aria-pressed", on ? "true" : "false");
     }
+    // Tab into the graph lands on the selection (the keyboard position wins while focused).
+    if (!graphHasFocus() && nodeEls.size) setTabStop(drawnAs(sel) || drawnAs(focusedId));
   }
 
   // --- search ---------------------------------------------------------------
   let matches = [];
+  let activeResult = -1; // the result the arrow keys are on (-1: none yet)
   function applySearch() {
     const q = search.value.trim().toLowerCase();
     const s = model.get("scene") || {};
@@ -392,16 +512,21 @@ function render({ model, el }) {
     const hits = new Set(matches.map((r) => (s.visible || {})[r[0]]));
     for (const [id, g] of nodeEls) g.classList.toggle("kw-match", q !== "" && hits.has(id));
     results.replaceChildren();
+    activeResult = -1;
+    search.removeAttribute("aria-activedescendant");
+    search.setAttribute("aria-expanded", "false");
     if (!q || document.activeElement !== search) { results.style.display = "none"; return; }
-    for (const r of matches.slice(0, 12)) {
+    matches.slice(0, 12).forEach((r, i) => {
       const li = html("li", "kw-result", results);
+      li.id = `${uid}-result-${i}`;
       li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", "false");
       const name = html("span", "kw-result-name", li);
       name.textContent = r[0];
       const cls = html("span", "kw-result-class", li);
       cls.textContent = r[2];
       li.addEventListener("mousedown", (e) => { e.preventDefault(); pick(r[0]); });
-    }
+    });
     if (matches.length > 12) {
       const li = html("li", "kw-result kw-more", results);
       li.textContent = `\u2026 ${matches.length - 12} more`;
@@ -411,49 +536,133 @@ function render({ model, el }) {
       li.textContent = "no layer matches";
     }
     results.style.display = "block";
+    search.setAttribute("aria-expanded", "true");
+  }
+  function setActiveResult(i) {
+    const options = results.querySelectorAll(".kw-result[role='option']");
+    if (!options.length) return;
+    activeResult = (i + options.length) % options.length;
+    options.forEach((li, j) => {
+      li.classList.toggle("kw-active", j === activeResult);
+      li.setAttribute("aria-selected", j === activeResult ? "true" : "false");
+    });
+    const li = options[activeResult];
+    search.setAttribute("aria-activedescendant", li.id);
+    li.scrollIntoView({ block: "nearest" });
   }
   function pick(id) {
     results.style.display = "none";
     jumpTo(id);
   }
+  search.setAttribute("role", "combobox");
+  search.setAttribute("aria-autocomplete", "list");
+  search.setAttribute("aria-expanded", "false");
+  results.id = `${uid}-results`;
+  search.setAttribute("aria-controls", results.id);
   search.addEventListener("input", applySearch);
   search.addEventListener("focus", applySearch);
   search.addEventListener("blur", () => { results.style.display = "none"; });
   search.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && matches.length) { e.preventDefault(); pick(matches[0][0]); }
-    if (e.key === "Escape") { search.value = ""; applySearch(); }
+    let handled = true;
+    if (e.key === "ArrowDown") setActiveResult(activeResult + 1);
+    else if (e.key === "ArrowUp") setActiveResult(activeResult < 0 ? -1 : activeResult - 1);
+    else if (e.key === "Enter" && matches.length) {
+      pick(matches[Math.max(0, Math.min(activeResult, 11))][0]);
+    } else if (e.key === "Escape") { search.value = ""; applySearch(); }
+    else handled = false;
+    if (handled) { e.preventDefault(); e.stopPropagation(); }
   });
 
   // --- keyboard navigation ------------------------------------------------
-  function neighbour(id, key) {
-    const b = boxes.get(id);
-    const list = key === "ArrowDown" ? succ.get(id) : key === "ArrowUp" ? pred.get(id) : null;
-    if (list && list.length) return list[0];
-    const cx = b.x + b.w / 2, cy = b.y + b.h / 2;
+  // The open groups around an id, innermost first.
+  function framesAround(id) {
+    const groups = (model.get("scene") || {}).groups || {};
+    const out = [];
+    let g = focusables.has(id) ? focusables.get(id).parent : null;
+    while (g) { out.push(g); g = groups[g] ? groups[g].parent : null; }
+    return out;
+  }
+  function nearest(from, candidates, key) {
+    const cx = from.x + from.w / 2, cy = from.y + from.h / 2;
     let best = null, bestScore = Infinity;
-    for (const [other, o] of boxes) {
-      if (other === id) continue;
+    for (const id of candidates) {
+      const o = focusables.get(id);
+      if (!o || o === from) continue;
       const dx = o.x + o.w / 2 - cx, dy = o.y + o.h / 2 - cy;
       let ok = false, score = 0;
-      if (key === "ArrowDown") { ok = dy > 1; score = dy + 3 * Math.abs(dx); }
-      if (key === "ArrowUp") { ok = dy < -1; score = -dy + 3 * Math.abs(dx); }
+      if (key === "ArrowDown") { ok = o.y > from.y + 1; score = dy + 3 * Math.abs(dx); }
+      if (key === "ArrowUp") { ok = o.y < from.y - 1; score = -dy + 3 * Math.abs(dx); }
       if (key === "ArrowRight") { ok = dx > 1; score = dx + 3 * Math.abs(dy); }
       if (key === "ArrowLeft") { ok = dx < -1; score = -dx + 3 * Math.abs(dy); }
-      if (ok && score < bestScore) { best = other; bestScore = score; }
+      if (ok && score < bestScore) { best = id; bestScore = score; }
     }
     return best;
   }
+  // Down / Up follow the edges (crossing into or out of an open group passes its
+  // header); Left / Right go to the nearest node beside; no edge: nearest below/above.
+  function neighbour(id, key) {
+    const here = focusables.get(id);
+    if (!here) return null;
+    const mine = framesAround(id);
+    if (here.item.kind === "frame") {
+      if (key === "ArrowDown") {
+        const inside = order.filter((o) => o !== id && framesAround(o).includes(id));
+        return nearest(here, inside, key) || nearest(here, order, key);
+      }
+      if (key === "ArrowUp") {
+        return nearest(here, order.filter((o) => !framesAround(o).includes(id)), key);
+      }
+      return nearest(here, order, key);
+    }
+    if (key === "ArrowDown" || key === "ArrowUp") {
+      const linked = (key === "ArrowDown" ? succ : pred).get(id) || [];
+      const steps = new Set();
+      for (const other of linked) {
+        if (!focusables.has(other)) continue;
+        const theirs = framesAround(other);
+        if (key === "ArrowDown") {
+          // Entering groups: the outermost open group around the target that is not around us.
+          const entered = theirs.filter((g) => !mine.includes(g));
+          steps.add(entered.length ? entered[entered.length - 1] : other);
+        } else {
+          // Leaving groups: the header of the innermost group we are in and it is not.
+          const left = mine.filter((g) => !theirs.includes(g));
+          steps.add(left.length ? left[0] : other);
+        }
+      }
+      if (key === "ArrowUp" && !steps.size && mine.length) return mine[0];
+      const best = nearest(here, Array.from(steps), key) ||
+        Array.from(steps).find((x) => focusables.has(x));
+      if (best) return best;
+    }
+    return nearest(here, order, key);
+  }
+  function onFocus(id) {
+    focusedId = id;
+    setTabStop(id);
+    ensureVisible(id);
+    showTooltipFor(id);
+  }
   function onNodeKey(evt, item) {
+    let next = null;
     if (evt.key === "Enter" || evt.key === " ") {
-      evt.preventDefault();
-      if (item.kind !== "node") toggleGroup(item.id, true); else selectNode(item.id);
+      focusedId = item.id;
+      if (item.kind === "frame") toggleGroup(item.id, false);
+      else if (item.kind !== "node") toggleGroup(item.id, true);
+      else selectNode(item.id);
+    } else if (evt.key.startsWith("Arrow")) {
+      next = neighbour(item.id, evt.key);
+    } else if (evt.key === "Home") {
+      next = order[0];
+    } else if (evt.key === "End") {
+      next = order[order.length - 1];
+    } else {
       return;
     }
-    if (evt.key.startsWith("Arrow")) {
-      evt.preventDefault();
-      const next = neighbour(item.id, evt.key);
-      if (next && nodeEls.has(next)) nodeEls.get(next).focus({ preventScroll: true });
-    }
+    // Handled here: keep the notebook's own shortcuts (arrows, Enter) out of it.
+    evt.preventDefault();
+    evt.stopPropagation();
+    if (next) focusOn(next);
   }
 
   // --- pan and zoom ---------------------------------------------------------
@@ -493,16 +702,28 @@ function render({ model, el }) {
     const factor = Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015));
     zoomAt(factor, e.clientX - r.left, e.clientY - r.top);
   }, { passive: false });
-  mkButton("\u2922", "Fit to view", fit);
-  mkButton("+", "Zoom in", () => zoomAt(1.25, viewport.clientWidth / 2, viewport.clientHeight / 2));
-  mkButton("\u2212", "Zoom out", () => zoomAt(0.8, viewport.clientWidth / 2, viewport.clientHeight / 2));
+  const zoomIn = () => zoomAt(1.25, viewport.clientWidth / 2, viewport.clientHeight / 2);
+  const zoomOut = () => zoomAt(0.8, viewport.clientWidth / 2, viewport.clientHeight / 2);
+  mkButton("\u2922", "Fit to view (0)", fit);
+  mkButton("+", "Zoom in (+)", zoomIn);
+  mkButton("\u2212", "Zoom out (-)", zoomOut);
   toolbar.appendChild(status);
+  // Keyboard zoom anywhere in the widget but the find box: + / - / 0 (fit).
+  const zoomKeys = { "+": zoomIn, "=": zoomIn, "-": zoomOut, "_": zoomOut, "0": fit };
+  root.addEventListener("keydown", (e) => {
+    if (e.target === search || e.ctrlKey || e.metaKey || e.altKey) return;
+    const action = zoomKeys[e.key];
+    if (!action) return;
+    e.preventDefault();
+    e.stopPropagation();
+    action();
+  });
 
   // Trait -> redraw step; the same table is used to unsubscribe on teardown.
   const handlers = [
     ["change:scene", draw], ["change:heat", applyHeat], ["change:marks", applyMarks],
     ["change:selected", applySelected], ["change:theme", applyTheme],
-    ["change:height", applyTheme],
+    ["change:height", applyTheme], ["change:open_groups", onOpenGroups],
   ];
   for (const [event, handler] of handlers) model.on(event, handler);
   applyTheme();
