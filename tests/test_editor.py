@@ -624,3 +624,9 @@ def test_refuses_subclassed_model():
 
     with pytest.raises(KerawidgetsError):
         ModelEditor(Net())
+
+
+def test_depth_summary_keeps_a_removed_layer_in_place(editor):
+    editor.apply(RemoveLayer("drop"))
+    order = editor._comparison.order
+    assert order.index("pool") < order.index("drop") < order.index("flatten") < order.index("head")
