@@ -718,3 +718,21 @@ def test_replace_dense_with_reshape_conv1d_flatten_keeps_untouched_weights():
     expected = keras.ops.convert_to_numpy(keras.activations.softmax(mid @ np.array(head.kernel) + np.array(head.bias)))
     np.testing.assert_allclose(predict(new, x), expected, rtol=1e-4, atol=1e-5)
     assert_untouched(model, config, weights)
+
+
+def test_garbage_collector_state_is_restored_after_a_rebuild_and_a_refused_one():
+    import gc
+
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(4, name="d"), layers.Dense(2, name="out")])
+    assert gc.isenabled()
+    rebuild(model, [SetActivation("d", "tanh")])
+    assert gc.isenabled()
+    with pytest.raises(ShapeMismatchError):  # refused during the walk
+        rebuild(model, [ReplaceLayer("d", layers.Reshape((7,)))])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        rebuild(model, [])
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
