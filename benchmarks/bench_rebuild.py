@@ -8,8 +8,10 @@ process, side by side:
   the same layer's activation in its config, then
   ``clone.set_weights(model.get_weights())``.
 
-Each is run ``--repeat`` times alternately; the median wall time and the peak
-Python heap (tracemalloc, measured in a separate run so it does not slow the
+Each is run ``--repeat`` times alternately; the median wall time of each, the
+median of the per-pair ratios (each kerawidgets run over the recipe run right
+after it, so slow drifts of a shared machine cancel out) and the peak Python
+heap (tracemalloc, measured in a separate run so it does not slow the
 timing) are reported. Target: kerawidgets at most 0.5x the recipe's time.
 
 Run: ``python benchmarks/bench_rebuild.py [--repeat 3] [--write]``
@@ -98,20 +100,22 @@ def main():
             theirs.append(timed(with_recipe, model, layer))
         mem_ours = peak_memory(with_kerawidgets, model, layer)
         mem_theirs = peak_memory(with_recipe, model, layer)
+        ratio = statistics.median(a / b for a, b in zip(ours, theirs))
         row = (name, len(model.layers), statistics.median(ours), statistics.median(theirs),
-               mem_ours, mem_theirs)
+               ratio, min(a / b for a, b in zip(ours, theirs)),
+               max(a / b for a, b in zip(ours, theirs)), mem_ours, mem_theirs)
         rows.append(row)
         print(f"{name}: kerawidgets {row[2]:.2f}s, recipe {row[3]:.2f}s, "
-              f"ratio {row[2] / row[3]:.2f}x", flush=True)
+              f"ratio {ratio:.2f}x (pairs {row[5]:.2f}-{row[6]:.2f})", flush=True)
 
     lines = [
-        "| model | layers | kerawidgets.rebuild (s) | clone_model + set_weights (s) | ratio | "
-        "peak heap ours / recipe (MiB) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| model | layers | kerawidgets.rebuild (s) | clone_model + set_weights (s) | ratio "
+        "(median of pairs) | range of pairs | peak heap ours / recipe (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, n, ours, theirs, mo, mt in rows:
-        lines.append(f"| {name} | {n} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f}x | "
-                     f"{mo:.0f} / {mt:.0f} |")
+    for name, n, ours, theirs, ratio, low, high, mo, mt in rows:
+        lines.append(f"| {name} | {n} | {ours:.2f} | {theirs:.2f} | {ratio:.2f}x | "
+                     f"{low:.2f}-{high:.2f} | {mo:.0f} / {mt:.0f} |")
     table = "\n".join(lines)
     print()
     print(table)
