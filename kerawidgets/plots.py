@@ -38,6 +38,10 @@ FONT_SIZE = 9
 #: drawn as written, never parsed as mathtext (a name like ``odd$\foo{$`` would
 #: otherwise make matplotlib raise while drawing).
 LITERAL = {"parse_math": False}
+#: Axes titles: literal, and at a fixed height just above the axes (no axes here
+#: has tick labels on top), which spares matplotlib a search for overlaps on
+#: every draw.
+TITLE = {**LITERAL, "y": 1.0}
 
 
 def _values(array) -> np.ndarray:
@@ -86,7 +90,7 @@ def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value"):
         shares = np.histogram(values, bins=edges)[0] / max(values.size, 1)
         ax.stairs(shares, edges, fill=True, color=color, alpha=0.45, label=_label(name, values))
         ax.stairs(shares, edges, color=color, linewidth=1.2)
-    ax.set_title(title, fontsize=FONT_SIZE + 1, **LITERAL)
+    ax.set_title(title, fontsize=FONT_SIZE + 1, **TITLE)
     ax.set_xlabel(xlabel, fontsize=FONT_SIZE, **LITERAL)
     ax.set_ylabel("share of values", fontsize=FONT_SIZE)
     ax.tick_params(labelsize=FONT_SIZE - 1)
@@ -171,7 +175,7 @@ def depth_summary_figure(stats_before, stats_after=None, order=None, *,
         if highlight is not None and highlight in order:
             ax.axvline(order.index(highlight), color="#C44E52", linewidth=1, alpha=0.7,
                        label="edited")
-        ax.set_title(label, fontsize=FONT_SIZE + 1)
+        ax.set_title(label, fontsize=FONT_SIZE + 1, **TITLE)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=FONT_SIZE - 1)
         if key in ("zero_fraction", "saturation"):
@@ -239,7 +243,7 @@ def _draw_agreement(bars_ax, text_ax, result, title):
         bars_ax.set_axis_off()
         bars_ax.text(0.5, 0.5, "no class-like output", ha="center", va="center",
                      fontsize=FONT_SIZE, color="gray", transform=bars_ax.transAxes)
-    bars_ax.set_title(title, fontsize=FONT_SIZE + 1, **LITERAL)
+    bars_ax.set_title(title, fontsize=FONT_SIZE + 1, **TITLE)
     text_ax.set_axis_off()
     rows = [(label, _fmt(result.get(key))) for key, label in _NUMBERS if key in result]
     if result.get("same_shape") is False:
@@ -290,15 +294,31 @@ def comparison_figure(layer_before, layer_after, output_before, output_after, *,
     """
     if agreement is None:
         agreement = compute_agreement(output_before, output_after, y)
-    fig = _new_figure(*figsize)
-    grid = fig.add_gridspec(1, 3, width_ratios=[1.0, 1.0, 0.9])
-    _draw_histogram(fig.add_subplot(grid[0]), layer_before, layer_after, f"{layer_name} output")
-    _draw_histogram(fig.add_subplot(grid[1]), output_before, output_after, "model output")
-    column = grid[2].subgridspec(2, 1, height_ratios=[1.5, 1.0])
-    _draw_agreement(fig.add_subplot(column[0]), fig.add_subplot(column[1]), agreement,
-                    "model output agreement")
+    # Fixed margins, in inches, instead of constrained layout: the editor draws
+    # this figure after every edit, and known margins draw in one pass.
+    width, height = figsize
+    fig = Figure(figsize=figsize)
+    left, gap, bar_labels, right = 0.65, 0.8, 1.3, 0.25  # room for tick labels and titles
+    top, bottom, x_label = 0.35 + (0.3 if title else 0.0), 0.55, 0.5
+    panel = (width - left - gap - bar_labels - right) / 2.75  # histogram : agreement = 1 : 0.75
+    y0, h = bottom / height, (height - top - bottom) / height
+
+    def axes(x, w, y, hh):
+        return fig.add_axes((x / width, y, w / width, hh))
+
+    _draw_histogram(axes(left, panel, y0, h), layer_before, layer_after,
+                    f"{_short(layer_name, 48)} output")
+    _draw_histogram(axes(left + panel + gap, panel, y0, h), output_before, output_after,
+                    "model output")
+    column = left + 2 * panel + gap + bar_labels
+    text_height = 0.36 * (height - top - bottom)
+    bars = axes(column, 0.75 * panel, (bottom + text_height + x_label) / height,
+                h - (text_height + x_label) / height)
+    text = axes(column - bar_labels + 0.25, 0.75 * panel + bar_labels - 0.25, y0,
+                (text_height - 0.1) / height)
+    _draw_agreement(bars, text, agreement, "model output agreement")
     if title:
-        fig.suptitle(title, fontsize=FONT_SIZE + 2, **LITERAL)
+        fig.suptitle(title, fontsize=FONT_SIZE + 2, y=1 - 0.12 / height, **LITERAL)
     return fig
 
 
