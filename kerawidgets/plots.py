@@ -164,14 +164,15 @@ def depth_summary_figure(stats_before, stats_after=None, order=None, *,
                         top=1 - 0.55 / figsize[1], bottom=label_height / figsize[1],
                         hspace=0.32, wspace=0.16)
     axes = fig.subplots(2, 2, sharex=True)
+    marks = len(order) <= 60  # a marker per layer helps a small model, clutters a large one
     for ax, (key, label) in zip(axes.ravel(), _DEPTH_PANELS):
         before = _series(stats_before, order, key)
-        ax.plot(positions, before, color=BEFORE_COLOR, marker="o", markersize=3,
-                linewidth=1.4, label="before")
+        ax.plot(positions, before, color=BEFORE_COLOR, marker="o" if marks else None,
+                markersize=3, linewidth=1.4, label="before")
         if stats_after:
             after = _series(stats_after, order, key)
-            ax.plot(positions, after, color=AFTER_COLOR, marker="s", markersize=3,
-                    linewidth=1.4, linestyle="--", label="after")
+            ax.plot(positions, after, color=AFTER_COLOR, marker="s" if marks else None,
+                    markersize=3, linewidth=1.4, linestyle="--", label="after")
         if highlight is not None and highlight in order:
             ax.axvline(order.index(highlight), color="#C44E52", linewidth=1, alpha=0.7,
                        label="edited")
@@ -180,14 +181,16 @@ def depth_summary_figure(stats_before, stats_after=None, order=None, *,
         ax.tick_params(labelsize=FONT_SIZE - 1)
         if key in ("zero_fraction", "saturation"):
             ax.set_ylim(-0.03, 1.03)
-    axes[0, 0].legend(fontsize=FONT_SIZE - 1, frameon=False)
+    # One legend for the four panels, in the title line, where it hides no data.
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper right", ncol=3,
+               fontsize=FONT_SIZE - 1, frameon=False, bbox_to_anchor=(1 - 0.1 / figsize[0], 1.0))
     step = max(1, int(np.ceil(len(order) / 30)))
     for ax in axes[1]:
         ax.set_xticks(positions[::step])
         ax.set_xticklabels([_short(order[i]) for i in positions[::step]], rotation=60,
                            ha="right", fontsize=FONT_SIZE - 2, **LITERAL)
         ax.set_xlabel("layer (input → output)", fontsize=FONT_SIZE)
-    fig.suptitle(title, fontsize=FONT_SIZE + 2, **LITERAL)
+    fig.suptitle(title, fontsize=FONT_SIZE + 2, x=0.55 / figsize[0], ha="left", **LITERAL)
     return fig
 
 
