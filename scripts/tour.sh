@@ -3,4 +3,6 @@
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
 unset MPLBACKEND
 cd "$ROOT"
-exec jupyter lab notebooks/01_tour.ipynb "$@"
+ROOT_FLAG=()
+[ "$(id -u)" = 0 ] && ROOT_FLAG=(--allow-root)  # JupyterLab refuses root without it (containers, CI)
+exec jupyter lab "${ROOT_FLAG[@]}" notebooks/01_tour.ipynb "$@"

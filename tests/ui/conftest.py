@@ -155,7 +155,8 @@ def serve(cmd, env, cwd, ready_url, log: Path, timeout: float = 90):
             except OSError:
                 pass
             if process.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"{cmd[2]} did not start:\n" + log.read_text()[-3000:])
+                raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} did not start:\n"
+                                   + log.read_text()[-3000:])
             time.sleep(0.3)
         yield process
     finally:

@@ -1,4 +1,5 @@
-"""GraphView and the editor beyond JupyterLab: Notebook 7, and Voila (the Binder workshop link)."""
+"""GraphView and the editor beyond JupyterLab: Notebook 7, Voila (the Binder workshop link),
+and the README's first command, which opens the tour in JupyterLab."""
 
 import contextlib
 import sys
@@ -80,5 +81,28 @@ def test_workshop_renders_in_voila_with_every_check_passing(browser, tmp_path):
             with contextlib.suppress(Exception):
                 page.locator(".kw-editor").first.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "voila_workshop.png"))
+        finally:
+            context.close()
+
+
+def test_readme_tour_command_opens_the_tour_in_jupyterlab(browser, tmp_path):
+    # `bash scripts/tour.sh` as the README says, plus flags for a headless test run;
+    # it must also start as root (containers, CI), where JupyterLab wants --allow-root.
+    port = _free_port()
+    home = tmp_path / "home"
+    home.mkdir()
+    cmd = ["bash", str(REPO / "scripts" / "tour.sh"), "--no-browser", f"--port={port}",
+           "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token="]
+    url = f"http://127.0.0.1:{port}/api/contents/01_tour.ipynb?content=0"
+    with serve(cmd, server_env(home), REPO, url, home / "tour.log", timeout=120):
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(120_000)
+            page.goto(f"http://127.0.0.1:{port}/lab/tree/01_tour.ipynb")
+            page.wait_for_selector(".jp-MarkdownOutput h1:has-text('Welcome to kerawidgets')")
+            assert page.locator(".lm-TabBar-tab.lm-mod-current", has_text="01_tour").count() == 1
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "tour_opened.png"))
         finally:
             context.close()
