@@ -24,17 +24,27 @@ GRAPH_CELLS = [
 ]
 
 
+@contextlib.contextmanager
+def page_at(browser, url, viewport, timeout_ms):
+    """A fresh browser context's page, opened at `url`; the context is closed afterwards."""
+    context = browser.new_context(viewport=viewport)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(timeout_ms)
+        page.goto(url)
+        yield page
+    finally:
+        context.close()
+
+
 def test_graph_view_in_notebook_7(browser, tmp_path):
     root, home = tmp_path / "root", tmp_path / "home"
     root.mkdir()
     home.mkdir()
     with start_lab(root, home, app="notebook") as server:
         name = server.write_notebook(GRAPH_CELLS, "nb7.ipynb")
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
-        try:
-            page = context.new_page()
-            page.set_default_timeout(120_000)
-            page.goto(f"{server.url}notebooks/{name}")
+        with page_at(browser, f"{server.url}notebooks/{name}", {"width": 1200, "height": 900},
+                     120_000) as page:
             page.wait_for_selector(".jp-Cell .cm-content")
             page.wait_for_timeout(1000)  # let the kernel connect
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
@@ -51,8 +61,6 @@ def test_graph_view_in_notebook_7(browser, tmp_path):
                 ".some(e => e.textContent.includes('selected: hidden'))")
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "notebook7_graph_view.png"))
-        finally:
-            context.close()
 
 
 def test_workshop_renders_in_voila_with_every_check_passing(browser, tmp_path):
@@ -64,11 +72,7 @@ def test_workshop_renders_in_voila_with_every_check_passing(browser, tmp_path):
            "--Voila.ip=127.0.0.1", "--Voila.show_tracebacks=True"]
     url = f"http://127.0.0.1:{port}/"
     with serve(cmd, server_env(home), notebook.parent, url, home / "voila.log", timeout=120):
-        context = browser.new_context(viewport={"width": 1300, "height": 1000})
-        try:
-            page = context.new_page()
-            page.set_default_timeout(240_000)
-            page.goto(url)
+        with page_at(browser, url, {"width": 1300, "height": 1000}, 240_000) as page:
             page.wait_for_function(
                 "() => document.body.innerText.includes('Exercise 5 done')")
             page.wait_for_selector(".kw-graph[data-painted]")
@@ -81,8 +85,6 @@ def test_workshop_renders_in_voila_with_every_check_passing(browser, tmp_path):
             with contextlib.suppress(Exception):
                 page.locator(".kw-editor").first.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "voila_workshop.png"))
-        finally:
-            context.close()
 
 
 def test_readme_tour_command_opens_the_tour_in_jupyterlab(browser, tmp_path):
@@ -95,14 +97,9 @@ def test_readme_tour_command_opens_the_tour_in_jupyterlab(browser, tmp_path):
            "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token="]
     url = f"http://127.0.0.1:{port}/api/contents/01_tour.ipynb?content=0"
     with serve(cmd, server_env(home), REPO, url, home / "tour.log", timeout=120):
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
-        try:
-            page = context.new_page()
-            page.set_default_timeout(120_000)
-            page.goto(f"http://127.0.0.1:{port}/lab/tree/01_tour.ipynb")
+        with page_at(browser, f"http://127.0.0.1:{port}/lab/tree/01_tour.ipynb",
+                     {"width": 1200, "height": 900}, 120_000) as page:
             page.wait_for_selector(".jp-MarkdownOutput h1:has-text('Welcome to kerawidgets')")
             assert page.locator(".lm-TabBar-tab.lm-mod-current", has_text="01_tour").count() == 1
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "tour_opened.png"))
-        finally:
-            context.close()
