@@ -40,7 +40,7 @@ import keras
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import activations, naming, targets
 from kerawidgets.edits import RemoveLayer
-from kerawidgets.errors import InvalidEditError, KerawidgetsError
+from kerawidgets.errors import InvalidEditError, KerawidgetsError, keras_reason
 from kerawidgets.naming import shape_text
 from kerawidgets.plan import plan_edit
 
@@ -526,19 +526,13 @@ class _Site:
                 got = [tuple(tensors[id(t)].shape) for t in call.input_tensors]
                 return (f"{call.operation.name!r} ({type(call.operation).__name__}) further down "
                         f"cannot take {shape_text(got[0] if len(got) == 1 else got)}: "
-                        f"{_first_line(error)}")
+                        f"{keras_reason(error)}")
             if spec is None:
                 return None
             for old, new in zip(call.output_tensors, keras.tree.flatten(spec)):
                 if tuple(new.shape) != tuple(old.shape):
                     changed[id(old)] = new
         return None
-
-
-def _first_line(error) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith("Exception encountered")] or lines
-    return lines[0] if lines else type(error).__name__
 
 
 def _site(model, layer_path) -> _Site:
@@ -619,7 +613,7 @@ def _fit(layer_type: LayerType, settings, config_values, site: _Site, shape_chan
             layer = layer_type.cls.from_config(dict(config))
             spec = adapter.symbolic_output_spec(layer, shape, site.dtype)
         except Exception as error:  # the candidate cannot take this input
-            return _first_line(error)
+            return keras_reason(error)
         flat = keras.tree.flatten(spec)
         if len(flat) != 1:
             return "it gives several outputs"

@@ -11,6 +11,7 @@ True
 from __future__ import annotations
 
 import difflib
+import re
 
 
 class KerawidgetsError(Exception):
@@ -87,3 +88,31 @@ class SubnetworkNotStoredError(InvalidEditError):
 
 class UnregisteredActivationError(KerawidgetsError, ValueError):
     """A `.keras` file uses kerawidgets activations not registered in this process."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_WRAPPER_LINE = re.compile(r"^(Exception encountered when calling|Exception encountered in)\b")
+
+
+def keras_reason(error) -> str:
+    """The reason in an error Keras raised, as one line.
+
+    Keras wraps errors from `call` as "Exception encountered when calling
+    X.call()." then the real reason, then "Arguments received by ...": keep
+    the reason, not the wrapper.
+
+    >>> keras_reason(ValueError("\\n".join([
+    ...     "Exception encountered when calling Reshape.call().",
+    ...     "total size of new array must be unchanged",
+    ...     "Arguments received by Reshape.call(): ..."])))
+    'total size of new array must be unchanged'
+    """
+    lines = [_ANSI.sub("", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    useful = []
+    for line in lines:
+        if line.startswith("Arguments received by"):
+            break
+        if not _WRAPPER_LINE.match(line):
+            useful.append(line)
+    return (useful or lines or [type(error).__name__])[0]

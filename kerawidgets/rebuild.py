@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import gc
 import inspect
-import re
 
 import keras
 
@@ -47,6 +46,7 @@ from kerawidgets.errors import (
     KerawidgetsError,
     LayerRecreationError,
     ShapeMismatchError,
+    keras_reason,
 )
 from kerawidgets.naming import shape_text
 from kerawidgets.plan import ACTIVATION_LAYER_CLASSES, Action, Plan, plan_edit
@@ -611,10 +611,6 @@ class _Walk:
             self.notes.append(f"Not compiled: the original's compile settings could not be copied ({error}).")
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_WRAPPER_LINE = re.compile(r"^(Exception encountered when calling|Exception encountered in)\b")
-
-
 @contextlib.contextmanager
 def _collection_paused():
     """Pause Python's cyclic garbage collector while the walk builds many small objects.
@@ -636,21 +632,8 @@ def _collection_paused():
 
 
 def _sentence(error) -> str:
-    """The reason in a Keras error, ending with a full stop.
-
-    Keras wraps errors from `call` as "Exception encountered when calling
-    X.call()." then the real reason, then "Arguments received by ...": keep
-    the reason, not the wrapper.
-    """
-    lines = [_ANSI.sub("", line).strip() for line in str(error).splitlines()]
-    lines = [line for line in lines if line]
-    useful = []
-    for line in lines:
-        if line.startswith("Arguments received by"):
-            break
-        if not _WRAPPER_LINE.match(line):
-            useful.append(line)
-    text = (useful or lines or [type(error).__name__])[0]
+    """The reason in a Keras error (`keras_reason`), ending with a full stop."""
+    text = keras_reason(error)
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
