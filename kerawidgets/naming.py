@@ -56,3 +56,24 @@ def shape_text(shape) -> str:
     if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
         return ", ".join(shape_text(s) for s in shape)
     return str(tuple(None if d is None else int(d) for d in shape))
+
+
+def merged_order(before, after) -> list:
+    """Layer paths or node ids of two versions of a model, in graph order.
+
+    `after`'s order, with each id only `before` has (a removed layer) put
+    back right after the id that preceded it in `before`.
+
+    >>> merged_order(["in", "a", "drop", "b"], ["in", "a", "b", "new"])
+    ['in', 'a', 'drop', 'b', 'new']
+    """
+    before = list(before)
+    order = list(after)
+    present = set(order)
+    for index, key in enumerate(before):
+        if key in present:
+            continue
+        anchor = next((k for k in reversed(before[:index]) if k in present), None)
+        order.insert(0 if anchor is None else order.index(anchor) + 1, key)
+        present.add(key)
+    return order

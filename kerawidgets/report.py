@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import html
 
+from kerawidgets import naming
+
 STATUSES = ("kept", "reinitialised", "new", "removed")
 
 
@@ -151,12 +153,7 @@ class RebuildReport:
                 place(o)  # edited now, weights kept: the later reason says what changed
             else:  # edited again after an earlier step made it new or re-initialised it
                 place(dataclasses.replace(before, edited=True, reason=f"{before.reason}; then {o.reason}"))
-        for index, o in enumerate(self.outcomes):
-            if o.layer in placed:
-                continue
-            anchor = next((p.layer for p in reversed(self.outcomes[:index]) if p.layer in placed), None)
-            position = 0 if anchor is None else 1 + next(
-                i for i, row in enumerate(outcomes) if row.layer == anchor)
-            outcomes.insert(position, o)
-            placed.add(o.layer)
-        return RebuildReport(outcomes, self.notes + [n for n in later.notes if n not in self.notes])
+        rows = {o.layer: o for o in outcomes}
+        order = naming.merged_order(earlier, rows)  # rows only the earlier step has stay in place
+        return RebuildReport([rows.get(layer) or earlier[layer] for layer in order],
+                             self.notes + [n for n in later.notes if n not in self.notes])

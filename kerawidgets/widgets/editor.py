@@ -363,7 +363,7 @@ class ModelEditor:
         stats_before, stats_after = paired_statistics(before, after)
         out_before = self.probe.model_output(before_model)
         out_after = self.probe.model_output(after_model)
-        order = _depth_order(list(before), list(after))
+        order = naming.merged_order(before, after)  # a removed layer stays in place
         return _Comparison(
             focus_before, focus_after, before.get(focus_before) if focus_before else None,
             after.get(focus_after) if focus_after else None, order,
@@ -807,18 +807,3 @@ def _weights_preview(report) -> str:
     if not reinit:
         parts.append("every existing weight is kept")
     return "; ".join(parts) + "."
-
-
-def _depth_order(before: list, after: list) -> list:
-    """Node ids from input to output over both models: a removed layer stays where it was.
-
-    >>> _depth_order(["in", "a", "drop", "b"], ["in", "a", "b", "new"])
-    ['in', 'a', 'drop', 'b', 'new']
-    """
-    order = list(after)
-    for index, key in enumerate(before):
-        if key in order:
-            continue
-        anchor = next((k for k in reversed(before[:index]) if k in order), None)
-        order.insert(0 if anchor is None else order.index(anchor) + 1, key)
-    return order
