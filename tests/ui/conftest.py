@@ -21,6 +21,7 @@ Reusable by every browser test (GraphView, ModelEditor, ...):
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -115,6 +116,7 @@ def start_lab(root: Path, home: Path, app: str = "jupyterlab"):
     ]
     if app == "jupyterlab":
         cmd += ["--LabApp.news_url=None",
+                "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: kernel_eval
                 "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
@@ -266,6 +268,18 @@ class Notebook:
             raise AssertionError(f"No value for {expression!r}; the cell printed:\n{text}")
         return json.loads(parts[1])
 
+    def kernel_eval(self, expression: str, timeout: float = KERNEL_TIMEOUT_MS):
+        """The JSON value of `expression`, asked of the notebook's kernel directly.
+
+        Unlike `eval`, it adds no cell: JupyterLab's own kernel connection
+        (`sessionContext.session.kernel.requestExecute`) runs it silently, after
+        every message the page sent before (widget clicks included), so the
+        answer reflects them. Needs JupyterLab started with
+        `expose_app_in_browser` (as `start_lab` does).
+        """
+        text = self.page.evaluate(_KERNEL_EVAL_JS, f"__import__('json').dumps({expression})")
+        return json.loads(ast.literal_eval(text))
+
     def screenshot(self, name: str, locator=None) -> Path:
         """Save a PNG to test-artifacts/<name>.png (of `locator` if given)."""
         ARTIFACTS.mkdir(exist_ok=True)
@@ -295,6 +309,17 @@ def notebook_factory(lab, browser, contexts):
 
     return open_notebook
 
+
+_KERNEL_EVAL_JS = """async (code) => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const kernel = panel.sessionContext.session.kernel;
+  const future = kernel.requestExecute(
+    {code: '', silent: true, store_history: false, user_expressions: {value: code}});
+  const reply = await future.done;
+  const value = reply.content.user_expressions.value;
+  if (value.status !== 'ok') throw new Error(value.ename + ': ' + value.evalue);
+  return value.data['text/plain'];
+}"""
 
 # Idle kernel: the toolbar's execution indicator, or (when a narrow toolbar moved
 # that indicator into its overflow menu) the status bar's "Kernel | Idle" item.

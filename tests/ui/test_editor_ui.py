@@ -51,10 +51,25 @@ def nb(module_notebook_page):
 
 
 def select_layer(nb, node_id):
+    """Click a node and wait until the kernel has filled the panel for it.
+
+    The kernel is asked (not the page) whether the click arrived; its answer
+    comes after every panel update the click caused, so the dropdowns hold
+    this layer's choices, not the previous one's, before the test goes on.
+    """
     node(nb.page, node_id).click()
     nb.page.wait_for_function(
         "(name) => { const t = document.querySelector('.kw-editor .kwe-title');"
         " return t && t.textContent.includes(name); }", arg=node_id.split("/")[-1])
+    assert nb.kernel_eval("editor.view.selected.get('id')") == node_id
+    wait_not_busy(nb.page)
+
+
+def wait_not_busy(page, timeout=120_000):
+    """Wait until the editor's status line no longer says the kernel is working."""
+    page.wait_for_function(
+        "() => !document.querySelector('.kw-editor .kwe-status .kwe-status-busy')",
+        timeout=timeout)
 
 
 def wait_text(page, selector, text, timeout=60_000):
@@ -184,6 +199,8 @@ def test_editor_at_notebook_width(module_notebook_page):
 
 def choose_tab(page, title):
     page.locator(".kw-editor .kwe-tabs .lm-TabBar-tab", has_text=title).click()
+    page.wait_for_selector(f".kw-editor .kwe-tabs .lm-TabBar-tab.lm-mod-current:has-text('{title}')")
+    wait_not_busy(page)
 
 
 def start_from_original(nb):
