@@ -1,6 +1,109 @@
 // kerawidgets GraphView front end: draws the scene computed in the kernel as SVG.
 // No build step, no imports. Names from the model are data: only textContent is used.
 
+// --- The scene contract --------------------------------------------------------------
+// Built by `Layout.scene()` in kerawidgets/layout.py, whose TypedDicts carry the same
+// names and types (tests/test_scene_contract.py checks the two agree).
+
+/**
+ * @typedef {object} SceneBox  A drawn rectangle: its id, top-left corner, width and height.
+ * @property {string} id
+ * @property {number} x
+ * @property {number} y
+ * @property {number} w
+ * @property {number} h
+ */
+
+/**
+ * @typedef {object} SceneNode  A layer call, drawn as a box.
+ * @property {string} id  node id: "dense", "dense:1" (second call), "block/conv"
+ * @property {number} x
+ * @property {number} y
+ * @property {number} w
+ * @property {number} h
+ * @property {"node"} kind
+ * @property {string} name
+ * @property {string} path  the layer's path ("backbone/conv1"), what a selection names
+ * @property {string} class_name
+ * @property {string} family  colour family: "conv", "dense", "norm", ...
+ * @property {number} params
+ * @property {boolean} trainable
+ * @property {string | null} activation
+ * @property {string | null} group  the innermost group around it
+ * @property {string[]} out  output shapes as text
+ * @property {string[]} inp  input shapes as text
+ * @property {string} label  the name, cut to fit the box
+ * @property {string} sub  class and output shape, cut to fit
+ */
+
+/**
+ * @typedef {object} SceneClosedGroup  A closed group (nested model, folded block) drawn as one box.
+ * @property {string} id
+ * @property {number} x
+ * @property {number} y
+ * @property {number} w
+ * @property {number} h
+ * @property {"group"} kind
+ * @property {string} name
+ * @property {string} class_name
+ * @property {string | null} group  the group around it
+ * @property {number} count  layer calls inside, at any depth
+ * @property {string[]} members  node ids inside, at any depth (their heat and marks show on it)
+ * @property {number} params
+ * @property {boolean} trainable  every member trainable
+ * @property {string} label
+ * @property {string} sub
+ */
+
+/**
+ * @typedef {object} SceneFrame  An open group: a frame around its contents, with a header.
+ * @property {string} id
+ * @property {number} x
+ * @property {number} y
+ * @property {number} w
+ * @property {number} h
+ * @property {string} name
+ * @property {string} class_name
+ * @property {number} count
+ * @property {number} depth  groups around it
+ * @property {string} label
+ */
+
+/**
+ * @typedef {object} SceneEdge  A drawn edge between two boxes.
+ * @property {string} source  id of a drawn box (a node or a closed group)
+ * @property {string} target
+ * @property {string} shape  the tensor's shape as text
+ * @property {number} count  graph edges folded into this one
+ * @property {number[][]} points  [x, y] from the source's bottom to the target's top
+ */
+
+/**
+ * @typedef {object} SceneGroup  Any group of the graph, drawn or not.
+ * @property {string} name
+ * @property {string | null} parent
+ * @property {number} count
+ */
+
+/**
+ * One row per graph node, drawn or not (search, revealing a node): id, name, class, group.
+ * @typedef {[string, string, string, string | null]} SceneIndexRow
+ */
+
+/**
+ * @typedef {object} Scene  Everything the front end needs to draw one layout.
+ * @property {string} model  the model's name
+ * @property {number} width
+ * @property {number} height
+ * @property {Array<SceneNode | SceneClosedGroup>} nodes
+ * @property {SceneFrame[]} frames  outermost first
+ * @property {SceneEdge[]} edges
+ * @property {Object<string, string>} visible  every node id -> id of the box showing it
+ * @property {string[]} open_groups  sorted
+ * @property {Object<string, SceneGroup>} groups  every group id -> its name, parent and size
+ * @property {SceneIndexRow[]} index
+ */
+
 const SVGNS = "http://www.w3.org/2000/svg";
 let viewCounter = 0;
 
@@ -346,17 +449,17 @@ function render({ model, el }) {
     }
 
     for (const e of s.edges || []) {
-      const d = "M" + e.pts.map((p) => `${p[0]},${p[1]}`).join(" L");
+      const d = "M" + e.points.map((p) => `${p[0]},${p[1]}`).join(" L");
       const p = svg("path", {
         class: "kw-edge", d, "marker-end": `url(#${uid}-arrow)`,
-        "data-s": e.s, "data-t": e.t,
+        "data-s": e.source, "data-t": e.target,
       }, edgesLayer);
       const title = svg("title", {}, p);
-      title.textContent = e.shape + (e.n > 1 ? ` (${e.n} tensors)` : "");
-      if (!succ.has(e.s)) succ.set(e.s, []);
-      if (!pred.has(e.t)) pred.set(e.t, []);
-      succ.get(e.s).push(e.t);
-      pred.get(e.t).push(e.s);
+      title.textContent = e.shape + (e.count > 1 ? ` (${e.count} tensors)` : "");
+      if (!succ.has(e.source)) succ.set(e.source, []);
+      if (!pred.has(e.target)) pred.set(e.target, []);
+      succ.get(e.source).push(e.target);
+      pred.get(e.target).push(e.source);
     }
 
     const items = (s.nodes || []).slice().sort((a, b) => (a.y - b.y) || (a.x - b.x));
