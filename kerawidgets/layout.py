@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import Literal, TypedDict
 
 from grandalf.graphs import Edge, Graph, Vertex
 from grandalf.layouts import SugiyamaLayout
@@ -71,6 +72,104 @@ class EdgePath:
     count: int = 1  # graph edges folded into this drawn edge
 
 
+# --- The scene: what the front end draws ---------------------------------------------
+# `Layout.scene()` builds it; `widgets/static/graph_view.js` reads it. Its JSDoc
+# typedefs carry the same names and types, and tests/test_scene_contract.py checks
+# both against each other and a real scene against these types.
+
+
+class SceneBox(TypedDict):
+    """A drawn rectangle: its id, top-left corner (x, y), width and height."""
+
+    id: str
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+class SceneNode(SceneBox):
+    """A layer call, drawn as a box (`id` is its node id: ``"dense"``, ``"dense:1"``)."""
+
+    kind: Literal["node"]
+    name: str
+    path: str  # the layer's path ("backbone/conv1"), what a selection names
+    class_name: str
+    family: str  # colour family: "conv", "dense", "norm", ...
+    params: int
+    trainable: bool
+    activation: str | None
+    group: str | None  # the innermost group around it
+    out: list[str]  # output shapes as text
+    inp: list[str]  # input shapes as text
+    label: str  # the name, cut to fit the box
+    sub: str  # class and output shape, cut to fit
+
+
+class SceneClosedGroup(SceneBox):
+    """A closed group (nested model or folded block), drawn as one box."""
+
+    kind: Literal["group"]
+    name: str
+    class_name: str
+    group: str | None  # the group around it
+    count: int  # layer calls inside, at any depth
+    members: list[str]  # node ids inside, at any depth (their heat and marks show on it)
+    params: int
+    trainable: bool  # every member trainable
+    label: str
+    sub: str
+
+
+class SceneFrame(SceneBox):
+    """An open group: a frame around its contents, with a header to close it."""
+
+    name: str
+    class_name: str
+    count: int
+    depth: int  # groups around it
+    label: str
+
+
+class SceneEdge(TypedDict):
+    """A drawn edge between two boxes (an `EdgePath`)."""
+
+    source: str  # id of a drawn box (a node or a closed group)
+    target: str
+    shape: str  # the tensor's shape as text
+    count: int  # graph edges folded into this one
+    points: list[list[float]]  # [x, y] from the source's bottom to the target's top
+
+
+class SceneGroup(TypedDict):
+    """Any group of the graph, drawn or not."""
+
+    name: str
+    parent: str | None
+    count: int
+
+
+#: One row per graph node, drawn or not (for search and for revealing a node):
+#: ``(id, name, class_name, group)``. Rows rather than objects: on an 800-layer
+#: model, objects would make the scene a quarter larger.
+SceneIndexRow = tuple[str, str, str, str | None]
+
+
+class Scene(TypedDict):
+    """Everything the front end needs to draw one layout."""
+
+    model: str  # the model's name
+    width: float
+    height: float
+    nodes: list[SceneNode | SceneClosedGroup]
+    frames: list[SceneFrame]  # outermost first
+    edges: list[SceneEdge]
+    visible: dict[str, str]  # every node id -> id of the box showing it
+    open_groups: list[str]  # sorted
+    groups: dict[str, SceneGroup]  # every group id -> its name, parent and size
+    index: list[SceneIndexRow]
+
+
 @dataclasses.dataclass
 class Layout:
     """Node boxes, open-group frames and edge polylines for one set of open groups."""
@@ -84,64 +183,75 @@ class Layout:
     width: float
     height: float
 
-    def scene(self) -> dict:
-        """JSON-ready description of the drawing, for the front end and `svg`."""
+    def scene(self) -> Scene:
+        """JSON-ready description of the drawing, for the front end and `svg` (see `Scene`)."""
         graph = self.graph
-        items = []
-        for box in self.boxes.values():
-            item = {"id": box.id, "kind": box.kind, "x": round(box.x, 1), "y": round(box.y, 1),
-                    "w": round(box.w, 1), "h": round(box.h, 1)}
-            if box.kind == "node":
-                node = graph.node(box.id)
-                out = [shape_text(s) for s in node.output_shapes]
-                item.update(
-                    name=node.name, path=node.path, class_name=node.class_name,
-                    family=node.family, params=node.params, trainable=node.trainable,
-                    activation=node.activation, group=node.group,
-                    out=out, inp=[shape_text(s) for s in node.input_shapes],
-                    label=_fit(node.name, box.w - (6.0 * len(short_count(node.params)) + 10
-                                                   if node.params else 0), 7.2),
-                    sub=_fit(f"{node.class_name} {out[0] if len(out) == 1 else f'[{len(out)} outputs]'}",
-                             box.w - (40 if not node.trainable else 0), 6.0),
-                )
-            else:
-                group = graph.group(box.id)
-                item.update(
-                    name=group.name, class_name=group.class_name, group=group.parent,
-                    count=group.node_count, members=graph.group_nodes(box.id),
-                    params=sum(graph.node(n).params for n in graph.group_nodes(box.id)),
-                    trainable=all(graph.node(n).trainable for n in graph.group_nodes(box.id)),
-                    label=_fit("\u25b8 " + group.name, box.w - 28, 7.2),
-                    sub=_fit(f"{group.class_name} \u00b7 {group.node_count} layers", box.w - 40, 6.0),
-                )
-            items.append(item)
-        frames = []
-        for gid, box in self.frames.items():
-            group = graph.group(gid)
-            frames.append({
-                "id": gid, "x": round(box.x, 1), "y": round(box.y, 1), "w": round(box.w, 1),
-                "h": round(box.h, 1), "name": group.name, "class_name": group.class_name,
-                "count": group.node_count, "depth": len(graph.ancestors(gid)),
-                "label": _fit(f"\u25be {group.name} \u00b7 {group.class_name} \u00b7 "
-                              f"{group.node_count} layers", box.w, 6.4),
-            })
-        frames.sort(key=lambda f: f["depth"])
-        return {
-            "model": graph.model_name,
-            "width": round(self.width, 1),
-            "height": round(self.height, 1),
-            "nodes": items,
-            "frames": frames,
-            "edges": [{"s": e.source, "t": e.target, "shape": shape_text(e.shape),
-                       "n": e.count,
-                       "pts": [[round(x, 1), round(y, 1)] for x, y in e.points]}
-                      for e in self.edges],
-            "visible": self.visible,
-            "open_groups": sorted(self.open_groups),
-            "groups": {g.id: {"name": g.name, "parent": g.parent, "count": g.node_count}
-                       for g in graph.groups},
-            "index": [[n.id, n.name, n.class_name, n.group] for n in graph.nodes],
-        }
+        items: list[SceneNode | SceneClosedGroup] = [
+            self._node_item(box) if box.kind == "node" else self._group_item(box)
+            for box in self.boxes.values()]
+        frames = sorted((self._frame_item(gid, box) for gid, box in self.frames.items()),
+                        key=lambda f: f["depth"])
+        return Scene(
+            model=graph.model_name,
+            width=round(self.width, 1),
+            height=round(self.height, 1),
+            nodes=items,
+            frames=frames,
+            edges=[SceneEdge(source=e.source, target=e.target, shape=shape_text(e.shape),
+                             count=e.count,
+                             points=[[round(x, 1), round(y, 1)] for x, y in e.points])
+                   for e in self.edges],
+            visible=self.visible,
+            open_groups=sorted(self.open_groups),
+            groups={g.id: SceneGroup(name=g.name, parent=g.parent, count=g.node_count)
+                    for g in graph.groups},
+            index=[(n.id, n.name, n.class_name, n.group) for n in graph.nodes],
+        )
+
+    def _node_item(self, box: Box) -> SceneNode:
+        node = self.graph.node(box.id)
+        out = [shape_text(s) for s in node.output_shapes]
+        params_w = 6.0 * len(short_count(node.params)) + 10 if node.params else 0
+        return SceneNode(
+            **_box(box), kind="node",
+            name=node.name, path=node.path, class_name=node.class_name,
+            family=node.family, params=node.params, trainable=node.trainable,
+            activation=node.activation, group=node.group,
+            out=out, inp=[shape_text(s) for s in node.input_shapes],
+            label=_fit(node.name, box.w - params_w, 7.2),
+            sub=_fit(f"{node.class_name} {out[0] if len(out) == 1 else f'[{len(out)} outputs]'}",
+                     box.w - (40 if not node.trainable else 0), 6.0),
+        )
+
+    def _group_item(self, box: Box) -> SceneClosedGroup:
+        graph = self.graph
+        group = graph.group(box.id)
+        members = graph.group_nodes(box.id)
+        return SceneClosedGroup(
+            **_box(box), kind="group",
+            name=group.name, class_name=group.class_name, group=group.parent,
+            count=group.node_count, members=members,
+            params=sum(graph.node(n).params for n in members),
+            trainable=all(graph.node(n).trainable for n in members),
+            label=_fit("\u25b8 " + group.name, box.w - 28, 7.2),
+            sub=_fit(f"{group.class_name} \u00b7 {group.node_count} layers", box.w - 40, 6.0),
+        )
+
+    def _frame_item(self, gid: str, box: Box) -> SceneFrame:
+        graph = self.graph
+        group = graph.group(gid)
+        return SceneFrame(
+            **_box(box), name=group.name, class_name=group.class_name,
+            count=group.node_count, depth=len(graph.ancestors(gid)),
+            label=_fit(f"\u25be {group.name} \u00b7 {group.class_name} \u00b7 "
+                       f"{group.node_count} layers", box.w, 6.4),
+        )
+
+
+def _box(box: Box) -> SceneBox:
+    """A box's id, corner and size, rounded for the scene."""
+    return SceneBox(id=box.id, x=round(box.x, 1), y=round(box.y, 1), w=round(box.w, 1),
+                    h=round(box.h, 1))
 
 
 def _fit(text: str, width: float, char_w: float) -> str:
@@ -379,4 +489,7 @@ def _sugiyama(level: _Level) -> None:
     level.height = height
 
 
-__all__ = ["Box", "EdgePath", "Layout", "default_open_groups", "layout"]
+__all__ = [
+    "Box", "EdgePath", "Layout", "Scene", "SceneBox", "SceneClosedGroup", "SceneEdge",
+    "SceneFrame", "SceneGroup", "SceneIndexRow", "SceneNode", "default_open_groups", "layout",
+]

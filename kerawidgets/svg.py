@@ -131,7 +131,7 @@ def to_svg(layout_or_scene, *, heat=None, marks=None, selected=None, margin: flo
                             "fill": "#24292f"}, frame["label"])
             + "</g>")
     for edge in scene["edges"]:
-        d = "M" + " L".join(f"{_num(px)},{_num(py)}" for px, py in edge["pts"])
+        d = "M" + " L".join(f"{_num(px)},{_num(py)}" for px, py in edge["points"])
         out.append(
             _tag("path", {"d": d, "fill": "none", "stroke": "#6e7781", "stroke-width": 1.2,
                           "marker-end": "url(#kw-arrow)"}, close=False)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything (Python packages into .venv, Chromium from apt) and run
-# every test tier: lint, unit + property tests (fast and slow), the rebuild
+# every test tier: lint, the front end's pure JS (node --test), unit + property
+# tests (fast and slow), the rebuild
 # tests again under the jax backend, the notebooks under nbval, and the
 # real-browser tests. Extra arguments go to every pytest call.
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
@@ -16,6 +17,10 @@ fi
 start=$(date +%s)
 echo "==> ruff"
 ruff check kerawidgets tests benchmarks
+
+echo "==> front-end unit tests (node --test: graph_view.js's pure parts, no browser)"
+# --experimental-detect-module: Node 20 before 20.19 reads a .js file as CommonJS.
+node --experimental-detect-module --test tests/js/
 
 echo "==> unit and property tests, every tier (tensorflow backend)"
 pytest -m "" --ignore=tests/ui -q "$@"

@@ -48,7 +48,7 @@ def test_a_hostile_scene_cannot_inject_attributes():
     scene = {
         "model": "m", "width": 100, "height": 80,
         "frames": [{"x": 0, "y": 0, "w": evil, "h": 10, "label": "f"}],
-        "edges": [{"pts": [[0, 0], [evil, 5]], "shape": "(None, 2)"}],
+        "edges": [{"points": [[0, 0], [evil, 5]], "shape": "(None, 2)"}],
         "nodes": [{"id": 'a"b', "kind": "node", "family": 'conv" onclick="x', "x": 1, "y": 2,
                    "w": 150, "h": 40, "label": HOSTILE, "sub": "Dense", "params": 3,
                    "trainable": True}],

@@ -1,5 +1,471 @@
 // kerawidgets GraphView front end: draws the scene computed in the kernel as SVG.
-// No build step, no imports. Names from the model are data: only textContent is used.
+//
+// One ES module with no imports and no build step: anywidget loads it from its
+// text, so everything it needs is in this file. The first half is pure (no DOM):
+// the scene contract, scene indexing, fold state, keyboard-navigation and view
+// geometry, exported for tests/js/graph_view.test.mjs (`node --test`). The second
+// half draws and wires the DOM around one state object (`createState`).
+// Names from the model are data: only textContent is used.
+
+// --- The scene contract --------------------------------------------------------------
+// Built by `Layout.scene()` in kerawidgets/layout.py, whose TypedDicts carry the same
+// names and types (tests/test_scene_contract.py checks the two agree).
+
+/**
+ * @typedef {object} SceneBox  A drawn rectangle: its id, top-left corner, width and height.
+ * @property {string} id
+ * @property {number} x
+ * @property {number} y
+ * @property {number} w
+ * @property {number} h
+ */
+
+/**
+ * @typedef {object} SceneNode  A layer call, drawn as a box.
+ * @property {string} id  node id: "dense", "dense:1" (second call), "block/conv"
+ * @property {number} x
+ * @property {number} y
+ * @property {number} w
+ * @property {number} h
+ * @property {"node"} kind
+ * @property {string} name
+ * @property {string} path  the layer's path ("backbone/conv1"), what a selection names
+ * @property {string} class_name
+ * @property {string} family  colour family: "conv", "dense", "norm", ...
+ * @property {number} params
+ * @property {boolean} trainable
+ * @property {string | null} activation
+ * @property {string | null} group  the innermost group around it
+ * @property {string[]} out  output shapes as text
+ * @property {string[]} inp  input shapes as text
+ * @property {string} label  the name, cut to fit the box
+ * @property {string} sub  class and output shape, cut to fit
+ */
+
+/**
+ * @typedef {object} SceneClosedGroup  A closed group (nested model, folded block) drawn as one box.
+ * @property {string} id
+ * @property {number} x
+ * @property {number} y
+ * @property {number} w
+ * @property {number} h
+ * @property {"group"} kind
+ * @property {string} name
+ * @property {string} class_name
+ * @property {string | null} group  the group around it
+ * @property {number} count  layer calls inside, at any depth
+ * @property {string[]} members  node ids inside, at any depth (their heat and marks show on it)
+ * @property {number} params
+ * @property {boolean} trainable  every member trainable
+ * @property {string} label
+ * @property {string} sub
+ */
+
+/**
+ * @typedef {object} SceneFrame  An open group: a frame around its contents, with a header.
+ * @property {string} id
+ * @property {number} x
+ * @property {number} y
+ * @property {number} w
+ * @property {number} h
+ * @property {string} name
+ * @property {string} class_name
+ * @property {number} count
+ * @property {number} depth  groups around it
+ * @property {string} label
+ */
+
+/**
+ * @typedef {object} SceneEdge  A drawn edge between two boxes.
+ * @property {string} source  id of a drawn box (a node or a closed group)
+ * @property {string} target
+ * @property {string} shape  the tensor's shape as text
+ * @property {number} count  graph edges folded into this one
+ * @property {number[][]} points  [x, y] from the source's bottom to the target's top
+ */
+
+/**
+ * @typedef {object} SceneGroup  Any group of the graph, drawn or not.
+ * @property {string} name
+ * @property {string | null} parent
+ * @property {number} count
+ */
+
+/**
+ * One row per graph node, drawn or not (search, revealing a node): id, name, class, group.
+ * @typedef {[string, string, string, string | null]} SceneIndexRow
+ */
+
+/**
+ * @typedef {object} Scene  Everything the front end needs to draw one layout.
+ * @property {string} model  the model's name
+ * @property {number} width
+ * @property {number} height
+ * @property {Array<SceneNode | SceneClosedGroup>} nodes
+ * @property {SceneFrame[]} frames  outermost first
+ * @property {SceneEdge[]} edges
+ * @property {Object<string, string>} visible  every node id -> id of the box showing it
+ * @property {string[]} open_groups  sorted
+ * @property {Object<string, SceneGroup>} groups  every group id -> its name, parent and size
+ * @property {SceneIndexRow[]} index
+ */
+
+// --- Pure: colours and numbers ---------------------------------------------------------
+
+const HEADER_H = 22; // an open group's header: the strip that closes it and takes focus
+const MAX_RESULTS = 12; // find-box results listed
+
+/** White -> orange -> red for a value in 0..1 (the same stops as `svg.heat_color`). */
+export function heatColor(v) {
+  v = Math.max(0, Math.min(1, Number(v) || 0));
+  const stops = [[0, [255, 255, 255]], [0.5, [253, 174, 97]], [1, [215, 48, 31]]];
+  for (let i = 0; i < stops.length - 1; i++) {
+    const [a, ca] = stops[i];
+    const [b, cb] = stops[i + 1];
+    if (v <= b) {
+      const t = (v - a) / (b - a);
+      const rgb = ca.map((x, j) => Math.round(x + (cb[j] - x) * t));
+      return `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
+    }
+  }
+  return "rgb(215,48,31)";
+}
+
+/** A parameter count as people read it: 950, 8.2k, 3.5M ("" for none). */
+export function fmtParams(n) {
+  if (!n) return "";
+  if (n >= 1e6) return (n / 1e6).toFixed(1) + "M";
+  if (n >= 1e3) return (n / 1e3).toFixed(1) + "k";
+  return String(n);
+}
+
+/** A box's heat: its own, else a closed group's hottest member; undefined if none. */
+export function heatOf(item, heat) {
+  let v = heat[item.id];
+  if (v === undefined && item.members) {
+    const vals = item.members.filter((m) => m in heat).map((m) => heat[m]);
+    if (vals.length) v = Math.max(...vals);
+  }
+  return v;
+}
+
+/** A box's mark ("edited", "error"): its own, else the first marked member's. */
+export function markOf(item, marks) {
+  let m = marks[item.id];
+  if (!m && item.members) {
+    const found = item.members.find((x) => marks[x]);
+    if (found) m = marks[found];
+  }
+  return m;
+}
+
+/** The toolbar's summary: model name, node count, parameters. */
+export function statusText(scene) {
+  const nLayers = (scene.index || []).length;
+  const nParams = (scene.nodes || []).reduce((acc, n) => acc + (n.params || 0), 0);
+  return `${scene.model || ""} \u00b7 ${nLayers} nodes \u00b7 ${fmtParams(nParams) || 0} params`;
+}
+
+/** The hover card's rows, [key, value], for a node, a closed group or an open group. */
+export function cardRows(item, heat, marks) {
+  const rows = [];
+  if (item.kind === "node") {
+    rows.push(["class", item.class_name]);
+    rows.push(["node", item.id]);
+    (item.inp || []).forEach((s, i) => rows.push([i ? "" : "input", s]));
+    (item.out || []).forEach((s, i) => rows.push([i ? "" : "output", s]));
+    rows.push(["params", String(item.params || 0)]);
+    if (item.activation) rows.push(["activation", item.activation]);
+    rows.push(["trainable", item.trainable ? "yes" : "no (frozen)"]);
+  } else if (item.kind === "frame") {
+    rows.push(["group", `${item.class_name}, ${item.count} layers, open`]);
+    rows.push(["", "Enter or click the header to close"]);
+  } else {
+    rows.push(["group", `${item.class_name}, ${item.count} layers`]);
+    rows.push(["params", String(item.params || 0)]);
+    rows.push(["", "Enter or click to open"]);
+  }
+  if (item.id in heat) rows.push(["heat", Number(heat[item.id]).toFixed(3)]);
+  if (marks[item.id]) rows.push(["mark", marks[item.id]]);
+  return rows;
+}
+
+// --- Pure: scene indexing ------------------------------------------------------------
+
+/**
+ * Something the keyboard can reach: a node, a closed group, or an open group's header.
+ * @typedef {object} Place
+ * @property {string} id
+ * @property {number} x
+ * @property {number} y
+ * @property {number} w
+ * @property {number} h
+ * @property {string | null} parent  the open group it sits in
+ * @property {object} item  its scene entry (a frame's with kind "frame" and path = id)
+ */
+
+/**
+ * @typedef {object} SceneIndex
+ * @property {Scene} scene  the scene drawn
+ * @property {Array<SceneNode | SceneClosedGroup>} items  boxes top-down, then left-right
+ * @property {Map<string, Place>} places  by id (a group is a closed box or an open frame, never both)
+ * @property {string[]} order  places in reading order: top-down, then left-right
+ * @property {Map<string, string[]>} succ  drawn edges: box id -> ids it feeds
+ * @property {Map<string, string[]>} pred  box id -> ids feeding it
+ * @property {Map<string, SceneIndexRow>} rows  every graph node by id
+ */
+
+/** Index a scene for drawing, navigation and search. @returns {SceneIndex} */
+export function indexScene(scene) {
+  const s = scene || {};
+  const groups = s.groups || {};
+  const places = new Map();
+  for (const f of s.frames || []) {
+    places.set(f.id, {
+      id: f.id, x: f.x, y: f.y, w: f.w, h: HEADER_H, item: { ...f, kind: "frame", path: f.id },
+      parent: groups[f.id] ? groups[f.id].parent : null,
+    });
+  }
+  const items = (s.nodes || []).slice().sort((a, b) => (a.y - b.y) || (a.x - b.x));
+  for (const item of items) {
+    places.set(item.id, {
+      id: item.id, x: item.x, y: item.y, w: item.w, h: item.h, item, parent: item.group || null,
+    });
+  }
+  const order = Array.from(places.keys()).sort((a, b) => {
+    const p = places.get(a), q = places.get(b);
+    return (p.y - q.y) || (p.x - q.x);
+  });
+  const succ = new Map(), pred = new Map();
+  for (const e of s.edges || []) {
+    if (!succ.has(e.source)) succ.set(e.source, []);
+    if (!pred.has(e.target)) pred.set(e.target, []);
+    succ.get(e.source).push(e.target);
+    pred.get(e.target).push(e.source);
+  }
+  const rows = new Map((s.index || []).map((row) => [row[0], row]));
+  return { scene: s, items, places, order, succ, pred, rows };
+}
+
+/** A group and the groups around it, innermost first. */
+function groupChain(groups, g) {
+  const out = [];
+  while (g) { out.push(g); g = groups[g] ? groups[g].parent : null; }
+  return out;
+}
+
+/** The groups around a graph node, drawn or not, innermost first. */
+export function ancestors(index, nodeId) {
+  const row = index.rows.get(nodeId);
+  return groupChain(index.scene.groups || {}, row ? row[3] : null);
+}
+
+/** The open groups around a place, innermost first. */
+export function framesAround(index, id) {
+  const place = index.places.get(id);
+  return groupChain(index.scene.groups || {}, place ? place.parent : null);
+}
+
+/** Where a node or group id is drawn now: itself, its closed group, or null. */
+export function drawnAs(index, id) {
+  if (id === null || id === undefined) return null;
+  if (index.places.has(id)) return id;
+  const shown = (index.scene.visible || {})[id];
+  return shown && index.places.has(shown) ? shown : null;
+}
+
+/** Whether id is drawn as a box of its own (a node or closed group, not a frame). */
+export function isBox(index, id) {
+  const place = index.places.get(id);
+  return Boolean(place) && place.item.kind !== "frame";
+}
+
+/** Index rows whose node id or class name contains the query (case-insensitive). */
+export function findLayers(index, query) {
+  const q = query.trim().toLowerCase();
+  if (!q) return [];
+  return (index.scene.index || []).filter((r) =>
+    r[0].toLowerCase().includes(q) || r[2].toLowerCase().includes(q));
+}
+
+/** The ids of the boxes showing these index rows. */
+export function boxesShowing(index, rows) {
+  return new Set(rows.map((r) => (index.scene.visible || {})[r[0]]));
+}
+
+// --- Pure: fold state (which groups are open) ---------------------------------------
+
+/** Whether two lists hold the same items in the same order. */
+export function sameList(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Open groups as the kernel is asked for them: each once, sorted. */
+export function foldRequest(groups) {
+  return Array.from(new Set(groups)).sort();
+}
+
+/** The open groups after opening (open = true) or closing the group id. */
+export function toggleFold(openGroups, id, open) {
+  const current = new Set(openGroups || []);
+  if (open) current.add(id); else current.delete(id);
+  return foldRequest(current);
+}
+
+/** The open groups that show a node: those open now and every group around it. */
+export function revealFold(openGroups, index, nodeId) {
+  return foldRequest([...(openGroups || []), ...ancestors(index, nodeId)]);
+}
+
+/** Whether these open groups differ from the drawn scene's (a new layout is on its way). */
+export function foldPending(openGroups, scene) {
+  return !sameList(openGroups || [], (scene || {}).open_groups || []);
+}
+
+// --- Pure: keyboard navigation -------------------------------------------------------
+
+/** The candidate place nearest to `from` in the arrow key's direction, or null. */
+export function nearest(index, from, candidates, key) {
+  const cx = from.x + from.w / 2, cy = from.y + from.h / 2;
+  let best = null, bestScore = Infinity;
+  for (const id of candidates) {
+    const o = index.places.get(id);
+    if (!o || o === from) continue;
+    const dx = o.x + o.w / 2 - cx, dy = o.y + o.h / 2 - cy;
+    let ok = false, score = 0;
+    if (key === "ArrowDown") { ok = o.y > from.y + 1; score = dy + 3 * Math.abs(dx); }
+    if (key === "ArrowUp") { ok = o.y < from.y - 1; score = -dy + 3 * Math.abs(dx); }
+    if (key === "ArrowRight") { ok = dx > 1; score = dx + 3 * Math.abs(dy); }
+    if (key === "ArrowLeft") { ok = dx < -1; score = -dx + 3 * Math.abs(dy); }
+    if (ok && score < bestScore) { best = id; bestScore = score; }
+  }
+  return best;
+}
+
+/** From an open group's header: Down goes inside, Up leaves it, Left/Right go beside. */
+function neighbourOfFrame(index, here, key) {
+  const { id } = here;
+  if (key === "ArrowDown") {
+    const inside = index.order.filter((o) => o !== id && framesAround(index, o).includes(id));
+    return nearest(index, here, inside, key) || nearest(index, here, index.order, key);
+  }
+  if (key === "ArrowUp") {
+    const outside = index.order.filter((o) => !framesAround(index, o).includes(id));
+    return nearest(index, here, outside, key);
+  }
+  return nearest(index, here, index.order, key);
+}
+
+/** Down / Up along the edges; crossing into or out of an open group stops at its header. */
+function alongEdges(index, here, key) {
+  const mine = framesAround(index, here.id);
+  const linked = (key === "ArrowDown" ? index.succ : index.pred).get(here.id) || [];
+  const steps = new Set();
+  for (const other of linked) {
+    if (!index.places.has(other)) continue;
+    const theirs = framesAround(index, other);
+    if (key === "ArrowDown") {
+      // Entering groups: the outermost open group around the target that is not around us.
+      const entered = theirs.filter((g) => !mine.includes(g));
+      steps.add(entered.length ? entered[entered.length - 1] : other);
+    } else {
+      // Leaving groups: the header of the innermost group we are in and it is not.
+      const left = mine.filter((g) => !theirs.includes(g));
+      steps.add(left.length ? left[0] : other);
+    }
+  }
+  if (key === "ArrowUp" && !steps.size && mine.length) return mine[0];
+  return nearest(index, here, Array.from(steps), key) ||
+    Array.from(steps).find((x) => index.places.has(x)) || null;
+}
+
+/**
+ * The place an arrow key moves to from id: Down / Up follow the edges (crossing into or
+ * out of an open group passes its header); Left / Right go to the nearest place beside;
+ * where no edge leads, the nearest place below / above. Null if there is none.
+ */
+export function neighbour(index, id, key) {
+  const here = index.places.get(id);
+  if (!here) return null;
+  if (here.item.kind === "frame") return neighbourOfFrame(index, here, key);
+  if (key === "ArrowDown" || key === "ArrowUp") {
+    const step = alongEdges(index, here, key);
+    if (step) return step;
+  }
+  return nearest(index, here, index.order, key);
+}
+
+/** Whether a key moves the keyboard between places (arrows, Home, End). */
+export function isNavigationKey(key) {
+  return key.startsWith("Arrow") || key === "Home" || key === "End";
+}
+
+/** Where a navigation key moves from id: a neighbour, the first or the last place. */
+export function navigate(index, id, key) {
+  if (key === "Home") return index.order[0];
+  if (key === "End") return index.order[index.order.length - 1];
+  return neighbour(index, id, key);
+}
+
+// --- Pure: view geometry (pan and zoom as scale, then translate) ----------------------
+
+/** The whole drawing in a W x H viewport, centred, at most 125 %. */
+export function fitView(scene, W, H) {
+  const w = (scene.width || 1) + 40, h = (scene.height || 1) + 40;
+  const scale = Math.min(W / w, H / h, 1.25);
+  return { scale, tx: (W - (scene.width || 0) * scale) / 2, ty: (H - (scene.height || 0) * scale) / 2 };
+}
+
+/** The first view: fit, or for a long model a readable zoom on its top, centred. */
+export function initialView(scene, W, H) {
+  const fitScale = Math.min(W / ((scene.width || 1) + 40), H / ((scene.height || 1) + 40), 1.1);
+  if (fitScale >= 0.55) return fitView(scene, W, H);
+  const scale = Math.min(0.8, Math.max(fitScale, W / ((scene.width || 1) + 40), 0.55));
+  return { scale, tx: (W - (scene.width || 0) * scale) / 2, ty: 20 };
+}
+
+/** The view centred on a box, zoomed in to 80 % if it was below 60 %. */
+export function centeredOn(view, box, W, H) {
+  const scale = view.scale < 0.6 ? 0.8 : view.scale;
+  return { scale, tx: W / 2 - (box.x + box.w / 2) * scale, ty: H / 2 - (box.y + box.h / 2) * scale };
+}
+
+/** Whether any part of a box is outside the W x H viewport. */
+export function isOutside(view, box, W, H) {
+  const x0 = box.x * view.scale + view.tx, y0 = box.y * view.scale + view.ty;
+  const x1 = x0 + box.w * view.scale, y1 = y0 + box.h * view.scale;
+  return x0 < 0 || y0 < 0 || x1 > W || y1 > H;
+}
+
+/** The view zoomed by a factor (kept within 3 % .. 400 %) about the point (px, py). */
+export function zoomedAt(view, factor, px, py) {
+  const next = Math.max(0.03, Math.min(4, view.scale * factor));
+  return {
+    scale: next,
+    tx: px - (px - view.tx) * (next / view.scale),
+    ty: py - (py - view.ty) * (next / view.scale),
+  };
+}
+
+/** Where the hover card goes near the pointer (px, py) in a W x H widget. */
+export function cardNearPointer(px, py, W, H, tw, th) {
+  let x = px + 14, y = py + 14;
+  if (x + tw > W) x = Math.max(0, px - tw - 10);
+  if (y + th > H) y = Math.max(0, py - th - 10);
+  return { x, y };
+}
+
+/** Where the hover card goes beside a focused place (right, else left, else below). */
+export function cardBeside(rect, W, H, tw, th) {
+  const { left, right, top, bottom } = rect;
+  let x = right + 10, y = top;
+  if (x + tw > W) x = left - tw - 10;
+  if (x < 0) { x = Math.max(0, Math.min(left, W - tw)); y = bottom + 8; }
+  if (y + th > H) y = Math.max(0, Math.min(top - th - 8, H - th));
+  return { x, y };
+}
+
+// --- DOM: building blocks ----------------------------------------------------------------
 
 const SVGNS = "http://www.w3.org/2000/svg";
 let viewCounter = 0;
@@ -18,49 +484,41 @@ function html(tag, cls, parent) {
   return node;
 }
 
-function heatColor(v) {
-  v = Math.max(0, Math.min(1, Number(v) || 0));
-  const stops = [[0, [255, 255, 255]], [0.5, [253, 174, 97]], [1, [215, 48, 31]]];
-  for (let i = 0; i < stops.length - 1; i++) {
-    const [a, ca] = stops[i];
-    const [b, cb] = stops[i + 1];
-    if (v <= b) {
-      const t = (v - a) / (b - a);
-      const rgb = ca.map((x, j) => Math.round(x + (cb[j] - x) * t));
-      return `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
-    }
-  }
-  return "rgb(215,48,31)";
+function toolbarButton(toolbar, label, title) {
+  const b = html("button", "kw-button", toolbar);
+  b.type = "button";
+  b.textContent = label;
+  b.title = title;
+  b.setAttribute("aria-label", title);
+  return b;
 }
 
-function fmtParams(n) {
-  if (!n) return "";
-  if (n >= 1e6) return (n / 1e6).toFixed(1) + "M";
-  if (n >= 1e3) return (n / 1e3).toFixed(1) + "k";
-  return String(n);
-}
-
-function render({ model, el }) {
-  const uid = `kw${++viewCounter}${Math.random().toString(36).slice(2, 7)}`;
-  const root = html("div", "kw-graph", el);
-  const toolbar = html("div", "kw-toolbar", root);
-  const searchWrap = html("div", "kw-search", toolbar);
-  const search = html("input", "kw-search-input", searchWrap);
+/** The find box and its result list (a combobox with a listbox). */
+function buildSearch(toolbar, uid) {
+  const wrap = html("div", "kw-search", toolbar);
+  const search = html("input", "kw-search-input", wrap);
   search.type = "search";
   search.placeholder = "Find a layer\u2026";
   search.setAttribute("aria-label", "Find a layer");
-  const results = html("ul", "kw-results", searchWrap);
+  const results = html("ul", "kw-results", wrap);
   results.setAttribute("role", "listbox");
-  const buttons = [];
-  const mkButton = (label, title, fn) => {
-    const b = html("button", "kw-button", toolbar);
-    b.type = "button";
-    b.textContent = label;
-    b.title = title;
-    b.setAttribute("aria-label", title);
-    b.addEventListener("click", fn);
-    buttons.push(b);
-    return b;
+  results.id = `${uid}-results`;
+  search.setAttribute("role", "combobox");
+  search.setAttribute("aria-autocomplete", "list");
+  search.setAttribute("aria-expanded", "false");
+  search.setAttribute("aria-controls", results.id);
+  return { search, results };
+}
+
+/** The widget's elements: toolbar (find box, zoom buttons, status), viewport, hover card. */
+function buildDom(el, uid) {
+  const root = html("div", "kw-graph", el);
+  const toolbar = html("div", "kw-toolbar", root);
+  const { search, results } = buildSearch(toolbar, uid);
+  const buttons = {
+    fit: toolbarButton(toolbar, "\u2922", "Fit to view (0)"),
+    zoomIn: toolbarButton(toolbar, "+", "Zoom in (+)"),
+    zoomOut: toolbarButton(toolbar, "\u2212", "Zoom out (-)"),
   };
   const status = html("span", "kw-status", toolbar);
   const viewport = html("div", "kw-viewport", root);
@@ -70,646 +528,538 @@ function render({ model, el }) {
   pendingNote.setAttribute("role", "status");
   pendingNote.setAttribute("aria-live", "polite");
   const canvas = svg("svg", { class: "kw-svg", role: "group" }, viewport);
-  const defs = svg("defs", {}, canvas);
   const marker = svg("marker", {
     id: `${uid}-arrow`, viewBox: "0 0 10 10", refX: 9, refY: 5,
     markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse",
-  }, defs);
+  }, svg("defs", {}, canvas));
   svg("path", { d: "M0,0 L10,5 L0,10 z", class: "kw-arrowhead" }, marker);
   const world = svg("g", { class: "kw-world" }, canvas);
   const tooltip = html("div", "kw-tooltip", root);
   tooltip.setAttribute("role", "tooltip");
+  return { root, search, results, buttons, status, viewport, world, tooltip };
+}
 
-  let scale = 1, tx = 0, ty = 0;
-  let nodeEls = new Map();
-  let boxes = new Map();
-  // Everything the keyboard can reach: nodes, closed groups and open groups' headers,
-  // by id (a group id is either a closed box or an open frame, never both).
-  let focusables = new Map();
-  let order = [];
-  let succ = new Map(), pred = new Map();
-  let pendingFocus = null;
-  let firstDraw = true;
-  let focusedId = null; // the last focused node or group header (kept across redraws)
-  let tabStopId = null; // roving tabindex: the one element of the graph with tabindex=0
+/** Everything one rendered view holds; every DOM function below takes it. */
+function createState(model, el) {
+  const uid = `kw${++viewCounter}${Math.random().toString(36).slice(2, 7)}`;
+  return {
+    model,
+    uid,
+    dom: buildDom(el, uid),
+    view: { scale: 1, tx: 0, ty: 0 },
+    index: indexScene({}), // the scene drawn now
+    els: new Map(), // place id -> its element (node, closed group, open group header)
+    boxEls: new Map(), // box id -> its <g> (nodes and closed groups)
+    pendingFocus: null, // a node to focus once the kernel's new layout shows it
+    firstDraw: true,
+    focusedId: null, // the last focused place (kept across redraws)
+    tabStopId: null, // roving tabindex: the one element of the graph with tabindex=0
+    matches: [], // find box: the matching index rows
+    activeResult: -1, // the result the arrow keys are on (-1: none yet)
+    drag: null, // pointer-down position and translation while panning
+    dragMoved: false,
+  };
+}
 
-  function applyTransform() {
-    world.setAttribute("transform", `translate(${tx},${ty}) scale(${scale})`);
+// --- DOM: view ---------------------------------------------------------------------------
+
+function viewportSize(state) {
+  const { viewport } = state.dom;
+  return [viewport.clientWidth || 600, viewport.clientHeight || 400];
+}
+
+function setView(state, view) {
+  state.view = view;
+  state.dom.world.setAttribute("transform", `translate(${view.tx},${view.ty}) scale(${view.scale})`);
+}
+
+function fit(state) {
+  setView(state, fitView(state.index.scene, ...viewportSize(state)));
+}
+
+function zoomAt(state, factor, px, py) {
+  setView(state, zoomedAt(state.view, factor, px, py));
+}
+
+function zoomBy(state, factor) {
+  const { viewport } = state.dom;
+  zoomAt(state, factor, viewport.clientWidth / 2, viewport.clientHeight / 2);
+}
+
+function centerOn(state, id) {
+  const place = state.index.places.get(id);
+  if (place) setView(state, centeredOn(state.view, place, ...viewportSize(state)));
+}
+
+function ensureVisible(state, id) {
+  const place = state.index.places.get(id);
+  if (place && isOutside(state.view, place, ...viewportSize(state))) centerOn(state, id);
+}
+
+function applyTheme(state) {
+  const { model, dom } = state;
+  const theme = model.get("theme");
+  dom.root.classList.toggle("kw-dark", theme === "dark");
+  dom.root.classList.toggle("kw-light", theme === "light");
+  dom.viewport.style.height = model.get("height") || "520px";
+}
+
+// --- DOM: open groups, selection, focus -----------------------------------------------
+
+function setPending(state, on) {
+  state.dom.root.classList.toggle("kw-pending", on);
+  state.dom.root.setAttribute("aria-busy", on ? "true" : "false");
+}
+
+function requestOpen(state, groups) {
+  const wanted = foldRequest(groups);
+  // Until the kernel's new scene arrives, say so (the old drawing stays meanwhile).
+  if (foldPending(wanted, state.index.scene)) setPending(state, true);
+  state.model.set("open_groups", wanted);
+  state.model.save_changes();
+}
+
+function onOpenGroups(state) {
+  // The kernel refused or corrected the request and the drawing already matches it.
+  if (!foldPending(state.model.get("open_groups"), state.index.scene)) setPending(state, false);
+}
+
+function toggleGroup(state, id, open) {
+  requestOpen(state, toggleFold(state.model.get("open_groups"), id, open));
+}
+
+function selectNode(state, id) {
+  if (!isBox(state.index, id)) return;
+  const item = state.index.places.get(id).item;
+  state.model.set("selected", { id, layer: item.path || id });
+  state.model.save_changes();
+}
+
+function goTo(state, id) {
+  centerOn(state, id);
+  selectNode(state, id);
+  focusOn(state, id);
+}
+
+/** Show a node: at once if drawn, else open the groups around it and go there once drawn. */
+function jumpTo(state, id) {
+  const { index, model } = state;
+  if (index.scene.visible && index.scene.visible[id] === id && isBox(index, id)) {
+    goTo(state, id);
+    return;
   }
+  state.pendingFocus = id;
+  requestOpen(state, revealFold(model.get("open_groups"), index, id));
+}
 
-  function applyTheme() {
-    const theme = model.get("theme");
-    root.classList.toggle("kw-dark", theme === "dark");
-    root.classList.toggle("kw-light", theme === "light");
-    viewport.style.height = model.get("height") || "520px";
+function setTabStop(state, id) {
+  const { els } = state;
+  if (!els.has(id)) id = state.index.order.length ? state.index.order[0] : null;
+  if (state.tabStopId !== id && els.has(state.tabStopId)) {
+    els.get(state.tabStopId).setAttribute("tabindex", "-1");
   }
+  state.tabStopId = id;
+  if (id !== null) els.get(id).setAttribute("tabindex", "0");
+}
 
-  function fit() {
-    const s = model.get("scene") || {};
-    const W = viewport.clientWidth || 600, H = viewport.clientHeight || 400;
-    const w = (s.width || 1) + 40, h = (s.height || 1) + 40;
-    scale = Math.min(W / w, H / h, 1.25);
-    tx = (W - (s.width || 0) * scale) / 2;
-    ty = (H - (s.height || 0) * scale) / 2;
-    applyTransform();
-  }
+function focusOn(state, id) {
+  const el = state.els.get(id);
+  if (!el) return false;
+  setTabStop(state, id);
+  el.focus({ preventScroll: true });
+  return true;
+}
 
-  function initialView() {
-    const s = model.get("scene") || {};
-    const W = viewport.clientWidth || 600, H = viewport.clientHeight || 400;
-    const fitScale = Math.min(W / ((s.width || 1) + 40), H / ((s.height || 1) + 40), 1.1);
-    if (fitScale >= 0.55) return fit();
-    // A long model: readable zoom, top of the graph, centred horizontally.
-    scale = Math.min(0.8, Math.max(fitScale, W / ((s.width || 1) + 40), 0.55));
-    tx = (W - (s.width || 0) * scale) / 2;
-    ty = 20;
-    applyTransform();
-  }
+function graphHasFocus(state) {
+  return state.dom.world.contains(document.activeElement);
+}
 
-  function centerOn(id) {
-    const b = focusables.get(id);
-    if (!b) return;
-    const W = viewport.clientWidth || 600, H = viewport.clientHeight || 400;
-    if (scale < 0.6) scale = 0.8;
-    tx = W / 2 - (b.x + b.w / 2) * scale;
-    ty = H / 2 - (b.y + b.h / 2) * scale;
-    applyTransform();
-  }
-
-  function ensureVisible(id) {
-    const b = focusables.get(id);
-    if (!b) return;
-    const W = viewport.clientWidth || 600, H = viewport.clientHeight || 400;
-    const x0 = b.x * scale + tx, y0 = b.y * scale + ty;
-    const x1 = x0 + b.w * scale, y1 = y0 + b.h * scale;
-    if (x0 < 0 || y0 < 0 || x1 > W || y1 > H) centerOn(id);
-  }
-
-  function sameList(a, b) {
-    return a.length === b.length && a.every((x, i) => x === b[i]);
-  }
-
-  function setPending(on) {
-    root.classList.toggle("kw-pending", on);
-    root.setAttribute("aria-busy", on ? "true" : "false");
-  }
-
-  function setOpen(groups) {
-    const wanted = Array.from(new Set(groups)).sort();
-    const drawn = (model.get("scene") || {}).open_groups || [];
-    // Until the kernel's new scene arrives, say so (the old drawing stays meanwhile).
-    if (!sameList(wanted, drawn)) setPending(true);
-    model.set("open_groups", wanted);
-    model.save_changes();
-  }
-
-  function onOpenGroups() {
-    // The kernel refused or corrected the request and the drawing already matches it.
-    const drawn = (model.get("scene") || {}).open_groups || [];
-    if (sameList(model.get("open_groups") || [], drawn)) setPending(false);
-  }
-
-  function toggleGroup(id, open) {
-    const current = new Set(model.get("open_groups") || []);
-    if (open) current.add(id); else current.delete(id);
-    setOpen(Array.from(current));
-  }
-
-  function ancestorsOf(nodeId) {
-    const s = model.get("scene") || {};
-    const groups = s.groups || {};
-    const entry = (s.index || []).find((row) => row[0] === nodeId);
-    const out = [];
-    let g = entry ? entry[3] : null;
-    while (g) { out.push(g); g = groups[g] ? groups[g].parent : null; }
-    return out;
-  }
-
-  function selectNode(id) {
-    const b = boxes.get(id);
-    if (!b) return;
-    model.set("selected", { id, layer: b.item.path || id });
-    model.save_changes();
-  }
-
-  function jumpTo(id) {
-    const s = model.get("scene") || {};
-    if (s.visible && s.visible[id] === id && boxes.has(id)) {
-      centerOn(id);
-      selectNode(id);
-      focusOn(id);
-      return;
+/** After a redraw: a pending jump, else keep the keyboard where it was, else set the tab stop. */
+function restoreFocus(state, hadFocus) {
+  const { index } = state;
+  const selectedId = drawnAs(index, (state.model.get("selected") || {}).id);
+  if (state.pendingFocus && isBox(index, state.pendingFocus)) {
+    const id = state.pendingFocus;
+    state.pendingFocus = null;
+    goTo(state, id);
+  } else if (hadFocus) {
+    // Keep the keyboard where it was: the same node, the group it folded into,
+    // or the header of the group that opened.
+    const id = drawnAs(index, state.focusedId) || selectedId || index.order[0];
+    if (id !== undefined && id !== null) {
+      focusOn(state, id);
+      ensureVisible(state, id);
     }
-    pendingFocus = id;
-    setOpen([...(model.get("open_groups") || []), ...ancestorsOf(id)]);
+  } else {
+    setTabStop(state, selectedId || drawnAs(index, state.focusedId));
   }
+}
 
-  function showTooltip(item, evt) {
-    tooltip.replaceChildren();
-    const title = html("div", "kw-tt-title", tooltip);
-    title.textContent = item.path || item.name || item.id;
-    const rows = [];
-    if (item.kind === "node") {
-      rows.push(["class", item.class_name]);
-      rows.push(["node", item.id]);
-      (item.inp || []).forEach((s, i) => rows.push([i ? "" : "input", s]));
-      (item.out || []).forEach((s, i) => rows.push([i ? "" : "output", s]));
-      rows.push(["params", String(item.params || 0)]);
-      if (item.activation) rows.push(["activation", item.activation]);
-      rows.push(["trainable", item.trainable ? "yes" : "no (frozen)"]);
-    } else if (item.kind === "frame") {
-      rows.push(["group", `${item.class_name}, ${item.count} layers, open`]);
-      rows.push(["", "Enter or click the header to close"]);
-    } else {
-      rows.push(["group", `${item.class_name}, ${item.count} layers`]);
-      rows.push(["params", String(item.params || 0)]);
-      rows.push(["", "Enter or click to open"]);
-    }
-    const h = model.get("heat") || {};
-    if (item.id in h) rows.push(["heat", Number(h[item.id]).toFixed(3)]);
-    const m = model.get("marks") || {};
-    if (m[item.id]) rows.push(["mark", m[item.id]]);
-    for (const [k, v] of rows) {
-      const row = html("div", "kw-tt-row", tooltip);
-      html("span", "kw-tt-key", row).textContent = k;
-      html("span", "kw-tt-val", row).textContent = v;
-    }
-    tooltip.style.display = "block";
-    moveTooltip(evt);
+// --- DOM: hover card ---------------------------------------------------------------------
+
+function showCard(state, item, evt) {
+  const { tooltip } = state.dom;
+  tooltip.replaceChildren();
+  const title = html("div", "kw-tt-title", tooltip);
+  title.textContent = item.path || item.name || item.id;
+  const rows = cardRows(item, state.model.get("heat") || {}, state.model.get("marks") || {});
+  for (const [k, v] of rows) {
+    const row = html("div", "kw-tt-row", tooltip);
+    html("span", "kw-tt-key", row).textContent = k;
+    html("span", "kw-tt-val", row).textContent = v;
   }
+  tooltip.style.display = "block";
+  moveCard(state, evt);
+}
 
-  function moveTooltip(evt) {
-    if (!evt) return;
-    const r = root.getBoundingClientRect();
-    let x = evt.clientX - r.left + 14, y = evt.clientY - r.top + 14;
-    const tw = tooltip.offsetWidth, th = tooltip.offsetHeight;
-    if (x + tw > r.width) x = Math.max(0, evt.clientX - r.left - tw - 10);
-    if (y + th > r.height) y = Math.max(0, evt.clientY - r.top - th - 10);
-    tooltip.style.left = `${x}px`;
-    tooltip.style.top = `${y}px`;
+function placeCard(state, { x, y }) {
+  state.dom.tooltip.style.left = `${x}px`;
+  state.dom.tooltip.style.top = `${y}px`;
+}
+
+function moveCard(state, evt) {
+  if (!evt) return;
+  const { root, tooltip } = state.dom;
+  const r = root.getBoundingClientRect();
+  placeCard(state, cardNearPointer(evt.clientX - r.left, evt.clientY - r.top, r.width, r.height,
+    tooltip.offsetWidth, tooltip.offsetHeight));
+}
+
+function hideCard(state) {
+  state.dom.tooltip.style.display = "none";
+}
+
+// The hover card for keyboard users: beside the focused place, so the nodes under it stay in view.
+function showCardFor(state, id) {
+  const place = state.index.places.get(id);
+  if (!place) return;
+  const { root, tooltip } = state.dom;
+  showCard(state, place.item, null);
+  const box = root.getBoundingClientRect();
+  const n = state.els.get(id).getBoundingClientRect();
+  const rect = {
+    left: n.left - box.left, right: n.right - box.left,
+    top: n.top - box.top, bottom: n.bottom - box.top,
+  };
+  placeCard(state, cardBeside(rect, box.width, box.height, tooltip.offsetWidth, tooltip.offsetHeight));
+}
+
+// --- DOM: keyboard on the graph ------------------------------------------------------------
+
+function onPlaceFocus(state, id) {
+  state.focusedId = id;
+  setTabStop(state, id);
+  ensureVisible(state, id);
+  showCardFor(state, id);
+}
+
+/** Enter / Space act on a place (select, open, close); arrows, Home and End move. */
+function onPlaceKey(state, evt, item) {
+  let next = null;
+  if (evt.key === "Enter" || evt.key === " ") {
+    state.focusedId = item.id;
+    if (item.kind === "frame") toggleGroup(state, item.id, false);
+    else if (item.kind !== "node") toggleGroup(state, item.id, true);
+    else selectNode(state, item.id);
+  } else if (isNavigationKey(evt.key)) {
+    next = navigate(state.index, item.id, evt.key);
+  } else {
+    return;
   }
+  // Handled here: keep the notebook's own shortcuts (arrows, Enter) out of it.
+  evt.preventDefault();
+  evt.stopPropagation();
+  if (next) focusOn(state, next);
+}
 
-  function hideTooltip() { tooltip.style.display = "none"; }
+/** Focus, blur and keys of a place's element. */
+function wirePlace(state, el, item) {
+  el.addEventListener("keydown", (evt) => onPlaceKey(state, evt, item));
+  el.addEventListener("focus", () => onPlaceFocus(state, item.id));
+  el.addEventListener("blur", () => hideCard(state));
+  state.els.set(item.id, el);
+}
 
-  // The hover card for keyboard users: beside the focused node (right, else left,
-  // else below), so the nodes under it stay in view.
-  function showTooltipFor(id) {
-    const f = focusables.get(id);
-    if (!f) return;
-    showTooltip(f.item, null);
-    const box = root.getBoundingClientRect();
-    const n = f.el.getBoundingClientRect();
-    const tw = tooltip.offsetWidth, th = tooltip.offsetHeight;
-    const left = n.left - box.left, right = n.right - box.left;
-    const top = n.top - box.top, bottom = n.bottom - box.top;
-    let x = right + 10, y = top;
-    if (x + tw > box.width) x = left - tw - 10;
-    if (x < 0) { x = Math.max(0, Math.min(left, box.width - tw)); y = bottom + 8; }
-    if (y + th > box.height) y = Math.max(0, Math.min(top - th - 8, box.height - th));
-    tooltip.style.left = `${x}px`;
-    tooltip.style.top = `${y}px`;
-  }
+// --- DOM: drawing the scene ------------------------------------------------------------
 
-  // --- focus: one tab stop for the whole graph ----------------------------------
-  function setTabStop(id) {
-    if (!focusables.has(id)) id = order.length ? order[0] : null;
-    if (tabStopId !== id && focusables.has(tabStopId)) {
-      focusables.get(tabStopId).el.setAttribute("tabindex", "-1");
-    }
-    tabStopId = id;
-    if (id !== null) focusables.get(id).el.setAttribute("tabindex", "0");
-  }
-
-  function focusOn(id) {
-    const f = focusables.get(id);
-    if (!f) return false;
-    setTabStop(id);
-    f.el.focus({ preventScroll: true });
-    return true;
-  }
-
-  function graphHasFocus() {
-    return world.contains(document.activeElement);
-  }
-
-  // Where a node or group id is drawn now: itself, its closed group, or an open
-  // group's header.
-  function drawnAs(id) {
-    if (id === null || id === undefined) return null;
-    if (focusables.has(id)) return id;
-    const s = model.get("scene") || {};
-    const shown = (s.visible || {})[id];
-    return shown && focusables.has(shown) ? shown : null;
-  }
-
-  function draw() {
-    const s = model.get("scene") || {};
-    const hadFocus = graphHasFocus();
-    world.replaceChildren();
-    nodeEls = new Map();
-    boxes = new Map();
-    focusables = new Map();
-    order = [];
-    tabStopId = null;
-    succ = new Map();
-    pred = new Map();
-    const framesLayer = svg("g", { class: "kw-frames" }, world);
-    const edgesLayer = svg("g", { class: "kw-edges" }, world);
-    const nodesLayer = svg("g", { class: "kw-nodes" }, world);
-
-    for (const f of s.frames || []) {
-      const g = svg("g", { class: "kw-frame", "data-group": f.id }, framesLayer);
-      svg("rect", { class: "kw-frame-body", x: f.x, y: f.y, width: f.w, height: f.h, rx: 8 }, g);
-      const header = svg("g", {
-        class: "kw-frame-header", tabindex: -1, role: "button",
-        "aria-label": `Group ${f.name}, ${f.count} layers, open: press Enter to close`,
-        "data-group": f.id,
-      }, g);
-      svg("rect", { class: "kw-frame-head", x: f.x, y: f.y, width: f.w, height: 22, rx: 8 }, header);
-      const t = svg("text", { class: "kw-frame-label", x: f.x + 8, y: f.y + 15 }, header);
-      t.textContent = f.label;
-      const title = svg("title", {}, header);
-      title.textContent = `${f.name} (${f.class_name}, ${f.count} layers): click to close`;
-      header.addEventListener("click", (e) => {
-        e.stopPropagation();
-        focusedId = f.id;
-        toggleGroup(f.id, false);
-      });
-      const frameItem = { ...f, kind: "frame", path: f.id };
-      header.addEventListener("keydown", (e) => onNodeKey(e, frameItem));
-      header.addEventListener("focus", () => onFocus(f.id));
-      header.addEventListener("blur", hideTooltip);
-      focusables.set(f.id, {
-        el: header, x: f.x, y: f.y, w: f.w, h: 22, item: frameItem,
-        parent: (s.groups || {})[f.id] ? s.groups[f.id].parent : null,
-      });
-    }
-
-    for (const e of s.edges || []) {
-      const d = "M" + e.pts.map((p) => `${p[0]},${p[1]}`).join(" L");
-      const p = svg("path", {
-        class: "kw-edge", d, "marker-end": `url(#${uid}-arrow)`,
-        "data-s": e.s, "data-t": e.t,
-      }, edgesLayer);
-      const title = svg("title", {}, p);
-      title.textContent = e.shape + (e.n > 1 ? ` (${e.n} tensors)` : "");
-      if (!succ.has(e.s)) succ.set(e.s, []);
-      if (!pred.has(e.t)) pred.set(e.t, []);
-      succ.get(e.s).push(e.t);
-      pred.get(e.t).push(e.s);
-    }
-
-    const items = (s.nodes || []).slice().sort((a, b) => (a.y - b.y) || (a.x - b.x));
-    for (const item of items) {
-      const isGroup = item.kind !== "node";
-      const fam = isGroup ? "group" : item.family;
-      const g = svg("g", {
-        class: `kw-node kw-fam-${fam}` + (isGroup ? " kw-closed" : "") +
-          (item.trainable === false ? " kw-frozen" : ""),
-        tabindex: -1, role: "button", "data-id": item.id,
-      }, nodesLayer);
-      g.setAttribute("aria-label", isGroup
-        ? `Group ${item.name}, ${item.count} layers, press Enter to open`
-        : `${item.name}, ${item.class_name}, output ${(item.out || []).join(" ")}`);
-      if (isGroup) {
-        svg("rect", { class: "kw-stack", x: item.x + 4, y: item.y + 4, width: item.w, height: item.h, rx: 6 }, g);
-      }
-      svg("rect", { class: "kw-body", x: item.x, y: item.y, width: item.w, height: item.h, rx: 6 }, g);
-      svg("rect", { class: "kw-stripe", x: item.x, y: item.y + 3, width: 4, height: item.h - 6 }, g);
-      const label = svg("text", { class: "kw-label", x: item.x + 10, y: item.y + 18 }, g);
-      label.textContent = item.label;
-      const sub = svg("text", { class: "kw-sub", x: item.x + 10, y: item.y + 34 }, g);
-      sub.textContent = item.sub;
-      if (item.params) {
-        const pt = svg("text", { class: "kw-params", x: item.x + item.w - 6, y: item.y + 18 }, g);
-        pt.textContent = fmtParams(item.params);
-      }
-      if (item.trainable === false) {
-        const ft = svg("text", { class: "kw-frozen-tag", x: item.x + item.w - 6, y: item.y + 34 }, g);
-        ft.textContent = "frozen";
-      }
-      const badge = svg("g", { class: "kw-badge" }, g);
-      svg("circle", { cx: item.x + item.w - 2, cy: item.y + 2, r: 7 }, badge);
-      svg("text", { x: item.x + item.w - 2, y: item.y + 5.5 }, badge);
-
-      g.addEventListener("pointerenter", (evt) => showTooltip(item, evt));
-      g.addEventListener("pointermove", moveTooltip);
-      g.addEventListener("pointerleave", hideTooltip);
-      g.addEventListener("click", (evt) => {
-        evt.stopPropagation();
-        if (dragMoved) return;
-        if (isGroup) { focusedId = item.id; toggleGroup(item.id, true); } else selectNode(item.id);
-      });
-      g.addEventListener("keydown", (evt) => onNodeKey(evt, item));
-      g.addEventListener("focus", () => onFocus(item.id));
-      g.addEventListener("blur", hideTooltip);
-      nodeEls.set(item.id, g);
-      boxes.set(item.id, { x: item.x, y: item.y, w: item.w, h: item.h, item });
-      focusables.set(item.id, {
-        el: g, x: item.x, y: item.y, w: item.w, h: item.h, item, parent: item.group || null,
-      });
-    }
-    // Reading order for Home / End and the default tab stop: top-down, then left-right.
-    order = Array.from(focusables.keys()).sort((a, b) => {
-      const p = focusables.get(a), q = focusables.get(b);
-      return (p.y - q.y) || (p.x - q.x);
-    });
-
-    const nLayers = (s.index || []).length;
-    const nParams = (s.nodes || []).reduce((acc, n) => acc + (n.params || 0), 0);
-    status.textContent = `${s.model || ""} \u00b7 ${nLayers} nodes \u00b7 ${fmtParams(nParams) || 0} params`;
-    applyHeat();
-    applyMarks();
-    applySelected();
-    applySearch();
-    if (firstDraw) {
-      firstDraw = false;
-      initialView();
-    }
-    setPending(false);
-    const selectedId = drawnAs((model.get("selected") || {}).id);
-    if (pendingFocus && boxes.has(pendingFocus)) {
-      const id = pendingFocus;
-      pendingFocus = null;
-      centerOn(id);
-      selectNode(id);
-      focusOn(id);
-    } else if (hadFocus) {
-      // Keep the keyboard where it was: the same node, the group it folded into,
-      // or the header of the group that opened.
-      const id = drawnAs(focusedId) || selectedId || order[0];
-      if (id !== undefined && id !== null) {
-        focusOn(id);
-        ensureVisible(id);
-      }
-    } else {
-      setTabStop(selectedId || drawnAs(focusedId));
-    }
-    requestAnimationFrame(() => {
-      root.dataset.painted = String(Number(root.dataset.painted || 0) + 1);
-    });
-  }
-
-  function applyHeat() {
-    const heat = model.get("heat") || {};
-    for (const [id, g] of nodeEls) {
-      const b = boxes.get(id);
-      let v = heat[id];
-      if (v === undefined && b.item.members) {
-        const vals = b.item.members.filter((m) => m in heat).map((m) => heat[m]);
-        if (vals.length) v = Math.max(...vals);
-      }
-      const body = g.querySelector(".kw-body");
-      if (v === undefined) {
-        g.classList.remove("kw-hot", "kw-hot-strong");
-        body.style.fill = "";
-        g.removeAttribute("data-heat");
-      } else {
-        g.classList.add("kw-hot");
-        g.classList.toggle("kw-hot-strong", v > 0.72);
-        body.style.fill = heatColor(v);
-        g.setAttribute("data-heat", Number(v).toFixed(3));
-      }
-    }
-  }
-
-  function applyMarks() {
-    const marks = model.get("marks") || {};
-    for (const [id, g] of nodeEls) {
-      const b = boxes.get(id);
-      let m = marks[id];
-      if (!m && b.item.members) {
-        const found = b.item.members.find((x) => marks[x]);
-        if (found) m = marks[found];
-      }
-      g.classList.toggle("kw-mark-edited", m === "edited");
-      g.classList.toggle("kw-mark-error", m === "error");
-      g.querySelector(".kw-badge text").textContent = m === "error" ? "!" : m === "edited" ? "\u270e" : "";
-    }
-  }
-
-  function applySelected() {
-    const sel = (model.get("selected") || {}).id;
-    const s = model.get("scene") || {};
-    const shown = sel && s.visible ? s.visible[sel] : null;
-    for (const [id, g] of nodeEls) {
-      const on = id === sel || id === shown;
-      g.classList.toggle("kw-selected", on);
-      g.setAttribute("aria-pressed", on ? "true" : "false");
-    }
-    // Tab into the graph lands on the selection (the keyboard position wins while focused).
-    if (!graphHasFocus() && nodeEls.size) setTabStop(drawnAs(sel) || drawnAs(focusedId));
-  }
-
-  // --- search ---------------------------------------------------------------
-  let matches = [];
-  let activeResult = -1; // the result the arrow keys are on (-1: none yet)
-  function applySearch() {
-    const q = search.value.trim().toLowerCase();
-    const s = model.get("scene") || {};
-    matches = q ? (s.index || []).filter((r) =>
-      r[0].toLowerCase().includes(q) || r[2].toLowerCase().includes(q)) : [];
-    const hits = new Set(matches.map((r) => (s.visible || {})[r[0]]));
-    for (const [id, g] of nodeEls) g.classList.toggle("kw-match", q !== "" && hits.has(id));
-    results.replaceChildren();
-    activeResult = -1;
-    search.removeAttribute("aria-activedescendant");
-    search.setAttribute("aria-expanded", "false");
-    if (!q || document.activeElement !== search) { results.style.display = "none"; return; }
-    matches.slice(0, 12).forEach((r, i) => {
-      const li = html("li", "kw-result", results);
-      li.id = `${uid}-result-${i}`;
-      li.setAttribute("role", "option");
-      li.setAttribute("aria-selected", "false");
-      const name = html("span", "kw-result-name", li);
-      name.textContent = r[0];
-      const cls = html("span", "kw-result-class", li);
-      cls.textContent = r[2];
-      li.addEventListener("mousedown", (e) => { e.preventDefault(); pick(r[0]); });
-    });
-    if (matches.length > 12) {
-      const li = html("li", "kw-result kw-more", results);
-      li.textContent = `\u2026 ${matches.length - 12} more`;
-    }
-    if (!matches.length) {
-      const li = html("li", "kw-result kw-more", results);
-      li.textContent = "no layer matches";
-    }
-    results.style.display = "block";
-    search.setAttribute("aria-expanded", "true");
-  }
-  function setActiveResult(i) {
-    const options = results.querySelectorAll(".kw-result[role='option']");
-    if (!options.length) return;
-    activeResult = (i + options.length) % options.length;
-    options.forEach((li, j) => {
-      li.classList.toggle("kw-active", j === activeResult);
-      li.setAttribute("aria-selected", j === activeResult ? "true" : "false");
-    });
-    const li = options[activeResult];
-    search.setAttribute("aria-activedescendant", li.id);
-    li.scrollIntoView({ block: "nearest" });
-  }
-  function pick(id) {
-    results.style.display = "none";
-    jumpTo(id);
-  }
-  search.setAttribute("role", "combobox");
-  search.setAttribute("aria-autocomplete", "list");
-  search.setAttribute("aria-expanded", "false");
-  results.id = `${uid}-results`;
-  search.setAttribute("aria-controls", results.id);
-  search.addEventListener("input", applySearch);
-  search.addEventListener("focus", applySearch);
-  search.addEventListener("blur", () => { results.style.display = "none"; });
-  search.addEventListener("keydown", (e) => {
-    let handled = true;
-    if (e.key === "ArrowDown") setActiveResult(activeResult + 1);
-    else if (e.key === "ArrowUp") setActiveResult(activeResult < 0 ? -1 : activeResult - 1);
-    else if (e.key === "Enter" && matches.length) {
-      pick(matches[Math.max(0, Math.min(activeResult, 11))][0]);
-    } else if (e.key === "Escape") { search.value = ""; applySearch(); }
-    else handled = false;
-    if (handled) { e.preventDefault(); e.stopPropagation(); }
+/** An open group: its frame, and a header that closes it. */
+function drawFrame(state, f, layer) {
+  const g = svg("g", { class: "kw-frame", "data-group": f.id }, layer);
+  svg("rect", { class: "kw-frame-body", x: f.x, y: f.y, width: f.w, height: f.h, rx: 8 }, g);
+  const header = svg("g", {
+    class: "kw-frame-header", tabindex: -1, role: "button",
+    "aria-label": `Group ${f.name}, ${f.count} layers, open: press Enter to close`,
+    "data-group": f.id,
+  }, g);
+  svg("rect", { class: "kw-frame-head", x: f.x, y: f.y, width: f.w, height: HEADER_H, rx: 8 }, header);
+  const t = svg("text", { class: "kw-frame-label", x: f.x + 8, y: f.y + 15 }, header);
+  t.textContent = f.label;
+  const title = svg("title", {}, header);
+  title.textContent = `${f.name} (${f.class_name}, ${f.count} layers): click to close`;
+  header.addEventListener("click", (e) => {
+    e.stopPropagation();
+    state.focusedId = f.id;
+    toggleGroup(state, f.id, false);
   });
+  wirePlace(state, header, state.index.places.get(f.id).item);
+}
 
-  // --- keyboard navigation ------------------------------------------------
-  // The open groups around an id, innermost first.
-  function framesAround(id) {
-    const groups = (model.get("scene") || {}).groups || {};
-    const out = [];
-    let g = focusables.has(id) ? focusables.get(id).parent : null;
-    while (g) { out.push(g); g = groups[g] ? groups[g].parent : null; }
-    return out;
+function drawEdge(state, e, layer) {
+  const d = "M" + e.points.map((p) => `${p[0]},${p[1]}`).join(" L");
+  const p = svg("path", {
+    class: "kw-edge", d, "marker-end": `url(#${state.uid}-arrow)`,
+    "data-s": e.source, "data-t": e.target,
+  }, layer);
+  const title = svg("title", {}, p);
+  title.textContent = e.shape + (e.count > 1 ? ` (${e.count} tensors)` : "");
+}
+
+/** The shapes of a box: body, family stripe, name, class and shape, params, frozen tag, badge. */
+function drawBoxShapes(item, isGroup, g) {
+  const { x, y, w, h } = item;
+  if (isGroup) svg("rect", { class: "kw-stack", x: x + 4, y: y + 4, width: w, height: h, rx: 6 }, g);
+  svg("rect", { class: "kw-body", x, y, width: w, height: h, rx: 6 }, g);
+  svg("rect", { class: "kw-stripe", x, y: y + 3, width: 4, height: h - 6 }, g);
+  svg("text", { class: "kw-label", x: x + 10, y: y + 18 }, g).textContent = item.label;
+  svg("text", { class: "kw-sub", x: x + 10, y: y + 34 }, g).textContent = item.sub;
+  if (item.params) {
+    svg("text", { class: "kw-params", x: x + w - 6, y: y + 18 }, g).textContent = fmtParams(item.params);
   }
-  function nearest(from, candidates, key) {
-    const cx = from.x + from.w / 2, cy = from.y + from.h / 2;
-    let best = null, bestScore = Infinity;
-    for (const id of candidates) {
-      const o = focusables.get(id);
-      if (!o || o === from) continue;
-      const dx = o.x + o.w / 2 - cx, dy = o.y + o.h / 2 - cy;
-      let ok = false, score = 0;
-      if (key === "ArrowDown") { ok = o.y > from.y + 1; score = dy + 3 * Math.abs(dx); }
-      if (key === "ArrowUp") { ok = o.y < from.y - 1; score = -dy + 3 * Math.abs(dx); }
-      if (key === "ArrowRight") { ok = dx > 1; score = dx + 3 * Math.abs(dy); }
-      if (key === "ArrowLeft") { ok = dx < -1; score = -dx + 3 * Math.abs(dy); }
-      if (ok && score < bestScore) { best = id; bestScore = score; }
-    }
-    return best;
+  if (item.trainable === false) {
+    svg("text", { class: "kw-frozen-tag", x: x + w - 6, y: y + 34 }, g).textContent = "frozen";
   }
-  // Down / Up follow the edges (crossing into or out of an open group passes its
-  // header); Left / Right go to the nearest node beside; no edge: nearest below/above.
-  function neighbour(id, key) {
-    const here = focusables.get(id);
-    if (!here) return null;
-    const mine = framesAround(id);
-    if (here.item.kind === "frame") {
-      if (key === "ArrowDown") {
-        const inside = order.filter((o) => o !== id && framesAround(o).includes(id));
-        return nearest(here, inside, key) || nearest(here, order, key);
-      }
-      if (key === "ArrowUp") {
-        return nearest(here, order.filter((o) => !framesAround(o).includes(id)), key);
-      }
-      return nearest(here, order, key);
-    }
-    if (key === "ArrowDown" || key === "ArrowUp") {
-      const linked = (key === "ArrowDown" ? succ : pred).get(id) || [];
-      const steps = new Set();
-      for (const other of linked) {
-        if (!focusables.has(other)) continue;
-        const theirs = framesAround(other);
-        if (key === "ArrowDown") {
-          // Entering groups: the outermost open group around the target that is not around us.
-          const entered = theirs.filter((g) => !mine.includes(g));
-          steps.add(entered.length ? entered[entered.length - 1] : other);
-        } else {
-          // Leaving groups: the header of the innermost group we are in and it is not.
-          const left = mine.filter((g) => !theirs.includes(g));
-          steps.add(left.length ? left[0] : other);
-        }
-      }
-      if (key === "ArrowUp" && !steps.size && mine.length) return mine[0];
-      const best = nearest(here, Array.from(steps), key) ||
-        Array.from(steps).find((x) => focusables.has(x));
-      if (best) return best;
-    }
-    return nearest(here, order, key);
-  }
-  function onFocus(id) {
-    focusedId = id;
-    setTabStop(id);
-    ensureVisible(id);
-    showTooltipFor(id);
-  }
-  function onNodeKey(evt, item) {
-    let next = null;
-    if (evt.key === "Enter" || evt.key === " ") {
-      focusedId = item.id;
-      if (item.kind === "frame") toggleGroup(item.id, false);
-      else if (item.kind !== "node") toggleGroup(item.id, true);
-      else selectNode(item.id);
-    } else if (evt.key.startsWith("Arrow")) {
-      next = neighbour(item.id, evt.key);
-    } else if (evt.key === "Home") {
-      next = order[0];
-    } else if (evt.key === "End") {
-      next = order[order.length - 1];
-    } else {
-      return;
-    }
-    // Handled here: keep the notebook's own shortcuts (arrows, Enter) out of it.
-    evt.preventDefault();
+  const badge = svg("g", { class: "kw-badge" }, g);
+  svg("circle", { cx: x + w - 2, cy: y + 2, r: 7 }, badge);
+  svg("text", { x: x + w - 2, y: y + 5.5 }, badge);
+}
+
+/** A node or a closed group: click selects a node or opens a group; hover shows the card. */
+function drawBox(state, item, layer) {
+  const isGroup = item.kind !== "node";
+  const fam = isGroup ? "group" : item.family;
+  const g = svg("g", {
+    class: `kw-node kw-fam-${fam}` + (isGroup ? " kw-closed" : "") +
+      (item.trainable === false ? " kw-frozen" : ""),
+    tabindex: -1, role: "button", "data-id": item.id,
+  }, layer);
+  g.setAttribute("aria-label", isGroup
+    ? `Group ${item.name}, ${item.count} layers, press Enter to open`
+    : `${item.name}, ${item.class_name}, output ${(item.out || []).join(" ")}`);
+  drawBoxShapes(item, isGroup, g);
+  g.addEventListener("pointerenter", (evt) => showCard(state, item, evt));
+  g.addEventListener("pointermove", (evt) => moveCard(state, evt));
+  g.addEventListener("pointerleave", () => hideCard(state));
+  g.addEventListener("click", (evt) => {
     evt.stopPropagation();
-    if (next) focusOn(next);
-  }
+    if (state.dragMoved) return;
+    if (isGroup) { state.focusedId = item.id; toggleGroup(state, item.id, true); } else selectNode(state, item.id);
+  });
+  wirePlace(state, g, item);
+  state.boxEls.set(item.id, g);
+}
 
-  // --- pan and zoom ---------------------------------------------------------
-  let dragging = null, dragMoved = false;
+/** Draw the model's scene afresh (on every new layout), keeping the view and the keyboard. */
+function draw(state) {
+  const { dom } = state;
+  const hadFocus = graphHasFocus(state);
+  dom.world.replaceChildren();
+  state.index = indexScene(state.model.get("scene"));
+  state.els = new Map();
+  state.boxEls = new Map();
+  state.tabStopId = null;
+  const framesLayer = svg("g", { class: "kw-frames" }, dom.world);
+  const edgesLayer = svg("g", { class: "kw-edges" }, dom.world);
+  const nodesLayer = svg("g", { class: "kw-nodes" }, dom.world);
+  const { scene, items } = state.index;
+  for (const f of scene.frames || []) drawFrame(state, f, framesLayer);
+  for (const e of scene.edges || []) drawEdge(state, e, edgesLayer);
+  for (const item of items) drawBox(state, item, nodesLayer);
+  dom.status.textContent = statusText(scene);
+  applyHeat(state);
+  applyMarks(state);
+  applySelected(state);
+  applySearch(state);
+  if (state.firstDraw) {
+    state.firstDraw = false;
+    setView(state, initialView(scene, ...viewportSize(state)));
+  }
+  setPending(state, false);
+  restoreFocus(state, hadFocus);
+  requestAnimationFrame(() => {
+    dom.root.dataset.painted = String(Number(dom.root.dataset.painted || 0) + 1);
+  });
+}
+
+// --- DOM: heat, marks, selection (redrawn without a new layout) ----------------------
+
+function applyHeat(state) {
+  const heat = state.model.get("heat") || {};
+  for (const [id, g] of state.boxEls) {
+    const v = heatOf(state.index.places.get(id).item, heat);
+    const body = g.querySelector(".kw-body");
+    if (v === undefined) {
+      g.classList.remove("kw-hot", "kw-hot-strong");
+      body.style.fill = "";
+      g.removeAttribute("data-heat");
+    } else {
+      g.classList.add("kw-hot");
+      g.classList.toggle("kw-hot-strong", v > 0.72);
+      body.style.fill = heatColor(v);
+      g.setAttribute("data-heat", Number(v).toFixed(3));
+    }
+  }
+}
+
+function applyMarks(state) {
+  const marks = state.model.get("marks") || {};
+  for (const [id, g] of state.boxEls) {
+    const m = markOf(state.index.places.get(id).item, marks);
+    g.classList.toggle("kw-mark-edited", m === "edited");
+    g.classList.toggle("kw-mark-error", m === "error");
+    g.querySelector(".kw-badge text").textContent = m === "error" ? "!" : m === "edited" ? "\u270e" : "";
+  }
+}
+
+function applySelected(state) {
+  const { index } = state;
+  const sel = (state.model.get("selected") || {}).id;
+  const shown = sel && index.scene.visible ? index.scene.visible[sel] : null;
+  for (const [id, g] of state.boxEls) {
+    const on = id === sel || id === shown;
+    g.classList.toggle("kw-selected", on);
+    g.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  // Tab into the graph lands on the selection (the keyboard position wins while focused).
+  if (!graphHasFocus(state) && state.boxEls.size) {
+    setTabStop(state, drawnAs(index, sel) || drawnAs(index, state.focusedId));
+  }
+}
+
+// --- DOM: find box -------------------------------------------------------------------------
+
+/** Highlight the boxes showing matches and list the matches while the find box has focus. */
+function applySearch(state) {
+  const { search, results } = state.dom;
+  const q = search.value.trim().toLowerCase();
+  state.matches = findLayers(state.index, q);
+  const hits = boxesShowing(state.index, state.matches);
+  for (const [id, g] of state.boxEls) g.classList.toggle("kw-match", q !== "" && hits.has(id));
+  results.replaceChildren();
+  state.activeResult = -1;
+  search.removeAttribute("aria-activedescendant");
+  search.setAttribute("aria-expanded", "false");
+  if (!q || document.activeElement !== search) { results.style.display = "none"; return; }
+  listResults(state);
+  results.style.display = "block";
+  search.setAttribute("aria-expanded", "true");
+}
+
+function listResults(state) {
+  const { matches, uid } = state;
+  const { results } = state.dom;
+  matches.slice(0, MAX_RESULTS).forEach((r, i) => {
+    const li = html("li", "kw-result", results);
+    li.id = `${uid}-result-${i}`;
+    li.setAttribute("role", "option");
+    li.setAttribute("aria-selected", "false");
+    html("span", "kw-result-name", li).textContent = r[0];
+    html("span", "kw-result-class", li).textContent = r[2];
+    li.addEventListener("mousedown", (e) => { e.preventDefault(); pick(state, r[0]); });
+  });
+  if (matches.length > MAX_RESULTS) {
+    html("li", "kw-result kw-more", results).textContent = `\u2026 ${matches.length - MAX_RESULTS} more`;
+  }
+  if (!matches.length) html("li", "kw-result kw-more", results).textContent = "no layer matches";
+}
+
+function setActiveResult(state, i) {
+  const { search, results } = state.dom;
+  const options = results.querySelectorAll(".kw-result[role='option']");
+  if (!options.length) return;
+  state.activeResult = (i + options.length) % options.length;
+  options.forEach((li, j) => {
+    li.classList.toggle("kw-active", j === state.activeResult);
+    li.setAttribute("aria-selected", j === state.activeResult ? "true" : "false");
+  });
+  const li = options[state.activeResult];
+  search.setAttribute("aria-activedescendant", li.id);
+  li.scrollIntoView({ block: "nearest" });
+}
+
+function pick(state, id) {
+  state.dom.results.style.display = "none";
+  jumpTo(state, id);
+}
+
+function onSearchKey(state, e) {
+  const { search } = state.dom;
+  const active = state.activeResult;
+  let handled = true;
+  if (e.key === "ArrowDown") setActiveResult(state, active + 1);
+  else if (e.key === "ArrowUp") setActiveResult(state, active < 0 ? -1 : active - 1);
+  else if (e.key === "Enter" && state.matches.length) {
+    pick(state, state.matches[Math.max(0, Math.min(active, MAX_RESULTS - 1))][0]);
+  } else if (e.key === "Escape") { search.value = ""; applySearch(state); }
+  else handled = false;
+  if (handled) { e.preventDefault(); e.stopPropagation(); }
+}
+
+function wireSearch(state) {
+  const { search, results } = state.dom;
+  search.addEventListener("input", () => applySearch(state));
+  search.addEventListener("focus", () => applySearch(state));
+  search.addEventListener("blur", () => { results.style.display = "none"; });
+  search.addEventListener("keydown", (e) => onSearchKey(state, e));
+}
+
+// --- DOM: pan and zoom ----------------------------------------------------------------------
+
+/** Drag to pan, wheel to zoom; returns the teardown for the window listeners. */
+function wirePanZoom(state) {
+  const { viewport } = state.dom;
   viewport.addEventListener("pointerdown", (e) => {
     if (e.button !== 0) return;
-    dragging = { x: e.clientX, y: e.clientY, tx, ty };
-    dragMoved = false;
+    state.drag = { x: e.clientX, y: e.clientY, tx: state.view.tx, ty: state.view.ty };
+    state.dragMoved = false;
   });
   const onMove = (e) => {
-    if (!dragging) return;
-    const dx = e.clientX - dragging.x, dy = e.clientY - dragging.y;
-    if (!dragMoved && Math.abs(dx) + Math.abs(dy) < 4) return;
-    if (!dragMoved) viewport.classList.add("kw-dragging");
-    dragMoved = true;
-    tx = dragging.tx + dx;
-    ty = dragging.ty + dy;
-    applyTransform();
+    const { drag } = state;
+    if (!drag) return;
+    const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+    if (!state.dragMoved && Math.abs(dx) + Math.abs(dy) < 4) return;
+    if (!state.dragMoved) viewport.classList.add("kw-dragging");
+    state.dragMoved = true;
+    setView(state, { scale: state.view.scale, tx: drag.tx + dx, ty: drag.ty + dy });
+  };
+  const endDrag = () => {
+    state.drag = null;
+    viewport.classList.remove("kw-dragging");
+    setTimeout(() => { state.dragMoved = false; }, 0);
   };
   window.addEventListener("pointermove", onMove);
-  const endDrag = () => {
-    dragging = null;
-    viewport.classList.remove("kw-dragging");
-    setTimeout(() => { dragMoved = false; }, 0);
-  };
   window.addEventListener("pointerup", endDrag);
-  function zoomAt(factor, px, py) {
-    const next = Math.max(0.03, Math.min(4, scale * factor));
-    tx = px - (px - tx) * (next / scale);
-    ty = py - (py - ty) * (next / scale);
-    scale = next;
-    applyTransform();
-  }
   viewport.addEventListener("wheel", (e) => {
     e.preventDefault();
     const r = viewport.getBoundingClientRect();
     const factor = Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015));
-    zoomAt(factor, e.clientX - r.left, e.clientY - r.top);
+    zoomAt(state, factor, e.clientX - r.left, e.clientY - r.top);
   }, { passive: false });
-  const zoomIn = () => zoomAt(1.25, viewport.clientWidth / 2, viewport.clientHeight / 2);
-  const zoomOut = () => zoomAt(0.8, viewport.clientWidth / 2, viewport.clientHeight / 2);
-  mkButton("\u2922", "Fit to view (0)", fit);
-  mkButton("+", "Zoom in (+)", zoomIn);
-  mkButton("\u2212", "Zoom out (-)", zoomOut);
-  toolbar.appendChild(status);
-  // Keyboard zoom anywhere in the widget but the find box: + / - / 0 (fit).
-  const zoomKeys = { "+": zoomIn, "=": zoomIn, "-": zoomOut, "_": zoomOut, "0": fit };
+  return () => {
+    window.removeEventListener("pointerup", endDrag);
+    window.removeEventListener("pointermove", onMove);
+  };
+}
+
+/** The toolbar's fit / zoom buttons, and + / - / 0 anywhere in the widget but the find box. */
+function wireZoomControls(state) {
+  const { root, search, buttons } = state.dom;
+  const zoomIn = () => zoomBy(state, 1.25);
+  const zoomOut = () => zoomBy(state, 0.8);
+  const fitAll = () => fit(state);
+  buttons.fit.addEventListener("click", fitAll);
+  buttons.zoomIn.addEventListener("click", zoomIn);
+  buttons.zoomOut.addEventListener("click", zoomOut);
+  const zoomKeys = { "+": zoomIn, "=": zoomIn, "-": zoomOut, "_": zoomOut, "0": fitAll };
   root.addEventListener("keydown", (e) => {
     if (e.target === search || e.ctrlKey || e.metaKey || e.altKey) return;
     const action = zoomKeys[e.key];
@@ -718,29 +1068,53 @@ function render({ model, el }) {
     e.stopPropagation();
     action();
   });
+}
 
-  // Trait -> redraw step; the same table is used to unsubscribe on teardown.
+// --- render: anywidget's entry point -----------------------------------------------------
+
+/** Trait -> redraw step; returns the teardown that unsubscribes them. */
+function wireModel(state) {
+  const { model } = state;
   const handlers = [
-    ["change:scene", draw], ["change:heat", applyHeat], ["change:marks", applyMarks],
-    ["change:selected", applySelected], ["change:theme", applyTheme],
-    ["change:height", applyTheme], ["change:open_groups", onOpenGroups],
+    ["change:scene", () => draw(state)], ["change:heat", () => applyHeat(state)],
+    ["change:marks", () => applyMarks(state)], ["change:selected", () => applySelected(state)],
+    ["change:theme", () => applyTheme(state)], ["change:height", () => applyTheme(state)],
+    ["change:open_groups", () => onOpenGroups(state)],
   ];
   for (const [event, handler] of handlers) model.on(event, handler);
-  applyTheme();
-  draw();
-  // The output area may have no size yet when render runs: fit once it does.
-  if (!viewport.clientWidth && typeof ResizeObserver !== "undefined") {
-    const ro = new ResizeObserver(() => {
-      if (viewport.clientWidth) { ro.disconnect(); initialView(); }
-    });
-    ro.observe(viewport);
-  }
-
   return () => {
-    window.removeEventListener("pointerup", endDrag);
-    window.removeEventListener("pointermove", onMove);
     for (const [event, handler] of handlers) model.off(event, handler);
   };
 }
 
+// The output area may have no size yet when render runs: fit once it does.
+function fitWhenSized(state) {
+  const { viewport } = state.dom;
+  if (viewport.clientWidth || typeof ResizeObserver === "undefined") return;
+  const ro = new ResizeObserver(() => {
+    if (viewport.clientWidth) {
+      ro.disconnect();
+      setView(state, initialView(state.index.scene, ...viewportSize(state)));
+    }
+  });
+  ro.observe(viewport);
+}
+
+function render({ model, el }) {
+  const state = createState(model, el);
+  wireSearch(state);
+  const stopPanZoom = wirePanZoom(state);
+  wireZoomControls(state);
+  const stopModel = wireModel(state);
+  applyTheme(state);
+  draw(state);
+  fitWhenSized(state);
+  return () => {
+    stopPanZoom();
+    stopModel();
+  };
+}
+
+// Only the default export names `render`: anywidget takes a named `render` export as
+// the old, deprecated module shape.
 export default { render };
