@@ -573,9 +573,14 @@ class ModelEditor:
             return False
         self._show_form_verdict()
         reinitialize = "downstream" if p.reinitialize.value else None
-        result = self._dry_run(edit, reinitialize)
-        if isinstance(result, KerawidgetsError):
-            p.show_preview(f"{edit.describe()}: cannot apply. {result}", bad=True)
+        try:
+            result = self._dry_run(edit, reinitialize)
+        except Exception as error:  # a bug or a Keras error we did not foresee: say it here
+            result = error
+        if isinstance(result, Exception):
+            reason = result if isinstance(result, KerawidgetsError) else (
+                f"Unexpected {type(result).__name__}: {result}")
+            p.show_preview(f"{edit.describe()}: cannot apply. {reason}", bad=True)
             return False
         p.show_preview(f"{edit.describe()}. Weights: {_weights_preview(result.report)}")
         return True
