@@ -139,6 +139,7 @@ class _Walk:
         self.notes: list[str] = []
         self.cache: dict = {}
         self.shape_changes: list[tuple[str, str, str]] = []  # (path, old, new)
+        self.renamed: dict[str, str] = {}  # new layer path -> old, for output names kept
         self.current_outputs: list = []  # outputs of the model being walked
         self.current_calls: list = []  # calls of the functional model being walked
         self.feeder = adapter.WeightFeeder()
@@ -206,11 +207,17 @@ class _Walk:
         action = self.plan.action_for(path, call.call_index) if in_report else None
         args, kwargs = call.call_arguments(tensor_map)
         old_out_shape = [tuple(t.shape) for t in call.output_tensors]
+        keep_output_name = self.keeps_output_name(call, action)
         if action is not None and action.remove:
             outputs = keras.tree.flatten(args)[0]
             self.record_removed(operation, path)
+            if keep_output_name:
+                outputs = self.output_stand_in(operation, path, outputs)
         else:
-            layers = self.layers_for(operation, path, call.call_index, action, names, in_report)
+            copy_path = path
+            if keep_output_name and action.insert_after:
+                copy_path = self.renamed_output(path, names)
+            layers = self.layers_for(operation, copy_path, call.call_index, action, names, in_report)
             like = self.unchanged_output(call, layers, action, tensor_map)
             outputs = None
             if like is not None:
@@ -223,11 +230,14 @@ class _Walk:
                     outputs = self.call_chain(layers, args, kwargs, call, path,
                                               keep_kwargs=_keeps_kwargs(action))
         if action is not None and action.insert_after:
-            inserted = [self.new_inserted(spec, names, path, in_report) for spec in action.insert_after]
+            specs = action.insert_after
+            inserted = [self.new_inserted(spec, names, path, in_report, name=operation.name
+                                          if keep_output_name and i == len(specs) - 1 else None)
+                        for i, spec in enumerate(specs)]
             outputs = self.call_chain(inserted, (outputs,), {}, call, path, keep_kwargs=False,
                                       inserted=True)
             model_outputs = {id(t) for t in self.current_outputs}
-            if any(id(t) in model_outputs for t in call.output_tensors):
+            if not keep_output_name and any(id(t) in model_outputs for t in call.output_tensors):
                 self.notes.append(
                     f"{naming.layer_path(path)!r} was a model output; the output now comes from "
                     f"{inserted[-1].name!r}, so Keras names it {inserted[-1].name!r}. Rename "
@@ -239,6 +249,42 @@ class _Walk:
                 (naming.layer_path(path), shape_text(old_out_shape), shape_text(new_out_shape))
             )
         return outputs
+
+    def keeps_output_name(self, call, action) -> bool:
+        """Whether an insert after (or the removal of) this call must keep a model output's name.
+
+        Keras names a Functional model's outputs after the layers that make
+        them (`Functional.output_names`), and losses, metrics and `predict`
+        dicts are keyed by those names. A layer called once whose output is
+        a model output keeps the name there: the last layer inserted after
+        it takes the name (the original becomes `<name>_pre`), a removed
+        one leaves an `Identity` of that name.
+        """
+        if action is None or action.call_specific or not (action.remove or action.insert_after):
+            return False
+        model_outputs = {id(t) for t in self.current_outputs}
+        if not any(id(t) in model_outputs for t in call.output_tensors):
+            return False
+        return sum(c.operation is call.operation for c in self.current_calls) == 1
+
+    def renamed_output(self, path, names) -> tuple[str, ...]:
+        """The path of an output layer renamed `<name>_pre`, giving its name to the insert."""
+        new_path = (*path[:-1], self.unique_name(f"{path[-1]}_pre", names))
+        self.renamed[naming.layer_path(new_path)] = naming.layer_path(path)
+        self.notes.append(
+            f"{naming.layer_path(path)!r} was a model output: the layer inserted after it takes "
+            f"the name {path[-1]!r}, so the output keeps its name (loss, metric and predict keys "
+            f"stay), and the original layer is now {new_path[-1]!r}."
+        )
+        return new_path
+
+    def output_stand_in(self, operation, path, tensor):
+        """An `Identity` named as the removed output layer, so the output keeps its name."""
+        self.notes.append(
+            f"{naming.layer_path(path)!r} was a model output: an Identity layer of that name "
+            "stands in for it, so the output keeps its name (loss, metric and predict keys stay)."
+        )
+        return keras.layers.Identity(name=operation.name)(tensor)
 
     def unchanged_output(self, call, layers, action, tensor_map):
         """The original output, for an untouched layer fed exactly what it was before.
@@ -403,7 +449,7 @@ class _Walk:
             id(c.operation): [tuple(t.shape) for t in c.output_tensors]
             for c in adapter.graph_calls(new_model)
         }
-        current = None
+        current = [tuple(t.shape) for t in adapter.flat_inputs(new_model)]  # a removed first layer
         for index, (layer, _kind, _path, original) in enumerate(steps):
             if layer is not None:
                 current = new_outputs.get(id(layer), current)
@@ -423,7 +469,7 @@ class _Walk:
         key = (id(operation), call_index if action is not None and action.call_specific else None)
         if key in self.cache:
             return self.cache[key]
-        name = operation.name
+        name = path[-1]  # operation.name, or `<name>_pre` for an output that gives its name away
         if action is not None and action.call_specific:
             name = self.unique_name(f"{operation.name}_call{call_index}", names)
             self.notes.append(
@@ -518,12 +564,13 @@ class _Walk:
             layers.append(layer)
         return layers
 
-    def new_inserted(self, spec: LayerSpec, names, path, in_report):
+    def new_inserted(self, spec: LayerSpec, names, path, in_report, name=None):
         wanted = spec.name or spec.class_name.lower()
-        layer = spec.build(name=self.unique_name(wanted, names))
+        layer = spec.build(name=name or self.unique_name(wanted, names))
         if in_report:
+            took = f", named {name!r} to keep the model output's name" if name else ""
             self.pending_outcome((*path[:-1], layer.name), layer, "new",
-                                 f"inserted after {naming.layer_path(path)!r}")
+                                 f"inserted after {naming.layer_path(path)!r}{took}")
         return layer
 
     # --- weights --------------------------------------------------------
@@ -538,8 +585,12 @@ class _Walk:
 
     def outcome(self, path, layer, status, reason, edited):
         weights = len(layer.weights) if getattr(layer, "built", False) else 0
+        renamed_from = self.renamed.get(naming.layer_path(path), "")
+        if renamed_from:
+            reason += f"; renamed from {renamed_from!r}: its output name went to the insert after it"
         self.outcomes.append(
-            LayerOutcome(naming.layer_path(path), type(layer).__name__, status, reason, weights, edited)
+            LayerOutcome(naming.layer_path(path), type(layer).__name__, status, reason, weights, edited,
+                         renamed_from=renamed_from)
         )
 
     def record_removed(self, layer, path):

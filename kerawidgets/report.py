@@ -33,6 +33,7 @@ class LayerOutcome:
     reason: str
     weights: int  # number of variables the layer holds (new model, or old if removed)
     edited: bool  # targeted by an edit (as opposed to affected downstream)
+    renamed_from: str = ""  # the layer's path before, when the edit renamed it (an output's name kept)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -67,7 +68,7 @@ class RebuildReport:
     @property
     def changed(self) -> list[LayerOutcome]:
         """Rows that are not plain untouched copies: what a user should read."""
-        return [o for o in self.outcomes if o.status != "kept" or o.edited]
+        return [o for o in self.outcomes if o.status != "kept" or o.edited or o.renamed_from]
 
     def __getitem__(self, layer: str) -> LayerOutcome:
         for outcome in self.outcomes:

@@ -42,6 +42,7 @@ from kerawidgets.plan import supports_activation
 from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
 from kerawidgets.statistics import agreement, movement, paired_statistics
+from kerawidgets.widgets.browser_writes import guard_tree
 from kerawidgets.widgets.editor_panel import NONE_CHOICE, EditorPanel, SettingsForm
 from kerawidgets.widgets.graph_view import GraphView
 from kerawidgets.widgets.history import History, Step
@@ -157,6 +158,7 @@ class ModelEditor:
                                                      flex_flow="row wrap")),
                               self.plots], layout=w.Layout(width="100%"))
         self.widget.add_class("kw-editor")
+        guard_tree(self.widget)  # the browser writes only the controls' own values
         self._wire()
         self.panel.show_probe(self.probe.description, self.probe.synthetic)
         self._show_plots(None)
@@ -491,6 +493,7 @@ class ModelEditor:
             choice = choices.get(class_name)
             form = SettingsForm(choice, on_change=self._update_preview)
             p.set_form(purpose, form)
+            guard_tree(form.box)
             p.show_verdict(p.replace_verdict if purpose == "replace" else p.insert_verdict, choice)
             if not self._quiet:
                 self._update_preview()
@@ -573,9 +576,14 @@ class ModelEditor:
             return False
         self._show_form_verdict()
         reinitialize = "downstream" if p.reinitialize.value else None
-        result = self._dry_run(edit, reinitialize)
-        if isinstance(result, KerawidgetsError):
-            p.show_preview(f"{edit.describe()}: cannot apply. {result}", bad=True)
+        try:
+            result = self._dry_run(edit, reinitialize)
+        except Exception as error:  # a bug or a Keras error we did not foresee: say it here
+            result = error
+        if isinstance(result, Exception):
+            reason = result if isinstance(result, KerawidgetsError) else (
+                f"Unexpected {type(result).__name__}: {result}")
+            p.show_preview(f"{edit.describe()}: cannot apply. {reason}", bad=True)
             return False
         p.show_preview(f"{edit.describe()}. Weights: {_weights_preview(result.report)}")
         return True

@@ -28,9 +28,9 @@ from kerawidgets.svg import save_svg, to_svg
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 MARK_KINDS = ("edited", "error")
-#: Synced traits only the kernel sets: a write from the browser is refused and reverted.
-#: (The browser may write `selected` and `open_groups`, both checked against the graph.)
-KERNEL_TRAITS = ("scene", "heat", "marks", "theme", "height")
+#: The only traits the browser may write, both checked against the graph. A write to any
+#: other (`scene`, `heat`, `_esm`, `_model_name`, `tabbable`...) is refused and reverted.
+BROWSER_TRAITS = ("selected", "open_groups")
 
 
 class GraphView(anywidget.AnyWidget):
@@ -159,9 +159,10 @@ class GraphView(anywidget.AnyWidget):
         """Apply a state update from the browser, checked before any observer sees it.
 
         `selected` must name an existing node (its layer is taken from the graph),
-        `open_groups` is reduced to existing groups; the other traits are the
-        kernel's alone. Whatever is refused or corrected is sent back, so the
-        browser shows the kernel's state again.
+        `open_groups` is reduced to existing groups; every other trait (the
+        module's code `_esm`, `_css`, the model and view names, DOM traits
+        such as `tabbable`) is the kernel's alone. Whatever is refused or
+        corrected is sent back, so the browser shows the kernel's state again.
         """
         accepted, corrected = {}, []
         for name, value in sync_data.items():
@@ -179,14 +180,16 @@ class GraphView(anywidget.AnyWidget):
                 accepted[name] = valid
                 if valid != value:
                     corrected.append(name)
-            elif name in KERNEL_TRAITS:
-                corrected.append(name)  # only the kernel sets these: refused
-            else:
-                accepted[name] = value  # DOMWidget's own traits (layout, tabbable, ...)
+            else:  # only the kernel sets the rest (code, model names, DOM traits): refused
+                corrected.append(name)
         if accepted:
-            super().set_state(accepted)
-        if corrected:
-            self.send_state(corrected)
+            try:
+                super().set_state(accepted)
+            except (traitlets.TraitError, TypeError, ValueError):
+                corrected += list(accepted)  # the old values stay
+        known = [name for name in corrected if name in self.keys]
+        if known:
+            self.send_state(known)
 
     def on_select(self, callback, remove: bool = False) -> None:
         """Call ``callback(selected_dict)`` whenever the selection changes."""
