@@ -144,6 +144,7 @@ class ModelEditor:
         self._busy = False  # an operation is running (see `_working`)
         self._quiet = False  # the editor itself is changing the controls: ignore their events
         self._can_apply = False  # what the preview says about the Apply button
+        self._listeners: list = []  # called after the history moved (see `on_change`)
         self.view = GraphView(model, height=height, theme=theme)
         self.panel = EditorPanel()
         self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
@@ -204,6 +205,10 @@ class ModelEditor:
     def select(self, layer_or_node_id) -> None:
         """Select a layer (name, path or node id) as if clicked in the graph."""
         self.view.select(layer_or_node_id)
+
+    def on_change(self, callback) -> None:
+        """Call `callback()` after every Apply, Undo, Redo and Reset (a live `to_code`, say)."""
+        self._listeners.append(callback)
 
     def apply(self, edit, reinitialize=None):
         """Apply an edit to the current model; returns the rebuild's `RebuildReport`.
@@ -648,6 +653,8 @@ class ModelEditor:
             self.panel.show_status(message, "ok")
         else:
             self.panel.show_status(f"{message} {_plot_failure(problem)}", "error")
+        for callback in self._listeners:
+            callback()
 
     def _show_graph_state(self):
         graph = self.view.graph
