@@ -439,7 +439,7 @@ class _Walk:
             return  # untouched
         if index + 1 < len(steps) and steps[index + 1][2] == path:
             return  # more layers of this place to come (a list, or inserts after it)
-        if old is not None and old != new:
+        if old is not None and new is not None and old != new:  # new: None when the first layer went
             self.shape_changes.append((naming.layer_path(path), shape_text(old), shape_text(new)))
 
     def record_sequential_shape_changes(self, new_model, calls, steps):

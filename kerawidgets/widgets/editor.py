@@ -38,12 +38,19 @@ from kerawidgets import activations, catalog, naming, plots, targets
 from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, as_edit
 from kerawidgets.errors import InvalidEditError, KerawidgetsError
 from kerawidgets.graph import ModelGraph
-from kerawidgets.plan import supports_activation
+from kerawidgets.plan import plan_edit, supports_activation
 from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
 from kerawidgets.statistics import agreement, movement, paired_statistics
 from kerawidgets.widgets.browser_writes import guard_tree
-from kerawidgets.widgets.editor_panel import NONE_CHOICE, EditorPanel, SettingsForm
+from kerawidgets.widgets.editor_panel import (
+    NO_ACTIVATION,
+    NONE_CHOICE,
+    REINITIALIZE_LABEL,
+    EditorPanel,
+    SettingsForm,
+    gui_text,
+)
 from kerawidgets.widgets.graph_view import GraphView
 from kerawidgets.widgets.history import History, Step
 
@@ -138,6 +145,7 @@ class ModelEditor:
         self._busy = False  # an operation is running (see `_working`)
         self._quiet = False  # the editor itself is changing the controls: ignore their events
         self._can_apply = False  # what the preview says about the Apply button
+        self._listeners: list = []  # called after the history moved (see `on_change`)
         self.view = GraphView(model, height=height, theme=theme)
         self.panel = EditorPanel()
         self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
@@ -199,6 +207,10 @@ class ModelEditor:
     def select(self, layer_or_node_id) -> None:
         """Select a layer (name, path or node id) as if clicked in the graph."""
         self.view.select(layer_or_node_id)
+
+    def on_change(self, callback) -> None:
+        """Call `callback()` after every Apply, Undo, Redo and Reset (a live `to_code`, say)."""
+        self._listeners.append(callback)
 
     def apply(self, edit, reinitialize=None):
         """Apply an edit to the current model; returns the rebuild's `RebuildReport`.
@@ -443,7 +455,8 @@ class ModelEditor:
         p = self.panel
         names = activations.available()
         if layer is None or not supports_activation(layer):
-            p.activation.options = names
+            p.activation.options = [NO_ACTIVATION]  # not "relu": this layer has none
+            p.activation.value = NO_ACTIVATION
             p.activation.disabled = True
             p.bulk.disabled = True
             p.bulk.value = False
@@ -477,9 +490,9 @@ class ModelEditor:
             self._insert_choices = {c.class_name: c for c in catalog.insert_choices(self.model, path)}
         for purpose, dropdown, choices in (("replace", p.replace, self._replace_choices),
                                            ("insert", p.insert, self._insert_choices)):
-            options = [(NONE_CHOICE, NONE_CHOICE)] + [
-                (f"{name} — {'keeps shape' if c.keeps_shape else 'changes shape'}", name)
-                for name, c in choices.items()]
+            # Class names only: the verdict under the dropdown says, for the settings as
+            # they are now, whether the shape is kept (a label would go stale as you type).
+            options = [(NONE_CHOICE, NONE_CHOICE)] + [(name, name) for name in choices]
             dropdown.options = options
             dropdown.value = NONE_CHOICE
             dropdown.disabled = path is None
@@ -502,13 +515,17 @@ class ModelEditor:
         p = self.panel
         if path is None:
             p.remove_note.value = "<i>Select a layer.</i>" if node is None else ""
-            self._removable = (False, "")
             return
         ok, reason = catalog.can_remove(self.model, path)
-        self._removable = (ok, reason)
-        p.remove_note.value = (
-            f"Remove <b>{_escape(path)}</b>: its input flows on to its consumers."
-            if ok else f"<span class='kwe-verdict-change'>Cannot remove: {_escape(reason)}</span>")
+        if ok:
+            p.remove_note.value = f"Remove <b>{_escape(path)}</b>: its input flows on to its consumers."
+        elif _removal_plans(self.model, path):  # only shapes change: the checkbox can allow it
+            p.remove_note.value = (
+                f"<span class='kwe-verdict-change'>{_escape(reason)} The layers after it whose "
+                f"weights no longer fit need fresh weights: tick '{REINITIALIZE_LABEL}'.</span>")
+        else:
+            p.remove_note.value = (f"<span class='kwe-verdict-change'>Cannot remove: "
+                                   f"{_escape(gui_text(reason))}</span>")
 
     def pending_edit(self) -> Edit:
         """The edit the panel's current tab and values describe (checked in the kernel)."""
@@ -539,10 +556,9 @@ class ModelEditor:
                                           purpose=action)
             spec = choice.spec(dict(choice.defaults))
             return ReplaceLayer(path, spec) if action == "replace" else InsertLayer(path, spec)
-        ok, reason = catalog.can_remove(self.model, path)
-        if not ok:
-            raise InvalidEditError(reason)
-        return RemoveLayer(path)
+        if not _removal_plans(self.model, path):  # the Remove tab says why
+            raise NothingToApply(f"{path!r} cannot be removed (see above).")
+        return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
 
     def _bulk_target(self, layer):
         similar = self._similar(layer)
@@ -621,6 +637,11 @@ class ModelEditor:
         finally:
             self._quiet = False
         self._comparison = None
+        self._quiet = True
+        try:  # each edit asks again before giving layers fresh weights
+            self.panel.reinitialize.value = False
+        finally:
+            self._quiet = False
         self.panel.show_report(self.report)
         if self._history.position > 0:
             try:
@@ -640,6 +661,8 @@ class ModelEditor:
             self.panel.show_status(message, "ok")
         else:
             self.panel.show_status(f"{message} {_plot_failure(problem)}", "error")
+        for callback in self._listeners:
+            callback()
 
     def _show_graph_state(self):
         graph = self.view.graph
@@ -737,6 +760,15 @@ def _config_of(layer) -> dict:
         return {}
 
 
+def _removal_plans(model, path) -> bool:
+    """Whether removing `path` is a valid edit at all (shapes downstream aside)."""
+    try:
+        plan_edit(model, RemoveLayer(path))
+    except KerawidgetsError:
+        return False
+    return True
+
+
 def _plot_failure(error) -> str:
     """The status line for an edit that was applied but could not be probed or plotted."""
     what = str(error) if isinstance(error, KerawidgetsError) else f"{type(error).__name__}: {error}"
@@ -809,9 +841,9 @@ def _weights_preview(report) -> str:
     downstream = [o.layer for o in reinit if not o.edited]
     edited_reinit = [o.layer for o in reinit if o.edited]
     if edited_reinit:
-        parts.append(f"re-initialised: {', '.join(edited_reinit)}")
+        parts.append(f"reinitialised: {', '.join(edited_reinit)}")
     if downstream:
-        parts.append(f"downstream affected (re-initialised): {', '.join(downstream)}")
+        parts.append(f"downstream affected (reinitialised): {', '.join(downstream)}")
     if not reinit:
         parts.append("every existing weight is kept")
     return "; ".join(parts) + "."
