@@ -496,12 +496,12 @@ class _Walk:
 
     def with_activation(self, operation, path, name, action):
         attribute, activation = action.activation
-        old_name = activations.name_of(getattr(operation, attribute, None))
         where = naming.layer_path(path)
         if adapter.is_model(operation):
             raise InvalidEditError(f"{where!r} is a model; edit the layers inside it instead.")
         config = _layer_config(operation, where)
-        if attribute in config:
+        if attribute in config and not isinstance(operation, ACTIVATION_LAYER_CLASSES):
+            old_name = activations.activation_settings(operation).get(attribute)
             config[attribute] = activations.config_value(activation)
             config["name"] = name
             layer = _from_config(type(operation), config, where)
@@ -512,7 +512,7 @@ class _Walk:
             cls = type(operation).__name__
             settings = _activation_layer_settings(operation, config)
             shown = ", ".join(f"{k}={v!r}" for k, v in settings.items())
-            if activations.ACTIVATION_LAYERS.get(cls) == activation:
+            if activations.layer_activation(operation) == activation:  # ReLU(max_value=6): relu6
                 # Already this activation: keep the layer and its settings (an Activation
                 # would silently reset them, e.g. LeakyReLU's slope or Softmax's axis).
                 config["name"] = name

@@ -127,6 +127,55 @@ def test_activation_layer_swap(editor):
     assert editor.model.get_layer("hidden_relu").activation.__name__ == "elu"
 
 
+def test_relu6_layers_are_shown_as_relu6(data):
+    """MobileNetV2's ReLU(max_value=6): relu6 is "already used", relu is a real change."""
+    x, y = data
+    inp = keras.Input((8, 8, 1), name="image")
+    h = layers.Conv2D(4, 3, name="conv")(inp)
+    h = layers.ReLU(6.0, name="relu_a")(h)
+    h = layers.Conv2D(4, 3, name="conv2")(h)
+    h = layers.ReLU(6.0, name="relu_b")(h)
+    out = layers.Dense(10, activation="softmax", name="head")(layers.Flatten(name="flat")(h))
+    editor = ModelEditor(keras.Model(inp, out), x, y)
+    assert editor.view.graph.node("relu_a").activation == "relu6"
+    editor.select("relu_a")
+    p = editor.panel
+    assert p.activation.value == "relu6" and "relu6" in p.info.value
+    assert p.activation_setting.layout.display == "none"  # one plain `activation` setting
+    assert p.apply_button.disabled
+    with pytest.raises(KerawidgetsError, match="already uses 'relu6'"):
+        editor.pending_edit()
+    assert "with activation 'relu6'" in p.bulk.description
+    p.activation.value = "relu"  # unbounded: a real change, not "already used"
+    assert editor.pending_edit() == SetActivation("relu_a", "relu")
+    assert not p.apply_button.disabled
+    p.apply_button.click()
+    assert type(editor.model.get_layer("relu_a")).__name__ == "Activation"
+    assert "max_value=6" in editor.report["relu_a"].reason
+    assert type(editor.model.get_layer("relu_b")) is layers.ReLU
+
+
+def test_every_activation_setting_is_offered(data):
+    x, y = data
+    inp = keras.Input((8, 8), name="seq")
+    h = layers.LSTM(6, return_sequences=True, name="lstm")(inp)
+    out = layers.Dense(10, activation="softmax", name="head")(layers.Flatten(name="flat")(h))
+    editor = ModelEditor(keras.Model(inp, out), x[..., 0], y)
+    editor.select("lstm")
+    p = editor.panel
+    assert list(p.activation_setting.options) == ["activation", "recurrent_activation"]
+    assert p.activation_setting.layout.display is None and p.activation.value == "tanh"
+    assert "recurrent_activation" in p.info.value and "sigmoid" in p.info.value
+    p.activation_setting.value = "recurrent_activation"
+    assert p.activation.value == "sigmoid"
+    p.activation.value = "hard_sigmoid"
+    assert editor.pending_edit() == SetActivation("lstm", "hard_sigmoid", attribute="recurrent_activation")
+    p.apply_button.click()
+    assert editor.model.get_layer("lstm").cell.recurrent_activation.__name__ == "hard_sigmoid"
+    assert editor.model.get_layer("lstm").cell.activation.__name__ == "tanh"
+    assert "recurrent_activation sigmoid -> hard_sigmoid" in editor.report["lstm"].reason
+
+
 def test_layer_without_activation_offers_none(editor):
     editor.select("pool")
     assert editor.panel.activation.disabled

@@ -391,6 +391,7 @@ class ModelEditor:
         self.view.on_select(self._on_select)
         p.tabs.observe(lambda _c: self._update_preview(), names="selected_index")
         p.activation.observe(lambda _c: self._update_preview(), names="value")
+        p.activation_setting.observe(lambda _c: self._on_activation_setting(), names="value")
         p.bulk.observe(lambda _c: self._update_preview(), names="value")
         p.reinitialize.observe(lambda _c: self._update_preview(), names="value")
         p.replace.observe(lambda c: self._on_choice("replace", c["new"]), names="value")
@@ -431,7 +432,7 @@ class ModelEditor:
             editable = node is not None and not node.is_input and node.path in self._layer_paths()
             layer = self._layer(node.path) if editable else None
             config = _config_of(layer) if layer is not None else ({} if node is None else None)
-            p.show_layer(node, config)
+            p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
             progress(2, "Finding the layer types that fit here…")
             self._quiet = True
             try:
@@ -451,10 +452,25 @@ class ModelEditor:
     def _layer_paths(self) -> set:
         return set(targets.layer_paths(self.model))
 
-    def _fill_activation(self, layer):
+    def _on_activation_setting(self):
+        """Another activation setting picked (LSTM's recurrent_activation...): show its value."""
+        if self._quiet:
+            return
+        self._quiet = True
+        try:
+            self._fill_activation(self._layer(self.selected), self.panel.activation_setting.value)
+        finally:
+            self._quiet = False
+        self._update_preview()
+
+    def _fill_activation(self, layer, attribute=None):
         p = self.panel
         names = activations.available()
-        if layer is None or not supports_activation(layer):
+        settings = activations.activation_settings(layer) if layer is not None else {}
+        if attribute is None:
+            p.show_activation_settings(settings)
+            attribute = p.activation_setting.value
+        if layer is None or not supports_activation(layer, attribute):
             p.activation.options = [NO_ACTIVATION]  # not "relu": this layer has none
             p.activation.value = NO_ACTIVATION
             p.activation.disabled = True
@@ -463,7 +479,7 @@ class ModelEditor:
             p.activation_note.value = ("<i>This layer has no activation; replace it or insert "
                                        "an Activation after it.</i>" if layer is not None else "")
             return
-        current = activations.layer_activation(layer)
+        current = settings.get(attribute) or activations.layer_activation(layer)
         p.activation.options = names if current in names else [current, *names]
         p.activation.value = current
         p.activation.disabled = False
@@ -536,17 +552,19 @@ class ModelEditor:
         action = p.action
         if action == "activation":
             layer = self._layer(path)
-            if not supports_activation(layer):
+            attribute = p.activation_setting.value or "activation"
+            if not supports_activation(layer, attribute):
                 raise NothingToApply(
                     f"Layer {path!r} ({type(layer).__name__}) has no activation; use Replace "
                     "or Insert after.")
             name = p.activation.value
             activations.get(name)  # only known activations
-            if name == activations.layer_activation(layer) and not p.bulk.value:
+            current = activations.activation_settings(layer).get(attribute)
+            if name == current and not p.bulk.value:
                 raise NothingToApply(f"{path!r} already uses {name!r}: pick another activation.")
             if p.bulk.value:
-                return SetActivation(self._bulk_target(layer), name)
-            return SetActivation(path, name)
+                return SetActivation(self._bulk_target(layer), name, attribute=attribute)
+            return SetActivation(path, name, attribute=attribute)
         if action in ("replace", "insert"):
             dropdown = p.replace if action == "replace" else p.insert
             if dropdown.value in (None, NONE_CHOICE):

@@ -140,13 +140,19 @@ class EditorPanel:
 
         wide = w.Layout(width="96%")
         label_style = {"description_width": "120px"}
-        # Activation tab
+        # Activation tab. `activation_setting` picks which setting holds the activation
+        # (LSTM's recurrent_activation, CLIP's intermediate_activation, a custom gate);
+        # shown only for layers with another than a plain `activation`.
+        self.activation_setting = w.Dropdown(description="setting", options=["activation"],
+                                             style=label_style, layout=w.Layout(
+                                                 width="96%", display="none"))
         self.activation = w.Dropdown(description="activation", options=[], style=label_style,
                                      layout=wide)
         self.bulk = w.Checkbox(description="apply to every layer like this", indent=False,
                                layout=wide)
         self.activation_note = w.HTML()
-        activation_tab = w.VBox([self.activation, self.bulk, self.activation_note])
+        activation_tab = w.VBox([self.activation_setting, self.activation, self.bulk,
+                                 self.activation_note])
         # Replace tab
         self.replace = w.Dropdown(description="replace with", options=[NONE_CHOICE],
                                   style=label_style, layout=wide)
@@ -198,6 +204,7 @@ class EditorPanel:
         self.widget.add_class("kwe-panel")
         # Stable hooks for styling and browser tests.
         for widget, name in ((self.activation, "kwe-activation"), (self.bulk, "kwe-bulk"),
+                             (self.activation_setting, "kwe-activation-setting"),
                              (self.replace, "kwe-replace"), (self.insert, "kwe-insert"),
                              (self.tabs, "kwe-tabs"), (self.reinitialize, "kwe-reinitialize"),
                              (self.preview, "kwe-preview-line"), (self.apply_button, "kwe-apply"),
@@ -215,8 +222,17 @@ class EditorPanel:
     def action(self) -> str:
         return ACTIONS[self.tabs.selected_index or 0]
 
-    def show_layer(self, node, config) -> None:
-        """Fill the details of a `kerawidgets.graph.GraphNode` and its config dict."""
+    def show_activation_settings(self, settings: dict) -> None:
+        """The settings that hold an activation (``{"activation": "tanh", "gate": ...}``):
+        the setting dropdown is shown when there is a choice or the one setting has another name."""
+        names = list(settings) or ["activation"]
+        self.activation_setting.options = names
+        self.activation_setting.value = names[0]
+        self.activation_setting.layout.display = None if names != ["activation"] else "none"
+
+    def show_layer(self, node, config, settings=None) -> None:
+        """Fill the details of a `kerawidgets.graph.GraphNode` and its config dict;
+        `settings` (every activation setting, by name) adds a row for each beyond the first."""
         if node is None:
             self.title.value = "<b>Click a layer in the graph</b>"
             self.info.value = ""
@@ -235,6 +251,7 @@ class EditorPanel:
             ("trainable", "yes" if node.trainable else "no (frozen)"),
             ("activation", node.activation or "-"),
         ]
+        rows += [(key, value) for key, value in list((settings or {}).items())[1:]]
         self.info.value = "<table>" + "".join(
             f"<tr><td>{_cell(k)}</td><td class='kwe-mono'>{_cell(v)}</td></tr>" for k, v in rows
         ) + "</table>"
