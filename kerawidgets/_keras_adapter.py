@@ -333,10 +333,12 @@ class WeightFeeder:
             old = feed.take(kwargs.get("name"), () if shape is None else shape, wanted_dtype)
             if old is None:
                 return original(self, shape, initializer, dtype, **kwargs)
-            value = independent_value(old)
-
-            def from_old_value(shape, dtype=None):
-                return value
+            def from_old_value(shape, dtype=None, old=old):
+                # Read when the variable initialises, not now: a layer built while
+                # Keras traces its owner's call (jax's `eval_shape`) creates variables
+                # whose initialisation waits until the trace ends; a copy made here
+                # would be a tracer, and leak into the copy's weights.
+                return independent_value(old)
 
             variable = original(self, shape, from_old_value, dtype, **kwargs)
             feed.fed[id(variable)] = old
@@ -469,6 +471,68 @@ def call_as_recorded(layer, original, args, kwargs, like):
     output = _spec_like(like)
     Node(operation=layer, call_args=args, call_kwargs=kwargs, outputs=output)
     return output
+
+
+def complete_state(layer, original, args, kwargs) -> None:
+    """Build the sub-layers of `layer` that its `build` left for the first call.
+
+    A layer that creates sub-layers in `__init__` and builds them only when
+    called (a `build` that does nothing, as keras-hub's `FusedMBConvBlock`)
+    has fewer variables than `original` after `build` alone. Keras builds
+    such state by tracing `call` on symbolic inputs; this does the same, so
+    the sub-layers create their variables while the rebuild can still feed
+    them the original values.
+
+    >>> class Block(keras.layers.Layer):
+    ...     def __init__(self, **kw):
+    ...         super().__init__(**kw)
+    ...         self.inner = keras.layers.Dense(2)
+    ...     def build(self, shape):
+    ...         pass
+    ...     def call(self, x):
+    ...         return self.inner(x)
+    >>> old, new = Block(), Block()
+    >>> _ = old(keras.Input((3,)))
+    >>> new.build((None, 3))
+    >>> complete_state(new, old, (keras.Input((3,)),), {})
+    >>> len(new.variables)
+    2
+    """
+    if not isinstance(layer, keras.layers.Layer) or not layer.built:
+        return
+    if len(layer.variables) >= len(original.variables):
+        return
+    from keras.src import backend
+
+    with layer._open_name_scope():  # variable paths as Keras' own first call gives them
+        backend.compute_output_spec(layer.call, *args, **kwargs)
+
+
+def match_sub_layer_names(new, old) -> None:
+    """Give `new`'s sub-layers the names of `old`'s (same structure, same classes).
+
+    A sub-layer created in `__init__` without a name gets Keras' next free
+    automatic name (`dense_7`), so a fresh copy would differ from the
+    original in layer names and weight paths. Also undoes a layer renaming
+    itself in `__init__` (keras-hub's `DepthwiseConvBlock` appends "_0").
+
+    >>> class Wrap(keras.layers.Layer):
+    ...     def __init__(self, **kw):
+    ...         super().__init__(**kw)
+    ...         self.inner = keras.layers.Dense(2)
+    >>> old, new = Wrap(name="w"), Wrap(name="w")
+    >>> match_sub_layer_names(new, old)
+    >>> new.inner.name == old.inner.name
+    True
+    """
+    new_subs, old_subs = sub_layers(new), sub_layers(old)
+    if len(new_subs) != len(old_subs) or any(
+        type(a) is not type(b) for a, b in zip(new_subs, old_subs)
+    ):
+        return
+    for fresh, original in zip(new_subs, old_subs):
+        if fresh.name != original.name:
+            fresh.name = original.name
 
 
 def same_specs(old_tensors, new_tensors) -> bool:

@@ -28,7 +28,9 @@ import keras
 from kerawidgets import activations
 from kerawidgets.errors import InvalidEditError, SubnetworkNotStoredError, shorten
 
-ACTIVATION_ATTRIBUTES = ("activation", "recurrent_activation")
+# Common activation settings; any setting holding an activation can be edited
+# (`activations.activation_settings` says which a layer has).
+ACTIVATION_ATTRIBUTES = ("activation", "recurrent_activation", "intermediate_activation")
 
 # --- what a layer spec may be (name, layer, class, predicate, list) -------
 
@@ -386,8 +388,12 @@ class SetActivation(Edit):
 
     Works on layers with an `activation` setting (Dense, Conv*, custom ones),
     on `Activation` layers and on activation layers (ReLU, LeakyReLU, PReLU,
-    ELU, Softmax: these become an `Activation` layer with the same name).
-    `attribute="recurrent_activation"` targets LSTM/GRU's recurrent gate.
+    ELU, Softmax: these become an `Activation` layer with the same name, unless
+    they already apply that activation: ``ReLU(max_value=6)`` is ``relu6``).
+    `attribute` names another setting that holds an activation:
+    ``"recurrent_activation"`` (LSTM/GRU's recurrent gate),
+    ``"intermediate_activation"`` (CLIP's encoder layers), a custom layer's
+    ``"gate"``; `kerawidgets.activations.activation_settings(layer)` lists them.
 
     >>> import keras
     >>> SetActivation(keras.layers.ReLU, "gelu").describe()
@@ -402,9 +408,12 @@ class SetActivation(Edit):
     def __post_init__(self):
         _check_layer_spec(self.layer)
         object.__setattr__(self, "layer", _frozen_spec(self.layer))
-        if self.attribute not in ACTIVATION_ATTRIBUTES:
+        if not isinstance(self.attribute, str) or not self.attribute.isidentifier():
             raise InvalidEditError(
-                f"attribute must be one of {ACTIVATION_ATTRIBUTES}; got {shorten(self.attribute)}."
+                f"SetActivation of {_layer_spec_describe(self.layer)}: `attribute` must name the "
+                f"layer setting to change, like 'activation' (the default), "
+                f"{', '.join(map(repr, ACTIVATION_ATTRIBUTES[1:]))} or a custom layer's own "
+                f"(a Python identifier); got {shorten(self.attribute)}."
             )
         name = activations.name_of(self.activation)
         if name is None or (not callable(self.activation) and not isinstance(self.activation, str)):
@@ -413,7 +422,7 @@ class SetActivation(Edit):
         object.__setattr__(self, "activation", name)
 
     def describe(self):
-        which = "recurrent activation" if self.attribute == "recurrent_activation" else "activation"
+        which = self.attribute.replace("_", " ")
         return f"Set the {which} of {_layer_spec_describe(self.layer)} to {self.activation!r}"
 
     def to_code(self, model_var="model"):

@@ -14,6 +14,24 @@ import difflib
 import re
 
 
+def close_names(name, known_names, n=3) -> list[str]:
+    """Up to `n` known names close to `name`, ignoring case; a same-letters name first.
+
+    >>> close_names("Gelu", ["elu", "gelu", "relu", "selu"])
+    ['gelu', 'elu', 'selu']
+    """
+    if len(str(name)) > 200:  # no name is that long: nothing is close, and difflib would crawl
+        return []
+    known = list(known_names)
+    by_lower: dict[str, list[str]] = {}
+    for known_name in known:
+        by_lower.setdefault(known_name.lower(), []).append(known_name)
+    wanted = str(name).lower()
+    close = [c for lower in difflib.get_close_matches(wanted, list(by_lower), n=n, cutoff=0.5)
+             for c in by_lower[lower]]
+    return close[:n]
+
+
 class KerawidgetsError(Exception):
     """Base class of every error kerawidgets raises on purpose."""
 
@@ -43,8 +61,7 @@ class UnknownLayerError(KerawidgetsError, KeyError):
 
     def __init__(self, name, known_names, model_name="the model"):
         self.name = name
-        close = difflib.get_close_matches(str(name), list(known_names), n=3, cutoff=0.5) if (
-            len(str(name)) <= 200) else []
+        close = close_names(name, known_names)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         message = (
             f"No layer named {shorten(name)} in {model_name}.{hint} "
@@ -62,8 +79,7 @@ class UnknownActivationError(KerawidgetsError, ValueError):
     def __init__(self, name, known_names):
         self.name = name
         known = sorted(known_names)
-        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5) if (
-            len(str(name)) <= 200) else []
+        close = close_names(name, known)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         super().__init__(
             f"Unknown activation {shorten(name)}.{hint} Known activations: {', '.join(known)}. "

@@ -117,6 +117,7 @@ class _Pair:
     mode: str  # "copy" (untouched) or "edited" (edited, same class: keep if it fits)
     reason: str = ""
     in_report: bool = True
+    same_inputs: bool = False  # called on inputs with exactly the original's specs
 
 
 def _input_kwargs(spec: dict) -> dict:
@@ -145,6 +146,7 @@ class _Walk:
         self.current_outputs: list = []  # outputs of the model being walked
         self.current_calls: list = []  # calls of the functional model being walked
         self.feeder = adapter.WeightFeeder()
+        self.pair_of: dict[int, _Pair] = {}  # id(new layer) -> its pair
 
     # --- driver -----------------------------------------------------------
 
@@ -231,6 +233,7 @@ class _Walk:
                 with known:
                     outputs = self.call_chain(layers, args, kwargs, call, path,
                                               keep_kwargs=_keeps_kwargs(action))
+            self.complete_state(layers, args, kwargs, action, like is not None)
         if action is not None and action.insert_after:
             specs = action.insert_after
             inserted = [self.new_inserted(spec, names, path, in_report, name=operation.name
@@ -302,6 +305,16 @@ class _Walk:
         if not adapter.same_specs(call.input_tensors, new_inputs):
             return None
         return call.output_tensors[0]
+
+    def complete_state(self, layers, args, kwargs, action, same_inputs):
+        """Build what the first layer's `build` left for its first call (see
+        `adapter.complete_state`), and note whether it saw its original input specs."""
+        pair = self.pair_of.get(id(layers[0]))
+        if pair is None:
+            return
+        pair.same_inputs = pair.same_inputs or same_inputs
+        call_kwargs = _accepted_kwargs(layers[0], kwargs, _keeps_kwargs(action))
+        adapter.complete_state(layers[0], pair.old, args, call_kwargs)
 
     def call_chain(self, layers, args, kwargs, call, path, keep_kwargs, inserted=False):
         outputs = None
@@ -400,6 +413,7 @@ class _Walk:
             raise
         except Exception as error:
             raise self.sequential_error(name, calls, steps, spec, error) from error
+        self.mark_same_inputs(calls, new_model)
         if new_layers and self.plan and in_report:
             self.record_sequential_shape_changes(new_model, calls, steps)
         if new_layers and not adapter.has_graph(new_model):
@@ -408,6 +422,16 @@ class _Walk:
                 "its output shape). Nothing was changed."
             )
         return new_model
+
+    def mark_same_inputs(self, calls, new_model):
+        """Note which fresh layers of a Sequential saw exactly their original input specs."""
+        if not adapter.has_graph(new_model):
+            return
+        before = {id(c.operation): c.input_tensors for c in calls if not c.is_input}
+        for call in adapter.graph_calls(new_model):
+            pair = self.pair_of.get(id(call.operation))
+            if pair is not None and id(pair.old) in before:
+                pair.same_inputs = adapter.same_specs(before[id(pair.old)], call.input_tensors)
 
     def sequential_error(self, name, calls, steps, spec, error):
         """Find the layer of a Sequential that really fails, by calling the new layers
@@ -441,7 +465,7 @@ class _Walk:
             return  # untouched
         if index + 1 < len(steps) and steps[index + 1][2] == path:
             return  # more layers of this place to come (a list, or inserts after it)
-        if old is not None and old != new:
+        if old is not None and new is not None and old != new:  # new: None when the first layer went
             self.shape_changes.append((naming.layer_path(path), shape_text(old), shape_text(new)))
 
     def record_sequential_shape_changes(self, new_model, calls, steps):
@@ -498,12 +522,12 @@ class _Walk:
 
     def with_activation(self, operation, path, name, action):
         attribute, activation = action.activation
-        old_name = activations.name_of(getattr(operation, attribute, None))
         where = naming.layer_path(path)
         if adapter.is_model(operation):
             raise InvalidEditError(f"{where!r} is a model; edit the layers inside it instead.")
         config = _layer_config(operation, where)
-        if attribute in config:
+        if attribute in config and not isinstance(operation, ACTIVATION_LAYER_CLASSES):
+            old_name = activations.activation_settings(operation).get(attribute)
             config[attribute] = activations.config_value(activation)
             config["name"] = name
             layer = _from_config(type(operation), config, where)
@@ -514,7 +538,7 @@ class _Walk:
             cls = type(operation).__name__
             settings = _activation_layer_settings(operation, config)
             shown = ", ".join(f"{k}={v!r}" for k, v in settings.items())
-            if activations.ACTIVATION_LAYERS.get(cls) == activation:
+            if activations.layer_activation(operation) == activation:  # ReLU(max_value=6): relu6
                 # Already this activation: keep the layer and its settings (an Activation
                 # would silently reset them, e.g. LeakyReLU's slope or Softmax's axis).
                 config["name"] = name
@@ -580,6 +604,7 @@ class _Walk:
     def pair(self, old, new, path, mode, reason, in_report):
         feed = self.feeder.register(new, old)
         self.pairs.append(_Pair(old, new, feed, path, mode, reason, in_report))
+        self.pair_of[id(new)] = self.pairs[-1]
 
     def pending_outcome(self, path, layer, status, reason):
         # Weight counts are known once the layer is built: settle_weights fills them.
@@ -621,6 +646,8 @@ class _Walk:
             if pair.mode == "edited":
                 self.outcome(pair.path, pair.new, "reinitialised",
                              f"{pair.reason}; {detail}", edited=True)
+            elif pair.same_inputs:
+                raise _lost_weights_error(pair, detail)
             else:
                 misfits.append((pair, detail))
         if misfits and self.reinitialize != "downstream":
@@ -635,9 +662,9 @@ class _Walk:
         pair, detail = misfits[0]
         names = [naming.layer_path(p.path) for p, _ in misfits]
         changes = "; ".join(f"{p} output {o} -> {n}" for p, o, n in self.shape_changes)
-        edited = self.plan.targets
+        edited = ", ".join(repr(e) for e in self.plan.targets) or "(no layer)"
         return ShapeMismatchError(
-            f"The edit of {', '.join(repr(e) for e in edited)} changes shapes downstream"
+            f"The edit of {edited} changes shapes downstream"
             f"{' (' + changes + ')' if changes else ''}, so the weights of "
             f"{naming.layer_path(pair.path)!r} ({type(pair.old).__name__}) no longer fit: "
             f"{detail}. Layers affected downstream: {', '.join(names)}. Nothing was changed. "
@@ -682,6 +709,22 @@ def _collection_paused():
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _lost_weights_error(pair, detail) -> LayerRecreationError:
+    """An untouched layer, fed exactly its original inputs, that did not get its weights back.
+
+    Its input did not change, so it is not downstream of the edit: re-initialising
+    it would lose trained weights for nothing. Refused, whatever `reinitialize` says.
+    """
+    where = naming.layer_path(pair.path)
+    cls = type(pair.old).__name__
+    return LayerRecreationError(
+        f"Layer {where!r} ({cls}) is untouched and gets the same inputs, but its fresh copy "
+        f"does not create the same weights: {detail}. Nothing was changed. Make {cls}.build() "
+        "create every weight (build its sub-layers there), or make get_config() return every "
+        "argument of __init__."
+    )
 
 
 def _sentence(error) -> str:
@@ -808,4 +851,11 @@ def recreate_layer(layer, where: str, name: str | None = None):
     config = _layer_config(layer, where)
     if name is not None:
         config["name"] = name
-    return _from_config(type(layer), config, where)
+    return _named_like(_from_config(type(layer), config, where), layer, name)
+
+
+def _named_like(fresh, original, name=None):
+    """`fresh` with the original's sub-layer names, and exactly `name` (or the original's)."""
+    adapter.match_sub_layer_names(fresh, original)
+    fresh.name = name or original.name
+    return fresh

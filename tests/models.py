@@ -105,3 +105,9 @@ def config_of(model):
     import json
 
     return json.dumps(model.get_config(), sort_keys=True, default=str)
+
+
+def numpy_of(value):
+    """Tensors (a model's outputs, nested) as numpy arrays, on every backend: under torch a
+    model's output requires grad, and numpy refuses to read it directly."""
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, value)

@@ -38,12 +38,19 @@ from kerawidgets import activations, arguments, catalog, naming, plots, targets
 from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, as_edit
 from kerawidgets.errors import InvalidEditError, KerawidgetsError
 from kerawidgets.graph import ModelGraph
-from kerawidgets.plan import supports_activation
+from kerawidgets.plan import plan_edit, supports_activation
 from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
 from kerawidgets.statistics import agreement, movement, paired_statistics
 from kerawidgets.widgets.browser_writes import guard_tree
-from kerawidgets.widgets.editor_panel import NONE_CHOICE, EditorPanel, SettingsForm
+from kerawidgets.widgets.editor_panel import (
+    NO_ACTIVATION,
+    NONE_CHOICE,
+    REINITIALIZE_LABEL,
+    EditorPanel,
+    SettingsForm,
+    gui_text,
+)
 from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
 from kerawidgets.widgets.history import History, Step
 
@@ -141,6 +148,7 @@ class ModelEditor:
         self._busy = False  # an operation is running (see `_working`)
         self._quiet = False  # the editor itself is changing the controls: ignore their events
         self._can_apply = False  # what the preview says about the Apply button
+        self._listeners: list = []  # called after the history moved (see `on_change`)
         self.view = GraphView(model, height=height, theme=theme)
         self.panel = EditorPanel()
         self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
@@ -202,6 +210,10 @@ class ModelEditor:
     def select(self, layer_or_node_id) -> None:
         """Select a layer (name, path or node id) as if clicked in the graph."""
         self.view.select(layer_or_node_id)
+
+    def on_change(self, callback) -> None:
+        """Call `callback()` after every Apply, Undo, Redo and Reset (a live `to_code`, say)."""
+        self._listeners.append(callback)
 
     def apply(self, edit, reinitialize=None):
         """Apply an edit to the current model; returns the rebuild's `RebuildReport`.
@@ -382,6 +394,7 @@ class ModelEditor:
         self.view.on_select(self._on_select)
         p.tabs.observe(lambda _c: self._update_preview(), names="selected_index")
         p.activation.observe(lambda _c: self._update_preview(), names="value")
+        p.activation_setting.observe(lambda _c: self._on_activation_setting(), names="value")
         p.bulk.observe(lambda _c: self._update_preview(), names="value")
         p.reinitialize.observe(lambda _c: self._update_preview(), names="value")
         p.replace.observe(lambda c: self._on_choice("replace", c["new"]), names="value")
@@ -422,7 +435,7 @@ class ModelEditor:
             editable = node is not None and not node.is_input and node.path in self._layer_paths()
             layer = self._layer(node.path) if editable else None
             config = _config_of(layer) if layer is not None else ({} if node is None else None)
-            p.show_layer(node, config)
+            p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
             progress(2, "Finding the layer types that fit here…")
             self._quiet = True
             try:
@@ -442,18 +455,34 @@ class ModelEditor:
     def _layer_paths(self) -> set:
         return set(targets.layer_paths(self.model))
 
-    def _fill_activation(self, layer):
+    def _on_activation_setting(self):
+        """Another activation setting picked (LSTM's recurrent_activation...): show its value."""
+        if self._quiet:
+            return
+        self._quiet = True
+        try:
+            self._fill_activation(self._layer(self.selected), self.panel.activation_setting.value)
+        finally:
+            self._quiet = False
+        self._update_preview()
+
+    def _fill_activation(self, layer, attribute=None):
         p = self.panel
         names = activations.available()
-        if layer is None or not supports_activation(layer):
-            p.activation.options = names
+        settings = activations.activation_settings(layer) if layer is not None else {}
+        if attribute is None:
+            p.show_activation_settings(settings)
+            attribute = p.activation_setting.value
+        if layer is None or not supports_activation(layer, attribute):
+            p.activation.options = [NO_ACTIVATION]  # not "relu": this layer has none
+            p.activation.value = NO_ACTIVATION
             p.activation.disabled = True
             p.bulk.disabled = True
             p.bulk.value = False
             p.activation_note.value = ("<i>This layer has no activation; replace it or insert "
                                        "an Activation after it.</i>" if layer is not None else "")
             return
-        current = activations.layer_activation(layer)
+        current = settings.get(attribute) or activations.layer_activation(layer)
         p.activation.options = names if current in names else [current, *names]
         p.activation.value = current
         p.activation.disabled = False
@@ -480,9 +509,9 @@ class ModelEditor:
             self._insert_choices = {c.class_name: c for c in catalog.insert_choices(self.model, path)}
         for purpose, dropdown, choices in (("replace", p.replace, self._replace_choices),
                                            ("insert", p.insert, self._insert_choices)):
-            options = [(NONE_CHOICE, NONE_CHOICE)] + [
-                (f"{name} — {'keeps shape' if c.keeps_shape else 'changes shape'}", name)
-                for name, c in choices.items()]
+            # Class names only: the verdict under the dropdown says, for the settings as
+            # they are now, whether the shape is kept (a label would go stale as you type).
+            options = [(NONE_CHOICE, NONE_CHOICE)] + [(name, name) for name in choices]
             dropdown.options = options
             dropdown.value = NONE_CHOICE
             dropdown.disabled = path is None
@@ -505,13 +534,17 @@ class ModelEditor:
         p = self.panel
         if path is None:
             p.remove_note.value = "<i>Select a layer.</i>" if node is None else ""
-            self._removable = (False, "")
             return
         ok, reason = catalog.can_remove(self.model, path)
-        self._removable = (ok, reason)
-        p.remove_note.value = (
-            f"Remove <b>{_escape(path)}</b>: its input flows on to its consumers."
-            if ok else f"<span class='kwe-verdict-change'>Cannot remove: {_escape(reason)}</span>")
+        if ok:
+            p.remove_note.value = f"Remove <b>{_escape(path)}</b>: its input flows on to its consumers."
+        elif _removal_plans(self.model, path):  # only shapes change: the checkbox can allow it
+            p.remove_note.value = (
+                f"<span class='kwe-verdict-change'>{_escape(reason)} The layers after it whose "
+                f"weights no longer fit need fresh weights: tick '{REINITIALIZE_LABEL}'.</span>")
+        else:
+            p.remove_note.value = (f"<span class='kwe-verdict-change'>Cannot remove: "
+                                   f"{_escape(gui_text(reason))}</span>")
 
     def pending_edit(self) -> Edit:
         """The edit the panel's current tab and values describe (checked in the kernel)."""
@@ -522,17 +555,19 @@ class ModelEditor:
         action = p.action
         if action == "activation":
             layer = self._layer(path)
-            if not supports_activation(layer):
+            attribute = p.activation_setting.value or "activation"
+            if not supports_activation(layer, attribute):
                 raise NothingToApply(
                     f"Layer {path!r} ({type(layer).__name__}) has no activation; use Replace "
                     "or Insert after.")
             name = p.activation.value
             activations.get(name)  # only known activations
-            if name == activations.layer_activation(layer) and not p.bulk.value:
+            current = activations.activation_settings(layer).get(attribute)
+            if name == current and not p.bulk.value:
                 raise NothingToApply(f"{path!r} already uses {name!r}: pick another activation.")
             if p.bulk.value:
-                return SetActivation(self._bulk_target(layer), name)
-            return SetActivation(path, name)
+                return SetActivation(self._bulk_target(layer), name, attribute=attribute)
+            return SetActivation(path, name, attribute=attribute)
         if action in ("replace", "insert"):
             dropdown = p.replace if action == "replace" else p.insert
             if dropdown.value in (None, NONE_CHOICE):
@@ -542,10 +577,9 @@ class ModelEditor:
                                           purpose=action)
             spec = choice.spec(dict(choice.defaults))
             return ReplaceLayer(path, spec) if action == "replace" else InsertLayer(path, spec)
-        ok, reason = catalog.can_remove(self.model, path)
-        if not ok:
-            raise InvalidEditError(reason)
-        return RemoveLayer(path)
+        if not _removal_plans(self.model, path):  # the Remove tab says why
+            raise NothingToApply(f"{path!r} cannot be removed (see above).")
+        return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
 
     def _bulk_target(self, layer):
         similar = self._similar(layer)
@@ -624,6 +658,11 @@ class ModelEditor:
         finally:
             self._quiet = False
         self._comparison = None
+        self._quiet = True
+        try:  # each edit asks again before giving layers fresh weights
+            self.panel.reinitialize.value = False
+        finally:
+            self._quiet = False
         self.panel.show_report(self.report)
         if self._history.position > 0:
             try:
@@ -643,6 +682,8 @@ class ModelEditor:
             self.panel.show_status(message, "ok")
         else:
             self.panel.show_status(f"{message} {_plot_failure(problem)}", "error")
+        for callback in self._listeners:
+            callback()
 
     def _show_graph_state(self):
         graph = self.view.graph
@@ -740,6 +781,15 @@ def _config_of(layer) -> dict:
         return {}
 
 
+def _removal_plans(model, path) -> bool:
+    """Whether removing `path` is a valid edit at all (shapes downstream aside)."""
+    try:
+        plan_edit(model, RemoveLayer(path))
+    except KerawidgetsError:
+        return False
+    return True
+
+
 def _plot_failure(error) -> str:
     """The status line for an edit that was applied but could not be probed or plotted."""
     what = str(error) if isinstance(error, KerawidgetsError) else f"{type(error).__name__}: {error}"
@@ -812,9 +862,9 @@ def _weights_preview(report) -> str:
     downstream = [o.layer for o in reinit if not o.edited]
     edited_reinit = [o.layer for o in reinit if o.edited]
     if edited_reinit:
-        parts.append(f"re-initialised: {', '.join(edited_reinit)}")
+        parts.append(f"reinitialised: {', '.join(edited_reinit)}")
     if downstream:
-        parts.append(f"downstream affected (re-initialised): {', '.join(downstream)}")
+        parts.append(f"downstream affected (reinitialised): {', '.join(downstream)}")
     if not reinit:
         parts.append("every existing weight is kept")
     return "; ".join(parts) + "."
