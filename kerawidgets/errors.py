@@ -25,6 +25,8 @@ def close_names(name, known_names, n=3) -> list[str]:
     for known_name in known:
         by_lower.setdefault(known_name.lower(), []).append(known_name)
     wanted = str(name).lower()
+    if len(wanted) > 200:  # a pasted blob: nothing is close, and difflib would be slow
+        return []
     close = [c for lower in difflib.get_close_matches(wanted, list(by_lower), n=n, cutoff=0.5)
              for c in by_lower[lower]]
     return close[:n]
@@ -32,6 +34,26 @@ def close_names(name, known_names, n=3) -> list[str]:
 
 class KerawidgetsError(Exception):
     """Base class of every error kerawidgets raises on purpose."""
+
+
+SHOWN_CHARACTERS = 40
+
+
+def shorten(value, limit: int = SHOWN_CHARACTERS) -> str:
+    """`repr(value)` for a message, cut after `limit` characters of a long string.
+
+    >>> shorten("dense")
+    "'dense'"
+    >>> shorten("a" * 100, limit=5)
+    "'aaaaa…' (100 characters)"
+    """
+    if isinstance(value, str) and len(value) > limit:
+        head = repr(value[:limit])
+        return f"{head[:-1]}…{head[-1]} ({len(value)} characters)"
+    text = repr(value)
+    if len(text) > 2 * limit:
+        return f"{text[:2 * limit]}… ({len(text)} characters)"
+    return text
 
 
 class UnknownLayerError(KerawidgetsError, KeyError):
@@ -42,7 +64,7 @@ class UnknownLayerError(KerawidgetsError, KeyError):
         close = close_names(name, known_names)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         message = (
-            f"No layer named {name!r} in {model_name}.{hint} "
+            f"No layer named {shorten(name)} in {model_name}.{hint} "
             f"Use one of the names in `model.summary()` (nested layers as 'outer/inner')."
         )
         super().__init__(message)
@@ -60,7 +82,7 @@ class UnknownActivationError(KerawidgetsError, ValueError):
         close = close_names(name, known)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         super().__init__(
-            f"Unknown activation {name!r}.{hint} Known activations: {', '.join(known)}. "
+            f"Unknown activation {shorten(name)}.{hint} Known activations: {', '.join(known)}. "
             "Register your own with kerawidgets.register_activation(name, fn)."
         )
 

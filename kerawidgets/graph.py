@@ -27,7 +27,7 @@ import re
 import keras
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, naming
+from kerawidgets import activations, arguments, naming
 from kerawidgets.errors import UnknownLayerError
 from kerawidgets.naming import shape_text
 
@@ -227,6 +227,7 @@ class ModelGraph:
         >>> [(n.id, n.group) for n in graph.nodes]
         [('x', None), ('inner/input_layer', 'inner'), ('inner/d', 'inner')]
         """
+        arguments.model(model)
         builder = _Builder()
         outputs = builder.expand(model, prefix=(), id_prefix="", group=None, bindings=None)
         root_inputs = [n.id for n in builder.nodes if n.is_input and n.group is None]

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import naming
+from kerawidgets import arguments, naming
 from kerawidgets.errors import KerawidgetsError
 from kerawidgets.naming import shape_text
 
@@ -288,13 +288,13 @@ def _prepare(model, x, y, max_batches, batch_size, seed):
     entries = _input_entries(model)
     if x is None:
         arrays, description = _synthetic(model, entries, batch_size, seed)
-        return _Data(arrays, None if y is None else _to_numpy(y), description, True)
-    source = "dataset"
+        y = arguments.labels(y, int(arrays[0].shape[0]), error=ProbeDataError)
+        return _Data(arrays, y, description, True)
     if _is_dataset(x):
         arrays, y_found, batches = _from_dataset(model, x, max_batches, entries)
         arrays = _validate(model, arrays, entries, "dataset")
         y = y_found if y is None else _to_numpy(y)
-        n = int(arrays[0].shape[0])
+        n = total = int(arrays[0].shape[0])
         description = f"{n} samples from the dataset (first {batches} batch(es))"
     else:
         arrays = _validate(model, _flatten_x(model, x, entries), entries)
@@ -302,20 +302,12 @@ def _prepare(model, x, y, max_batches, batch_size, seed):
         limit = max_batches * batch_size
         arrays = [a[:limit] for a in arrays]
         n = int(arrays[0].shape[0])
-        source = "array"
         description = (f"{n} samples of the given data" if n == total
                        else f"first {n} of {total} samples of the given data "
                        f"(max_batches={max_batches} x batch_size={batch_size})")
+    y = arguments.labels(y, total, error=ProbeDataError)  # one per sample given, then cut
     if y is not None:
-        y = _to_numpy(y)
-        if source == "array":
-            y = y[:n]
-        if y.shape[0] != n:
-            raise ProbeDataError(
-                f"The probe labels y have {y.shape[0]} samples but the probe inputs of model "
-                f"{model.name!r} have {n}: give one label per sample."
-            )
-    if y is not None:
+        y = y[:n]
         description += ", with labels"
     return _Data(arrays, y, description, False)
 
@@ -426,9 +418,10 @@ class Probe:
 
     def __init__(self, model, x=None, y=None, *, max_batches=4, batch_size=16,
                  memory_budget=2**30, seed=0):
-        if max_batches < 1 or batch_size < 1:
-            raise ProbeDataError(
-                f"max_batches and batch_size must be at least 1; got {max_batches} and {batch_size}.")
+        arguments.model(model)
+        for argument, value, minimum in (("max_batches", max_batches, 1), ("batch_size", batch_size, 1),
+                                         ("memory_budget", memory_budget, 0), ("seed", seed, 0)):
+            arguments.integer(argument, value, minimum=minimum)
         adapter.functional_view(model)
         self.max_batches = int(max_batches)
         self.batch_size = int(batch_size)

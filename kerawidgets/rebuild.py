@@ -30,7 +30,7 @@ import inspect
 import keras
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, naming
+from kerawidgets import activations, arguments, naming
 from kerawidgets.edits import (
     Edit,
     InsertLayer,
@@ -80,12 +80,12 @@ def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
     With no edits, the result is an exact copy (same structure, names and
     bitwise-equal weights, no shared variables).
     """
+    arguments.model(model)
+    edits = arguments.edit_list(edits)
     if reinitialize not in REINITIALIZE_CHOICES:
         raise InvalidEditError(
-            f"reinitialize must be None or 'downstream'; got {reinitialize!r}."
+            f"reinitialize must be None or 'downstream'; got {arguments.shorten(reinitialize)}."
         )
-    if isinstance(edits, (Edit, dict)):
-        edits = [edits]
     edits = tuple(as_edit(e) for e in edits)
     adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
     if not edits:
@@ -101,6 +101,8 @@ def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
 
 def copy_model(model, *, name=None) -> keras.Model:
     """An exact, independent copy of `model` (weights kept, no variable shared)."""
+    arguments.model(model)
+    arguments.text("name", name, optional=True)
     return _Walk(model, Plan(), None, name=name).run(()).model
 
 

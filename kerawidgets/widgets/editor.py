@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, catalog, naming, plots, targets
+from kerawidgets import activations, arguments, catalog, naming, plots, targets
 from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, as_edit
 from kerawidgets.errors import InvalidEditError, KerawidgetsError
 from kerawidgets.graph import ModelGraph
@@ -51,7 +51,7 @@ from kerawidgets.widgets.editor_panel import (
     SettingsForm,
     gui_text,
 )
-from kerawidgets.widgets.graph_view import GraphView
+from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
 from kerawidgets.widgets.history import History, Step
 
 __all__ = ["ModelEditor", "SaveCheckError"]
@@ -132,6 +132,9 @@ class ModelEditor:
 
     def __init__(self, model, x=None, y=None, *, memory_budget=2**30, max_batches=4,
                  batch_size=16, seed=0, history_size=8, height="560px", theme="auto"):
+        arguments.model(model)
+        arguments.integer("history_size", history_size, minimum=1)
+        check_view_arguments(model, None, height, theme)
         adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
         self.original = model
         self.probe = Probe(model, x, y, max_batches=max_batches, batch_size=batch_size,

@@ -21,6 +21,7 @@ import pathlib
 import anywidget
 import traitlets
 
+from kerawidgets import arguments
 from kerawidgets.errors import InvalidEditError, UnknownLayerError
 from kerawidgets.graph import ModelGraph
 from kerawidgets.layout import default_open_groups, layout
@@ -58,6 +59,7 @@ class GraphView(anywidget.AnyWidget):
     height = traitlets.Unicode("520px").tag(sync=True)
 
     def __init__(self, model, *, open_groups=None, height="520px", theme="auto", **kwargs):
+        check_view_arguments(model, open_groups, height, theme)
         self._select_callbacks = []
         self._guard = False
         self._last_selected: dict = {}
@@ -121,7 +123,7 @@ class GraphView(anywidget.AnyWidget):
         name = getattr(key, "name", None)
         if name is not None:
             return [n.id for n in self.graph.resolve(name)]
-        raise InvalidEditError(f"Cannot find a node from {key!r}: give a node id or layer name.")
+        raise InvalidEditError(f"Cannot find a node from {arguments.shorten(key)}: give a node id or layer name.")
 
     def select(self, node_id) -> None:
         """Select a node (by node id or layer name/path); ``None`` clears the selection."""
@@ -308,6 +310,21 @@ class GraphView(anywidget.AnyWidget):
         """Write the current drawing as a standalone SVG file; returns the path."""
         return save_svg(self.layout, path, heat=self.heat, marks=self.marks,
                         selected=self.selected.get("id"))
+
+
+THEMES = ("auto", "light", "dark")
+
+
+def check_view_arguments(model, open_groups, height, theme) -> None:
+    """Refuse bad `GraphView` arguments before anything is built (`kerawidgets.arguments`)."""
+    arguments.model(model)
+    if open_groups is not None and (isinstance(open_groups, str) or not all(
+            isinstance(g, str) for g in arguments.sequence("open_groups", open_groups))):
+        raise arguments.ArgumentError(
+            "open_groups must be None or a list of group ids (strings); got "
+            f"{arguments.described(open_groups)}.")
+    arguments.text("height", height, limit=40)
+    arguments.choice("theme", theme, THEMES)
 
 
 __all__ = ["GraphView"]
