@@ -101,10 +101,11 @@ class GraphCall:
 
     node: Any
     operation: Any
-    call_index: int  # which call of `operation` this is (index in its inbound nodes)
+    call_index: int  # which call of `operation` this is among this model's calls of it
     depth: int
     input_tensors: tuple
     output_tensors: tuple
+    node_index: int = 0  # index in the operation's own list of every call (`_keras_history`)
 
     @property
     def is_input(self) -> bool:
@@ -124,26 +125,90 @@ class GraphCall:
 
 
 def graph_calls(model) -> list[GraphCall]:
-    """Every call in `model`'s graph, inputs first, in an order safe to replay."""
+    """Every call in `model`'s graph, inputs first, in an order safe to replay.
+
+    A call's `call_index` counts only the calls of its operation inside this
+    model, in the order they were made: calls from outside (a layer first
+    used in another model, a Sequential's earlier builds after `add`) do not
+    count. Calls of one shared operation come in that order, so replaying
+    them in list order gives a copy the same indices.
+
+    >>> seq = keras.Sequential([keras.Input((3,))])
+    >>> seq.add(keras.layers.Dense(4, name="a")); seq.add(keras.layers.Dense(2, name="b"))
+    >>> [(c.operation.name, c.call_index) for c in graph_calls(seq)][1:]
+    [('a', 0), ('b', 0)]
+    """
     functional = functional_view(model)
     nodes_by_depth = functional._nodes_by_depth
-    calls = []
+    entries = []
     for depth in sorted(nodes_by_depth, reverse=True):
         for node in nodes_by_depth[depth]:
-            operation = node.operation
-            inbound = getattr(operation, "_inbound_nodes", [])
-            call_index = next((i for i, n in enumerate(inbound) if n is node), 0)
-            calls.append(
-                GraphCall(
-                    node=node,
-                    operation=operation,
-                    call_index=call_index,
-                    depth=depth,
-                    input_tensors=tuple(node.input_tensors),
-                    output_tensors=tuple(node.outputs),
-                )
-            )
-    return calls
+            inbound = getattr(node.operation, "_inbound_nodes", [])
+            node_index = next((i for i, n in enumerate(inbound) if n is node), 0)
+            entries.append((node, depth, node_index))
+    ranks: dict[int, list[int]] = {}
+    for node, _, node_index in entries:
+        ranks.setdefault(id(node.operation), []).append(node_index)
+    for indices in ranks.values():
+        indices.sort()
+    calls = [
+        GraphCall(
+            node=node,
+            operation=node.operation,
+            call_index=ranks[id(node.operation)].index(node_index),
+            depth=depth,
+            input_tensors=tuple(node.input_tensors),
+            output_tensors=tuple(node.outputs),
+            node_index=node_index,
+        )
+        for node, depth, node_index in entries
+    ]
+    return _shared_calls_in_order(calls)
+
+
+def _shared_calls_in_order(calls: list[GraphCall]) -> list[GraphCall]:
+    """`calls` (topologically ordered) with each operation's calls by `call_index`.
+
+    Keras orders calls by depth; a shared layer's later call can come first.
+    Reordered (a topological sort keeping the depth order where it can) only
+    when that happens: the original calls were made in an order that is
+    both topological and by call index, so such an order exists.
+    """
+    seen: dict[int, int] = {}
+    in_order = True
+    for call in calls:
+        if call.call_index != seen.get(id(call.operation), -1) + 1:
+            in_order = False
+            break
+        seen[id(call.operation)] = call.call_index
+    if in_order:
+        return calls
+    import heapq
+
+    producer = {id(t): i for i, c in enumerate(calls) for t in c.output_tensors}
+    by_op = {(id(c.operation), c.call_index): i for i, c in enumerate(calls)}
+    needs: list[set] = []
+    for c in calls:
+        before = {producer[id(t)] for t in c.input_tensors if id(t) in producer}
+        if c.call_index:
+            before.add(by_op[(id(c.operation), c.call_index - 1)])
+        needs.append(before)
+    waiting = {i: len(n) for i, n in enumerate(needs)}
+    users: dict[int, list[int]] = {}
+    for i, n in enumerate(needs):
+        for j in n:
+            users.setdefault(j, []).append(i)
+    ready = [i for i, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(calls[i])
+        for k in users.get(i, []):
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                heapq.heappush(ready, k)
+    return order if len(order) == len(calls) else calls
 
 
 def inbound_call_count(operation) -> int:
@@ -251,12 +316,50 @@ def copy_operation(operation):
     import copy
 
     try:
-        return type(operation).from_config(operation.get_config())
+        fresh = type(operation).from_config(operation.get_config())
     except Exception:
         fresh = copy.copy(operation)
         fresh._inbound_nodes = []
         fresh._outbound_nodes = []
-        return fresh
+    fresh.name = operation.name  # not a new automatic name: node ids stay the same
+    return fresh
+
+
+def match_raw_op_names(old_model, new_model) -> None:
+    """Give the raw ops (`x + y`, masks' `not_equal`...) of `new_model` the names in `old_model`.
+
+    Keras names each new op automatically (`not_equal_1`), and ops made
+    inside a layer's call (a `Masking` layer's mask) are made again by
+    Keras, not copied. Ops of one class are matched in graph order, when
+    both models have the same number of them.
+
+    >>> seq = keras.Sequential([keras.layers.Masking(0.0), keras.layers.LSTM(1)])
+    >>> seq.build((None, 3, 2))
+    >>> other = keras.Sequential([keras.layers.Masking(0.0), keras.layers.LSTM(1)])
+    >>> other.build((None, 3, 2))
+    >>> match_raw_op_names(seq, other)
+    >>> def ops(m):
+    ...     return [c.operation.name for c in graph_calls(m)
+    ...             if not isinstance(c.operation, keras.layers.Layer)]
+    >>> ops(other) == ops(seq)
+    True
+    """
+    def raw_ops(model):
+        by_class: dict[type, list] = {}
+        for call in graph_calls(model):
+            op = call.operation
+            if not isinstance(op, keras.layers.Layer) and op not in by_class.get(type(op), []):
+                by_class.setdefault(type(op), []).append(op)
+        return by_class
+
+    old_ops = raw_ops(old_model)
+    if not old_ops:
+        return
+    for cls, fresh in raw_ops(new_model).items():
+        original = old_ops.get(cls, [])
+        if len(original) == len(fresh):
+            for new_op, old_op in zip(fresh, original):
+                new_op.name = old_op.name
 
 
 # --- weight feeding: create variables from kept values --------------------

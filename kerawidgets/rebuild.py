@@ -164,6 +164,7 @@ class _Walk:
             new_model = self.copy_functional(model, prefix, name, in_report)
         if not model.trainable:
             new_model.trainable = False
+        adapter.match_raw_op_names(model, new_model)
         return new_model
 
     # --- functional models --------------------------------------------------

@@ -135,3 +135,61 @@ def test_untouched_layer_that_loses_weights_is_refused_not_reinitialised():
     for reinitialize in (None, "downstream"):
         with pytest.raises(LayerRecreationError, match="(?s)'forgetful'.*untouched.*w"):
             rebuild(model, [SetActivation("head", "relu")], reinitialize=reinitialize)
+
+
+# --- 2, 3. node ids count this model's calls; raw ops keep their names --------
+
+
+def graph_ids(model):
+    return [n.id for n in ModelGraph.from_model(model).nodes]
+
+
+def test_ids_after_sequential_add_count_only_this_models_calls():
+    model = keras.Sequential()
+    model.add(keras.Input((3,)))
+    model.add(layers.Dense(4, name="first"))
+    model.add(layers.Dense(2, name="second"))
+    assert graph_ids(model)[1:] == ["first", "second"]
+    result = rebuild(model, [SetActivation(graph_ids(model)[1], "relu")])
+    assert result.report["first"].status == "kept"
+    assert graph_ids(result.model) == graph_ids(model)
+
+
+def test_ids_of_a_model_built_from_intermediate_tensors():
+    inp = keras.Input((3,))
+    hidden = layers.Dense(4, name="hidden")(inp)
+    out = layers.Dense(2, name="out")(hidden)
+    keras.Model(inp, out)
+    head = keras.Model(hidden, out)
+    assert "out" in graph_ids(head)
+    result = rebuild(head, [SetActivation("out", "tanh")])
+    assert result.report["out"].status == "kept"
+    assert graph_ids(result.model) == graph_ids(head)
+
+
+def test_shared_layer_called_deeper_second_keeps_its_call_ids():
+    x = keras.Input((4,))
+    shared = layers.Dense(4, name="s")
+    first = shared(layers.Dense(4, name="d1")(x))
+    second = shared(x)  # call 1, but Keras lists it before call 0 (it is deeper)
+    out = layers.Add(name="add")([first, layers.Dense(4, name="d3")(layers.Dense(4, name="d2")(second))])
+    model = keras.Model(x, out)
+    assert {"s", "s:1"} <= set(graph_ids(model))
+    assert_faithful(model, rebuild(model, []).model)
+    edited = rebuild(model, [SetActivation("s:1", "relu")]).model
+    x_data = data_for(model)
+    d1 = model.get_layer("d1")(x_data)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(edited.get_layer("s")(d1)),
+        keras.ops.convert_to_numpy(model.get_layer("s")(d1)), rtol=1e-6)
+    assert "s_call1" in graph_ids(edited)
+
+
+def test_raw_op_ids_are_stable_on_rebuild():
+    model = keras.Sequential([keras.Input((3, 2)), layers.Masking(0.0), layers.LSTM(1)])
+    ids = graph_ids(model)
+    assert any(not i.startswith(("input", "masking", "lstm")) for i in ids)  # mask ops shown
+    assert graph_ids(rebuild(model, []).model) == ids
+    inp = keras.Input((3,))
+    functional = keras.Model(inp, layers.Dense(2, name="d")(inp * 2.0 + 1.0))
+    assert graph_ids(rebuild(functional, []).model) == graph_ids(functional)
