@@ -92,6 +92,53 @@ def functional_class():
     return Functional
 
 
+def functional_of_class(cls, inputs, outputs, name):
+    """An instance of the Functional subclass `cls` on this graph, without `cls.__init__`.
+
+    `cls.__init__` (a keras-hub task, a user's subclass) builds its own
+    graph; the rebuilt graph is given to `Functional.__init__` instead, as
+    the subclass's own `super().__init__(inputs, outputs)` would have.
+    """
+    from keras.src.models.functional import Functional
+
+    if not issubclass(cls, Functional):
+        raise TypeError(f"{cls.__name__} no longer has Functional among its base classes")
+    instance = cls.__new__(cls)
+    Functional.__init__(instance, inputs, outputs, name=name)
+    return instance
+
+
+def copy_constructor_record(source, target) -> None:
+    """Copy the constructor arguments Keras recorded (`get_config()` of a subclass uses them)."""
+    for attr in ("_auto_config", "_auto_config_error_args"):
+        if attr in vars(source):
+            object.__setattr__(target, attr, vars(source)[attr])
+
+
+def instance_state(obj) -> dict:
+    """The attributes set on `obj` itself (torch keeps sub-modules apart from `__dict__`)."""
+    state = dict(vars(obj))
+    state.update(state.pop("_modules", None) or {})
+    return state
+
+
+def tracked_layers(model) -> list:
+    """The layers `model` tracks directly, in the order its weights list them."""
+    return list(model._layers)
+
+
+def order_tracked_layers(model, order) -> None:
+    """Put `model`'s tracked layers in the order of `order` (others after), so that
+    `model.weights` and `get_weights()` list the weights as the original did."""
+    rank = {id(layer): i for i, layer in enumerate(order) if layer is not None}
+    model._layers[:] = sorted(model._layers, key=lambda layer: rank.get(id(layer), len(rank)))
+
+
+def flat_layer_ids(model) -> set:
+    """Ids of `model` and every layer it tracks (keras-hub's `_functional_layer_ids`)."""
+    return {id(layer) for layer in model._flatten_layers()}
+
+
 # --- the graph of calls ---------------------------------------------------
 
 

@@ -124,6 +124,10 @@ class SubnetworkNotStoredError(InvalidEditError):
     """Edit JSON refers to a `keras.Model` sub-network that it does not contain."""
 
 
+class SaveCheckError(KerawidgetsError):
+    """A model that cannot be saved to a `.keras` file that reloads to the same outputs."""
+
+
 class UnregisteredActivationError(KerawidgetsError, ValueError):
     """A `.keras` file uses kerawidgets activations not registered in this process."""
 

@@ -30,7 +30,7 @@ import inspect
 import keras
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, arguments, naming
+from kerawidgets import activations, arguments, model_class, naming
 from kerawidgets.edits import (
     Edit,
     InsertLayer,
@@ -147,6 +147,7 @@ class _Walk:
         self.current_calls: list = []  # calls of the functional model being walked
         self.feeder = adapter.WeightFeeder()
         self.pair_of: dict[int, _Pair] = {}  # id(new layer) -> its pair
+        self.kept_classes: list = []  # model_class.KeptClass, completed after the walk
 
     # --- driver -----------------------------------------------------------
 
@@ -155,6 +156,8 @@ class _Walk:
             new_model = self.copy_model(self.model, (), self.name or self.model.name)
         self.settle_weights()
         self.copy_compile_state(new_model)
+        structural = not isinstance(self.plan.edit, (SetActivation, type(None)))
+        model_class.restore_attributes(self.kept_classes, self.cache, self.notes, structural)
         return Rebuild(new_model, RebuildReport(self.outcomes, self.notes), tuple(edits))
 
     def copy_model(self, model, prefix, name, in_report=True):
@@ -195,16 +198,9 @@ class _Walk:
             adapter.outputs_struct(model),
             [tensor_map[id(t)] for t in adapter.flat_outputs(model)],
         )
-        cls = type(model) if adapter.functional_subclass_can_be_reused(model) else (
-            adapter.functional_class()
-        )
-        if cls is not type(model):
-            self.notes.append(
-                f"{type(model).__name__} {model.name!r} has its own __init__; rebuilt as a "
-                "plain Functional model with the same graph."
-            )
         with _global_dtype_policy(model.dtype_policy):  # Functional ignores dtype=
-            return cls(inputs, outputs, name=name)
+            return model_class.new_functional(model, inputs, outputs, name, self.kept_classes,
+                                              self.notes)
 
     def replay(self, call, tensor_map, prefix, names, in_report):
         operation = call.operation

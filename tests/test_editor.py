@@ -450,6 +450,7 @@ def test_save_reloads_and_checks(editor, tmp_path):
     reloaded = keras.saving.load_model(path)
     assert reloaded.get_layer("hidden_relu").activation.__name__ == "gelu"
     assert "outputs match" in editor.panel.status.value
+    assert [p.name for p in tmp_path.iterdir()] == ["edited.keras"]
     with pytest.raises(KerawidgetsError, match=".keras"):
         editor.save(tmp_path / "edited.h5")
 
@@ -470,8 +471,10 @@ def test_save_check_catches_a_layer_that_does_not_round_trip(tmp_path):
     scale.factor = 3.0
     model = keras.Model(inp, scale(layers.Dense(2, name="d")(inp)))
     editor = ModelEditor(model, np.ones((4, 4), "float32"))
-    with pytest.raises(SaveCheckError, match="differ"):
+    with pytest.raises(SaveCheckError, match="differ") as caught:
         editor.save(tmp_path / "bad.keras")
+    assert "Nothing was saved" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a temporary one is left
 
 
 def test_compare_numbers(editor):
