@@ -14,7 +14,7 @@ from keras import layers
 import kerawidgets
 from kerawidgets import activations
 from kerawidgets.errors import InvalidEditError, UnknownActivationError
-from tests.models import numpy_of
+from tests.models import Gated, numpy_of
 
 
 @pytest.fixture
@@ -199,30 +199,6 @@ def test_activation_layers_are_read_with_their_settings(make, name):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)),
                                    keras.ops.convert_to_numpy(keras.activations.get(name)(x)),
                                    rtol=1e-6, atol=1e-7)
-
-
-class Gated(layers.Layer):
-    """A custom layer with an activation under its own name (`gate`) and a plain `activation`."""
-
-    def __init__(self, units=4, gate="sigmoid", activation="tanh", **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.gate = keras.activations.get(gate)
-        self.activation = keras.activations.get(activation)
-        self.value = layers.Dense(units, name="value")
-        self.weight_gate = layers.Dense(units, name="weight_gate")
-
-    def build(self, shape):
-        self.value.build(shape)
-        self.weight_gate.build(shape)
-
-    def call(self, x):
-        return self.activation(self.value(x)) * self.gate(self.weight_gate(x))
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units,
-                "gate": keras.activations.serialize(self.gate),
-                "activation": keras.activations.serialize(self.activation)}
 
 
 def test_activation_settings_under_any_name():

@@ -35,7 +35,15 @@ import numpy as np
 
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import activations, arguments, catalog, naming, plots, targets
-from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, as_edit
+from kerawidgets.edits import (
+    Edit,
+    InsertLayer,
+    RemoveLayer,
+    ReplaceLayer,
+    SetActivation,
+    as_edit,
+    script_header,
+)
 from kerawidgets.errors import InvalidEditError, KerawidgetsError, SaveCheckError
 from kerawidgets.graph import ModelGraph
 from kerawidgets.plan import plan_edit, supports_activation
@@ -289,11 +297,14 @@ class ModelEditor:
         return _figures(comparison, self.probe.y)
 
     def to_code(self, model_var="model") -> str:
-        """A Python script that replays `history` on `model_var` with the public API."""
-        lines = ["import keras", "import kerawidgets", "",
+        """A Python script that replays `history` on `model_var` with the public API:
+        it imports every layer class it names and registers the custom activations
+        it uses (`kerawidgets.edits.script_header`)."""
+        steps = self._history.steps[1:self._history.position + 1]
+        lines = [*script_header([step.edit for step in steps]), "",
                  f"# `{model_var}` is the original model, {self.original.name!r}; "
                  f"{len(self.history)} edit(s) follow."]
-        for step in self._history.steps[1:self._history.position + 1]:
+        for step in steps:
             code = step.edit.to_code(model_var)
             if step.reinitialize is not None:
                 if not code.endswith(")"):
