@@ -131,7 +131,7 @@ def restore_button(editor, description="Restore the workshop model") -> w.VBox:
         note.value = "<i>The editor is back on the workshop model: no edits applied.</i>"
 
     button.on_click(restore)
-    return w.VBox([button, note])
+    return w.VBox([button, note], layout=w.Layout(align_items="flex-start"))
 
 
 def code_view(editor) -> w.HTML:
