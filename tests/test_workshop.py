@@ -38,7 +38,8 @@ def test_exercise_checks_the_editor_and_says_what_next(editor):
     exercise = Exercise("Give hidden gelu", uses_gelu(editor))
     exercise.button.click()
     assert "kw-exercise-notyet" in exercise.feedback.value
-    assert "Not yet: `hidden` uses &#x27;relu&#x27;: pick the activation" in exercise.feedback.value
+    assert ("Not yet: <code>hidden</code> uses &#x27;relu&#x27;: pick the activation"
+            in exercise.feedback.value)
     editor.apply(SetActivation("hidden", "gelu"))
     exercise.button.click()
     assert "kw-exercise-ok" in exercise.feedback.value and "✅ done" in exercise.feedback.value

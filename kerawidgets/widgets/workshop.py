@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 
 import ipywidgets as w
 
@@ -110,7 +111,8 @@ class Exercise:
         return True
 
     def _show(self, cls, text):
-        self.feedback.value = f"<span class='{cls}'>{html.escape(text)}</span>"
+        shown = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))  # `name` as code
+        self.feedback.value = f"<span class='{cls}'>{shown}</span>"
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)

@@ -120,7 +120,7 @@ def test_voila_workshop_a_student_completes_exercises_with_widgets_only(browser,
         first = exercise(page, "Exercise 1 with the editor")
         first.scroll_into_view_if_needed()
         feedback = press_check(page, first, "kw-exercise-notyet")
-        assert "Not yet" in feedback and "click `hidden`" in feedback
+        assert "Not yet" in feedback and "click hidden in the graph" in feedback
         editor.scroll_into_view_if_needed()
         editor.locator(".kw-node[data-id='hidden']").first.click()
         page.wait_for_function(
