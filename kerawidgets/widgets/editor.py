@@ -167,6 +167,7 @@ class ModelEditor:
         # GraphView's `layout` is its graph layout, so size it through a box around it.
         # Side by side when there is room, the panel under the graph when not.
         self.graph_box = w.Box([self.view], layout=w.Layout(flex="3 1 480px", overflow="hidden"))
+        self.graph_box.add_class("kwe-graph-box")
         self.panel.widget.layout.flex = "2 1 340px"
         self.panel.widget.layout.max_width = "560px"
         self.widget = w.VBox([w.HBox([self.graph_box, self.panel.widget],
@@ -482,8 +483,9 @@ class ModelEditor:
             p.show_activation_settings(settings)
             attribute = p.activation_setting.value
         if layer is None or not supports_activation(layer, attribute):
-            p.activation.options = [NO_ACTIVATION]  # not "relu": this layer has none
-            p.activation.value = NO_ACTIVATION
+            shown = NO_ACTIVATION if layer is not None else NONE_CHOICE  # never a stale "relu"
+            p.activation.options = [shown]
+            p.activation.value = shown
             p.activation.disabled = True
             p.bulk.disabled = True
             p.bulk.value = False

@@ -72,6 +72,8 @@ _STYLE = """
 .kwe-report tr.kw-new td { color: #1e7b34; }
 .kwe-report tr.kw-removed td { color: #888; text-decoration: line-through; }
 .kwe-config pre { max-height: 180px; overflow: auto; }
+/* The graph fills its side of the editor (Voila left a gap beside a narrower graph). */
+.kwe-graph-box > * { flex: 1 1 auto; width: 100%; min-width: 0; }
 .kwe-synthetic { color: #b35c00; font-weight: 600; }
 .kwe-verdict-keep { color: #1e7b34; }
 .kwe-verdict-change { color: #b35c00; }
@@ -135,7 +137,7 @@ class EditorPanel:
         self.config = w.HTML()
         self.config.add_class("kwe-config")  # scrolls inside a short box: Apply stays in view
         self.config_box = w.Accordion(children=[self.config], selected_index=None,
-                                      layout=w.Layout(width="100%"))
+                                      layout=w.Layout(width="auto"))
         self.config_box.set_title(0, "Layer config")
 
         wide = w.Layout(width="96%")
@@ -169,8 +171,9 @@ class EditorPanel:
         self.remove_note = w.HTML()
         remove_tab = w.VBox([self.remove_note])
 
+        # width "auto", not 100%: with the widgets' margins 100% ran past the panel's edge.
         self.tabs = w.Tab(children=[activation_tab, replace_tab, insert_tab, remove_tab],
-                          layout=w.Layout(width="100%"))
+                          layout=w.Layout(width="auto"))
         for index, title in enumerate(TAB_TITLES):
             self.tabs.set_title(index, title)
 
@@ -199,7 +202,7 @@ class EditorPanel:
         self.widget = w.VBox(
             [self.style, self.title, self.info, self.config_box, self.tabs, self.reinitialize,
              self.preview, self.buttons, self.progress, self.status, self.report, self.probe],
-            layout=w.Layout(padding="0 0 0 12px", overflow="hidden"),
+            layout=w.Layout(padding="0 8px 0 12px", overflow="hidden"),
         )
         self.widget.add_class("kwe-panel")
         # Stable hooks for styling and browser tests.
