@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, catalog, naming, plots, targets
+from kerawidgets import activations, catalog, naming, node_metrics, plots, targets
 from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, as_edit
 from kerawidgets.errors import InvalidEditError, KerawidgetsError
 from kerawidgets.graph import ModelGraph
@@ -637,10 +637,15 @@ class ModelEditor:
         graph = self.view.graph
         self.view.clear_marks()
         comparison = self._comparison
+        self.view.set_heat({})
         if comparison is None:
-            self.view.set_heat({})
+            self.view.set_metrics({})
             return
-        self.view.set_heat({k: v for k, v in comparison.movement.items() if graph.has_node(k)})
+        # Colour by: movement and the after-model's own statistics (no extra pass).
+        self.view.set_metrics({name: {**spec, "values": {k: v for k, v in spec["values"].items()
+                                                         if graph.has_node(k)}}
+                               for name, spec in node_metrics.from_statistics(
+                                   comparison.stats_after, comparison.movement).items()})
         for path in sorted(self._edited_paths[self._history.position]):
             for node in graph.nodes_of_layer(path):
                 self.view.mark(node.id, "edited")
