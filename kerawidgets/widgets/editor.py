@@ -42,6 +42,7 @@ from kerawidgets.plan import supports_activation
 from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
 from kerawidgets.statistics import agreement, movement, paired_statistics
+from kerawidgets.widgets import static_view
 from kerawidgets.widgets.editor_panel import NONE_CHOICE, EditorPanel, SettingsForm
 from kerawidgets.widgets.graph_view import GraphView
 from kerawidgets.widgets.history import History, Step
@@ -166,7 +167,9 @@ class ModelEditor:
     # --- display ----------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        # Beside the widget view: a static copy (graph SVG, plots) for GitHub, nbviewer, nbconvert.
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        return static_view.with_fallback(bundle, lambda: static_view.editor_bundle(self))
 
     def __repr__(self):
         return (f"<ModelEditor of {self.original.name!r}: {len(self.history)} edit(s); "

@@ -372,6 +372,14 @@ class GraphView(anywidget.AnyWidget):
             self.selected = {"id": old_selected["id"],
                              "layer": self.graph.node(old_selected["id"]).path}
 
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget view, plus a static copy of the drawing for readers without a kernel
+        (GitHub, nbviewer, nbconvert): see `kerawidgets.widgets.static_view`."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        from kerawidgets.widgets import static_view
+
+        return static_view.with_fallback(bundle, lambda: static_view.graph_bundle(self))
+
     def to_svg(self) -> str:
         """The current drawing (open groups, heat, marks, selection) as SVG text.
 
