@@ -103,7 +103,10 @@ def test_activation_swap_from_the_panel(editor):
     assert bytes(editor.comparison_image.value).startswith(PNG)
     assert bytes(editor.depth_image.value).startswith(PNG)
     assert editor.view.marks == {"conv_a": "edited"}
-    assert editor.view.heat["conv_a"] > 0 and editor.view.heat.get("image", 0) == 0
+    moved = editor.view.metrics["movement"]["values"]
+    assert moved["conv_a"] > 0 and moved.get("image", 0) == 0
+    assert {"dead", "saturation", "near_zero", "mean", "std"} <= set(editor.view.metrics)
+    assert editor.view.active_coloring()[0] == "movement"
     assert "kwe-status-ok" in editor.panel.status.value
 
 
@@ -356,7 +359,7 @@ def test_undo_redo_reset_keep_models(editor):
     assert editor.model is second
     p.reset_button.click()
     assert editor.model is editor.original and editor.history == []
-    assert editor.view.heat == {} and editor.view.marks == {}
+    assert editor.view.metrics == {} and editor.view.marks == {}
     assert editor.comparison_image.layout.display == "none"
     p.redo_button.click()
     assert editor.model is first

@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, arguments, catalog, naming, plots, targets
+from kerawidgets import activations, arguments, catalog, naming, node_metrics, plots, targets
 from kerawidgets.edits import (
     Edit,
     InsertLayer,
@@ -51,6 +51,7 @@ from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
 from kerawidgets.saving import save_verified
 from kerawidgets.statistics import agreement, movement, paired_statistics
+from kerawidgets.widgets import static_view
 from kerawidgets.widgets.browser_writes import guard_tree
 from kerawidgets.widgets.editor_panel import (
     NO_ACTIVATION,
@@ -185,7 +186,9 @@ class ModelEditor:
     # --- display ----------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        # Beside the widget view: a static copy (graph SVG, plots) for GitHub, nbviewer, nbconvert.
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        return static_view.with_fallback(bundle, lambda: static_view.editor_bundle(self))
 
     def __repr__(self):
         return (f"<ModelEditor of {self.original.name!r}: {len(self.history)} edit(s); "
@@ -699,10 +702,15 @@ class ModelEditor:
         graph = self.view.graph
         self.view.clear_marks()
         comparison = self._comparison
+        self.view.set_heat({})
         if comparison is None:
-            self.view.set_heat({})
+            self.view.set_metrics({})
             return
-        self.view.set_heat({k: v for k, v in comparison.movement.items() if graph.has_node(k)})
+        # Colour by: movement and the after-model's own statistics (no extra pass).
+        self.view.set_metrics({name: {**spec, "values": {k: v for k, v in spec["values"].items()
+                                                         if graph.has_node(k)}}
+                               for name, spec in node_metrics.from_statistics(
+                                   comparison.stats_after, comparison.movement).items()})
         for path in sorted(self._edited_paths[self._history.position]):
             for node in graph.nodes_of_layer(path):
                 self.view.mark(node.id, "edited")
