@@ -366,22 +366,24 @@ _SMALL = 1 << 20  # below this many values, sums of squares are taken in float64
 
 
 class LayerSummary:
-    """What is kept of one layer's output: exact statistics and a fixed sample.
+    """What is kept of one layer's output: its statistics and a fixed sample of values.
 
     Built batch by batch with `add` (the probe runs the probe data in
-    batches), so the full output never has to be held at once. The
-    statistics (mean, std, min, max, shares of zeros, dead units,
-    saturation, non-finite values) are exact; the sample is a seeded,
+    batches), so the full output never has to be held at once, and read
+    with `statistics`. Exact: mean, std, min, max, the share of dead units
+    (from each unit's min and max) and of non-finite values. The share of
+    zeros, the saturation and histograms come from the sample: a seeded,
     fixed choice of at most `SAMPLE_SIZE` positions, the same positions for
     every output of the same shape, so two summaries of one layer before and
-    after an edit compare value by value (`summary_movement`).
+    after an edit compare value by value (`summary_movement`). An output of
+    at most `SAMPLE_SIZE` values is sampled whole: everything is exact.
 
     >>> s = LayerSummary((4, 2))
     >>> s.add(np.array([[0.0, 1.0], [0.0, 3.0]]), 0)
     >>> s.add(np.array([[0.0, 1.0], [0.0, 3.0]]), 2)
     >>> stats = s.statistics()
-    >>> stats["mean"], stats["dead_fraction"], stats["shape"]
-    (1.0, 0.5, [4, 2])
+    >>> stats["mean"], stats["dead_fraction"], stats["zero_fraction"], stats["shape"]
+    (1.0, 0.5, 0.5, [4, 2])
     """
 
     def __init__(self, shape):
@@ -392,16 +394,21 @@ class LayerSummary:
         self.squares = 0.0
         self.min = math.inf
         self.max = -math.inf
-        self.nonzero_per_unit = None  # int64 per entry of the last axis
-        self.saturated: dict | None = None  # KNOWN_BOUNDS pair -> values in the band
+        self.unit_min = None  # per entry of the last axis (NaN where a unit saw NaN)
+        self.unit_max = None
         size = int(np.prod(self.shape)) if self.shape else 1
         self._index = sample_index(size)
         self.sample = np.zeros(len(self._index), np.float32)
 
     @property
     def nbytes(self) -> int:
-        units = 0 if self.nonzero_per_unit is None else self.nonzero_per_unit.nbytes
+        units = 0 if self.unit_min is None else self.unit_min.nbytes + self.unit_max.nbytes
         return int(self.sample.nbytes + units + 256)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the sample is the whole output (so every statistic is exact)."""
+        return self.sample.size == int(np.prod(self.shape)) if self.shape else True
 
     def add(self, values, start: int) -> None:
         """Take in one batch: `values` are samples `start ...` of the output."""
@@ -414,22 +421,26 @@ class LayerSummary:
         self.count += int(v.size)
         if v.size == 0:
             return
+        units = v.reshape(-1, v.shape[-1] if v.ndim >= 2 else 1)
+        low, high = units.min(axis=0), units.max(axis=0)  # vectorised over units: fast
+        self.unit_min = low if self.unit_min is None else np.minimum(self.unit_min, low)
+        self.unit_max = high if self.unit_max is None else np.maximum(self.unit_max, high)
         total = float(flat.sum(dtype=np.float64))
-        finite = flat if math.isfinite(total) else flat[np.isfinite(flat)]
-        if finite is not flat:
-            total = float(finite.sum(dtype=np.float64))
-        self._moments(finite, total)
-        self._zeros(v, finite)
-        self._saturation(finite)
+        if math.isfinite(total) and math.isfinite(float(low.min())) and math.isfinite(
+                float(high.max())):
+            self._moments(flat, total, float(low.min()), float(high.max()))
+        else:  # NaN or inf somewhere: the moments of the finite values
+            finite = flat[np.isfinite(flat)]
+            if finite.size:
+                self._moments(finite, float(finite.sum(dtype=np.float64)),
+                              float(finite.min()), float(finite.max()))
 
     def _take_sample(self, flat, offset):
         index = self._index
         lo, hi = np.searchsorted(index, [offset, offset + flat.size])
         self.sample[lo:hi] = flat[index[lo:hi] - offset]
 
-    def _moments(self, finite, total):
-        if finite.size == 0:
-            return
+    def _moments(self, finite, total, vmin, vmax):
         self.finite += int(finite.size)
         self.total += total
         if finite.size <= _SMALL or finite.dtype == np.float64:
@@ -437,32 +448,8 @@ class LayerSummary:
             self.squares += float(np.dot(wide, wide))
         else:  # float32 dot (BLAS): fast, relative error ~1e-6
             self.squares += float(np.dot(finite, finite))
-        self.min = min(self.min, float(finite.min()))
-        self.max = max(self.max, float(finite.max()))
-
-    def _zeros(self, v, finite):
-        units = v.shape[-1] if v.ndim >= 2 else 1
-        if finite.size == v.size and finite.size and (finite.min() > 0 or finite.max() < 0):
-            nonzero = np.full(units, v.size // max(units, 1), np.int64)  # no zero anywhere
-        else:
-            nonzero = np.count_nonzero(v.reshape(-1, units), axis=0).astype(np.int64)
-        self.nonzero_per_unit = nonzero if self.nonzero_per_unit is None else (
-            self.nonzero_per_unit + nonzero)
-
-    def _saturation(self, finite):
-        counts = {}
-        if finite.size:
-            vmin, vmax = float(finite.min()), float(finite.max())
-            for low, high in KNOWN_BOUNDS:
-                if _range_inside(vmin, vmax, (low, high)):
-                    band = SATURATION_BAND * (high - low)
-                    counts[(low, high)] = int(np.count_nonzero(finite <= low + band)
-                                              + np.count_nonzero(finite >= high - band))
-        if self.saturated is None:
-            self.saturated = counts
-        else:  # bounds that hold for every batch
-            self.saturated = {k: self.saturated[k] + counts[k] for k in self.saturated
-                              if k in counts}
+        self.min = min(self.min, vmin)
+        self.max = max(self.max, vmax)
 
     # --- reading -------------------------------------------------------------
 
@@ -473,7 +460,7 @@ class LayerSummary:
         return _bounds_for_range(self.min, self.max)
 
     def statistics(self, bounds="auto") -> dict:
-        """The `layer_statistics` dict of the whole output (``bounds`` "auto", None or a known pair)."""
+        """The `layer_statistics` dict of the whole output (``bounds`` "auto", None or a pair)."""
         shape, count = list(self.shape), self.count
         if self.finite == 0:
             return {"shape": shape, "count": count, "mean": None, "std": None, "min": None,
@@ -482,17 +469,20 @@ class LayerSummary:
         mean = self.total / self.finite
         variance = max(self.squares / self.finite - mean * mean, 0.0)
         found = self.bounds() if bounds == "auto" else (None if bounds is None else tuple(bounds))
+        sample = self.sample.astype(np.float64)
+        finite = sample[np.isfinite(sample)]
         saturation = 0.0
-        if found is not None:
-            hits = (self.saturated or {}).get(tuple(float(b) for b in found))
-            saturation = 0.0 if hits is None else hits / self.finite
-        nonzero = self.nonzero_per_unit
+        if found is not None and finite.size:
+            low, high = found
+            band = SATURATION_BAND * (high - low)
+            saturation = float(np.mean((finite <= low + band) | (finite >= high - band)))
+        dead = (self.unit_min == 0) & (self.unit_max == 0)
         return {
             "shape": shape, "count": count, "mean": _float(mean), "std": _float(math.sqrt(variance)),
             "min": _float(self.min), "max": _float(self.max),
-            "zero_fraction": float(1.0 - nonzero.sum() / count),
-            "dead_fraction": float(np.mean(nonzero == 0)),
-            "saturation": float(saturation),
+            "zero_fraction": float(np.mean(sample == 0)) if sample.size else 0.0,
+            "dead_fraction": float(np.mean(dead)),
+            "saturation": saturation,
             "saturation_bounds": None if found is None else [float(found[0]), float(found[1])],
             "nonfinite_fraction": float(1.0 - self.finite / count),
         }
