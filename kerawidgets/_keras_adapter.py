@@ -19,6 +19,7 @@ import tempfile
 from typing import Any
 
 import keras
+import numpy as np
 
 from kerawidgets.errors import UnsupportedModelError
 
@@ -755,3 +756,20 @@ def run_call(call: GraphCall, tensor_map: dict, training=False):
         kwargs["training"] = training
     outputs = call.operation(*args, **kwargs)
     return keras.tree.flatten(outputs)
+
+
+def to_numpy_view(value):
+    """`value` as a numpy array without copying where the backend allows (CPU tensors).
+
+    TensorFlow and JAX hand out their buffer (read-only); torch detaches first.
+    `keras.ops.convert_to_numpy` copies on TensorFlow, which for a probe over
+    every layer of a large model is most of the time spent.
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    if keras.backend.backend() == "torch":
+        return np.asarray(keras.ops.convert_to_numpy(value))
+    try:
+        return np.asarray(value)
+    except Exception:  # a backend value numpy cannot read directly
+        return np.asarray(keras.ops.convert_to_numpy(value))

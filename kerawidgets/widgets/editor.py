@@ -50,7 +50,7 @@ from kerawidgets.plan import plan_edit, supports_activation
 from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
 from kerawidgets.saving import save_verified
-from kerawidgets.statistics import agreement, movement, paired_statistics
+from kerawidgets.statistics import agreement, paired_summary_statistics, summary_movement
 from kerawidgets.widgets import static_view
 from kerawidgets.widgets.browser_writes import guard_tree
 from kerawidgets.widgets.editor_panel import (
@@ -80,9 +80,10 @@ class NothingToApply(InvalidEditError):
 class _Comparison:
     """The numbers behind the plots of one before/after pair of models.
 
-    It keeps only what the plots draw (the focus layer's outputs, the model
-    outputs, statistics), not every layer's outputs nor the models: those
-    live in the probe's cache, within its memory budget, and in `History`.
+    It keeps only what the plots draw (the focus layer's summaries, the model
+    outputs, statistics), never a layer's full output nor the models. The
+    comparison of a step with the one before is kept on the `History` step,
+    so undo and redo redraw it without probing.
     """
 
     focus_before: str | None
@@ -97,6 +98,7 @@ class _Comparison:
     agreement: dict
     movement: dict
     recompute: str
+    recomputed: list = dataclasses.field(default_factory=list)
 
     def to_data(self, edit, against) -> dict:
         def layer(stats, key):
@@ -113,6 +115,7 @@ class _Comparison:
             "agreement": self.agreement,
             "movement": self.movement,
             "recompute": self.recompute,
+            "recomputed": list(self.recomputed),
         }
 
 
@@ -278,20 +281,25 @@ class ModelEditor:
         `against="previous"` compares the current model with the one before
         the last edit (what the plots show); `"original"` with the original.
         Returns ``{"edit", "against", "layer", "layer_before", "layer_stats",
-        "per_layer", "agreement", "movement", "recompute"}`` or, at the
-        original model, the same keys with no numbers.
+        "per_layer", "agreement", "movement", "recompute", "recomputed"}`` or,
+        at the original model, the same keys with no numbers. `recompute` is
+        how the after side was probed ("incremental", "full", or "cached":
+        nothing ran) and `recomputed` the node ids it summarised.
         """
         if against not in ("previous", "original"):
             raise InvalidEditError(f"against must be 'previous' or 'original'; got {against!r}.")
         if self._history.position == 0:
             return {"edit": None, "against": against, "layer": None, "layer_before": None,
                     "layer_stats": None, "per_layer": None, "agreement": None,
-                    "movement": None, "recompute": None}
-        if against == "previous":
-            comparison = self._comparison or self._compute(self._history.position)
-        else:
-            comparison = self._compute(self._history.position, base=0)
-        return comparison.to_data(self._history.current.edit, against)
+                    "movement": None, "recompute": None, "recomputed": None}
+        with self._working(1) as progress:
+            probing = _probe_progress(progress, 0, "Probing the layer outputs…")
+            if against == "previous":
+                comparison = self._comparison or self._compute(self._history.position,
+                                                               progress=probing)
+            else:
+                comparison = self._compute(self._history.position, base=0, progress=probing)
+        return comparison.to_data(self._history.steps[self._history.position].edit, against)
 
     def figures(self) -> dict:
         """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
@@ -376,28 +384,54 @@ class ModelEditor:
 
     # --- comparisons ------------------------------------------------------------------
 
-    def _compute(self, position, base=None) -> _Comparison:
-        step = self._history.at(position)
+    def _compute(self, position, base=None, progress=None) -> _Comparison:
+        """The comparison of step `position` with step `base` (default: the one before).
+
+        Each side is the probe's summaries of that step's model: kept on the
+        step once known (so a step whose model History dropped is never
+        probed again), otherwise probed, the after side incrementally from
+        the before side. `progress(done, total)` follows the probe's calls.
+        """
         base = position - 1 if base is None else base
-        before_model = self._history.at(base).model
-        after_model = step.model
-        before = self.probe.outputs(before_model)
-        if base == position - 1:
-            after = self.probe.outputs_after_edit(before_model, after_model,
-                                                  _changed(step.report, after_model))
+        steps = self._history.steps
+        progress_before, progress_after = _two_runs(progress)
+        before = self._record(base, progress_before)
+        step = steps[position]
+        kind, recomputed = "cached", []
+        if step.record is not None:
+            after = step.record
         else:
-            after = self.probe.outputs(after_model)
-        recompute = self.probe.last_run
-        focus_before, focus_after = _focus(step.edit, step.report, before_model, before, after)
-        stats_before, stats_after = paired_statistics(before, after)
-        out_before = self.probe.model_output(before_model)
-        out_after = self.probe.model_output(after_model)
-        order = naming.merged_order(before, after)  # a removed layer stays in place
+            after_model = self._history.at(position).model
+            if base == position - 1:
+                run = self.probe.summaries_after_edit(self._history.at(base).model, after_model,
+                                                      _changed(step.report, after_model),
+                                                      progress_after)
+            else:
+                run = self.probe.summaries(after_model, progress_after)
+            kind, recomputed = run.kind, run.recomputed
+            after = step.record = run.record.without_checkpoints()
+        b, a = before.summaries, after.summaries
+        focus_before, focus_after = _focus(step.edit, step.report,
+                                           lambda: self._history.at(base).model, b, a)
+        stats_before, stats_after = paired_summary_statistics(b, a)
+        out_before, out_after = _single(before.model_outputs), _single(after.model_outputs)
+        order = naming.merged_order(b, a)  # a removed layer stays in place
         return _Comparison(
-            focus_before, focus_after, before.get(focus_before) if focus_before else None,
-            after.get(focus_after) if focus_after else None, order,
+            focus_before, focus_after, b.get(focus_before) if focus_before else None,
+            a.get(focus_after) if focus_after else None, order,
             out_before, out_after, stats_before, stats_after,
-            agreement(out_before, out_after, self.probe.y), movement(before, after), recompute)
+            agreement(out_before, out_after, self.probe.y), summary_movement(b, a), kind,
+            recomputed)
+
+    def _record(self, position, progress=None):
+        """The summaries of step `position`'s model: from the step, or probed (one pass) and kept."""
+        step = self._history.steps[position]
+        if step.record is None:
+            step.record = self.probe.summaries(self._history.at(position).model,
+                                               progress).record.without_checkpoints()
+        elif step.model is not None and not self.probe.cached(step.model):
+            self.probe.remember(step.model, step.record)
+        return step.record
 
     # --- reacting to the UI -----------------------------------------------------------
 
@@ -679,8 +713,15 @@ class ModelEditor:
         self.panel.show_report(self.report)
         if self._history.position > 0:
             try:
-                progress(3, "Probing the layer outputs…")
-                self._comparison = self._compute(self._history.position)
+                step = self._history.steps[self._history.position]
+                if step.comparison is None:
+                    doing = "Probing the layer outputs…"
+                    progress(3, doing)
+                    step.comparison = self._compute(self._history.position,
+                                                    progress=_probe_progress(progress, 3, doing))
+                else:
+                    progress(3, "Kept from before: no probing needed.")
+                self._comparison = step.comparison
                 progress(4, "Drawing the plots…")
                 self._show_plots(self._comparison)
             except Exception as error:  # the move stands; say why there are no plots
@@ -844,17 +885,60 @@ def _changed(report, model) -> list[str]:
 
 
 def _focus(edit, report, before_model, before, after):
-    """(node in the old model, node in the new model) whose outputs the histograms compare."""
+    """(node in the old model, node in the new model) whose outputs the histograms compare.
+
+    `before_model` is a function giving the old model (only a removal needs it).
+    """
     if isinstance(edit, InsertLayer):
         new = [o.layer for o in report.outcomes if o.status == "new"]
         return edit.after, (new[-1] if new else edit.after)
     if isinstance(edit, RemoveLayer):
-        graph = ModelGraph.from_model(before_model)
+        graph = ModelGraph.from_model(before_model())
         sources = [e.source for e in graph.edges if e.target == edit.layer]
         return edit.layer, (sources[0] if sources else None)
     edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
     layer = edited[0] if edited else None
     return (layer if layer in before else None), layer
+
+
+def _single(outputs):
+    return outputs[0] if len(outputs) == 1 else list(outputs)
+
+
+def _two_runs(progress):
+    """Progress callbacks for probing the before side, then the after side, on one bar.
+
+    The after side is at most a pass like the before side's, so the before
+    side fills up to half the bar; the after side then counts on from there.
+    """
+    if progress is None:
+        return None, None
+    first = [0]
+
+    def before(done, total):
+        first[0] = total
+        progress(done, 2 * total)
+
+    def after(done, total):
+        progress(first[0] + done, first[0] + total)
+
+    return before, after
+
+
+def _probe_progress(progress, step, text):
+    """A probe progress callback moving the editor's bar from `step` towards `step + 1`.
+
+    The bar stops just short of `step + 1`, which the next step reaches.
+    """
+    shown = [-1]
+
+    def report(done, total):
+        percent = int(100 * done / max(total, 1))
+        if percent != shown[0]:  # at most 100 updates of the bar
+            shown[0] = percent
+            progress(step + 0.99 * done / max(total, 1),
+                     f"{text} {done} of {total} layer calls")
+    return report
 
 
 def _figures(comparison: _Comparison, y) -> dict:

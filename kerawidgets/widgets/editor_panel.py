@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 
 import ipywidgets as w
 
@@ -192,8 +193,8 @@ class EditorPanel:
                                      layout=w.Layout(width="auto"))
         self.buttons = w.HBox([self.apply_button, self.undo_button, self.redo_button,
                                self.reset_button], layout=w.Layout(flex_flow="row wrap"))
-        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(
-            width="96%", height="8px", visibility="hidden"))
+        self.progress = w.FloatProgress(value=0, min=0, max=1, layout=w.Layout(
+            width="96%", visibility="hidden"))
         self.progress.add_class("kwe-progress")
         self.status = w.HTML(layout=w.Layout(width="100%"))
         self.report = w.HTML(layout=w.Layout(width="100%", max_height="360px", overflow="auto"))
@@ -310,7 +311,8 @@ class EditorPanel:
     def set_busy(self, busy: bool, text: str = "", step: int = 1, steps: int = 1) -> None:
         """While the kernel works: controls disabled, `text` and step `step` of `steps` shown.
 
-        The first call with `busy=True` remembers the status line; later ones
+        `step` may be fractional: the probe moves the bar on between two
+        steps as it runs layer calls. The first call with `busy=True` remembers the status line; later ones
         move the progress bar on. `busy=False` hides the bar and shows the
         remembered status (or one given while busy). The editor re-enables
         the buttons that apply when it is done.
@@ -322,9 +324,9 @@ class EditorPanel:
                             self.reset_button):
                 control.disabled = True
             self.progress.max = max(1, int(steps))
-            self.progress.value = min(max(0, int(step)), self.progress.max)
+            self.progress.value = min(max(0.0, float(step)), self.progress.max)
             self.progress.layout.visibility = "visible"
-            suffix = f" ({step}/{steps})" if steps > 1 else ""
+            suffix = f" ({math.floor(step)}/{steps})" if steps > 1 else ""
             self.status.value = f"<span class='kwe-status-busy'>{_cell(text + suffix)}</span>"
             return
         after, self._status_after = self._status_after, None

@@ -38,12 +38,20 @@ __all__ = ["History", "Step"]
 
 @dataclasses.dataclass
 class Step:
-    """One entry: the edit, its `reinitialize` option, the model and report it produced."""
+    """One entry: the edit, its `reinitialize` option, the model and report it produced.
+
+    `record` is the probe's summaries of the step's model (`probe_cache.Record`
+    without checkpoints: statistics and samples, small) and `comparison` what
+    the editor drew for this step against the one before: both stay when the
+    model is dropped, so undo and redo redraw without probing again.
+    """
 
     edit: Edit | None
     reinitialize: str | None
     model: Any  # None once dropped to save memory
     report: Any = None
+    record: Any = None
+    comparison: Any = None
 
 
 class History:

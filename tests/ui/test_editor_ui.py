@@ -120,7 +120,7 @@ def test_activation_apply_updates_plot_heat_and_kernel(nb):
         "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
         " return i && i.getAttribute('src') !== old && i.naturalWidth > 100; }", arg=first_plot)
     wait_text(page, ".kw-editor", "top-1 agreement")
-    assert nb.eval("editor.probe.last_run") == "incremental"
+    assert nb.eval("editor.compare()['recompute']") == "incremental"
     page.wait_for_timeout(300)
     nb.screenshot("editor_after_apply", page.locator(".kw-editor").first)
     # The README image's framing: graph, panel and the comparison plot (no depth plot).
