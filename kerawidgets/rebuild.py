@@ -143,6 +143,7 @@ class _Walk:
         self.cache: dict = {}
         self.shape_changes: list[tuple[str, str, str]] = []  # (path, old, new)
         self.renamed: dict[str, str] = {}  # new layer path -> old, for output names kept
+        self.yield_names: dict[int, str] = {}  # id(shared layer) -> its new name (see below)
         self.current_outputs: list = []  # outputs of the model being walked
         self.current_calls: list = []  # calls of the functional model being walked
         self.feeder = adapter.WeightFeeder()
@@ -183,6 +184,8 @@ class _Walk:
         names = {call.operation.name for call in calls}
         outer_outputs, self.current_outputs = self.current_outputs, adapter.flat_outputs(model)
         outer_calls, self.current_calls = self.current_calls, calls
+        if in_report:
+            self.shared_output_renames(calls, prefix, names)
         for call in calls:
             if call.is_input:
                 continue
@@ -216,9 +219,15 @@ class _Walk:
                 outputs = self.output_stand_in(operation, path, outputs)
         else:
             copy_path = path
-            if keep_output_name and action.insert_after:
+            specific = action is not None and action.call_specific
+            if keep_output_name and action.insert_after and not specific:
                 copy_path = self.renamed_output(path, names)
-            layers = self.layers_for(operation, copy_path, call.call_index, action, names, in_report)
+            elif id(operation) in self.yield_names and not specific:
+                copy_path = (*prefix, self.yield_names[id(operation)])
+                self.renamed[naming.layer_path(copy_path)] = naming.layer_path(path)
+            own_name = keep_output_name and specific and not action.insert_after
+            layers = self.layers_for(operation, copy_path, call.call_index, action, names, in_report,
+                                     own_name=own_name)
             like = self.unchanged_output(call, layers, action, tensor_map)
             outputs = None
             if like is not None:
@@ -262,12 +271,42 @@ class _Walk:
         it takes the name (the original becomes `<name>_pre`), a removed
         one leaves an `Identity` of that name.
         """
-        if action is None or action.call_specific or not (action.remove or action.insert_after):
+        if action is None:
+            return False
+        if action.call_specific:  # a shared layer's output call edited on its own
+            return id(call.operation) in self.yield_names
+        if not (action.remove or action.insert_after):
             return False
         model_outputs = {id(t) for t in self.current_outputs}
         if not any(id(t) in model_outputs for t in call.output_tensors):
             return False
         return sum(c.operation is call.operation for c in self.current_calls) == 1
+
+    def shared_output_renames(self, calls, prefix, names) -> None:
+        """Shared layers whose one output call is edited on its own: that call keeps the name.
+
+        The edited call becomes a layer of its own (or an insert after it, or an
+        `Identity` if removed) named as the shared layer, so the model output
+        keeps its name; the layer the other calls share is renamed `<name>_shared`.
+        """
+        model_outputs = {id(t) for t in self.current_outputs}
+        output_calls: dict[int, list] = {}
+        for call in calls:
+            if not call.is_input and any(id(t) in model_outputs for t in call.output_tensors):
+                output_calls.setdefault(id(call.operation), []).append(call)
+        for call in calls:
+            path = (*prefix, call.operation.name)
+            action = None if call.is_input else self.plan.action_for(path, call.call_index)
+            if action is None or not action.call_specific or output_calls.get(id(call.operation)) != [call]:
+                continue
+            if id(call.operation) not in self.yield_names:
+                shared = self.unique_name(f"{call.operation.name}_shared", names)
+                self.yield_names[id(call.operation)] = shared
+                self.notes.append(
+                    f"Shared layer {naming.layer_path(path)!r}: call {call.call_index}, a model "
+                    f"output, was edited on its own and keeps the name {path[-1]!r}, so the output "
+                    f"keeps its name; the layer its other calls share is now {shared!r}."
+                )
 
     def renamed_output(self, path, names) -> tuple[str, ...]:
         """The path of an output layer renamed `<name>_pre`, giving its name to the insert."""
@@ -488,12 +527,15 @@ class _Walk:
         names.add(name)
         return name
 
-    def layers_for(self, operation, path, call_index, action, names, in_report) -> list:
+    def layers_for(self, operation, path, call_index, action, names, in_report,
+                   own_name=False) -> list:
         key = (id(operation), call_index if action is not None and action.call_specific else None)
         if key in self.cache:
             return self.cache[key]
         name = path[-1]  # operation.name, or `<name>_pre` for an output that gives its name away
-        if action is not None and action.call_specific:
+        if action is not None and action.call_specific and own_name:
+            name = operation.name  # a model output's name (`shared_output_renames`)
+        elif action is not None and action.call_specific:
             name = self.unique_name(f"{operation.name}_call{call_index}", names)
             self.notes.append(
                 f"Shared layer {naming.layer_path(path)!r}: call {call_index} was edited on its "
@@ -611,7 +653,7 @@ class _Walk:
         weights = len(layer.weights) if getattr(layer, "built", False) else 0
         renamed_from = self.renamed.get(naming.layer_path(path), "")
         if renamed_from:
-            reason += f"; renamed from {renamed_from!r}: its output name went to the insert after it"
+            reason += f"; renamed from {renamed_from!r}, so a model output keeps that name"
         self.outcomes.append(
             LayerOutcome(naming.layer_path(path), type(layer).__name__, status, reason, weights, edited,
                          renamed_from=renamed_from)
