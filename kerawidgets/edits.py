@@ -404,7 +404,8 @@ class SetActivation(Edit):
         object.__setattr__(self, "layer", _frozen_spec(self.layer))
         if self.attribute not in ACTIVATION_ATTRIBUTES:
             raise InvalidEditError(
-                f"attribute must be one of {ACTIVATION_ATTRIBUTES}; got {self.attribute!r}."
+                f"SetActivation of {_layer_spec_describe(self.layer)}: attribute must be one of "
+                f"{ACTIVATION_ATTRIBUTES}; got {self.attribute!r}."
             )
         name = activations.name_of(self.activation)
         if name is None or (not callable(self.activation) and not isinstance(self.activation, str)):

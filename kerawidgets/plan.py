@@ -131,12 +131,27 @@ def plan_edit(model, edit: Edit) -> Plan:
 
 def _no_activation_message(target, attribute) -> str:
     layer = target.layer
+    has = _activation_settings(layer)
+    if has:
+        return (
+            f"Layer {target.path_str!r} ({type(layer).__name__}) has no {attribute!r} setting; "
+            f"its activation settings are: {', '.join(has)}. Pass attribute= one of those."
+        )
     return (
-        f"Layer {target.path_str!r} ({type(layer).__name__}) has no {attribute!r} setting, so "
-        "its activation cannot be changed. Pick a layer with an activation (Dense, Conv2D, an "
-        "Activation or ReLU layer...), or add one after it: "
+        f"Layer {target.path_str!r} ({type(layer).__name__}) has no {attribute!r} setting (it has "
+        "no activation setting at all), so its activation cannot be changed. Pick a layer with an "
+        "activation (Dense, Conv2D, an Activation or ReLU layer...), or add one after it: "
         f"InsertLayer(after={target.path_str!r}, layer=keras.layers.Activation('gelu'))."
     )
+
+
+def _activation_settings(layer) -> list[str]:
+    """The settings of `layer`'s config that name an activation (`activation`, `recurrent_activation`...)."""
+    try:
+        config = layer.get_config()
+    except Exception:
+        return []
+    return [key for key in config if key.endswith("activation")]
 
 
 def _check_removable(model, target) -> None:

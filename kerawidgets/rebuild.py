@@ -465,7 +465,7 @@ class _Walk:
         return layers
 
     def copy_operation(self, operation, path, name, in_report):
-        if adapter.is_model(operation):
+        if adapter.is_model(operation) and adapter.has_graph(operation):
             return self.copy_model(operation, path, name, in_report)
         if not isinstance(operation, keras.layers.Layer):
             return adapter.copy_operation(operation)

@@ -12,7 +12,7 @@ from keras import layers
 
 from kerawidgets import ModelGraph, rebuild
 from kerawidgets.edits import InsertLayer, SetActivation
-from kerawidgets.errors import LayerRecreationError
+from kerawidgets.errors import InvalidEditError, LayerRecreationError
 from tests.models import data_for, weights_of
 
 
@@ -358,3 +358,53 @@ def test_keras_hub_layers_with_broken_get_config_are_kept(kind):
         x = {"token_ids": np.arange(10, dtype="int32").reshape(2, 5) % 50,
              "padding_mask": np.ones((2, 5), "int32")}
     assert_faithful(model, rebuild(model, []).model, x)
+
+
+# --- 7. a subclassed model nested in a functional model -----------------------
+
+
+class SubModel(keras.Model):
+    def __init__(self, units=3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.inner = layers.Dense(units, activation="relu", name="inner")
+
+    def call(self, x):
+        return self.inner(x) * 2.0
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def nested_subclassed():
+    inp = keras.Input((4,), name="x")
+    return keras.Model(inp, layers.Dense(2, name="head")(SubModel(name="sub")(inp)))
+
+
+def test_nested_subclassed_model_is_one_node_kept_with_its_weights():
+    model = nested_subclassed()
+    assert graph_ids(model) == ["x", "sub", "head"]
+    assert_faithful(model, rebuild(model, []).model)
+    result = rebuild(model, [SetActivation("head", "tanh"),
+                             InsertLayer(after="sub", layer=layers.Dropout(0.2))])
+    assert result.report["sub"].status == "kept"
+    np.testing.assert_array_equal(np.array(result.model.get_layer("sub").inner.kernel),
+                                  np.array(model.get_layer("sub").inner.kernel))
+
+
+def test_edit_inside_a_nested_subclassed_model_is_refused_clearly():
+    model = nested_subclassed()
+    with pytest.raises(InvalidEditError, match="'sub/inner' is inside 'sub', a subclassed SubModel"):
+        rebuild(model, [SetActivation("sub/inner", "tanh")])
+
+
+# --- 11. messages name the layer ---------------------------------------------
+
+
+def test_missing_activation_setting_names_the_layer_and_what_it_has():
+    inp = keras.Input((3, 2))
+    model = keras.Model(inp, layers.LSTM(2, name="lstm")(layers.Dense(2, name="dense")(inp)))
+    with pytest.raises(InvalidEditError, match="'dense'.*recurrent_activation.*settings are: activation"):
+        rebuild(model, [SetActivation("dense", "tanh", attribute="recurrent_activation")])
+    with pytest.raises(InvalidEditError, match="SetActivation of 'lstm': attribute must be one of"):
+        SetActivation("lstm", "tanh", attribute="kernel")
