@@ -26,9 +26,9 @@ Whatever cannot be copied is said in the report's notes, in words.
 >>> class Doubler(keras.Model):
 ...     def __init__(self, units=2, **kwargs):
 ...         inputs = keras.Input((3,))
-...         self.head = keras.layers.Dense(units, name="head")
-...         super().__init__(inputs, self.head(inputs) * 2, **kwargs)
-...         self.units = units
+...         head = keras.layers.Dense(units, name="head")
+...         super().__init__(inputs, head(inputs) * 2, **kwargs)
+...         self.head, self.units = head, units
 >>> model = Doubler(name="doubler")
 >>> copy = rebuild(model, []).model
 >>> type(copy).__name__, copy.units, copy.head is copy.get_layer("head")

@@ -12,9 +12,11 @@ class Scorer(keras.Model):
 
     def __init__(self, units=3, **kwargs):
         inputs = keras.Input((4,), name="features")
-        self.hidden = keras.layers.Dense(units, activation="relu", name="hidden")
-        self.head = keras.layers.Dense(2, name="head")
-        super().__init__(inputs, self.head(self.hidden(inputs)), **kwargs)
+        hidden = keras.layers.Dense(units, activation="relu", name="hidden")
+        head = keras.layers.Dense(2, name="head")
+        super().__init__(inputs, head(hidden(inputs)), **kwargs)
+        # Set after super().__init__: the torch backend refuses a layer attribute before it.
+        self.hidden, self.head = hidden, head
         self.units = units
         self.labels = ["no", "yes"]
         self.blocks = [self.hidden, self.head]
