@@ -27,7 +27,7 @@ from typing import Any
 import keras
 
 from kerawidgets import activations
-from kerawidgets.errors import InvalidEditError, SubnetworkNotStoredError
+from kerawidgets.errors import InvalidEditError, SubnetworkNotStoredError, shorten
 
 # Common activation settings; any setting holding an activation can be edited
 # (`activations.activation_settings` says which a layer has).
@@ -87,7 +87,7 @@ def _layer_spec_to_data(spec):
     if isinstance(spec, (list, tuple)):
         return [_layer_spec_to_data(s) for s in spec]
     raise InvalidEditError(
-        f"Cannot write the layer selector {spec!r} as JSON or code (a predicate is Python "
+        f"Cannot write the layer selector {shorten(spec)} as JSON or code (a predicate is Python "
         "code). Use layer names, a layer class, or resolve it first with "
         "`kerawidgets.targets.resolve(model, selector)`."
     )
@@ -97,7 +97,7 @@ def _layer_spec_from_data(data):
     if isinstance(data, dict) and "class_name" in data:
         cls = _find_layer_class(data["class_name"])
         if cls is None:
-            raise InvalidEditError(f"Unknown layer class {data['class_name']!r} in edit JSON.")
+            raise InvalidEditError(f"Unknown layer class {shorten(data['class_name'])} in edit JSON.")
         return cls
     if isinstance(data, list):
         return tuple(_layer_spec_from_data(d) for d in data)
@@ -146,7 +146,7 @@ def _check_layer_spec(spec, field="layer"):
     if not ok or (isinstance(spec, str) and not spec):
         raise InvalidEditError(
             f"`{field}` must be a layer name, a layer object, a layer class, a predicate or a "
-            f"list of these; got {spec!r}."
+            f"list of these; got {shorten(spec)}."
         )
 
 
@@ -162,7 +162,7 @@ def _single_name(spec, field):
     if isinstance(spec, keras.layers.Layer):
         return spec.name
     if not isinstance(spec, str) or not spec:
-        raise InvalidEditError(f"`{field}` must name one layer (a name or a layer object); got {spec!r}.")
+        raise InvalidEditError(f"`{field}` must name one layer (a name or a layer object); got {shorten(spec)}.")
     return spec
 
 
@@ -206,7 +206,7 @@ class LayerSpec:
         if isinstance(value, dict) and "class_name" in value:
             return cls(value["class_name"], dict(value.get("config") or {}))._checked()
         raise InvalidEditError(
-            f"Cannot make a layer from {value!r}: give an unbuilt Keras layer, a class name "
+            f"Cannot make a layer from {shorten(value)}: give an unbuilt Keras layer, a class name "
             "like 'Dropout', a pair ('Dropout', {'rate': 0.2}), a keras.Model, or a list of these."
         )
 
@@ -220,7 +220,7 @@ class LayerSpec:
         cls = _find_layer_class(self.class_name)
         if cls is None:
             raise InvalidEditError(
-                f"Unknown layer type {self.class_name!r}. Use a class from keras.layers "
+                f"Unknown layer type {shorten(self.class_name)}. Use a class from keras.layers "
                 "(like 'AveragePooling2D') or register yours with "
                 "@keras.saving.register_keras_serializable()."
             )
@@ -353,7 +353,7 @@ def _find_subnetwork(data, subnetworks, where):
         )
     if not isinstance(model, keras.Model):
         raise SubnetworkNotStoredError(
-            f"subnetworks[{name!r}] for the edit of {where!r} must be a keras.Model; got {model!r}."
+            f"subnetworks[{name!r}] for the edit of {where!r} must be a keras.Model; got {shorten(model)}."
         )
     params = data.get("params")
     if params is not None and _param_count(model) not in (None, params):
@@ -483,11 +483,11 @@ class SetActivation(Edit):
                 f"SetActivation of {_layer_spec_describe(self.layer)}: `attribute` must name the "
                 f"layer setting to change, like 'activation' (the default), "
                 f"{', '.join(map(repr, ACTIVATION_ATTRIBUTES[1:]))} or a custom layer's own "
-                f"(a Python identifier); got {self.attribute!r}."
+                f"(a Python identifier); got {shorten(self.attribute)}."
             )
         name = activations.name_of(self.activation)
         if name is None or (not callable(self.activation) and not isinstance(self.activation, str)):
-            raise InvalidEditError(f"Activation {self.activation!r} must be a name or a registered function.")
+            raise InvalidEditError(f"Activation {shorten(self.activation)} must be a name or a registered function.")
         activations.get(name)  # raises UnknownActivationError listing what exists
         object.__setattr__(self, "activation", name)
 
@@ -663,6 +663,8 @@ def _specs_to_code(specs, last_named=True) -> str:
 
 
 EDIT_TYPES = {cls.kind: cls for cls in (SetActivation, ReplaceLayer, InsertLayer, RemoveLayer)}
+_REQUIRED_KEYS = {"SetActivation": ("layer", "activation"), "ReplaceLayer": ("layer", "replacement"),
+                  "InsertLayer": ("after", "layer"), "RemoveLayer": ("layer",)}
 
 
 def from_data(data: dict, subnetworks=None) -> Edit:
@@ -672,7 +674,22 @@ def from_data(data: dict, subnetworks=None) -> Edit:
     `ReplaceLayer` used (JSON stores only a reference to it); without it such an
     edit raises `SubnetworkNotStoredError` saying what to pass.
     """
+    if not isinstance(data, dict):
+        raise InvalidEditError(f"An edit's data must be a dict (edit.to_data()); got "
+                               f"{type(data).__name__} {shorten(data)}.")
     kind = data.get("type")
+    missing = [k for k in _REQUIRED_KEYS.get(kind, ()) if k not in data]
+    if missing:
+        raise InvalidEditError(
+            f"The {kind} edit data {shorten(data)} lacks {', '.join(map(repr, missing))}; it "
+            f"takes the keys {', '.join(map(repr, ('type', *_REQUIRED_KEYS[kind])))} "
+            "(as edit.to_data() writes them)."
+        )
+    if kind in ("ReplaceLayer", "InsertLayer"):
+        key = "replacement" if kind == "ReplaceLayer" else "layer"
+        if not isinstance(data[key], list) or not data[key]:
+            raise InvalidEditError(f"The {kind} edit data's {key!r} must be a non-empty list of "
+                                   f"layer recipes; got {shorten(data[key])}.")
     if kind == "SetActivation":
         return SetActivation(_layer_spec_from_data(data["layer"]), data["activation"],
                              attribute=data.get("attribute", "activation"))
@@ -683,7 +700,7 @@ def from_data(data: dict, subnetworks=None) -> Edit:
         return InsertLayer(data["after"], [LayerSpec.from_data(d) for d in data["layer"]])
     if kind == "RemoveLayer":
         return RemoveLayer(data["layer"])
-    raise InvalidEditError(f"Unknown edit type {kind!r}; known: {', '.join(EDIT_TYPES)}.")
+    raise InvalidEditError(f"Unknown edit type {shorten(kind)}; known: {', '.join(EDIT_TYPES)}.")
 
 
 def from_json(text: str, subnetworks=None) -> Edit:
@@ -705,6 +722,7 @@ def as_edit(value) -> Edit:
     if isinstance(value, dict):
         return from_data(value)
     raise InvalidEditError(
-        f"{value!r} is not an edit. Use kerawidgets.edits.SetActivation, ReplaceLayer, "
-        "InsertLayer or RemoveLayer."
+        f"{'None' if value is None else type(value).__name__ + ' ' + shorten(value)} is not an edit. Use "
+        "kerawidgets.edits.SetActivation, ReplaceLayer, InsertLayer or RemoveLayer (or their "
+        "dict form, `edit.to_data()`)."
     )

@@ -163,10 +163,11 @@ def test_insert_reshape_conv1d_flatten():
     assert predict(result.model, data_for(model)).shape == (8, 5)
 
 
-def test_insert_after_an_output_layer_says_the_output_name_changes():
+def test_insert_after_an_output_layer_keeps_the_output_name():
     model = models.mlp_64()
     result = rebuild(model, [InsertLayer(after="head", layer=layers.Activation("linear", name="post"))])
-    assert result.model.output_names == ["post"]
+    assert result.model.output_names == ["head"]
+    assert result.report["head_pre"].renamed_from == "head"
     assert any("'head' was a model output" in note for note in result.report.notes)
 
 
