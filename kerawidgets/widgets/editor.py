@@ -533,19 +533,24 @@ class ModelEditor:
         p.activation.options = names if current in names else [current, *names]
         p.activation.value = current
         p.activation.disabled = False
-        similar = self._similar(layer)
+        similar = self._similar(layer, attribute)
         p.bulk.disabled = len(similar) < 2
         p.bulk.value = False
         p.bulk.description = (f"apply to all {len(similar)} {type(layer).__name__} layers "
-                              f"with activation {current!r}" if len(similar) > 1
+                              f"with {attribute.replace('_', ' ')} {current!r}" if len(similar) > 1
                               else "apply to every layer like this (no other)")
         p.activation_note.value = ""
 
-    def _similar(self, layer) -> list[str]:
-        """Paths of layers of the same class with the same activation as `layer`."""
-        want = (type(layer), activations.layer_activation(layer))
+    def _similar(self, layer, attribute="activation") -> list[str]:
+        """Paths of layers of the same class with the same value of activation setting
+        `attribute` as `layer` (for LSTMs' recurrent_activation: the same gate)."""
+        def value(other):
+            return activations.activation_settings(other).get(attribute)
+
+        want = (type(layer), value(layer))
         return [naming.layer_path(path) for path, other in targets.walk_layers(self.model)
-                if (type(other), activations.layer_activation(other)) == want and supports_activation(other)]
+                if type(other) is want[0] and value(other) == want[1]
+                and supports_activation(other, attribute)]
 
     def _fill_choices(self, path):
         p = self.panel
@@ -613,7 +618,7 @@ class ModelEditor:
             if name == current and not p.bulk.value:
                 raise NothingToApply(f"{path!r} already uses {name!r}: pick another activation.")
             if p.bulk.value:
-                return SetActivation(self._bulk_target(layer), name, attribute=attribute)
+                return SetActivation(self._bulk_target(layer, attribute), name, attribute=attribute)
             return SetActivation(path, name, attribute=attribute)
         if action in ("replace", "insert"):
             dropdown = p.replace if action == "replace" else p.insert
@@ -628,8 +633,8 @@ class ModelEditor:
             raise NothingToApply(f"{path!r} cannot be removed (see above).")
         return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
 
-    def _bulk_target(self, layer):
-        similar = self._similar(layer)
+    def _bulk_target(self, layer, attribute="activation"):
+        similar = self._similar(layer, attribute)
         cls = type(layer)
         every = [naming.layer_path(p) for p, other in targets.walk_layers(self.model)
                  if type(other) is cls]
