@@ -35,7 +35,7 @@ import dataclasses
 import numpy as np
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import naming
+from kerawidgets import arguments, naming
 from kerawidgets.callgraph import CallGraph, node_ids
 from kerawidgets.errors import KerawidgetsError
 from kerawidgets.naming import shape_text
@@ -113,9 +113,10 @@ class Probe:
 
     def __init__(self, model, x=None, y=None, *, max_batches=4, batch_size=16,
                  memory_budget=2**30, seed=0):
-        if max_batches < 1 or batch_size < 1:
-            raise ProbeDataError(
-                f"max_batches and batch_size must be at least 1; got {max_batches} and {batch_size}.")
+        arguments.model(model)
+        for argument, value, minimum in (("max_batches", max_batches, 1), ("batch_size", batch_size, 1),
+                                         ("memory_budget", memory_budget, 0), ("seed", seed, 0)):
+            arguments.integer(argument, value, minimum=minimum)
         adapter.functional_view(model)
         self.max_batches = int(max_batches)
         self.batch_size = int(batch_size)
@@ -325,7 +326,7 @@ class Probe:
                  protect=None, keep_all=None) -> ProbeRun:
         graph = self._graph(model)
         ids = self._node_ids(graph)
-        estimate = len(ids) * _SUMMARY_ESTIMATE
+        estimate = _summary_bytes(graph, self.n) + (len(ids) - len(graph.calls)) * _SUMMARY_ESTIMATE
         live = plan_checkpoints(graph, self.n, 0).live_bytes
         allotment = max(0, self.memory_budget - live - estimate) // 2
         plan = plan_checkpoints(graph, self.n, allotment)
@@ -376,6 +377,20 @@ class Probe:
 
     def _note(self, held: int) -> None:
         self.peak_bytes = max(self.peak_bytes, int(held))
+
+
+def _summary_bytes(graph, n) -> int:
+    """Bytes the summaries of `graph`'s top-level calls will take (sample and per-unit arrays)."""
+    total = 0
+    for c in graph.calls:
+        shape = tuple(c.call.output_tensors[0].shape)[1:]
+        if any(d is None for d in shape):
+            total += _SUMMARY_ESTIMATE
+            continue
+        values = n * int(np.prod(shape, dtype=np.int64))
+        units = shape[-1] if shape else 1
+        total += 4 * min(values, SAMPLE_SIZE) + 16 * units + 256
+    return total
 
 
 def _joined(parts):

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from kerawidgets import _keras_adapter as adapter
+from kerawidgets import arguments
 from kerawidgets.errors import KerawidgetsError
 from kerawidgets.naming import shape_text
 
@@ -211,13 +212,13 @@ def prepare(model, x, y, max_batches, batch_size, seed):
     entries = input_entries(model)
     if x is None:
         arrays, description = _synthetic(model, entries, batch_size, seed)
-        return _Data(arrays, None if y is None else to_numpy(y), description, True)
-    source = "dataset"
+        y = arguments.labels(y, int(arrays[0].shape[0]), error=ProbeDataError)
+        return _Data(arrays, y, description, True)
     if _is_dataset(x):
         arrays, y_found, batches = _from_dataset(model, x, max_batches, entries)
         arrays = _validate(model, arrays, entries, "dataset")
         y = y_found if y is None else to_numpy(y)
-        n = int(arrays[0].shape[0])
+        n = total = int(arrays[0].shape[0])
         description = f"{n} samples from the dataset (first {batches} batch(es))"
     else:
         arrays = _validate(model, _flatten_x(model, x, entries), entries)
@@ -225,19 +226,11 @@ def prepare(model, x, y, max_batches, batch_size, seed):
         limit = max_batches * batch_size
         arrays = [a[:limit] for a in arrays]
         n = int(arrays[0].shape[0])
-        source = "array"
         description = (f"{n} samples of the given data" if n == total
                        else f"first {n} of {total} samples of the given data "
                        f"(max_batches={max_batches} x batch_size={batch_size})")
+    y = arguments.labels(y, total, error=ProbeDataError)  # one per sample given, then cut
     if y is not None:
-        y = to_numpy(y)
-        if source == "array":
-            y = y[:n]
-        if y.shape[0] != n:
-            raise ProbeDataError(
-                f"The probe labels y have {y.shape[0]} samples but the probe inputs of model "
-                f"{model.name!r} have {n}: give one label per sample."
-            )
-    if y is not None:
+        y = y[:n]
         description += ", with labels"
     return _Data(arrays, y, description, False)

@@ -14,6 +14,7 @@ from kerawidgets.errors import KerawidgetsError
 from kerawidgets.probe import Probe, ProbeDataError, node_ids
 from kerawidgets.statistics import layer_statistics, sample_index
 from tests import models
+from tests.models import numpy_of
 
 
 def branched():
@@ -94,10 +95,10 @@ def test_outputs_every_call_in_one_pass_matches_model():
     outs = probe.outputs(model)
     assert list(outs) == ["features", "branch_a", "branch_b", "skip", "concat", "add", "hidden",
                           "out"] or set(outs) == set(node_ids(model))
-    np.testing.assert_allclose(outs["out"], model(probe.x, training=False), rtol=1e-6)
+    np.testing.assert_allclose(outs["out"], numpy_of(model(probe.x, training=False)), rtol=1e-6)
     np.testing.assert_allclose(probe.model_output(model), outs["out"])
     hidden = keras.Model(model.inputs, model.get_layer("hidden").output)
-    np.testing.assert_allclose(outs["hidden"], hidden(probe.x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(outs["hidden"], numpy_of(hidden(probe.x)), rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError):
         outs["out"][0, 0] = 1.0
 
@@ -133,7 +134,7 @@ def test_batches_are_capped_and_summaries_combine_them():
     assert probe.n == 24
     assert "first 24 of 50" in probe.description
     outs = probe.outputs(model)
-    np.testing.assert_allclose(outs["out"], model(data(50)[:24], training=False), rtol=1e-6)
+    np.testing.assert_allclose(outs["out"], numpy_of(model(data(50)[:24], training=False)), rtol=1e-6)
     assert_run_matches(Probe(model, data(50), batch_size=8, max_batches=3).summaries(model), outs)
 
 
@@ -144,7 +145,7 @@ def test_nested_model_inner_calls_have_outer_inner_ids():
     assert {"backbone", "backbone/d1", "backbone/d2", "top"} <= set(outs)
     inner = model.get_layer("backbone")
     d1 = keras.Model(inner.inputs, inner.get_layer("d1").output)
-    np.testing.assert_allclose(outs["backbone/d1"], d1(probe.x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(outs["backbone/d1"], numpy_of(d1(probe.x)), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(outs["backbone/d2"], outs["backbone"])
     assert_run_matches(Probe(model, data()).summaries(model), outs)
 
@@ -156,7 +157,7 @@ def test_shared_layer_calls_get_call_suffix():
     model = keras.Model(inp, out)
     outs = Probe(model, data(dim=4)).outputs(model)
     assert {"shared", "shared:1"} <= set(outs)
-    np.testing.assert_allclose(outs["shared:1"], shared(outs["shared"]), rtol=1e-6)
+    np.testing.assert_allclose(outs["shared:1"], numpy_of(shared(outs["shared"])), rtol=1e-6)
 
 
 # --- probe data ---------------------------------------------------------------
@@ -189,7 +190,7 @@ def test_dict_inputs_and_several_outputs():
     outs = probe.outputs(model)
     assert outs["image"].dtype == np.float32
     cls, reg = probe.model_output(model)
-    expected = model(probe.x, training=False)
+    expected = numpy_of(model(probe.x, training=False))
     np.testing.assert_allclose(cls, expected[0], rtol=1e-6)
     np.testing.assert_allclose(reg, expected[1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outs["reg"], reg)
@@ -207,7 +208,7 @@ def test_dataset_input_with_labels():
     probe = Probe(model, ds, max_batches=2)
     assert probe.n == 16 and "dataset" in probe.description
     np.testing.assert_array_equal(probe.y, y[:16])
-    np.testing.assert_allclose(probe.outputs(model)["out"], model(x[:16]), rtol=1e-6)
+    np.testing.assert_allclose(probe.outputs(model)["out"], numpy_of(model(x[:16])), rtol=1e-6)
     # a dataset of x alone
     only_x = Probe(model, tf.data.Dataset.from_tensor_slices(x).batch(16))
     assert only_x.n == 40 and only_x.y is None
@@ -258,7 +259,7 @@ def test_masks_and_dropout_run_in_inference_mode():
     outs = probe.outputs(model)
     assert "not_equal" in outs or any("not_equal" in k for k in outs)
     np.testing.assert_allclose(outs["drop"], outs["lstm"])  # Dropout off
-    np.testing.assert_allclose(outs["head"], model(x, training=False), rtol=1e-6)
+    np.testing.assert_allclose(outs["head"], numpy_of(model(x, training=False)), rtol=1e-6)
     new = kerawidgets.replace_activation(model, "lstm", "relu")
     run = probe.summaries_after_edit(model, new, ["lstm"])
     assert run.kind == "incremental"
@@ -396,7 +397,7 @@ def test_incremental_equals_full_on_a_branched_model_edit_near_output():
     assert_run_matches(after, Probe(model, data(40), batch_size=16).outputs(new))
     for key in ("branch_a", "concat", "add"):
         assert after.summaries[key] is before.summaries[key]  # reused, not recomputed
-    np.testing.assert_allclose(probe.model_output(new), new(probe.x, training=False), rtol=1e-6)
+    np.testing.assert_allclose(probe.model_output(new), numpy_of(new(probe.x, training=False)), rtol=1e-6)
 
 
 def test_incremental_on_a_branch_recomputes_only_downstream():

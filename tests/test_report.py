@@ -16,7 +16,7 @@ def test_lists_table_records_and_html():
     assert report.summary() == "1 kept, 1 reinitialised, 1 new, 1 removed"
     assert "units 64 -> 128" in str(report) and "note: recompiled" in str(report)
     assert report.to_records()[1]["status"] == "reinitialised"
-    assert "<table>" in report._repr_html_()
+    assert "<table" in report._repr_html_()
     assert [o.layer for o in report.changed] == ["b", "c", "d"]
     assert "b" in report and report["b"].edited
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from kerawidgets import arguments
 from kerawidgets.edits import Edit
 from kerawidgets.errors import InvalidEditError
 from kerawidgets.rebuild import rebuild
@@ -57,8 +58,7 @@ class History:
     """Steps from the original model (step 0) to the newest edit, and where we are."""
 
     def __init__(self, original, *, max_models: int = 8):
-        if max_models < 1:
-            raise InvalidEditError(f"max_models must be at least 1; got {max_models}.")
+        arguments.integer("max_models", max_models, minimum=1)
         self.max_models = int(max_models)
         self.steps: list[Step] = [Step(None, None, original, None)]
         self.position = 0
