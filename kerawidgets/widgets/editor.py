@@ -99,6 +99,7 @@ class _Comparison:
     movement: dict
     recompute: str
     recomputed: list = dataclasses.field(default_factory=list)
+    pngs: dict | None = None  # the drawn figures, once shown
 
     def to_data(self, edit, against) -> dict:
         def layer(stats, key):
@@ -771,9 +772,12 @@ class ModelEditor:
             self.comparison_image.layout.display = "none"
             self.depth_image.layout.display = "none"
             return
-        figures = _figures(comparison, self.probe.y)
-        self.comparison_image.value = plots.figure_to_png(figures["comparison"], dpi=_PLOT_DPI)
-        self.depth_image.value = plots.figure_to_png(figures["depth"], dpi=_PLOT_DPI)
+        if comparison.pngs is None:  # drawn once per comparison: undo and redo reuse it
+            figures = _figures(comparison, self.probe.y)
+            comparison.pngs = {key: plots.figure_to_png(figures[key], dpi=_PLOT_DPI)
+                               for key in ("comparison", "depth")}
+        self.comparison_image.value = comparison.pngs["comparison"]
+        self.depth_image.value = comparison.pngs["depth"]
         self.comparison_image.layout.display = None
         self.depth_image.layout.display = None
         a = comparison.agreement
