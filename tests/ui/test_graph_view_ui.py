@@ -141,6 +141,7 @@ def test_colour_by_menu_legend_badges_and_real_values(nb):
     graph = page.locator(".kw-graph").first
     legend = graph.locator(".kw-legend")
     legend.wait_for(state="visible")
+    graph.scroll_into_view_if_needed()  # JupyterLab skips painting outputs out of view
     page.wait_for_function(
         "() => document.querySelector(\".kw-node[data-id='dense_a']\").dataset.value === '0.004'")
     # A fixed log scale: 0.4% movement stays pale, 30% is strong (not rescaled to the largest).
