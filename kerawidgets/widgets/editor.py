@@ -246,6 +246,30 @@ class ModelEditor:
                 raise
             self._after_move(done, progress)
 
+    def sweep(self, layer=None, candidates=(), *, reinitialize=None, progress=None):
+        """Compare candidate edits of `layer` (default: the selected one) on the probe.
+
+        `candidates` are activation names and/or edit values; each is
+        rebuilt as a dry run, nothing is applied. Returns a
+        `kerawidgets.sweep.SweepResult`; its ``apply(i)`` applies row `i`
+        here (a history step, like `apply`). See `kerawidgets.sweep.sweep`.
+        """
+        from kerawidgets.sweep import sweep
+
+        layer = layer if layer is not None else self.selected
+        if layer is None:
+            raise NothingToApply("Select a layer in the graph first, or pass layer=.")
+        candidates = [candidates] if isinstance(candidates, (str, Edit)) else list(candidates)
+        with self._working(len(candidates) + 1) as step:
+            def report(i, n, text):
+                step(i + 1, text)
+                if progress is not None:
+                    progress(i, n, text)
+
+            return sweep(self.model, layer, candidates, probe=self.probe,
+                         reinitialize=reinitialize, progress=report,
+                         apply=lambda edit: self.apply(edit, reinitialize=reinitialize))
+
     def compare(self, against="previous") -> dict:
         """The numbers behind the plots, as plain data.
 
