@@ -541,3 +541,27 @@ def run_call(call: GraphCall, tensor_map: dict, training=False):
         kwargs["training"] = training
     outputs = call.operation(*args, **kwargs)
     return keras.tree.flatten(outputs)
+
+
+def strategy_scope(model):
+    """The `tf.distribute` strategy `model`'s variables were made under, entered when no
+    strategy is active; a context that does nothing otherwise (and on other backends).
+
+    A model built inside ``strategy.scope()`` and edited later, outside it, gets its
+    rebuilt variables (and its fresh optimizer's) mirrored like the original's, and
+    the rebuilt model trains under that strategy (Keras records the strategy active
+    when a model is made). On jax, Keras' global distribution
+    (`keras.distribution.set_distribution`) applies to every variable by itself.
+    """
+    import contextlib
+
+    if keras.backend.backend() != "tensorflow" or not model.weights:
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy():
+        return contextlib.nullcontext()
+    value = getattr(model.weights[0], "value", None)
+    if isinstance(value, tf.distribute.DistributedValues):
+        return value.distribute_strategy.scope()
+    return contextlib.nullcontext()
