@@ -179,7 +179,8 @@ class FineTune:
     stopped: bool = False
 
     def describe(self) -> str:
-        on = f"{self.samples} samples" if self.samples is not None else "the dataset"
+        on = (f"{self.samples} samples" if self.samples is not None
+              else f"the dataset ({self.batches} batches)")
         plural = "epoch" if self.epochs == 1 else "epochs"
         if self.stopped:
             return (f"Fine-tune stopped after {self.batches} batches "
@@ -253,13 +254,14 @@ def fine_tune(model, x, y=None, *, epochs=1, batch_size=32, steps=None, stop=Non
     with adapter.strategy_scope(model):  # the copy is made like the model, and trains so
         copy = copy_model(model)  # compiled from model's compile config: a fresh optimizer
         _check_compiled(copy, "fine-tune")
-        history = copy.fit(x, y, epochs=epochs, batch_size=batch_size, steps_per_epoch=steps,
-                           validation_data=validation_data, shuffle=shuffle, verbose=0,
-                           callbacks=[callback])
+        arrays = _samples(x) is not None  # a dataset brings its own batches and order
+        history = copy.fit(x, y, epochs=epochs, batch_size=batch_size if arrays else None,
+                           steps_per_epoch=steps, validation_data=validation_data,
+                           shuffle=shuffle and arrays, verbose=0, callbacks=[callback])
     samples = _samples(x)
     if samples is not None and steps is not None and batch_size:
         samples = min(samples, int(steps) * int(batch_size))
-    step = FineTune(int(epochs), batch_size, samples, callback.batches, callback.epochs_done,
+    step = FineTune(int(epochs), batch_size if arrays else None, samples, callback.batches, callback.epochs_done,
                     callback.stopped)
     return FineTuneResult(copy, step, _report(copy, step), dict(history.history),
                           callback.logs)

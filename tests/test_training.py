@@ -161,3 +161,12 @@ def test_editor_stop_training_from_a_progress_callback():
     assert editor.history == [result.step] and "stopped after 2 batches" in editor.to_code()
     again = editor.recover(x, y, epochs=1, batch_size=16)  # the flag is cleared for the next run
     assert not again.stopped and again.step.batches == 6
+
+
+def test_fine_tune_on_a_dataset_and_a_py_dataset_uses_their_batches():
+    model = classifier()
+    x, y = blobs()
+    for data in (tf.data.Dataset.from_tensor_slices((x, y)).batch(16), Batches(x, y, 16)):
+        result = fine_tune(model, data, epochs=1)
+        assert result.step.describe() == "Fine-tune 1 epoch on the dataset (6 batches)"
+        assert result.step.batch_size is None and int(result.model.optimizer.iterations) == 6
