@@ -835,3 +835,27 @@ def to_numpy_view(value):
         return np.asarray(value)
     except Exception:  # a backend value numpy cannot read directly
         return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+def strategy_scope(model):
+    """The `tf.distribute` strategy `model`'s variables were made under, entered when no
+    strategy is active; a context that does nothing otherwise (and on other backends).
+
+    A model built inside ``strategy.scope()`` and edited later, outside it, gets its
+    rebuilt variables (and its fresh optimizer's) mirrored like the original's, and
+    the rebuilt model trains under that strategy (Keras records the strategy active
+    when a model is made). On jax, Keras' global distribution
+    (`keras.distribution.set_distribution`) applies to every variable by itself.
+    """
+    import contextlib
+
+    if keras.backend.backend() != "tensorflow" or not model.weights:
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy():
+        return contextlib.nullcontext()
+    value = getattr(model.weights[0], "value", None)
+    if isinstance(value, tf.distribute.DistributedValues):
+        return value.distribute_strategy.scope()
+    return contextlib.nullcontext()
