@@ -42,6 +42,8 @@ _BUILTIN_CANDIDATES = (
 )
 
 _registered: dict[str, object] = {}
+# What each registered activation was made from (fn, gradient, params), so code can repeat it.
+_sources: dict[str, tuple] = {}
 
 
 @functools.lru_cache(maxsize=1)
@@ -326,12 +328,65 @@ def register_activation(name: str, fn, gradient=None, **params):
     activation.__doc__ = f"Activation {name!r} registered with kerawidgets."
     registered = keras.saving.register_keras_serializable(package=PACKAGE, name=name)(activation)
     _registered[name] = registered
+    _sources[name] = (fn, gradient, dict(params))
     return registered
+
+
+def _import_of(fn) -> tuple[str, str] | None:
+    """(module, name) from which `fn` can be imported as itself, or None (a lambda, a
+    function defined in a notebook or inside another function)."""
+    import importlib
+
+    module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or not name.isidentifier():
+        return None
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except Exception:  # a module that cannot be imported again
+        return None
+    return (module, name) if found is fn else None
+
+
+def registration_code(name: str) -> tuple[list[str], str]:
+    """How a script registers activation `name` as this session did: the import lines
+    and a ``kerawidgets.register_activation(...)`` call, or a comment saying what to
+    run when the function cannot be imported (a lambda, a function in a notebook).
+
+    >>> import math
+    >>> _ = register_activation("code_sin", math.sin)
+    >>> registration_code("code_sin")
+    (['from math import sin'], "kerawidgets.register_activation('code_sin', sin)")
+    >>> unregister_activation("code_sin")
+    """
+    fn, gradient, params = _sources[name]
+    parts = [_import_of(fn)] + ([_import_of(gradient)] if gradient is not None else [])
+    literal = all(_is_literal(v) for v in params.values())
+    if None in parts or not literal:
+        what = [f for f, part in zip(("fn", "gradient"), parts) if part is None]
+        why = (f"its {' and '.join(what)} cannot be imported (a lambda, or defined in a notebook "
+               "or inside a function)" if what else "its parameters are not plain values")
+        return [], (f"# The activation {name!r} was registered in your session; {why}. Run "
+                    f"kerawidgets.register_activation({name!r}, fn{', gradient=...' * (gradient is not None)}"
+                    f"{''.join(f', {k}=...' for k in params)}) with the same code before this script.")
+    imports = [f"from {module} import {attr}" for module, attr in parts]
+    args = [repr(name), parts[0][1]] + ([f"gradient={parts[1][1]}"] if gradient is not None else [])
+    args += [f"{k}={v!r}" for k, v in params.items()]
+    return imports, f"kerawidgets.register_activation({', '.join(args)})"
+
+
+def _is_literal(value) -> bool:
+    import ast
+
+    try:
+        return ast.literal_eval(repr(value)) == value
+    except (ValueError, SyntaxError):
+        return False
 
 
 def unregister_activation(name: str) -> None:
     """Forget a registered activation (mainly for tests and notebooks re-running cells)."""
     fn = _registered.pop(name, None)
+    _sources.pop(name, None)
     if fn is not None:
         keras.saving.get_custom_objects().pop(f"{PACKAGE}>{name}", None)
 

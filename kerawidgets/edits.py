@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import json
 import keyword
@@ -41,10 +42,39 @@ def _find_layer_class(class_name: str):
 
 
 def _class_code(cls) -> str:
-    """How code names a layer class: ``keras.layers.Dense``, or a custom class's own name."""
+    """How code names a layer class: ``keras.layers.Dense``, or a custom class's own name
+    (which `class_import` imports)."""
     if getattr(keras.layers, cls.__name__, None) is cls:
         return f"keras.layers.{cls.__name__}"
     return cls.__name__
+
+
+def class_import(cls) -> str | None:
+    """The line that makes `_class_code(cls)` name `cls` in a fresh script: the public
+    module first (``from keras_hub.layers import TransformerEncoder``, not its ``src``
+    module), then the defining one; a comment when it cannot be imported (a class
+    defined in a notebook or inside a function); None for `keras.layers` classes.
+
+    >>> import keras
+    >>> class_import(keras.layers.Dense) is None
+    True
+    """
+    if getattr(keras.layers, cls.__name__, None) is cls:
+        return None
+    module = cls.__module__ or ""
+    top = module.split(".")[0]
+    for candidate in dict.fromkeys((f"{top}.layers", f"{top}.models", top, module)):
+        if candidate == "__main__" or not candidate:
+            continue
+        try:
+            found = getattr(importlib.import_module(candidate), cls.__name__, None)
+        except Exception:  # not a module of this package
+            continue
+        if found is cls:
+            return f"from {candidate} import {cls.__name__}"
+    where = "your notebook" if module == "__main__" else f"{module} (inside a function)"
+    return (f"# {cls.__name__} is defined in {where} and cannot be imported: run its "
+            "definition before this script.")
 
 
 def _layer_spec_to_data(spec):
@@ -156,6 +186,9 @@ class LayerSpec:
     class_name: str
     config: dict
     model: Any = None  # a keras.Model used as a sub-network (weights kept)
+    # The class itself when made from a layer object: a custom class needs no registration
+    # in this session (JSON stores only `class_name`, which must then be registered).
+    layer_type: Any = dataclasses.field(default=None, repr=False)
 
     @classmethod
     def of(cls, value) -> LayerSpec:
@@ -164,7 +197,8 @@ class LayerSpec:
         if isinstance(value, keras.Model):
             return cls(type(value).__name__, {"name": value.name}, model=value)
         if isinstance(value, keras.layers.Layer):
-            return cls(keras.saving.get_registered_name(type(value)), _plain_config(value))
+            return cls(keras.saving.get_registered_name(type(value)), _plain_config(value),
+                       layer_type=type(value))
         if isinstance(value, str):
             return cls(value, {})._checked()
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
@@ -181,6 +215,8 @@ class LayerSpec:
         return self
 
     def layer_class(self):
+        if self.layer_type is not None:
+            return self.layer_type
         cls = _find_layer_class(self.class_name)
         if cls is None:
             raise InvalidEditError(
@@ -244,13 +280,25 @@ class LayerSpec:
             "sub-network: define it before this line"
         )
 
-    def to_code(self) -> str:
+    def to_code(self, keep_name=True) -> str:
+        """Python that builds this layer. Its name is written when it is not the plain
+        automatic one (``dropout``), so a replayed script names layers as the rebuild
+        did (`keep_name=False` for a replacement's last layer, which takes the old name)."""
         if self.model is not None:
             return self.code_name
         cls = self.layer_class()
-        args = _non_default_config(cls, self.config)
+        args = {k: v for k, v in _non_default_config(cls, self.config).items() if k != "name"}
+        name = self.config.get("name")
+        if keep_name and name and name != _auto_name(cls):
+            args["name"] = name
         inner = ", ".join(f"{k}={v!r}" for k, v in args.items())
         return f"{_class_code(cls)}({inner})"
+
+    def names(self) -> tuple[set, set]:
+        """(layer classes, registered activation names) its code uses."""
+        if self.model is not None:
+            return set(), set()
+        return {self.layer_class()}, _registered_in(self.config)
 
     def describe(self) -> str:
         if self.model is not None:
@@ -270,6 +318,18 @@ class LayerSpec:
 
     def __hash__(self):
         return hash((self.class_name, id(self.model)))
+
+
+def _registered_in(value) -> set:
+    """Names of kerawidgets-registered activations a config mentions (at any depth)."""
+    if isinstance(value, dict):
+        return set().union(*(_registered_in(v) for v in value.values()))
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_registered_in(v) for v in value))
+    if isinstance(value, str):
+        name = value.split(">", 1)[1] if value.startswith(f"{activations.PACKAGE}>") else value
+        return {name} if name in activations.registered_names() else set()
+    return set()
 
 
 def _param_count(model) -> int | None:
@@ -325,6 +385,12 @@ def _canonical(config):
 _BASE_KEYS = {"name", "trainable", "dtype"}
 
 
+def _auto_name(cls) -> str:
+    """The name Keras gives the first unnamed layer of `cls` (``Conv2D`` is ``conv2d``)."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", cls.__name__))
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
 def _non_default_config(cls, config) -> dict:
     """The settings in `config` that differ from what `cls(required args)` would have."""
     try:
@@ -374,6 +440,10 @@ class Edit:
 
     def to_data(self) -> dict:
         raise NotImplementedError
+
+    def names(self) -> tuple[set, set]:
+        """(layer classes, registered activation names) that `to_code()` uses."""
+        return set(), set()
 
     def to_json(self) -> str:
         return json.dumps(self.to_data(), default=_json_default)
@@ -438,6 +508,11 @@ class SetActivation(Edit):
         return {"type": self.kind, "layer": _layer_spec_to_data(self.layer),
                 "activation": self.activation, "attribute": self.attribute}
 
+    def names(self):
+        specs = self.layer if isinstance(self.layer, tuple) else (self.layer,)
+        classes = {s for s in specs if inspect.isclass(s)}
+        return classes, {self.activation} & set(activations.registered_names())
+
 
 @dataclasses.dataclass(frozen=True, eq=True)
 class ReplaceLayer(Edit):
@@ -466,7 +541,7 @@ class ReplaceLayer(Edit):
         return f"Replace {self.layer!r} with {new}{frozen}"
 
     def to_code(self, model_var="model"):
-        new = _specs_to_code(self.replacement)
+        new = _specs_to_code(self.replacement, last_named=False)
         extra = f", trainable={self.trainable!r}" if self.trainable is not None else ""
         return _with_comments(
             self.replacement,
@@ -477,6 +552,9 @@ class ReplaceLayer(Edit):
         return {"type": self.kind, "layer": self.layer,
                 "replacement": [s.to_data() for s in self.replacement],
                 "trainable": self.trainable}
+
+    def names(self):
+        return _union(spec.names() for spec in self.replacement)
 
 
 @dataclasses.dataclass(frozen=True, eq=True)
@@ -512,6 +590,9 @@ class InsertLayer(Edit):
     def to_data(self):
         return {"type": self.kind, "after": self.after, "layer": [s.to_data() for s in self.layer]}
 
+    def names(self):
+        return _union(spec.names() for spec in self.layer)
+
 
 @dataclasses.dataclass(frozen=True, eq=True)
 class RemoveLayer(Edit):
@@ -537,16 +618,48 @@ class RemoveLayer(Edit):
         return {"type": self.kind, "layer": self.layer}
 
 
+def _union(pairs) -> tuple[set, set]:
+    classes, names = set(), set()
+    for more_classes, more_names in pairs:
+        classes |= more_classes
+        names |= more_names
+    return classes, names
+
+
+def script_header(edits) -> list[str]:
+    """The lines a script replaying `edits` needs first: ``import keras``,
+    ``import kerawidgets``, an import for every layer class it names (keras-hub's,
+    your own module's) and a ``register_activation`` call for every registered
+    activation it uses (a comment instead when that cannot be written as code).
+
+    >>> script_header([SetActivation("dense", "gelu")])
+    ['import keras', 'import kerawidgets']
+    """
+    classes, names = _union(edit.names() for edit in edits)
+    imports, comments, registrations = [], [], []
+    for cls in sorted(classes, key=lambda c: (c.__module__, c.__name__)):
+        line = class_import(cls)
+        if line is None:
+            continue
+        (comments if line.startswith("#") else imports).append(line)
+    for name in sorted(names):
+        more, line = activations.registration_code(name)
+        imports += more
+        (comments if line.startswith("#") else registrations).append(line)
+    lines = ["import keras", "import kerawidgets", *dict.fromkeys(imports)]
+    return lines + ([""] if comments or registrations else []) + comments + registrations
+
+
 def _with_comments(specs, line) -> str:
     """`line` preceded by a comment line for each sub-network it names."""
     comments = [c for c in (s.code_comment() for s in specs) if c]
     return "\n".join([*comments, line])
 
 
-def _specs_to_code(specs) -> str:
-    if len(specs) == 1:
-        return specs[0].to_code()
-    return "[" + ", ".join(s.to_code() for s in specs) + "]"
+def _specs_to_code(specs, last_named=True) -> str:
+    """Code for the new layers; `last_named=False` when the last one takes the old name."""
+    codes = [s.to_code(keep_name=last_named or i < len(specs) - 1) for i, s in enumerate(specs)]
+    return codes[0] if len(codes) == 1 else "[" + ", ".join(codes) + "]"
 
 
 EDIT_TYPES = {cls.kind: cls for cls in (SetActivation, ReplaceLayer, InsertLayer, RemoveLayer)}

@@ -27,6 +27,8 @@ def close_names(name, known_names, n=3) -> list[str]:
     for known_name in known:
         by_lower.setdefault(known_name.lower(), []).append(known_name)
     wanted = str(name).lower()
+    if len(wanted) > 200:  # a pasted blob: nothing is close, and difflib would be slow
+        return []
     close = [c for lower in difflib.get_close_matches(wanted, list(by_lower), n=n, cutoff=0.5)
              for c in by_lower[lower]]
     return close[:n]
@@ -122,6 +124,10 @@ class LayerRecreationError(KerawidgetsError, TypeError):
 
 class SubnetworkNotStoredError(InvalidEditError):
     """Edit JSON refers to a `keras.Model` sub-network that it does not contain."""
+
+
+class SaveCheckError(KerawidgetsError):
+    """A model that cannot be saved to a `.keras` file that reloads to the same outputs."""
 
 
 class UnregisteredActivationError(KerawidgetsError, ValueError):

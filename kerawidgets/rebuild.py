@@ -30,7 +30,7 @@ import inspect
 import keras
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, arguments, naming
+from kerawidgets import activations, arguments, model_class, naming
 from kerawidgets.edits import (
     Edit,
     InsertLayer,
@@ -148,6 +148,7 @@ class _Walk:
         self.current_calls: list = []  # calls of the functional model being walked
         self.feeder = adapter.WeightFeeder()
         self.pair_of: dict[int, _Pair] = {}  # id(new layer) -> its pair
+        self.kept_classes: list = []  # model_class.KeptClass, completed after the walk
 
     # --- driver -----------------------------------------------------------
 
@@ -156,6 +157,8 @@ class _Walk:
             new_model = self.copy_model(self.model, (), self.name or self.model.name)
         self.settle_weights()
         self.copy_compile_state(new_model)
+        structural = not isinstance(self.plan.edit, (SetActivation, type(None)))
+        model_class.restore_attributes(self.kept_classes, self.cache, self.notes, structural)
         return Rebuild(new_model, RebuildReport(self.outcomes, self.notes), tuple(edits))
 
     def copy_model(self, model, prefix, name, in_report=True):
@@ -165,6 +168,7 @@ class _Walk:
             new_model = self.copy_functional(model, prefix, name, in_report)
         if not model.trainable:
             new_model.trainable = False
+        adapter.match_raw_op_names(model, new_model)
         return new_model
 
     # --- functional models --------------------------------------------------
@@ -197,16 +201,9 @@ class _Walk:
             adapter.outputs_struct(model),
             [tensor_map[id(t)] for t in adapter.flat_outputs(model)],
         )
-        cls = type(model) if adapter.functional_subclass_can_be_reused(model) else (
-            adapter.functional_class()
-        )
-        if cls is not type(model):
-            self.notes.append(
-                f"{type(model).__name__} {model.name!r} has its own __init__; rebuilt as a "
-                "plain Functional model with the same graph."
-            )
         with _global_dtype_policy(model.dtype_policy):  # Functional ignores dtype=
-            return cls(inputs, outputs, name=name)
+            return model_class.new_functional(model, inputs, outputs, name, self.kept_classes,
+                                              self.notes)
 
     def replay(self, call, tensor_map, prefix, names, in_report):
         operation = call.operation
@@ -554,7 +551,7 @@ class _Walk:
         return layers
 
     def copy_operation(self, operation, path, name, in_report):
-        if adapter.is_model(operation):
+        if adapter.is_model(operation) and adapter.has_graph(operation):
             return self.copy_model(operation, path, name, in_report)
         if not isinstance(operation, keras.layers.Layer):
             return adapter.copy_operation(operation)
@@ -567,12 +564,12 @@ class _Walk:
         where = naming.layer_path(path)
         if adapter.is_model(operation):
             raise InvalidEditError(f"{where!r} is a model; edit the layers inside it instead.")
-        config = _layer_config(operation, where)
+        config = _fresh_layer_values(_layer_config(operation, where), where)
         if attribute in config and not isinstance(operation, ACTIVATION_LAYER_CLASSES):
             old_name = activations.activation_settings(operation).get(attribute)
             config[attribute] = activations.config_value(activation)
             config["name"] = name
-            layer = _from_config(type(operation), config, where)
+            layer = _named_like(_from_config(type(operation), config, where), operation, name)
             reason = f"{attribute} {old_name or '?'} -> {activation}"
             self.pair(operation, layer, path, "edited", reason, True)
             return layer
@@ -584,7 +581,7 @@ class _Walk:
                 # Already this activation: keep the layer and its settings (an Activation
                 # would silently reset them, e.g. LeakyReLU's slope or Softmax's axis).
                 config["name"] = name
-                layer = _from_config(type(operation), config, where)
+                layer = _named_like(_from_config(type(operation), config, where), operation, name)
                 kept = f" with its settings ({shown})" if shown else ""
                 self.pair(operation, layer, path, "edited",
                           f"already {activation!r}: {cls} kept{kept}, nothing changes", True)
@@ -882,7 +879,17 @@ def _from_config(cls, config, where):
 
 
 def recreate_layer(layer, where: str, name: str | None = None):
-    """A fresh, unbuilt copy of `layer` from its config (Lambda: from its live function)."""
+    """A fresh copy of `layer` (unbuilt when it can be), named `name` or as the original.
+
+    From its config first, as Keras would (Lambda: from its live function;
+    a layer object in the config: a fresh copy of it, never the original,
+    whose variables would be shared). When `from_config` cannot re-create
+    it though Keras runs it (an `__init__` without `**kwargs`, an activation
+    that is a callable object, a `get_config` that raises or adds keys):
+    from the arguments Keras recorded at construction, then from its config
+    with its live attribute values, then as a copy of the layer object.
+    `LayerRecreationError` only when none of these works.
+    """
     if isinstance(layer, keras.layers.Lambda):
         parts = adapter.lambda_parts(layer)
         return keras.layers.Lambda(
@@ -890,10 +897,74 @@ def recreate_layer(layer, where: str, name: str | None = None):
             arguments=parts["arguments"], name=name or layer.name, dtype=layer.dtype_policy,
             trainable=layer.trainable,
         )
-    config = _layer_config(layer, where)
-    if name is not None:
-        config["name"] = name
-    return _named_like(_from_config(type(layer), config, where), layer, name)
+    try:
+        config = _fresh_layer_values(layer.get_config(), where)
+        if name is not None:
+            config["name"] = name
+        fresh = type(layer).from_config(config)
+    except Exception as error:
+        fresh = _recreate_otherwise(layer, where, error)
+    return _named_like(fresh, layer, name)
+
+
+def _fresh_layer_values(config, where):
+    """`config` with every layer object in it replaced by a fresh copy of that layer."""
+    if isinstance(config, keras.layers.Layer):
+        return recreate_layer(config, f"{where}/{config.name}")
+    if isinstance(config, dict):
+        return {k: _fresh_layer_values(v, where) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return type(config)(_fresh_layer_values(v, where) for v in config)
+    return config
+
+
+def _recreate_otherwise(layer, where, error):
+    """Re-create `layer` when `from_config(get_config())` fails (see `recreate_layer`)."""
+    cls = type(layer)
+    for attempt in (_from_recorded_args, _from_live_config, adapter.copy_layer_object):
+        try:
+            fresh = attempt(layer)
+        except Exception:
+            continue
+        if fresh is not None:
+            return fresh
+    if _config_error(layer) is not None:
+        raise LayerRecreationError.get_config_failed(layer, where, error) from error
+    raise LayerRecreationError(
+        f"Layer {where!r} ({cls.__name__}) cannot be re-created from its config: {error}. "
+        f"Make {cls.__name__}.get_config() return every argument of __init__ "
+        "(start from `config = super().get_config()` and add yours), or give it a "
+        "from_config classmethod."
+    ) from error
+
+
+def _config_error(layer):
+    try:
+        layer.get_config()
+    except Exception as error:
+        return error
+    return None
+
+
+def _from_recorded_args(layer):
+    args = adapter.recorded_init_args(layer)
+    if args is None:
+        return None
+    fresh = type(layer)(**args)
+    fresh.trainable = layer.trainable
+    if fresh.dtype_policy.name != layer.dtype_policy.name:
+        fresh.dtype_policy = layer.dtype_policy
+    return fresh
+
+
+def _from_live_config(layer):
+    """From the config, with each callable setting (an activation object...) taken live."""
+    config = layer.get_config()
+    for key in config:
+        value = getattr(layer, key, None)
+        if callable(value) and not isinstance(value, (type, keras.layers.Layer)):
+            config[key] = value
+    return type(layer).from_config(config)
 
 
 def _named_like(fresh, original, name=None):

@@ -77,7 +77,7 @@ def test_to_code_replays_the_edit():
 def test_to_code_for_class_selector_and_insert():
     assert SetActivation(keras.layers.ReLU, "gelu").to_code() == (
         "model = kerawidgets.replace_activation(model, keras.layers.ReLU, 'gelu')")
-    code = InsertLayer(after="hidden", layer=layers.Dropout(0.2)).to_code()
+    code = InsertLayer(after="hidden", layer=layers.Dropout(0.2, name="dropout")).to_code()
     assert code == "model = kerawidgets.insert_layer(model, after='hidden', layer=keras.layers.Dropout(rate=0.2))"
 
 
@@ -149,3 +149,67 @@ def test_subnetwork_json_is_a_reference_that_needs_the_model_back():
     with pytest.raises(SubnetworkNotStoredError, match="parameters"):
         edits.from_json(text, subnetworks={ODD_NAME: keras.Sequential(
             [keras.Input((64,)), layers.Dense(3)], name=ODD_NAME)})
+
+
+# --- to_code() that runs in a fresh namespace ----------------------------------------------
+
+
+def test_editor_to_code_runs_in_a_fresh_namespace_and_gives_the_same_model():
+    import keras_hub
+
+    kerawidgets.register_activation("code_swish", models.scaled_swish, scale=1.5)
+    try:
+        inp = keras.Input((6, 8), name="tokens")
+        x = layers.Dense(8, name="proj")(inp)
+        x = layers.Dense(8, name="mid")(x)
+        x = models.Gated(8, name="gated")(x)
+        out = layers.Dense(3, name="head")(layers.Flatten(name="flat")(x))
+        model = keras.Model(inp, out)
+        data = np.random.default_rng(0).normal(size=(4, 6, 8)).astype("float32")
+        editor = kerawidgets.ModelEditor(model, data)
+        editor.apply(SetActivation("proj", "code_swish"))
+        editor.apply(ReplaceLayer("mid", keras_hub.layers.TransformerEncoder(16, 2, name="enc")))
+        editor.apply(SetActivation("gated", "relu", attribute="gate"))
+        editor.apply(InsertLayer(after="gated", layer=models.Gated(8, gate="hard_sigmoid", name="gated_2")))
+        code = editor.to_code()
+        lines = code.splitlines()
+        assert "from keras_hub.layers import TransformerEncoder" in lines
+        assert "from tests.models import Gated" in lines
+        assert "from tests.models import scaled_swish" in lines
+        assert "kerawidgets.register_activation('code_swish', scaled_swish, scale=1.5)" in lines
+        namespace = {"model": model}  # nothing else: the script imports what it names
+        exec(compile(code, "<to_code>", "exec"), namespace)
+        replayed = namespace["model"]
+    finally:
+        kerawidgets.unregister_activation("code_swish")
+    expected = editor.model
+    assert models.config_of(replayed) == models.config_of(expected)
+    assert [v.path for v in replayed.weights] == [v.path for v in expected.weights]
+    fresh = {"mid", "gated_2"}  # new layers start from their initialisers in both
+    for layer in expected.layers:
+        if layer.name not in fresh:
+            for a, b in zip(layer.weights, replayed.get_layer(layer.name).weights):
+                np.testing.assert_array_equal(models.numpy_of(a), models.numpy_of(b))
+    replayed.set_weights(expected.get_weights())
+    np.testing.assert_allclose(models.numpy_of(replayed(data)), models.numpy_of(expected(data)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_to_code_says_what_it_cannot_import():
+    kerawidgets.register_activation("code_lambda", lambda x: x * 0.5)
+
+    @keras.saving.register_keras_serializable(package="tests_local")
+    class Local(layers.Layer):
+        def call(self, x):
+            return x
+
+    try:
+        header = edits.script_header([SetActivation("d", "code_lambda"),
+                                      InsertLayer(after="d", layer=Local(name="local"))])
+    finally:
+        kerawidgets.unregister_activation("code_lambda")
+    comments = [line for line in header if line.startswith("#")]
+    assert any("'code_lambda'" in c and "cannot be imported" in c
+               and "kerawidgets.register_activation('code_lambda', fn)" in c for c in comments)
+    assert any(c.startswith("# Local is defined in") and "cannot be imported" in c for c in comments)
+    compile("\n".join(header), "<header>", "exec")

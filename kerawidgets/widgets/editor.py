@@ -34,14 +34,25 @@ import keras
 import numpy as np
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, arguments, catalog, naming, plots, targets
-from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, as_edit
-from kerawidgets.errors import InvalidEditError, KerawidgetsError
+from kerawidgets import activations, arguments, catalog, naming, node_metrics, plots, targets
+from kerawidgets.edits import (
+    Edit,
+    InsertLayer,
+    RemoveLayer,
+    ReplaceLayer,
+    SetActivation,
+    as_edit,
+    script_header,
+)
+from kerawidgets.errors import InvalidEditError, KerawidgetsError, SaveCheckError
 from kerawidgets.graph import ModelGraph
 from kerawidgets.plan import plan_edit, supports_activation
 from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
-from kerawidgets.statistics import agreement, movement, paired_statistics
+from kerawidgets.saving import save_verified
+from kerawidgets.statistics import agreement, paired_summary_statistics, summary_movement
+from kerawidgets.training import StopFlag
+from kerawidgets.widgets import static_view
 from kerawidgets.widgets.browser_writes import guard_tree
 from kerawidgets.widgets.editor_panel import (
     NO_ACTIVATION,
@@ -62,10 +73,6 @@ _PREVIEW_CACHE = 4
 _PLOT_DPI = 80
 
 
-class SaveCheckError(KerawidgetsError):
-    """A saved `.keras` file that does not reload to the same outputs."""
-
-
 class NothingToApply(InvalidEditError):
     """The panel does not describe an edit yet (no layer, no choice, or no change)."""
 
@@ -74,9 +81,10 @@ class NothingToApply(InvalidEditError):
 class _Comparison:
     """The numbers behind the plots of one before/after pair of models.
 
-    It keeps only what the plots draw (the focus layer's outputs, the model
-    outputs, statistics), not every layer's outputs nor the models: those
-    live in the probe's cache, within its memory budget, and in `History`.
+    It keeps only what the plots draw (the focus layer's summaries, the model
+    outputs, statistics), never a layer's full output nor the models. The
+    comparison of a step with the one before is kept on the `History` step,
+    so undo and redo redraw it without probing.
     """
 
     focus_before: str | None
@@ -91,6 +99,8 @@ class _Comparison:
     agreement: dict
     movement: dict
     recompute: str
+    recomputed: list = dataclasses.field(default_factory=list)
+    pngs: dict | None = None  # the drawn figures, once shown
 
     def to_data(self, edit, against) -> dict:
         def layer(stats, key):
@@ -107,6 +117,7 @@ class _Comparison:
             "agreement": self.agreement,
             "movement": self.movement,
             "recompute": self.recompute,
+            "recomputed": list(self.recomputed),
         }
 
 
@@ -149,6 +160,7 @@ class ModelEditor:
         self._quiet = False  # the editor itself is changing the controls: ignore their events
         self._can_apply = False  # what the preview says about the Apply button
         self._listeners: list = []  # called after the history moved (see `on_change`)
+        self._stop = StopFlag()  # asks a running `recover` to stop after its batch
         self.view = GraphView(model, height=height, theme=theme)
         self.panel = EditorPanel()
         self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
@@ -162,6 +174,7 @@ class ModelEditor:
         # GraphView's `layout` is its graph layout, so size it through a box around it.
         # Side by side when there is room, the panel under the graph when not.
         self.graph_box = w.Box([self.view], layout=w.Layout(flex="3 1 480px", overflow="hidden"))
+        self.graph_box.add_class("kwe-graph-box")
         self.panel.widget.layout.flex = "2 1 340px"
         self.panel.widget.layout.max_width = "560px"
         self.widget = w.VBox([w.HBox([self.graph_box, self.panel.widget],
@@ -179,7 +192,9 @@ class ModelEditor:
     # --- display ----------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        # Beside the widget view: a static copy (graph SVG, plots) for GitHub, nbviewer, nbconvert.
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        return static_view.with_fallback(bundle, lambda: static_view.editor_bundle(self))
 
     def __repr__(self):
         return (f"<ModelEditor of {self.original.name!r}: {len(self.history)} edit(s); "
@@ -194,7 +209,7 @@ class ModelEditor:
 
     @property
     def history(self) -> list[Edit]:
-        """The edits applied to reach `model`, oldest first."""
+        """The edits applied to reach `model`, oldest first (a `recover` step is a `FineTune`)."""
         return self._history.edits
 
     @property
@@ -263,26 +278,112 @@ class ModelEditor:
                 raise
             self._after_move(done, progress)
 
+    def sweep(self, layer=None, candidates=(), *, reinitialize=None, progress=None):
+        """Compare candidate edits of `layer` (default: the selected one) on the probe.
+
+        `candidates` are activation names and/or edit values; each is
+        rebuilt as a dry run, nothing is applied. Returns a
+        `kerawidgets.sweep.SweepResult`; its ``apply(i)`` applies row `i`
+        here (a history step, like `apply`). See `kerawidgets.sweep.sweep`.
+        """
+        from kerawidgets.sweep import sweep
+
+        layer = layer if layer is not None else self.selected
+        if layer is None:
+            raise NothingToApply("Select a layer in the graph first, or pass layer=.")
+        candidates = [candidates] if isinstance(candidates, (str, Edit)) else list(candidates)
+        with self._working(len(candidates) + 1) as step:
+            def report(i, n, text):
+                step(i + 1, text)
+                if progress is not None:
+                    progress(i, n, text)
+
+            return sweep(self.model, layer, candidates, probe=self.probe,
+                         reinitialize=reinitialize, progress=report,
+                         apply=lambda edit: self.apply(edit, reinitialize=reinitialize))
+
+    def evaluate(self, data, y=None, *, batch_size=None, steps=None, progress=None) -> dict:
+        """Keras' own `evaluate` on the original and the current model.
+
+        `data`: arrays (with `y`), an ``(x, y)`` pair, a `tf.data.Dataset`, a
+        `keras.utils.PyDataset` or a torch DataLoader (torch backend).
+        Returns ``{"original": {metric: value}, "current": {...}}``; the
+        models use the original's compile settings. Runs under the active
+        distribution or strategy like any Keras evaluate.
+        """
+        from kerawidgets.training import evaluate_pair
+
+        with self._working(100) as step:
+            def report(done, total, text):
+                if total:
+                    step(max(1, round(100 * done / total)), text)
+                if progress is not None:
+                    progress(done, total, text)
+
+            result = evaluate_pair(self.original, self.model, data, y, batch_size=batch_size,
+                                   steps=steps, progress=report)
+            self.panel.show_status(_evaluation_line(result), "ok")
+        return result
+
+    def recover(self, x, y=None, *, epochs=1, batch_size=32, steps=None, progress=None,
+                validation_data=None):
+        """Fine-tune the current model with Keras' `fit`, as a new history step.
+
+        The current model is copied and the copy trained (compiled like the
+        original: same loss and metrics, a fresh optimizer of the same kind);
+        Undo returns to the weights before fine-tuning, and the original is
+        never touched. `stop_training()` (the Stop button) ends it after the
+        current batch, keeping what was learned. Returns a
+        `kerawidgets.training.FineTuneResult` (`history`, `batch_logs`, `step`).
+        """
+        from kerawidgets.training import fine_tune
+
+        self._stop.clear()
+        with self._working(self.MOVE_STEPS) as step:
+            step(1, "Fine-tuning…")
+            try:
+                result = fine_tune(self.model, x, y, epochs=epochs, batch_size=batch_size,
+                                   steps=steps, stop=self._stop, progress=progress,
+                                   validation_data=validation_data)
+            except KerawidgetsError as error:
+                self._show_error(error, None)
+                raise
+            self._history.push(Step(result.step, None, result.model, result.report, pinned=True))
+            self._edited_paths[self._history.position:] = [
+                self._edited_paths[self._history.position - 1] | _edited(result.report)]
+            self._preview.clear()
+            self._after_move(f"{result.step.describe()}.", step)
+        return result
+
+    def stop_training(self) -> None:
+        """Ask a running `recover` to stop after its current batch."""
+        self._stop.stop()
+
     def compare(self, against="previous") -> dict:
         """The numbers behind the plots, as plain data.
 
         `against="previous"` compares the current model with the one before
         the last edit (what the plots show); `"original"` with the original.
         Returns ``{"edit", "against", "layer", "layer_before", "layer_stats",
-        "per_layer", "agreement", "movement", "recompute"}`` or, at the
-        original model, the same keys with no numbers.
+        "per_layer", "agreement", "movement", "recompute", "recomputed"}`` or,
+        at the original model, the same keys with no numbers. `recompute` is
+        how the after side was probed ("incremental", "full", or "cached":
+        nothing ran) and `recomputed` the node ids it summarised.
         """
         if against not in ("previous", "original"):
             raise InvalidEditError(f"against must be 'previous' or 'original'; got {against!r}.")
         if self._history.position == 0:
             return {"edit": None, "against": against, "layer": None, "layer_before": None,
                     "layer_stats": None, "per_layer": None, "agreement": None,
-                    "movement": None, "recompute": None}
-        if against == "previous":
-            comparison = self._comparison or self._compute(self._history.position)
-        else:
-            comparison = self._compute(self._history.position, base=0)
-        return comparison.to_data(self._history.current.edit, against)
+                    "movement": None, "recompute": None, "recomputed": None}
+        with self._working(1) as progress:
+            probing = _probe_progress(progress, 0, "Probing the layer outputs…")
+            if against == "previous":
+                comparison = self._comparison or self._compute(self._history.position,
+                                                               progress=probing)
+            else:
+                comparison = self._compute(self._history.position, base=0, progress=probing)
+        return comparison.to_data(self._history.steps[self._history.position].edit, against)
 
     def figures(self) -> dict:
         """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
@@ -292,11 +393,14 @@ class ModelEditor:
         return _figures(comparison, self.probe.y)
 
     def to_code(self, model_var="model") -> str:
-        """A Python script that replays `history` on `model_var` with the public API."""
-        lines = ["import keras", "import kerawidgets", "",
+        """A Python script that replays `history` on `model_var` with the public API:
+        it imports every layer class it names and registers the custom activations
+        it uses (`kerawidgets.edits.script_header`)."""
+        steps = self._history.steps[1:self._history.position + 1]
+        lines = [*script_header([step.edit for step in steps]), "",
                  f"# `{model_var}` is the original model, {self.original.name!r}; "
                  f"{len(self.history)} edit(s) follow."]
-        for step in self._history.steps[1:self._history.position + 1]:
+        for step in steps:
             code = step.edit.to_code(model_var)
             if step.reinitialize is not None:
                 if not code.endswith(")"):
@@ -306,38 +410,38 @@ class ModelEditor:
         return "\n".join(lines) + "\n"
 
     def save(self, path) -> str:
-        """Write the current model to a `.keras` file, reload it and check it.
+        """Write the current model to a `.keras` file that reloads to the same model.
 
-        The reloaded model must give the same outputs on the probe data
-        (within `SAVE_TOLERANCE`); otherwise `SaveCheckError` says by how much.
-        Returns the path.
+        The reloaded model must have the same layers and give the same
+        outputs on the probe data (within `SAVE_TOLERANCE`); otherwise
+        `SaveCheckError` names the layer and why, and no file is written
+        (`saving.save_verified`). Returns the path.
         """
         path = os.fspath(path)
         if not path.endswith(".keras"):
             raise InvalidEditError(f"Save to a file ending in '.keras'; got {path!r}.")
-        with self._working(3) as progress:
-            progress(1, f"Writing {path}…")
-            self.model.save(path)
-            progress(2, f"Reloading {path}…")
-            reloaded = keras.saving.load_model(path)
-            progress(3, "Checking the reloaded model's outputs on the probe data…")
+        with self._working(2) as progress:
+            progress(1, f"Writing {path}, reloading it and checking its outputs on the probe data…")
             expected = keras.tree.flatten(self._predict(self.model))
-            got = keras.tree.flatten(self._predict(reloaded))
-            worst = max((float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf"))
-                        for a, b in zip(expected, got)) if len(expected) == len(got) else float("inf")
-            if not worst <= SAVE_TOLERANCE:
-                error = SaveCheckError(
-                    f"{path!r} was written, but the reloaded model's outputs differ from "
-                    f"{self.model.name!r}'s by up to {worst:.3g} on the probe data (tolerance "
-                    f"{SAVE_TOLERANCE}). A custom layer or activation may not save its state; "
-                    "check its get_config().")
+
+            def worst_difference(reloaded):
+                got = keras.tree.flatten(self._predict(reloaded))
+                if len(got) != len(expected) or any(a.shape != b.shape for a, b in zip(expected, got)):
+                    return float("inf")
+                return max(float(np.max(np.abs(a - b))) for a, b in zip(expected, got))
+
+            try:
+                how = save_verified(self.model, path, worst_difference, SAVE_TOLERANCE)
+            except SaveCheckError as error:
                 self._show_error(error, None)
-                raise error
-            self.panel.show_status(f"Saved to {path} (reloaded; outputs match).", "ok")
+                raise
+            progress(2, "Saved.")
+            self.panel.show_status(f"Saved to {path} ({how}).", "ok")
         return path
 
     def _predict(self, model):
-        outputs = model.predict(self.probe.x, batch_size=self.probe.batch_size, verbose=0)
+        # keras.Model's own predict: a keras-hub task's would run its preprocessor first.
+        outputs = keras.Model.predict(model, self.probe.x, batch_size=self.probe.batch_size, verbose=0)
         return [np.asarray(o) for o in keras.tree.flatten(outputs)]
 
     # --- rebuild, cached for preview then Apply -------------------------------------
@@ -355,7 +459,8 @@ class ModelEditor:
             if entry[0] is model and entry[2] == reinitialize and _same_edit(entry[1], edit):
                 return entry[3]
         try:
-            result = rebuild(model, [edit], reinitialize=reinitialize)
+            with adapter.strategy_scope(model):  # mirrored like the original's variables
+                result = rebuild(model, [edit], reinitialize=reinitialize)
         except KerawidgetsError as error:
             result = error
         self._preview.append((model, edit, reinitialize, result))
@@ -364,28 +469,54 @@ class ModelEditor:
 
     # --- comparisons ------------------------------------------------------------------
 
-    def _compute(self, position, base=None) -> _Comparison:
-        step = self._history.at(position)
+    def _compute(self, position, base=None, progress=None) -> _Comparison:
+        """The comparison of step `position` with step `base` (default: the one before).
+
+        Each side is the probe's summaries of that step's model: kept on the
+        step once known (so a step whose model History dropped is never
+        probed again), otherwise probed, the after side incrementally from
+        the before side. `progress(done, total)` follows the probe's calls.
+        """
         base = position - 1 if base is None else base
-        before_model = self._history.at(base).model
-        after_model = step.model
-        before = self.probe.outputs(before_model)
-        if base == position - 1:
-            after = self.probe.outputs_after_edit(before_model, after_model,
-                                                  _changed(step.report, after_model))
+        steps = self._history.steps
+        progress_before, progress_after = _two_runs(progress)
+        before = self._record(base, progress_before)
+        step = steps[position]
+        kind, recomputed = "cached", []
+        if step.record is not None:
+            after = step.record
         else:
-            after = self.probe.outputs(after_model)
-        recompute = self.probe.last_run
-        focus_before, focus_after = _focus(step.edit, step.report, before_model, before, after)
-        stats_before, stats_after = paired_statistics(before, after)
-        out_before = self.probe.model_output(before_model)
-        out_after = self.probe.model_output(after_model)
-        order = naming.merged_order(before, after)  # a removed layer stays in place
+            after_model = self._history.at(position).model
+            if base == position - 1:
+                run = self.probe.summaries_after_edit(self._history.at(base).model, after_model,
+                                                      _changed(step.report, after_model),
+                                                      progress_after)
+            else:
+                run = self.probe.summaries(after_model, progress_after)
+            kind, recomputed = run.kind, run.recomputed
+            after = step.record = run.record.without_checkpoints()
+        b, a = before.summaries, after.summaries
+        focus_before, focus_after = _focus(step.edit, step.report,
+                                           lambda: self._history.at(base).model, b, a)
+        stats_before, stats_after = paired_summary_statistics(b, a)
+        out_before, out_after = _single(before.model_outputs), _single(after.model_outputs)
+        order = naming.merged_order(b, a)  # a removed layer stays in place
         return _Comparison(
-            focus_before, focus_after, before.get(focus_before) if focus_before else None,
-            after.get(focus_after) if focus_after else None, order,
+            focus_before, focus_after, b.get(focus_before) if focus_before else None,
+            a.get(focus_after) if focus_after else None, order,
             out_before, out_after, stats_before, stats_after,
-            agreement(out_before, out_after, self.probe.y), movement(before, after), recompute)
+            agreement(out_before, out_after, self.probe.y), summary_movement(b, a), kind,
+            recomputed)
+
+    def _record(self, position, progress=None):
+        """The summaries of step `position`'s model: from the step, or probed (one pass) and kept."""
+        step = self._history.steps[position]
+        if step.record is None:
+            step.record = self.probe.summaries(self._history.at(position).model,
+                                               progress).record.without_checkpoints()
+        elif step.model is not None and not self.probe.cached(step.model):
+            self.probe.remember(step.model, step.record)
+        return step.record
 
     # --- reacting to the UI -----------------------------------------------------------
 
@@ -474,8 +605,9 @@ class ModelEditor:
             p.show_activation_settings(settings)
             attribute = p.activation_setting.value
         if layer is None or not supports_activation(layer, attribute):
-            p.activation.options = [NO_ACTIVATION]  # not "relu": this layer has none
-            p.activation.value = NO_ACTIVATION
+            shown = NO_ACTIVATION if layer is not None else NONE_CHOICE  # never a stale "relu"
+            p.activation.options = [shown]
+            p.activation.value = shown
             p.activation.disabled = True
             p.bulk.disabled = True
             p.bulk.value = False
@@ -486,19 +618,24 @@ class ModelEditor:
         p.activation.options = names if current in names else [current, *names]
         p.activation.value = current
         p.activation.disabled = False
-        similar = self._similar(layer)
+        similar = self._similar(layer, attribute)
         p.bulk.disabled = len(similar) < 2
         p.bulk.value = False
         p.bulk.description = (f"apply to all {len(similar)} {type(layer).__name__} layers "
-                              f"with activation {current!r}" if len(similar) > 1
+                              f"with {attribute.replace('_', ' ')} {current!r}" if len(similar) > 1
                               else "apply to every layer like this (no other)")
         p.activation_note.value = ""
 
-    def _similar(self, layer) -> list[str]:
-        """Paths of layers of the same class with the same activation as `layer`."""
-        want = (type(layer), activations.layer_activation(layer))
+    def _similar(self, layer, attribute="activation") -> list[str]:
+        """Paths of layers of the same class with the same value of activation setting
+        `attribute` as `layer` (for LSTMs' recurrent_activation: the same gate)."""
+        def value(other):
+            return activations.activation_settings(other).get(attribute)
+
+        want = (type(layer), value(layer))
         return [naming.layer_path(path) for path, other in targets.walk_layers(self.model)
-                if (type(other), activations.layer_activation(other)) == want and supports_activation(other)]
+                if type(other) is want[0] and value(other) == want[1]
+                and supports_activation(other, attribute)]
 
     def _fill_choices(self, path):
         p = self.panel
@@ -566,7 +703,7 @@ class ModelEditor:
             if name == current and not p.bulk.value:
                 raise NothingToApply(f"{path!r} already uses {name!r}: pick another activation.")
             if p.bulk.value:
-                return SetActivation(self._bulk_target(layer), name, attribute=attribute)
+                return SetActivation(self._bulk_target(layer, attribute), name, attribute=attribute)
             return SetActivation(path, name, attribute=attribute)
         if action in ("replace", "insert"):
             dropdown = p.replace if action == "replace" else p.insert
@@ -581,8 +718,8 @@ class ModelEditor:
             raise NothingToApply(f"{path!r} cannot be removed (see above).")
         return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
 
-    def _bulk_target(self, layer):
-        similar = self._similar(layer)
+    def _bulk_target(self, layer, attribute="activation"):
+        similar = self._similar(layer, attribute)
         cls = type(layer)
         every = [naming.layer_path(p) for p, other in targets.walk_layers(self.model)
                  if type(other) is cls]
@@ -666,8 +803,15 @@ class ModelEditor:
         self.panel.show_report(self.report)
         if self._history.position > 0:
             try:
-                progress(3, "Probing the layer outputs…")
-                self._comparison = self._compute(self._history.position)
+                step = self._history.steps[self._history.position]
+                if step.comparison is None:
+                    doing = "Probing the layer outputs…"
+                    progress(3, doing)
+                    step.comparison = self._compute(self._history.position,
+                                                    progress=_probe_progress(progress, 3, doing))
+                else:
+                    progress(3, "Kept from before: no probing needed.")
+                self._comparison = step.comparison
                 progress(4, "Drawing the plots…")
                 self._show_plots(self._comparison)
             except Exception as error:  # the move stands; say why there are no plots
@@ -689,10 +833,15 @@ class ModelEditor:
         graph = self.view.graph
         self.view.clear_marks()
         comparison = self._comparison
+        self.view.set_heat({})
         if comparison is None:
-            self.view.set_heat({})
+            self.view.set_metrics({})
             return
-        self.view.set_heat({k: v for k, v in comparison.movement.items() if graph.has_node(k)})
+        # Colour by: movement and the after-model's own statistics (no extra pass).
+        self.view.set_metrics({name: {**spec, "values": {k: v for k, v in spec["values"].items()
+                                                         if graph.has_node(k)}}
+                               for name, spec in node_metrics.from_statistics(
+                                   comparison.stats_after, comparison.movement).items()})
         for path in sorted(self._edited_paths[self._history.position]):
             for node in graph.nodes_of_layer(path):
                 self.view.mark(node.id, "edited")
@@ -707,9 +856,12 @@ class ModelEditor:
             self.comparison_image.layout.display = "none"
             self.depth_image.layout.display = "none"
             return
-        figures = _figures(comparison, self.probe.y)
-        self.comparison_image.value = plots.figure_to_png(figures["comparison"], dpi=_PLOT_DPI)
-        self.depth_image.value = plots.figure_to_png(figures["depth"], dpi=_PLOT_DPI)
+        if comparison.pngs is None:  # drawn once per comparison: undo and redo reuse it
+            figures = _figures(comparison, self.probe.y)
+            comparison.pngs = {key: plots.figure_to_png(figures[key], dpi=_PLOT_DPI)
+                               for key in ("comparison", "depth")}
+        self.comparison_image.value = comparison.pngs["comparison"]
+        self.depth_image.value = comparison.pngs["depth"]
         self.comparison_image.layout.display = None
         self.depth_image.layout.display = None
         a = comparison.agreement
@@ -826,17 +978,60 @@ def _changed(report, model) -> list[str]:
 
 
 def _focus(edit, report, before_model, before, after):
-    """(node in the old model, node in the new model) whose outputs the histograms compare."""
+    """(node in the old model, node in the new model) whose outputs the histograms compare.
+
+    `before_model` is a function giving the old model (only a removal needs it).
+    """
     if isinstance(edit, InsertLayer):
         new = [o.layer for o in report.outcomes if o.status == "new"]
         return edit.after, (new[-1] if new else edit.after)
     if isinstance(edit, RemoveLayer):
-        graph = ModelGraph.from_model(before_model)
+        graph = ModelGraph.from_model(before_model())
         sources = [e.source for e in graph.edges if e.target == edit.layer]
         return edit.layer, (sources[0] if sources else None)
     edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
     layer = edited[0] if edited else None
     return (layer if layer in before else None), layer
+
+
+def _single(outputs):
+    return outputs[0] if len(outputs) == 1 else list(outputs)
+
+
+def _two_runs(progress):
+    """Progress callbacks for probing the before side, then the after side, on one bar.
+
+    The after side is at most a pass like the before side's, so the before
+    side fills up to half the bar; the after side then counts on from there.
+    """
+    if progress is None:
+        return None, None
+    first = [0]
+
+    def before(done, total):
+        first[0] = total
+        progress(done, 2 * total)
+
+    def after(done, total):
+        progress(first[0] + done, first[0] + total)
+
+    return before, after
+
+
+def _probe_progress(progress, step, text):
+    """A probe progress callback moving the editor's bar from `step` towards `step + 1`.
+
+    The bar stops just short of `step + 1`, which the next step reaches.
+    """
+    shown = [-1]
+
+    def report(done, total):
+        percent = int(100 * done / max(total, 1))
+        if percent != shown[0]:  # at most 100 updates of the bar
+            shown[0] = percent
+            progress(step + 0.99 * done / max(total, 1),
+                     f"{text} {done} of {total} layer calls")
+    return report
 
 
 def _figures(comparison: _Comparison, y) -> dict:
@@ -853,6 +1048,13 @@ def _figures(comparison: _Comparison, y) -> dict:
     depth = plots.depth_summary_figure(c.stats_before, c.stats_after, order=c.order,
                                        highlight=c.focus_after)
     return {"comparison": comparison, "depth": depth}
+
+
+def _evaluation_line(result) -> str:
+    """One status line: each metric, original → current."""
+    parts = [f"{name} {result['original'][name]:.4g} → {value:.4g}"
+             for name, value in result["current"].items() if name in result["original"]]
+    return "Evaluated: " + ", ".join(parts) + "."
 
 
 def _weights_preview(report) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 
 import ipywidgets as w
 
@@ -72,6 +73,8 @@ _STYLE = """
 .kwe-report tr.kw-new td { color: #1e7b34; }
 .kwe-report tr.kw-removed td { color: #888; text-decoration: line-through; }
 .kwe-config pre { max-height: 180px; overflow: auto; }
+/* The graph fills its side of the editor (Voila left a gap beside a narrower graph). */
+.kwe-graph-box > * { flex: 1 1 auto; width: 100%; min-width: 0; }
 .kwe-synthetic { color: #b35c00; font-weight: 600; }
 .kwe-verdict-keep { color: #1e7b34; }
 .kwe-verdict-change { color: #b35c00; }
@@ -135,7 +138,7 @@ class EditorPanel:
         self.config = w.HTML()
         self.config.add_class("kwe-config")  # scrolls inside a short box: Apply stays in view
         self.config_box = w.Accordion(children=[self.config], selected_index=None,
-                                      layout=w.Layout(width="100%"))
+                                      layout=w.Layout(width="auto"))
         self.config_box.set_title(0, "Layer config")
 
         wide = w.Layout(width="96%")
@@ -169,8 +172,9 @@ class EditorPanel:
         self.remove_note = w.HTML()
         remove_tab = w.VBox([self.remove_note])
 
+        # width "auto", not 100%: with the widgets' margins 100% ran past the panel's edge.
         self.tabs = w.Tab(children=[activation_tab, replace_tab, insert_tab, remove_tab],
-                          layout=w.Layout(width="100%"))
+                          layout=w.Layout(width="auto"))
         for index, title in enumerate(TAB_TITLES):
             self.tabs.set_title(index, title)
 
@@ -189,8 +193,8 @@ class EditorPanel:
                                      layout=w.Layout(width="auto"))
         self.buttons = w.HBox([self.apply_button, self.undo_button, self.redo_button,
                                self.reset_button], layout=w.Layout(flex_flow="row wrap"))
-        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(
-            width="96%", height="8px", visibility="hidden"))
+        self.progress = w.FloatProgress(value=0, min=0, max=1, layout=w.Layout(
+            width="96%", visibility="hidden"))
         self.progress.add_class("kwe-progress")
         self.status = w.HTML(layout=w.Layout(width="100%"))
         self.report = w.HTML(layout=w.Layout(width="100%", max_height="360px", overflow="auto"))
@@ -199,7 +203,7 @@ class EditorPanel:
         self.widget = w.VBox(
             [self.style, self.title, self.info, self.config_box, self.tabs, self.reinitialize,
              self.preview, self.buttons, self.progress, self.status, self.report, self.probe],
-            layout=w.Layout(padding="0 0 0 12px", overflow="hidden"),
+            layout=w.Layout(padding="0 8px 0 12px", overflow="hidden"),
         )
         self.widget.add_class("kwe-panel")
         # Stable hooks for styling and browser tests.
@@ -307,7 +311,8 @@ class EditorPanel:
     def set_busy(self, busy: bool, text: str = "", step: int = 1, steps: int = 1) -> None:
         """While the kernel works: controls disabled, `text` and step `step` of `steps` shown.
 
-        The first call with `busy=True` remembers the status line; later ones
+        `step` may be fractional: the probe moves the bar on between two
+        steps as it runs layer calls. The first call with `busy=True` remembers the status line; later ones
         move the progress bar on. `busy=False` hides the bar and shows the
         remembered status (or one given while busy). The editor re-enables
         the buttons that apply when it is done.
@@ -319,9 +324,9 @@ class EditorPanel:
                             self.reset_button):
                 control.disabled = True
             self.progress.max = max(1, int(steps))
-            self.progress.value = min(max(0, int(step)), self.progress.max)
+            self.progress.value = min(max(0.0, float(step)), self.progress.max)
             self.progress.layout.visibility = "visible"
-            suffix = f" ({step}/{steps})" if steps > 1 else ""
+            suffix = f" ({math.floor(step)}/{steps})" if steps > 1 else ""
             self.status.value = f"<span class='kwe-status-busy'>{_cell(text + suffix)}</span>"
             return
         after, self._status_after = self._status_after, None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 
 import ipywidgets as w
 
@@ -110,7 +111,8 @@ class Exercise:
         return True
 
     def _show(self, cls, text):
-        self.feedback.value = f"<span class='{cls}'>{html.escape(text)}</span>"
+        shown = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))  # `name` as code
+        self.feedback.value = f"<span class='{cls}'>{shown}</span>"
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
@@ -131,7 +133,7 @@ def restore_button(editor, description="Restore the workshop model") -> w.VBox:
         note.value = "<i>The editor is back on the workshop model: no edits applied.</i>"
 
     button.on_click(restore)
-    return w.VBox([button, note])
+    return w.VBox([button, note], layout=w.Layout(align_items="flex-start"))
 
 
 def code_view(editor) -> w.HTML:
