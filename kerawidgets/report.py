@@ -191,7 +191,8 @@ class RebuildReport:
         layer added earlier stays "new" while later steps keep it, and so do
         the layers inside a sub-network added earlier (one "new" row for the
         sub-network, as before). Layers removed earlier stay in the report,
-        at their place in the graph.
+        at their place in the graph. A layer the later step renamed takes the
+        earlier row of its old name (a layer inserted earlier stays "new").
         """
         earlier = {o.layer: o for o in self.outcomes}
         new_groups = [o.layer + "/" for o in self.outcomes if o.status == "new"]
@@ -209,6 +210,8 @@ class RebuildReport:
                 if o.status == "kept" and not o.edited:
                     continue  # part of that new row
             before = earlier.get(o.layer)
+            if o.renamed_from in earlier:  # renamed by the later step (an output's name kept)
+                o, before = _renamed_across(o, earlier[o.renamed_from])
             if before is None or o.status != "kept":
                 place(o)
             elif not o.edited:
@@ -221,3 +224,14 @@ class RebuildReport:
         order = naming.merged_order(earlier, rows)  # rows only the earlier step has stay in place
         return RebuildReport([rows.get(layer) or earlier[layer] for layer in order],
                              self.notes + [n for n in later.notes if n not in self.notes])
+
+
+def _renamed_across(later: LayerOutcome, before: LayerOutcome) -> tuple[LayerOutcome, LayerOutcome]:
+    """A row a later step renamed, and the earlier row of its old name, under its new name.
+
+    `renamed_from` then names the layer in the first model (none for a layer
+    an earlier step added).
+    """
+    original = before.renamed_from or ("" if before.status == "new" else later.renamed_from)
+    return (dataclasses.replace(later, renamed_from=original),
+            dataclasses.replace(before, layer=later.layer, renamed_from=original))

@@ -12,7 +12,7 @@ from keras import layers
 
 import kerawidgets
 from kerawidgets import rebuild
-from kerawidgets.edits import InsertLayer, RemoveLayer, SetActivation
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
 from kerawidgets.errors import ShapeMismatchError
 from tests.models import config_of, weights_of
 
@@ -210,3 +210,20 @@ def test_a_shared_layers_output_call_edited_alone_keeps_the_output_name(edit, tm
     assert loaded.output_names == ["shared", "other"]
     for a, b in zip(loaded(x), new(x)):
         np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6)
+
+
+def test_reports_of_several_steps_follow_a_renamed_output():
+    """Fuzz seeds 565 and 580: a layer renamed by a later step takes its earlier row."""
+    model = two_heads()
+    twice = rebuild(model, [InsertLayer(after="reg", layer=layers.Identity()),
+                            InsertLayer(after="reg", layer=layers.Identity())])
+    assert twice.model.output_names == ["cls", "reg"]
+    assert twice.report["reg_pre"].renamed_from == "reg"
+    assert twice.report["reg_pre"].status == "kept"
+    inserted_first = twice.report["reg_pre_1"]
+    assert inserted_first.status == "new" and inserted_first.renamed_from == ""
+    replaced = rebuild(model, [ReplaceLayer("cls", layers.Dense(4)),
+                               InsertLayer(after="cls", layer=layers.Dropout(0.1))],
+                       reinitialize="downstream")
+    row = replaced.report["cls_pre"]
+    assert row.status != "kept" and row.renamed_from == "cls"
