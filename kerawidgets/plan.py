@@ -148,15 +148,6 @@ def _no_activation_message(target, attribute) -> str:
     )
 
 
-def _activation_settings(layer) -> list[str]:
-    """The settings of `layer`'s config that name an activation (`activation`, `recurrent_activation`...)."""
-    try:
-        config = layer.get_config()
-    except Exception:
-        return []
-    return [key for key in config if key.endswith("activation")]
-
-
 def _check_removable(model, target) -> None:
     parent = targets.parent_model(model, target.path)
     for call in adapter.graph_calls(parent):

@@ -404,7 +404,7 @@ def test_edit_inside_a_nested_subclassed_model_is_refused_clearly():
 def test_missing_activation_setting_names_the_layer_and_what_it_has():
     inp = keras.Input((3, 2))
     model = keras.Model(inp, layers.LSTM(2, name="lstm")(layers.Dense(2, name="dense")(inp)))
-    with pytest.raises(InvalidEditError, match="'dense'.*recurrent_activation.*settings are: activation"):
+    with pytest.raises(InvalidEditError, match="'dense'.*recurrent_activation.*settings are 'activation'"):
         rebuild(model, [SetActivation("dense", "tanh", attribute="recurrent_activation")])
     with pytest.raises(InvalidEditError, match="SetActivation of 'lstm': attribute must be one of"):
         SetActivation("lstm", "tanh", attribute="kernel")
