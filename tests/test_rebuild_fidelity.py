@@ -406,5 +406,7 @@ def test_missing_activation_setting_names_the_layer_and_what_it_has():
     model = keras.Model(inp, layers.LSTM(2, name="lstm")(layers.Dense(2, name="dense")(inp)))
     with pytest.raises(InvalidEditError, match="'dense'.*recurrent_activation.*settings are 'activation'"):
         rebuild(model, [SetActivation("dense", "tanh", attribute="recurrent_activation")])
-    with pytest.raises(InvalidEditError, match="SetActivation of 'lstm': attribute must be one of"):
-        SetActivation("lstm", "tanh", attribute="kernel")
+    with pytest.raises(InvalidEditError, match="SetActivation of 'lstm': `attribute` must name"):
+        SetActivation("lstm", "tanh", attribute="not a setting")
+    with pytest.raises(InvalidEditError, match="'lstm'.*no 'kernel'.*'activation'.*'recurrent_activation'"):
+        rebuild(model, [SetActivation("lstm", "tanh", attribute="kernel")])
