@@ -205,3 +205,29 @@ def test_the_tail_copies_only_downstream_layers_and_matches_a_cut_whole_copy():
     whole, head_values = _tail_from_copy(model, "gate", probe)
     np.testing.assert_allclose(np.asarray(small(values[0])), np.asarray(whole(head_values[0])),
                                atol=1e-6)
+
+
+def test_compare_several_in_the_editor_panel_runs_a_sweep_and_applies_a_row():
+    model = mlp_64()
+    x, y = probe_data()
+    editor = ModelEditor(model, x, y)
+    compare = editor.compare_panel
+    assert compare.run_button.disabled  # nothing selected yet
+    editor.select("middle")
+    assert not compare.run_button.disabled
+    assert "activation: tanh" in compare.choices.options
+    assert any(key.startswith("replace with Dense") for key in compare.choices.options)
+    compare.choices.value = ("activation: tanh", "activation: gelu", "replace with Dense")
+    compare.run_button.click()
+    assert "Compared 3 candidates for middle" in editor.panel.status.value
+    assert "tanh" in compare.table.value and "gelu" in compare.table.value
+    assert compare.image.value[:4] == b"\x89PNG" and len(compare.apply_buttons) == 3
+    assert editor.history == []  # nothing applied by comparing
+    tanh = next(b for b in compare.apply_buttons if b.description == "Apply tanh")
+    tanh.click()
+    assert editor.history == [SetActivation("middle", "tanh")]
+    assert compare.table.value == ""  # the results were about the model before
+    assert compare.choices.value == ("activation: tanh", "activation: gelu", "replace with Dense")
+    compare.choices.value = ()
+    compare.run_button.click()
+    assert "Pick at least one candidate" in editor.panel.status.value

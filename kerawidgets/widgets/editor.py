@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import weakref
 
 import ipywidgets as w
 import keras
@@ -43,6 +44,7 @@ from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
 from kerawidgets.statistics import agreement, movement, paired_statistics
 from kerawidgets.training import StopFlag
+from kerawidgets.widgets.compare_panel import ComparePanel
 from kerawidgets.widgets.editor_panel import NONE_CHOICE, EditorPanel, SettingsForm
 from kerawidgets.widgets.graph_view import GraphView
 from kerawidgets.widgets.history import History, Step
@@ -141,14 +143,17 @@ class ModelEditor:
         self._stop = StopFlag()  # asks a running `recover` to stop after its batch
         self.view = GraphView(model, height=height, theme=theme)
         self.panel = EditorPanel()
+        self.compare_panel = ComparePanel()
+        self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget)
+        self._compare_for = None  # (weak ref to the model, layer path) the results are about
         self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
                                                                       max_width="1120px"))
         self.depth_image = w.Image(format="png", layout=w.Layout(width="100%", max_width="900px"))
         self.plots_note = w.HTML("<i>Apply an edit to see its effect on the probe data.</i>")
         self.comparison_image.add_class("kwe-plot-comparison")
         self.depth_image.add_class("kwe-plot-depth")
-        self.plots = w.VBox([self.plots_note, self.comparison_image, self.depth_image],
-                            layout=w.Layout(width="100%"))
+        self.plots = w.VBox([self.plots_note, self.comparison_image, self.depth_image,
+                             self.compare_panel.image], layout=w.Layout(width="100%"))
         # GraphView's `layout` is its graph layout, so size it through a box around it.
         # Side by side when there is room, the panel under the graph when not.
         self.graph_box = w.Box([self.view], layout=w.Layout(flex="3 1 480px", overflow="hidden"))
@@ -469,6 +474,7 @@ class ModelEditor:
         p.undo_button.on_click(lambda _b: self._guarded(self.undo))
         p.redo_button.on_click(lambda _b: self._guarded(self.redo))
         p.reset_button.on_click(lambda _b: self._guarded(self.reset))
+        self.compare_panel.run_button.on_click(lambda _b: self._guarded(self._sweep_from_panel))
 
     def _guarded(self, action):
         """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable."""
@@ -508,6 +514,7 @@ class ModelEditor:
                 self._fill_activation(layer)
                 self._fill_choices(node.path if editable else None)
                 self._fill_remove(node.path if editable else None, node)
+                self._fill_compare(layer, node.path if editable else None)
             finally:
                 self._quiet = False
             if node is not None and not editable:
@@ -578,6 +585,46 @@ class ModelEditor:
             p.show_verdict(p.replace_verdict if purpose == "replace" else p.insert_verdict, choice)
             if not self._quiet:
                 self._update_preview()
+
+    def _fill_compare(self, layer, path):
+        """Offer the candidates that fit the selected layer in "Compare several"."""
+        c = self.compare_panel
+        about = self._compare_for
+        if about is None or about[0]() is not self.model or about[1] != path:
+            c.clear()
+            self._compare_for = None
+        if path is None:
+            c.set_choices({}, False, "<i>Select a layer to compare candidates for it.</i>")
+            return
+        values = {}
+        if supports_activation(layer):
+            values.update({f"activation: {name}": name for name in activations.available()})
+        values.update({f"replace with {name}": ("replace", name) for name in self._replace_choices})
+        c.set_choices(values, bool(values),
+                      f"Candidates for <b>{_escape(path)}</b>: pick several (Ctrl/Shift-click), "
+                      "then Run. Nothing is applied until you press a candidate's Apply.")
+
+    def _sweep_from_panel(self):
+        path = self.selected
+        candidates = []
+        for value in self.compare_panel.candidates():
+            if isinstance(value, tuple):  # a layer type from the catalog, with its defaults
+                choice = self._replace_choices[value[1]]
+                candidates.append(ReplaceLayer(path, choice.spec(dict(choice.defaults))))
+            else:
+                candidates.append(value)
+        if not path or not candidates:
+            raise NothingToApply("Pick at least one candidate to compare, then Run.")
+        reinitialize = "downstream" if self.panel.reinitialize.value else None
+        result = self.sweep(path, candidates, reinitialize=reinitialize)
+        png = plots.figure_to_png(result.figure(), dpi=_PLOT_DPI)
+        self.compare_panel.show_result(
+            result, png, lambda i: self._guarded(lambda: result.apply(i)))
+        self._compare_for = (weakref.ref(self.model), path)  # holds no model alive
+        best = result.best()
+        self.panel.show_status(
+            f"Compared {len(result)} candidates for {path}"
+            + (f"; best by {result.default_metric()}: {best.label}." if best else "."), "ok")
 
     def _fill_remove(self, path, node):
         p = self.panel
