@@ -231,3 +231,29 @@ def test_compare_several_in_the_editor_panel_runs_a_sweep_and_applies_a_row():
     compare.choices.value = ()
     compare.run_button.click()
     assert "Pick at least one candidate" in editor.panel.status.value
+
+
+def test_sweep_with_data_ranks_candidates_by_keras_evaluate_on_the_full_dataset():
+    model = mlp_64()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = probe_data(n=16)
+    full_x, full_y = probe_data(n=96, seed=5)
+    steps = []
+    result = kerawidgets.sweep(model, "middle", ["tanh", "sigmoid", "nope"], x=x, y=y,
+                               data=(full_x, full_y),
+                               progress=lambda i, n, text: steps.append((i, n)))
+    assert steps[-1] == (5, 7) and len(steps) == 6  # 3 probed, 2 evaluated (one failed)
+    assert result.default_metric() == "evaluation.accuracy"
+    assert result.baseline["evaluation"] == pytest.approx(
+        model.evaluate(full_x, full_y, verbose=0, return_dict=True))
+    for row in result.rows[:2]:
+        new = kerawidgets.rebuild(model, [row.edit]).model
+        assert row.evaluation == pytest.approx(
+            new.evaluate(full_x, full_y, verbose=0, return_dict=True))
+    assert result.rows[2].evaluation is None
+    ranked = result.ranked()
+    assert [r.evaluation["accuracy"] for r in ranked] == sorted(
+        (r.evaluation["accuracy"] for r in result.rows[:2]), reverse=True)
+    assert [r.label for r in result.ranked("evaluation.loss")] == [
+        r.label for r in sorted(result.rows[:2], key=lambda r: r.evaluation["loss"])]
+    assert result.figure().axes[-1].get_title().startswith("evaluation.accuracy")

@@ -253,13 +253,15 @@ class ModelEditor:
                 raise
             self._after_move(done, progress)
 
-    def sweep(self, layer=None, candidates=(), *, reinitialize=None, progress=None):
+    def sweep(self, layer=None, candidates=(), *, reinitialize=None, progress=None, data=None):
         """Compare candidate edits of `layer` (default: the selected one) on the probe.
 
         `candidates` are activation names and/or edit values; each is
         rebuilt as a dry run, nothing is applied. Returns a
         `kerawidgets.sweep.SweepResult`; its ``apply(i)`` applies row `i`
-        here (a history step, like `apply`). See `kerawidgets.sweep.sweep`.
+        here (a history step, like `apply`). With `data=` (a full dataset)
+        each candidate is also evaluated on it with Keras' evaluate and rows
+        rank by that. See `kerawidgets.sweep.sweep`.
         """
         from kerawidgets.sweep import sweep
 
@@ -267,14 +269,14 @@ class ModelEditor:
         if layer is None:
             raise NothingToApply("Select a layer in the graph first, or pass layer=.")
         candidates = [candidates] if isinstance(candidates, (str, Edit)) else list(candidates)
-        with self._working(len(candidates) + 1) as step:
+        with self._working(len(candidates) * (2 if data is not None else 1) + 1) as step:
             def report(i, n, text):
                 step(i + 1, text)
                 if progress is not None:
                     progress(i, n, text)
 
             return sweep(self.model, layer, candidates, probe=self.probe,
-                         reinitialize=reinitialize, progress=report,
+                         reinitialize=reinitialize, progress=report, data=data,
                          apply=lambda edit: self.apply(edit, reinitialize=reinitialize))
 
     def evaluate(self, data, y=None, *, batch_size=None, steps=None, progress=None) -> dict:
