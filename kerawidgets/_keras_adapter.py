@@ -19,6 +19,7 @@ import tempfile
 from typing import Any
 
 import keras
+import numpy as np
 
 from kerawidgets.errors import UnsupportedModelError
 
@@ -92,6 +93,53 @@ def functional_class():
     return Functional
 
 
+def functional_of_class(cls, inputs, outputs, name):
+    """An instance of the Functional subclass `cls` on this graph, without `cls.__init__`.
+
+    `cls.__init__` (a keras-hub task, a user's subclass) builds its own
+    graph; the rebuilt graph is given to `Functional.__init__` instead, as
+    the subclass's own `super().__init__(inputs, outputs)` would have.
+    """
+    from keras.src.models.functional import Functional
+
+    if not issubclass(cls, Functional):
+        raise TypeError(f"{cls.__name__} no longer has Functional among its base classes")
+    instance = cls.__new__(cls)
+    Functional.__init__(instance, inputs, outputs, name=name)
+    return instance
+
+
+def copy_constructor_record(source, target) -> None:
+    """Copy the constructor arguments Keras recorded (`get_config()` of a subclass uses them)."""
+    for attr in ("_auto_config", "_auto_config_error_args"):
+        if attr in vars(source):
+            object.__setattr__(target, attr, vars(source)[attr])
+
+
+def instance_state(obj) -> dict:
+    """The attributes set on `obj` itself (torch keeps sub-modules apart from `__dict__`)."""
+    state = dict(vars(obj))
+    state.update(state.pop("_modules", None) or {})
+    return state
+
+
+def tracked_layers(model) -> list:
+    """The layers `model` tracks directly, in the order its weights list them."""
+    return list(model._layers)
+
+
+def order_tracked_layers(model, order) -> None:
+    """Put `model`'s tracked layers in the order of `order` (others after), so that
+    `model.weights` and `get_weights()` list the weights as the original did."""
+    rank = {id(layer): i for i, layer in enumerate(order) if layer is not None}
+    model._layers[:] = sorted(model._layers, key=lambda layer: rank.get(id(layer), len(rank)))
+
+
+def flat_layer_ids(model) -> set:
+    """Ids of `model` and every layer it tracks (keras-hub's `_functional_layer_ids`)."""
+    return {id(layer) for layer in model._flatten_layers()}
+
+
 # --- the graph of calls ---------------------------------------------------
 
 
@@ -101,10 +149,11 @@ class GraphCall:
 
     node: Any
     operation: Any
-    call_index: int  # which call of `operation` this is (index in its inbound nodes)
+    call_index: int  # which call of `operation` this is among this model's calls of it
     depth: int
     input_tensors: tuple
     output_tensors: tuple
+    node_index: int = 0  # index in the operation's own list of every call (`_keras_history`)
 
     @property
     def is_input(self) -> bool:
@@ -124,26 +173,90 @@ class GraphCall:
 
 
 def graph_calls(model) -> list[GraphCall]:
-    """Every call in `model`'s graph, inputs first, in an order safe to replay."""
+    """Every call in `model`'s graph, inputs first, in an order safe to replay.
+
+    A call's `call_index` counts only the calls of its operation inside this
+    model, in the order they were made: calls from outside (a layer first
+    used in another model, a Sequential's earlier builds after `add`) do not
+    count. Calls of one shared operation come in that order, so replaying
+    them in list order gives a copy the same indices.
+
+    >>> seq = keras.Sequential([keras.Input((3,))])
+    >>> seq.add(keras.layers.Dense(4, name="a")); seq.add(keras.layers.Dense(2, name="b"))
+    >>> [(c.operation.name, c.call_index) for c in graph_calls(seq)][1:]
+    [('a', 0), ('b', 0)]
+    """
     functional = functional_view(model)
     nodes_by_depth = functional._nodes_by_depth
-    calls = []
+    entries = []
     for depth in sorted(nodes_by_depth, reverse=True):
         for node in nodes_by_depth[depth]:
-            operation = node.operation
-            inbound = getattr(operation, "_inbound_nodes", [])
-            call_index = next((i for i, n in enumerate(inbound) if n is node), 0)
-            calls.append(
-                GraphCall(
-                    node=node,
-                    operation=operation,
-                    call_index=call_index,
-                    depth=depth,
-                    input_tensors=tuple(node.input_tensors),
-                    output_tensors=tuple(node.outputs),
-                )
-            )
-    return calls
+            inbound = getattr(node.operation, "_inbound_nodes", [])
+            node_index = next((i for i, n in enumerate(inbound) if n is node), 0)
+            entries.append((node, depth, node_index))
+    ranks: dict[int, list[int]] = {}
+    for node, _, node_index in entries:
+        ranks.setdefault(id(node.operation), []).append(node_index)
+    for indices in ranks.values():
+        indices.sort()
+    calls = [
+        GraphCall(
+            node=node,
+            operation=node.operation,
+            call_index=ranks[id(node.operation)].index(node_index),
+            depth=depth,
+            input_tensors=tuple(node.input_tensors),
+            output_tensors=tuple(node.outputs),
+            node_index=node_index,
+        )
+        for node, depth, node_index in entries
+    ]
+    return _shared_calls_in_order(calls)
+
+
+def _shared_calls_in_order(calls: list[GraphCall]) -> list[GraphCall]:
+    """`calls` (topologically ordered) with each operation's calls by `call_index`.
+
+    Keras orders calls by depth; a shared layer's later call can come first.
+    Reordered (a topological sort keeping the depth order where it can) only
+    when that happens: the original calls were made in an order that is
+    both topological and by call index, so such an order exists.
+    """
+    seen: dict[int, int] = {}
+    in_order = True
+    for call in calls:
+        if call.call_index != seen.get(id(call.operation), -1) + 1:
+            in_order = False
+            break
+        seen[id(call.operation)] = call.call_index
+    if in_order:
+        return calls
+    import heapq
+
+    producer = {id(t): i for i, c in enumerate(calls) for t in c.output_tensors}
+    by_op = {(id(c.operation), c.call_index): i for i, c in enumerate(calls)}
+    needs: list[set] = []
+    for c in calls:
+        before = {producer[id(t)] for t in c.input_tensors if id(t) in producer}
+        if c.call_index:
+            before.add(by_op[(id(c.operation), c.call_index - 1)])
+        needs.append(before)
+    waiting = {i: len(n) for i, n in enumerate(needs)}
+    users: dict[int, list[int]] = {}
+    for i, n in enumerate(needs):
+        for j in n:
+            users.setdefault(j, []).append(i)
+    ready = [i for i, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(calls[i])
+        for k in users.get(i, []):
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                heapq.heappush(ready, k)
+    return order if len(order) == len(calls) else calls
 
 
 def inbound_call_count(operation) -> int:
@@ -212,6 +325,68 @@ def lambda_parts(layer) -> dict:
     }
 
 
+def recorded_init_args(layer) -> dict | None:
+    """The arguments `layer` was constructed with, as Keras recorded them (or None).
+
+    Keras keeps them when every value is a plain str, number, bool or None.
+    """
+    recorded = getattr(layer, "_auto_config", None)
+    return None if recorded is None else dict(recorded.config)
+
+
+def copy_layer_object(layer):
+    """An independent copy of a built `layer` object: same attributes, copied variables.
+
+    For a layer that neither its config nor Keras' recorded arguments can
+    re-create (a `get_config` that raises). Sub-layers are copied the same
+    way, the variables get their own values, the call history is left
+    behind (the copy has no graph nodes), and methods Keras wrapped for the
+    original (`build`) are wrapped for the copy.
+
+    >>> old = keras.layers.Dense(2, name="d")
+    >>> _ = old(keras.Input((3,)))
+    >>> new = copy_layer_object(old)
+    >>> new.name, new.built, new.kernel is old.kernel, len(new._inbound_nodes)
+    ('d', True, False, 0)
+    """
+    import copy
+    import types
+
+    originals = sub_layers(layer)
+    memo: dict = {}
+    shells = []
+    for sub in originals:
+        shell = type(sub).__new__(type(sub))  # Keras wraps `build` for the new object here
+        memo[id(sub)] = shell
+        shells.append(shell)
+        for attribute in ("_inbound_nodes", "_outbound_nodes"):
+            history = sub.__dict__.get(attribute)
+            if history is not None:
+                memo[id(history)] = []
+    # Tracked containers re-add their items while copied: a locked tracker (a
+    # built layer's) would refuse. Unlocked only for the copy, then as before.
+    trackers = [sub.__dict__.get("_tracker") for sub in originals]
+    locks = [getattr(t, "locked", False) for t in trackers]
+    try:
+        for tracker in trackers:
+            if tracker is not None:
+                tracker.locked = False
+        for sub, shell in zip(originals, shells):
+            wrapped = dict(shell.__dict__)
+            for key, value in sub.__dict__.items():
+                if isinstance(value, types.FunctionType) and key in wrapped:
+                    continue  # a method Keras wrapped for `sub`: keep the shell's own
+                shell.__dict__[key] = copy.deepcopy(value, memo)
+    finally:
+        for tracker, locked in zip(trackers, locks):
+            if tracker is not None:
+                tracker.locked = locked
+    for shell, locked in zip(shells, locks):
+        if shell.__dict__.get("_tracker") is not None:
+            shell._tracker.locked = locked
+    return memo[id(layer)]
+
+
 def has_assets(layer) -> bool:
     return hasattr(layer, "save_assets") and hasattr(layer, "load_assets")
 
@@ -251,12 +426,50 @@ def copy_operation(operation):
     import copy
 
     try:
-        return type(operation).from_config(operation.get_config())
+        fresh = type(operation).from_config(operation.get_config())
     except Exception:
         fresh = copy.copy(operation)
         fresh._inbound_nodes = []
         fresh._outbound_nodes = []
-        return fresh
+    fresh.name = operation.name  # not a new automatic name: node ids stay the same
+    return fresh
+
+
+def match_raw_op_names(old_model, new_model) -> None:
+    """Give the raw ops (`x + y`, masks' `not_equal`...) of `new_model` the names in `old_model`.
+
+    Keras names each new op automatically (`not_equal_1`), and ops made
+    inside a layer's call (a `Masking` layer's mask) are made again by
+    Keras, not copied. Ops of one class are matched in graph order, when
+    both models have the same number of them.
+
+    >>> seq = keras.Sequential([keras.layers.Masking(0.0), keras.layers.LSTM(1)])
+    >>> seq.build((None, 3, 2))
+    >>> other = keras.Sequential([keras.layers.Masking(0.0), keras.layers.LSTM(1)])
+    >>> other.build((None, 3, 2))
+    >>> match_raw_op_names(seq, other)
+    >>> def ops(m):
+    ...     return [c.operation.name for c in graph_calls(m)
+    ...             if not isinstance(c.operation, keras.layers.Layer)]
+    >>> ops(other) == ops(seq)
+    True
+    """
+    def raw_ops(model):
+        by_class: dict[type, list] = {}
+        for call in graph_calls(model):
+            op = call.operation
+            if not isinstance(op, keras.layers.Layer) and op not in by_class.get(type(op), []):
+                by_class.setdefault(type(op), []).append(op)
+        return by_class
+
+    old_ops = raw_ops(old_model)
+    if not old_ops:
+        return
+    for cls, fresh in raw_ops(new_model).items():
+        original = old_ops.get(cls, [])
+        if len(original) == len(fresh):
+            for new_op, old_op in zip(fresh, original):
+                new_op.name = old_op.name
 
 
 # --- weight feeding: create variables from kept values --------------------
@@ -333,10 +546,12 @@ class WeightFeeder:
             old = feed.take(kwargs.get("name"), () if shape is None else shape, wanted_dtype)
             if old is None:
                 return original(self, shape, initializer, dtype, **kwargs)
-            value = independent_value(old)
-
-            def from_old_value(shape, dtype=None):
-                return value
+            def from_old_value(shape, dtype=None, old=old):
+                # Read when the variable initialises, not now: a layer built while
+                # Keras traces its owner's call (jax's `eval_shape`) creates variables
+                # whose initialisation waits until the trace ends; a copy made here
+                # would be a tracer, and leak into the copy's weights.
+                return independent_value(old)
 
             variable = original(self, shape, from_old_value, dtype, **kwargs)
             feed.fed[id(variable)] = old
@@ -471,6 +686,68 @@ def call_as_recorded(layer, original, args, kwargs, like):
     return output
 
 
+def complete_state(layer, original, args, kwargs) -> None:
+    """Build the sub-layers of `layer` that its `build` left for the first call.
+
+    A layer that creates sub-layers in `__init__` and builds them only when
+    called (a `build` that does nothing, as keras-hub's `FusedMBConvBlock`)
+    has fewer variables than `original` after `build` alone. Keras builds
+    such state by tracing `call` on symbolic inputs; this does the same, so
+    the sub-layers create their variables while the rebuild can still feed
+    them the original values.
+
+    >>> class Block(keras.layers.Layer):
+    ...     def __init__(self, **kw):
+    ...         super().__init__(**kw)
+    ...         self.inner = keras.layers.Dense(2)
+    ...     def build(self, shape):
+    ...         pass
+    ...     def call(self, x):
+    ...         return self.inner(x)
+    >>> old, new = Block(), Block()
+    >>> _ = old(keras.Input((3,)))
+    >>> new.build((None, 3))
+    >>> complete_state(new, old, (keras.Input((3,)),), {})
+    >>> len(new.variables)
+    2
+    """
+    if not isinstance(layer, keras.layers.Layer) or not layer.built:
+        return
+    if len(layer.variables) >= len(original.variables):
+        return
+    from keras.src import backend
+
+    with layer._open_name_scope():  # variable paths as Keras' own first call gives them
+        backend.compute_output_spec(layer.call, *args, **kwargs)
+
+
+def match_sub_layer_names(new, old) -> None:
+    """Give `new`'s sub-layers the names of `old`'s (same structure, same classes).
+
+    A sub-layer created in `__init__` without a name gets Keras' next free
+    automatic name (`dense_7`), so a fresh copy would differ from the
+    original in layer names and weight paths. Also undoes a layer renaming
+    itself in `__init__` (keras-hub's `DepthwiseConvBlock` appends "_0").
+
+    >>> class Wrap(keras.layers.Layer):
+    ...     def __init__(self, **kw):
+    ...         super().__init__(**kw)
+    ...         self.inner = keras.layers.Dense(2)
+    >>> old, new = Wrap(name="w"), Wrap(name="w")
+    >>> match_sub_layer_names(new, old)
+    >>> new.inner.name == old.inner.name
+    True
+    """
+    new_subs, old_subs = sub_layers(new), sub_layers(old)
+    if len(new_subs) != len(old_subs) or any(
+        type(a) is not type(b) for a, b in zip(new_subs, old_subs)
+    ):
+        return
+    for fresh, original in zip(new_subs, old_subs):
+        if fresh.name != original.name:
+            fresh.name = original.name
+
+
 def same_specs(old_tensors, new_tensors) -> bool:
     """Whether two lists of symbolic tensors have equal shapes, dtypes and sparsity."""
     if len(old_tensors) != len(new_tensors):
@@ -541,6 +818,23 @@ def run_call(call: GraphCall, tensor_map: dict, training=False):
         kwargs["training"] = training
     outputs = call.operation(*args, **kwargs)
     return keras.tree.flatten(outputs)
+
+
+def to_numpy_view(value):
+    """`value` as a numpy array without copying where the backend allows (CPU tensors).
+
+    TensorFlow and JAX hand out their buffer (read-only); torch detaches first.
+    `keras.ops.convert_to_numpy` copies on TensorFlow, which for a probe over
+    every layer of a large model is most of the time spent.
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    if keras.backend.backend() == "torch":
+        return np.asarray(keras.ops.convert_to_numpy(value))
+    try:
+        return np.asarray(value)
+    except Exception:  # a backend value numpy cannot read directly
+        return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 def strategy_scope(model):

@@ -42,6 +42,8 @@ _BUILTIN_CANDIDATES = (
 )
 
 _registered: dict[str, object] = {}
+# What each registered activation was made from (fn, gradient, params), so code can repeat it.
+_sources: dict[str, tuple] = {}
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,34 +109,147 @@ def name_of(activation) -> str | None:
         serialized = keras.activations.serialize(activation)
     except Exception:
         return name
-    if isinstance(serialized, str):
-        return serialized
-    if isinstance(serialized, dict):
-        registered = serialized.get("registered_name") or serialized.get("config")
-        if isinstance(registered, str):
-            return registered.split(">")[-1]
+    if isinstance(serialized, (str, dict)):
+        return _config_name(serialized) or name
     return name
 
 
-#: Layers that *are* an activation, and the activation each applies.
+def _config_name(value) -> str | None:
+    """The activation a layer config's entry names: ``"tanh"``, a serialised function
+    (``{"class_name": "function", "config": "keras_hub>gelu_approximate"}`` is
+    ``gelu_approximate``, not ``function``) or a serialised callable object."""
+    if value is None:
+        return "linear"
+    if isinstance(value, str):
+        return value.split(">")[-1]
+    if not isinstance(value, dict):
+        return None
+    if value.get("class_name") == "function" and isinstance(value.get("config"), str):
+        return value["config"].split(">")[-1]
+    registered = value.get("registered_name") or value.get("class_name")
+    return registered.split(">")[-1] if isinstance(registered, str) else None
+
+
+#: Layers that *are* an activation, and the activation each applies with default settings.
 ACTIVATION_LAYERS = {
     "ReLU": "relu", "LeakyReLU": "leaky_relu", "PReLU": "prelu", "ELU": "elu",
     "Softmax": "softmax",
 }
 
+# Settings of activation layers as the built-in activation of the same name has them:
+# `keras.activations.leaky_relu` has negative_slope=0.2 where the LeakyReLU layer has 0.3.
+_ACTIVATION_DEFAULTS = {
+    "relu": {"negative_slope": 0.0, "max_value": None, "threshold": 0.0},
+    "leaky_relu": {"negative_slope": 0.2},
+    "elu": {"alpha": 1.0},
+    "softmax": {"axis": -1},
+}
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else repr(value)
+
+
+def _activation_layer_name(layer, config) -> str:
+    """What an activation layer applies, faithfully: ``ReLU(max_value=6)`` is ``relu6``,
+    ``LeakyReLU()`` (slope 0.3) is ``leaky_relu(negative_slope=0.3)``, a built-in name
+    when the settings are exactly that activation's, else the name with its settings."""
+    base = ACTIVATION_LAYERS[type(layer).__name__]
+    defaults = _ACTIVATION_DEFAULTS.get(base, {})
+    settings = {k: config.get(k, v) for k, v in defaults.items()}
+    if isinstance(settings.get("axis"), (list, tuple)) and len(settings["axis"]) == 1:
+        settings["axis"] = settings["axis"][0]
+    changed = {k: v for k, v in settings.items() if v != defaults[k]}
+    if base == "relu" and not changed.keys() - {"max_value"} and changed.get("max_value") == 6:
+        return "relu6"
+    if base == "relu" and changed.keys() == {"negative_slope"} and changed["negative_slope"] == 0.2:
+        return "leaky_relu"
+    if not changed:
+        return base
+    return f"{base}({', '.join(f'{k}={_number(v)}' for k, v in changed.items())})"
+
+
+def _live(layer, key):
+    try:
+        return getattr(layer, key, None)
+    except Exception:  # a property that cannot be read here
+        return None
+
+
+def _is_function(value) -> bool:
+    """A callable that can be an activation (a function or callable object, not a layer or class)."""
+    return (callable(value) and not isinstance(value, (keras.layers.Layer, type))
+            and not isinstance(value, keras.Operation))
+
+
+def _is_activation_function(value, config_value) -> bool:
+    """Whether a setting whose name does not say "activation" holds one (a custom gate)."""
+    if not _is_function(value):
+        return False
+    if any(fn is value for fn in _registered.values()):
+        return True
+    name = getattr(value, "__name__", None)
+    if name and getattr(keras.activations, name, None) is value:
+        return True
+    return isinstance(config_value, dict) and config_value.get("class_name") == "function"
+
+
+def activation_settings(layer) -> dict[str, str]:
+    """Every setting of `layer` that holds an activation, with the activation's name.
+
+    ``activation`` (Dense, Conv, Activation and activation layers such as ReLU),
+    ``recurrent_activation`` (LSTM/GRU), any other config key ending in
+    ``_activation`` (CLIP's ``intermediate_activation``), and custom keys whose
+    value is an activation function (a custom layer's ``gate``). Each can be
+    edited with ``SetActivation(layer, name, attribute=key)``.
+
+    >>> import keras
+    >>> activation_settings(keras.layers.LSTM(2))
+    {'activation': 'tanh', 'recurrent_activation': 'sigmoid'}
+    >>> activation_settings(keras.layers.ReLU(max_value=6.0)), activation_settings(keras.layers.Flatten())
+    ({'activation': 'relu6'}, {})
+    """
+    if isinstance(layer, keras.layers.Lambda) or isinstance(layer, keras.Model):
+        return {}
+    try:
+        config = layer.get_config()
+    except Exception:  # cannot be re-created; still say what it applies
+        fn = _live(layer, "activation")
+        return {"activation": name_of(fn)} if _is_function(fn) and name_of(fn) else {}
+    if getattr(keras.layers, type(layer).__name__, None) is type(layer) and (
+            type(layer).__name__ in ACTIVATION_LAYERS):
+        return {"activation": _activation_layer_name(layer, config)}
+    found = {}
+    for key, value in config.items():
+        if key in ("name", "trainable", "dtype") or not (value is None or isinstance(value, (str, dict))):
+            continue
+        live = _live(layer, key)
+        if key == "activation" or key.endswith("_activation"):
+            if isinstance(value, dict) and "class_name" not in value:
+                continue
+            name = name_of(live) if _is_function(live) else _config_name(value)
+        elif _is_activation_function(live, value):
+            name = name_of(live)
+        else:
+            continue
+        if name:
+            found[key] = name
+    return found
+
 
 def layer_activation(layer) -> str | None:
-    """The activation `layer` applies, by name: its `activation` setting, or what an
-    activation layer (ReLU, Softmax...) is; None for layers without one.
+    """The activation `layer` applies, by name: its `activation` setting (else its first
+    other activation setting), or what an activation layer (ReLU, Softmax...) applies,
+    settings included; None for layers without one.
 
     >>> import keras
     >>> layer_activation(keras.layers.Dense(2, activation="tanh")), layer_activation(keras.layers.ReLU())
     ('tanh', 'relu')
+    >>> layer_activation(keras.layers.ReLU(max_value=6)), layer_activation(keras.layers.LeakyReLU())
+    ('relu6', 'leaky_relu(negative_slope=0.3)')
     """
-    fn = getattr(layer, "activation", None)
-    if fn is None:
-        return ACTIVATION_LAYERS.get(type(layer).__name__)
-    return name_of(fn) or type(fn).__name__
+    settings = activation_settings(layer)
+    return settings.get("activation") or next(iter(settings.values()), None)
 
 
 def config_value(name: str):
@@ -213,12 +328,65 @@ def register_activation(name: str, fn, gradient=None, **params):
     activation.__doc__ = f"Activation {name!r} registered with kerawidgets."
     registered = keras.saving.register_keras_serializable(package=PACKAGE, name=name)(activation)
     _registered[name] = registered
+    _sources[name] = (fn, gradient, dict(params))
     return registered
+
+
+def _import_of(fn) -> tuple[str, str] | None:
+    """(module, name) from which `fn` can be imported as itself, or None (a lambda, a
+    function defined in a notebook or inside another function)."""
+    import importlib
+
+    module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or not name.isidentifier():
+        return None
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except Exception:  # a module that cannot be imported again
+        return None
+    return (module, name) if found is fn else None
+
+
+def registration_code(name: str) -> tuple[list[str], str]:
+    """How a script registers activation `name` as this session did: the import lines
+    and a ``kerawidgets.register_activation(...)`` call, or a comment saying what to
+    run when the function cannot be imported (a lambda, a function in a notebook).
+
+    >>> import math
+    >>> _ = register_activation("code_sin", math.sin)
+    >>> registration_code("code_sin")
+    (['from math import sin'], "kerawidgets.register_activation('code_sin', sin)")
+    >>> unregister_activation("code_sin")
+    """
+    fn, gradient, params = _sources[name]
+    parts = [_import_of(fn)] + ([_import_of(gradient)] if gradient is not None else [])
+    literal = all(_is_literal(v) for v in params.values())
+    if None in parts or not literal:
+        what = [f for f, part in zip(("fn", "gradient"), parts) if part is None]
+        why = (f"its {' and '.join(what)} cannot be imported (a lambda, or defined in a notebook "
+               "or inside a function)" if what else "its parameters are not plain values")
+        return [], (f"# The activation {name!r} was registered in your session; {why}. Run "
+                    f"kerawidgets.register_activation({name!r}, fn{', gradient=...' * (gradient is not None)}"
+                    f"{''.join(f', {k}=...' for k in params)}) with the same code before this script.")
+    imports = [f"from {module} import {attr}" for module, attr in parts]
+    args = [repr(name), parts[0][1]] + ([f"gradient={parts[1][1]}"] if gradient is not None else [])
+    args += [f"{k}={v!r}" for k, v in params.items()]
+    return imports, f"kerawidgets.register_activation({', '.join(args)})"
+
+
+def _is_literal(value) -> bool:
+    import ast
+
+    try:
+        return ast.literal_eval(repr(value)) == value
+    except (ValueError, SyntaxError):
+        return False
 
 
 def unregister_activation(name: str) -> None:
     """Forget a registered activation (mainly for tests and notebooks re-running cells)."""
     fn = _registered.pop(name, None)
+    _sources.pop(name, None)
     if fn is not None:
         keras.saving.get_custom_objects().pop(f"{PACKAGE}>{name}", None)
 

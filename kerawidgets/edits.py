@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import json
 import keyword
@@ -26,9 +27,11 @@ from typing import Any
 import keras
 
 from kerawidgets import activations
-from kerawidgets.errors import InvalidEditError, SubnetworkNotStoredError
+from kerawidgets.errors import InvalidEditError, SubnetworkNotStoredError, shorten
 
-ACTIVATION_ATTRIBUTES = ("activation", "recurrent_activation")
+# Common activation settings; any setting holding an activation can be edited
+# (`activations.activation_settings` says which a layer has).
+ACTIVATION_ATTRIBUTES = ("activation", "recurrent_activation", "intermediate_activation")
 
 # --- what a layer spec may be (name, layer, class, predicate, list) -------
 
@@ -39,10 +42,39 @@ def _find_layer_class(class_name: str):
 
 
 def _class_code(cls) -> str:
-    """How code names a layer class: ``keras.layers.Dense``, or a custom class's own name."""
+    """How code names a layer class: ``keras.layers.Dense``, or a custom class's own name
+    (which `class_import` imports)."""
     if getattr(keras.layers, cls.__name__, None) is cls:
         return f"keras.layers.{cls.__name__}"
     return cls.__name__
+
+
+def class_import(cls) -> str | None:
+    """The line that makes `_class_code(cls)` name `cls` in a fresh script: the public
+    module first (``from keras_hub.layers import TransformerEncoder``, not its ``src``
+    module), then the defining one; a comment when it cannot be imported (a class
+    defined in a notebook or inside a function); None for `keras.layers` classes.
+
+    >>> import keras
+    >>> class_import(keras.layers.Dense) is None
+    True
+    """
+    if getattr(keras.layers, cls.__name__, None) is cls:
+        return None
+    module = cls.__module__ or ""
+    top = module.split(".")[0]
+    for candidate in dict.fromkeys((f"{top}.layers", f"{top}.models", top, module)):
+        if candidate == "__main__" or not candidate:
+            continue
+        try:
+            found = getattr(importlib.import_module(candidate), cls.__name__, None)
+        except Exception:  # not a module of this package
+            continue
+        if found is cls:
+            return f"from {candidate} import {cls.__name__}"
+    where = "your notebook" if module == "__main__" else f"{module} (inside a function)"
+    return (f"# {cls.__name__} is defined in {where} and cannot be imported: run its "
+            "definition before this script.")
 
 
 def _layer_spec_to_data(spec):
@@ -55,7 +87,7 @@ def _layer_spec_to_data(spec):
     if isinstance(spec, (list, tuple)):
         return [_layer_spec_to_data(s) for s in spec]
     raise InvalidEditError(
-        f"Cannot write the layer selector {spec!r} as JSON or code (a predicate is Python "
+        f"Cannot write the layer selector {shorten(spec)} as JSON or code (a predicate is Python "
         "code). Use layer names, a layer class, or resolve it first with "
         "`kerawidgets.targets.resolve(model, selector)`."
     )
@@ -65,7 +97,7 @@ def _layer_spec_from_data(data):
     if isinstance(data, dict) and "class_name" in data:
         cls = _find_layer_class(data["class_name"])
         if cls is None:
-            raise InvalidEditError(f"Unknown layer class {data['class_name']!r} in edit JSON.")
+            raise InvalidEditError(f"Unknown layer class {shorten(data['class_name'])} in edit JSON.")
         return cls
     if isinstance(data, list):
         return tuple(_layer_spec_from_data(d) for d in data)
@@ -114,7 +146,7 @@ def _check_layer_spec(spec, field="layer"):
     if not ok or (isinstance(spec, str) and not spec):
         raise InvalidEditError(
             f"`{field}` must be a layer name, a layer object, a layer class, a predicate or a "
-            f"list of these; got {spec!r}."
+            f"list of these; got {shorten(spec)}."
         )
 
 
@@ -130,7 +162,7 @@ def _single_name(spec, field):
     if isinstance(spec, keras.layers.Layer):
         return spec.name
     if not isinstance(spec, str) or not spec:
-        raise InvalidEditError(f"`{field}` must name one layer (a name or a layer object); got {spec!r}.")
+        raise InvalidEditError(f"`{field}` must name one layer (a name or a layer object); got {shorten(spec)}.")
     return spec
 
 
@@ -154,6 +186,9 @@ class LayerSpec:
     class_name: str
     config: dict
     model: Any = None  # a keras.Model used as a sub-network (weights kept)
+    # The class itself when made from a layer object: a custom class needs no registration
+    # in this session (JSON stores only `class_name`, which must then be registered).
+    layer_type: Any = dataclasses.field(default=None, repr=False)
 
     @classmethod
     def of(cls, value) -> LayerSpec:
@@ -162,7 +197,8 @@ class LayerSpec:
         if isinstance(value, keras.Model):
             return cls(type(value).__name__, {"name": value.name}, model=value)
         if isinstance(value, keras.layers.Layer):
-            return cls(keras.saving.get_registered_name(type(value)), _plain_config(value))
+            return cls(keras.saving.get_registered_name(type(value)), _plain_config(value),
+                       layer_type=type(value))
         if isinstance(value, str):
             return cls(value, {})._checked()
         if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
@@ -170,7 +206,7 @@ class LayerSpec:
         if isinstance(value, dict) and "class_name" in value:
             return cls(value["class_name"], dict(value.get("config") or {}))._checked()
         raise InvalidEditError(
-            f"Cannot make a layer from {value!r}: give an unbuilt Keras layer, a class name "
+            f"Cannot make a layer from {shorten(value)}: give an unbuilt Keras layer, a class name "
             "like 'Dropout', a pair ('Dropout', {'rate': 0.2}), a keras.Model, or a list of these."
         )
 
@@ -179,10 +215,12 @@ class LayerSpec:
         return self
 
     def layer_class(self):
+        if self.layer_type is not None:
+            return self.layer_type
         cls = _find_layer_class(self.class_name)
         if cls is None:
             raise InvalidEditError(
-                f"Unknown layer type {self.class_name!r}. Use a class from keras.layers "
+                f"Unknown layer type {shorten(self.class_name)}. Use a class from keras.layers "
                 "(like 'AveragePooling2D') or register yours with "
                 "@keras.saving.register_keras_serializable()."
             )
@@ -242,13 +280,25 @@ class LayerSpec:
             "sub-network: define it before this line"
         )
 
-    def to_code(self) -> str:
+    def to_code(self, keep_name=True) -> str:
+        """Python that builds this layer. Its name is written when it is not the plain
+        automatic one (``dropout``), so a replayed script names layers as the rebuild
+        did (`keep_name=False` for a replacement's last layer, which takes the old name)."""
         if self.model is not None:
             return self.code_name
         cls = self.layer_class()
-        args = _non_default_config(cls, self.config)
+        args = {k: v for k, v in _non_default_config(cls, self.config).items() if k != "name"}
+        name = self.config.get("name")
+        if keep_name and name and name != _auto_name(cls):
+            args["name"] = name
         inner = ", ".join(f"{k}={v!r}" for k, v in args.items())
         return f"{_class_code(cls)}({inner})"
+
+    def names(self) -> tuple[set, set]:
+        """(layer classes, registered activation names) its code uses."""
+        if self.model is not None:
+            return set(), set()
+        return {self.layer_class()}, _registered_in(self.config)
 
     def describe(self) -> str:
         if self.model is not None:
@@ -268,6 +318,18 @@ class LayerSpec:
 
     def __hash__(self):
         return hash((self.class_name, id(self.model)))
+
+
+def _registered_in(value) -> set:
+    """Names of kerawidgets-registered activations a config mentions (at any depth)."""
+    if isinstance(value, dict):
+        return set().union(*(_registered_in(v) for v in value.values()))
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_registered_in(v) for v in value))
+    if isinstance(value, str):
+        name = value.split(">", 1)[1] if value.startswith(f"{activations.PACKAGE}>") else value
+        return {name} if name in activations.registered_names() else set()
+    return set()
 
 
 def _param_count(model) -> int | None:
@@ -291,7 +353,7 @@ def _find_subnetwork(data, subnetworks, where):
         )
     if not isinstance(model, keras.Model):
         raise SubnetworkNotStoredError(
-            f"subnetworks[{name!r}] for the edit of {where!r} must be a keras.Model; got {model!r}."
+            f"subnetworks[{name!r}] for the edit of {where!r} must be a keras.Model; got {shorten(model)}."
         )
     params = data.get("params")
     if params is not None and _param_count(model) not in (None, params):
@@ -321,6 +383,12 @@ def _canonical(config):
 
 
 _BASE_KEYS = {"name", "trainable", "dtype"}
+
+
+def _auto_name(cls) -> str:
+    """The name Keras gives the first unnamed layer of `cls` (``Conv2D`` is ``conv2d``)."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", cls.__name__))
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _non_default_config(cls, config) -> dict:
@@ -373,6 +441,10 @@ class Edit:
     def to_data(self) -> dict:
         raise NotImplementedError
 
+    def names(self) -> tuple[set, set]:
+        """(layer classes, registered activation names) that `to_code()` uses."""
+        return set(), set()
+
     def to_json(self) -> str:
         return json.dumps(self.to_data(), default=_json_default)
 
@@ -386,8 +458,12 @@ class SetActivation(Edit):
 
     Works on layers with an `activation` setting (Dense, Conv*, custom ones),
     on `Activation` layers and on activation layers (ReLU, LeakyReLU, PReLU,
-    ELU, Softmax: these become an `Activation` layer with the same name).
-    `attribute="recurrent_activation"` targets LSTM/GRU's recurrent gate.
+    ELU, Softmax: these become an `Activation` layer with the same name, unless
+    they already apply that activation: ``ReLU(max_value=6)`` is ``relu6``).
+    `attribute` names another setting that holds an activation:
+    ``"recurrent_activation"`` (LSTM/GRU's recurrent gate),
+    ``"intermediate_activation"`` (CLIP's encoder layers), a custom layer's
+    ``"gate"``; `kerawidgets.activations.activation_settings(layer)` lists them.
 
     >>> import keras
     >>> SetActivation(keras.layers.ReLU, "gelu").describe()
@@ -402,18 +478,21 @@ class SetActivation(Edit):
     def __post_init__(self):
         _check_layer_spec(self.layer)
         object.__setattr__(self, "layer", _frozen_spec(self.layer))
-        if self.attribute not in ACTIVATION_ATTRIBUTES:
+        if not isinstance(self.attribute, str) or not self.attribute.isidentifier():
             raise InvalidEditError(
-                f"attribute must be one of {ACTIVATION_ATTRIBUTES}; got {self.attribute!r}."
+                f"SetActivation of {_layer_spec_describe(self.layer)}: `attribute` must name the "
+                f"layer setting to change, like 'activation' (the default), "
+                f"{', '.join(map(repr, ACTIVATION_ATTRIBUTES[1:]))} or a custom layer's own "
+                f"(a Python identifier); got {shorten(self.attribute)}."
             )
         name = activations.name_of(self.activation)
         if name is None or (not callable(self.activation) and not isinstance(self.activation, str)):
-            raise InvalidEditError(f"Activation {self.activation!r} must be a name or a registered function.")
+            raise InvalidEditError(f"Activation {shorten(self.activation)} must be a name or a registered function.")
         activations.get(name)  # raises UnknownActivationError listing what exists
         object.__setattr__(self, "activation", name)
 
     def describe(self):
-        which = "recurrent activation" if self.attribute == "recurrent_activation" else "activation"
+        which = self.attribute.replace("_", " ")
         return f"Set the {which} of {_layer_spec_describe(self.layer)} to {self.activation!r}"
 
     def to_code(self, model_var="model"):
@@ -428,6 +507,11 @@ class SetActivation(Edit):
     def to_data(self):
         return {"type": self.kind, "layer": _layer_spec_to_data(self.layer),
                 "activation": self.activation, "attribute": self.attribute}
+
+    def names(self):
+        specs = self.layer if isinstance(self.layer, tuple) else (self.layer,)
+        classes = {s for s in specs if inspect.isclass(s)}
+        return classes, {self.activation} & set(activations.registered_names())
 
 
 @dataclasses.dataclass(frozen=True, eq=True)
@@ -457,7 +541,7 @@ class ReplaceLayer(Edit):
         return f"Replace {self.layer!r} with {new}{frozen}"
 
     def to_code(self, model_var="model"):
-        new = _specs_to_code(self.replacement)
+        new = _specs_to_code(self.replacement, last_named=False)
         extra = f", trainable={self.trainable!r}" if self.trainable is not None else ""
         return _with_comments(
             self.replacement,
@@ -468,6 +552,9 @@ class ReplaceLayer(Edit):
         return {"type": self.kind, "layer": self.layer,
                 "replacement": [s.to_data() for s in self.replacement],
                 "trainable": self.trainable}
+
+    def names(self):
+        return _union(spec.names() for spec in self.replacement)
 
 
 @dataclasses.dataclass(frozen=True, eq=True)
@@ -503,6 +590,9 @@ class InsertLayer(Edit):
     def to_data(self):
         return {"type": self.kind, "after": self.after, "layer": [s.to_data() for s in self.layer]}
 
+    def names(self):
+        return _union(spec.names() for spec in self.layer)
+
 
 @dataclasses.dataclass(frozen=True, eq=True)
 class RemoveLayer(Edit):
@@ -528,19 +618,53 @@ class RemoveLayer(Edit):
         return {"type": self.kind, "layer": self.layer}
 
 
+def _union(pairs) -> tuple[set, set]:
+    classes, names = set(), set()
+    for more_classes, more_names in pairs:
+        classes |= more_classes
+        names |= more_names
+    return classes, names
+
+
+def script_header(edits) -> list[str]:
+    """The lines a script replaying `edits` needs first: ``import keras``,
+    ``import kerawidgets``, an import for every layer class it names (keras-hub's,
+    your own module's) and a ``register_activation`` call for every registered
+    activation it uses (a comment instead when that cannot be written as code).
+
+    >>> script_header([SetActivation("dense", "gelu")])
+    ['import keras', 'import kerawidgets']
+    """
+    classes, names = _union(edit.names() for edit in edits)
+    imports, comments, registrations = [], [], []
+    for cls in sorted(classes, key=lambda c: (c.__module__, c.__name__)):
+        line = class_import(cls)
+        if line is None:
+            continue
+        (comments if line.startswith("#") else imports).append(line)
+    for name in sorted(names):
+        more, line = activations.registration_code(name)
+        imports += more
+        (comments if line.startswith("#") else registrations).append(line)
+    lines = ["import keras", "import kerawidgets", *dict.fromkeys(imports)]
+    return lines + ([""] if comments or registrations else []) + comments + registrations
+
+
 def _with_comments(specs, line) -> str:
     """`line` preceded by a comment line for each sub-network it names."""
     comments = [c for c in (s.code_comment() for s in specs) if c]
     return "\n".join([*comments, line])
 
 
-def _specs_to_code(specs) -> str:
-    if len(specs) == 1:
-        return specs[0].to_code()
-    return "[" + ", ".join(s.to_code() for s in specs) + "]"
+def _specs_to_code(specs, last_named=True) -> str:
+    """Code for the new layers; `last_named=False` when the last one takes the old name."""
+    codes = [s.to_code(keep_name=last_named or i < len(specs) - 1) for i, s in enumerate(specs)]
+    return codes[0] if len(codes) == 1 else "[" + ", ".join(codes) + "]"
 
 
 EDIT_TYPES = {cls.kind: cls for cls in (SetActivation, ReplaceLayer, InsertLayer, RemoveLayer)}
+_REQUIRED_KEYS = {"SetActivation": ("layer", "activation"), "ReplaceLayer": ("layer", "replacement"),
+                  "InsertLayer": ("after", "layer"), "RemoveLayer": ("layer",)}
 
 
 def from_data(data: dict, subnetworks=None) -> Edit:
@@ -550,7 +674,22 @@ def from_data(data: dict, subnetworks=None) -> Edit:
     `ReplaceLayer` used (JSON stores only a reference to it); without it such an
     edit raises `SubnetworkNotStoredError` saying what to pass.
     """
+    if not isinstance(data, dict):
+        raise InvalidEditError(f"An edit's data must be a dict (edit.to_data()); got "
+                               f"{type(data).__name__} {shorten(data)}.")
     kind = data.get("type")
+    missing = [k for k in _REQUIRED_KEYS.get(kind, ()) if k not in data]
+    if missing:
+        raise InvalidEditError(
+            f"The {kind} edit data {shorten(data)} lacks {', '.join(map(repr, missing))}; it "
+            f"takes the keys {', '.join(map(repr, ('type', *_REQUIRED_KEYS[kind])))} "
+            "(as edit.to_data() writes them)."
+        )
+    if kind in ("ReplaceLayer", "InsertLayer"):
+        key = "replacement" if kind == "ReplaceLayer" else "layer"
+        if not isinstance(data[key], list) or not data[key]:
+            raise InvalidEditError(f"The {kind} edit data's {key!r} must be a non-empty list of "
+                                   f"layer recipes; got {shorten(data[key])}.")
     if kind == "SetActivation":
         return SetActivation(_layer_spec_from_data(data["layer"]), data["activation"],
                              attribute=data.get("attribute", "activation"))
@@ -561,7 +700,7 @@ def from_data(data: dict, subnetworks=None) -> Edit:
         return InsertLayer(data["after"], [LayerSpec.from_data(d) for d in data["layer"]])
     if kind == "RemoveLayer":
         return RemoveLayer(data["layer"])
-    raise InvalidEditError(f"Unknown edit type {kind!r}; known: {', '.join(EDIT_TYPES)}.")
+    raise InvalidEditError(f"Unknown edit type {shorten(kind)}; known: {', '.join(EDIT_TYPES)}.")
 
 
 def from_json(text: str, subnetworks=None) -> Edit:
@@ -583,6 +722,7 @@ def as_edit(value) -> Edit:
     if isinstance(value, dict):
         return from_data(value)
     raise InvalidEditError(
-        f"{value!r} is not an edit. Use kerawidgets.edits.SetActivation, ReplaceLayer, "
-        "InsertLayer or RemoveLayer."
+        f"{'None' if value is None else type(value).__name__ + ' ' + shorten(value)} is not an edit. Use "
+        "kerawidgets.edits.SetActivation, ReplaceLayer, InsertLayer or RemoveLayer (or their "
+        "dict form, `edit.to_data()`)."
     )

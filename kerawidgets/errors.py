@@ -14,8 +14,48 @@ import difflib
 import re
 
 
+def close_names(name, known_names, n=3) -> list[str]:
+    """Up to `n` known names close to `name`, ignoring case; a same-letters name first.
+
+    >>> close_names("Gelu", ["elu", "gelu", "relu", "selu"])
+    ['gelu', 'elu', 'selu']
+    """
+    if len(str(name)) > 200:  # no name is that long: nothing is close, and difflib would crawl
+        return []
+    known = list(known_names)
+    by_lower: dict[str, list[str]] = {}
+    for known_name in known:
+        by_lower.setdefault(known_name.lower(), []).append(known_name)
+    wanted = str(name).lower()
+    if len(wanted) > 200:  # a pasted blob: nothing is close, and difflib would be slow
+        return []
+    close = [c for lower in difflib.get_close_matches(wanted, list(by_lower), n=n, cutoff=0.5)
+             for c in by_lower[lower]]
+    return close[:n]
+
+
 class KerawidgetsError(Exception):
     """Base class of every error kerawidgets raises on purpose."""
+
+
+SHOWN_CHARACTERS = 40
+
+
+def shorten(value, limit: int = SHOWN_CHARACTERS) -> str:
+    """`repr(value)` for a message, cut after `limit` characters of a long string.
+
+    >>> shorten("dense")
+    "'dense'"
+    >>> shorten("a" * 100, limit=5)
+    "'aaaaa…' (100 characters)"
+    """
+    if isinstance(value, str) and len(value) > limit:
+        head = repr(value[:limit])
+        return f"{head[:-1]}…{head[-1]} ({len(value)} characters)"
+    text = repr(value)
+    if len(text) > 2 * limit:
+        return f"{text[:2 * limit]}… ({len(text)} characters)"
+    return text
 
 
 class UnknownLayerError(KerawidgetsError, KeyError):
@@ -23,10 +63,10 @@ class UnknownLayerError(KerawidgetsError, KeyError):
 
     def __init__(self, name, known_names, model_name="the model"):
         self.name = name
-        close = difflib.get_close_matches(str(name), list(known_names), n=3, cutoff=0.5)
+        close = close_names(name, known_names)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         message = (
-            f"No layer named {name!r} in {model_name}.{hint} "
+            f"No layer named {shorten(name)} in {model_name}.{hint} "
             f"Use one of the names in `model.summary()` (nested layers as 'outer/inner')."
         )
         super().__init__(message)
@@ -41,10 +81,10 @@ class UnknownActivationError(KerawidgetsError, ValueError):
     def __init__(self, name, known_names):
         self.name = name
         known = sorted(known_names)
-        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+        close = close_names(name, known)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         super().__init__(
-            f"Unknown activation {name!r}.{hint} Known activations: {', '.join(known)}. "
+            f"Unknown activation {shorten(name)}.{hint} Known activations: {', '.join(known)}. "
             "Register your own with kerawidgets.register_activation(name, fn)."
         )
 
@@ -84,6 +124,10 @@ class LayerRecreationError(KerawidgetsError, TypeError):
 
 class SubnetworkNotStoredError(InvalidEditError):
     """Edit JSON refers to a `keras.Model` sub-network that it does not contain."""
+
+
+class SaveCheckError(KerawidgetsError):
+    """A model that cannot be saved to a `.keras` file that reloads to the same outputs."""
 
 
 class UnregisteredActivationError(KerawidgetsError, ValueError):

@@ -27,7 +27,7 @@ import re
 import keras
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, naming
+from kerawidgets import activations, arguments, callgraph, naming
 from kerawidgets.errors import UnknownLayerError
 from kerawidgets.naming import shape_text
 
@@ -227,6 +227,7 @@ class ModelGraph:
         >>> [(n.id, n.group) for n in graph.nodes]
         [('x', None), ('inner/input_layer', 'inner'), ('inner/d', 'inner')]
         """
+        arguments.model(model)
         builder = _Builder()
         outputs = builder.expand(model, prefix=(), id_prefix="", group=None, bindings=None)
         root_inputs = [n.id for n in builder.nodes if n.is_input and n.group is None]
@@ -336,8 +337,8 @@ class _Builder:
         `bindings` gives, for each flat input of `model`, the outer node id
         feeding it (None for the root model).
         """
-        calls = adapter.graph_calls(model)
-        produced: dict[tuple, str] = {}  # (id(op), call index, tensor index) -> node id
+        calls = callgraph.calls(model)  # the walk the probe shares
+        produced: dict[tuple, str] = {}  # (id(op), node index, tensor index) -> node id
         inputs = adapter.flat_inputs(model)
         input_index = {id(adapter.input_layer_of(t)): i for i, t in enumerate(inputs)}
 
@@ -361,7 +362,7 @@ class _Builder:
                 outs = self.expand(op, path, group_id + naming.SEPARATOR, group_id, sources,
                                    trainable and bool(getattr(op, "trainable", True)))
                 for i, node_id in enumerate(outs):
-                    produced[(id(op), call.call_index, i)] = node_id
+                    produced[(id(op), call.node_index, i)] = node_id
                 continue
             node_id = self._unique(id_prefix + local)
             node = GraphNode(
@@ -381,7 +382,7 @@ class _Builder:
             )
             self.nodes.append(node)
             for i in range(len(call.output_tensors)):
-                produced[(id(op), call.call_index, i)] = node_id
+                produced[(id(op), call.node_index, i)] = node_id
             if call.is_input:
                 if bindings is not None:
                     j = input_index.get(id(op))

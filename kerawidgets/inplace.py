@@ -24,7 +24,7 @@ from __future__ import annotations
 import inspect
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, targets
+from kerawidgets import activations, arguments, targets
 from kerawidgets.errors import InvalidEditError
 
 
@@ -45,6 +45,7 @@ def set_activation_inplace(model, layer, activation, *, attribute="activation"):
     form Keras itself would produce), or change anything but a layer's
     `activation` setting (ReLU layers, layer types, shapes).
     """
+    arguments.model(model)
     fn = activations.get(activation)
     name = activations.name_of(fn)
     found = targets.resolve(model, layer)

@@ -234,7 +234,8 @@ class Layout:
             params=sum(graph.node(n).params for n in members),
             trainable=all(graph.node(n).trainable for n in members),
             label=_fit("\u25b8 " + group.name, box.w - 28, 7.2),
-            sub=_fit(f"{group.class_name} \u00b7 {group.node_count} layers", box.w - 40, 6.0),
+            sub=_fit_first((f"{group.class_name} \u00b7 {group.node_count} layers",
+                            f"{group.node_count} layers"), box.w - 40, 6.0),
         )
 
     def _frame_item(self, gid: str, box: Box) -> SceneFrame:
@@ -252,6 +253,12 @@ def _box(box: Box) -> SceneBox:
     """A box's id, corner and size, rounded for the scene."""
     return SceneBox(id=box.id, x=round(box.x, 1), y=round(box.y, 1), w=round(box.w, 1),
                     h=round(box.h, 1))
+
+
+def _fit_first(texts, width: float, char_w: float) -> str:
+    """The first of `texts` that fits whole (a shorter wording beats a cut one)."""
+    room = max(4, int((width - 16) / char_w))
+    return next((t for t in texts if len(t) <= room), _fit(texts[-1], width, char_w))
 
 
 def _fit(text: str, width: float, char_w: float) -> str:

@@ -93,11 +93,12 @@ def supports_activation(layer, attribute="activation", *, where=None, strict=Fal
     if attribute == "activation" and isinstance(layer, ACTIVATION_LAYER_CLASSES):
         return True
     try:
-        return attribute in layer.get_config()
+        layer.get_config()
     except Exception as error:
         if strict:
             raise LayerRecreationError.get_config_failed(layer, where or layer.name, error) from error
         return False
+    return attribute in activations.activation_settings(layer)
 
 
 def plan_edit(model, edit: Edit) -> Plan:
@@ -131,12 +132,29 @@ def plan_edit(model, edit: Edit) -> Plan:
 
 def _no_activation_message(target, attribute) -> str:
     layer = target.layer
+    has = activations.activation_settings(layer) if not adapter.is_model(layer) else {}
+    if has:
+        settings = ", ".join(f"{k!r} ({v})" for k, v in has.items())
+        return (
+            f"Layer {target.path_str!r} ({type(layer).__name__}) has no {attribute!r} activation "
+            f"setting; its activation settings are {settings}. Pass one of them as attribute=, "
+            f"e.g. SetActivation({target.path_str!r}, 'gelu', attribute={next(iter(has))!r})."
+        )
     return (
-        f"Layer {target.path_str!r} ({type(layer).__name__}) has no {attribute!r} setting, so "
-        "its activation cannot be changed. Pick a layer with an activation (Dense, Conv2D, an "
-        "Activation or ReLU layer...), or add one after it: "
+        f"Layer {target.path_str!r} ({type(layer).__name__}) has no {attribute!r} setting (it has "
+        "no activation setting at all), so its activation cannot be changed. Pick a layer with an "
+        "activation (Dense, Conv2D, an Activation or ReLU layer...), or add one after it: "
         f"InsertLayer(after={target.path_str!r}, layer=keras.layers.Activation('gelu'))."
     )
+
+
+def _activation_settings(layer) -> list[str]:
+    """The settings of `layer`'s config that name an activation (`activation`, `recurrent_activation`...)."""
+    try:
+        config = layer.get_config()
+    except Exception:
+        return []
+    return [key for key in config if key.endswith("activation")]
 
 
 def _check_removable(model, target) -> None:

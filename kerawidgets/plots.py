@@ -21,6 +21,7 @@ import io
 import numpy as np
 from matplotlib.figure import Figure
 
+from kerawidgets.statistics import LayerSummary
 from kerawidgets.statistics import agreement as compute_agreement
 
 __all__ = [
@@ -50,6 +51,8 @@ def _values(array) -> np.ndarray:
         array = array[0]  # several model outputs: the first
     if array is None:
         return np.zeros(0)
+    if isinstance(array, LayerSummary):  # its sample: the histogram of a bounded sample
+        array = array.sample
     if not isinstance(array, np.ndarray):
         import keras
 
@@ -73,7 +76,11 @@ def _shared_bins(before, after, bins):
     return np.linspace(low, high, bins + 1)
 
 
-def _label(name, values):
+def _label(name, values, source=None):
+    if isinstance(source, LayerSummary):  # exact numbers, not the sample's
+        stats = source.statistics()
+        if stats["mean"] is not None:
+            return f"{name}: mean {stats['mean']:.3g}, std {stats['std']:.3g}"
     if values.size == 0:
         return f"{name} (no values)"
     return f"{name}: mean {values.mean():.3g}, std {values.std():.3g}"
@@ -85,11 +92,13 @@ def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value"):
     edges = _shared_bins(b, a, bins)
     # One filled and one outlined staircase per side: two artists instead of a
     # patch per bar, which keeps drawing fast for the editor.
-    for values, color, name in ((b, BEFORE_COLOR, "before"), (a, AFTER_COLOR, "after")):
+    for values, source, color, name in ((b, before, BEFORE_COLOR, "before"),
+                                        (a, after, AFTER_COLOR, "after")):
         if values is None:
             continue
         shares = np.histogram(values, bins=edges)[0] / max(values.size, 1)
-        ax.stairs(shares, edges, fill=True, color=color, alpha=0.45, label=_label(name, values))
+        ax.stairs(shares, edges, fill=True, color=color, alpha=0.45,
+                  label=_label(name, values, source))
         ax.stairs(shares, edges, color=color, linewidth=1.2)
     ax.set_title(title, fontsize=FONT_SIZE + 1, **TITLE)
     ax.set_xlabel(xlabel, fontsize=FONT_SIZE, **LITERAL)
@@ -106,7 +115,9 @@ def histogram_figure(before, after=None, *, title="Layer output", bins=50,
     """Overlaid histograms of `before` and `after` values with shared bins.
 
     Bars are shares of all values (so different sizes compare); the legend
-    gives each side's mean and std.
+    gives each side's mean and std. Either side may be a
+    `kerawidgets.statistics.LayerSummary` (what the editor keeps): its
+    sample is drawn and its exact mean and std are written.
 
     >>> import numpy as np
     >>> fig = histogram_figure(np.zeros(10), np.ones(10), title="relu")

@@ -30,7 +30,7 @@ import inspect
 import keras
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, naming
+from kerawidgets import activations, arguments, model_class, naming
 from kerawidgets.edits import (
     Edit,
     InsertLayer,
@@ -80,12 +80,12 @@ def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
     With no edits, the result is an exact copy (same structure, names and
     bitwise-equal weights, no shared variables).
     """
+    arguments.model(model)
+    edits = arguments.edit_list(edits)
     if reinitialize not in REINITIALIZE_CHOICES:
         raise InvalidEditError(
-            f"reinitialize must be None or 'downstream'; got {reinitialize!r}."
+            f"reinitialize must be None or 'downstream'; got {arguments.shorten(reinitialize)}."
         )
-    if isinstance(edits, (Edit, dict)):
-        edits = [edits]
     edits = tuple(as_edit(e) for e in edits)
     adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
     if not edits:
@@ -101,6 +101,8 @@ def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
 
 def copy_model(model, *, name=None) -> keras.Model:
     """An exact, independent copy of `model` (weights kept, no variable shared)."""
+    arguments.model(model)
+    arguments.text("name", name, optional=True)
     return _Walk(model, Plan(), None, name=name).run(()).model
 
 
@@ -115,6 +117,7 @@ class _Pair:
     mode: str  # "copy" (untouched) or "edited" (edited, same class: keep if it fits)
     reason: str = ""
     in_report: bool = True
+    same_inputs: bool = False  # called on inputs with exactly the original's specs
 
 
 def _input_kwargs(spec: dict) -> dict:
@@ -139,9 +142,13 @@ class _Walk:
         self.notes: list[str] = []
         self.cache: dict = {}
         self.shape_changes: list[tuple[str, str, str]] = []  # (path, old, new)
+        self.renamed: dict[str, str] = {}  # new layer path -> old, for output names kept
+        self.yield_names: dict[int, str] = {}  # id(shared layer) -> its new name (see below)
         self.current_outputs: list = []  # outputs of the model being walked
         self.current_calls: list = []  # calls of the functional model being walked
         self.feeder = adapter.WeightFeeder()
+        self.pair_of: dict[int, _Pair] = {}  # id(new layer) -> its pair
+        self.kept_classes: list = []  # model_class.KeptClass, completed after the walk
 
     # --- driver -----------------------------------------------------------
 
@@ -150,6 +157,8 @@ class _Walk:
             new_model = self.copy_model(self.model, (), self.name or self.model.name)
         self.settle_weights()
         self.copy_compile_state(new_model)
+        structural = not isinstance(self.plan.edit, (SetActivation, type(None)))
+        model_class.restore_attributes(self.kept_classes, self.cache, self.notes, structural)
         return Rebuild(new_model, RebuildReport(self.outcomes, self.notes), tuple(edits))
 
     def copy_model(self, model, prefix, name, in_report=True):
@@ -159,6 +168,7 @@ class _Walk:
             new_model = self.copy_functional(model, prefix, name, in_report)
         if not model.trainable:
             new_model.trainable = False
+        adapter.match_raw_op_names(model, new_model)
         return new_model
 
     # --- functional models --------------------------------------------------
@@ -174,6 +184,8 @@ class _Walk:
         names = {call.operation.name for call in calls}
         outer_outputs, self.current_outputs = self.current_outputs, adapter.flat_outputs(model)
         outer_calls, self.current_calls = self.current_calls, calls
+        if in_report:
+            self.shared_output_renames(calls, prefix, names)
         for call in calls:
             if call.is_input:
                 continue
@@ -189,16 +201,9 @@ class _Walk:
             adapter.outputs_struct(model),
             [tensor_map[id(t)] for t in adapter.flat_outputs(model)],
         )
-        cls = type(model) if adapter.functional_subclass_can_be_reused(model) else (
-            adapter.functional_class()
-        )
-        if cls is not type(model):
-            self.notes.append(
-                f"{type(model).__name__} {model.name!r} has its own __init__; rebuilt as a "
-                "plain Functional model with the same graph."
-            )
         with _global_dtype_policy(model.dtype_policy):  # Functional ignores dtype=
-            return cls(inputs, outputs, name=name)
+            return model_class.new_functional(model, inputs, outputs, name, self.kept_classes,
+                                              self.notes)
 
     def replay(self, call, tensor_map, prefix, names, in_report):
         operation = call.operation
@@ -206,11 +211,23 @@ class _Walk:
         action = self.plan.action_for(path, call.call_index) if in_report else None
         args, kwargs = call.call_arguments(tensor_map)
         old_out_shape = [tuple(t.shape) for t in call.output_tensors]
+        keep_output_name = self.keeps_output_name(call, action)
         if action is not None and action.remove:
             outputs = keras.tree.flatten(args)[0]
             self.record_removed(operation, path)
+            if keep_output_name:
+                outputs = self.output_stand_in(operation, path, outputs)
         else:
-            layers = self.layers_for(operation, path, call.call_index, action, names, in_report)
+            copy_path = path
+            specific = action is not None and action.call_specific
+            if keep_output_name and action.insert_after and not specific:
+                copy_path = self.renamed_output(path, names)
+            elif id(operation) in self.yield_names and not specific:
+                copy_path = (*prefix, self.yield_names[id(operation)])
+                self.renamed[naming.layer_path(copy_path)] = naming.layer_path(path)
+            own_name = keep_output_name and specific and not action.insert_after
+            layers = self.layers_for(operation, copy_path, call.call_index, action, names, in_report,
+                                     own_name=own_name)
             like = self.unchanged_output(call, layers, action, tensor_map)
             outputs = None
             if like is not None:
@@ -222,12 +239,16 @@ class _Walk:
                 with known:
                     outputs = self.call_chain(layers, args, kwargs, call, path,
                                               keep_kwargs=_keeps_kwargs(action))
+            self.complete_state(layers, args, kwargs, action, like is not None)
         if action is not None and action.insert_after:
-            inserted = [self.new_inserted(spec, names, path, in_report) for spec in action.insert_after]
+            specs = action.insert_after
+            inserted = [self.new_inserted(spec, names, path, in_report, name=operation.name
+                                          if keep_output_name and i == len(specs) - 1 else None)
+                        for i, spec in enumerate(specs)]
             outputs = self.call_chain(inserted, (outputs,), {}, call, path, keep_kwargs=False,
                                       inserted=True)
             model_outputs = {id(t) for t in self.current_outputs}
-            if any(id(t) in model_outputs for t in call.output_tensors):
+            if not keep_output_name and any(id(t) in model_outputs for t in call.output_tensors):
                 self.notes.append(
                     f"{naming.layer_path(path)!r} was a model output; the output now comes from "
                     f"{inserted[-1].name!r}, so Keras names it {inserted[-1].name!r}. Rename "
@@ -239,6 +260,72 @@ class _Walk:
                 (naming.layer_path(path), shape_text(old_out_shape), shape_text(new_out_shape))
             )
         return outputs
+
+    def keeps_output_name(self, call, action) -> bool:
+        """Whether an insert after (or the removal of) this call must keep a model output's name.
+
+        Keras names a Functional model's outputs after the layers that make
+        them (`Functional.output_names`), and losses, metrics and `predict`
+        dicts are keyed by those names. A layer called once whose output is
+        a model output keeps the name there: the last layer inserted after
+        it takes the name (the original becomes `<name>_pre`), a removed
+        one leaves an `Identity` of that name.
+        """
+        if action is None:
+            return False
+        if action.call_specific:  # a shared layer's output call edited on its own
+            return id(call.operation) in self.yield_names
+        if not (action.remove or action.insert_after):
+            return False
+        model_outputs = {id(t) for t in self.current_outputs}
+        if not any(id(t) in model_outputs for t in call.output_tensors):
+            return False
+        return sum(c.operation is call.operation for c in self.current_calls) == 1
+
+    def shared_output_renames(self, calls, prefix, names) -> None:
+        """Shared layers whose one output call is edited on its own: that call keeps the name.
+
+        The edited call becomes a layer of its own (or an insert after it, or an
+        `Identity` if removed) named as the shared layer, so the model output
+        keeps its name; the layer the other calls share is renamed `<name>_shared`.
+        """
+        model_outputs = {id(t) for t in self.current_outputs}
+        output_calls: dict[int, list] = {}
+        for call in calls:
+            if not call.is_input and any(id(t) in model_outputs for t in call.output_tensors):
+                output_calls.setdefault(id(call.operation), []).append(call)
+        for call in calls:
+            path = (*prefix, call.operation.name)
+            action = None if call.is_input else self.plan.action_for(path, call.call_index)
+            if action is None or not action.call_specific or output_calls.get(id(call.operation)) != [call]:
+                continue
+            if id(call.operation) not in self.yield_names:
+                shared = self.unique_name(f"{call.operation.name}_shared", names)
+                self.yield_names[id(call.operation)] = shared
+                self.notes.append(
+                    f"Shared layer {naming.layer_path(path)!r}: call {call.call_index}, a model "
+                    f"output, was edited on its own and keeps the name {path[-1]!r}, so the output "
+                    f"keeps its name; the layer its other calls share is now {shared!r}."
+                )
+
+    def renamed_output(self, path, names) -> tuple[str, ...]:
+        """The path of an output layer renamed `<name>_pre`, giving its name to the insert."""
+        new_path = (*path[:-1], self.unique_name(f"{path[-1]}_pre", names))
+        self.renamed[naming.layer_path(new_path)] = naming.layer_path(path)
+        self.notes.append(
+            f"{naming.layer_path(path)!r} was a model output: the layer inserted after it takes "
+            f"the name {path[-1]!r}, so the output keeps its name (loss, metric and predict keys "
+            f"stay), and the original layer is now {new_path[-1]!r}."
+        )
+        return new_path
+
+    def output_stand_in(self, operation, path, tensor):
+        """An `Identity` named as the removed output layer, so the output keeps its name."""
+        self.notes.append(
+            f"{naming.layer_path(path)!r} was a model output: an Identity layer of that name "
+            "stands in for it, so the output keeps its name (loss, metric and predict keys stay)."
+        )
+        return keras.layers.Identity(name=operation.name)(tensor)
 
     def unchanged_output(self, call, layers, action, tensor_map):
         """The original output, for an untouched layer fed exactly what it was before.
@@ -254,6 +341,16 @@ class _Walk:
         if not adapter.same_specs(call.input_tensors, new_inputs):
             return None
         return call.output_tensors[0]
+
+    def complete_state(self, layers, args, kwargs, action, same_inputs):
+        """Build what the first layer's `build` left for its first call (see
+        `adapter.complete_state`), and note whether it saw its original input specs."""
+        pair = self.pair_of.get(id(layers[0]))
+        if pair is None:
+            return
+        pair.same_inputs = pair.same_inputs or same_inputs
+        call_kwargs = _accepted_kwargs(layers[0], kwargs, _keeps_kwargs(action))
+        adapter.complete_state(layers[0], pair.old, args, call_kwargs)
 
     def call_chain(self, layers, args, kwargs, call, path, keep_kwargs, inserted=False):
         outputs = None
@@ -352,6 +449,7 @@ class _Walk:
             raise
         except Exception as error:
             raise self.sequential_error(name, calls, steps, spec, error) from error
+        self.mark_same_inputs(calls, new_model)
         if new_layers and self.plan and in_report:
             self.record_sequential_shape_changes(new_model, calls, steps)
         if new_layers and not adapter.has_graph(new_model):
@@ -360,6 +458,16 @@ class _Walk:
                 "its output shape). Nothing was changed."
             )
         return new_model
+
+    def mark_same_inputs(self, calls, new_model):
+        """Note which fresh layers of a Sequential saw exactly their original input specs."""
+        if not adapter.has_graph(new_model):
+            return
+        before = {id(c.operation): c.input_tensors for c in calls if not c.is_input}
+        for call in adapter.graph_calls(new_model):
+            pair = self.pair_of.get(id(call.operation))
+            if pair is not None and id(pair.old) in before:
+                pair.same_inputs = adapter.same_specs(before[id(pair.old)], call.input_tensors)
 
     def sequential_error(self, name, calls, steps, spec, error):
         """Find the layer of a Sequential that really fails, by calling the new layers
@@ -393,7 +501,7 @@ class _Walk:
             return  # untouched
         if index + 1 < len(steps) and steps[index + 1][2] == path:
             return  # more layers of this place to come (a list, or inserts after it)
-        if old is not None and old != new:
+        if old is not None and new is not None and old != new:  # new: None when the first layer went
             self.shape_changes.append((naming.layer_path(path), shape_text(old), shape_text(new)))
 
     def record_sequential_shape_changes(self, new_model, calls, steps):
@@ -403,7 +511,7 @@ class _Walk:
             id(c.operation): [tuple(t.shape) for t in c.output_tensors]
             for c in adapter.graph_calls(new_model)
         }
-        current = None
+        current = [tuple(t.shape) for t in adapter.flat_inputs(new_model)]  # a removed first layer
         for index, (layer, _kind, _path, original) in enumerate(steps):
             if layer is not None:
                 current = new_outputs.get(id(layer), current)
@@ -419,12 +527,15 @@ class _Walk:
         names.add(name)
         return name
 
-    def layers_for(self, operation, path, call_index, action, names, in_report) -> list:
+    def layers_for(self, operation, path, call_index, action, names, in_report,
+                   own_name=False) -> list:
         key = (id(operation), call_index if action is not None and action.call_specific else None)
         if key in self.cache:
             return self.cache[key]
-        name = operation.name
-        if action is not None and action.call_specific:
+        name = path[-1]  # operation.name, or `<name>_pre` for an output that gives its name away
+        if action is not None and action.call_specific and own_name:
+            name = operation.name  # a model output's name (`shared_output_renames`)
+        elif action is not None and action.call_specific:
             name = self.unique_name(f"{operation.name}_call{call_index}", names)
             self.notes.append(
                 f"Shared layer {naming.layer_path(path)!r}: call {call_index} was edited on its "
@@ -440,7 +551,7 @@ class _Walk:
         return layers
 
     def copy_operation(self, operation, path, name, in_report):
-        if adapter.is_model(operation):
+        if adapter.is_model(operation) and adapter.has_graph(operation):
             return self.copy_model(operation, path, name, in_report)
         if not isinstance(operation, keras.layers.Layer):
             return adapter.copy_operation(operation)
@@ -450,15 +561,15 @@ class _Walk:
 
     def with_activation(self, operation, path, name, action):
         attribute, activation = action.activation
-        old_name = activations.name_of(getattr(operation, attribute, None))
         where = naming.layer_path(path)
         if adapter.is_model(operation):
             raise InvalidEditError(f"{where!r} is a model; edit the layers inside it instead.")
-        config = _layer_config(operation, where)
-        if attribute in config:
+        config = _fresh_layer_values(_layer_config(operation, where), where)
+        if attribute in config and not isinstance(operation, ACTIVATION_LAYER_CLASSES):
+            old_name = activations.activation_settings(operation).get(attribute)
             config[attribute] = activations.config_value(activation)
             config["name"] = name
-            layer = _from_config(type(operation), config, where)
+            layer = _named_like(_from_config(type(operation), config, where), operation, name)
             reason = f"{attribute} {old_name or '?'} -> {activation}"
             self.pair(operation, layer, path, "edited", reason, True)
             return layer
@@ -466,11 +577,11 @@ class _Walk:
             cls = type(operation).__name__
             settings = _activation_layer_settings(operation, config)
             shown = ", ".join(f"{k}={v!r}" for k, v in settings.items())
-            if activations.ACTIVATION_LAYERS.get(cls) == activation:
+            if activations.layer_activation(operation) == activation:  # ReLU(max_value=6): relu6
                 # Already this activation: keep the layer and its settings (an Activation
                 # would silently reset them, e.g. LeakyReLU's slope or Softmax's axis).
                 config["name"] = name
-                layer = _from_config(type(operation), config, where)
+                layer = _named_like(_from_config(type(operation), config, where), operation, name)
                 kept = f" with its settings ({shown})" if shown else ""
                 self.pair(operation, layer, path, "edited",
                           f"already {activation!r}: {cls} kept{kept}, nothing changes", True)
@@ -518,12 +629,13 @@ class _Walk:
             layers.append(layer)
         return layers
 
-    def new_inserted(self, spec: LayerSpec, names, path, in_report):
+    def new_inserted(self, spec: LayerSpec, names, path, in_report, name=None):
         wanted = spec.name or spec.class_name.lower()
-        layer = spec.build(name=self.unique_name(wanted, names))
+        layer = spec.build(name=name or self.unique_name(wanted, names))
         if in_report:
+            took = f", named {name!r} to keep the model output's name" if name else ""
             self.pending_outcome((*path[:-1], layer.name), layer, "new",
-                                 f"inserted after {naming.layer_path(path)!r}")
+                                 f"inserted after {naming.layer_path(path)!r}{took}")
         return layer
 
     # --- weights --------------------------------------------------------
@@ -531,6 +643,7 @@ class _Walk:
     def pair(self, old, new, path, mode, reason, in_report):
         feed = self.feeder.register(new, old)
         self.pairs.append(_Pair(old, new, feed, path, mode, reason, in_report))
+        self.pair_of[id(new)] = self.pairs[-1]
 
     def pending_outcome(self, path, layer, status, reason):
         # Weight counts are known once the layer is built: settle_weights fills them.
@@ -538,8 +651,12 @@ class _Walk:
 
     def outcome(self, path, layer, status, reason, edited):
         weights = len(layer.weights) if getattr(layer, "built", False) else 0
+        renamed_from = self.renamed.get(naming.layer_path(path), "")
+        if renamed_from:
+            reason += f"; renamed from {renamed_from!r}, so a model output keeps that name"
         self.outcomes.append(
-            LayerOutcome(naming.layer_path(path), type(layer).__name__, status, reason, weights, edited)
+            LayerOutcome(naming.layer_path(path), type(layer).__name__, status, reason, weights, edited,
+                         renamed_from=renamed_from)
         )
 
     def record_removed(self, layer, path):
@@ -568,6 +685,8 @@ class _Walk:
             if pair.mode == "edited":
                 self.outcome(pair.path, pair.new, "reinitialised",
                              f"{pair.reason}; {detail}", edited=True)
+            elif pair.same_inputs:
+                raise _lost_weights_error(pair, detail)
             else:
                 misfits.append((pair, detail))
         if misfits and self.reinitialize != "downstream":
@@ -582,9 +701,9 @@ class _Walk:
         pair, detail = misfits[0]
         names = [naming.layer_path(p.path) for p, _ in misfits]
         changes = "; ".join(f"{p} output {o} -> {n}" for p, o, n in self.shape_changes)
-        edited = self.plan.targets
+        edited = ", ".join(repr(e) for e in self.plan.targets) or "(no layer)"
         return ShapeMismatchError(
-            f"The edit of {', '.join(repr(e) for e in edited)} changes shapes downstream"
+            f"The edit of {edited} changes shapes downstream"
             f"{' (' + changes + ')' if changes else ''}, so the weights of "
             f"{naming.layer_path(pair.path)!r} ({type(pair.old).__name__}) no longer fit: "
             f"{detail}. Layers affected downstream: {', '.join(names)}. Nothing was changed. "
@@ -629,6 +748,22 @@ def _collection_paused():
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _lost_weights_error(pair, detail) -> LayerRecreationError:
+    """An untouched layer, fed exactly its original inputs, that did not get its weights back.
+
+    Its input did not change, so it is not downstream of the edit: re-initialising
+    it would lose trained weights for nothing. Refused, whatever `reinitialize` says.
+    """
+    where = naming.layer_path(pair.path)
+    cls = type(pair.old).__name__
+    return LayerRecreationError(
+        f"Layer {where!r} ({cls}) is untouched and gets the same inputs, but its fresh copy "
+        f"does not create the same weights: {detail}. Nothing was changed. Make {cls}.build() "
+        "create every weight (build its sub-layers there), or make get_config() return every "
+        "argument of __init__."
+    )
 
 
 def _sentence(error) -> str:
@@ -744,7 +879,17 @@ def _from_config(cls, config, where):
 
 
 def recreate_layer(layer, where: str, name: str | None = None):
-    """A fresh, unbuilt copy of `layer` from its config (Lambda: from its live function)."""
+    """A fresh copy of `layer` (unbuilt when it can be), named `name` or as the original.
+
+    From its config first, as Keras would (Lambda: from its live function;
+    a layer object in the config: a fresh copy of it, never the original,
+    whose variables would be shared). When `from_config` cannot re-create
+    it though Keras runs it (an `__init__` without `**kwargs`, an activation
+    that is a callable object, a `get_config` that raises or adds keys):
+    from the arguments Keras recorded at construction, then from its config
+    with its live attribute values, then as a copy of the layer object.
+    `LayerRecreationError` only when none of these works.
+    """
     if isinstance(layer, keras.layers.Lambda):
         parts = adapter.lambda_parts(layer)
         return keras.layers.Lambda(
@@ -752,7 +897,78 @@ def recreate_layer(layer, where: str, name: str | None = None):
             arguments=parts["arguments"], name=name or layer.name, dtype=layer.dtype_policy,
             trainable=layer.trainable,
         )
-    config = _layer_config(layer, where)
-    if name is not None:
-        config["name"] = name
-    return _from_config(type(layer), config, where)
+    try:
+        config = _fresh_layer_values(layer.get_config(), where)
+        if name is not None:
+            config["name"] = name
+        fresh = type(layer).from_config(config)
+    except Exception as error:
+        fresh = _recreate_otherwise(layer, where, error)
+    return _named_like(fresh, layer, name)
+
+
+def _fresh_layer_values(config, where):
+    """`config` with every layer object in it replaced by a fresh copy of that layer."""
+    if isinstance(config, keras.layers.Layer):
+        return recreate_layer(config, f"{where}/{config.name}")
+    if isinstance(config, dict):
+        return {k: _fresh_layer_values(v, where) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return type(config)(_fresh_layer_values(v, where) for v in config)
+    return config
+
+
+def _recreate_otherwise(layer, where, error):
+    """Re-create `layer` when `from_config(get_config())` fails (see `recreate_layer`)."""
+    cls = type(layer)
+    for attempt in (_from_recorded_args, _from_live_config, adapter.copy_layer_object):
+        try:
+            fresh = attempt(layer)
+        except Exception:
+            continue
+        if fresh is not None:
+            return fresh
+    if _config_error(layer) is not None:
+        raise LayerRecreationError.get_config_failed(layer, where, error) from error
+    raise LayerRecreationError(
+        f"Layer {where!r} ({cls.__name__}) cannot be re-created from its config: {error}. "
+        f"Make {cls.__name__}.get_config() return every argument of __init__ "
+        "(start from `config = super().get_config()` and add yours), or give it a "
+        "from_config classmethod."
+    ) from error
+
+
+def _config_error(layer):
+    try:
+        layer.get_config()
+    except Exception as error:
+        return error
+    return None
+
+
+def _from_recorded_args(layer):
+    args = adapter.recorded_init_args(layer)
+    if args is None:
+        return None
+    fresh = type(layer)(**args)
+    fresh.trainable = layer.trainable
+    if fresh.dtype_policy.name != layer.dtype_policy.name:
+        fresh.dtype_policy = layer.dtype_policy
+    return fresh
+
+
+def _from_live_config(layer):
+    """From the config, with each callable setting (an activation object...) taken live."""
+    config = layer.get_config()
+    for key in config:
+        value = getattr(layer, key, None)
+        if callable(value) and not isinstance(value, (type, keras.layers.Layer)):
+            config[key] = value
+    return type(layer).from_config(config)
+
+
+def _named_like(fresh, original, name=None):
+    """`fresh` with the original's sub-layer names, and exactly `name` (or the original's)."""
+    adapter.match_sub_layer_names(fresh, original)
+    fresh.name = name or original.name
+    return fresh

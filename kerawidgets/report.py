@@ -33,9 +33,48 @@ class LayerOutcome:
     reason: str
     weights: int  # number of variables the layer holds (new model, or old if removed)
     edited: bool  # targeted by an edit (as opposed to affected downstream)
+    renamed_from: str = ""  # the layer's path before, when the edit renamed it (an output's name kept)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class OutcomeGroup:
+    """Layers whose outcomes are the same but for the layer (see `RebuildReport.groups`)."""
+
+    members: list
+
+    @property
+    def first(self) -> LayerOutcome:
+        return self.members[0]
+
+    @property
+    def layers(self) -> list[str]:
+        return [o.layer for o in self.members]
+
+    def describe(self) -> str:
+        """'conv1: activation relu -> gelu' or '35 Conv2D layers: activation relu -> gelu'."""
+        o = self.first
+        if len(self.members) == 1:
+            return f"{o.layer}: {o.reason}"
+        return f"{len(self.members)} {o.class_name} layers: {o.reason}"
+
+
+_CELL = "padding:2px 6px;vertical-align:top;overflow-wrap:anywhere;text-align:left"
+
+
+def _group_row(group: OutcomeGroup) -> str:
+    o = group.first
+    reason = html.escape(o.reason).replace(" -&gt; ", " → ")
+    if len(group.members) == 1:
+        who = f"{html.escape(o.layer)} <span style='opacity:0.7'>{html.escape(o.class_name)}</span>"
+    else:
+        names = ", ".join(html.escape(layer) for layer in group.layers)
+        who = (f"<details><summary>{len(group.members)} {html.escape(o.class_name)} layers"
+               f"</summary><div style='opacity:0.8'>{names}</div></details>")
+    return (f"<tr class='kw-{o.status}'><td style='{_CELL}'>{who}</td>"
+            f"<td style='{_CELL}'>{o.status}</td><td style='{_CELL}'>{reason}</td></tr>")
 
 
 class RebuildReport:
@@ -67,7 +106,7 @@ class RebuildReport:
     @property
     def changed(self) -> list[LayerOutcome]:
         """Rows that are not plain untouched copies: what a user should read."""
-        return [o for o in self.outcomes if o.status != "kept" or o.edited]
+        return [o for o in self.outcomes if o.status != "kept" or o.edited or o.renamed_from]
 
     def __getitem__(self, layer: str) -> LayerOutcome:
         for outcome in self.outcomes:
@@ -108,16 +147,41 @@ class RebuildReport:
     def __repr__(self):
         return f"<RebuildReport {self.summary()}>"
 
+    def groups(self, rows=None) -> list[OutcomeGroup]:
+        """Rows with the same class, status, reason and role, merged in first-seen order.
+
+        A bulk edit of 35 layers is one group ("35 Conv2D layers: activation
+        relu -> gelu; weights fit and are kept") instead of 35 rows.
+
+        >>> same = [LayerOutcome(n, "Dense", "kept", "activation relu -> gelu", 2, True)
+        ...         for n in ("a", "b")]
+        >>> [g.describe() for g in RebuildReport(same).groups()]
+        ['2 Dense layers: activation relu -> gelu']
+        """
+        rows = (self.changed or self.outcomes) if rows is None else rows
+        groups: dict[tuple, list[LayerOutcome]] = {}
+        for o in rows:
+            groups.setdefault((o.class_name, o.status, o.reason, o.edited), []).append(o)
+        return [OutcomeGroup(members) for members in groups.values()]
+
     def _repr_html_(self):
-        rows = "".join(
-            f"<tr class='kw-{o.status}'><td>{html.escape(o.layer)}</td><td>{html.escape(o.class_name)}"
-            f"</td><td>{o.weights}</td><td>{o.status}</td><td>{html.escape(o.reason)}</td></tr>"
-            for o in self.changed or self.outcomes
-        )
-        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        return self.html()
+
+    def html(self, css_class: str = "kw-report", title: str = "Rebuild") -> str:
+        """The changed rows as an HTML table, identical outcomes grouped, details folded.
+
+        Columns: layers (a group opens to list its layers), status, why.
+        Long reasons wrap inside their column instead of widening the table.
+        """
+        rows = "".join(_group_row(g) for g in self.groups())
+        notes = "".join(f"<div class='kw-report-note'>{html.escape(n)}</div>" for n in self.notes)
         return (
-            f"<p><b>Rebuild:</b> {html.escape(self.summary())}</p><table><tr><th>layer</th>"
-            f"<th>class</th><th>weights</th><th>status</th><th>reason</th></tr>{rows}</table>{notes}"
+            f"<div class='{css_class}'><div><b>{html.escape(title)}:</b> "
+            f"{html.escape(self.summary())}</div>"
+            "<table style='border-collapse:collapse;width:100%;table-layout:fixed'>"
+            "<colgroup><col style='width:34%'><col style='width:18%'><col></colgroup>"
+            "<tr><th style='text-align:left'>layers</th><th style='text-align:left'>weights</th>"
+            f"<th style='text-align:left'>why</th></tr>{rows}</table>{notes}</div>"
         )
 
     def then(self, later: RebuildReport) -> RebuildReport:

@@ -13,6 +13,7 @@ Each takes the same keyword options as `kerawidgets.rebuild`
 
 from __future__ import annotations
 
+from kerawidgets import arguments
 from kerawidgets import inplace as inplace_mode
 from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
 from kerawidgets.rebuild import rebuild
@@ -33,6 +34,7 @@ def replace_activation(model, layer, activation, *, attribute="activation",
     form Keras itself would produce), or change anything but a layer's
     `activation` setting (ReLU layers, layer types, shapes).
     """
+    arguments.choice("inplace", inplace, (False, True))
     if inplace:
         return inplace_mode.set_activation_inplace(model, layer, activation, attribute=attribute)
     edit = SetActivation(layer, activation, attribute=attribute)

@@ -20,7 +20,8 @@ import weakref
 import numpy as np
 
 __all__ = [
-    "agreement", "layer_statistics", "movement", "paired_statistics", "statistics_by_node",
+    "LayerSummary", "agreement", "layer_statistics", "movement", "paired_statistics",
+    "paired_summary_statistics", "statistics_by_node", "summarize", "summary_movement",
 ]
 
 #: Candidate (low, high) output bounds of saturating activations, tightest first:
@@ -350,4 +351,260 @@ def movement(before_outputs: dict, after_outputs: dict, eps=1e-8) -> dict:
         a = a.astype(np.float64)
         value = np.mean(np.abs(a - b)) / (np.mean(np.abs(b)) + eps)
         out[key] = _float(value) if math.isfinite(value) else 1.0
+    return out
+
+
+# --- summaries: what the editor keeps of a layer's output ------------------------
+
+#: Values a summary keeps as its sample (for histograms and movement); an output
+#: with fewer values keeps all of them, so its histogram is exact.
+SAMPLE_SIZE = 8192
+#: Sampled statistics (histogram shares, movement) are checked against exact ones
+#: in the tests within this tolerance (absolute, on shares and relative changes).
+SAMPLE_TOLERANCE = 0.05
+_SMALL = 1 << 20  # below this many values, sums of squares are taken in float64
+
+
+class LayerSummary:
+    """What is kept of one layer's output: its statistics and a fixed sample of values.
+
+    Built batch by batch with `add` (the probe runs the probe data in
+    batches), so the full output never has to be held at once, and read
+    with `statistics`. Exact: mean, std, min, max, the share of dead units
+    (from each unit's min and max) and of non-finite values. The share of
+    zeros, the saturation and histograms come from the sample: a seeded,
+    fixed choice of at most `SAMPLE_SIZE` positions, the same positions for
+    every output of the same shape, so two summaries of one layer before and
+    after an edit compare value by value (`summary_movement`). An output of
+    at most `SAMPLE_SIZE` values is sampled whole: everything is exact.
+
+    >>> s = LayerSummary((4, 2))
+    >>> s.add(np.array([[0.0, 1.0], [0.0, 3.0]]), 0)
+    >>> s.add(np.array([[0.0, 1.0], [0.0, 3.0]]), 2)
+    >>> stats = s.statistics()
+    >>> stats["mean"], stats["dead_fraction"], stats["zero_fraction"], stats["shape"]
+    (1.0, 0.5, 0.5, [4, 2])
+    """
+
+    def __init__(self, shape):
+        self.shape = tuple(int(d) for d in shape)
+        self.count = 0  # values seen
+        self.finite = 0
+        self.total = 0.0
+        self.squares = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+        self.unit_min = None  # per entry of the last axis (NaN where a unit saw NaN)
+        self.unit_max = None
+        size = int(np.prod(self.shape)) if self.shape else 1
+        self._index = sample_index(size)
+        self.sample = np.zeros(len(self._index), np.float32)
+
+    @property
+    def nbytes(self) -> int:
+        units = 0 if self.unit_min is None else self.unit_min.nbytes + self.unit_max.nbytes
+        return int(self.sample.nbytes + units + 256)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the sample is the whole output (so every statistic is exact)."""
+        return self.sample.size == int(np.prod(self.shape)) if self.shape else True
+
+    def add(self, values, start: int) -> None:
+        """Take in one batch: `values` are samples `start ...` of the output."""
+        v = _as_array(values)
+        if v.dtype == bool or not np.issubdtype(v.dtype, np.number):
+            v = v.astype(np.float32)
+        per_sample = int(np.prod(v.shape[1:])) if v.ndim > 1 else 1
+        flat = v.reshape(-1)
+        self._take_sample(flat, start * per_sample)
+        self.count += int(v.size)
+        if v.size == 0:
+            return
+        units = v.reshape(-1, v.shape[-1] if v.ndim >= 2 else 1)
+        low, high = units.min(axis=0), units.max(axis=0)  # vectorised over units: fast
+        self.unit_min = low if self.unit_min is None else np.minimum(self.unit_min, low)
+        self.unit_max = high if self.unit_max is None else np.maximum(self.unit_max, high)
+        total = float(flat.sum(dtype=np.float64))
+        if math.isfinite(total) and math.isfinite(float(low.min())) and math.isfinite(
+                float(high.max())):
+            self._moments(flat, total, float(low.min()), float(high.max()))
+        else:  # NaN or inf somewhere: the moments of the finite values
+            finite = flat[np.isfinite(flat)]
+            if finite.size:
+                self._moments(finite, float(finite.sum(dtype=np.float64)),
+                              float(finite.min()), float(finite.max()))
+
+    def _take_sample(self, flat, offset):
+        index = self._index
+        lo, hi = np.searchsorted(index, [offset, offset + flat.size])
+        self.sample[lo:hi] = flat[index[lo:hi] - offset]
+
+    def _moments(self, finite, total, vmin, vmax):
+        self.finite += int(finite.size)
+        self.total += total
+        if finite.size <= _SMALL or finite.dtype == np.float64:
+            wide = finite.astype(np.float64, copy=False)
+            self.squares += float(np.dot(wide, wide))
+        else:  # float32 dot (BLAS): fast, relative error ~1e-6
+            self.squares += float(np.dot(finite, finite))
+        self.min = min(self.min, vmin)
+        self.max = max(self.max, vmax)
+
+    # --- reading -------------------------------------------------------------
+
+    def bounds(self):
+        """The saturation bounds the values look like (see `detect_bounds`), or None."""
+        if self.finite == 0:
+            return None
+        return _bounds_for_range(self.min, self.max)
+
+    def statistics(self, bounds="auto") -> dict:
+        """The `layer_statistics` dict of the whole output (``bounds`` "auto", None or a pair)."""
+        shape, count = list(self.shape), self.count
+        if self.finite == 0:
+            return {"shape": shape, "count": count, "mean": None, "std": None, "min": None,
+                    "max": None, "zero_fraction": 0.0, "dead_fraction": 0.0, "saturation": 0.0,
+                    "saturation_bounds": None, "nonfinite_fraction": 1.0 if count else 0.0}
+        mean = self.total / self.finite
+        variance = max(self.squares / self.finite - mean * mean, 0.0)
+        found = self.bounds() if bounds == "auto" else (None if bounds is None else tuple(bounds))
+        sample = self.sample.astype(np.float64)
+        finite = sample[np.isfinite(sample)]
+        saturation = 0.0
+        if found is not None and finite.size:
+            low, high = found
+            band = SATURATION_BAND * (high - low)
+            saturation = float(np.mean((finite <= low + band) | (finite >= high - band)))
+        dead = (self.unit_min == 0) & (self.unit_max == 0)
+        return {
+            "shape": shape, "count": count, "mean": _float(mean), "std": _float(math.sqrt(variance)),
+            "min": _float(self.min), "max": _float(self.max),
+            "zero_fraction": float(np.mean(sample == 0)) if sample.size else 0.0,
+            "dead_fraction": float(np.mean(dead)),
+            "saturation": saturation,
+            "saturation_bounds": None if found is None else [float(found[0]), float(found[1])],
+            "nonfinite_fraction": float(1.0 - self.finite / count),
+        }
+
+    def __repr__(self):
+        return f"<LayerSummary {self.shape}: {len(self.sample)} sampled values>"
+
+
+def summarize(array) -> LayerSummary:
+    """The `LayerSummary` of one whole array.
+
+    >>> summarize(np.arange(4.0)).statistics()["max"]
+    3.0
+    """
+    values = _as_array(array)
+    summary = LayerSummary(values.shape)
+    summary.add(values, 0)
+    return summary
+
+
+_INDEX_CACHE: collections.OrderedDict = collections.OrderedDict()
+
+
+def sample_index(size: int, sample_size: int | None = None) -> np.ndarray:
+    """Sorted flat positions sampled from an output of `size` values (seeded by the size).
+
+    >>> sample_index(5).tolist()
+    [0, 1, 2, 3, 4]
+    >>> len(sample_index(10**6, 100)), bool((sample_index(10**6, 100) == sample_index(10**6, 100)).all())
+    (100, True)
+    """
+    k = SAMPLE_SIZE if sample_size is None else int(sample_size)
+    key = (int(size), k)
+    hit = _INDEX_CACHE.get(key)
+    if hit is None:
+        if size <= k:
+            hit = np.arange(size, dtype=np.int64)
+        else:
+            rng = np.random.default_rng(size)
+            hit = np.sort(rng.choice(size, k, replace=False)).astype(np.int64)
+        hit.flags.writeable = False
+        _INDEX_CACHE[key] = hit
+        while len(_INDEX_CACHE) > 512:
+            _INDEX_CACHE.popitem(last=False)
+    return hit
+
+
+def _bounds_for_range(vmin, vmax):
+    for low, high in KNOWN_BOUNDS:
+        span = high - low
+        if not _range_inside(vmin, vmax, (low, high)):
+            continue
+        if vmax >= high - SATURATION_BAND * span or (low < 0 and vmin <= low + SATURATION_BAND * span):
+            return low, high
+    return None
+
+
+def _range_inside(vmin, vmax, bounds) -> bool:
+    if bounds is None:
+        return False
+    low, high = bounds
+    tol = 1e-6 * (high - low)
+    return vmin >= low - tol and vmax <= high + tol
+
+
+def paired_summary_statistics(before: dict, after: dict) -> tuple[dict, dict]:
+    """`paired_statistics` of `LayerSummary` dicts: bounds shared like with like.
+
+    A summary object found on both sides (a layer the edit did not reach)
+    is read once.
+
+    >>> b, a = paired_summary_statistics({"s": summarize(np.array([0.5, 0.6]))},
+    ...                                  {"s": summarize(np.array([0.0, 1.0]))})
+    >>> b["s"]["saturation_bounds"] == a["s"]["saturation_bounds"] == [0.0, 1.0]
+    True
+    """
+    stats_before, stats_after = {}, {}
+    for key, b in before.items():
+        a = after.get(key)
+        if a is None:
+            stats_before[key] = b.statistics()
+            continue
+        if a is b:
+            stats_before[key] = b.statistics()
+            stats_after[key] = dict(stats_before[key])
+            continue
+        found_b, found_a = b.bounds(), a.bounds()
+        inside_b = b.finite and _range_inside(b.min, b.max, found_a)
+        inside_a = a.finite and _range_inside(a.min, a.max, found_b)
+        stats_before[key] = b.statistics(found_b or (found_a if inside_b else None))
+        stats_after[key] = a.statistics(found_a or (found_b if inside_a else None))
+    for key, a in after.items():
+        if key not in stats_after:
+            stats_after[key] = a.statistics()
+    return stats_before, stats_after
+
+
+def summary_movement(before: dict, after: dict, eps=1e-8) -> dict:
+    """`movement` of `LayerSummary` dicts, estimated on their samples.
+
+    The samples are the same positions of outputs of the same shape, so the
+    estimate is ``mean |after - before| / (mean |before| + eps)`` over at most
+    `SAMPLE_SIZE` positions (exact for smaller outputs). A summary found on
+    both sides moved 0.0; a changed shape 1.0.
+
+    >>> moved = summary_movement({"a": summarize(np.ones(4))}, {"a": summarize(np.ones(4) * 1.5)})
+    >>> round(moved["a"], 3)
+    0.5
+    """
+    out = {}
+    for key, b in before.items():
+        a = after.get(key)
+        if a is None:
+            continue
+        if a is b:
+            out[key] = 0.0
+        elif a.shape != b.shape:
+            out[key] = 1.0
+        elif b.sample.size == 0:
+            out[key] = 0.0
+        else:
+            x, y = b.sample.astype(np.float64), a.sample.astype(np.float64)
+            value = np.mean(np.abs(y - x)) / (np.mean(np.abs(x)) + eps)
+            out[key] = _float(value) if math.isfinite(value) else 1.0
     return out

@@ -105,3 +105,42 @@ def config_of(model):
     import json
 
     return json.dumps(model.get_config(), sort_keys=True, default=str)
+
+
+def numpy_of(value):
+    """Tensors (a model's outputs, nested) as numpy arrays, on every backend: under torch a
+    model's output requires grad, and numpy refuses to read it directly."""
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, value)
+
+
+class Gated(layers.Layer):
+    """A custom layer with an activation under its own name (`gate`) and a plain `activation`;
+    at module level so a script can import it (`to_code`)."""
+
+    def __init__(self, units=4, gate="sigmoid", activation="tanh", **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.gate = keras.activations.get(gate)
+        self.activation = keras.activations.get(activation)
+        self.value = layers.Dense(units, name="value")
+        self.weight_gate = layers.Dense(units, name="weight_gate")
+
+    def build(self, shape):
+        self.value.build(shape)
+        self.weight_gate.build(shape)
+
+    def call(self, x):
+        return self.activation(self.value(x)) * self.gate(self.weight_gate(x))
+
+    def compute_output_shape(self, shape):
+        return (*shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "gate": keras.activations.serialize(self.gate),
+                "activation": keras.activations.serialize(self.activation)}
+
+
+def scaled_swish(x, scale):
+    """A parameterised activation a script can import (`register_activation(..., scale=...)`)."""
+    return x * keras.ops.sigmoid(scale * x)

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from keras import layers
 
-from kerawidgets import KerawidgetsError, ShapeMismatchError, statistics
+from kerawidgets import KerawidgetsError, ShapeMismatchError
 from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
 from kerawidgets.probe import ProbeDataError
 from kerawidgets.widgets import ModelEditor
 from kerawidgets.widgets.editor import SaveCheckError
+from kerawidgets.widgets.editor_panel import gui_text
 from kerawidgets.widgets.history import History, Step
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -65,7 +66,7 @@ def test_selecting_a_layer_fills_the_panel(editor):
     assert "all 2 Conv2D layers" in p.bulk.description
     replace = dict((v, k) for k, v in p.replace.options)
     assert "SeparableConv2D" in replace and "LSTM" not in replace
-    assert "keeps shape" in replace["SeparableConv2D"]
+    assert replace["SeparableConv2D"] == "SeparableConv2D"  # the verdict line says the shape
     assert "Dropout" in [v for _, v in p.insert.options]
 
 
@@ -102,7 +103,10 @@ def test_activation_swap_from_the_panel(editor):
     assert bytes(editor.comparison_image.value).startswith(PNG)
     assert bytes(editor.depth_image.value).startswith(PNG)
     assert editor.view.marks == {"conv_a": "edited"}
-    assert editor.view.heat["conv_a"] > 0 and editor.view.heat.get("image", 0) == 0
+    moved = editor.view.metrics["movement"]["values"]
+    assert moved["conv_a"] > 0 and moved.get("image", 0) == 0
+    assert {"dead", "saturation", "near_zero", "mean", "std"} <= set(editor.view.metrics)
+    assert editor.view.active_coloring()[0] == "movement"
     assert "kwe-status-ok" in editor.panel.status.value
 
 
@@ -126,9 +130,63 @@ def test_activation_layer_swap(editor):
     assert editor.model.get_layer("hidden_relu").activation.__name__ == "elu"
 
 
+def test_relu6_layers_are_shown_as_relu6(data):
+    """MobileNetV2's ReLU(max_value=6): relu6 is "already used", relu is a real change."""
+    x, y = data
+    inp = keras.Input((8, 8, 1), name="image")
+    h = layers.Conv2D(4, 3, name="conv")(inp)
+    h = layers.ReLU(6.0, name="relu_a")(h)
+    h = layers.Conv2D(4, 3, name="conv2")(h)
+    h = layers.ReLU(6.0, name="relu_b")(h)
+    out = layers.Dense(10, activation="softmax", name="head")(layers.Flatten(name="flat")(h))
+    editor = ModelEditor(keras.Model(inp, out), x, y)
+    assert editor.view.graph.node("relu_a").activation == "relu6"
+    editor.select("relu_a")
+    p = editor.panel
+    assert p.activation.value == "relu6" and "relu6" in p.info.value
+    assert p.activation_setting.layout.display == "none"  # one plain `activation` setting
+    assert p.apply_button.disabled
+    with pytest.raises(KerawidgetsError, match="already uses 'relu6'"):
+        editor.pending_edit()
+    assert "with activation 'relu6'" in p.bulk.description
+    p.activation.value = "relu"  # unbounded: a real change, not "already used"
+    assert editor.pending_edit() == SetActivation("relu_a", "relu")
+    assert not p.apply_button.disabled
+    p.apply_button.click()
+    assert type(editor.model.get_layer("relu_a")).__name__ == "Activation"
+    assert "max_value=6" in editor.report["relu_a"].reason
+    assert type(editor.model.get_layer("relu_b")) is layers.ReLU
+
+
+def test_every_activation_setting_is_offered(data):
+    x, y = data
+    inp = keras.Input((8, 8), name="seq")
+    h = layers.LSTM(6, return_sequences=True, name="lstm")(inp)
+    h = layers.LSTM(6, return_sequences=True, activation="relu", name="lstm_b")(h)
+    out = layers.Dense(10, activation="softmax", name="head")(layers.Flatten(name="flat")(h))
+    editor = ModelEditor(keras.Model(inp, out), x[..., 0], y)
+    editor.select("lstm")
+    p = editor.panel
+    assert list(p.activation_setting.options) == ["activation", "recurrent_activation"]
+    assert p.activation_setting.layout.display is None and p.activation.value == "tanh"
+    assert "recurrent_activation" in p.info.value and "sigmoid" in p.info.value
+    assert p.bulk.disabled  # no other LSTM with activation tanh
+    p.activation_setting.value = "recurrent_activation"
+    assert p.activation.value == "sigmoid"
+    # both LSTMs have the sigmoid gate (their `activation`s differ)
+    assert not p.bulk.disabled and "2 LSTM layers with recurrent activation 'sigmoid'" in p.bulk.description
+    p.activation.value = "hard_sigmoid"
+    assert editor.pending_edit() == SetActivation("lstm", "hard_sigmoid", attribute="recurrent_activation")
+    p.apply_button.click()
+    assert editor.model.get_layer("lstm").cell.recurrent_activation.__name__ == "hard_sigmoid"
+    assert editor.model.get_layer("lstm").cell.activation.__name__ == "tanh"
+    assert "recurrent_activation sigmoid -> hard_sigmoid" in editor.report["lstm"].reason
+
+
 def test_layer_without_activation_offers_none(editor):
     editor.select("pool")
     assert editor.panel.activation.disabled
+    assert editor.panel.activation.value == "(no activation)"  # not a stale "relu"
     assert "no activation" in editor.panel.activation_note.value
     assert editor.panel.apply_button.disabled
 
@@ -179,7 +237,9 @@ def test_impossible_replacement_shows_message_and_changes_nothing(editor):
         editor.apply(editor.pending_edit())
     assert "hidden" in caught.value.downstream
     assert "kwe-status-error" in p.status.value and "hidden" in p.status.value
-    assert html.escape(str(caught.value)) in p.status.value
+    # The script's message, worded for the panel: the checkbox instead of the argument.
+    assert html.escape(gui_text(str(caught.value))) in p.status.value
+    assert "Tick" in p.status.value and "Pass reinitialize" not in p.status.value
     assert editor.model is before and editor.history == []
     assert same_weights(weights_of(editor.model), weights)
     assert "error" in editor.view.marks.values()
@@ -264,8 +324,18 @@ def test_insert_after(editor):
 def test_remove(editor):
     editor.select("conv_a")
     editor.panel.tabs.selected_index = 3
-    assert "Cannot remove" in editor.panel.remove_note.value  # 1 -> 8 channels
-    assert editor.panel.apply_button.disabled
+    p = editor.panel
+    # 1 -> 8 channels: said once in the Remove tab, the preview says what Apply would need.
+    assert "tick 'allow reinitialising downstream layers'" in p.remove_note.value
+    assert p.apply_button.disabled
+    assert html.escape("Tick 'allow reinitialising downstream layers'") in p.preview.value
+    assert "Pass reinitialize" not in p.preview.value and "re-initialis" not in p.preview.value
+    p.reinitialize.value = True  # the checkbox allows it: conv_b gets fresh weights
+    assert not p.apply_button.disabled and "conv_b" in p.preview.value
+    p.apply_button.click()
+    assert editor.report["conv_b"].status == "reinitialised" and editor.report.removed == ["conv_a"]
+    assert p.reinitialize.value is False  # unticked after Apply: the next edit asks again
+    editor.reset()
     editor.select("drop")
     assert "flows on" in editor.panel.remove_note.value
     editor.panel.apply_button.click()
@@ -293,7 +363,7 @@ def test_undo_redo_reset_keep_models(editor):
     assert editor.model is second
     p.reset_button.click()
     assert editor.model is editor.original and editor.history == []
-    assert editor.view.heat == {} and editor.view.marks == {}
+    assert editor.view.metrics == {} and editor.view.marks == {}
     assert editor.comparison_image.layout.display == "none"
     p.redo_button.click()
     assert editor.model is first
@@ -328,8 +398,7 @@ def test_many_edits_free_old_models_and_stay_within_the_memory_budget(monkeypatc
     model = keras.Model(inp, layers.Dense(4, activation="softmax", name="head")(h))
     x = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
     per_model = 64 * (6 + 32 + 32 + 4) * 4
-    budget = int(2.5 * per_model)  # room for two models' outputs
-    statistics._MEMO.clear()  # the memo is global: count only this editor's arrays
+    budget = int(2.5 * per_model) + 4 * 70_000  # two models' outputs and their summaries
     editor = ModelEditor(model, x, memory_budget=budget, history_size=2)
     editor.select("h2")
     refs = []
@@ -343,17 +412,8 @@ def test_many_edits_free_old_models_and_stay_within_the_memory_budget(monkeypatc
     # History keeps the current and the previous model; every other edited
     # model is collected (no cache of the probe or the editor holds it).
     assert [i for i, ref in enumerate(refs) if ref() is not None] == [18, 19]
-    assert len(editor.probe._graphs) <= 3 and len(editor.probe._taps) <= 3
-    assert editor.probe.cache_bytes <= budget
-    cached = {id(a): a for entry in editor.probe._cache.values()
-              for a in (*entry.outputs.values(), *entry.model_outputs)}
-    c = editor._comparison
-    shown = {id(a) for a in (c.layer_before, c.layer_after, c.model_before, c.model_after)}
-    # The statistics memo pins nothing: what it remembers is alive only
-    # because the probe's cache (within the budget) or the current plots hold it.
-    remembered = {id(a): a for a in statistics.memo_arrays()}
-    assert set(remembered) <= set(cached) | shown
-    assert sum(a.nbytes for a in {**cached, **remembered}.values() if id(a) not in shown) <= budget
+    assert len(editor.probe._graphs) <= 4
+    assert editor.probe.cache_bytes <= budget and editor.probe.peak_bytes <= budget
 
 
 def test_nothing_to_undo_is_a_message(editor):
@@ -387,6 +447,7 @@ def test_save_reloads_and_checks(editor, tmp_path):
     reloaded = keras.saving.load_model(path)
     assert reloaded.get_layer("hidden_relu").activation.__name__ == "gelu"
     assert "outputs match" in editor.panel.status.value
+    assert [p.name for p in tmp_path.iterdir()] == ["edited.keras"]
     with pytest.raises(KerawidgetsError, match=".keras"):
         editor.save(tmp_path / "edited.h5")
 
@@ -407,8 +468,10 @@ def test_save_check_catches_a_layer_that_does_not_round_trip(tmp_path):
     scale.factor = 3.0
     model = keras.Model(inp, scale(layers.Dense(2, name="d")(inp)))
     editor = ModelEditor(model, np.ones((4, 4), "float32"))
-    with pytest.raises(SaveCheckError, match="differ"):
+    with pytest.raises(SaveCheckError, match="differ") as caught:
         editor.save(tmp_path / "bad.keras")
+    assert "Nothing was saved" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a temporary one is left
 
 
 def test_compare_numbers(editor):
@@ -430,8 +493,51 @@ def test_compare_numbers(editor):
 
 def test_incremental_recompute_after_edit_near_the_output(editor):
     editor.apply(SetActivation("head", "sigmoid"))
-    assert editor.probe.last_run == "incremental"
-    assert editor.probe.last_recomputed == ["head"]
+    numbers = editor.compare()
+    assert numbers["recompute"] == "incremental" and numbers["recomputed"] == ["head"]
+
+
+class CountCalls:
+    """Counts the layer calls the probe runs (every call goes through `run_call`)."""
+
+    def __init__(self, monkeypatch):
+        from kerawidgets import _keras_adapter as adapter
+
+        self.names = []
+        real = adapter.run_call
+
+        def counting(call, tensor_map, training=False):
+            self.names.append(call.operation.name)
+            return real(call, tensor_map, training=training)
+
+        monkeypatch.setattr(adapter, "run_call", counting)
+
+
+def test_apply_runs_at_most_one_pass_and_undo_redo_run_none(editor, monkeypatch):
+    editor.probe.summaries(editor.original)  # what opening a plot did once
+    calls = CountCalls(monkeypatch)
+    batches = -(-editor.probe.n // editor.probe.batch_size)
+    assert batches == 2
+    editor.apply(SetActivation("conv_a", "gelu"))  # the first layer: everything after it
+    names = [layer.name for layer in editor.original.layers][1:]
+    assert calls.names == names * batches  # one pass of the edited model, batch by batch
+    calls.names.clear()
+    editor.apply(SetActivation("head", "sigmoid"))
+    assert calls.names == ["head"] * batches
+    shown = editor.comparison_image.value
+    calls.names.clear()
+    for move in (editor.undo, editor.redo, editor.undo, editor.undo, editor.redo, editor.redo):
+        move()
+    assert calls.names == []  # only redrawn
+    assert editor.comparison_image.value == shown
+    assert editor.compare()["recompute"] == "incremental"  # what made the plots, kept
+    # A step whose model History dropped keeps its summaries: no pass after its rebuild.
+    editor._history.max_models = 1
+    editor._history._trim()
+    editor.undo()
+    assert calls.names == [] and editor._history.steps[1].model is not None
+    assert editor.compare("original")["per_layer"]["after"]["conv_a"]["mean"] is not None
+    assert calls.names == []
 
 
 def panel_state(editor):
@@ -475,10 +581,15 @@ def test_every_slow_step_shows_the_busy_state(editor, monkeypatch):
     p.progress.observe(lambda c: steps.append((c["new"], p.progress.max)), names="value")
     p.status.observe(lambda c: texts.append(c["new"]), names="value")
     p.apply_button.click()
-    assert [s for s in steps if s[0]] == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+    assert [s for s in steps if s[0] == int(s[0]) and s[0]] == [(1, 5), (2, 5), (3, 5), (4, 5),
+                                                                 (5, 5)]
+    probing = [s[0] for s in steps if s[0] != int(s[0])]  # the probe moves the bar on
+    assert probing and probing == sorted(probing) and all(3 < v < 4 for v in probing)
     busy = [t for t in texts if "kwe-status-busy" in t]
-    for word, text in zip(["Rebuilding", "graph", "Probing", "plots", "panel"], busy):
-        assert word in text
+    words = ["Rebuilding", "graph", "Probing", "plots", "panel"]
+    said = [next(word for word in words if word in text) for text in busy]
+    assert [w for i, w in enumerate(said) if i == 0 or said[i - 1] != w] == words
+    assert "layer calls (3/5)" in busy[said.index("Probing") + 1]  # real progress, in words too
     assert "Applied" in p.status.value and p.progress.layout.visibility == "hidden"
     assert not editor._busy and not p.undo_button.disabled and p.apply_button.disabled
     # Replace dropdown: the choice's check and dry run run busy too.
@@ -519,7 +630,7 @@ def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
         editor.apply(ReplaceLayer("conv_b", layers.Conv2D(4, 3, padding="same")))
     state = panel_state(editor)
     assert not state["busy"] and state["bar"] == "hidden" and "kwe-status-error" in state["status"]
-    assert html.escape(str(caught.value)) in state["status"]  # the same message a script gets
+    assert html.escape(gui_text(str(caught.value))) in state["status"]  # a script's, for the GUI
     assert "Rebuilding" not in state["status"] and "hidden" in state["status"]
     # A KerawidgetsError while probing is shown with its own message; the edit is kept.
     def refused(*args, **kwargs):

@@ -26,7 +26,13 @@ EXAMPLES = [
 ]
 
 
-def subnetwork(name="sub.net-1"):
+# Under torch, Keras keys each layer's torch parameters by variable path, and torch refuses a
+# key with "." (KeyError 'parameter name can't contain "."' when a Sequential named "sub.net-1"
+# builds: keras/src/backend/torch/layer.py `_track_variables`), so the name there has no dot.
+ODD_NAME = "sub-net-1" if keras.backend.backend() == "torch" else "sub.net-1"
+
+
+def subnetwork(name=ODD_NAME):
     return keras.Sequential([keras.Input((64,)), layers.Dense(64, name="inner")], name=name)
 
 
@@ -65,13 +71,13 @@ def test_to_code_replays_the_edit():
     direct = kerawidgets.rebuild(model, [edit]).model
     assert replayed.get_layer("middle").get_config()["activation"] == "tanh"
     x = models.data_for(model)
-    np.testing.assert_allclose(replayed(x), direct(x), rtol=1e-6)
+    np.testing.assert_allclose(models.numpy_of(replayed(x)), models.numpy_of(direct(x)), rtol=1e-6)
 
 
 def test_to_code_for_class_selector_and_insert():
     assert SetActivation(keras.layers.ReLU, "gelu").to_code() == (
         "model = kerawidgets.replace_activation(model, keras.layers.ReLU, 'gelu')")
-    code = InsertLayer(after="hidden", layer=layers.Dropout(0.2)).to_code()
+    code = InsertLayer(after="hidden", layer=layers.Dropout(0.2, name="dropout")).to_code()
     assert code == "model = kerawidgets.insert_layer(model, after='hidden', layer=keras.layers.Dropout(rate=0.2))"
 
 
@@ -87,7 +93,7 @@ def test_bad_edits_fail_at_construction():
     with pytest.raises(UnknownActivationError):
         SetActivation("d", "not_an_activation")
     with pytest.raises(InvalidEditError, match="attribute"):
-        SetActivation("d", "relu", attribute="kernel")
+        SetActivation("d", "relu", attribute="kernel init")  # any other setting: refused by the plan
     with pytest.raises(InvalidEditError, match="Unknown layer type"):
         ReplaceLayer("d", "NoSuchLayer")
     with pytest.raises(InvalidEditError, match="one layer"):
@@ -113,12 +119,13 @@ def test_subnetwork_replacement_to_code_names_a_variable_and_replays():
     edit = ReplaceLayer("middle", sub, trainable=False)
     code = edit.to_code()
     comment, call = code.splitlines()
-    assert comment.startswith("# `sub_net_1` is the keras.Model 'sub.net-1'")
+    assert comment.startswith(f"# `sub_net_1` is the keras.Model {ODD_NAME!r}")
     assert call == "model = kerawidgets.replace_layer(model, 'middle', sub_net_1, trainable=False)"
     namespace = {"keras": keras, "kerawidgets": kerawidgets, "model": model, "sub_net_1": sub}
     exec(code, namespace)
     x = models.data_for(model)
-    np.testing.assert_allclose(namespace["model"](x), kerawidgets.rebuild(model, [edit]).model(x), rtol=1e-6)
+    np.testing.assert_allclose(models.numpy_of(namespace["model"](x)),
+                               models.numpy_of(kerawidgets.rebuild(model, [edit]).model(x)), rtol=1e-6)
 
 
 def test_editor_to_code_with_a_subnetwork_is_valid_python():
@@ -135,10 +142,74 @@ def test_subnetwork_json_is_a_reference_that_needs_the_model_back():
     edit = ReplaceLayer("middle", [layers.Dense(64, name="pre"), sub])
     text = edit.to_json()
     assert "inner" not in text  # no layers or weights pretend to be stored
-    with pytest.raises(SubnetworkNotStoredError, match="(?s)'middle'.*'sub.net-1'.*subnetworks="):
+    with pytest.raises(SubnetworkNotStoredError, match=f"(?s)'middle'.*'{ODD_NAME}'.*subnetworks="):
         edits.from_json(text)
-    assert edits.from_json(text, subnetworks={"sub.net-1": sub}) == edit
-    assert edits.history_from_json(edits.history_to_json([edit]), subnetworks={"sub.net-1": sub}) == [edit]
+    assert edits.from_json(text, subnetworks={ODD_NAME: sub}) == edit
+    assert edits.history_from_json(edits.history_to_json([edit]), subnetworks={ODD_NAME: sub}) == [edit]
     with pytest.raises(SubnetworkNotStoredError, match="parameters"):
-        edits.from_json(text, subnetworks={"sub.net-1": keras.Sequential(
-            [keras.Input((64,)), layers.Dense(3)], name="sub.net-1")})
+        edits.from_json(text, subnetworks={ODD_NAME: keras.Sequential(
+            [keras.Input((64,)), layers.Dense(3)], name=ODD_NAME)})
+
+
+# --- to_code() that runs in a fresh namespace ----------------------------------------------
+
+
+def test_editor_to_code_runs_in_a_fresh_namespace_and_gives_the_same_model():
+    import keras_hub
+
+    kerawidgets.register_activation("code_swish", models.scaled_swish, scale=1.5)
+    try:
+        inp = keras.Input((6, 8), name="tokens")
+        x = layers.Dense(8, name="proj")(inp)
+        x = layers.Dense(8, name="mid")(x)
+        x = models.Gated(8, name="gated")(x)
+        out = layers.Dense(3, name="head")(layers.Flatten(name="flat")(x))
+        model = keras.Model(inp, out)
+        data = np.random.default_rng(0).normal(size=(4, 6, 8)).astype("float32")
+        editor = kerawidgets.ModelEditor(model, data)
+        editor.apply(SetActivation("proj", "code_swish"))
+        editor.apply(ReplaceLayer("mid", keras_hub.layers.TransformerEncoder(16, 2, name="enc")))
+        editor.apply(SetActivation("gated", "relu", attribute="gate"))
+        editor.apply(InsertLayer(after="gated", layer=models.Gated(8, gate="hard_sigmoid", name="gated_2")))
+        code = editor.to_code()
+        lines = code.splitlines()
+        assert "from keras_hub.layers import TransformerEncoder" in lines
+        assert "from tests.models import Gated" in lines
+        assert "from tests.models import scaled_swish" in lines
+        assert "kerawidgets.register_activation('code_swish', scaled_swish, scale=1.5)" in lines
+        namespace = {"model": model}  # nothing else: the script imports what it names
+        exec(compile(code, "<to_code>", "exec"), namespace)
+        replayed = namespace["model"]
+    finally:
+        kerawidgets.unregister_activation("code_swish")
+    expected = editor.model
+    assert models.config_of(replayed) == models.config_of(expected)
+    assert [v.path for v in replayed.weights] == [v.path for v in expected.weights]
+    fresh = {"mid", "gated_2"}  # new layers start from their initialisers in both
+    for layer in expected.layers:
+        if layer.name not in fresh:
+            for a, b in zip(layer.weights, replayed.get_layer(layer.name).weights):
+                np.testing.assert_array_equal(models.numpy_of(a), models.numpy_of(b))
+    replayed.set_weights(expected.get_weights())
+    np.testing.assert_allclose(models.numpy_of(replayed(data)), models.numpy_of(expected(data)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_to_code_says_what_it_cannot_import():
+    kerawidgets.register_activation("code_lambda", lambda x: x * 0.5)
+
+    @keras.saving.register_keras_serializable(package="tests_local")
+    class Local(layers.Layer):
+        def call(self, x):
+            return x
+
+    try:
+        header = edits.script_header([SetActivation("d", "code_lambda"),
+                                      InsertLayer(after="d", layer=Local(name="local"))])
+    finally:
+        kerawidgets.unregister_activation("code_lambda")
+    comments = [line for line in header if line.startswith("#")]
+    assert any("'code_lambda'" in c and "cannot be imported" in c
+               and "kerawidgets.register_activation('code_lambda', fn)" in c for c in comments)
+    assert any(c.startswith("# Local is defined in") and "cannot be imported" in c for c in comments)
+    compile("\n".join(header), "<header>", "exec")

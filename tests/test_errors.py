@@ -17,3 +17,9 @@ def test_unknown_activation_lists_known_ones():
     assert "'gelu'" in message
     assert "relu, tanh" in message or "gelu, relu, tanh" in message
     assert "register_activation" in message
+
+
+def test_suggestions_ignore_case():
+    message = str(UnknownActivationError("Gelu", ["elu", "gelu", "relu", "selu", "tanh"]))
+    assert "Did you mean 'gelu'" in message  # the same letters first, not elu, selu, relu
+    assert "'dense_1'" in str(UnknownLayerError("DENSE_1", ["dense_1", "conv"]))

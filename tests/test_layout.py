@@ -119,3 +119,12 @@ def test_efficientnet_b7_lays_out_once_and_is_cached(monkeypatch):
     closed = layout(graph)  # the default view folds the blocks into a handful of boxes
     assert len(closed.boxes) < 40
     _no_overlap(closed)
+
+
+def test_a_closed_group_says_its_size_whole_rather_than_cut():
+    from kerawidgets.layout import _fit_first
+
+    # A narrow box: "Stage · 32 layers" does not fit, "32 layers" does (not "Stage · 32…").
+    assert _fit_first(("Stage \u00b7 32 layers", "32 layers"), 100, 6.0) == "32 layers"
+    assert _fit_first(("Stage \u00b7 32 layers", "32 layers"), 300, 6.0) == "Stage \u00b7 32 layers"
+    assert _fit_first(("a long wording", "still too long"), 60, 6.0).endswith("\u2026")

@@ -64,7 +64,7 @@ def test_histogram_figure_edge_cases():
 def test_depth_summary_figure():
     model, new, probe = model_and_edit()
     before = probe.outputs(model)
-    after = probe.outputs_after_edit(model, new, ["hidden"])
+    after = probe.outputs(new)
     stats_before, stats_after = paired_statistics(before, after)
     fig = plots.depth_summary_figure(stats_before, stats_after, list(before), highlight="hidden")
     titles = [ax.get_title() for ax in fig.axes]
@@ -97,7 +97,7 @@ def test_agreement_figure_with_and_without_labels():
 def test_comparison_figure_after_an_edit(tmp_path):
     model, new, probe = model_and_edit()
     before = probe.outputs(model)
-    after = probe.outputs_after_edit(model, new, ["hidden"])
+    after = probe.outputs(new)
     fig = plots.comparison_figure(before["hidden"], after["hidden"], probe.model_output(model),
                                   probe.model_output(new), y=probe.y, layer_name="hidden",
                                   title="hidden: sigmoid → relu")

@@ -1,4 +1,4 @@
-"""Tests for kerawidgets.probe: probe data, one-pass outputs, cache, incremental recompute."""
+"""Tests for kerawidgets.probe: probe data, summaries, memory budget, incremental recompute."""
 
 import gc
 import weakref
@@ -12,7 +12,9 @@ import kerawidgets
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets.errors import KerawidgetsError
 from kerawidgets.probe import Probe, ProbeDataError, node_ids
+from kerawidgets.statistics import layer_statistics, sample_index
 from tests import models
+from tests.models import numpy_of
 
 
 def branched():
@@ -61,11 +63,30 @@ def assert_same(a, b, **tol):
         np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-6, err_msg=key, **tol)
 
 
+def assert_run_matches(run, full):
+    """Every summary of `run` describes the array of `full`: exact statistics, sampled values."""
+    assert list(run.summaries) == list(full)
+    for key, summary in run.summaries.items():
+        values = full[key].ravel()
+        np.testing.assert_allclose(summary.sample, values[sample_index(values.size)], rtol=1e-5,
+                                   atol=1e-6, err_msg=key)
+        exact = layer_statistics(full[key])
+        got = summary.statistics()
+        shares = exact  # shares of values: from the sample when the output is larger
+        if not summary.exact:
+            shares = layer_statistics(values[sample_index(values.size)],
+                                      bounds=exact["saturation_bounds"])
+        for name in ("mean", "std", "min", "max", "dead_fraction"):
+            assert got[name] == pytest.approx(exact[name], rel=1e-5, abs=1e-6), (key, name)
+        for name in ("zero_fraction", "saturation"):
+            assert got[name] == pytest.approx(shares[name], rel=1e-5, abs=1e-6), (key, name)
+
+
 def data(n=20, dim=8):
     return np.random.default_rng(1).standard_normal((n, dim)).astype("float32")
 
 
-# --- outputs -------------------------------------------------------------------
+# --- outputs and summaries ------------------------------------------------------
 
 
 def test_outputs_every_call_in_one_pass_matches_model():
@@ -74,43 +95,47 @@ def test_outputs_every_call_in_one_pass_matches_model():
     outs = probe.outputs(model)
     assert list(outs) == ["features", "branch_a", "branch_b", "skip", "concat", "add", "hidden",
                           "out"] or set(outs) == set(node_ids(model))
-    assert probe.last_run == "full"
-    np.testing.assert_allclose(outs["out"], model(probe.x, training=False), rtol=1e-6)
+    np.testing.assert_allclose(outs["out"], numpy_of(model(probe.x, training=False)), rtol=1e-6)
     np.testing.assert_allclose(probe.model_output(model), outs["out"])
     hidden = keras.Model(model.inputs, model.get_layer("hidden").output)
-    np.testing.assert_allclose(outs["hidden"], hidden(probe.x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(outs["hidden"], numpy_of(hidden(probe.x)), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError):
+        outs["out"][0, 0] = 1.0
 
 
-def test_outputs_are_cached_and_read_only():
+def test_summaries_are_computed_once_and_describe_every_output():
     model = branched()
     probe = Probe(model, data())
-    first = probe.outputs(model)
+    first = probe.summaries(model)
+    assert first.kind == "full" and first.recomputed == list(first.summaries)
+    assert_run_matches(first, Probe(model, data()).outputs(model))
     assert probe.cached(model)
-    second = probe.outputs(model)
-    assert first["out"] is second["out"]
-    with pytest.raises(ValueError):
-        first["out"][0, 0] = 1.0
+    again = probe.summaries(model)
+    assert again.kind == "cached" and again.calls_run == []
+    assert again.summaries["out"] is first.summaries["out"]
 
 
 def test_probing_adds_no_node_to_the_model():
     model = branched()
     counts = [adapter.inbound_call_count(layer) for layer in model.layers]
     probe = Probe(model, data())
-    probe.outputs(model)
+    probe.summaries(model)
     new = kerawidgets.replace_activation(model, "hidden", "gelu")
     new_counts = [adapter.inbound_call_count(layer) for layer in new.layers]
-    probe.outputs_after_edit(model, new, ["hidden"])
+    probe.summaries_after_edit(model, new, ["hidden"])
+    probe.outputs(new)
     assert [adapter.inbound_call_count(layer) for layer in model.layers] == counts
     assert [adapter.inbound_call_count(layer) for layer in new.layers] == new_counts
 
 
-def test_batches_are_capped_and_concatenated():
+def test_batches_are_capped_and_summaries_combine_them():
     model = branched()
     probe = Probe(model, data(50), batch_size=8, max_batches=3)
     assert probe.n == 24
     assert "first 24 of 50" in probe.description
     outs = probe.outputs(model)
-    np.testing.assert_allclose(outs["out"], model(data(50)[:24], training=False), rtol=1e-6)
+    np.testing.assert_allclose(outs["out"], numpy_of(model(data(50)[:24], training=False)), rtol=1e-6)
+    assert_run_matches(Probe(model, data(50), batch_size=8, max_batches=3).summaries(model), outs)
 
 
 def test_nested_model_inner_calls_have_outer_inner_ids():
@@ -120,8 +145,9 @@ def test_nested_model_inner_calls_have_outer_inner_ids():
     assert {"backbone", "backbone/d1", "backbone/d2", "top"} <= set(outs)
     inner = model.get_layer("backbone")
     d1 = keras.Model(inner.inputs, inner.get_layer("d1").output)
-    np.testing.assert_allclose(outs["backbone/d1"], d1(probe.x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(outs["backbone/d1"], numpy_of(d1(probe.x)), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(outs["backbone/d2"], outs["backbone"])
+    assert_run_matches(Probe(model, data()).summaries(model), outs)
 
 
 def test_shared_layer_calls_get_call_suffix():
@@ -131,7 +157,7 @@ def test_shared_layer_calls_get_call_suffix():
     model = keras.Model(inp, out)
     outs = Probe(model, data(dim=4)).outputs(model)
     assert {"shared", "shared:1"} <= set(outs)
-    np.testing.assert_allclose(outs["shared:1"], shared(outs["shared"]), rtol=1e-6)
+    np.testing.assert_allclose(outs["shared:1"], numpy_of(shared(outs["shared"])), rtol=1e-6)
 
 
 # --- probe data ---------------------------------------------------------------
@@ -164,7 +190,7 @@ def test_dict_inputs_and_several_outputs():
     outs = probe.outputs(model)
     assert outs["image"].dtype == np.float32
     cls, reg = probe.model_output(model)
-    expected = model(probe.x, training=False)
+    expected = numpy_of(model(probe.x, training=False))
     np.testing.assert_allclose(cls, expected[0], rtol=1e-6)
     np.testing.assert_allclose(reg, expected[1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outs["reg"], reg)
@@ -182,7 +208,7 @@ def test_dataset_input_with_labels():
     probe = Probe(model, ds, max_batches=2)
     assert probe.n == 16 and "dataset" in probe.description
     np.testing.assert_array_equal(probe.y, y[:16])
-    np.testing.assert_allclose(probe.outputs(model)["out"], model(x[:16]), rtol=1e-6)
+    np.testing.assert_allclose(probe.outputs(model)["out"], numpy_of(model(x[:16])), rtol=1e-6)
     # a dataset of x alone
     only_x = Probe(model, tf.data.Dataset.from_tensor_slices(x).batch(16))
     assert only_x.n == 40 and only_x.y is None
@@ -233,64 +259,128 @@ def test_masks_and_dropout_run_in_inference_mode():
     outs = probe.outputs(model)
     assert "not_equal" in outs or any("not_equal" in k for k in outs)
     np.testing.assert_allclose(outs["drop"], outs["lstm"])  # Dropout off
-    np.testing.assert_allclose(outs["head"], model(x, training=False), rtol=1e-6)
+    np.testing.assert_allclose(outs["head"], numpy_of(model(x, training=False)), rtol=1e-6)
     new = kerawidgets.replace_activation(model, "lstm", "relu")
-    inc = probe.outputs_after_edit(model, new, ["lstm"])
-    assert probe.last_run == "incremental"
-    assert_same(inc, Probe(model, x).outputs(new))
+    run = probe.summaries_after_edit(model, new, ["lstm"])
+    assert run.kind == "incremental"
+    assert_run_matches(run, Probe(model, x).outputs(new))
 
 
-# --- cache budget -----------------------------------------------------------------
+# --- memory budget -----------------------------------------------------------------
 
 
-def test_cache_evicts_within_a_small_budget():
-    model = branched()
-    one = Probe(model, data(20)).outputs(model)
-    per_model = sum(v.nbytes for v in one.values())
-    budget = int(2.5 * per_model)  # a few KB: room for two models' outputs
-    probe = Probe(model, data(20), memory_budget=budget)
-    edited = [kerawidgets.replace_activation(model, "hidden", act)
-              for act in ("gelu", "tanh", "sigmoid", "elu")]
+def conv_stack(size=32, depth=8):
+    """A plain CNN whose layer outputs are 16 x size x size x 16 floats (1 MiB at size 32)."""
+    inp = keras.Input((size, size, 3), name="image")
+    x = inp
+    for i in range(depth):
+        x = layers.Conv2D(16, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inp, layers.Dense(10, activation="softmax", name="head")(x), name="convs")
+
+
+def images(n=16, size=32):
+    return np.random.default_rng(2).standard_normal((n, size, size, 3)).astype("float32")
+
+
+class CountCalls:
+    """Counts the layer calls the probe runs (the probe runs every call through `run_call`)."""
+
+    def __init__(self, monkeypatch):
+        self.names = []
+        real = adapter.run_call
+
+        def counting(call, tensor_map, training=False):
+            self.names.append(call.operation.name)
+            return real(call, tensor_map, training=training)
+
+        monkeypatch.setattr(adapter, "run_call", counting)
+
+
+def test_edit_near_the_output_recomputes_only_downstream_when_outputs_exceed_the_budget(
+        monkeypatch):
+    model = conv_stack()
+    full_bytes = sum(v.nbytes for v in Probe(model, images()).outputs(model).values())
+    budget = 6 * 2**20
+    assert full_bytes > budget  # every layer's full output would not fit
+    probe = Probe(model, images(), memory_budget=budget)
+    probe.summaries(model)
+    calls = CountCalls(monkeypatch)
+    new = kerawidgets.replace_activation(model, "head", "sigmoid")
+    run = probe.summaries_after_edit(model, new, ["head"])
+    assert run.kind == "incremental" and calls.names == ["head"] == run.calls_run
+    newer = kerawidgets.replace_activation(new, "conv7", "gelu")
+    calls.names.clear()
+    run = probe.summaries_after_edit(new, newer, ["conv7"])
+    # conv7, pool, head, and the calls back from conv7 to the nearest stored full output
+    assert run.recomputed == ["conv7", "pool", "head"]
+    order = [layer.name for layer in newer.layers][1:]
+    first = order.index(calls.names[0])
+    assert calls.names == order[first:] and len(calls.names) < len(order) // 2 + 3
+    stored = probe.summaries(new).record.checkpoints
+    assert (order[first - 1], 0) in stored and 0 < len(stored) < len(order)
+    assert probe.peak_bytes <= budget
+    monkeypatch.undo()
+    assert_run_matches(run, Probe(model, images()).outputs(newer))
+
+
+def test_probe_memory_stays_within_budget_over_many_edits():
+    model = conv_stack(size=24)
+    budget = 3 * 2**20
+    probe = Probe(model, images(size=24), memory_budget=budget)
+    probe.reset_peak()
     previous = model
-    probe.outputs(model)
-    for new in edited:
-        result = probe.outputs_after_edit(previous, new, ["hidden"])
-        assert probe.cache_bytes <= budget
-        assert_same(result, Probe(model, data(20)).outputs(new))
+    probe.summaries(model)
+    for i, act in enumerate(("gelu", "tanh", "sigmoid", "elu", "relu6")):
+        new = kerawidgets.replace_activation(previous, f"conv{i + 2}", act)
+        run = probe.summaries_after_edit(previous, new, [f"conv{i + 2}"])
+        assert run.kind == "incremental"
+        assert probe.cache_bytes <= budget and probe.peak_bytes <= budget
         previous = new
-    assert not probe.cached(model)  # evicted (LRU)
-    assert probe.cached(edited[-1])
-    assert_same(probe.outputs(model), one)  # recomputed after eviction
+    assert_run_matches(run, Probe(model, images(size=24)).outputs(previous))
 
 
-def test_entry_larger_than_budget_is_not_kept():
-    model = branched()
-    probe = Probe(model, data(20), memory_budget=100)
-    outs = probe.outputs(model)
-    assert probe.cache_bytes == 0 and not probe.cached(model)
-    assert outs["out"].shape == (20, 3)
+def test_a_tiny_budget_still_works_by_recomputing_from_the_input(monkeypatch):
+    model = conv_stack(size=16, depth=4)
+    probe = Probe(model, images(size=16), memory_budget=1000)
+    probe.summaries(model)
+    assert probe.cached(model) and probe.cache_bytes > 0  # summaries are always kept
+    new = kerawidgets.replace_activation(model, "conv3", "tanh")
+    calls = CountCalls(monkeypatch)
+    run = probe.summaries_after_edit(model, new, ["conv3"])
+    assert run.kind == "incremental" and run.recomputed == ["conv3", "pool", "head"]
+    assert calls.names == ["conv0", "conv1", "conv2", "conv3", "pool", "head"]  # one pass
+    monkeypatch.undo()
+    assert_run_matches(run, Probe(model, images(size=16)).outputs(new))
+
+
+def test_progress_counts_the_calls_to_run():
+    model = conv_stack(size=16, depth=4)
+    probe = Probe(model, images(24, size=16), batch_size=8)
+    seen = []
+    probe.summaries(model, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(k, 18) for k in range(1, 19)]  # 6 calls x 3 batches
 
 
 def test_caches_do_not_keep_edited_models_alive():
     model = branched()
     probe = Probe(model, data(20))
-    probe.outputs(model)
+    probe.summaries(model)
     previous, refs = model, []
     for act in ("gelu", "tanh", "sigmoid", "elu", "relu", "selu"):
         new = kerawidgets.replace_activation(previous, "hidden", act)
-        probe.outputs_after_edit(previous, new, ["hidden"])
+        probe.summaries_after_edit(previous, new, ["hidden"])
         refs.append(weakref.ref(new))
         previous = new
     kept = previous
     del new, previous
     gc.collect()
     # Only the models someone still holds (the original and the last edit) stay
-    # alive, and with them their cached outputs, graphs and tap models.
+    # alive, and with them their summaries, checkpoints and graphs.
     assert [r() is not None for r in refs] == [False] * 5 + [True]
-    assert len(probe._cache) == 2 and probe.cached(model) and probe.cached(kept)
-    assert len(probe._graphs) <= 2 and len(probe._taps) <= 2
-    assert probe.outputs_after_edit(model, kept, ["hidden"]) is not None
-    assert probe.last_run == "cached"
+    assert len(probe._records) == 2 and probe.cached(model) and probe.cached(kept)
+    assert len(probe._graphs) <= 2
+    assert probe.summaries_after_edit(model, kept, ["hidden"]).kind == "cached"
 
 
 # --- incremental recompute ---------------------------------------------------------
@@ -299,71 +389,81 @@ def test_caches_do_not_keep_edited_models_alive():
 def test_incremental_equals_full_on_a_branched_model_edit_near_output():
     model = branched()
     probe = Probe(model, data(40), batch_size=16)
-    before = probe.outputs(model)
+    before = probe.summaries(model)
     new = kerawidgets.replace_activation(model, "hidden", "gelu")
-    after = probe.outputs_after_edit(model, new, ["hidden"])
-    assert probe.last_run == "incremental"
-    assert sorted(probe.last_recomputed) == ["hidden", "out"]
-    full = Probe(model, data(40), batch_size=16).outputs(new)
-    assert_same(after, full)
+    after = probe.summaries_after_edit(model, new, ["hidden"])
+    assert after.kind == "incremental"
+    assert sorted(after.recomputed) == ["hidden", "out"]
+    assert_run_matches(after, Probe(model, data(40), batch_size=16).outputs(new))
     for key in ("branch_a", "concat", "add"):
-        assert after[key] is before[key]  # reused, not recomputed
-    assert not np.allclose(after["out"], before["out"])
-    np.testing.assert_allclose(probe.model_output(new), new(probe.x, training=False), rtol=1e-6)
+        assert after.summaries[key] is before.summaries[key]  # reused, not recomputed
+    np.testing.assert_allclose(probe.model_output(new), numpy_of(new(probe.x, training=False)), rtol=1e-6)
 
 
 def test_incremental_on_a_branch_recomputes_only_downstream():
     model = branched()
     probe = Probe(model, data())
-    probe.outputs(model)
+    probe.summaries(model)
     new = kerawidgets.replace_activation(model, "branch_b", "sigmoid")
-    after = probe.outputs_after_edit(model, new, "branch_b")
-    assert probe.last_run == "incremental"
-    assert set(probe.last_recomputed) == {"branch_b", "concat", "add", "hidden", "out"}
-    assert_same(after, Probe(model, data()).outputs(new))
+    after = probe.summaries_after_edit(model, new, "branch_b")
+    assert after.kind == "incremental"
+    assert set(after.recomputed) == {"branch_b", "concat", "add", "hidden", "out"}
+    assert_run_matches(after, Probe(model, data()).outputs(new))
 
 
 def test_incremental_with_an_inserted_layer_and_new_node():
     model = branched()
     probe = Probe(model, data())
-    probe.outputs(model)
+    probe.summaries(model)
     new = kerawidgets.insert_layer(model, after="hidden", layer=layers.Dense(5, name="extra"))
-    after = probe.outputs_after_edit(model, new, ["extra"])
-    assert probe.last_run == "incremental"
-    assert {"extra", "out"} <= set(probe.last_recomputed)
-    assert_same(after, Probe(model, data()).outputs(new))
+    after = probe.summaries_after_edit(model, new, ["extra"])
+    assert after.kind == "incremental"
+    assert {"extra", "out"} <= set(after.recomputed)
+    assert_run_matches(after, Probe(model, data()).outputs(new))
 
 
 def test_incremental_for_nested_edit_and_several_outputs():
     model = nested()
     probe = Probe(model, data())
-    probe.outputs(model)
+    probe.summaries(model)
     new = kerawidgets.replace_activation(model, "backbone/d2", "tanh")
-    after = probe.outputs_after_edit(model, new, ["backbone/d2"])
-    assert probe.last_run == "incremental"
-    assert_same(after, Probe(model, data()).outputs(new))
+    after = probe.summaries_after_edit(model, new, ["backbone/d2"])
+    assert after.kind == "incremental"
+    assert_run_matches(after, Probe(model, data()).outputs(new))
 
     model = two_inputs()
     x = {"image": data(12, 6), "meta": data(12, 2)}
     probe = Probe(model, x)
-    probe.outputs(model)
+    probe.summaries(model)
     new = kerawidgets.replace_activation(model, "reg", "relu")
-    after = probe.outputs_after_edit(model, new, ["reg"])
-    assert probe.last_run == "incremental" and probe.last_recomputed == ["reg"]
-    assert_same(after, Probe(model, x).outputs(new))
-    np.testing.assert_allclose(probe.model_output(new)[1], after["reg"])
+    after = probe.summaries_after_edit(model, new, ["reg"])
+    assert after.kind == "incremental" and after.recomputed == ["reg"]
+    full = Probe(model, x).outputs(new)
+    assert_run_matches(after, full)
+    np.testing.assert_allclose(probe.model_output(new)[1], full["reg"])
 
 
 def test_falls_back_to_full_pass_and_says_why():
     model = branched()
     probe = Probe(model, data())
     new = kerawidgets.replace_activation(model, "hidden", "gelu")
-    after = probe.outputs_after_edit(model, new, ["hidden"])  # old never computed
-    assert probe.last_run == "full" and "not cached" in probe.last_reason
-    assert_same(after, Probe(model, data()).outputs(new))
-    probe.outputs(model)
+    after = probe.summaries_after_edit(model, new, ["hidden"])  # old never probed
+    assert after.kind == "full" and "not probed" in after.reason
+    assert_run_matches(after, Probe(model, data()).outputs(new))
+    probe.summaries(model)
     newer = kerawidgets.replace_activation(model, "out", "sigmoid")
-    probe.outputs_after_edit(model, newer, ["no_such_layer"])
-    assert probe.last_run == "full" and "no_such_layer" in probe.last_reason
-    probe.outputs_after_edit(model, newer, ["out"])
-    assert probe.last_run == "cached"
+    run = probe.summaries_after_edit(model, newer, ["no_such_layer"])
+    assert run.kind == "full" and "no_such_layer" in run.reason
+    assert probe.summaries_after_edit(model, newer, ["out"]).kind == "cached"
+
+
+def test_remembered_records_answer_without_running(monkeypatch):
+    model = branched()
+    probe = Probe(model, data())
+    run = probe.summaries(model)
+    twin = kerawidgets.replace_activation(model, "hidden", "relu")  # same layers, new identity
+    probe.remember(twin, run.record)
+    calls = CountCalls(monkeypatch)
+    again = probe.summaries(twin)
+    assert again.kind == "cached" and calls.names == []
+    assert again.summaries["out"] is run.summaries["out"]

@@ -175,3 +175,80 @@ def test_remembered_statistics_do_not_keep_arrays_alive():
     # The memo holds no array: once nobody else does, the array and its entry go.
     assert all(r() is None for r in refs)
     assert all(ref() is not None for ref, _ in statistics._MEMO.values())
+
+
+# --- summaries: exact statistics, sampled values ---------------------------------------
+
+
+def _mixed(n=320_000):
+    """Values like a layer's: a quarter exact zeros (ReLU), the rest skewed, in 64 units."""
+    rng = np.random.default_rng(3)
+    values = rng.gamma(2.0, 1.5, size=n).astype("float32")
+    values[rng.random(n) < 0.25] = 0.0
+    values = values.reshape(-1, 64)
+    values[:, 5] = 0.0  # one dead unit
+    return values
+
+
+def test_summary_statistics_over_batches_exact_or_within_the_tolerance():
+    from kerawidgets.statistics import LayerSummary, layer_statistics
+
+    values = _mixed()
+    summary = LayerSummary(values.shape)
+    for start in range(0, len(values), 1000):  # in batches, as the probe runs
+        summary.add(values[start:start + 1000], start)
+    exact, got = layer_statistics(values), summary.statistics()
+    for key in ("mean", "std", "min", "max", "dead_fraction", "nonfinite_fraction"):
+        assert got[key] == pytest.approx(exact[key], rel=1e-5, abs=1e-7), key
+    assert got["shape"] == exact["shape"] and got["count"] == exact["count"]
+    assert not summary.exact  # shares of values come from the sample
+    assert got["zero_fraction"] == pytest.approx(exact["zero_fraction"],
+                                                 abs=statistics.SAMPLE_TOLERANCE / 2)
+    tanh = np.tanh(values - 3.0)
+    sampled, exact = statistics.summarize(tanh).statistics(), layer_statistics(tanh)
+    assert sampled["saturation_bounds"] == exact["saturation_bounds"] == [-1.0, 1.0]
+    assert sampled["saturation"] == pytest.approx(exact["saturation"],
+                                                  abs=statistics.SAMPLE_TOLERANCE / 2)
+    with_nan = values.copy()
+    with_nan[0, 0], with_nan[1, 1] = np.nan, np.inf
+    assert statistics.summarize(with_nan).statistics()["mean"] == pytest.approx(
+        layer_statistics(with_nan)["mean"], rel=1e-6)
+
+
+def test_sampled_histograms_and_movement_match_exact_ones_within_the_tolerance():
+    from kerawidgets.statistics import SAMPLE_SIZE, SAMPLE_TOLERANCE, summarize, summary_movement
+
+    values = _mixed()
+    after = np.maximum(values * 1.3 - 0.5, 0.0)
+    before_s, after_s = summarize(values), summarize(after)
+    assert before_s.sample.size == SAMPLE_SIZE < values.size
+    edges = np.linspace(values.min(), values.max(), 51)
+    exact = np.histogram(values, edges)[0] / values.size
+    sampled = np.histogram(before_s.sample, edges)[0] / before_s.sample.size
+    assert np.max(np.abs(exact - sampled)) <= SAMPLE_TOLERANCE / 2
+    assert float(before_s.sample.mean()) == pytest.approx(float(values.mean()),
+                                                          rel=SAMPLE_TOLERANCE)
+    assert float(before_s.sample.std()) == pytest.approx(float(values.std()),
+                                                         rel=SAMPLE_TOLERANCE)
+    moved = summary_movement({"a": before_s}, {"a": after_s})["a"]
+    assert moved == pytest.approx(movement({"a": values}, {"a": after})["a"], rel=SAMPLE_TOLERANCE)
+    # the same positions on both sides: an unchanged output moved exactly 0
+    assert summary_movement({"a": before_s}, {"a": summarize(values.copy())})["a"] == 0.0
+
+
+def test_paired_summary_statistics_match_paired_statistics():
+    from kerawidgets.statistics import paired_summary_statistics, summarize
+
+    z = np.random.default_rng(4).normal(0, 3, (64, 8))
+    before = {"s": np.exp(z) / np.exp(z).sum(-1, keepdims=True) * 0.9, "r": np.maximum(z, 0)}
+    after = {"s": np.exp(z) / np.exp(z).sum(-1, keepdims=True), "r": np.tanh(z)}
+    exact = paired_statistics(before, after)
+    got = paired_summary_statistics({k: summarize(v) for k, v in before.items()},
+                                    {k: summarize(v) for k, v in after.items()})
+    for side_exact, side_got in zip(exact, got):
+        for key in side_exact:
+            for name, value in side_exact[key].items():
+                if isinstance(value, float):
+                    assert side_got[key][name] == pytest.approx(value, rel=1e-6, abs=1e-9)
+                else:
+                    assert side_got[key][name] == value

@@ -35,18 +35,36 @@ import keras
 import numpy as np
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, catalog, naming, plots, targets
-from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, as_edit
-from kerawidgets.errors import InvalidEditError, KerawidgetsError
+from kerawidgets import activations, arguments, catalog, naming, node_metrics, plots, targets
+from kerawidgets.edits import (
+    Edit,
+    InsertLayer,
+    RemoveLayer,
+    ReplaceLayer,
+    SetActivation,
+    as_edit,
+    script_header,
+)
+from kerawidgets.errors import InvalidEditError, KerawidgetsError, SaveCheckError
 from kerawidgets.graph import ModelGraph
-from kerawidgets.plan import supports_activation
+from kerawidgets.plan import plan_edit, supports_activation
 from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
-from kerawidgets.statistics import agreement, movement, paired_statistics
+from kerawidgets.saving import save_verified
+from kerawidgets.statistics import agreement, paired_summary_statistics, summary_movement
 from kerawidgets.training import StopFlag
+from kerawidgets.widgets import static_view
+from kerawidgets.widgets.browser_writes import guard_tree
 from kerawidgets.widgets.compare_panel import ComparePanel
-from kerawidgets.widgets.editor_panel import NONE_CHOICE, EditorPanel, SettingsForm
-from kerawidgets.widgets.graph_view import GraphView
+from kerawidgets.widgets.editor_panel import (
+    NO_ACTIVATION,
+    NONE_CHOICE,
+    REINITIALIZE_LABEL,
+    EditorPanel,
+    SettingsForm,
+    gui_text,
+)
+from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
 from kerawidgets.widgets.history import History, Step
 
 __all__ = ["ModelEditor", "SaveCheckError"]
@@ -57,10 +75,6 @@ _PREVIEW_CACHE = 4
 _PLOT_DPI = 80
 
 
-class SaveCheckError(KerawidgetsError):
-    """A saved `.keras` file that does not reload to the same outputs."""
-
-
 class NothingToApply(InvalidEditError):
     """The panel does not describe an edit yet (no layer, no choice, or no change)."""
 
@@ -69,9 +83,10 @@ class NothingToApply(InvalidEditError):
 class _Comparison:
     """The numbers behind the plots of one before/after pair of models.
 
-    It keeps only what the plots draw (the focus layer's outputs, the model
-    outputs, statistics), not every layer's outputs nor the models: those
-    live in the probe's cache, within its memory budget, and in `History`.
+    It keeps only what the plots draw (the focus layer's summaries, the model
+    outputs, statistics), never a layer's full output nor the models. The
+    comparison of a step with the one before is kept on the `History` step,
+    so undo and redo redraw it without probing.
     """
 
     focus_before: str | None
@@ -86,6 +101,8 @@ class _Comparison:
     agreement: dict
     movement: dict
     recompute: str
+    recomputed: list = dataclasses.field(default_factory=list)
+    pngs: dict | None = None  # the drawn figures, once shown
 
     def to_data(self, edit, against) -> dict:
         def layer(stats, key):
@@ -102,6 +119,7 @@ class _Comparison:
             "agreement": self.agreement,
             "movement": self.movement,
             "recompute": self.recompute,
+            "recomputed": list(self.recomputed),
         }
 
 
@@ -127,6 +145,9 @@ class ModelEditor:
 
     def __init__(self, model, x=None, y=None, *, memory_budget=2**30, max_batches=4,
                  batch_size=16, seed=0, history_size=8, height="560px", theme="auto"):
+        arguments.model(model)
+        arguments.integer("history_size", history_size, minimum=1)
+        check_view_arguments(model, None, height, theme)
         adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
         self.original = model
         self.probe = Probe(model, x, y, max_batches=max_batches, batch_size=batch_size,
@@ -140,6 +161,7 @@ class ModelEditor:
         self._busy = False  # an operation is running (see `_working`)
         self._quiet = False  # the editor itself is changing the controls: ignore their events
         self._can_apply = False  # what the preview says about the Apply button
+        self._listeners: list = []  # called after the history moved (see `on_change`)
         self._stop = StopFlag()  # asks a running `recover` to stop after its batch
         self.view = GraphView(model, height=height, theme=theme)
         self.panel = EditorPanel()
@@ -157,6 +179,7 @@ class ModelEditor:
         # GraphView's `layout` is its graph layout, so size it through a box around it.
         # Side by side when there is room, the panel under the graph when not.
         self.graph_box = w.Box([self.view], layout=w.Layout(flex="3 1 480px", overflow="hidden"))
+        self.graph_box.add_class("kwe-graph-box")
         self.panel.widget.layout.flex = "2 1 340px"
         self.panel.widget.layout.max_width = "560px"
         self.widget = w.VBox([w.HBox([self.graph_box, self.panel.widget],
@@ -164,6 +187,7 @@ class ModelEditor:
                                                      flex_flow="row wrap")),
                               self.plots], layout=w.Layout(width="100%"))
         self.widget.add_class("kw-editor")
+        guard_tree(self.widget)  # the browser writes only the controls' own values
         self._wire()
         self.panel.show_probe(self.probe.description, self.probe.synthetic)
         self._show_plots(None)
@@ -173,7 +197,9 @@ class ModelEditor:
     # --- display ----------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        # Beside the widget view: a static copy (graph SVG, plots) for GitHub, nbviewer, nbconvert.
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        return static_view.with_fallback(bundle, lambda: static_view.editor_bundle(self))
 
     def __repr__(self):
         return (f"<ModelEditor of {self.original.name!r}: {len(self.history)} edit(s); "
@@ -204,6 +230,10 @@ class ModelEditor:
     def select(self, layer_or_node_id) -> None:
         """Select a layer (name, path or node id) as if clicked in the graph."""
         self.view.select(layer_or_node_id)
+
+    def on_change(self, callback) -> None:
+        """Call `callback()` after every Apply, Undo, Redo and Reset (a live `to_code`, say)."""
+        self._listeners.append(callback)
 
     def apply(self, edit, reinitialize=None):
         """Apply an edit to the current model; returns the rebuild's `RebuildReport`.
@@ -342,20 +372,25 @@ class ModelEditor:
         `against="previous"` compares the current model with the one before
         the last edit (what the plots show); `"original"` with the original.
         Returns ``{"edit", "against", "layer", "layer_before", "layer_stats",
-        "per_layer", "agreement", "movement", "recompute"}`` or, at the
-        original model, the same keys with no numbers.
+        "per_layer", "agreement", "movement", "recompute", "recomputed"}`` or,
+        at the original model, the same keys with no numbers. `recompute` is
+        how the after side was probed ("incremental", "full", or "cached":
+        nothing ran) and `recomputed` the node ids it summarised.
         """
         if against not in ("previous", "original"):
             raise InvalidEditError(f"against must be 'previous' or 'original'; got {against!r}.")
         if self._history.position == 0:
             return {"edit": None, "against": against, "layer": None, "layer_before": None,
                     "layer_stats": None, "per_layer": None, "agreement": None,
-                    "movement": None, "recompute": None}
-        if against == "previous":
-            comparison = self._comparison or self._compute(self._history.position)
-        else:
-            comparison = self._compute(self._history.position, base=0)
-        return comparison.to_data(self._history.current.edit, against)
+                    "movement": None, "recompute": None, "recomputed": None}
+        with self._working(1) as progress:
+            probing = _probe_progress(progress, 0, "Probing the layer outputs…")
+            if against == "previous":
+                comparison = self._comparison or self._compute(self._history.position,
+                                                               progress=probing)
+            else:
+                comparison = self._compute(self._history.position, base=0, progress=probing)
+        return comparison.to_data(self._history.steps[self._history.position].edit, against)
 
     def figures(self) -> dict:
         """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
@@ -365,11 +400,14 @@ class ModelEditor:
         return _figures(comparison, self.probe.y)
 
     def to_code(self, model_var="model") -> str:
-        """A Python script that replays `history` on `model_var` with the public API."""
-        lines = ["import keras", "import kerawidgets", "",
+        """A Python script that replays `history` on `model_var` with the public API:
+        it imports every layer class it names and registers the custom activations
+        it uses (`kerawidgets.edits.script_header`)."""
+        steps = self._history.steps[1:self._history.position + 1]
+        lines = [*script_header([step.edit for step in steps]), "",
                  f"# `{model_var}` is the original model, {self.original.name!r}; "
                  f"{len(self.history)} edit(s) follow."]
-        for step in self._history.steps[1:self._history.position + 1]:
+        for step in steps:
             code = step.edit.to_code(model_var)
             if step.reinitialize is not None:
                 if not code.endswith(")"):
@@ -379,38 +417,38 @@ class ModelEditor:
         return "\n".join(lines) + "\n"
 
     def save(self, path) -> str:
-        """Write the current model to a `.keras` file, reload it and check it.
+        """Write the current model to a `.keras` file that reloads to the same model.
 
-        The reloaded model must give the same outputs on the probe data
-        (within `SAVE_TOLERANCE`); otherwise `SaveCheckError` says by how much.
-        Returns the path.
+        The reloaded model must have the same layers and give the same
+        outputs on the probe data (within `SAVE_TOLERANCE`); otherwise
+        `SaveCheckError` names the layer and why, and no file is written
+        (`saving.save_verified`). Returns the path.
         """
         path = os.fspath(path)
         if not path.endswith(".keras"):
             raise InvalidEditError(f"Save to a file ending in '.keras'; got {path!r}.")
-        with self._working(3) as progress:
-            progress(1, f"Writing {path}…")
-            self.model.save(path)
-            progress(2, f"Reloading {path}…")
-            reloaded = keras.saving.load_model(path)
-            progress(3, "Checking the reloaded model's outputs on the probe data…")
+        with self._working(2) as progress:
+            progress(1, f"Writing {path}, reloading it and checking its outputs on the probe data…")
             expected = keras.tree.flatten(self._predict(self.model))
-            got = keras.tree.flatten(self._predict(reloaded))
-            worst = max((float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf"))
-                        for a, b in zip(expected, got)) if len(expected) == len(got) else float("inf")
-            if not worst <= SAVE_TOLERANCE:
-                error = SaveCheckError(
-                    f"{path!r} was written, but the reloaded model's outputs differ from "
-                    f"{self.model.name!r}'s by up to {worst:.3g} on the probe data (tolerance "
-                    f"{SAVE_TOLERANCE}). A custom layer or activation may not save its state; "
-                    "check its get_config().")
+
+            def worst_difference(reloaded):
+                got = keras.tree.flatten(self._predict(reloaded))
+                if len(got) != len(expected) or any(a.shape != b.shape for a, b in zip(expected, got)):
+                    return float("inf")
+                return max(float(np.max(np.abs(a - b))) for a, b in zip(expected, got))
+
+            try:
+                how = save_verified(self.model, path, worst_difference, SAVE_TOLERANCE)
+            except SaveCheckError as error:
                 self._show_error(error, None)
-                raise error
-            self.panel.show_status(f"Saved to {path} (reloaded; outputs match).", "ok")
+                raise
+            progress(2, "Saved.")
+            self.panel.show_status(f"Saved to {path} ({how}).", "ok")
         return path
 
     def _predict(self, model):
-        outputs = model.predict(self.probe.x, batch_size=self.probe.batch_size, verbose=0)
+        # keras.Model's own predict: a keras-hub task's would run its preprocessor first.
+        outputs = keras.Model.predict(model, self.probe.x, batch_size=self.probe.batch_size, verbose=0)
         return [np.asarray(o) for o in keras.tree.flatten(outputs)]
 
     # --- rebuild, cached for preview then Apply -------------------------------------
@@ -438,28 +476,54 @@ class ModelEditor:
 
     # --- comparisons ------------------------------------------------------------------
 
-    def _compute(self, position, base=None) -> _Comparison:
-        step = self._history.at(position)
+    def _compute(self, position, base=None, progress=None) -> _Comparison:
+        """The comparison of step `position` with step `base` (default: the one before).
+
+        Each side is the probe's summaries of that step's model: kept on the
+        step once known (so a step whose model History dropped is never
+        probed again), otherwise probed, the after side incrementally from
+        the before side. `progress(done, total)` follows the probe's calls.
+        """
         base = position - 1 if base is None else base
-        before_model = self._history.at(base).model
-        after_model = step.model
-        before = self.probe.outputs(before_model)
-        if base == position - 1:
-            after = self.probe.outputs_after_edit(before_model, after_model,
-                                                  _changed(step.report, after_model))
+        steps = self._history.steps
+        progress_before, progress_after = _two_runs(progress)
+        before = self._record(base, progress_before)
+        step = steps[position]
+        kind, recomputed = "cached", []
+        if step.record is not None:
+            after = step.record
         else:
-            after = self.probe.outputs(after_model)
-        recompute = self.probe.last_run
-        focus_before, focus_after = _focus(step.edit, step.report, before_model, before, after)
-        stats_before, stats_after = paired_statistics(before, after)
-        out_before = self.probe.model_output(before_model)
-        out_after = self.probe.model_output(after_model)
-        order = naming.merged_order(before, after)  # a removed layer stays in place
+            after_model = self._history.at(position).model
+            if base == position - 1:
+                run = self.probe.summaries_after_edit(self._history.at(base).model, after_model,
+                                                      _changed(step.report, after_model),
+                                                      progress_after)
+            else:
+                run = self.probe.summaries(after_model, progress_after)
+            kind, recomputed = run.kind, run.recomputed
+            after = step.record = run.record.without_checkpoints()
+        b, a = before.summaries, after.summaries
+        focus_before, focus_after = _focus(step.edit, step.report,
+                                           lambda: self._history.at(base).model, b, a)
+        stats_before, stats_after = paired_summary_statistics(b, a)
+        out_before, out_after = _single(before.model_outputs), _single(after.model_outputs)
+        order = naming.merged_order(b, a)  # a removed layer stays in place
         return _Comparison(
-            focus_before, focus_after, before.get(focus_before) if focus_before else None,
-            after.get(focus_after) if focus_after else None, order,
+            focus_before, focus_after, b.get(focus_before) if focus_before else None,
+            a.get(focus_after) if focus_after else None, order,
             out_before, out_after, stats_before, stats_after,
-            agreement(out_before, out_after, self.probe.y), movement(before, after), recompute)
+            agreement(out_before, out_after, self.probe.y), summary_movement(b, a), kind,
+            recomputed)
+
+    def _record(self, position, progress=None):
+        """The summaries of step `position`'s model: from the step, or probed (one pass) and kept."""
+        step = self._history.steps[position]
+        if step.record is None:
+            step.record = self.probe.summaries(self._history.at(position).model,
+                                               progress).record.without_checkpoints()
+        elif step.model is not None and not self.probe.cached(step.model):
+            self.probe.remember(step.model, step.record)
+        return step.record
 
     # --- reacting to the UI -----------------------------------------------------------
 
@@ -468,6 +532,7 @@ class ModelEditor:
         self.view.on_select(self._on_select)
         p.tabs.observe(lambda _c: self._update_preview(), names="selected_index")
         p.activation.observe(lambda _c: self._update_preview(), names="value")
+        p.activation_setting.observe(lambda _c: self._on_activation_setting(), names="value")
         p.bulk.observe(lambda _c: self._update_preview(), names="value")
         p.reinitialize.observe(lambda _c: self._update_preview(), names="value")
         p.replace.observe(lambda c: self._on_choice("replace", c["new"]), names="value")
@@ -509,7 +574,7 @@ class ModelEditor:
             editable = node is not None and not node.is_input and node.path in self._layer_paths()
             layer = self._layer(node.path) if editable else None
             config = _config_of(layer) if layer is not None else ({} if node is None else None)
-            p.show_layer(node, config)
+            p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
             progress(2, "Finding the layer types that fit here…")
             self._quiet = True
             try:
@@ -530,34 +595,56 @@ class ModelEditor:
     def _layer_paths(self) -> set:
         return set(targets.layer_paths(self.model))
 
-    def _fill_activation(self, layer):
+    def _on_activation_setting(self):
+        """Another activation setting picked (LSTM's recurrent_activation...): show its value."""
+        if self._quiet:
+            return
+        self._quiet = True
+        try:
+            self._fill_activation(self._layer(self.selected), self.panel.activation_setting.value)
+        finally:
+            self._quiet = False
+        self._update_preview()
+
+    def _fill_activation(self, layer, attribute=None):
         p = self.panel
         names = activations.available()
-        if layer is None or not supports_activation(layer):
-            p.activation.options = names
+        settings = activations.activation_settings(layer) if layer is not None else {}
+        if attribute is None:
+            p.show_activation_settings(settings)
+            attribute = p.activation_setting.value
+        if layer is None or not supports_activation(layer, attribute):
+            shown = NO_ACTIVATION if layer is not None else NONE_CHOICE  # never a stale "relu"
+            p.activation.options = [shown]
+            p.activation.value = shown
             p.activation.disabled = True
             p.bulk.disabled = True
             p.bulk.value = False
             p.activation_note.value = ("<i>This layer has no activation; replace it or insert "
                                        "an Activation after it.</i>" if layer is not None else "")
             return
-        current = activations.layer_activation(layer)
+        current = settings.get(attribute) or activations.layer_activation(layer)
         p.activation.options = names if current in names else [current, *names]
         p.activation.value = current
         p.activation.disabled = False
-        similar = self._similar(layer)
+        similar = self._similar(layer, attribute)
         p.bulk.disabled = len(similar) < 2
         p.bulk.value = False
         p.bulk.description = (f"apply to all {len(similar)} {type(layer).__name__} layers "
-                              f"with activation {current!r}" if len(similar) > 1
+                              f"with {attribute.replace('_', ' ')} {current!r}" if len(similar) > 1
                               else "apply to every layer like this (no other)")
         p.activation_note.value = ""
 
-    def _similar(self, layer) -> list[str]:
-        """Paths of layers of the same class with the same activation as `layer`."""
-        want = (type(layer), activations.layer_activation(layer))
+    def _similar(self, layer, attribute="activation") -> list[str]:
+        """Paths of layers of the same class with the same value of activation setting
+        `attribute` as `layer` (for LSTMs' recurrent_activation: the same gate)."""
+        def value(other):
+            return activations.activation_settings(other).get(attribute)
+
+        want = (type(layer), value(layer))
         return [naming.layer_path(path) for path, other in targets.walk_layers(self.model)
-                if (type(other), activations.layer_activation(other)) == want and supports_activation(other)]
+                if type(other) is want[0] and value(other) == want[1]
+                and supports_activation(other, attribute)]
 
     def _fill_choices(self, path):
         p = self.panel
@@ -568,9 +655,9 @@ class ModelEditor:
             self._insert_choices = {c.class_name: c for c in catalog.insert_choices(self.model, path)}
         for purpose, dropdown, choices in (("replace", p.replace, self._replace_choices),
                                            ("insert", p.insert, self._insert_choices)):
-            options = [(NONE_CHOICE, NONE_CHOICE)] + [
-                (f"{name} — {'keeps shape' if c.keeps_shape else 'changes shape'}", name)
-                for name, c in choices.items()]
+            # Class names only: the verdict under the dropdown says, for the settings as
+            # they are now, whether the shape is kept (a label would go stale as you type).
+            options = [(NONE_CHOICE, NONE_CHOICE)] + [(name, name) for name in choices]
             dropdown.options = options
             dropdown.value = NONE_CHOICE
             dropdown.disabled = path is None
@@ -584,6 +671,7 @@ class ModelEditor:
             choice = choices.get(class_name)
             form = SettingsForm(choice, on_change=self._update_preview)
             p.set_form(purpose, form)
+            guard_tree(form.box)
             p.show_verdict(p.replace_verdict if purpose == "replace" else p.insert_verdict, choice)
             if not self._quiet:
                 self._update_preview()
@@ -632,13 +720,17 @@ class ModelEditor:
         p = self.panel
         if path is None:
             p.remove_note.value = "<i>Select a layer.</i>" if node is None else ""
-            self._removable = (False, "")
             return
         ok, reason = catalog.can_remove(self.model, path)
-        self._removable = (ok, reason)
-        p.remove_note.value = (
-            f"Remove <b>{_escape(path)}</b>: its input flows on to its consumers."
-            if ok else f"<span class='kwe-verdict-change'>Cannot remove: {_escape(reason)}</span>")
+        if ok:
+            p.remove_note.value = f"Remove <b>{_escape(path)}</b>: its input flows on to its consumers."
+        elif _removal_plans(self.model, path):  # only shapes change: the checkbox can allow it
+            p.remove_note.value = (
+                f"<span class='kwe-verdict-change'>{_escape(reason)} The layers after it whose "
+                f"weights no longer fit need fresh weights: tick '{REINITIALIZE_LABEL}'.</span>")
+        else:
+            p.remove_note.value = (f"<span class='kwe-verdict-change'>Cannot remove: "
+                                   f"{_escape(gui_text(reason))}</span>")
 
     def pending_edit(self) -> Edit:
         """The edit the panel's current tab and values describe (checked in the kernel)."""
@@ -649,17 +741,19 @@ class ModelEditor:
         action = p.action
         if action == "activation":
             layer = self._layer(path)
-            if not supports_activation(layer):
+            attribute = p.activation_setting.value or "activation"
+            if not supports_activation(layer, attribute):
                 raise NothingToApply(
                     f"Layer {path!r} ({type(layer).__name__}) has no activation; use Replace "
                     "or Insert after.")
             name = p.activation.value
             activations.get(name)  # only known activations
-            if name == activations.layer_activation(layer) and not p.bulk.value:
+            current = activations.activation_settings(layer).get(attribute)
+            if name == current and not p.bulk.value:
                 raise NothingToApply(f"{path!r} already uses {name!r}: pick another activation.")
             if p.bulk.value:
-                return SetActivation(self._bulk_target(layer), name)
-            return SetActivation(path, name)
+                return SetActivation(self._bulk_target(layer, attribute), name, attribute=attribute)
+            return SetActivation(path, name, attribute=attribute)
         if action in ("replace", "insert"):
             dropdown = p.replace if action == "replace" else p.insert
             if dropdown.value in (None, NONE_CHOICE):
@@ -669,13 +763,12 @@ class ModelEditor:
                                           purpose=action)
             spec = choice.spec(dict(choice.defaults))
             return ReplaceLayer(path, spec) if action == "replace" else InsertLayer(path, spec)
-        ok, reason = catalog.can_remove(self.model, path)
-        if not ok:
-            raise InvalidEditError(reason)
-        return RemoveLayer(path)
+        if not _removal_plans(self.model, path):  # the Remove tab says why
+            raise NothingToApply(f"{path!r} cannot be removed (see above).")
+        return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
 
-    def _bulk_target(self, layer):
-        similar = self._similar(layer)
+    def _bulk_target(self, layer, attribute="activation"):
+        similar = self._similar(layer, attribute)
         cls = type(layer)
         every = [naming.layer_path(p) for p, other in targets.walk_layers(self.model)
                  if type(other) is cls]
@@ -706,9 +799,14 @@ class ModelEditor:
             return False
         self._show_form_verdict()
         reinitialize = "downstream" if p.reinitialize.value else None
-        result = self._dry_run(edit, reinitialize)
-        if isinstance(result, KerawidgetsError):
-            p.show_preview(f"{edit.describe()}: cannot apply. {result}", bad=True)
+        try:
+            result = self._dry_run(edit, reinitialize)
+        except Exception as error:  # a bug or a Keras error we did not foresee: say it here
+            result = error
+        if isinstance(result, Exception):
+            reason = result if isinstance(result, KerawidgetsError) else (
+                f"Unexpected {type(result).__name__}: {result}")
+            p.show_preview(f"{edit.describe()}: cannot apply. {reason}", bad=True)
             return False
         p.show_preview(f"{edit.describe()}. Weights: {_weights_preview(result.report)}")
         return True
@@ -746,11 +844,23 @@ class ModelEditor:
         finally:
             self._quiet = False
         self._comparison = None
+        self._quiet = True
+        try:  # each edit asks again before giving layers fresh weights
+            self.panel.reinitialize.value = False
+        finally:
+            self._quiet = False
         self.panel.show_report(self.report)
         if self._history.position > 0:
             try:
-                progress(3, "Probing the layer outputs…")
-                self._comparison = self._compute(self._history.position)
+                step = self._history.steps[self._history.position]
+                if step.comparison is None:
+                    doing = "Probing the layer outputs…"
+                    progress(3, doing)
+                    step.comparison = self._compute(self._history.position,
+                                                    progress=_probe_progress(progress, 3, doing))
+                else:
+                    progress(3, "Kept from before: no probing needed.")
+                self._comparison = step.comparison
                 progress(4, "Drawing the plots…")
                 self._show_plots(self._comparison)
             except Exception as error:  # the move stands; say why there are no plots
@@ -765,15 +875,22 @@ class ModelEditor:
             self.panel.show_status(message, "ok")
         else:
             self.panel.show_status(f"{message} {_plot_failure(problem)}", "error")
+        for callback in self._listeners:
+            callback()
 
     def _show_graph_state(self):
         graph = self.view.graph
         self.view.clear_marks()
         comparison = self._comparison
+        self.view.set_heat({})
         if comparison is None:
-            self.view.set_heat({})
+            self.view.set_metrics({})
             return
-        self.view.set_heat({k: v for k, v in comparison.movement.items() if graph.has_node(k)})
+        # Colour by: movement and the after-model's own statistics (no extra pass).
+        self.view.set_metrics({name: {**spec, "values": {k: v for k, v in spec["values"].items()
+                                                         if graph.has_node(k)}}
+                               for name, spec in node_metrics.from_statistics(
+                                   comparison.stats_after, comparison.movement).items()})
         for path in sorted(self._edited_paths[self._history.position]):
             for node in graph.nodes_of_layer(path):
                 self.view.mark(node.id, "edited")
@@ -788,9 +905,12 @@ class ModelEditor:
             self.comparison_image.layout.display = "none"
             self.depth_image.layout.display = "none"
             return
-        figures = _figures(comparison, self.probe.y)
-        self.comparison_image.value = plots.figure_to_png(figures["comparison"], dpi=_PLOT_DPI)
-        self.depth_image.value = plots.figure_to_png(figures["depth"], dpi=_PLOT_DPI)
+        if comparison.pngs is None:  # drawn once per comparison: undo and redo reuse it
+            figures = _figures(comparison, self.probe.y)
+            comparison.pngs = {key: plots.figure_to_png(figures[key], dpi=_PLOT_DPI)
+                               for key in ("comparison", "depth")}
+        self.comparison_image.value = comparison.pngs["comparison"]
+        self.depth_image.value = comparison.pngs["depth"]
         self.comparison_image.layout.display = None
         self.depth_image.layout.display = None
         a = comparison.agreement
@@ -862,6 +982,15 @@ def _config_of(layer) -> dict:
         return {}
 
 
+def _removal_plans(model, path) -> bool:
+    """Whether removing `path` is a valid edit at all (shapes downstream aside)."""
+    try:
+        plan_edit(model, RemoveLayer(path))
+    except KerawidgetsError:
+        return False
+    return True
+
+
 def _plot_failure(error) -> str:
     """The status line for an edit that was applied but could not be probed or plotted."""
     what = str(error) if isinstance(error, KerawidgetsError) else f"{type(error).__name__}: {error}"
@@ -898,17 +1027,60 @@ def _changed(report, model) -> list[str]:
 
 
 def _focus(edit, report, before_model, before, after):
-    """(node in the old model, node in the new model) whose outputs the histograms compare."""
+    """(node in the old model, node in the new model) whose outputs the histograms compare.
+
+    `before_model` is a function giving the old model (only a removal needs it).
+    """
     if isinstance(edit, InsertLayer):
         new = [o.layer for o in report.outcomes if o.status == "new"]
         return edit.after, (new[-1] if new else edit.after)
     if isinstance(edit, RemoveLayer):
-        graph = ModelGraph.from_model(before_model)
+        graph = ModelGraph.from_model(before_model())
         sources = [e.source for e in graph.edges if e.target == edit.layer]
         return edit.layer, (sources[0] if sources else None)
     edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
     layer = edited[0] if edited else None
     return (layer if layer in before else None), layer
+
+
+def _single(outputs):
+    return outputs[0] if len(outputs) == 1 else list(outputs)
+
+
+def _two_runs(progress):
+    """Progress callbacks for probing the before side, then the after side, on one bar.
+
+    The after side is at most a pass like the before side's, so the before
+    side fills up to half the bar; the after side then counts on from there.
+    """
+    if progress is None:
+        return None, None
+    first = [0]
+
+    def before(done, total):
+        first[0] = total
+        progress(done, 2 * total)
+
+    def after(done, total):
+        progress(first[0] + done, first[0] + total)
+
+    return before, after
+
+
+def _probe_progress(progress, step, text):
+    """A probe progress callback moving the editor's bar from `step` towards `step + 1`.
+
+    The bar stops just short of `step + 1`, which the next step reaches.
+    """
+    shown = [-1]
+
+    def report(done, total):
+        percent = int(100 * done / max(total, 1))
+        if percent != shown[0]:  # at most 100 updates of the bar
+            shown[0] = percent
+            progress(step + 0.99 * done / max(total, 1),
+                     f"{text} {done} of {total} layer calls")
+    return report
 
 
 def _figures(comparison: _Comparison, y) -> dict:
@@ -941,9 +1113,9 @@ def _weights_preview(report) -> str:
     downstream = [o.layer for o in reinit if not o.edited]
     edited_reinit = [o.layer for o in reinit if o.edited]
     if edited_reinit:
-        parts.append(f"re-initialised: {', '.join(edited_reinit)}")
+        parts.append(f"reinitialised: {', '.join(edited_reinit)}")
     if downstream:
-        parts.append(f"downstream affected (re-initialised): {', '.join(downstream)}")
+        parts.append(f"downstream affected (reinitialised): {', '.join(downstream)}")
     if not reinit:
         parts.append("every existing weight is kept")
     return "; ".join(parts) + "."

@@ -15,15 +15,41 @@ from __future__ import annotations
 
 import html
 import json
+import math
 
 import ipywidgets as w
 
-__all__ = ["ACTIONS", "EditorPanel", "SettingsForm"]
+__all__ = ["ACTIONS", "EditorPanel", "SettingsForm", "gui_text"]
 
 #: The tabs of the panel, in order: the selected one is what Apply applies.
 ACTIONS = ("activation", "replace", "insert", "remove")
 TAB_TITLES = ("Activation", "Replace", "Insert after", "Remove")
 NONE_CHOICE = "(choose)"
+#: What the disabled Activation dropdown shows for a layer without an activation.
+NO_ACTIVATION = "(no activation)"
+#: The checkbox that allows an edit to give downstream layers fresh weights.
+REINITIALIZE_LABEL = "allow reinitialising downstream layers"
+
+# Library messages speak to code ("Pass reinitialize='downstream'"); the panel says
+# what to do in the panel, and spells "reinitialised" one way (as the report does).
+_GUI_WORDING = (
+    ("Pass reinitialize='downstream' to re-initialise them",
+     f"Tick '{REINITIALIZE_LABEL}' to give them fresh weights"),
+    ("reinitialize='downstream'", f"'{REINITIALIZE_LABEL}' ticked"),
+    ("re-initialis", "reinitialis"),
+    ("Re-initialis", "Reinitialis"),
+)
+
+
+def gui_text(text: str) -> str:
+    """A library message worded for the panel: the checkbox, not the argument.
+
+    >>> gui_text("Nothing was changed. Pass reinitialize='downstream' to re-initialise them.")
+    "Nothing was changed. Tick 'allow reinitialising downstream layers' to give them fresh weights."
+    """
+    for old, new in _GUI_WORDING:
+        text = text.replace(old, new)
+    return text
 
 _STYLE = """
 <style>
@@ -40,11 +66,15 @@ _STYLE = """
 .kwe-preview { border-left: 3px solid #4C72B0; padding: 2px 6px; display: block; }
 .kwe-preview-bad { border-left-color: #b3261e; }
 .kwe-hint { color: var(--jp-ui-font-color2, #666); font-style: italic; }
-.kwe-report table { border-collapse: collapse; font-size: 12px; }
-.kwe-report td, .kwe-report th { padding: 1px 6px; text-align: left; border-bottom: 1px solid rgba(128,128,128,0.2); }
-.kwe-report tr.kwe-reinitialised td { color: #b35c00; }
-.kwe-report tr.kwe-new td { color: #1e7b34; }
-.kwe-report tr.kwe-removed td { color: #888; text-decoration: line-through; }
+.kwe-report table { font-size: 12px; }
+.kwe-report td, .kwe-report th { border-bottom: 1px solid rgba(128,128,128,0.2); }
+.kwe-report summary { cursor: pointer; }
+.kwe-report tr.kw-reinitialised td { color: #b35c00; }
+.kwe-report tr.kw-new td { color: #1e7b34; }
+.kwe-report tr.kw-removed td { color: #888; text-decoration: line-through; }
+.kwe-config pre { max-height: 180px; overflow: auto; }
+/* The graph fills its side of the editor (Voila left a gap beside a narrower graph). */
+.kwe-graph-box > * { flex: 1 1 auto; width: 100%; min-width: 0; }
 .kwe-synthetic { color: #b35c00; font-weight: 600; }
 .kwe-verdict-keep { color: #1e7b34; }
 .kwe-verdict-change { color: #b35c00; }
@@ -106,19 +136,26 @@ class EditorPanel:
         self.info = w.HTML(layout=w.Layout(width="100%"))
         self.info.add_class("kwe-info")
         self.config = w.HTML()
+        self.config.add_class("kwe-config")  # scrolls inside a short box: Apply stays in view
         self.config_box = w.Accordion(children=[self.config], selected_index=None,
-                                      layout=w.Layout(width="100%"))
+                                      layout=w.Layout(width="auto"))
         self.config_box.set_title(0, "Layer config")
 
         wide = w.Layout(width="96%")
         label_style = {"description_width": "120px"}
-        # Activation tab
+        # Activation tab. `activation_setting` picks which setting holds the activation
+        # (LSTM's recurrent_activation, CLIP's intermediate_activation, a custom gate);
+        # shown only for layers with another than a plain `activation`.
+        self.activation_setting = w.Dropdown(description="setting", options=["activation"],
+                                             style=label_style, layout=w.Layout(
+                                                 width="96%", display="none"))
         self.activation = w.Dropdown(description="activation", options=[], style=label_style,
                                      layout=wide)
         self.bulk = w.Checkbox(description="apply to every layer like this", indent=False,
                                layout=wide)
         self.activation_note = w.HTML()
-        activation_tab = w.VBox([self.activation, self.bulk, self.activation_note])
+        activation_tab = w.VBox([self.activation_setting, self.activation, self.bulk,
+                                 self.activation_note])
         # Replace tab
         self.replace = w.Dropdown(description="replace with", options=[NONE_CHOICE],
                                   style=label_style, layout=wide)
@@ -135,13 +172,13 @@ class EditorPanel:
         self.remove_note = w.HTML()
         remove_tab = w.VBox([self.remove_note])
 
+        # width "auto", not 100%: with the widgets' margins 100% ran past the panel's edge.
         self.tabs = w.Tab(children=[activation_tab, replace_tab, insert_tab, remove_tab],
-                          layout=w.Layout(width="100%"))
+                          layout=w.Layout(width="auto"))
         for index, title in enumerate(TAB_TITLES):
             self.tabs.set_title(index, title)
 
-        self.reinitialize = w.Checkbox(
-            description="allow re-initialising downstream layers", indent=False, layout=wide)
+        self.reinitialize = w.Checkbox(description=REINITIALIZE_LABEL, indent=False, layout=wide)
         self.reinitialize.description_tooltip = (
             "When an edit changes a layer's output shape, the layers after it whose weights no "
             "longer fit get fresh weights instead of refusing the edit.")
@@ -156,21 +193,22 @@ class EditorPanel:
                                      layout=w.Layout(width="auto"))
         self.buttons = w.HBox([self.apply_button, self.undo_button, self.redo_button,
                                self.reset_button], layout=w.Layout(flex_flow="row wrap"))
-        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(
-            width="96%", height="8px", visibility="hidden"))
+        self.progress = w.FloatProgress(value=0, min=0, max=1, layout=w.Layout(
+            width="96%", visibility="hidden"))
         self.progress.add_class("kwe-progress")
         self.status = w.HTML(layout=w.Layout(width="100%"))
-        self.report = w.HTML(layout=w.Layout(width="100%", max_height="220px", overflow="auto"))
+        self.report = w.HTML(layout=w.Layout(width="100%", max_height="360px", overflow="auto"))
         self.report.add_class("kwe-report")
         self.probe = w.HTML(layout=w.Layout(width="100%"))
         self.widget = w.VBox(
             [self.style, self.title, self.info, self.config_box, self.tabs, self.reinitialize,
              self.preview, self.buttons, self.progress, self.status, self.report, self.probe],
-            layout=w.Layout(padding="0 0 0 12px", overflow="hidden"),
+            layout=w.Layout(padding="0 8px 0 12px", overflow="hidden"),
         )
         self.widget.add_class("kwe-panel")
         # Stable hooks for styling and browser tests.
         for widget, name in ((self.activation, "kwe-activation"), (self.bulk, "kwe-bulk"),
+                             (self.activation_setting, "kwe-activation-setting"),
                              (self.replace, "kwe-replace"), (self.insert, "kwe-insert"),
                              (self.tabs, "kwe-tabs"), (self.reinitialize, "kwe-reinitialize"),
                              (self.preview, "kwe-preview-line"), (self.apply_button, "kwe-apply"),
@@ -188,8 +226,17 @@ class EditorPanel:
     def action(self) -> str:
         return ACTIONS[self.tabs.selected_index or 0]
 
-    def show_layer(self, node, config) -> None:
-        """Fill the details of a `kerawidgets.graph.GraphNode` and its config dict."""
+    def show_activation_settings(self, settings: dict) -> None:
+        """The settings that hold an activation (``{"activation": "tanh", "gate": ...}``):
+        the setting dropdown is shown when there is a choice or the one setting has another name."""
+        names = list(settings) or ["activation"]
+        self.activation_setting.options = names
+        self.activation_setting.value = names[0]
+        self.activation_setting.layout.display = None if names != ["activation"] else "none"
+
+    def show_layer(self, node, config, settings=None) -> None:
+        """Fill the details of a `kerawidgets.graph.GraphNode` and its config dict;
+        `settings` (every activation setting, by name) adds a row for each beyond the first."""
         if node is None:
             self.title.value = "<b>Click a layer in the graph</b>"
             self.info.value = ""
@@ -208,6 +255,7 @@ class EditorPanel:
             ("trainable", "yes" if node.trainable else "no (frozen)"),
             ("activation", node.activation or "-"),
         ]
+        rows += [(key, value) for key, value in list((settings or {}).items())[1:]]
         self.info.value = "<table>" + "".join(
             f"<tr><td>{_cell(k)}</td><td class='kwe-mono'>{_cell(v)}</td></tr>" for k, v in rows
         ) + "</table>"
@@ -220,7 +268,7 @@ class EditorPanel:
         While the panel is busy the status line says what the kernel is doing;
         any other status given meanwhile is shown when the work ends.
         """
-        value = f"<span class='kwe-status-{kind}'>{_cell(text)}</span>" if text else ""
+        value = f"<span class='kwe-status-{kind}'>{_cell(gui_text(text))}</span>" if text else ""
         if self.busy and kind != "busy":
             self._status_after = value
             return
@@ -228,14 +276,14 @@ class EditorPanel:
 
     def show_preview(self, text: str, bad: bool = False, hint: bool = False) -> None:
         cls = "kwe-preview kwe-preview-bad" if bad else ("kwe-hint" if hint else "kwe-preview")
-        self.preview.value = f"<span class='{cls}'>{_cell(text)}</span>" if text else ""
+        self.preview.value = f"<span class='{cls}'>{_cell(gui_text(text))}</span>" if text else ""
 
     def show_verdict(self, target: w.HTML, choice) -> None:
         if choice is None:
             target.value = ""
             return
         cls = "kwe-verdict-keep" if choice.keeps_shape else "kwe-verdict-change"
-        target.value = f"<span class='{cls}'>{_cell(choice.verdict)}</span>"
+        target.value = f"<span class='{cls}'>{_cell(gui_text(choice.verdict))}</span>"
 
     def set_form(self, purpose: str, form: SettingsForm) -> None:
         if purpose == "replace":
@@ -253,17 +301,8 @@ class EditorPanel:
             self.probe.value = f"<b>Probe:</b> {_cell(description)}"
 
     def show_report(self, report) -> None:
-        if report is None:
-            self.report.value = ""
-            return
-        rows = "".join(
-            f"<tr class='kwe-{o.status}'><td>{_cell(o.layer)}</td><td>{_cell(o.status)}</td>"
-            f"<td>{_cell(o.reason)}</td></tr>" for o in (report.changed or report.outcomes)
-        )
-        notes = "".join(f"<div>{_cell(n)}</div>" for n in report.notes)
-        self.report.value = (f"<b>Last rebuild:</b> {_cell(report.summary())}"
-                             f"<table><tr><th>layer</th><th>weights</th><th>why</th></tr>{rows}"
-                             f"</table>{notes}")
+        """The last rebuild's outcomes, identical ones grouped (`RebuildReport.html`)."""
+        self.report.value = "" if report is None else report.html("kwe-report-table", "Last rebuild")
 
     @property
     def busy(self) -> bool:
@@ -272,7 +311,8 @@ class EditorPanel:
     def set_busy(self, busy: bool, text: str = "", step: int = 1, steps: int = 1) -> None:
         """While the kernel works: controls disabled, `text` and step `step` of `steps` shown.
 
-        The first call with `busy=True` remembers the status line; later ones
+        `step` may be fractional: the probe moves the bar on between two
+        steps as it runs layer calls. The first call with `busy=True` remembers the status line; later ones
         move the progress bar on. `busy=False` hides the bar and shows the
         remembered status (or one given while busy). The editor re-enables
         the buttons that apply when it is done.
@@ -284,9 +324,9 @@ class EditorPanel:
                             self.reset_button):
                 control.disabled = True
             self.progress.max = max(1, int(steps))
-            self.progress.value = min(max(0, int(step)), self.progress.max)
+            self.progress.value = min(max(0.0, float(step)), self.progress.max)
             self.progress.layout.visibility = "visible"
-            suffix = f" ({step}/{steps})" if steps > 1 else ""
+            suffix = f" ({math.floor(step)}/{steps})" if steps > 1 else ""
             self.status.value = f"<span class='kwe-status-busy'>{_cell(text + suffix)}</span>"
             return
         after, self._status_after = self._status_after, None

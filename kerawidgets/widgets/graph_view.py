@@ -21,6 +21,7 @@ import pathlib
 import anywidget
 import traitlets
 
+from kerawidgets import arguments, node_metrics
 from kerawidgets.errors import InvalidEditError, UnknownLayerError
 from kerawidgets.graph import ModelGraph
 from kerawidgets.layout import default_open_groups, layout
@@ -28,9 +29,13 @@ from kerawidgets.svg import save_svg, to_svg
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 MARK_KINDS = ("edited", "error")
-#: Synced traits only the kernel sets: a write from the browser is refused and reverted.
-#: (The browser may write `selected` and `open_groups`, both checked against the graph.)
-KERNEL_TRAITS = ("scene", "heat", "marks", "theme", "height")
+#: The only traits the browser may write, each checked: `selected` and `open_groups` against
+#: the graph, `color_by` (the graph's menu) against the colourings that exist. A write to any
+#: other (`scene`, `heat`, `metrics`, `_esm`, `_model_name`, `tabbable`...) is refused and reverted.
+BROWSER_TRAITS = ("selected", "open_groups", "color_by")
+#: `color_by` values besides a metric's name: "" picks one (movement, else heat, else
+#: the layer type), "type" colours by layer type, "heat" by `set_heat`'s values.
+COLOR_BY_FIXED = ("", "type", "heat")
 
 
 class GraphView(anywidget.AnyWidget):
@@ -56,8 +61,13 @@ class GraphView(anywidget.AnyWidget):
     marks = traitlets.Dict().tag(sync=True)
     theme = traitlets.Unicode("auto").tag(sync=True)
     height = traitlets.Unicode("520px").tag(sync=True)
+    #: {name: node_metrics.MetricSpec}: what the graph can be coloured by (`set_metrics`).
+    metrics = traitlets.Dict().tag(sync=True)
+    #: What the nodes are coloured by: "" (automatic), "type", "heat" or a metric's name.
+    color_by = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, model, *, open_groups=None, height="520px", theme="auto", **kwargs):
+        check_view_arguments(model, open_groups, height, theme)
         self._select_callbacks = []
         self._guard = False
         self._last_selected: dict = {}
@@ -121,7 +131,7 @@ class GraphView(anywidget.AnyWidget):
         name = getattr(key, "name", None)
         if name is not None:
             return [n.id for n in self.graph.resolve(name)]
-        raise InvalidEditError(f"Cannot find a node from {key!r}: give a node id or layer name.")
+        raise InvalidEditError(f"Cannot find a node from {arguments.shorten(key)}: give a node id or layer name.")
 
     def select(self, node_id) -> None:
         """Select a node (by node id or layer name/path); ``None`` clears the selection."""
@@ -159,9 +169,10 @@ class GraphView(anywidget.AnyWidget):
         """Apply a state update from the browser, checked before any observer sees it.
 
         `selected` must name an existing node (its layer is taken from the graph),
-        `open_groups` is reduced to existing groups; the other traits are the
-        kernel's alone. Whatever is refused or corrected is sent back, so the
-        browser shows the kernel's state again.
+        `open_groups` is reduced to existing groups; every other trait (the
+        module's code `_esm`, `_css`, the model and view names, DOM traits
+        such as `tabbable`) is the kernel's alone. Whatever is refused or
+        corrected is sent back, so the browser shows the kernel's state again.
         """
         accepted, corrected = {}, []
         for name, value in sync_data.items():
@@ -179,14 +190,21 @@ class GraphView(anywidget.AnyWidget):
                 accepted[name] = valid
                 if valid != value:
                     corrected.append(name)
-            elif name in KERNEL_TRAITS:
-                corrected.append(name)  # only the kernel sets these: refused
-            else:
-                accepted[name] = value  # DOMWidget's own traits (layout, tabbable, ...)
+            elif name == "color_by":
+                if self._color_by_ok(value):
+                    accepted[name] = value
+                else:
+                    corrected.append(name)
+            else:  # only the kernel sets the rest (code, model names, DOM traits): refused
+                corrected.append(name)
         if accepted:
-            super().set_state(accepted)
-        if corrected:
-            self.send_state(corrected)
+            try:
+                super().set_state(accepted)
+            except (traitlets.TraitError, TypeError, ValueError):
+                corrected += list(accepted)  # the old values stay
+        known = [name for name in corrected if name in self.keys]
+        if known:
+            self.send_state(known)
 
     def on_select(self, callback, remove: bool = False) -> None:
         """Call ``callback(selected_dict)`` whenever the selection changes."""
@@ -256,6 +274,69 @@ class GraphView(anywidget.AnyWidget):
             out[node_id] = min(1.0, max(0.0, scaled))
         self.heat = out
 
+    # --- colour by: metrics from the probe's statistics ----------------------------
+
+    def _color_by_ok(self, value) -> bool:
+        return isinstance(value, str) and (value in COLOR_BY_FIXED or value in self.metrics)
+
+    @traitlets.validate("color_by")
+    def _validate_color_by(self, proposal):
+        value = proposal["value"]
+        if not self._color_by_ok(value):
+            choices = ", ".join(repr(c) for c in (*COLOR_BY_FIXED, *self.metrics))
+            raise traitlets.TraitError(f"color_by: {value!r} is not one of {choices}")
+        return value
+
+    def set_metrics(self, metrics: dict | None, color_by: str | None = None) -> None:
+        """What the graph can be coloured by: ``{name: MetricSpec}``, as made by
+        `kerawidgets.node_metrics.from_statistics` (or ``node_metrics.metric``).
+
+        Values may be keyed by node id or layer name (a name gives every call of
+        the layer); a nested model's group id is skipped, as in `set_heat`. The
+        "colour by" menu of the graph lists them, with a legend in real units and
+        badges past each metric's threshold. `color_by` picks one (else the
+        current choice stays where it still exists). ``None`` or ``{}`` clears.
+        """
+        out = {}
+        for name, spec in (metrics or {}).items():
+            if not isinstance(spec, dict) or set(spec) != set(node_metrics.MetricSpec.__annotations__):
+                raise InvalidEditError(
+                    f"set_metrics: {name!r} is not a MetricSpec; make one with "
+                    "kerawidgets.node_metrics.metric(name, values) or from_statistics(stats)")
+            values = {}
+            for key, value in spec["values"].items():
+                for node_id in self._ids_or_skip(key):
+                    values[node_id] = float(value)
+            out[str(name)] = {**spec, "values": values}
+        with self.hold_trait_notifications():
+            self.metrics = out
+            wanted = self.color_by if color_by is None else color_by
+            self.color_by = wanted if self._color_by_ok(wanted) else ""
+
+    def _ids_or_skip(self, key) -> list[str]:
+        try:
+            return self._node_ids(key)
+        except UnknownLayerError:
+            if self.graph.has_group(key):
+                return []  # a nested model's own output: its inner nodes carry the values
+            raise
+
+    def active_coloring(self) -> tuple[str, dict | None]:
+        """What the nodes are coloured by now: ``(name, MetricSpec or None)``.
+
+        `color_by` "" picks movement if there is such a metric, else heat if set,
+        else the layer type ("type", None). "heat" gives None as spec (heat is 0..1).
+        """
+        choice = self.color_by
+        if choice == "heat" and not self.heat:
+            choice = ""
+        if not choice:
+            choice = ("movement" if "movement" in self.metrics
+                      else "heat" if self.heat else "type")
+        if choice in self.metrics:
+            return choice, self.metrics[choice]
+        return choice, None
+
     def mark(self, node_id, kind: str = "edited") -> None:
         """Draw a badge on a node (by node id or layer): ``"edited"`` or ``"error"``."""
         if kind not in MARK_KINDS:
@@ -286,6 +367,9 @@ class GraphView(anywidget.AnyWidget):
             self._guard = False
         self.heat = {k: v for k, v in self.heat.items() if self.graph.has_node(k)}
         self.marks = {k: v for k, v in self.marks.items() if self.graph.has_node(k)}
+        self.metrics = {name: {**spec, "values": {k: v for k, v in spec["values"].items()
+                                                  if self.graph.has_node(k)}}
+                        for name, spec in self.metrics.items()}
         self._redraw()
         if old_selected and not self.graph.has_node(old_selected.get("id")):
             self.selected = {}
@@ -293,18 +377,44 @@ class GraphView(anywidget.AnyWidget):
             self.selected = {"id": old_selected["id"],
                              "layer": self.graph.node(old_selected["id"]).path}
 
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget view, plus a static copy of the drawing for readers without a kernel
+        (GitHub, nbviewer, nbconvert): see `kerawidgets.widgets.static_view`."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        from kerawidgets.widgets import static_view
+
+        return static_view.with_fallback(bundle, lambda: static_view.graph_bundle(self))
+
     def to_svg(self) -> str:
         """The current drawing (open groups, heat, marks, selection) as SVG text.
 
         Drawn from the kernel's own layout, never from the synced `scene`.
         """
-        return to_svg(self.layout, heat=self.heat, marks=self.marks,
-                      selected=self.selected.get("id"))
+        return to_svg(self.layout, **self._drawing_args())
 
     def save(self, path) -> str:
         """Write the current drawing as a standalone SVG file; returns the path."""
-        return save_svg(self.layout, path, heat=self.heat, marks=self.marks,
-                        selected=self.selected.get("id"))
+        return save_svg(self.layout, path, **self._drawing_args())
+
+    def _drawing_args(self) -> dict:
+        name, spec = self.active_coloring()
+        return {"heat": self.heat if name == "heat" else None, "metric": spec,
+                "marks": self.marks, "selected": self.selected.get("id")}
+
+
+THEMES = ("auto", "light", "dark")
+
+
+def check_view_arguments(model, open_groups, height, theme) -> None:
+    """Refuse bad `GraphView` arguments before anything is built (`kerawidgets.arguments`)."""
+    arguments.model(model)
+    if open_groups is not None and (isinstance(open_groups, str) or not all(
+            isinstance(g, str) for g in arguments.sequence("open_groups", open_groups))):
+        raise arguments.ArgumentError(
+            "open_groups must be None or a list of group ids (strings); got "
+            f"{arguments.described(open_groups)}.")
+    arguments.text("height", height, limit=40)
+    arguments.choice("theme", theme, THEMES)
 
 
 __all__ = ["GraphView"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from kerawidgets import arguments
 from kerawidgets._keras_adapter import strategy_scope
 from kerawidgets.edits import Edit
 from kerawidgets.errors import InvalidEditError
@@ -40,6 +41,11 @@ __all__ = ["History", "Step"]
 class Step:
     """One entry: the edit, its `reinitialize` option, the model and report it produced.
 
+    `record` is the probe's summaries of the step's model (`probe_cache.Record`
+    without checkpoints: statistics and samples, small) and `comparison` what
+    the editor drew for this step against the one before: both stay when the
+    model is dropped, so undo and redo redraw without probing again.
+
     A `pinned` step (a fine-tune: its weights came from training, so no edit
     replays them) always keeps its model.
     """
@@ -48,6 +54,8 @@ class Step:
     reinitialize: str | None
     model: Any  # None once dropped to save memory
     report: Any = None
+    record: Any = None
+    comparison: Any = None
     pinned: bool = False
 
 
@@ -55,8 +63,7 @@ class History:
     """Steps from the original model (step 0) to the newest edit, and where we are."""
 
     def __init__(self, original, *, max_models: int = 8):
-        if max_models < 1:
-            raise InvalidEditError(f"max_models must be at least 1; got {max_models}.")
+        arguments.integer("max_models", max_models, minimum=1)
         self.max_models = int(max_models)
         self.steps: list[Step] = [Step(None, None, original, None)]
         self.position = 0

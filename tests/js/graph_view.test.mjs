@@ -224,6 +224,61 @@ test("fitView centres the drawing, at most 125 %", () => {
   assert.equal(v.ty, 135);
 });
 
+test("fitView of a tall model fits its width from the top, never a 1-pixel column", () => {
+  const tall = { width: 300, height: 12000 };
+  const v = gv.fitView(tall, 900, 500);
+  assert.equal(v.scale, 0.8);
+  assert.equal(v.ty, 20);
+  assert.equal(v.tx, (900 - 300 * 0.8) / 2);
+  // Wide and tall: not below 35 %.
+  assert.equal(gv.fitView({ width: 4000, height: 40000 }, 900, 500).scale, 0.35);
+});
+
+test("boundView keeps some of the drawing in view, and leaves a view inside alone", () => {
+  const scene = { width: 400, height: 1000 };
+  const inside = { scale: 1, tx: 100, ty: -200 };
+  assert.deepEqual(gv.boundView(inside, scene, 800, 500), inside);
+  const away = gv.boundView({ scale: 1, tx: 5000, ty: -5000 }, scene, 800, 500);
+  assert.deepEqual(away, { scale: 1, tx: 800 - 60, ty: 60 - 1000 });
+  const left = gv.boundView({ scale: 0.5, tx: -5000, ty: 9000 }, scene, 800, 500);
+  assert.deepEqual(left, { scale: 0.5, tx: 60 - 200, ty: 500 - 60 });
+  // A drawing smaller than the margin stays whole in view.
+  assert.deepEqual(gv.boundView({ scale: 1, tx: -500, ty: 0 }, { width: 30, height: 30 }, 800, 500),
+    { scale: 1, tx: 0, ty: 0 });
+});
+
+test("sameStructure: the same boxes in the same places", () => {
+  const a = sampleScene();
+  const b = sampleScene();
+  b.nodes[0].sub = "Dense (None, 8)";
+  assert.ok(gv.sameStructure(a, b));
+  b.nodes[0].y += 10;
+  assert.ok(!gv.sameStructure(a, b));
+  const c = sampleScene();
+  c.height += 50;
+  assert.ok(!gv.sameStructure(a, c));
+  assert.ok(!gv.sameStructure({}, a));
+});
+
+test("refitView: whole when readable, else the anchor stays where it was on screen", () => {
+  const small = { width: 400, height: 300 };
+  assert.deepEqual(gv.refitView({ scale: 3, tx: -900, ty: -900 }, small, 800, 500, null, null),
+    gv.fitView(small, 800, 500));
+  const tall = { width: 400, height: 6000 };
+  const view = { scale: 0.8, tx: 10, ty: -1000 };
+  // A group above the anchor closed: the anchor moved up by 500 in the drawing.
+  const before = { x: 100, y: 1500, w: 100, h: 44 };
+  const after = { x: 100, y: 1000, w: 100, h: 44 };
+  const v = gv.refitView(view, tall, 800, 500, before, after);
+  assert.equal(v.scale, 0.8);
+  assert.equal(v.ty, -1000 + 500 * 0.8);
+  assert.equal(1000 * v.scale + v.ty, 1500 * view.scale + view.ty); // same place on screen
+  // An anchor that would fall outside is centred.
+  const far = { x: 100, y: 5000, w: 100, h: 44 };
+  const c = gv.refitView(view, tall, 800, 500, null, far);
+  assert.ok(!gv.isOutside(c, far, 800, 500));
+});
+
 test("initialView: fit when it is readable, else the top of a long model at 80 %", () => {
   const small = { width: 400, height: 200 };
   assert.deepEqual(gv.initialView(small, 880, 480), gv.fitView(small, 880, 480));
@@ -310,4 +365,72 @@ test("colours and numbers", () => {
   assert.deepEqual([0, 950, 8200, 3.5e6].map(gv.fmtParams), ["", "950", "8.2k", "3.5M"]);
   assert.equal(gv.statusText(sampleScene()), "sample \u00b7 7 nodes \u00b7 1.2k params");
   assert.equal(gv.statusText({}), " \u00b7 0 nodes \u00b7 0 params");
+});
+
+test("a plain wheel scrolls the page, Ctrl or Cmd + wheel zooms", () => {
+  assert.equal(gv.wheelAction({ deltaY: 100 }), "scroll");
+  assert.equal(gv.wheelAction({ deltaY: 100, shiftKey: true }), "scroll");
+  assert.equal(gv.wheelAction({ deltaY: 100, ctrlKey: true }), "zoom");
+  assert.equal(gv.wheelAction({ deltaY: -3, metaKey: true }), "zoom");
+  assert.ok(gv.wheelFactor({ deltaY: 100, deltaMode: 0 }) < 1);
+  assert.ok(gv.wheelFactor({ deltaY: -3, deltaMode: 1 }) > 1);
+  assert.match(gv.wheelHintText("MacIntel"), /^\u2318 \+ wheel/);
+  assert.match(gv.wheelHintText("Linux x86_64"), /^Ctrl \+ wheel/);
+});
+
+// The cases node_metrics.py computes (tests/test_node_metrics.py checks the file against it).
+const METRIC_CASES = JSON.parse(readFileSync(new URL("../metric_cases.json", import.meta.url), "utf8"));
+
+test("metric scale, text and badges agree with node_metrics.py", () => {
+  for (const c of METRIC_CASES.cases) {
+    const spec = METRIC_CASES.specs[c.metric];
+    const where = `${c.metric} ${c.value}`;
+    assert.ok(Math.abs(gv.metricPosition(spec, c.value) - c.position) < 1e-9, where);
+    assert.equal(gv.formatMetric(spec, c.value), c.text, where);
+    assert.equal(gv.badgeText(spec, c.value), c.badge, where);
+  }
+  assert.ok(METRIC_CASES.cases.length > 20);
+});
+
+test("metric colours: sequential white to red, diverging blue-white-red", () => {
+  const { movement, mean } = METRIC_CASES.specs;
+  assert.equal(gv.metricColor(movement, 0.0005), "rgb(255,255,255)");
+  assert.equal(gv.metricColor(movement, 5), "rgb(215,48,31)");
+  assert.equal(gv.metricColor(mean, 0), "rgb(255,255,255)");
+  assert.equal(gv.metricColor(mean, -2), "rgb(33,102,172)");
+  assert.equal(gv.divergingColor(1), "rgb(178,24,43)");
+  assert.match(gv.legendGradient(mean), /^linear-gradient\(to right, rgb\(33,102,172\) 0%/);
+});
+
+test("legend ticks: decades on a log scale, quarters otherwise", () => {
+  const { movement, dead } = METRIC_CASES.specs;
+  assert.deepEqual(gv.legendTicks(movement).map((t) => t[1]), ["0.1%", "1.0%", "10.0%", "100%"]);
+  assert.deepEqual(gv.legendTicks(movement).map((t) => Number(t[0].toFixed(3))), [0, 0.333, 0.667, 1]);
+  assert.deepEqual(gv.legendTicks(dead).map((t) => t[1]), ["0%", "25.0%", "50.0%", "75.0%", "100%"]);
+});
+
+test("colour by: options, the automatic choice, and a closed group's value", () => {
+  const metrics = { movement: { ...METRIC_CASES.specs.movement, values: { a: 0.1 } },
+    dead: { ...METRIC_CASES.specs.dead, values: { "seq/d1": 0.1, "seq/d2": 0.6 } } };
+  assert.deepEqual(gv.colorByOptions(metrics, {}).map((o) => o[0]), ["type", "movement", "dead"]);
+  assert.deepEqual(gv.colorByOptions({}, { a: 1 }).map((o) => o[0]), ["type", "heat"]);
+  assert.equal(gv.activeColoring("", metrics, {}).name, "movement");
+  assert.equal(gv.activeColoring("", {}, { a: 1 }).name, "heat");
+  assert.equal(gv.activeColoring("", {}, {}).name, "type");
+  assert.equal(gv.activeColoring("dead", metrics, {}).spec, metrics.dead);
+  assert.equal(gv.activeColoring("gone", metrics, {}).name, "movement");
+  assert.equal(gv.activeColoring("heat", metrics, {}).name, "movement");  // no heat set
+  assert.equal(gv.activeColoring("type", metrics, {}).spec, null);
+  const group = { id: "seq", members: ["seq/d1", "seq/d2"] };
+  assert.equal(gv.metricValueOf(group, metrics.dead), 0.6);
+  assert.equal(gv.metricValueOf({ id: "x" }, metrics.dead), undefined);
+  const mean = { ...METRIC_CASES.specs.mean, values: { "seq/d1": 0.5, "seq/d2": -1.5 } };
+  assert.equal(gv.metricValueOf(group, mean), -1.5);
+  const rows = gv.cardRows(box("a", 0, 0), {}, {}, metrics);
+  assert.deepEqual(rows[rows.length - 1], ["movement", "10.0%"]);
+});
+
+test("resizedView keeps the centre and the zoom", () => {
+  assert.deepEqual(gv.resizedView({ scale: 0.8, tx: 300, ty: 20 }, 1000, 500),
+    { scale: 0.8, tx: 50, ty: 20 });
 });

@@ -120,12 +120,14 @@ def test_activation_apply_updates_plot_heat_and_kernel(nb):
         "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
         " return i && i.getAttribute('src') !== old && i.naturalWidth > 100; }", arg=first_plot)
     wait_text(page, ".kw-editor", "top-1 agreement")
-    assert nb.eval("editor.probe.last_run") == "incremental"
-    page.wait_for_timeout(300)
+    assert nb.eval("editor.compare()['recompute']") == "incremental"
+    page.wait_for_function(  # every plot decoded before the screenshot
+        "() => [...document.querySelectorAll('.kw-editor img')].every(i => i.complete)")
     nb.screenshot("editor_after_apply", page.locator(".kw-editor").first)
     # The README image's framing: graph, panel and the comparison plot (no depth plot).
     page.locator(".kw-editor").first.evaluate("e => e.scrollIntoView({block: 'start'})")
-    page.wait_for_timeout(200)
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => "
+                  "requestAnimationFrame(done)))")  # scrolled and painted
     top = page.locator(".kw-editor").first.bounding_box()
     plot = page.locator(".kw-editor .kwe-plot-comparison").first.bounding_box()
     if plot["y"] + plot["height"] <= page.viewport_size["height"]:
@@ -141,7 +143,7 @@ def test_impossible_replacement_is_refused(nb):
     history = nb.eval("len(editor.history)")
     select_layer(nb, "conv")
     page.locator(".kw-editor .kwe-tabs .lm-TabBar-tab", has_text="Replace").click()
-    page.locator(".kw-editor .kwe-replace select").select_option(label="Conv2D — keeps shape")
+    page.locator(".kw-editor .kwe-replace select").select_option(label="Conv2D")
     filters = page.locator(".kw-editor .kwe-setting-filters input")
     filters.wait_for()
     assert filters.input_value() == "16"
@@ -232,7 +234,7 @@ def test_replace_dense_with_other_units_reinitialising_downstream(nb):
     start_from_original(nb)
     select_layer(nb, "hidden")
     choose_tab(page, "Replace")
-    page.locator(".kw-editor .kwe-replace select").select_option(label="Dense — keeps shape")
+    page.locator(".kw-editor .kwe-replace select").select_option(label="Dense")
     units = page.locator(".kw-editor .kwe-setting-units input")
     units.wait_for()
     assert units.input_value() == "32"  # the form is prefilled from the layer
@@ -242,7 +244,7 @@ def test_replace_dense_with_other_units_reinitialising_downstream(nb):
     assert page.locator(".kw-editor button.kwe-apply").is_disabled()
     reinitialize = page.locator(".kw-editor .kwe-reinitialize input")
     reinitialize.check()
-    wait_text(page, ".kw-editor .kwe-preview-line", "downstream affected (re-initialised): head")
+    wait_text(page, ".kw-editor .kwe-preview-line", "downstream affected (reinitialised): head")
     nb.screenshot("editor_replace_form", page.locator(".kw-editor .kwe-panel").first)
     press_apply(nb, "Applied: Replace 'hidden' with Dense(units=24")
     wait_text(page, ".kw-editor .kwe-report", "reinitialised")
@@ -262,7 +264,7 @@ def test_insert_dropout_after_a_layer(nb):
     start_from_original(nb)
     select_layer(nb, "hidden")
     choose_tab(page, "Insert after")
-    page.locator(".kw-editor .kwe-insert select").select_option(label="Dropout — keeps shape")
+    page.locator(".kw-editor .kwe-insert select").select_option(label="Dropout")
     set_number(page, "rate", 0.3)
     wait_text(page, ".kw-editor .kwe-preview-line", "Insert Dropout(rate=0.3) after 'hidden'")
     wait_text(page, ".kw-editor .kwe-preview-line", "every existing weight is kept")

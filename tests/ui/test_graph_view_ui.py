@@ -1,5 +1,7 @@
 """GraphView in a real JupyterLab driven by Chromium (run: pytest -m ui tests/ui)."""
 
+import os
+
 import pytest
 
 pytestmark = pytest.mark.ui
@@ -23,6 +25,12 @@ SETUP = [
     "view = GraphView(model, height='460px')\n"
     "view",
 ]
+
+
+def next_frames(page, count=2):
+    """Wait until the page has painted `count` more frames (a condition, not a delay)."""
+    page.evaluate("(n) => new Promise(done => { const step = (k) => k ? "
+                  "requestAnimationFrame(() => step(k - 1)) : done(); step(n); })", count)
 
 
 def node(page, node_id, index=0):
@@ -116,6 +124,78 @@ def test_heat_colours_nodes(nb):
     nb.screenshot("graph_view_heat", page.locator(".kw-graph").first)
 
 
+def _fill(page, node_id):
+    return node(page, node_id).locator(".kw-body").evaluate("e => getComputedStyle(e).fill")
+
+
+def _rgb(text):
+    return tuple(int(v) for v in text.strip("rgb() ").split(","))
+
+
+def test_colour_by_menu_legend_badges_and_real_values(nb):
+    page = nb.page
+    nb.run_cell(
+        "from kerawidgets import node_metrics\n"
+        "view.set_metrics({'movement': node_metrics.metric('movement', {'dense_a': 0.004,"
+        " 'skip': 0.3}), 'dead': node_metrics.metric('dead', {'dense_a': 0.42, 'skip': 0.05})})")
+    graph = page.locator(".kw-graph").first
+    legend = graph.locator(".kw-legend")
+    legend.wait_for(state="visible")
+    graph.scroll_into_view_if_needed()  # JupyterLab skips painting outputs out of view
+    page.wait_for_function(
+        "() => document.querySelector(\".kw-node[data-id='dense_a']\").dataset.value === '0.004'")
+    # A fixed log scale: 0.4% movement stays pale, 30% is strong (not rescaled to the largest).
+    assert _rgb(_fill(page, "dense_a"))[1] > 200  # pale: rgb(254, 222, 192)
+    assert _rgb(_fill(page, "skip"))[1] < 130
+    ticks = legend.locator(".kw-legend-tick")
+    assert ticks.all_text_contents() == ["0.1%", "1.0%", "10.0%", "100%"]
+    assert ticks.first.is_visible() and legend.locator(".kw-legend-bar").is_visible()
+    assert "log scale" in legend.locator(".kw-legend-unit").text_content()
+    options = legend.locator("select option").evaluate_all("os => os.map(o => o.value)")
+    assert options == ["type", "heat", "movement", "dead"]
+    node(page, "dense_a").hover()
+    card = graph.locator(".kw-tooltip")
+    card.wait_for(state="visible")
+    rows = card.locator(".kw-tt-row").evaluate_all(
+        "rows => rows.map(r => [...r.children].map(c => c.textContent))")
+    assert ["movement", "0.4%"] in rows and ["dead units", "42.0%"] in rows
+    page.mouse.move(5, 5)
+    # The menu colours by dead units; the kernel takes the choice; badges past 20%.
+    legend.locator("select").select_option("dead")
+    page.wait_for_selector(".kw-graph[data-color-by='dead']")
+    assert nb.kernel_eval("view.color_by") == "dead"
+    badge = node(page, "dense_a").locator(".kw-metric-badge")
+    badge.wait_for(state="visible")
+    assert badge.text_content() == "42% dead"
+    assert not node(page, "skip").locator(".kw-metric-badge").is_visible()
+    assert ticks.all_text_contents()[-1] == "100%"
+    # Selected and edited look different: a halo and the accent, against a purple outline.
+    nb.run_cell("view.mark('dense_a', 'edited')\nview.select('skip')")
+    page.wait_for_selector(".kw-node[data-id='skip'].kw-selected")
+    page.wait_for_selector(".kw-node[data-id='dense_a'].kw-mark-edited")
+    edited = node(page, "dense_a").locator(".kw-body").evaluate("e => getComputedStyle(e).stroke")
+    chosen = node(page, "skip").locator(".kw-body").evaluate("e => getComputedStyle(e).stroke")
+    assert edited != chosen
+    assert node(page, "skip").locator(".kw-halo").is_visible()
+    assert not node(page, "dense_a").locator(".kw-halo").is_visible()
+    node(page, "skip").scroll_into_view_if_needed()
+    nb.screenshot("graph_view_colour_by_dead", graph)
+    page.set_viewport_size({"width": 900, "height": 900})
+    try:
+        page.wait_for_function("() => document.querySelector('.kw-graph').clientWidth < 900")
+        graph.scroll_into_view_if_needed()
+        nb.screenshot("graph_view_colour_by_900px", graph)
+        nb.run_cell("view.theme = 'dark'")
+        page.wait_for_selector(".kw-graph.kw-dark")
+        graph.scroll_into_view_if_needed()
+        nb.screenshot("graph_view_colour_by_dark_900px", graph)
+    finally:
+        nb.run_cell("view.theme = 'auto'")
+        page.set_viewport_size({"width": 1400, "height": 900})
+    nb.run_cell("view.set_metrics({})\nview.clear_marks()")
+    page.wait_for_selector(".kw-graph[data-color-by='heat']")
+
+
 def test_hostile_layer_name_is_text(nb):
     page = nb.page
     nodes = page.locator(".kw-graph .kw-node").evaluate_all(
@@ -129,7 +209,7 @@ def test_hostile_layer_name_is_text(nb):
     assert HOSTILE in tooltip.inner_text()
     target.click()
     assert nb.eval("view.selected['id']") == node_id
-    page.wait_for_timeout(300)
+    next_frames(page)  # anything the click scheduled (an onerror, an alert) has run
     assert nb.dialogs == []
 
 
@@ -168,6 +248,109 @@ def test_long_model_folds_and_search_jumps(notebook_page):
     page.wait_for_selector(".kw-node[data-id='classifier'][data-heat]")
     page.mouse.move(5, 5)
     nb.screenshot("graph_view_mobilenet", page.locator(".kw-graph").first)
+    _fit_pan_and_refit_on_a_tall_model(nb)
+
+
+def _boxes_in_view(page):
+    """How many boxes of the first view are drawn at least partly inside its viewport."""
+    return page.evaluate(
+        "() => { const v = document.querySelector('.kw-graph .kw-viewport').getBoundingClientRect();"
+        " return [...document.querySelectorAll('.kw-graph .kw-node')].filter(n => {"
+        " const r = n.getBoundingClientRect(); return r.right > v.left && r.left < v.right"
+        " && r.bottom > v.top && r.top < v.bottom; }).length; }")
+
+
+def _drag(page, dx, dy):
+    box = page.locator(".kw-graph .kw-viewport").first.bounding_box()
+    x, y = box["x"] + box["width"] - 6, box["y"] + box["height"] - 6
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y + dy, steps=4)
+    page.mouse.up()
+
+
+def _fit_pan_and_refit_on_a_tall_model(nb):
+    page = nb.page
+    graph = page.locator(".kw-graph").first
+    # Every block open: a drawing thousands of pixels tall.
+    nb.run_cell("view.open_groups = sorted(g.id for g in view.graph.groups)")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.kw-graph .kw-node').length > 100", timeout=60_000)
+    button(page, "Fit to view").click()
+    scale = transform(page)[2]
+    assert scale >= 0.35  # a usable view, not a 1-pixel column
+    assert _boxes_in_view(page) >= 4
+    nb.screenshot("graph_view_fit_tall", graph)
+    # Panning is bounded: dragging far away keeps part of the drawing in view.
+    for _ in range(3):
+        _drag(page, 0, -2000)
+    assert _boxes_in_view(page) >= 1
+    for _ in range(3):
+        _drag(page, 2000, 2000)
+    assert _boxes_in_view(page) >= 1
+    # Closing the backbone: the drawing is small again and refitted whole, not a strip.
+    graph.locator(".kw-frame-header[data-group='mobilenetv2_0.35_32']").first.dispatch_event("click")
+    page.wait_for_function("() => document.querySelectorAll('.kw-graph .kw-node').length < 10")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('.kw-graph .kw-viewport').getBoundingClientRect();"
+        " return [...document.querySelectorAll('.kw-graph .kw-node')].every(n => {"
+        " const r = n.getBoundingClientRect(); return r.left >= v.left && r.right <= v.right"
+        " && r.top >= v.top && r.bottom <= v.bottom; }); }")
+    assert transform(page)[2] > 0.55
+    nb.screenshot("graph_view_refit_after_close", graph)
+
+
+def test_plain_wheel_scrolls_the_page_and_ctrl_wheel_zooms(nb):
+    page = nb.page
+    # Room to scroll below the graph.
+    nb.run_cell("from IPython.display import HTML\nHTML('<div style=\"height:1600px\">end</div>')")
+    viewport = page.locator(".kw-graph .kw-viewport").first
+    viewport.scroll_into_view_if_needed()
+    button(page, "Fit to view").click()
+    before = transform(page)
+    scroller = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer"
+    top = page.evaluate("(s) => document.querySelector(s).scrollTop", scroller)
+    hint = page.locator(".kw-graph .kw-wheel-hint").first
+    assert not hint.is_visible()
+    box = viewport.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, 240)
+    page.wait_for_function("([s, t]) => document.querySelector(s).scrollTop > t",
+                           arg=[scroller, top])
+    assert transform(page) == pytest.approx(before)  # the graph did not zoom
+    hint.wait_for(state="visible")
+    assert "wheel zooms" in hint.inner_text()
+    nb.screenshot("graph_view_wheel_hint", page.locator(".kw-graph").first)
+    box = viewport.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -240)
+    page.keyboard.up("Control")
+    page.wait_for_function(
+        "(s) => { const t = document.querySelector('.kw-graph .kw-world').getAttribute('transform');"
+        " return parseFloat(t.split('scale(')[1]) > s; }", arg=before[2] * 1.1)
+    hint.wait_for(state="hidden")  # it fades by itself
+    button(page, "Fit to view").click()
+    nb.run_cell("from IPython.display import clear_output\nclear_output()")
+
+
+def test_inserted_layer_is_in_view_after_set_model(nb):
+    page = nb.page
+    button(page, "Zoom in").click()
+    button(page, "Zoom in").click()
+    nb.run_cell(
+        "x = keras.layers.Dense(4, name='extra_1')(model.get_layer('head').output)\n"
+        "x = keras.layers.Dense(4, name='extra_2')(x)\n"
+        "longer = keras.Model(model.inputs, keras.layers.Dense(2, name='last')(x))\n"
+        "view.set_model(longer)\nview.mark('last', 'edited')")
+    node(page, "last").wait_for()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('.kw-graph .kw-viewport').getBoundingClientRect();"
+        " const r = document.querySelector(\".kw-node[data-id='last']\").getBoundingClientRect();"
+        " return r.top >= v.top && r.bottom <= v.bottom; }")
+    nb.screenshot("graph_view_after_insert", page.locator(".kw-graph").first)
+    nb.run_cell("view.set_model(model)\nview.clear_marks()")
+    node(page, "last").wait_for(state="detached")
 
 
 def test_dark_theme(nb):
@@ -222,7 +405,8 @@ def test_pan_zoom_and_fit_buttons_change_the_view(nb):
     viewport = page.locator(".kw-graph .kw-viewport").first
     viewport.scroll_into_view_if_needed()
     box = viewport.bounding_box()
-    x, y = box["x"] + 10, box["y"] + box["height"] - 10  # a corner with no node
+    # A corner with no node (the legend takes the bottom left one).
+    x, y = box["x"] + box["width"] - 10, box["y"] + box["height"] - 10
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x + 40, y - 60, steps=6)
@@ -258,7 +442,11 @@ def _switch_jupyterlab_theme(page, name):
     light = "false" if "Dark" in name else "true"
     page.wait_for_selector(f"body[data-jp-theme-light='{light}']", state="attached",
                            timeout=30_000)
-    page.wait_for_timeout(300)
+    # The theme's CSS has reached the graph: its background is dark or light as asked.
+    page.wait_for_function(
+        "(dark) => { const g = document.querySelector('.kw-graph'); if (!g) return true;"
+        " const [r, gr, b] = getComputedStyle(g).backgroundColor.match(/\\d+/g).map(Number);"
+        " return (r + gr + b < 384) === dark; }", arg="Dark" in name, timeout=30_000)
 
 
 def test_auto_theme_follows_jupyterlab(nb):
@@ -357,8 +545,10 @@ def test_kernel_redraw_keeps_keyboard_focus(nb):
     # The kernel closes the group a moment after the cell ends, while a node is focused.
     nb.run_cell("import threading\nthreading.Timer(1.5, view.close_group, ['inner']).start()")
     node(page, "skip").focus()
+    painted = page.evaluate("() => Number(document.querySelector('.kw-graph').dataset.painted)")
     node(page, "inner").wait_for()
-    page.wait_for_timeout(200)
+    page.wait_for_function(  # the redraw is done, focus restored
+        "(n) => Number(document.querySelector('.kw-graph').dataset.painted) > n", arg=painted)
     assert active(page) == "skip"
     assert page.evaluate("() => document.activeElement.getAttribute('tabindex')") == "0"
     nb.run_cell("view.open_group('inner')")
@@ -407,9 +597,12 @@ def test_find_box_results_move_with_arrow_keys(nb):
 
 def test_pending_state_while_the_kernel_lays_out(nb):
     page = nb.page
-    # Make the kernel's layout slow, then close a group from the browser.
-    nb.run_cell("import time\n_redraw = view._redraw\n"
-                "view._redraw = lambda: (time.sleep(2.5), _redraw())")
+    # Hold the kernel's layout until the test has seen the pending state: the kernel's
+    # redraw first reads a named pipe, which blocks until the test writes to it.
+    gate = nb.lab.root / "layout_gate.fifo"
+    os.mkfifo(gate)
+    nb.run_cell(f"_redraw = view._redraw\n"
+                f"view._redraw = lambda: (open({str(gate)!r}).read(), _redraw())")
     graph = page.locator(".kw-graph").first
     assert "kw-pending" not in graph.get_attribute("class")
     graph.locator(".kw-frame-header[data-group='inner']").click()
@@ -419,6 +612,7 @@ def test_pending_state_while_the_kernel_lays_out(nb):
     assert graph.get_attribute("aria-busy") == "true"
     assert graph.locator(".kw-viewport").evaluate("e => getComputedStyle(e).cursor") == "progress"
     nb.screenshot("graph_view_pending", graph)
+    gate.write_text("go")  # blocks until the kernel's redraw opened the pipe, then lets it go
     node(page, "inner").wait_for(timeout=30_000)
     assert "kw-pending" not in graph.get_attribute("class")
     assert not graph.locator(".kw-pending-note").is_visible()

@@ -139,6 +139,132 @@ export function fmtParams(n) {
   return String(n);
 }
 
+// --- Pure: colour by a metric (the same rules as kerawidgets/node_metrics.py) ------------
+
+/**
+ * @typedef {object} MetricSpec  One colouring of the graph (node_metrics.MetricSpec).
+ * @property {string} label
+ * @property {string} unit
+ * @property {"log" | "linear" | "diverging"} scale
+ * @property {number[]} domain
+ * @property {"percent" | "number"} format
+ * @property {string | null} badge
+ * @property {number | null} threshold
+ * @property {Object<string, number>} values
+ */
+
+/** The legacy `set_heat` values (0..1, scaled to the largest) as a metric spec. */
+export const HEAT_SPEC = {
+  label: "heat", unit: "relative: 1 is the largest value given to set_heat", scale: "linear",
+  domain: [0, 1], format: "number", badge: null, threshold: null, values: {},
+};
+
+/** Where a value sits on a metric's colour scale, 0..1 (node_metrics.position). */
+export function metricPosition(spec, value) {
+  const v = Number(value);
+  if (value === null || value === undefined || !Number.isFinite(v)) return 0;
+  const [low, high] = spec.domain;
+  let t;
+  if (spec.scale === "log") {
+    if (v <= low) return 0;
+    t = (Math.log10(v) - Math.log10(low)) / (Math.log10(high) - Math.log10(low));
+  } else {
+    t = high > low ? (v - low) / (high - low) : 0;
+  }
+  return Math.max(0, Math.min(1, t));
+}
+
+/** Blue -> white -> red for a position in 0..1 (svg.diverging_color). */
+export function divergingColor(t) {
+  t = Math.max(0, Math.min(1, Number(t) || 0));
+  const [a, b, u] = t <= 0.5 ? [[33, 102, 172], [255, 255, 255], t / 0.5]
+    : [[255, 255, 255], [178, 24, 43], (t - 0.5) / 0.5];
+  const rgb = a.map((x, j) => Math.round(x + (b[j] - x) * u));
+  return `rgb(${rgb[0]},${rgb[1]},${rgb[2]})`;
+}
+
+/** The fill of a metric's value (svg.metric_color). */
+export function metricColor(spec, value) {
+  const t = metricPosition(spec, value);
+  return spec.scale === "diverging" ? divergingColor(t) : heatColor(t);
+}
+
+/** A value as the legend and the hover card write it (node_metrics.format_value). */
+export function formatMetric(spec, value) {
+  const v = Number(value);
+  if (value === null || value === undefined || !Number.isFinite(v)) return "n/a";
+  if (spec.format === "percent") {
+    const pct = v * 100;
+    if (pct === 0 || Math.abs(pct) >= 100) return `${pct.toFixed(0)}%`;
+    if (Math.abs(pct) >= 1) return `${pct.toFixed(1)}%`;
+    return `${Number(pct.toPrecision(2))}%`;
+  }
+  if (v === 0 || (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e3)) return String(Number(v.toPrecision(3)));
+  return v.toExponential(2).replace(/e([+-])(\d)$/, "e$10$2");
+}
+
+/** The badge for a value past the metric's threshold ("42% dead"), else null. */
+export function badgeText(spec, value) {
+  const v = Number(value);
+  if (!spec.badge || spec.threshold === null || value === null || value === undefined ||
+      !Number.isFinite(v) || v < spec.threshold) return null;
+  return `${Math.round(v * 100)}% ${spec.badge}`;
+}
+
+/** A box's value: its own, else a closed group's member farthest along the scale. */
+export function metricValueOf(item, spec) {
+  const own = spec.values[item.id];
+  if (own !== undefined) return own;
+  const vals = (item.members || []).filter((m) => m in spec.values).map((m) => spec.values[m]);
+  if (!vals.length) return undefined;
+  return spec.scale === "diverging"
+    ? vals.reduce((a, b) => (Math.abs(b) > Math.abs(a) ? b : a)) : Math.max(...vals);
+}
+
+/** The "colour by" menu: [value, label] pairs; the layer type always, heat when set. */
+export function colorByOptions(metrics, heat) {
+  const out = [["type", "layer type"]];
+  if (heat && Object.keys(heat).length) out.push(["heat", "heat"]);
+  for (const [name, spec] of Object.entries(metrics || {})) out.push([name, spec.label]);
+  return out;
+}
+
+/** What the nodes are coloured by: color_by, or for "" movement, else heat, else type. */
+export function activeColoring(colorBy, metrics, heat) {
+  const m = metrics || {};
+  const hasHeat = Boolean(heat && Object.keys(heat).length);
+  const available = colorBy === "type" || (colorBy === "heat" && hasHeat) || colorBy in m;
+  const name = available && colorBy ? colorBy
+    : "movement" in m ? "movement" : hasHeat ? "heat" : "type";
+  if (name === "heat") return { name, spec: { ...HEAT_SPEC, values: heat } };
+  return { name, spec: name in m ? m[name] : null };
+}
+
+/** The legend's labelled ticks, [position 0..1, text]: decades on a log scale, else 5 steps. */
+export function legendTicks(spec) {
+  const [low, high] = spec.domain;
+  const ticks = [];
+  if (spec.scale === "log") {
+    for (let e = Math.ceil(Math.log10(low) - 1e-9); e <= Math.floor(Math.log10(high) + 1e-9); e++) {
+      const v = 10 ** e;
+      ticks.push([metricPosition(spec, v), formatMetric(spec, v)]);
+    }
+  } else {
+    for (let i = 0; i <= 4; i++) {
+      const v = low + ((high - low) * i) / 4;
+      ticks.push([i / 4, formatMetric(spec, v)]);
+    }
+  }
+  return ticks;
+}
+
+/** The legend bar's CSS gradient, from the same colours the nodes get. */
+export function legendGradient(spec) {
+  const stops = [0, 0.25, 0.5, 0.75, 1].map((t) =>
+    `${spec.scale === "diverging" ? divergingColor(t) : heatColor(t)} ${t * 100}%`);
+  return `linear-gradient(to right, ${stops.join(", ")})`;
+}
+
 /** A box's heat: its own, else a closed group's hottest member; undefined if none. */
 export function heatOf(item, heat) {
   let v = heat[item.id];
@@ -167,7 +293,7 @@ export function statusText(scene) {
 }
 
 /** The hover card's rows, [key, value], for a node, a closed group or an open group. */
-export function cardRows(item, heat, marks) {
+export function cardRows(item, heat, marks, metrics = {}) {
   const rows = [];
   if (item.kind === "node") {
     rows.push(["class", item.class_name]);
@@ -186,6 +312,11 @@ export function cardRows(item, heat, marks) {
     rows.push(["", "Enter or click to open"]);
   }
   if (item.id in heat) rows.push(["heat", Number(heat[item.id]).toFixed(3)]);
+  // Every metric's real value (a closed group: its member farthest along the scale).
+  for (const spec of Object.values(metrics || {})) {
+    const v = metricValueOf(item, spec);
+    if (v !== undefined) rows.push([spec.label, formatMetric(spec, v)]);
+  }
   if (marks[item.id]) rows.push(["mark", marks[item.id]]);
   return rows;
 }
@@ -409,11 +540,62 @@ export function navigate(index, id, key) {
 
 // --- Pure: view geometry (pan and zoom as scale, then translate) ----------------------
 
-/** The whole drawing in a W x H viewport, centred, at most 125 %. */
+const READABLE = 0.55; // below this zoom a node's name is too small to read
+const MIN_FIT = 0.35; // Fit never goes below this: a tall model is fitted by its width
+const KEEP = 60; // panning keeps at least this much of the drawing (px) in view
+
+/**
+ * Fit: the whole drawing centred in a W x H viewport, at most 125 %; for a drawing too
+ * tall (or too big) to show whole above 35 %, its width at 35 to 80 %, from its top
+ * (a 1-pixel column of a 150-layer model helps nobody).
+ */
 export function fitView(scene, W, H) {
-  const w = (scene.width || 1) + 40, h = (scene.height || 1) + 40;
-  const scale = Math.min(W / w, H / h, 1.25);
-  return { scale, tx: (W - (scene.width || 0) * scale) / 2, ty: (H - (scene.height || 0) * scale) / 2 };
+  const sw = scene.width || 0, sh = scene.height || 0;
+  const full = Math.min(W / ((sw || 1) + 40), H / ((sh || 1) + 40), 1.25);
+  if (full >= MIN_FIT) return { scale: full, tx: (W - sw * full) / 2, ty: (H - sh * full) / 2 };
+  const scale = Math.max(MIN_FIT, Math.min(W / ((sw || 1) + 40), 0.8));
+  return { scale, tx: (W - sw * scale) / 2, ty: 20 };
+}
+
+/** The view moved back so that at least KEEP px (or all) of the drawing stays in view. */
+export function boundView(view, scene, W, H, keep = KEEP) {
+  const cw = (scene.width || 0) * view.scale, ch = (scene.height || 0) * view.scale;
+  const kx = Math.min(keep, cw, W), ky = Math.min(keep, ch, H);
+  return {
+    scale: view.scale,
+    tx: Math.min(W - kx, Math.max(kx - cw, view.tx)),
+    ty: Math.min(H - ky, Math.max(ky - ch, view.ty)),
+  };
+}
+
+/** The view after the viewport's width changed from W0 to W1: the same centre, same zoom. */
+export function resizedView(view, W0, W1) {
+  return { scale: view.scale, tx: view.tx + (W1 - W0) / 2, ty: view.ty };
+}
+
+/** Whether two scenes draw the same boxes in the same space (only labels or shapes differ). */
+export function sameStructure(a, b) {
+  if (!a || !b || a.width !== b.width || a.height !== b.height) return false;
+  const ids = (s) => (s.nodes || []).map((n) => `${n.id}@${n.x},${n.y}`).sort();
+  return sameList(ids(a), ids(b));
+}
+
+/**
+ * The view after the structure changed (a group opened or closed, a layer inserted):
+ * the whole drawing if it is readable whole; else the same zoom with the anchor (the
+ * group toggled, the selected node) where it was on screen, centred if it would fall
+ * outside; the pan bounded. `before` / `after`: the anchor's box in each scene, or null.
+ */
+export function refitView(view, scene, W, H, before, after) {
+  const whole = Math.min(W / ((scene.width || 1) + 40), H / ((scene.height || 1) + 40), 1.25);
+  if (whole >= READABLE) return fitView(scene, W, H);
+  let next = { ...view };
+  if (before && after) {
+    next.tx = view.tx + (before.x - after.x) * view.scale;
+    next.ty = view.ty + (before.y - after.y) * view.scale;
+  }
+  if (after && isOutside(next, after, W, H)) next = centeredOn(next, after, W, H);
+  return boundView(next, scene, W, H);
 }
 
 /** The first view: fit, or for a long model a readable zoom on its top, centred. */
@@ -445,6 +627,26 @@ export function zoomedAt(view, factor, px, py) {
     tx: px - (px - view.tx) * (next / view.scale),
     ty: py - (py - view.ty) * (next / view.scale),
   };
+}
+
+/**
+ * What a wheel event over the graph does: "zoom" with Ctrl or Cmd held (as maps in
+ * pages do; a trackpad pinch arrives as a wheel event with ctrlKey), else "scroll":
+ * the graph leaves it to the page, so a notebook scrolls past the graph.
+ */
+export function wheelAction(evt) {
+  return evt.ctrlKey || evt.metaKey ? "zoom" : "scroll";
+}
+
+/** The hint shown on the first plain wheel: how to zoom on this platform. */
+export function wheelHintText(platform) {
+  const key = /Mac|iPhone|iPad/.test(platform || "") ? "\u2318" : "Ctrl";
+  return `${key} + wheel zooms the graph (or + / \u2212); the wheel alone scrolls the page`;
+}
+
+/** The zoom factor of a wheel event (lines or pixels), about 1.16 per notch. */
+export function wheelFactor(evt) {
+  return Math.exp(-evt.deltaY * (evt.deltaMode === 1 ? 0.05 : 0.0015));
 }
 
 /** Where the hover card goes near the pointer (px, py) in a W x H widget. */
@@ -510,6 +712,24 @@ function buildSearch(toolbar, uid) {
   return { search, results };
 }
 
+/** The legend box (bottom left): "Colour by" menu, colour bar, ticks and unit. */
+function buildLegend(viewport, uid) {
+  const legend = html("div", "kw-legend kw-legend-empty", viewport);
+  const row = html("div", "kw-legend-row", legend);
+  const label = html("label", "kw-legend-label", row);
+  label.textContent = "Colour by";
+  label.htmlFor = `${uid}-color-by`;
+  const select = html("select", "kw-color-by", row);
+  select.id = `${uid}-color-by`;
+  const scale = html("div", "kw-legend-scale", legend);
+  html("div", "kw-legend-bar", scale);
+  html("div", "kw-legend-ticks", scale);
+  html("div", "kw-legend-unit", scale);
+  // The menu's pointer events are its own, not a pan of the graph under it.
+  select.addEventListener("pointerdown", (e) => e.stopPropagation());
+  return legend;
+}
+
 /** The widget's elements: toolbar (find box, zoom buttons, status), viewport, hover card. */
 function buildDom(el, uid) {
   const root = html("div", "kw-graph", el);
@@ -527,6 +747,11 @@ function buildDom(el, uid) {
   pendingNote.textContent = "laying out\u2026";
   pendingNote.setAttribute("role", "status");
   pendingNote.setAttribute("aria-live", "polite");
+  // Said once, on the first plain wheel over the graph (which scrolls the page instead).
+  const wheelHint = html("div", "kw-wheel-hint", viewport);
+  wheelHint.textContent = wheelHintText(typeof navigator === "undefined" ? "" : navigator.platform);
+  wheelHint.setAttribute("role", "status");
+  wheelHint.setAttribute("aria-live", "polite");
   const canvas = svg("svg", { class: "kw-svg", role: "group" }, viewport);
   const marker = svg("marker", {
     id: `${uid}-arrow`, viewBox: "0 0 10 10", refX: 9, refY: 5,
@@ -536,7 +761,8 @@ function buildDom(el, uid) {
   const world = svg("g", { class: "kw-world" }, canvas);
   const tooltip = html("div", "kw-tooltip", root);
   tooltip.setAttribute("role", "tooltip");
-  return { root, search, results, buttons, status, viewport, world, tooltip };
+  const legend = buildLegend(viewport, uid);
+  return { root, search, results, buttons, status, viewport, world, tooltip, wheelHint, legend };
 }
 
 /** Everything one rendered view holds; every DOM function below takes it. */
@@ -558,6 +784,9 @@ function createState(model, el) {
     activeResult: -1, // the result the arrow keys are on (-1: none yet)
     drag: null, // pointer-down position and translation while panning
     dragMoved: false,
+    wheelHintShown: false, // the "Ctrl + wheel zooms" hint was shown once
+    toggled: null, // the group last opened or closed: the anchor of the next redraw
+    revealEdited: false, // after a new structure: bring the first edited node into view
   };
 }
 
@@ -568,13 +797,40 @@ function viewportSize(state) {
   return [viewport.clientWidth || 600, viewport.clientHeight || 400];
 }
 
+/** The part of the viewport a fit uses: all of it but the legend's strip at the bottom. */
+function fitSize(state) {
+  const [W, H] = viewportSize(state);
+  const { legend } = state.dom;
+  const inset = legend.classList.contains("kw-legend-empty") ? 0 : legend.offsetHeight + 12;
+  return [W, Math.max(H / 2, H - inset)];
+}
+
 function setView(state, view) {
+  view = boundView(view, state.index.scene, ...viewportSize(state));
   state.view = view;
   state.dom.world.setAttribute("transform", `translate(${view.tx},${view.ty}) scale(${view.scale})`);
 }
 
+/** The anchor of a redraw: the group just toggled, else the selected node, else the focus. */
+function anchorOf(state) {
+  return state.toggled || (state.model.get("selected") || {}).id || state.focusedId;
+}
+
+/** A place's box in a scene index, following a node into the closed group showing it. */
+function placeBox(index, id) {
+  const place = index.places.get(drawnAs(index, id));
+  return place ? { x: place.x, y: place.y, w: place.w, h: place.h } : null;
+}
+
+function refit(state, previous) {
+  const id = anchorOf(state);
+  state.toggled = null;
+  setView(state, refitView(state.view, state.index.scene, ...fitSize(state),
+    placeBox(previous, id), placeBox(state.index, id)));
+}
+
 function fit(state) {
-  setView(state, fitView(state.index.scene, ...viewportSize(state)));
+  setView(state, fitView(state.index.scene, ...fitSize(state)));
 }
 
 function zoomAt(state, factor, px, py) {
@@ -625,6 +881,7 @@ function onOpenGroups(state) {
 }
 
 function toggleGroup(state, id, open) {
+  state.toggled = id;
   requestOpen(state, toggleFold(state.model.get("open_groups"), id, open));
 }
 
@@ -702,7 +959,8 @@ function showCard(state, item, evt) {
   tooltip.replaceChildren();
   const title = html("div", "kw-tt-title", tooltip);
   title.textContent = item.path || item.name || item.id;
-  const rows = cardRows(item, state.model.get("heat") || {}, state.model.get("marks") || {});
+  const rows = cardRows(item, state.model.get("heat") || {}, state.model.get("marks") || {},
+    state.model.get("metrics") || {});
   for (const [k, v] of rows) {
     const row = html("div", "kw-tt-row", tooltip);
     html("span", "kw-tt-key", row).textContent = k;
@@ -817,6 +1075,8 @@ function drawEdge(state, e, layer) {
 /** The shapes of a box: body, family stripe, name, class and shape, params, frozen tag, badge. */
 function drawBoxShapes(item, isGroup, g) {
   const { x, y, w, h } = item;
+  // Selected: a halo around the box (edited nodes are outlined purple, without one).
+  svg("rect", { class: "kw-halo", x: x - 4, y: y - 4, width: w + 8, height: h + 8, rx: 9 }, g);
   if (isGroup) svg("rect", { class: "kw-stack", x: x + 4, y: y + 4, width: w, height: h, rx: 6 }, g);
   svg("rect", { class: "kw-body", x, y, width: w, height: h, rx: 6 }, g);
   svg("rect", { class: "kw-stripe", x, y: y + 3, width: 4, height: h - 6 }, g);
@@ -831,6 +1091,23 @@ function drawBoxShapes(item, isGroup, g) {
   const badge = svg("g", { class: "kw-badge" }, g);
   svg("circle", { cx: x + w - 2, cy: y + 2, r: 7 }, badge);
   svg("text", { x: x + w - 2, y: y + 5.5 }, badge);
+  // A metric past its threshold: a pill on the top edge ("42% dead"), sized when shown.
+  const pill = svg("g", { class: "kw-metric-badge" }, g);
+  svg("rect", { x: x + 8, y: y - 8, width: 0, height: 14, rx: 7 }, pill);
+  svg("text", { x: x + 8, y: y + 2.5 }, pill);
+}
+
+/** Show or hide a box's metric badge; its pill is sized to the text. */
+function setMetricBadge(g, text) {
+  g.classList.toggle("kw-has-badge", Boolean(text));
+  const pill = g.querySelector(".kw-metric-badge");
+  const label = pill.querySelector("text");
+  label.textContent = text || "";
+  if (!text) return;
+  const rect = pill.querySelector("rect");
+  const width = 6.2 * text.length + 8;
+  rect.setAttribute("width", String(width));
+  label.setAttribute("x", String(Number(rect.getAttribute("x")) + width / 2));
 }
 
 /** A node or a closed group: click selects a node or opens a group; hover shows the card. */
@@ -862,6 +1139,7 @@ function drawBox(state, item, layer) {
 function draw(state) {
   const { dom } = state;
   const hadFocus = graphHasFocus(state);
+  const previous = state.index;
   dom.world.replaceChildren();
   state.index = indexScene(state.model.get("scene"));
   state.els = new Map();
@@ -875,13 +1153,16 @@ function draw(state) {
   for (const e of scene.edges || []) drawEdge(state, e, edgesLayer);
   for (const item of items) drawBox(state, item, nodesLayer);
   dom.status.textContent = statusText(scene);
-  applyHeat(state);
+  applyColoring(state);
   applyMarks(state);
   applySelected(state);
   applySearch(state);
   if (state.firstDraw) {
     state.firstDraw = false;
-    setView(state, initialView(scene, ...viewportSize(state)));
+    setView(state, initialView(scene, ...fitSize(state)));
+  } else if (!sameStructure(previous.scene, scene)) {
+    refit(state, previous);
+    state.revealEdited = true; // the next marks: keep an edited node in view
   }
   setPending(state, false);
   restoreFocus(state, hadFocus);
@@ -892,26 +1173,81 @@ function draw(state) {
 
 // --- DOM: heat, marks, selection (redrawn without a new layout) ----------------------
 
-function applyHeat(state) {
-  const heat = state.model.get("heat") || {};
+/** Fill every box by what the graph is coloured by (a metric, heat, or the layer type). */
+function applyColoring(state) {
+  const { model } = state;
+  const metrics = model.get("metrics") || {};
+  const heat = model.get("heat") || {};
+  const { name, spec } = activeColoring(model.get("color_by"), metrics, heat);
+  state.dom.root.dataset.colorBy = name;
   for (const [id, g] of state.boxEls) {
-    const v = heatOf(state.index.places.get(id).item, heat);
+    const item = state.index.places.get(id).item;
+    const v = spec ? metricValueOf(item, spec) : undefined;
     const body = g.querySelector(".kw-body");
     if (v === undefined) {
       g.classList.remove("kw-hot", "kw-hot-strong");
       body.style.fill = "";
       g.removeAttribute("data-heat");
-    } else {
-      g.classList.add("kw-hot");
-      g.classList.toggle("kw-hot-strong", v > 0.72);
-      body.style.fill = heatColor(v);
-      g.setAttribute("data-heat", Number(v).toFixed(3));
+      g.removeAttribute("data-value");
+      setMetricBadge(g, null);
+      continue;
     }
+    const t = metricPosition(spec, v);
+    const strength = spec.scale === "diverging" ? Math.abs(t - 0.5) * 2 : t;
+    g.classList.add("kw-hot");
+    g.classList.toggle("kw-hot-strong", strength > 0.72);
+    body.style.fill = metricColor(spec, v);
+    g.setAttribute("data-heat", t.toFixed(3));
+    g.setAttribute("data-value", String(v));
+    setMetricBadge(g, badgeText(spec, v));
   }
+  drawLegend(state, name, spec, metrics, heat);
+}
+
+/** The legend: the "colour by" menu, the colour bar with labelled ticks, and the unit. */
+function drawLegend(state, name, spec, metrics, heat) {
+  const { legend } = state.dom;
+  const options = colorByOptions(metrics, heat);
+  legend.classList.toggle("kw-legend-empty", options.length < 2);
+  const select = legend.querySelector("select");
+  select.replaceChildren();
+  for (const [value, label] of options) {
+    const option = html("option", "", select);
+    option.value = value;
+    option.textContent = label;
+  }
+  select.value = name;
+  const scale = legend.querySelector(".kw-legend-scale");
+  scale.style.display = spec ? "" : "none";
+  if (!spec) return;
+  legend.querySelector(".kw-legend-bar").style.background = legendGradient(spec);
+  const ticks = legend.querySelector(".kw-legend-ticks");
+  ticks.replaceChildren();
+  for (const [t, text] of legendTicks(spec)) {
+    const tick = html("span", "kw-legend-tick", ticks);
+    tick.style.left = `${t * 100}%`;
+    tick.textContent = text;
+  }
+  const badge = spec.badge && spec.threshold !== null
+    ? ` \u00b7 badge from ${formatMetric(spec, spec.threshold)}` : "";
+  legend.querySelector(".kw-legend-unit").textContent =
+    spec.unit + (spec.scale === "log" ? " (log scale)" : "") + badge;
+}
+
+/** After a structure change (an Insert), the first edited node is brought into view. */
+function revealEdited(state, marks) {
+  if (!state.revealEdited) return;
+  const edited = Object.keys(marks).filter((id) => marks[id] === "edited")
+    .map((id) => drawnAs(state.index, id)).filter((id) => id !== null);
+  if (!edited.length) return;
+  state.revealEdited = false;
+  const sel = drawnAs(state.index, (state.model.get("selected") || {}).id);
+  ensureVisible(state, edited.includes(sel) ? sel : edited[edited.length - 1]);
 }
 
 function applyMarks(state) {
   const marks = state.model.get("marks") || {};
+  revealEdited(state, marks);
   for (const [id, g] of state.boxEls) {
     const m = markOf(state.index.places.get(id).item, marks);
     g.classList.toggle("kw-mark-edited", m === "edited");
@@ -1014,7 +1350,27 @@ function wireSearch(state) {
 
 // --- DOM: pan and zoom ----------------------------------------------------------------------
 
-/** Drag to pan, wheel to zoom; returns the teardown for the window listeners. */
+/** Ctrl/Cmd + wheel zooms about the pointer; a plain wheel scrolls the page (hint once). */
+function onWheel(state, e) {
+  if (wheelAction(e) === "scroll") {
+    showWheelHint(state);
+    return;
+  }
+  e.preventDefault();
+  const r = state.dom.viewport.getBoundingClientRect();
+  zoomAt(state, wheelFactor(e), e.clientX - r.left, e.clientY - r.top);
+}
+
+/** The first plain wheel over a view says how to zoom; it fades after a few seconds. */
+function showWheelHint(state) {
+  if (state.wheelHintShown) return;
+  state.wheelHintShown = true;
+  const hint = state.dom.wheelHint;
+  hint.classList.add("kw-shown");
+  setTimeout(() => hint.classList.remove("kw-shown"), 3500);
+}
+
+/** Drag to pan, Ctrl/Cmd + wheel to zoom; returns the teardown for the window listeners. */
 function wirePanZoom(state) {
   const { viewport } = state.dom;
   viewport.addEventListener("pointerdown", (e) => {
@@ -1038,12 +1394,7 @@ function wirePanZoom(state) {
   };
   window.addEventListener("pointermove", onMove);
   window.addEventListener("pointerup", endDrag);
-  viewport.addEventListener("wheel", (e) => {
-    e.preventDefault();
-    const r = viewport.getBoundingClientRect();
-    const factor = Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015));
-    zoomAt(state, factor, e.clientX - r.left, e.clientY - r.top);
-  }, { passive: false });
+  viewport.addEventListener("wheel", (e) => onWheel(state, e), { passive: false });
   return () => {
     window.removeEventListener("pointerup", endDrag);
     window.removeEventListener("pointermove", onMove);
@@ -1076,7 +1427,8 @@ function wireZoomControls(state) {
 function wireModel(state) {
   const { model } = state;
   const handlers = [
-    ["change:scene", () => draw(state)], ["change:heat", () => applyHeat(state)],
+    ["change:scene", () => draw(state)], ["change:heat", () => applyColoring(state)],
+    ["change:metrics", () => applyColoring(state)], ["change:color_by", () => applyColoring(state)],
     ["change:marks", () => applyMarks(state)], ["change:selected", () => applySelected(state)],
     ["change:theme", () => applyTheme(state)], ["change:height", () => applyTheme(state)],
     ["change:open_groups", () => onOpenGroups(state)],
@@ -1087,31 +1439,46 @@ function wireModel(state) {
   };
 }
 
-// The output area may have no size yet when render runs: fit once it does.
-function fitWhenSized(state) {
+// The output area may have no size yet when render runs: fit once it does. Later
+// resizes (a narrower window, the side bar opened) keep the view's centre where it was.
+function watchSize(state) {
   const { viewport } = state.dom;
-  if (viewport.clientWidth || typeof ResizeObserver === "undefined") return;
+  if (typeof ResizeObserver === "undefined") return () => {};
+  let size = [viewport.clientWidth, viewport.clientHeight];
   const ro = new ResizeObserver(() => {
-    if (viewport.clientWidth) {
-      ro.disconnect();
-      setView(state, initialView(state.index.scene, ...viewportSize(state)));
-    }
+    const now = [viewport.clientWidth, viewport.clientHeight];
+    if (!now[0] || (now[0] === size[0] && now[1] === size[1])) return;
+    setView(state, size[0] ? resizedView(state.view, size[0], now[0])
+      : initialView(state.index.scene, ...now));
+    size = now;
   });
   ro.observe(viewport);
+  return () => ro.disconnect();
+}
+
+function wireLegend(state) {
+  const select = state.dom.legend.querySelector("select");
+  select.addEventListener("change", () => {
+    state.model.set("color_by", select.value);
+    state.model.save_changes();
+  });
+  select.addEventListener("keydown", (e) => e.stopPropagation()); // not the zoom keys
 }
 
 function render({ model, el }) {
   const state = createState(model, el);
+  wireLegend(state);
   wireSearch(state);
   const stopPanZoom = wirePanZoom(state);
   wireZoomControls(state);
   const stopModel = wireModel(state);
   applyTheme(state);
   draw(state);
-  fitWhenSized(state);
+  const stopWatching = watchSize(state);
   return () => {
     stopPanZoom();
     stopModel();
+    stopWatching();
   };
 }
 

@@ -1,0 +1,100 @@
+"""The calls of a functional model in replay order, with kerawidgets node ids.
+
+One walk over a model's graph, shared by the probe (which runs calls one by
+one) and `kerawidgets.graph` (which draws them): each call gets its node id
+(``name`` or ``name@k`` for the k-th call of a shared layer, see
+`kerawidgets.naming.node_id`), and each symbolic tensor the call that
+produced it.
+
+>>> import keras
+>>> inp = keras.Input((3,), name="x")
+>>> graph = CallGraph(keras.Model(inp, keras.layers.Dense(2, name="d")(inp)))
+>>> [(c.id, c.inputs) for c in graph.calls]
+[('x', []), ('d', ['x'])]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+
+from kerawidgets import _keras_adapter as adapter
+from kerawidgets import naming
+
+__all__ = ["Call", "CallGraph", "calls", "node_ids"]
+
+
+def calls(model) -> list:
+    """`model`'s graph calls (`_keras_adapter.GraphCall`), inputs first, in replay order."""
+    return adapter.graph_calls(model)
+
+
+@dataclasses.dataclass
+class Call:
+    """One call: its local node id, the Keras call, and who produced each input."""
+
+    id: str
+    call: adapter.GraphCall
+    inputs: list  # producer node id of each input tensor (None for a graph input)
+    sources: list  # (producer node id, tensor index) of each input tensor, or None
+
+    @property
+    def is_input(self) -> bool:
+        return self.call.is_input
+
+
+class CallGraph:
+    """The top-level calls of one model with their node ids and producers.
+
+    It refers to its model weakly, so caching it does not keep the model alive.
+    """
+
+    def __init__(self, model):
+        self._model = weakref.ref(model)
+        self.calls: list[Call] = []
+        self.producer: dict[int, tuple[str, int]] = {}  # id(tensor) -> (node id, tensor index)
+        for call in calls(model):
+            local = naming.node_id(call.operation.name, call.call_index)
+            sources = [self.producer.get(id(t)) for t in call.input_tensors]
+            inputs = [None if s is None else s[0] for s in sources]
+            self.calls.append(Call(local, call, inputs, sources))
+            for index, tensor in enumerate(call.output_tensors):
+                self.producer[id(tensor)] = (local, index)
+        self.by_id = {c.id: c for c in self.calls}
+        self.inputs = adapter.flat_inputs(model)
+        self.outputs = adapter.flat_outputs(model)
+
+    @property
+    def model(self):
+        return self._model()
+
+    def key(self, tensor):
+        """(producer node id, tensor index) of a symbolic tensor of this graph, or None."""
+        return self.producer.get(id(tensor))
+
+    def nested(self, c: Call) -> bool:
+        """Whether call `c` runs a nested functional model (whose inner calls get ids too)."""
+        return (not c.call.is_input and adapter.is_model(c.call.operation)
+                and adapter.has_graph(c.call.operation))
+
+
+def node_ids(model) -> list[str]:
+    """Every node id the probe reports for `model`, in graph order.
+
+    Nested models contribute their own id (their output) and their inner
+    calls as ``"outer/inner"``.
+
+    >>> import keras
+    >>> inner = keras.Sequential([keras.Input((3,), name="i"), keras.layers.Dense(3, name="d")],
+    ...                          name="inner")
+    >>> inp = keras.Input((3,), name="x")
+    >>> node_ids(keras.Model(inp, inner(inp)))
+    ['x', 'inner', 'inner/i', 'inner/d']
+    """
+    out = []
+    graph = CallGraph(model)
+    for c in graph.calls:
+        out.append(c.id)
+        if graph.nested(c):
+            out.extend(c.id + naming.SEPARATOR + i for i in node_ids(c.call.operation))
+    return out

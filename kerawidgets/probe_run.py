@@ -1,0 +1,215 @@
+"""Running a model's calls one by one on the probe data: full passes and recomputes.
+
+`edit_region` says which calls of an edited model differ from the model
+before the edit (the changed layers, calls that are new or rewired, and all
+their downstream calls). `Pass` runs a set of calls batch by batch:
+what it needs from outside the set comes from stored arrays (the old
+model's checkpoints) when they exist, and otherwise from the calls that
+produce it, run too, back to the model's inputs at worst. It summarises
+every output the caller asked for (`LayerSummary`), keeps the tensors asked
+for in full, and drops every other value as soon as no later call needs it.
+
+>>> import keras, numpy as np
+>>> from kerawidgets.callgraph import CallGraph
+>>> inp = keras.Input((4,), name="x")
+>>> model = keras.Model(inp, keras.layers.Dense(2, name="d")(keras.layers.Dense(3, name="h")(inp)))
+>>> run = Pass(CallGraph(model), region={"d"}, available={}, keep=set(), n=5)
+>>> run.calls  # "h" is run too (nothing stored feeds "d"), but not summarised
+['h', 'd']
+>>> summaries, kept, done = run.run([np.ones((5, 4), "float32")], 0, {})
+>>> sorted(summaries), summaries["d"].shape
+(['d'], (5, 2))
+"""
+
+from __future__ import annotations
+
+import collections
+
+import keras
+import numpy as np
+
+from kerawidgets import _keras_adapter as adapter
+from kerawidgets import naming
+from kerawidgets.callgraph import CallGraph
+from kerawidgets.statistics import LayerSummary
+
+__all__ = ["Pass", "edit_region"]
+
+
+def edit_region(old: CallGraph, new: CallGraph, changed) -> tuple[set | None, str]:
+    """Node ids of `new` to recompute after an edit of `changed`, or (None, why not).
+
+    `changed` names node ids or layer paths of `new` whose layers differ
+    (``"backbone/conv1"`` marks the whole nested call ``"backbone"``).
+    """
+    dirty: set[str] = set()
+    for key in changed:
+        hits = _resolve(new, key)
+        if not hits:
+            return None, f"changed node {key!r} is not in the new model"
+        dirty.update(hits)
+    for c in new.calls:
+        before = old.by_id.get(c.id)
+        if before is None:
+            if c.is_input:
+                return None, f"input {c.id!r} is new in the new model"
+            dirty.add(c.id)
+        elif (before.sources != c.sources
+              or type(before.call.operation) is not type(c.call.operation)):
+            dirty.add(c.id)
+    region = set()
+    for c in new.calls:
+        if c.id in dirty or any(p in region for p in c.inputs if p is not None):
+            region.add(c.id)
+    if any(new.by_id[i].is_input for i in region):
+        return None, "an input layer changed"
+    return region, f"{len(region)} of {len(new.calls)} calls downstream of {sorted(changed)}"
+
+
+def _resolve(graph: CallGraph, key) -> set[str]:
+    """Top-level node ids of `graph` named by a node id or a layer path."""
+    key = str(key)
+    path, _ = naming.split_node_id(key)
+    if not path:
+        return set()
+    top = path[0].split(naming.CALL_SEPARATOR)[0]
+    if len(path) == 1 and key in graph.by_id:
+        return {key}
+    return {c.id for c in graph.calls if c.call.operation.name == top}
+
+
+def _nbytes(value) -> int:
+    dtype = np.dtype(keras.backend.standardize_dtype(value.dtype))
+    return int(np.prod(tuple(value.shape), dtype=np.int64)) * dtype.itemsize
+
+
+class Pass:
+    """A planned run of part of one model's graph (see the module docstring).
+
+    Args:
+        graph: the model's `CallGraph`.
+        region: node ids whose first output is summarised (all ids for a full pass).
+        available: keys of the tensors stored for this model (their arrays go to `run`).
+        keep: tensor keys to keep in full (checkpoints and model outputs).
+        keep_inner: keep a nested model's inner first outputs in full too.
+        n: samples in the probe data (over every batch).
+        graphs: a function giving the `CallGraph` of a nested model (cached by the probe).
+    """
+
+    def __init__(self, graph: CallGraph, region, available, keep, n, graphs=CallGraph,
+                 keep_inner=False):
+        self.graph = graph
+        self.n = int(n)
+        self.region = set(region)
+        self.available = set(available)
+        self.keep = set(keep)
+        self.graphs = graphs
+        self.keep_inner = keep_inner
+        needed = {i for i in self.region if not graph.by_id[i].is_input}
+        wanted = [c.sources for c in graph.calls if c.id in needed]
+        wanted.append([k for k in self.keep if k not in available and k[0] in graph.by_id])
+        stack = [s for sources in wanted for s in sources]
+        while stack:
+            source = stack.pop()
+            if source is None or source in available or source[0] in needed:
+                continue
+            producer = graph.by_id[source[0]]
+            if producer.is_input:
+                continue
+            needed.add(source[0])
+            stack.extend(producer.sources)
+        self.order = [c for c in graph.calls if c.id in needed]
+        self.calls = [c.id for c in self.order]
+        self.units = len(self.order) + sum(
+            len(self.graphs(c.call.operation).calls)
+            for c in self.order if c.id in self.region and graph.nested(c))
+
+    def run(self, batch, start, summaries, stored=None, progress=None, live=None):
+        """Run the calls on one batch (flat input arrays; samples `start ...`).
+
+        `stored` maps the available keys to this batch's arrays. Adds to
+        `summaries` ({node id: LayerSummary}, created as needed) and returns
+        ``(summaries, {key: array kept}, units done)``. `progress(k)` is
+        called after each call; `live(bytes)` with the bytes of computed
+        values held (kept ones included) after each call.
+        """
+        stored = stored or {}
+        graph = self.graph
+        inputs = {id(t): a for t, a in zip(graph.inputs, batch)}
+        uses = collections.Counter(id(t) for c in self.order for t in c.call.input_tensors)
+        values: dict[int, object] = {}
+        sizes: dict[int, int] = {}
+        kept: dict = {}
+        held = kept_bytes = 0
+        for c in graph.calls:  # inputs: from the batch
+            if c.is_input:
+                value = inputs[id(c.call.output_tensors[0])]
+                if c.id in self.region:
+                    _summary(summaries, c.id, value.shape, self.n).add(value, start)
+                if (c.id, 0) in self.keep:
+                    kept[(c.id, 0)] = value
+        done = 0
+        for c in self.order:
+            for t in c.call.input_tensors:
+                if id(t) not in values:
+                    values[id(t)] = inputs.get(id(t)) if id(t) in inputs else stored[graph.key(t)]
+            results = adapter.run_call(c.call, values, training=False)
+            loose = 0  # bytes of outputs neither held for later calls nor kept
+            for index, (t, v) in enumerate(zip(c.call.output_tensors, results)):
+                key = (c.id, index)
+                if key in self.keep:  # the kept array is the value's own buffer
+                    kept[key] = _frozen(adapter.to_numpy_view(v))
+                    kept_bytes += kept[key].nbytes
+                if uses[id(t)]:
+                    values[id(t)] = v
+                    sizes[id(t)] = 0 if key in self.keep else _nbytes(v)
+                    held += sizes[id(t)]
+                elif key not in self.keep:
+                    loose += _nbytes(v)
+            if live is not None:
+                live(held + kept_bytes + loose)
+            if c.id in self.region:
+                first = adapter.to_numpy_view(results[0])
+                _summary(summaries, c.id, first.shape, self.n).add(first, start)
+                if graph.nested(c):
+                    done += self._inner(c, values, start, summaries, progress, done, kept)
+            for t in c.call.input_tensors:
+                uses[id(t)] -= 1
+                if uses[id(t)] == 0:
+                    values.pop(id(t), None)
+                    held -= sizes.pop(id(t), 0)
+            done += 1
+            if progress is not None:
+                progress(done)
+        return summaries, kept, done
+
+    def _inner(self, c, values, start, summaries, progress, done, kept):
+        """Summaries of a nested model's inner calls (``"outer/inner"``), run on its input."""
+        inner_model = c.call.operation
+        args, _ = c.call.call_arguments(values)
+        flat = [adapter.to_numpy_view(v) for v in keras.tree.flatten(args[0] if args else None)]
+        inner = self.graphs(inner_model)
+        keep = {(x.id, 0) for x in inner.calls} if self.keep_inner else set()
+        sub = Pass(inner, {x.id for x in inner.calls}, {}, keep, self.n, self.graphs,
+                   self.keep_inner)
+        prefix = c.id + naming.SEPARATOR
+        mine = {k[len(prefix):]: v for k, v in summaries.items() if k.startswith(prefix)}
+        step = None if progress is None else (lambda k: progress(done + k))
+        _, inner_kept, _ = sub.run(flat, start, mine, progress=step)
+        summaries.update({prefix + k: v for k, v in mine.items()})
+        kept.update({(prefix + k[0], k[1]): v for k, v in inner_kept.items()})
+        return len(sub.order)
+
+
+def _summary(summaries, node, shape, n) -> LayerSummary:
+    hit = summaries.get(node)
+    if hit is None:
+        hit = summaries[node] = LayerSummary((n, *tuple(shape)[1:]))
+    return hit
+
+
+def _frozen(array):
+    array = np.asarray(array)
+    if array.flags.writeable:
+        array.flags.writeable = False
+    return array
