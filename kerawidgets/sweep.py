@@ -335,7 +335,7 @@ class _Tail:
 
     def measure(self, edit, reinitialize):
         result = rebuild(self.model, [edit], reinitialize=reinitialize)
-        after = self.probe.outputs_after_edit(self.model, result.model, _changed(result.report))
+        after = self.probe.outputs(result.model)  # one pass of the (short) tail
         return result, after, self.probe.model_output(result.model), self.model
 
 
@@ -349,16 +349,11 @@ def _run(model, probe: Probe) -> list[np.ndarray]:
     return [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
 
 
-def _changed(report) -> list[str]:
-    return [o.layer for o in report.outcomes
-            if (o.edited or o.status in ("reinitialised", "new")) and o.status != "removed"]
-
 
 def _full(model, probe: Probe, edit, reinitialize):
-    """Rebuild the whole model; outputs after the edit recomputed downstream of it."""
+    """Rebuild the whole model and run it on the probe (the route when no tail fits)."""
     result = rebuild(model, [edit], reinitialize=reinitialize)
-    probe.outputs(model)  # cached: the edit's upstream values come from here
-    after = probe.outputs_after_edit(model, result.model, _changed(result.report))
+    after = probe.outputs(result.model)
     return result, after, probe.model_output(result.model), model
 
 

@@ -194,6 +194,10 @@ class FineTune:
     def to_data(self) -> dict:
         return {"type": "FineTune", **dataclasses.asdict(self)}
 
+    def names(self) -> tuple[set, set]:
+        """(layer classes, registered activation names) its code uses: none (it is a comment)."""
+        return set(), set()
+
     def __str__(self):
         return self.describe()
 
