@@ -88,6 +88,7 @@ class SweepRow:
     layer: str | None = None
     weights: str | None = None
     route: str | None = None
+    evaluation: dict | None = None  # Keras' evaluate on `data=` (the full dataset), if given
 
     @property
     def ok(self) -> bool:
@@ -138,7 +139,11 @@ class SweepResult:
         return pd.DataFrame.from_records(self.records())
 
     def default_metric(self) -> str:
-        """``"accuracy"`` when the probe has labels, else ``"top1_agreement"``."""
+        """With `data=`: ``"evaluation.accuracy"`` (or the evaluation's loss); else
+        ``"accuracy"`` when the probe has labels, else ``"top1_agreement"``."""
+        evaluated = next((r.evaluation for r in self.rows if r.evaluation), None)
+        if evaluated:
+            return "evaluation.accuracy" if "accuracy" in evaluated else "evaluation.loss"
         if any(r.accuracy is not None for r in self.rows):
             return "accuracy"
         if any(r.top1_agreement is not None for r in self.rows):
@@ -148,11 +153,9 @@ class SweepResult:
     def ranked(self, metric=None) -> list[SweepRow]:
         """Rows with a value of `metric`, best first (failed candidates left out)."""
         metric = metric or self.default_metric()
-        if metric not in METRICS:
-            raise InvalidEditError(f"Unknown sweep metric {metric!r}; choose from {sorted(METRICS)}.")
-        higher = METRICS[metric] is not False
-        rows = [r for r in self.rows if r.ok and getattr(r, metric) is not None]
-        return sorted(rows, key=lambda r: getattr(r, metric), reverse=higher)
+        higher = _higher_is_better(metric)
+        rows = [r for r in self.rows if r.ok and metric_value(r, metric) is not None]
+        return sorted(rows, key=lambda r: metric_value(r, metric), reverse=higher)
 
     def best(self, metric=None) -> SweepRow | None:
         """The best row by `metric` (see `ranked`), or None when no candidate has a value."""
@@ -170,10 +173,13 @@ class SweepResult:
         metric = metric or self.default_metric()
         panels = [("original", self._values.get("original"))]
         panels += [(r.label, self._values.get(r.index)) for r in self.rows if r.ok]
-        board = [(r.label, getattr(r, metric) if r.ok else None, r.error) for r in self.rows]
-        return sweep_figure(panels, board, metric=metric, higher=METRICS.get(metric) is not False,
-                            layer=self.layer,
-                            baseline=self.baseline.get(metric), columns=columns)
+        higher = _higher_is_better(metric)
+        board = [(r.label, metric_value(r, metric) if r.ok else None, r.error) for r in self.rows]
+        base = self.baseline
+        baseline = (base.get("evaluation") or {}).get(metric.split(".", 1)[-1]) \
+            if metric.startswith("evaluation.") else base.get(metric)
+        return sweep_figure(panels, board, metric=metric, higher=higher, layer=self.layer,
+                            baseline=baseline, columns=columns)
 
     def apply(self, index):
         """Apply row `index`'s edit: to the editor when the sweep came from one, else a `Rebuild`."""
@@ -183,6 +189,24 @@ class SweepResult:
         if self._apply is None:
             raise InvalidEditError("This sweep result is not tied to a model; apply row.edit yourself.")
         return self._apply(row.edit)
+
+
+def metric_value(row: SweepRow, metric: str):
+    """A row's value of `metric`: a `METRICS` name or ``"evaluation.<keras metric>"``."""
+    if metric.startswith("evaluation."):
+        return (row.evaluation or {}).get(metric.split(".", 1)[1])
+    if metric not in METRICS:
+        raise InvalidEditError(
+            f"Unknown sweep metric {metric!r}; choose from {sorted(METRICS)} or "
+            "'evaluation.<metric>' (with data=).")
+    return getattr(row, metric)
+
+
+def _higher_is_better(metric: str) -> bool:
+    if metric.startswith("evaluation."):
+        return "loss" not in metric and "error" not in metric
+    metric_value(SweepRow(0, "", None), metric)  # refuses an unknown metric
+    return METRICS[metric] is not False
 
 
 # --- candidates -------------------------------------------------------------
@@ -399,7 +423,7 @@ def _baseline(layer_values, output, y) -> dict:
 
 def sweep(model, layer, candidates, x=None, y=None, *, probe: Probe | None = None,
           reinitialize=None, progress: Callable[[int, int, str], Any] | None = None,
-          apply: Callable[[Edit], Any] | None = None, batch_size=16, max_batches=4,
+          apply: Callable[[Edit], Any] | None = None, data=None, batch_size=16, max_batches=4,
           seed=0) -> SweepResult:
     """Measure each candidate edit of `layer` on probe data; apply none of them.
 
@@ -412,6 +436,11 @@ def sweep(model, layer, candidates, x=None, y=None, *, probe: Probe | None = Non
         reinitialize: passed to each rebuild (``"downstream"`` lets a
             shape-changing candidate re-initialise the layers after it).
         progress: called as ``progress(step, steps, text)`` before each step.
+        data: a full dataset (anything Keras' evaluate takes, or an ``(x, y)``
+            pair): each candidate that builds is also rebuilt whole and
+            evaluated on it with Keras' evaluate (`row.evaluation`, and the
+            original's in ``baseline["evaluation"]``), and rows rank by it.
+            The model must be compiled.
         apply: what `SweepResult.apply(i)` calls with the row's edit
             (default: `rebuild(model, [edit])`, returning the `Rebuild`).
 
@@ -427,7 +456,7 @@ def sweep(model, layer, candidates, x=None, y=None, *, probe: Probe | None = Non
     (target,) = targets.resolve(model, layer, allow_many=False)
     path = target.path_str
     probe = probe or Probe(model, x, y, batch_size=batch_size, max_batches=max_batches, seed=seed)
-    steps = len(candidates) + 1
+    steps = len(candidates) * (2 if data is not None else 1) + 1
     report = progress or (lambda step, total, text: None)
     report(0, steps, "Running the layers upstream of the edit once…")
     try:
@@ -449,6 +478,9 @@ def sweep(model, layer, candidates, x=None, y=None, *, probe: Probe | None = Non
         rows.append(row)
         if edit is not None:
             _measure(row, model, probe, tail, reinitialize, base_output, values)
+    if data is not None:
+        _evaluate_rows(model, rows, data, reinitialize, baseline,
+                       lambda i, text: report(len(candidates) + i, steps, text))
     if apply is None:
         def apply(edit):
             return rebuild(model, [edit], reinitialize=reinitialize)
@@ -479,3 +511,17 @@ def _measure(row, model, probe, tail, reinitialize, base_output, values) -> None
     layer_values = after.get(focus) if focus else None
     _fill(row, reference, output, layer_values, probe.y)
     values[row.index] = _sample(layer_values)
+
+
+def _evaluate_rows(model, rows, data, reinitialize, baseline, report) -> None:
+    """Keras' evaluate on `data` for the original and each candidate that was built."""
+    from kerawidgets.training import evaluate
+
+    baseline["evaluation"] = evaluate(model, data)
+    for row in rows:
+        if not row.ok:
+            continue
+        report(row.index + 1, f"Evaluating {row.label} on the dataset…")
+        with adapter.strategy_scope(model):
+            new = rebuild(model, [row.edit], reinitialize=reinitialize).model
+        row.evaluation = evaluate(new, data)

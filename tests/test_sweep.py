@@ -205,3 +205,55 @@ def test_the_tail_copies_only_downstream_layers_and_matches_a_cut_whole_copy():
     whole, head_values = _tail_from_copy(model, "gate", probe)
     np.testing.assert_allclose(np.asarray(small(values[0])), np.asarray(whole(head_values[0])),
                                atol=1e-6)
+
+
+def test_compare_several_in_the_editor_panel_runs_a_sweep_and_applies_a_row():
+    model = mlp_64()
+    x, y = probe_data()
+    editor = ModelEditor(model, x, y)
+    compare = editor.compare_panel
+    assert compare.run_button.disabled  # nothing selected yet
+    editor.select("middle")
+    assert not compare.run_button.disabled
+    assert "activation: tanh" in compare.choices.options
+    assert any(key.startswith("replace with Dense") for key in compare.choices.options)
+    compare.choices.value = ("activation: tanh", "activation: gelu", "replace with Dense")
+    compare.run_button.click()
+    assert "Compared 3 candidates for middle" in editor.panel.status.value
+    assert "tanh" in compare.table.value and "gelu" in compare.table.value
+    assert compare.image.value[:4] == b"\x89PNG" and len(compare.apply_buttons) == 3
+    assert editor.history == []  # nothing applied by comparing
+    tanh = next(b for b in compare.apply_buttons if b.description == "Apply tanh")
+    tanh.click()
+    assert editor.history == [SetActivation("middle", "tanh")]
+    assert compare.table.value == ""  # the results were about the model before
+    assert compare.choices.value == ("activation: tanh", "activation: gelu", "replace with Dense")
+    compare.choices.value = ()
+    compare.run_button.click()
+    assert "Pick at least one candidate" in editor.panel.status.value
+
+
+def test_sweep_with_data_ranks_candidates_by_keras_evaluate_on_the_full_dataset():
+    model = mlp_64()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = probe_data(n=16)
+    full_x, full_y = probe_data(n=96, seed=5)
+    steps = []
+    result = kerawidgets.sweep(model, "middle", ["tanh", "sigmoid", "nope"], x=x, y=y,
+                               data=(full_x, full_y),
+                               progress=lambda i, n, text: steps.append((i, n)))
+    assert steps[-1] == (5, 7) and len(steps) == 6  # 3 probed, 2 evaluated (one failed)
+    assert result.default_metric() == "evaluation.accuracy"
+    assert result.baseline["evaluation"] == pytest.approx(
+        model.evaluate(full_x, full_y, verbose=0, return_dict=True))
+    for row in result.rows[:2]:
+        new = kerawidgets.rebuild(model, [row.edit]).model
+        assert row.evaluation == pytest.approx(
+            new.evaluate(full_x, full_y, verbose=0, return_dict=True))
+    assert result.rows[2].evaluation is None
+    ranked = result.ranked()
+    assert [r.evaluation["accuracy"] for r in ranked] == sorted(
+        (r.evaluation["accuracy"] for r in result.rows[:2]), reverse=True)
+    assert [r.label for r in result.ranked("evaluation.loss")] == [
+        r.label for r in sorted(result.rows[:2], key=lambda r: r.evaluation["loss"])]
+    assert result.figure().axes[-1].get_title().startswith("evaluation.accuracy")

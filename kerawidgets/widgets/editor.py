@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import weakref
 
 import ipywidgets as w
 import keras
@@ -54,6 +55,7 @@ from kerawidgets.statistics import agreement, paired_summary_statistics, summary
 from kerawidgets.training import StopFlag
 from kerawidgets.widgets import static_view
 from kerawidgets.widgets.browser_writes import guard_tree
+from kerawidgets.widgets.compare_panel import ComparePanel
 from kerawidgets.widgets.editor_panel import (
     NO_ACTIVATION,
     NONE_CHOICE,
@@ -163,14 +165,17 @@ class ModelEditor:
         self._stop = StopFlag()  # asks a running `recover` to stop after its batch
         self.view = GraphView(model, height=height, theme=theme)
         self.panel = EditorPanel()
+        self.compare_panel = ComparePanel()
+        self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget)
+        self._compare_for = None  # (weak ref to the model, layer path) the results are about
         self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
                                                                       max_width="1120px"))
         self.depth_image = w.Image(format="png", layout=w.Layout(width="100%", max_width="900px"))
         self.plots_note = w.HTML("<i>Apply an edit to see its effect on the probe data.</i>")
         self.comparison_image.add_class("kwe-plot-comparison")
         self.depth_image.add_class("kwe-plot-depth")
-        self.plots = w.VBox([self.plots_note, self.comparison_image, self.depth_image],
-                            layout=w.Layout(width="100%"))
+        self.plots = w.VBox([self.plots_note, self.comparison_image, self.depth_image,
+                             self.compare_panel.image], layout=w.Layout(width="100%"))
         # GraphView's `layout` is its graph layout, so size it through a box around it.
         # Side by side when there is room, the panel under the graph when not.
         self.graph_box = w.Box([self.view], layout=w.Layout(flex="3 1 480px", overflow="hidden"))
@@ -278,13 +283,15 @@ class ModelEditor:
                 raise
             self._after_move(done, progress)
 
-    def sweep(self, layer=None, candidates=(), *, reinitialize=None, progress=None):
+    def sweep(self, layer=None, candidates=(), *, reinitialize=None, progress=None, data=None):
         """Compare candidate edits of `layer` (default: the selected one) on the probe.
 
         `candidates` are activation names and/or edit values; each is
         rebuilt as a dry run, nothing is applied. Returns a
         `kerawidgets.sweep.SweepResult`; its ``apply(i)`` applies row `i`
-        here (a history step, like `apply`). See `kerawidgets.sweep.sweep`.
+        here (a history step, like `apply`). With `data=` (a full dataset)
+        each candidate is also evaluated on it with Keras' evaluate and rows
+        rank by that. See `kerawidgets.sweep.sweep`.
         """
         from kerawidgets.sweep import sweep
 
@@ -292,14 +299,14 @@ class ModelEditor:
         if layer is None:
             raise NothingToApply("Select a layer in the graph first, or pass layer=.")
         candidates = [candidates] if isinstance(candidates, (str, Edit)) else list(candidates)
-        with self._working(len(candidates) + 1) as step:
+        with self._working(len(candidates) * (2 if data is not None else 1) + 1) as step:
             def report(i, n, text):
                 step(i + 1, text)
                 if progress is not None:
                     progress(i, n, text)
 
             return sweep(self.model, layer, candidates, probe=self.probe,
-                         reinitialize=reinitialize, progress=report,
+                         reinitialize=reinitialize, progress=report, data=data,
                          apply=lambda edit: self.apply(edit, reinitialize=reinitialize))
 
     def evaluate(self, data, y=None, *, batch_size=None, steps=None, progress=None) -> dict:
@@ -534,6 +541,7 @@ class ModelEditor:
         p.undo_button.on_click(lambda _b: self._guarded(self.undo))
         p.redo_button.on_click(lambda _b: self._guarded(self.redo))
         p.reset_button.on_click(lambda _b: self._guarded(self.reset))
+        self.compare_panel.run_button.on_click(lambda _b: self._guarded(self._sweep_from_panel))
 
     def _guarded(self, action):
         """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable."""
@@ -573,6 +581,7 @@ class ModelEditor:
                 self._fill_activation(layer)
                 self._fill_choices(node.path if editable else None)
                 self._fill_remove(node.path if editable else None, node)
+                self._fill_compare(layer, node.path if editable else None)
             finally:
                 self._quiet = False
             if node is not None and not editable:
@@ -666,6 +675,46 @@ class ModelEditor:
             p.show_verdict(p.replace_verdict if purpose == "replace" else p.insert_verdict, choice)
             if not self._quiet:
                 self._update_preview()
+
+    def _fill_compare(self, layer, path):
+        """Offer the candidates that fit the selected layer in "Compare several"."""
+        c = self.compare_panel
+        about = self._compare_for
+        if about is None or about[0]() is not self.model or about[1] != path:
+            c.clear()
+            self._compare_for = None
+        if path is None:
+            c.set_choices({}, False, "<i>Select a layer to compare candidates for it.</i>")
+            return
+        values = {}
+        if supports_activation(layer):
+            values.update({f"activation: {name}": name for name in activations.available()})
+        values.update({f"replace with {name}": ("replace", name) for name in self._replace_choices})
+        c.set_choices(values, bool(values),
+                      f"Candidates for <b>{_escape(path)}</b>: pick several (Ctrl/Shift-click), "
+                      "then Run. Nothing is applied until you press a candidate's Apply.")
+
+    def _sweep_from_panel(self):
+        path = self.selected
+        candidates = []
+        for value in self.compare_panel.candidates():
+            if isinstance(value, tuple):  # a layer type from the catalog, with its defaults
+                choice = self._replace_choices[value[1]]
+                candidates.append(ReplaceLayer(path, choice.spec(dict(choice.defaults))))
+            else:
+                candidates.append(value)
+        if not path or not candidates:
+            raise NothingToApply("Pick at least one candidate to compare, then Run.")
+        reinitialize = "downstream" if self.panel.reinitialize.value else None
+        result = self.sweep(path, candidates, reinitialize=reinitialize)
+        png = plots.figure_to_png(result.figure(), dpi=_PLOT_DPI)
+        self.compare_panel.show_result(
+            result, png, lambda i: self._guarded(lambda: result.apply(i)))
+        self._compare_for = (weakref.ref(self.model), path)  # holds no model alive
+        best = result.best()
+        self.panel.show_status(
+            f"Compared {len(result)} candidates for {path}"
+            + (f"; best by {result.default_metric()}: {best.label}." if best else "."), "ok")
 
     def _fill_remove(self, path, node):
         p = self.panel

@@ -341,3 +341,31 @@ def test_reset_button(nb):
     wait_text(page, ".kw-editor .kwe-status", "Redone.")
     assert nb.eval("[e.describe() for e in editor.history]") == [
         "Set the activation of 'hidden' to 'elu'"]
+
+
+def test_compare_several_runs_a_sweep_and_a_row_applies_its_candidate(nb):
+    page = nb.page
+    start_from_original(nb)
+    select_layer(nb, "hidden")
+    page.locator(".kw-editor .kwe-compare .jupyter-widget-Collapse-header").first.click()
+    choices = page.locator(".kw-editor .kwe-compare-choices select").first
+    choices.wait_for(state="visible")
+    choices.select_option(["activation: tanh", "activation: gelu", "activation: sigmoid"])
+    assert nb.kernel_eval("sorted(editor.compare_panel.choices.value)") == [
+        "activation: gelu", "activation: sigmoid", "activation: tanh"]
+    page.locator(".kw-editor button.kwe-compare-run").click()
+    wait_text(page, ".kw-editor .kwe-status", "Compared 3 candidates for hidden", timeout=120_000)
+    wait_text(page, ".kw-editor .kwe-compare-table", "ranked by accuracy")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.kw-editor .kwe-compare-figure img')"
+        " || document.querySelector('.kw-editor img.kwe-compare-figure');"
+        " return i && i.naturalWidth > 100; }")
+    assert nb.eval("len(editor.history)") == 0  # comparing applies nothing
+    nb.screenshot("editor_compare_several", page.locator(".kw-editor .kwe-compare").first)
+    page.locator(".kw-editor img.kwe-compare-figure").first.scroll_into_view_if_needed()
+    nb.screenshot("editor_compare_several_figure",
+                  page.locator(".kw-editor img.kwe-compare-figure").first)
+    page.locator(".kw-editor button.kwe-compare-apply", has_text="Apply gelu").click()
+    wait_text(page, ".kw-editor .kwe-status", "Applied: Set the activation of 'hidden' to 'gelu'")
+    assert nb.eval("[e.describe() for e in editor.history]") == [
+        "Set the activation of 'hidden' to 'gelu'"]
