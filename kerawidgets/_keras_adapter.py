@@ -711,8 +711,8 @@ def complete_state(layer, original, args, kwargs) -> None:
     >>> len(new.variables)
     2
     """
-    if not isinstance(layer, keras.layers.Layer) or not layer.built:
-        return
+    if not isinstance(layer, keras.layers.Layer) or not layer.built or not layer._layers:
+        return  # without sub-layers, `build` made all there is (state locks after it)
     if len(layer.variables) >= len(original.variables):
         return
     from keras.src import backend
@@ -738,6 +738,8 @@ def match_sub_layer_names(new, old) -> None:
     >>> new.inner.name == old.inner.name
     True
     """
+    if not old._layers and not new._layers:
+        return
     new_subs, old_subs = sub_layers(new), sub_layers(old)
     if len(new_subs) != len(old_subs) or any(
         type(a) is not type(b) for a, b in zip(new_subs, old_subs)
