@@ -308,8 +308,9 @@ def test_feature_pyramid_outputs_are_the_copys_own_tensors():
     copy = result.model
     assert set(copy.pyramid_outputs) == set(model.pyramid_outputs)
     assert not [n for n in result.report.notes if "kept as its own class, but" in n]
-    features = keras.Model(copy.inputs, copy.pyramid_outputs)  # how keras-hub tasks use them
-    original = keras.Model(model.inputs, model.pyramid_outputs)
+    # How keras-hub tasks use them (a plain dict: jax cannot return Keras' TrackedDict).
+    features = keras.Model(copy.inputs, dict(copy.pyramid_outputs))
+    original = keras.Model(model.inputs, dict(model.pyramid_outputs))
     for key, got in features.predict(x, verbose=0).items():
         assert got.shape == original.predict(x, verbose=0)[key].shape
     assert all(layer in copy.layers for layer in features.layers if layer.name != "input_layer")
