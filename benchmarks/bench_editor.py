@@ -50,16 +50,17 @@ def last_dense(model):
 
 def time_apply(editor, edit, full):
     probe = editor.probe
-    real = probe.outputs_after_edit
+    real = probe.summaries_after_edit
     if full:
-        probe.outputs_after_edit = lambda old, new, changed: probe.outputs(new)
+        probe.summaries_after_edit = (
+            lambda old, new, changed, progress=None: probe.summaries(new, progress))
     try:
         start = time.perf_counter()
         editor.apply(edit)
         total = time.perf_counter() - start
     finally:
-        probe.outputs_after_edit = real
-    run = probe.last_run
+        probe.summaries_after_edit = real
+    run = editor.compare()["recompute"]
     editor.undo()
     return total, run
 
@@ -68,7 +69,7 @@ def measure(name, make):
     model, x = make()
     keras.utils.set_random_seed(0)
     editor = ModelEditor(model, x)
-    editor.probe.outputs(model)  # the original's outputs are cached when the editor opens a plot
+    editor.probe.summaries(model)  # the original's summaries are held once the editor has plotted
     edit = SetActivation(last_dense(model), "sigmoid")
     time_apply(editor, edit, full=False)  # warm-up: traces functions once
     rebuild_times, inc, full = [], [], []

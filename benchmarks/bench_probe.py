@@ -1,6 +1,6 @@
 """Probe benchmark: from an edit near the output to updated outputs of every layer.
 
-Compares `Probe.outputs_after_edit` (incremental: only the calls downstream of
+Compares `Probe.summaries_after_edit` (incremental: only the calls downstream of
 the edit run, on cached upstream values) with a full pass over the edited
 model, for a small CNN trained on scikit-learn's digits, MobileNetV2
 (alpha 0.35, 96x96, weights=None) and ResNet50 (64x64, weights=None), with a
@@ -70,22 +70,23 @@ def bench(name, make):
     full_times, inc_times = [], []
     for _ in range(REPEATS):
         probe = Probe(model, x, batch_size=BATCH)
-        probe.outputs(model)  # "before", as the editor has it when Apply is pressed
+        probe.summaries(model)  # "before", as the editor has it when Apply is pressed
         start = time.perf_counter()
-        incremental = probe.outputs_after_edit(model, edited, ["predictions"])
+        incremental = probe.summaries_after_edit(model, edited, ["predictions"])
         inc_times.append(time.perf_counter() - start)
-        assert probe.last_run == "incremental", probe.last_reason
-        recomputed = len(probe.last_recomputed)
+        assert incremental.kind == "incremental", incremental.reason
+        recomputed = len(incremental.recomputed)
 
         probe = Probe(model, x, batch_size=BATCH)
-        probe.outputs(model)
+        probe.summaries(model)
         start = time.perf_counter()
-        full = probe.outputs(edited)
+        full = probe.summaries(edited)
         full_times.append(time.perf_counter() - start)
-    worst = max(float(np.max(np.abs(incremental[k] - full[k]))) for k in full)
+    worst = max(float(np.max(np.abs(incremental.summaries[k].sample - s.sample)))
+                for k, s in full.summaries.items())
     full_s, inc_s = stats.median(full_times), stats.median(inc_times)
     return {
-        "model": name, "calls": len(full), "recomputed": recomputed,
+        "model": name, "calls": len(full.summaries), "recomputed": recomputed,
         "full_s": full_s, "incremental_s": inc_s, "speedup": full_s / inc_s,
         "max_abs_diff": worst,
     }
@@ -122,9 +123,10 @@ def main():
             f"Edit: last Dense activation softmax -> sigmoid; probe batch {BATCH}; median of "
             f"{REPEATS} runs; keras {keras.__version__} ({keras.backend.backend()}), "
             f"{platform.machine()}, {os.cpu_count()} cores shared. Full pass = "
-            "`Probe.outputs(edited)` (builds the tap model, runs every call); incremental = "
-            "`Probe.outputs_after_edit(model, edited, ['predictions'])` (reuses cached "
-            "upstream outputs, runs only the calls downstream of the edit). "
+            "`Probe.summaries(edited)` (runs and summarises every call); incremental = "
+            "`Probe.summaries_after_edit(model, edited, ['predictions'])` (reuses the "
+            "summaries upstream, runs only the calls downstream of the edit from the "
+            "nearest checkpoint). Max abs diff: between the sampled values of both. "
             "`python benchmarks/bench_probe.py --write`.\n\n" + text + "\n")
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
         with open(path, "a", encoding="utf-8") as handle:  # one atomic append

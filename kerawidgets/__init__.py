@@ -38,6 +38,7 @@ from kerawidgets.probe import Probe, ProbeDataError
 from kerawidgets.rebuild import Rebuild, copy_model, rebuild
 from kerawidgets.report import LayerOutcome, RebuildReport
 from kerawidgets.shortcuts import insert_layer, remove_layer, replace_activation, replace_layer
+from kerawidgets.sweep import SweepResult, SweepRow, sweep
 from kerawidgets.widgets import GraphView, ModelEditor
 
 __version__ = "0.1.0"
@@ -55,6 +56,8 @@ __all__ = [
     "Rebuild",
     "RebuildReport",
     "ShapeMismatchError",
+    "SweepResult",
+    "SweepRow",
     "UnknownActivationError",
     "UnknownLayerError",
     "UnsupportedModelError",
@@ -71,5 +74,6 @@ __all__ = [
     "replace_activation",
     "replace_layer",
     "set_activation_inplace",
+    "sweep",
     "unregister_activation",
 ]

@@ -325,6 +325,68 @@ def lambda_parts(layer) -> dict:
     }
 
 
+def recorded_init_args(layer) -> dict | None:
+    """The arguments `layer` was constructed with, as Keras recorded them (or None).
+
+    Keras keeps them when every value is a plain str, number, bool or None.
+    """
+    recorded = getattr(layer, "_auto_config", None)
+    return None if recorded is None else dict(recorded.config)
+
+
+def copy_layer_object(layer):
+    """An independent copy of a built `layer` object: same attributes, copied variables.
+
+    For a layer that neither its config nor Keras' recorded arguments can
+    re-create (a `get_config` that raises). Sub-layers are copied the same
+    way, the variables get their own values, the call history is left
+    behind (the copy has no graph nodes), and methods Keras wrapped for the
+    original (`build`) are wrapped for the copy.
+
+    >>> old = keras.layers.Dense(2, name="d")
+    >>> _ = old(keras.Input((3,)))
+    >>> new = copy_layer_object(old)
+    >>> new.name, new.built, new.kernel is old.kernel, len(new._inbound_nodes)
+    ('d', True, False, 0)
+    """
+    import copy
+    import types
+
+    originals = sub_layers(layer)
+    memo: dict = {}
+    shells = []
+    for sub in originals:
+        shell = type(sub).__new__(type(sub))  # Keras wraps `build` for the new object here
+        memo[id(sub)] = shell
+        shells.append(shell)
+        for attribute in ("_inbound_nodes", "_outbound_nodes"):
+            history = sub.__dict__.get(attribute)
+            if history is not None:
+                memo[id(history)] = []
+    # Tracked containers re-add their items while copied: a locked tracker (a
+    # built layer's) would refuse. Unlocked only for the copy, then as before.
+    trackers = [sub.__dict__.get("_tracker") for sub in originals]
+    locks = [getattr(t, "locked", False) for t in trackers]
+    try:
+        for tracker in trackers:
+            if tracker is not None:
+                tracker.locked = False
+        for sub, shell in zip(originals, shells):
+            wrapped = dict(shell.__dict__)
+            for key, value in sub.__dict__.items():
+                if isinstance(value, types.FunctionType) and key in wrapped:
+                    continue  # a method Keras wrapped for `sub`: keep the shell's own
+                shell.__dict__[key] = copy.deepcopy(value, memo)
+    finally:
+        for tracker, locked in zip(trackers, locks):
+            if tracker is not None:
+                tracker.locked = locked
+    for shell, locked in zip(shells, locks):
+        if shell.__dict__.get("_tracker") is not None:
+            shell._tracker.locked = locked
+    return memo[id(layer)]
+
+
 def has_assets(layer) -> bool:
     return hasattr(layer, "save_assets") and hasattr(layer, "load_assets")
 
@@ -773,3 +835,27 @@ def to_numpy_view(value):
         return np.asarray(value)
     except Exception:  # a backend value numpy cannot read directly
         return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+def strategy_scope(model):
+    """The `tf.distribute` strategy `model`'s variables were made under, entered when no
+    strategy is active; a context that does nothing otherwise (and on other backends).
+
+    A model built inside ``strategy.scope()`` and edited later, outside it, gets its
+    rebuilt variables (and its fresh optimizer's) mirrored like the original's, and
+    the rebuilt model trains under that strategy (Keras records the strategy active
+    when a model is made). On jax, Keras' global distribution
+    (`keras.distribution.set_distribution`) applies to every variable by itself.
+    """
+    import contextlib
+
+    if keras.backend.backend() != "tensorflow" or not model.weights:
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy():
+        return contextlib.nullcontext()
+    value = getattr(model.weights[0], "value", None)
+    if isinstance(value, tf.distribute.DistributedValues):
+        return value.distribute_strategy.scope()
+    return contextlib.nullcontext()

@@ -20,6 +20,8 @@ def close_names(name, known_names, n=3) -> list[str]:
     >>> close_names("Gelu", ["elu", "gelu", "relu", "selu"])
     ['gelu', 'elu', 'selu']
     """
+    if len(str(name)) > 200:  # no name is that long: nothing is close, and difflib would crawl
+        return []
     known = list(known_names)
     by_lower: dict[str, list[str]] = {}
     for known_name in known:

@@ -27,7 +27,7 @@ import re
 import keras
 
 from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, arguments, naming
+from kerawidgets import activations, arguments, callgraph, naming
 from kerawidgets.errors import UnknownLayerError
 from kerawidgets.naming import shape_text
 
@@ -337,7 +337,7 @@ class _Builder:
         `bindings` gives, for each flat input of `model`, the outer node id
         feeding it (None for the root model).
         """
-        calls = adapter.graph_calls(model)
+        calls = callgraph.calls(model)  # the walk the probe shares
         produced: dict[tuple, str] = {}  # (id(op), node index, tensor index) -> node id
         inputs = adapter.flat_inputs(model)
         input_index = {id(adapter.input_layer_of(t)): i for i, t in enumerate(inputs)}

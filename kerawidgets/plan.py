@@ -141,11 +141,20 @@ def _no_activation_message(target, attribute) -> str:
             f"e.g. SetActivation({target.path_str!r}, 'gelu', attribute={next(iter(has))!r})."
         )
     return (
-        f"Layer {target.path_str!r} ({type(layer).__name__}) has no {attribute!r} setting, so "
-        "its activation cannot be changed. Pick a layer with an activation (Dense, Conv2D, an "
-        "Activation or ReLU layer...), or add one after it: "
+        f"Layer {target.path_str!r} ({type(layer).__name__}) has no {attribute!r} setting (it has "
+        "no activation setting at all), so its activation cannot be changed. Pick a layer with an "
+        "activation (Dense, Conv2D, an Activation or ReLU layer...), or add one after it: "
         f"InsertLayer(after={target.path_str!r}, layer=keras.layers.Activation('gelu'))."
     )
+
+
+def _activation_settings(layer) -> list[str]:
+    """The settings of `layer`'s config that name an activation (`activation`, `recurrent_activation`...)."""
+    try:
+        config = layer.get_config()
+    except Exception:
+        return []
+    return [key for key in config if key.endswith("activation")]
 
 
 def _check_removable(model, target) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "depth_summary_figure",
     "figure_to_png",
     "histogram_figure",
+    "sweep_figure",
 ]
 
 BEFORE_COLOR = "#4C72B0"
@@ -333,6 +334,87 @@ def comparison_figure(layer_before, layer_after, output_before, output_after, *,
     _draw_agreement(bars, text, agreement, "model output agreement")
     if title:
         fig.suptitle(title, fontsize=FONT_SIZE + 2, y=1 - 0.12 / height, **LITERAL)
+    return fig
+
+
+def _panel_bins(panels, bins):
+    """Bins shared by every panel: the pooled 0.5-99.5 percentiles (one wild candidate
+    cannot squash the others; its tails fall outside and are counted in the end bins)."""
+    pooled = [v for _, v in panels if v is not None and v.size]
+    if not pooled:
+        return np.linspace(-0.5, 0.5, bins + 1)
+    both = np.concatenate(pooled)
+    low, high = (float(v) for v in np.percentile(both, [0.5, 99.5]))
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    return np.linspace(low, high, bins + 1)
+
+
+def _draw_board(ax, board, metric, baseline, higher):
+    """Horizontal bars of `metric` per candidate, best at the top; failed ones say so."""
+    good = sorted([b for b in board if b[1] is not None], key=lambda b: b[1], reverse=higher)
+    rest = [b for b in board if b[1] is None]
+    rows = good + rest
+    labels = [_short(label, 28) for label, _, _ in rows]
+    values = [0.0 if v is None else float(v) for _, v, _ in rows]
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, values, color=[AFTER_COLOR if v is not None else "#cccccc" for _, v, _ in rows])
+    ax.set_yticks(y, labels, fontsize=FONT_SIZE, **LITERAL)
+    for yy, (_, value, error) in zip(y, rows):
+        text = "could not be built" if error else ("n/a" if value is None else _fmt(value))
+        ax.text(0, yy, f" {text}", va="center", ha="left", fontsize=FONT_SIZE - 1,
+                family="monospace", **LITERAL)
+    if baseline is not None:
+        ax.axvline(float(baseline), color=BEFORE_COLOR, linewidth=1.2, linestyle="--",
+                   label=f"original {_fmt(baseline)}")
+        ax.legend(fontsize=FONT_SIZE - 1, frameon=False, loc="lower right")
+    ax.set_title(f"{metric} ({'higher' if higher else 'lower'} is better)",
+                 fontsize=FONT_SIZE + 1, **TITLE)
+    ax.tick_params(axis="x", labelsize=FONT_SIZE - 1)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def sweep_figure(panels, board, *, metric, higher=True, layer="edited layer", baseline=None,
+                 columns=4, bins=40) -> Figure:
+    """Small multiples of one layer's output distribution per candidate, on shared axes,
+    beside a leaderboard of `metric`.
+
+    `panels` is ``[(label, values or None)]`` (the original first), `board`
+    ``[(label, metric value or None, error or None)]``; `baseline` the
+    original's value of `metric` (a dashed line); `higher`: whether a larger
+    value ranks first. `SweepResult.figure` fills
+    these in.
+
+    >>> rng = np.random.default_rng(0)
+    >>> fig = sweep_figure([("original", rng.normal(size=99)), ("tanh", np.tanh(rng.normal(size=99)))],
+    ...                    [("tanh", 0.9, None), ("bad", None, "error")], metric="top1_agreement")
+    >>> [ax.get_title() for ax in fig.axes][:2], fig.axes[-1].get_title()
+    (['original', 'tanh'], 'top1_agreement (higher is better)')
+    """
+    columns = max(1, min(columns, len(panels)))
+    grid_rows = max(1, -(-len(panels) // columns))
+    fig = Figure(figsize=(2.3 * columns + 4.2, max(2.0 * grid_rows, 0.35 * len(board) + 1.2) + 0.5),
+                 layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[2.3 * columns, 4.2])
+    axes = np.atleast_1d(left.subplots(grid_rows, columns, sharex=True, sharey=True)).ravel()
+    edges = _panel_bins(panels, bins)
+    for ax, (label, values) in zip(axes, panels):
+        color = BEFORE_COLOR if label == "original" and ax is axes[0] else AFTER_COLOR
+        if values is not None and values.size:
+            clipped = np.clip(values, edges[0], edges[-1])
+            shares = np.histogram(clipped, bins=edges)[0] / values.size
+            ax.stairs(shares, edges, fill=True, color=color, alpha=0.5)
+            ax.stairs(shares, edges, color=color, linewidth=1.0)
+        else:
+            ax.text(0.5, 0.5, "no values", ha="center", va="center", color="gray",
+                    fontsize=FONT_SIZE, transform=ax.transAxes)
+        ax.set_title(_short(label, 24), fontsize=FONT_SIZE, **TITLE)
+        ax.tick_params(labelsize=FONT_SIZE - 2)
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    left.suptitle(f"{_short(layer, 40)} output, share of values", fontsize=FONT_SIZE + 1,
+                  **LITERAL)
+    _draw_board(right.add_subplot(), board, metric, baseline, higher)
     return fig
 
 

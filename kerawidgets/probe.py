@@ -326,7 +326,7 @@ class Probe:
                  protect=None, keep_all=None) -> ProbeRun:
         graph = self._graph(model)
         ids = self._node_ids(graph)
-        estimate = len(ids) * _SUMMARY_ESTIMATE
+        estimate = _summary_bytes(graph, self.n) + (len(ids) - len(graph.calls)) * _SUMMARY_ESTIMATE
         live = plan_checkpoints(graph, self.n, 0).live_bytes
         allotment = max(0, self.memory_budget - live - estimate) // 2
         plan = plan_checkpoints(graph, self.n, allotment)
@@ -377,6 +377,20 @@ class Probe:
 
     def _note(self, held: int) -> None:
         self.peak_bytes = max(self.peak_bytes, int(held))
+
+
+def _summary_bytes(graph, n) -> int:
+    """Bytes the summaries of `graph`'s top-level calls will take (sample and per-unit arrays)."""
+    total = 0
+    for c in graph.calls:
+        shape = tuple(c.call.output_tensors[0].shape)[1:]
+        if any(d is None for d in shape):
+            total += _SUMMARY_ESTIMATE
+            continue
+        values = n * int(np.prod(shape, dtype=np.int64))
+        units = shape[-1] if shape else 1
+        total += 4 * min(values, SAMPLE_SIZE) + 16 * units + 256
+    return total
 
 
 def _joined(parts):

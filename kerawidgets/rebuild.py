@@ -143,6 +143,7 @@ class _Walk:
         self.cache: dict = {}
         self.shape_changes: list[tuple[str, str, str]] = []  # (path, old, new)
         self.renamed: dict[str, str] = {}  # new layer path -> old, for output names kept
+        self.yield_names: dict[int, str] = {}  # id(shared layer) -> its new name (see below)
         self.current_outputs: list = []  # outputs of the model being walked
         self.current_calls: list = []  # calls of the functional model being walked
         self.feeder = adapter.WeightFeeder()
@@ -183,6 +184,8 @@ class _Walk:
         names = {call.operation.name for call in calls}
         outer_outputs, self.current_outputs = self.current_outputs, adapter.flat_outputs(model)
         outer_calls, self.current_calls = self.current_calls, calls
+        if in_report:
+            self.shared_output_renames(calls, prefix, names)
         for call in calls:
             if call.is_input:
                 continue
@@ -216,9 +219,15 @@ class _Walk:
                 outputs = self.output_stand_in(operation, path, outputs)
         else:
             copy_path = path
-            if keep_output_name and action.insert_after:
+            specific = action is not None and action.call_specific
+            if keep_output_name and action.insert_after and not specific:
                 copy_path = self.renamed_output(path, names)
-            layers = self.layers_for(operation, copy_path, call.call_index, action, names, in_report)
+            elif id(operation) in self.yield_names and not specific:
+                copy_path = (*prefix, self.yield_names[id(operation)])
+                self.renamed[naming.layer_path(copy_path)] = naming.layer_path(path)
+            own_name = keep_output_name and specific and not action.insert_after
+            layers = self.layers_for(operation, copy_path, call.call_index, action, names, in_report,
+                                     own_name=own_name)
             like = self.unchanged_output(call, layers, action, tensor_map)
             outputs = None
             if like is not None:
@@ -262,12 +271,42 @@ class _Walk:
         it takes the name (the original becomes `<name>_pre`), a removed
         one leaves an `Identity` of that name.
         """
-        if action is None or action.call_specific or not (action.remove or action.insert_after):
+        if action is None:
+            return False
+        if action.call_specific:  # a shared layer's output call edited on its own
+            return id(call.operation) in self.yield_names
+        if not (action.remove or action.insert_after):
             return False
         model_outputs = {id(t) for t in self.current_outputs}
         if not any(id(t) in model_outputs for t in call.output_tensors):
             return False
         return sum(c.operation is call.operation for c in self.current_calls) == 1
+
+    def shared_output_renames(self, calls, prefix, names) -> None:
+        """Shared layers whose one output call is edited on its own: that call keeps the name.
+
+        The edited call becomes a layer of its own (or an insert after it, or an
+        `Identity` if removed) named as the shared layer, so the model output
+        keeps its name; the layer the other calls share is renamed `<name>_shared`.
+        """
+        model_outputs = {id(t) for t in self.current_outputs}
+        output_calls: dict[int, list] = {}
+        for call in calls:
+            if not call.is_input and any(id(t) in model_outputs for t in call.output_tensors):
+                output_calls.setdefault(id(call.operation), []).append(call)
+        for call in calls:
+            path = (*prefix, call.operation.name)
+            action = None if call.is_input else self.plan.action_for(path, call.call_index)
+            if action is None or not action.call_specific or output_calls.get(id(call.operation)) != [call]:
+                continue
+            if id(call.operation) not in self.yield_names:
+                shared = self.unique_name(f"{call.operation.name}_shared", names)
+                self.yield_names[id(call.operation)] = shared
+                self.notes.append(
+                    f"Shared layer {naming.layer_path(path)!r}: call {call.call_index}, a model "
+                    f"output, was edited on its own and keeps the name {path[-1]!r}, so the output "
+                    f"keeps its name; the layer its other calls share is now {shared!r}."
+                )
 
     def renamed_output(self, path, names) -> tuple[str, ...]:
         """The path of an output layer renamed `<name>_pre`, giving its name to the insert."""
@@ -488,12 +527,15 @@ class _Walk:
         names.add(name)
         return name
 
-    def layers_for(self, operation, path, call_index, action, names, in_report) -> list:
+    def layers_for(self, operation, path, call_index, action, names, in_report,
+                   own_name=False) -> list:
         key = (id(operation), call_index if action is not None and action.call_specific else None)
         if key in self.cache:
             return self.cache[key]
         name = path[-1]  # operation.name, or `<name>_pre` for an output that gives its name away
-        if action is not None and action.call_specific:
+        if action is not None and action.call_specific and own_name:
+            name = operation.name  # a model output's name (`shared_output_renames`)
+        elif action is not None and action.call_specific:
             name = self.unique_name(f"{operation.name}_call{call_index}", names)
             self.notes.append(
                 f"Shared layer {naming.layer_path(path)!r}: call {call_index} was edited on its "
@@ -509,7 +551,7 @@ class _Walk:
         return layers
 
     def copy_operation(self, operation, path, name, in_report):
-        if adapter.is_model(operation):
+        if adapter.is_model(operation) and adapter.has_graph(operation):
             return self.copy_model(operation, path, name, in_report)
         if not isinstance(operation, keras.layers.Layer):
             return adapter.copy_operation(operation)
@@ -522,12 +564,12 @@ class _Walk:
         where = naming.layer_path(path)
         if adapter.is_model(operation):
             raise InvalidEditError(f"{where!r} is a model; edit the layers inside it instead.")
-        config = _layer_config(operation, where)
+        config = _fresh_layer_values(_layer_config(operation, where), where)
         if attribute in config and not isinstance(operation, ACTIVATION_LAYER_CLASSES):
             old_name = activations.activation_settings(operation).get(attribute)
             config[attribute] = activations.config_value(activation)
             config["name"] = name
-            layer = _from_config(type(operation), config, where)
+            layer = _named_like(_from_config(type(operation), config, where), operation, name)
             reason = f"{attribute} {old_name or '?'} -> {activation}"
             self.pair(operation, layer, path, "edited", reason, True)
             return layer
@@ -539,7 +581,7 @@ class _Walk:
                 # Already this activation: keep the layer and its settings (an Activation
                 # would silently reset them, e.g. LeakyReLU's slope or Softmax's axis).
                 config["name"] = name
-                layer = _from_config(type(operation), config, where)
+                layer = _named_like(_from_config(type(operation), config, where), operation, name)
                 kept = f" with its settings ({shown})" if shown else ""
                 self.pair(operation, layer, path, "edited",
                           f"already {activation!r}: {cls} kept{kept}, nothing changes", True)
@@ -611,7 +653,7 @@ class _Walk:
         weights = len(layer.weights) if getattr(layer, "built", False) else 0
         renamed_from = self.renamed.get(naming.layer_path(path), "")
         if renamed_from:
-            reason += f"; renamed from {renamed_from!r}: its output name went to the insert after it"
+            reason += f"; renamed from {renamed_from!r}, so a model output keeps that name"
         self.outcomes.append(
             LayerOutcome(naming.layer_path(path), type(layer).__name__, status, reason, weights, edited,
                          renamed_from=renamed_from)
@@ -837,7 +879,17 @@ def _from_config(cls, config, where):
 
 
 def recreate_layer(layer, where: str, name: str | None = None):
-    """A fresh, unbuilt copy of `layer` from its config (Lambda: from its live function)."""
+    """A fresh copy of `layer` (unbuilt when it can be), named `name` or as the original.
+
+    From its config first, as Keras would (Lambda: from its live function;
+    a layer object in the config: a fresh copy of it, never the original,
+    whose variables would be shared). When `from_config` cannot re-create
+    it though Keras runs it (an `__init__` without `**kwargs`, an activation
+    that is a callable object, a `get_config` that raises or adds keys):
+    from the arguments Keras recorded at construction, then from its config
+    with its live attribute values, then as a copy of the layer object.
+    `LayerRecreationError` only when none of these works.
+    """
     if isinstance(layer, keras.layers.Lambda):
         parts = adapter.lambda_parts(layer)
         return keras.layers.Lambda(
@@ -845,10 +897,74 @@ def recreate_layer(layer, where: str, name: str | None = None):
             arguments=parts["arguments"], name=name or layer.name, dtype=layer.dtype_policy,
             trainable=layer.trainable,
         )
-    config = _layer_config(layer, where)
-    if name is not None:
-        config["name"] = name
-    return _named_like(_from_config(type(layer), config, where), layer, name)
+    try:
+        config = _fresh_layer_values(layer.get_config(), where)
+        if name is not None:
+            config["name"] = name
+        fresh = type(layer).from_config(config)
+    except Exception as error:
+        fresh = _recreate_otherwise(layer, where, error)
+    return _named_like(fresh, layer, name)
+
+
+def _fresh_layer_values(config, where):
+    """`config` with every layer object in it replaced by a fresh copy of that layer."""
+    if isinstance(config, keras.layers.Layer):
+        return recreate_layer(config, f"{where}/{config.name}")
+    if isinstance(config, dict):
+        return {k: _fresh_layer_values(v, where) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return type(config)(_fresh_layer_values(v, where) for v in config)
+    return config
+
+
+def _recreate_otherwise(layer, where, error):
+    """Re-create `layer` when `from_config(get_config())` fails (see `recreate_layer`)."""
+    cls = type(layer)
+    for attempt in (_from_recorded_args, _from_live_config, adapter.copy_layer_object):
+        try:
+            fresh = attempt(layer)
+        except Exception:
+            continue
+        if fresh is not None:
+            return fresh
+    if _config_error(layer) is not None:
+        raise LayerRecreationError.get_config_failed(layer, where, error) from error
+    raise LayerRecreationError(
+        f"Layer {where!r} ({cls.__name__}) cannot be re-created from its config: {error}. "
+        f"Make {cls.__name__}.get_config() return every argument of __init__ "
+        "(start from `config = super().get_config()` and add yours), or give it a "
+        "from_config classmethod."
+    ) from error
+
+
+def _config_error(layer):
+    try:
+        layer.get_config()
+    except Exception as error:
+        return error
+    return None
+
+
+def _from_recorded_args(layer):
+    args = adapter.recorded_init_args(layer)
+    if args is None:
+        return None
+    fresh = type(layer)(**args)
+    fresh.trainable = layer.trainable
+    if fresh.dtype_policy.name != layer.dtype_policy.name:
+        fresh.dtype_policy = layer.dtype_policy
+    return fresh
+
+
+def _from_live_config(layer):
+    """From the config, with each callable setting (an activation object...) taken live."""
+    config = layer.get_config()
+    for key in config:
+        value = getattr(layer, key, None)
+        if callable(value) and not isinstance(value, (type, keras.layers.Layer)):
+            config[key] = value
+    return type(layer).from_config(config)
 
 
 def _named_like(fresh, original, name=None):

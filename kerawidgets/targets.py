@@ -136,6 +136,7 @@ def _resolve_name(model, text, layers) -> Target:
                 f"{', '.join(naming.layer_path(p) for p, _ in exact)}. Give the full path."
             )
     if not exact:
+        _refuse_inside_subclassed(text, path, layers)
         raise UnknownLayerError(text, known, f"model {model.name!r}")
     found_path, layer = exact[0]
     has_suffix = naming.CALL_SEPARATOR in text and text.rpartition(naming.CALL_SEPARATOR)[2].isdigit()
@@ -148,6 +149,20 @@ def _resolve_name(model, text, layers) -> Target:
             )
         return Target(found_path, layer, call_index)
     return Target(found_path, layer)
+
+
+def _refuse_inside_subclassed(text, path, layers) -> None:
+    """Refuse, clearly, a path into a nested subclassed model (kept whole, like a custom layer)."""
+    for found, layer in layers:
+        inside = len(path) > len(found) and path[: len(found)] == found
+        if inside and adapter.is_model(layer) and not adapter.has_graph(layer):
+            where = naming.layer_path(found)
+            raise InvalidEditError(
+                f"{text!r} is inside {where!r}, a subclassed {type(layer).__name__} without a "
+                "graph of layer calls: kerawidgets keeps it whole, like a custom layer, with its "
+                f"weights. Edit {where!r} as one layer (ReplaceLayer, RemoveLayer, InsertLayer "
+                "after it), or change the layers inside its call() in code."
+            )
 
 
 def call_count(model, path) -> int:

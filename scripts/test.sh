@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install everything (Python packages into .venv, Chromium from apt) and run
 # every test tier: lint, the front end's pure JS (node --test), unit + property
-# tests (fast and slow), the rebuild
-# tests again under the jax backend, the notebooks under nbval, and the
+# tests (fast and slow), the rebuild, edit, activation, graph and probe
+# tests again under the jax and torch backends, the notebooks under nbval, and the
 # real-browser tests. Extra arguments go to every pytest call.
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
 cd "$ROOT"
@@ -25,10 +25,21 @@ node --experimental-detect-module --test tests/js/
 echo "==> unit and property tests, every tier (tensorflow backend)"
 pytest -m "" --ignore=tests/ui -q "$@"
 
-echo "==> rebuild tests under the jax backend"
-KERAS_BACKEND=jax pytest -m "not ui and not slow" -q tests/test_rebuild.py tests/test_rebuild_properties.py tests/test_edits.py tests/test_activations.py tests/test_targets.py \
-    kerawidgets/rebuild.py kerawidgets/_keras_adapter.py kerawidgets/edits.py \
-    kerawidgets/activations.py kerawidgets/targets.py kerawidgets/shortcuts.py "$@"
+# The backend tier: the rebuild, edit, activation, graph and probe tests and the
+# doctests of their modules, again under each other Keras backend (TensorFlow ran
+# them above). One list, so every backend runs the same tests.
+BACKEND_TESTS=(
+    tests/test_rebuild.py tests/test_rebuild_properties.py tests/test_edits.py
+    tests/test_inplace.py tests/test_activations.py tests/test_targets.py
+    tests/test_graph.py tests/test_probe.py
+    kerawidgets/rebuild.py kerawidgets/_keras_adapter.py kerawidgets/plan.py
+    kerawidgets/edits.py kerawidgets/inplace.py kerawidgets/activations.py
+    kerawidgets/targets.py kerawidgets/shortcuts.py kerawidgets/graph.py kerawidgets/probe.py
+)
+for backend in jax torch; do
+    echo "==> rebuild, edit, activation, graph and probe tests under the $backend backend"
+    KERAS_BACKEND=$backend pytest -m "not ui and not slow" -q "${BACKEND_TESTS[@]}" "$@"
+done
 
 echo "==> notebooks under nbval"
 pytest -m "" --nbval-lax -q notebooks "$@"

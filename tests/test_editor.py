@@ -162,6 +162,7 @@ def test_every_activation_setting_is_offered(data):
     x, y = data
     inp = keras.Input((8, 8), name="seq")
     h = layers.LSTM(6, return_sequences=True, name="lstm")(inp)
+    h = layers.LSTM(6, return_sequences=True, activation="relu", name="lstm_b")(h)
     out = layers.Dense(10, activation="softmax", name="head")(layers.Flatten(name="flat")(h))
     editor = ModelEditor(keras.Model(inp, out), x[..., 0], y)
     editor.select("lstm")
@@ -169,8 +170,11 @@ def test_every_activation_setting_is_offered(data):
     assert list(p.activation_setting.options) == ["activation", "recurrent_activation"]
     assert p.activation_setting.layout.display is None and p.activation.value == "tanh"
     assert "recurrent_activation" in p.info.value and "sigmoid" in p.info.value
+    assert p.bulk.disabled  # no other LSTM with activation tanh
     p.activation_setting.value = "recurrent_activation"
     assert p.activation.value == "sigmoid"
+    # both LSTMs have the sigmoid gate (their `activation`s differ)
+    assert not p.bulk.disabled and "2 LSTM layers with recurrent activation 'sigmoid'" in p.bulk.description
     p.activation.value = "hard_sigmoid"
     assert editor.pending_edit() == SetActivation("lstm", "hard_sigmoid", attribute="recurrent_activation")
     p.apply_button.click()

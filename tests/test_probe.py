@@ -397,7 +397,7 @@ def test_incremental_equals_full_on_a_branched_model_edit_near_output():
     assert_run_matches(after, Probe(model, data(40), batch_size=16).outputs(new))
     for key in ("branch_a", "concat", "add"):
         assert after.summaries[key] is before.summaries[key]  # reused, not recomputed
-    np.testing.assert_allclose(probe.model_output(new), new(probe.x, training=False), rtol=1e-6)
+    np.testing.assert_allclose(probe.model_output(new), numpy_of(new(probe.x, training=False)), rtol=1e-6)
 
 
 def test_incremental_on_a_branch_recomputes_only_downstream():

@@ -12,7 +12,7 @@ from keras import layers
 
 import kerawidgets
 from kerawidgets import rebuild
-from kerawidgets.edits import InsertLayer, RemoveLayer
+from kerawidgets.edits import InsertLayer, RemoveLayer, SetActivation
 from kerawidgets.errors import ShapeMismatchError
 from tests.models import config_of, weights_of
 
@@ -184,11 +184,29 @@ def test_output_of_a_nested_model_keeps_its_name_inside_it():
     assert new.output_names == ["head"]
 
 
-def test_a_shared_output_layer_keeps_the_old_note():
+def shared_output_model():
+    """`shared` is called twice; its second call is a model output (fuzz seed 452)."""
     inp = keras.Input((4,), name="x")
     shared = layers.Dense(4, name="shared")
     a = shared(inp)
-    model = keras.Model(inp, [shared(a), layers.Dense(2, name="other")(a)], name="m")
-    result = rebuild(model, [InsertLayer(after="shared:1", layer=layers.Dropout(0.1))])
-    assert result.model.output_names[1] == "other"
-    assert any("was a model output" in note for note in result.report.notes)
+    return keras.Model(inp, [shared(a), layers.Dense(2, name="other")(a)], name="m")
+
+
+@pytest.mark.parametrize("edit", [SetActivation("shared:1", "tanh"), RemoveLayer("shared:1"),
+                                  InsertLayer(after="shared:1", layer=layers.Dropout(0.1))],
+                         ids=["activation", "remove", "insert"])
+def test_a_shared_layers_output_call_edited_alone_keeps_the_output_name(edit, tmp_path):
+    model = shared_output_model()
+    result = rebuild(model, [edit])
+    new = result.model
+    assert new.output_names == model.output_names == ["shared", "other"]
+    assert result.report["shared_shared"].renamed_from == "shared"
+    np.testing.assert_array_equal(new.get_layer("shared_shared").kernel.numpy(),
+                                  model.get_layer("shared").kernel.numpy())
+    assert any("keeps the name 'shared'" in note for note in result.report.notes)
+    x = np.ones((2, 4), "float32")
+    new.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.output_names == ["shared", "other"]
+    for a, b in zip(loaded(x), new(x)):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6)

@@ -60,3 +60,19 @@ def test_then_keeps_a_sub_network_added_earlier_as_one_new_row():
     assert [o.layer for o in both] == ["a", "sub", "sub/inner2", "head"]
     assert both["sub"].status == "new" and both["a"].edited
     assert both["a"].reason == "activation relu -> tanh"  # the later edit says what changed
+
+
+def test_identical_outcomes_are_one_expandable_group():
+    bulk = [LayerOutcome(f"block_{i}_relu", "ReLU", "kept", "activation relu6 -> gelu", 0, True)
+            for i in range(35)]
+    report = RebuildReport([*bulk, LayerOutcome("head", "Dense", "reinitialised",
+                                                "units 10 -> 5", 2, True)])
+    groups = report.groups()
+    assert [len(g.members) for g in groups] == [35, 1]
+    assert groups[0].describe() == "35 ReLU layers: activation relu6 -> gelu"
+    assert groups[1].describe() == "head: units 10 -> 5"
+    page = report.html()
+    assert page.count("<tr") == 3  # header, the group, head
+    assert "<details><summary>35 ReLU layers</summary>" in page and "block_34_relu" in page
+    assert "activation relu6 → gelu" in page and "table-layout:fixed" in page
+    assert "overflow-wrap:anywhere" in page  # long reasons wrap in their column

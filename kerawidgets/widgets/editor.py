@@ -51,6 +51,7 @@ from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
 from kerawidgets.saving import save_verified
 from kerawidgets.statistics import agreement, paired_summary_statistics, summary_movement
+from kerawidgets.training import StopFlag
 from kerawidgets.widgets import static_view
 from kerawidgets.widgets.browser_writes import guard_tree
 from kerawidgets.widgets.editor_panel import (
@@ -99,6 +100,7 @@ class _Comparison:
     movement: dict
     recompute: str
     recomputed: list = dataclasses.field(default_factory=list)
+    pngs: dict | None = None  # the drawn figures, once shown
 
     def to_data(self, edit, against) -> dict:
         def layer(stats, key):
@@ -158,6 +160,7 @@ class ModelEditor:
         self._quiet = False  # the editor itself is changing the controls: ignore their events
         self._can_apply = False  # what the preview says about the Apply button
         self._listeners: list = []  # called after the history moved (see `on_change`)
+        self._stop = StopFlag()  # asks a running `recover` to stop after its batch
         self.view = GraphView(model, height=height, theme=theme)
         self.panel = EditorPanel()
         self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
@@ -206,7 +209,7 @@ class ModelEditor:
 
     @property
     def history(self) -> list[Edit]:
-        """The edits applied to reach `model`, oldest first."""
+        """The edits applied to reach `model`, oldest first (a `recover` step is a `FineTune`)."""
         return self._history.edits
 
     @property
@@ -274,6 +277,87 @@ class ModelEditor:
                 self._show_error(error, None)
                 raise
             self._after_move(done, progress)
+
+    def sweep(self, layer=None, candidates=(), *, reinitialize=None, progress=None):
+        """Compare candidate edits of `layer` (default: the selected one) on the probe.
+
+        `candidates` are activation names and/or edit values; each is
+        rebuilt as a dry run, nothing is applied. Returns a
+        `kerawidgets.sweep.SweepResult`; its ``apply(i)`` applies row `i`
+        here (a history step, like `apply`). See `kerawidgets.sweep.sweep`.
+        """
+        from kerawidgets.sweep import sweep
+
+        layer = layer if layer is not None else self.selected
+        if layer is None:
+            raise NothingToApply("Select a layer in the graph first, or pass layer=.")
+        candidates = [candidates] if isinstance(candidates, (str, Edit)) else list(candidates)
+        with self._working(len(candidates) + 1) as step:
+            def report(i, n, text):
+                step(i + 1, text)
+                if progress is not None:
+                    progress(i, n, text)
+
+            return sweep(self.model, layer, candidates, probe=self.probe,
+                         reinitialize=reinitialize, progress=report,
+                         apply=lambda edit: self.apply(edit, reinitialize=reinitialize))
+
+    def evaluate(self, data, y=None, *, batch_size=None, steps=None, progress=None) -> dict:
+        """Keras' own `evaluate` on the original and the current model.
+
+        `data`: arrays (with `y`), an ``(x, y)`` pair, a `tf.data.Dataset`, a
+        `keras.utils.PyDataset` or a torch DataLoader (torch backend).
+        Returns ``{"original": {metric: value}, "current": {...}}``; the
+        models use the original's compile settings. Runs under the active
+        distribution or strategy like any Keras evaluate.
+        """
+        from kerawidgets.training import evaluate_pair
+
+        with self._working(100) as step:
+            def report(done, total, text):
+                if total:
+                    step(max(1, round(100 * done / total)), text)
+                if progress is not None:
+                    progress(done, total, text)
+
+            result = evaluate_pair(self.original, self.model, data, y, batch_size=batch_size,
+                                   steps=steps, progress=report)
+            self.panel.show_status(_evaluation_line(result), "ok")
+        return result
+
+    def recover(self, x, y=None, *, epochs=1, batch_size=32, steps=None, progress=None,
+                validation_data=None):
+        """Fine-tune the current model with Keras' `fit`, as a new history step.
+
+        The current model is copied and the copy trained (compiled like the
+        original: same loss and metrics, a fresh optimizer of the same kind);
+        Undo returns to the weights before fine-tuning, and the original is
+        never touched. `stop_training()` (the Stop button) ends it after the
+        current batch, keeping what was learned. Returns a
+        `kerawidgets.training.FineTuneResult` (`history`, `batch_logs`, `step`).
+        """
+        from kerawidgets.training import fine_tune
+
+        self._stop.clear()
+        with self._working(self.MOVE_STEPS) as step:
+            step(1, "Fine-tuning…")
+            try:
+                result = fine_tune(self.model, x, y, epochs=epochs, batch_size=batch_size,
+                                   steps=steps, stop=self._stop, progress=progress,
+                                   validation_data=validation_data)
+            except KerawidgetsError as error:
+                self._show_error(error, None)
+                raise
+            self._history.push(Step(result.step, None, result.model, result.report, pinned=True))
+            self._edited_paths[self._history.position:] = [
+                self._edited_paths[self._history.position - 1] | _edited(result.report)]
+            self._preview.clear()
+            self._after_move(f"{result.step.describe()}.", step)
+        return result
+
+    def stop_training(self) -> None:
+        """Ask a running `recover` to stop after its current batch."""
+        self._stop.stop()
 
     def compare(self, against="previous") -> dict:
         """The numbers behind the plots, as plain data.
@@ -375,7 +459,8 @@ class ModelEditor:
             if entry[0] is model and entry[2] == reinitialize and _same_edit(entry[1], edit):
                 return entry[3]
         try:
-            result = rebuild(model, [edit], reinitialize=reinitialize)
+            with adapter.strategy_scope(model):  # mirrored like the original's variables
+                result = rebuild(model, [edit], reinitialize=reinitialize)
         except KerawidgetsError as error:
             result = error
         self._preview.append((model, edit, reinitialize, result))
@@ -533,19 +618,24 @@ class ModelEditor:
         p.activation.options = names if current in names else [current, *names]
         p.activation.value = current
         p.activation.disabled = False
-        similar = self._similar(layer)
+        similar = self._similar(layer, attribute)
         p.bulk.disabled = len(similar) < 2
         p.bulk.value = False
         p.bulk.description = (f"apply to all {len(similar)} {type(layer).__name__} layers "
-                              f"with activation {current!r}" if len(similar) > 1
+                              f"with {attribute.replace('_', ' ')} {current!r}" if len(similar) > 1
                               else "apply to every layer like this (no other)")
         p.activation_note.value = ""
 
-    def _similar(self, layer) -> list[str]:
-        """Paths of layers of the same class with the same activation as `layer`."""
-        want = (type(layer), activations.layer_activation(layer))
+    def _similar(self, layer, attribute="activation") -> list[str]:
+        """Paths of layers of the same class with the same value of activation setting
+        `attribute` as `layer` (for LSTMs' recurrent_activation: the same gate)."""
+        def value(other):
+            return activations.activation_settings(other).get(attribute)
+
+        want = (type(layer), value(layer))
         return [naming.layer_path(path) for path, other in targets.walk_layers(self.model)
-                if (type(other), activations.layer_activation(other)) == want and supports_activation(other)]
+                if type(other) is want[0] and value(other) == want[1]
+                and supports_activation(other, attribute)]
 
     def _fill_choices(self, path):
         p = self.panel
@@ -613,7 +703,7 @@ class ModelEditor:
             if name == current and not p.bulk.value:
                 raise NothingToApply(f"{path!r} already uses {name!r}: pick another activation.")
             if p.bulk.value:
-                return SetActivation(self._bulk_target(layer), name, attribute=attribute)
+                return SetActivation(self._bulk_target(layer, attribute), name, attribute=attribute)
             return SetActivation(path, name, attribute=attribute)
         if action in ("replace", "insert"):
             dropdown = p.replace if action == "replace" else p.insert
@@ -628,8 +718,8 @@ class ModelEditor:
             raise NothingToApply(f"{path!r} cannot be removed (see above).")
         return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
 
-    def _bulk_target(self, layer):
-        similar = self._similar(layer)
+    def _bulk_target(self, layer, attribute="activation"):
+        similar = self._similar(layer, attribute)
         cls = type(layer)
         every = [naming.layer_path(p) for p, other in targets.walk_layers(self.model)
                  if type(other) is cls]
@@ -766,9 +856,12 @@ class ModelEditor:
             self.comparison_image.layout.display = "none"
             self.depth_image.layout.display = "none"
             return
-        figures = _figures(comparison, self.probe.y)
-        self.comparison_image.value = plots.figure_to_png(figures["comparison"], dpi=_PLOT_DPI)
-        self.depth_image.value = plots.figure_to_png(figures["depth"], dpi=_PLOT_DPI)
+        if comparison.pngs is None:  # drawn once per comparison: undo and redo reuse it
+            figures = _figures(comparison, self.probe.y)
+            comparison.pngs = {key: plots.figure_to_png(figures[key], dpi=_PLOT_DPI)
+                               for key in ("comparison", "depth")}
+        self.comparison_image.value = comparison.pngs["comparison"]
+        self.depth_image.value = comparison.pngs["depth"]
         self.comparison_image.layout.display = None
         self.depth_image.layout.display = None
         a = comparison.agreement
@@ -955,6 +1048,13 @@ def _figures(comparison: _Comparison, y) -> dict:
     depth = plots.depth_summary_figure(c.stats_before, c.stats_after, order=c.order,
                                        highlight=c.focus_after)
     return {"comparison": comparison, "depth": depth}
+
+
+def _evaluation_line(result) -> str:
+    """One status line: each metric, original → current."""
+    parts = [f"{name} {result['original'][name]:.4g} → {value:.4g}"
+             for name, value in result["current"].items() if name in result["original"]]
+    return "Evaluated: " + ", ".join(parts) + "."
 
 
 def _weights_preview(report) -> str:

@@ -29,6 +29,7 @@ import dataclasses
 from typing import Any
 
 from kerawidgets import arguments
+from kerawidgets._keras_adapter import strategy_scope
 from kerawidgets.edits import Edit
 from kerawidgets.errors import InvalidEditError
 from kerawidgets.rebuild import rebuild
@@ -44,6 +45,9 @@ class Step:
     without checkpoints: statistics and samples, small) and `comparison` what
     the editor drew for this step against the one before: both stay when the
     model is dropped, so undo and redo redraw without probing again.
+
+    A `pinned` step (a fine-tune: its weights came from training, so no edit
+    replays them) always keeps its model.
     """
 
     edit: Edit | None
@@ -52,6 +56,7 @@ class Step:
     report: Any = None
     record: Any = None
     comparison: Any = None
+    pinned: bool = False
 
 
 class History:
@@ -89,7 +94,8 @@ class History:
             start = max(i for i in range(index) if self.steps[i].model is not None)
             model = self.steps[start].model
             for later in self.steps[start + 1:index + 1]:
-                model = rebuild(model, [later.edit], reinitialize=later.reinitialize).model
+                with strategy_scope(model):  # a model made under a strategy stays under it
+                    model = rebuild(model, [later.edit], reinitialize=later.reinitialize).model
             step.model = model
             self._trim()
         return step
@@ -124,7 +130,7 @@ class History:
         kept = [i for i, s in enumerate(self.steps) if i > 0 and s.model is not None]
         kept.sort(key=lambda i: abs(i - self.position))
         for index in kept[self.max_models:]:
-            if index != self.position:
+            if index != self.position and not self.steps[index].pinned:
                 self.steps[index].model = None
 
     def kept_models(self) -> int:

@@ -156,10 +156,16 @@ def serve(cmd, env, cwd, ready_url, log: Path, timeout: float = 90):
                         break
             except OSError:
                 pass
-            if process.poll() is not None or time.time() > deadline:
+            if time.time() > deadline:
                 raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} did not start:\n"
                                    + log.read_text()[-3000:])
-            time.sleep(0.3)
+            # Between two asks: wait on the process itself (a server that dies ends it).
+            try:
+                process.wait(timeout=0.3)
+            except subprocess.TimeoutExpired:
+                continue
+            raise RuntimeError(f"{' '.join(map(str, cmd[:3]))} exited {process.returncode}:\n"
+                               + log.read_text()[-3000:])
         yield process
     finally:
         process.terminate()
@@ -232,7 +238,9 @@ class Notebook:
         page = self.page
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-        page.wait_for_timeout(300)
+        # Run All sends every cell's execute request at once; a request sent after them
+        # is answered once they have all run (the kernel runs its queue in order).
+        self.kernel_eval("None")
         self.wait_idle()
 
     def run_cell(self, code: str, timeout: float = KERNEL_TIMEOUT_MS) -> str:
@@ -248,7 +256,7 @@ class Notebook:
         cell.locator(".cm-content").click()
         page.keyboard.insert_text(code)
         page.keyboard.press("Shift+Enter")
-        page.wait_for_timeout(200)
+        # A new cell has no execution count until it has run: wait for one.
         page.wait_for_function(
             "(i) => { const c = document.querySelectorAll("
             "'.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')[i];"

@@ -121,11 +121,13 @@ def test_activation_apply_updates_plot_heat_and_kernel(nb):
         " return i && i.getAttribute('src') !== old && i.naturalWidth > 100; }", arg=first_plot)
     wait_text(page, ".kw-editor", "top-1 agreement")
     assert nb.eval("editor.compare()['recompute']") == "incremental"
-    page.wait_for_timeout(300)
+    page.wait_for_function(  # every plot decoded before the screenshot
+        "() => [...document.querySelectorAll('.kw-editor img')].every(i => i.complete)")
     nb.screenshot("editor_after_apply", page.locator(".kw-editor").first)
     # The README image's framing: graph, panel and the comparison plot (no depth plot).
     page.locator(".kw-editor").first.evaluate("e => e.scrollIntoView({block: 'start'})")
-    page.wait_for_timeout(200)
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => "
+                  "requestAnimationFrame(done)))")  # scrolled and painted
     top = page.locator(".kw-editor").first.bounding_box()
     plot = page.locator(".kw-editor .kwe-plot-comparison").first.bounding_box()
     if plot["y"] + plot["height"] <= page.viewport_size["height"]:

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.conftest import ARTIFACTS, _free_port, serve, server_env, start_lab
+from tests.ui.conftest import (
+    _KERNEL_IDLE_JS,
+    ARTIFACTS,
+    _free_port,
+    serve,
+    server_env,
+    start_lab,
+)
 
 pytestmark = pytest.mark.ui
 
@@ -46,7 +53,7 @@ def test_graph_view_in_notebook_7(browser, tmp_path):
         with page_at(browser, f"{server.url}notebooks/{name}", {"width": 1200, "height": 900},
                      120_000) as page:
             page.wait_for_selector(".jp-Cell .cm-content")
-            page.wait_for_timeout(1000)  # let the kernel connect
+            page.wait_for_function(_KERNEL_IDLE_JS, timeout=120_000)  # the kernel is connected
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
             page.wait_for_selector(".kw-graph[data-painted]")

@@ -141,6 +141,7 @@ def test_colour_by_menu_legend_badges_and_real_values(nb):
     graph = page.locator(".kw-graph").first
     legend = graph.locator(".kw-legend")
     legend.wait_for(state="visible")
+    graph.scroll_into_view_if_needed()  # JupyterLab skips painting outputs out of view
     page.wait_for_function(
         "() => document.querySelector(\".kw-node[data-id='dense_a']\").dataset.value === '0.004'")
     # A fixed log scale: 0.4% movement stays pale, 30% is strong (not rescaled to the largest).
@@ -261,7 +262,7 @@ def _boxes_in_view(page):
 
 def _drag(page, dx, dy):
     box = page.locator(".kw-graph .kw-viewport").first.bounding_box()
-    x, y = box["x"] + 6, box["y"] + box["height"] - 6
+    x, y = box["x"] + box["width"] - 6, box["y"] + box["height"] - 6
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x + dx, y + dy, steps=4)
@@ -404,7 +405,8 @@ def test_pan_zoom_and_fit_buttons_change_the_view(nb):
     viewport = page.locator(".kw-graph .kw-viewport").first
     viewport.scroll_into_view_if_needed()
     box = viewport.bounding_box()
-    x, y = box["x"] + 10, box["y"] + box["height"] - 10  # a corner with no node
+    # A corner with no node (the legend takes the bottom left one).
+    x, y = box["x"] + box["width"] - 10, box["y"] + box["height"] - 10
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x + 40, y - 60, steps=6)

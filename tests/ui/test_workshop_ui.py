@@ -8,11 +8,12 @@ Run: pytest -m ui tests/ui/test_workshop_ui.py
 """
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.ui.test_editor_ui import choose_tab, select_layer, wait_not_busy, wait_text
+from tests.ui.test_editor_ui import choose_tab, wait_not_busy, wait_text
 
 pytestmark = pytest.mark.ui
 
@@ -120,9 +121,29 @@ def find_layer(nb, name):
     search.fill(name)
     page.locator(".kw-editor .kw-result").first.wait_for()
     search.press("Enter")
-    wait_text(page, ".kw-editor .kwe-title", name)
+    page.wait_for_function(
+        "(name) => { const t = document.querySelector('.kw-editor .kwe-title');"
+        " return t && t.textContent.trim().split(/\\s+/)[0] === name; }", arg=name)
     assert nb.kernel_eval("editor.view.selected.get('id')") == name
     wait_not_busy(page)
+
+
+def select_layer(nb, name):
+    """Click a node; wait until the panel's title names exactly it (conv, not conv_b)."""
+    page = nb.page
+    page.locator(f".kw-editor .kw-graph .kw-node[data-id='{name}']").first.click()
+    page.wait_for_function(
+        "(name) => { const t = document.querySelector('.kw-editor .kwe-title');"
+        " return t && t.textContent.trim().split(/\\s+/)[0] === name; }", arg=name)
+    assert nb.kernel_eval("editor.view.selected.get('id')") == name
+    wait_not_busy(page)
+
+
+def kernel_wait(nb, expression, expected, timeout=60):
+    """Ask the kernel until `expression` equals `expected` (each answer is a round trip)."""
+    deadline = time.monotonic() + timeout
+    while (value := nb.kernel_eval(expression)) != expected:
+        assert time.monotonic() < deadline, f"{expression} stayed {value!r}"
 
 
 def panel_text(page):
@@ -204,8 +225,11 @@ def test_panel_controls_say_what_is_true(notebook_page, width):
     page.locator(".kw-editor .kwe-activation select").select_option("gelu")
     page.locator(".kw-editor .kwe-bulk input").check()
     wait_text(page, ".kw-editor .kwe-bulk", "apply to all 6 Dense layers")
-    pending = nb.kernel_eval("editor.pending_edit().describe()")  # after the tick arrived
-    assert "dense_block_5" in pending or "6" in pending
+    # ipywidgets may hold a model's update until its previous one is answered: ask the
+    # kernel until the tick has arrived, then wait for the preview of the bulk edit.
+    kernel_wait(nb, "editor.panel.bulk.value", True)
+    pending = nb.kernel_eval("editor.pending_edit().describe()")
+    assert "dense_block_5" in pending
     wait_text(page, ".kw-editor .kwe-preview-line", pending)
     wait_not_busy(page)
     page.locator(".kw-editor button.kwe-apply").click()

@@ -725,8 +725,8 @@ function buildLegend(viewport, uid) {
   html("div", "kw-legend-bar", scale);
   html("div", "kw-legend-ticks", scale);
   html("div", "kw-legend-unit", scale);
-  // Keep pointer and wheel events for the legend, not for panning the graph under it.
-  legend.addEventListener("pointerdown", (e) => e.stopPropagation());
+  // The menu's pointer events are its own, not a pan of the graph under it.
+  select.addEventListener("pointerdown", (e) => e.stopPropagation());
   return legend;
 }
 
@@ -797,6 +797,14 @@ function viewportSize(state) {
   return [viewport.clientWidth || 600, viewport.clientHeight || 400];
 }
 
+/** The part of the viewport a fit uses: all of it but the legend's strip at the bottom. */
+function fitSize(state) {
+  const [W, H] = viewportSize(state);
+  const { legend } = state.dom;
+  const inset = legend.classList.contains("kw-legend-empty") ? 0 : legend.offsetHeight + 12;
+  return [W, Math.max(H / 2, H - inset)];
+}
+
 function setView(state, view) {
   view = boundView(view, state.index.scene, ...viewportSize(state));
   state.view = view;
@@ -817,12 +825,12 @@ function placeBox(index, id) {
 function refit(state, previous) {
   const id = anchorOf(state);
   state.toggled = null;
-  setView(state, refitView(state.view, state.index.scene, ...viewportSize(state),
+  setView(state, refitView(state.view, state.index.scene, ...fitSize(state),
     placeBox(previous, id), placeBox(state.index, id)));
 }
 
 function fit(state) {
-  setView(state, fitView(state.index.scene, ...viewportSize(state)));
+  setView(state, fitView(state.index.scene, ...fitSize(state)));
 }
 
 function zoomAt(state, factor, px, py) {
@@ -1151,7 +1159,7 @@ function draw(state) {
   applySearch(state);
   if (state.firstDraw) {
     state.firstDraw = false;
-    setView(state, initialView(scene, ...viewportSize(state)));
+    setView(state, initialView(scene, ...fitSize(state)));
   } else if (!sameStructure(previous.scene, scene)) {
     refit(state, previous);
     state.revealEdited = true; // the next marks: keep an edited node in view

@@ -1,0 +1,143 @@
+"""Editor at ImageNet size: Apply, Undo and Redo as ratios of one plain forward pass.
+
+For ResNet50, EfficientNetB0 and MobileNetV2 (`weights=None`) at 224x224 (and
+64x64), with a probe of 16 seeded random images, times in one process:
+
+- `model(x)`: one plain forward pass of the probe (warm; the unit of every ratio);
+- opening: the first probe of the original (what the first Apply pays once);
+- Apply of an activation edit in the last quarter of the model, after its
+  preview (the dry-run rebuild the panel runs first, cached for Apply), to
+  updated plots, heat and panel;
+- Apply of an edit at the first activation (one pass of the edited model);
+- Undo and Redo (redraw only);
+- the probe's peak memory (`Probe.peak_bytes`: what it holds plus the values
+  alive during a pass) against its budget, at the default budget and at 256 MiB.
+
+    TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python benchmarks/bench_editor_224.py [--write]
+
+`--write` appends the table to benchmarks/RESULTS.md (one append). Not a test:
+nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MPLBACKEND", "agg")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import statistics as stats  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from kerawidgets.edits import SetActivation  # noqa: E402
+from kerawidgets.plan import supports_activation  # noqa: E402
+from kerawidgets.widgets import ModelEditor  # noqa: E402
+
+IMAGES = 16
+SMALL_BUDGET = 256 * 2**20
+MODELS = {
+    "ResNet50": keras.applications.ResNet50,
+    "EfficientNetB0": keras.applications.EfficientNetB0,
+    "MobileNetV2": keras.applications.MobileNetV2,
+}
+
+
+def with_activation(model):
+    """Names of the layers whose activation can be swapped, in graph order."""
+    return [layer.name for layer in model.layers if supports_activation(layer)
+            and getattr(layer, "activation", None) is not None
+            and getattr(layer.activation, "__name__", "") != "linear"]
+
+
+def seconds(action):
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def timed_apply(editor, edit):
+    editor._dry_run(edit, None)  # the panel's preview, before Apply is pressed
+    editor.probe.reset_peak()
+    took = seconds(lambda: editor.apply(edit))
+    return took, editor.compare()["recompute"]
+
+
+def measure(name, size, budget):
+    keras.utils.set_random_seed(0)
+    model = MODELS[name](input_shape=(size, size, 3), weights=None)
+    x = np.random.default_rng(0).standard_normal((IMAGES, size, size, 3)).astype("float32")
+    model(x, training=False)  # warm-up
+    forward = stats.median(seconds(lambda: model(x, training=False)) for _ in range(3))
+    editor = ModelEditor(model, x, **({} if budget is None else {"memory_budget": budget}))
+    editor.probe.reset_peak()
+    opening = seconds(lambda: editor.probe.summaries(model))
+    names = with_activation(model)
+    quarter = [n for n in names if model.layers.index(model.get_layer(n)) >= 0.75 * len(model.layers)]
+    late, late_kind = timed_apply(editor, SetActivation(quarter[0], "gelu"))
+    peaks = [editor.probe.peak_bytes]
+    undo = seconds(editor.undo)
+    redo = seconds(editor.redo)
+    editor.undo()
+    first, first_kind = timed_apply(editor, SetActivation(names[0], "gelu"))
+    peaks.append(editor.probe.peak_bytes)
+    return {
+        "model": f"{name} {size}x{size}", "layers": len(model.layers),
+        "budget": editor.probe.memory_budget, "forward": forward, "opening": opening,
+        "late_layer": quarter[0], "late": late, "late_kind": late_kind,
+        "first_layer": names[0], "first": first, "first_kind": first_kind,
+        "undo": undo, "redo": redo, "peak": max(peaks),
+    }
+
+
+def row(r) -> str:
+    f = r["forward"]
+    return (f"| {r['model']} | {r['budget'] / 2**20:.0f} | {f:.2f} | {r['opening'] / f:.2f}x | "
+            f"`{r['late_layer']}` {r['late'] / f:.2f}x ({r['late_kind']}) | "
+            f"`{r['first_layer']}` {r['first'] / f:.2f}x ({r['first_kind']}) | "
+            f"{r['undo'] / f:.3f}x / {r['redo'] / f:.3f}x | {r['peak'] / 2**20:.0f} |")
+
+
+HEADER = [
+    "| model | budget (MiB) | `model(x)` (s) | first probe | Apply, last quarter (target <= 0.25x) "
+    "| Apply, first activation (target <= 1.2x) | Undo / Redo (target <= 0.1x) "
+    "| peak probe memory (MiB) |",
+    "|---|---:|---:|---:|---|---|---|---:|",
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="append to benchmarks/RESULTS.md")
+    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    args = parser.parse_args()
+    rows = []
+    for name in args.models:
+        for size, budget in ((224, None), (224, SMALL_BUDGET), (64, None)):
+            rows.append(measure(name, size, budget))
+            print(row(rows[-1]), flush=True)
+    text = "\n".join(HEADER + [row(r) for r in rows])
+    print()
+    print(text)
+    if args.write:
+        section = (
+            "\n## Editor at 224x224: Apply, Undo, Redo against one forward pass\n\n"
+            f"`.venv/bin/python benchmarks/bench_editor_224.py --write`: {IMAGES} seeded random "
+            f"images, `weights=None`; keras {keras.__version__} ({keras.backend.backend()}), "
+            f"{platform.machine()}, {os.cpu_count()} shared cores. Every time is divided by one "
+            "plain `model(x)` of the same probe in the same run (median of 3, warm). *First "
+            "probe*: the original's summaries, paid once when the editor first plots. *Apply*: "
+            "from `apply()` after the preview's cached dry run to updated plots, heat and "
+            "panel. *Peak*: `Probe.peak_bytes` during the run (held + alive in a pass; the probe "
+            "data itself not counted). Budget 1024 MiB is the default.\n\n" + text + "\n")
+        with open(Path(__file__).resolve().parent / "RESULTS.md", "a", encoding="utf-8") as out:
+            out.write(section)
+
+
+if __name__ == "__main__":
+    main()
