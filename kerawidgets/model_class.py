@@ -13,6 +13,8 @@ the attributes the class set on the original (`restore_attributes`):
 - a layer outside the graph (a keras-hub ``preprocessor`` with its tokenizer)
   becomes a fresh copy from its config, with its variables and assets
   (vocabularies);
+- a symbolic tensor of the graph (a keras-hub backbone's ``pyramid_outputs``)
+  becomes the copy's tensor from the same call of the same layer;
 - an object with a config (a keras-hub ``sampler``) a fresh copy from it;
 - a method of the original becomes the copy's; another function bound to
   the original (a traced ``generate_function``) is dropped, so the class
@@ -176,6 +178,8 @@ class _Copier:
         self.layer_map = layer_map
         self.graph_ids = _graph_layer_ids(old)
         self.copies: dict = {}  # id(original layer outside the graph) -> its copy
+        self.places = None  # id(tensor) -> (tensor, (layer path, call index, output index))
+        self.new_tensors: dict = {}
         self.problems: list[str] = []
         self.layer_attributes: list[str] = []
 
@@ -186,6 +190,8 @@ class _Copier:
             if key not in self.layer_attributes and value is not self.old:
                 self.layer_attributes.append(key)
             return self.layer_map[id(value)]
+        if isinstance(value, keras.KerasTensor):
+            return self.tensor(value, key)
         if isinstance(value, keras.layers.Layer):
             return self.outside_layer(value, key)
         if isinstance(value, (list, tuple)) and depth < 4:
@@ -202,6 +208,19 @@ class _Copier:
                                  "(the class makes it again when needed)")
             return None
         return self.other(value, key)
+
+    def tensor(self, tensor, key):
+        """A symbolic tensor of the original's graph (keras-hub's `pyramid_outputs`):
+        the copy's tensor from the same call of the same layer."""
+        if self.places is None:
+            self.places = _tensor_places(self.old)
+            self.new_tensors = {place: t for t, place in _tensor_places(self.new).values()}
+        _, place = self.places.get(id(tensor), (None, None))
+        found = self.new_tensors.get(place)
+        if found is None:
+            self.problems.append(f"{key!r} held a tensor that is not in the rebuilt graph "
+                                 f"({tensor.name!r}); it is None on the copy")
+        return found
 
     def outside_layer(self, layer, key):
         """A layer that is not in the graph (a preprocessor): a fresh copy with its state."""
@@ -227,12 +246,26 @@ class _Copier:
         try:
             if callable(get_config) and callable(from_config):
                 return from_config(get_config())
-            return copy.deepcopy(value)
+            # Layers of the graph met inside the value become their copies, not deep copies.
+            return copy.deepcopy(value, dict(self.layer_map))
         except Exception as error:
             self.problems.append(f"{key!r} ({type(value).__name__}) could not be copied "
                                  f"({type(error).__name__}: {error}), so the copy shares it "
                                  "with the original")
             return value
+
+
+def _tensor_places(model, prefix=()) -> dict:
+    """Every output tensor of `model`'s graph (nested graphs too), by where it comes from."""
+    places = {}
+    for call in adapter.graph_calls(model):
+        path = (*prefix, call.operation.name)
+        for index, tensor in enumerate(call.output_tensors):
+            places[id(tensor)] = (tensor, (path, call.call_index, index))
+        if (not call.is_input and adapter.is_model(call.operation)
+                and adapter.has_graph(call.operation) and call.call_index == 0):
+            places.update(_tensor_places(call.operation, path))
+    return places
 
 
 def _graph_layer_ids(model) -> set:

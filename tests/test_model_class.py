@@ -21,6 +21,7 @@ class Scorer(keras.Model):
         self.labels = ["no", "yes"]
         self.blocks = [self.hidden, self.head]
         self.describe = self.summary_line
+        self.notes = Notes({"hidden": hidden}, "kept")
 
     def summary_line(self):
         return f"{self.name}: {self.units} units"
@@ -30,6 +31,13 @@ class Scorer(keras.Model):
 
     def get_config(self):
         return {"units": self.units, "name": self.name}
+
+
+class Notes:
+    """A plain object that holds a layer of the graph."""
+
+    def __init__(self, layers, text):
+        self.layers, self.text = layers, text
 
 
 class NeedsArgumentToExist(keras.Model):
@@ -66,6 +74,8 @@ def test_user_subclass_identity_rebuild_keeps_class_attributes_and_methods():
     assert [b.name for b in copy.blocks] == ["hidden", "head"]
     assert all(b is copy.get_layer(b.name) for b in copy.blocks)
     assert copy.describe() == "scorer: 3 units" and copy.describe.__self__ is copy
+    assert copy.notes is not model.notes and copy.notes.text == "kept"
+    assert copy.notes.layers["hidden"] is copy.hidden  # the copy's layer, not a deep copy
     assert copy.label(x) == model.label(x)
     assert all(np.array_equal(a, b) for a, b in zip(_weights(model), _weights(copy)))
     assert not {id(v) for v in model.weights} & {id(v) for v in copy.weights}
