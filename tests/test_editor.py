@@ -534,6 +534,9 @@ def test_apply_runs_at_most_one_pass_and_undo_redo_run_none(editor, monkeypatch)
     assert calls.names == [] and editor._history.steps[1].model is not None
     assert editor.compare("original")["per_layer"]["after"]["conv_a"]["mean"] is not None
     assert calls.names == []
+    # An edit from a rebuilt model: its kept summaries stand in, only the edited head runs.
+    editor.apply(SetActivation("head", "tanh"))
+    assert calls.names == ["head"] * batches and editor.compare()["recompute"] == "incremental"
 
 
 def panel_state(editor):
