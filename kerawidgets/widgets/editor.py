@@ -414,6 +414,7 @@ class ModelEditor:
                 run = self.probe.summaries(after_model, progress_after)
             kind, recomputed = run.kind, run.recomputed
             after = step.record = run.record.without_checkpoints()
+            self._history.trim()  # a model rebuilt only to probe from goes again
         b, a = before.summaries, after.summaries
         focus_before, focus_after = _focus(step.edit, step.report,
                                            lambda: self._history.at(base).model, b, a)
