@@ -50,9 +50,13 @@ MODELS = {
 
 def with_activation(model):
     """Names of the layers whose activation can be swapped, in graph order."""
-    return [layer.name for layer in model.layers if supports_activation(layer)
-            and getattr(layer, "activation", None) is not None
-            and getattr(layer.activation, "__name__", "") != "linear"]
+    def swappable(layer):
+        if isinstance(layer, (keras.layers.ReLU, keras.layers.Activation)):
+            return True  # MobileNetV2's ReLU(6.0) layers, EfficientNet's Activation layers
+        return (supports_activation(layer) and getattr(layer, "activation", None) is not None
+                and getattr(layer.activation, "__name__", "") != "linear")
+
+    return [layer.name for layer in model.layers if swappable(layer)]
 
 
 def seconds(action):

@@ -352,8 +352,7 @@ class Probe:
             for key, array in kept.items():
                 parts.setdefault(key, []).append(array)
         record = self._record(ids, summaries, reused, output_keys, parts, available, plan.keep)
-        if keep_all is None:
-            self._make_room(record.nbytes, protect)
+        self._make_room(record.nbytes, protect)
         self._records.put(model, record)
         self._note(self.cache_bytes)
         result = ProbeRun(record.summaries, record.model_outputs, kind, reason,
@@ -361,7 +360,6 @@ class Probe:
         if keep_all is not None:
             result.full = {nid: _joined(parts[key]) for nid, key in keep_all.items()
                            if key in parts}
-            record.checkpoints = {k: v for k, v in record.checkpoints.items() if k in plan.keep}
         return result
 
     def _record(self, ids, summaries, reused, output_keys, parts, available, chosen) -> Record:

@@ -362,7 +362,6 @@ SAMPLE_SIZE = 8192
 #: Sampled statistics (histogram shares, movement) are checked against exact ones
 #: in the tests within this tolerance (absolute, on shares and relative changes).
 SAMPLE_TOLERANCE = 0.05
-_SMALL = 1 << 20  # below this many values, sums of squares are taken in float64
 
 
 class LayerSummary:
@@ -371,7 +370,7 @@ class LayerSummary:
     Built batch by batch with `add` (the probe runs the probe data in
     batches), so the full output never has to be held at once, and read
     with `statistics`. Exact: mean, std, min, max, the share of dead units
-    (from each unit's min and max) and of non-finite values. The share of
+    (from each unit's largest and smallest values) and of non-finite values. The share of
     zeros, the saturation and histograms come from the sample: a seeded,
     fixed choice of at most `SAMPLE_SIZE` positions, the same positions for
     every output of the same shape, so two summaries of one layer before and
@@ -390,19 +389,18 @@ class LayerSummary:
         self.shape = tuple(int(d) for d in shape)
         self.count = 0  # values seen
         self.finite = 0
-        self.total = 0.0
-        self.squares = 0.0
+        self.total = 0.0  # mean of the finite values so far
+        self.squares = 0.0  # sum of their squared deviations from it
         self.min = math.inf
         self.max = -math.inf
-        self.unit_min = None  # per entry of the last axis (NaN where a unit saw NaN)
-        self.unit_max = None
+        self.dead = None  # per entry of the last axis: 0 everywhere so far
         size = int(np.prod(self.shape)) if self.shape else 1
         self._index = sample_index(size)
         self.sample = np.zeros(len(self._index), np.float32)
 
     @property
     def nbytes(self) -> int:
-        units = 0 if self.unit_min is None else self.unit_min.nbytes + self.unit_max.nbytes
+        units = 0 if self.dead is None else self.dead.nbytes
         return int(self.sample.nbytes + units + 256)
 
     @property
@@ -415,6 +413,8 @@ class LayerSummary:
         v = _as_array(values)
         if v.dtype == bool or not np.issubdtype(v.dtype, np.number):
             v = v.astype(np.float32)
+        elif not np.issubdtype(v.dtype, np.floating):
+            v = v.astype(np.float64)
         per_sample = int(np.prod(v.shape[1:])) if v.ndim > 1 else 1
         flat = v.reshape(-1)
         self._take_sample(flat, start * per_sample)
@@ -422,18 +422,17 @@ class LayerSummary:
         if v.size == 0:
             return
         units = v.reshape(-1, v.shape[-1] if v.ndim >= 2 else 1)
-        low, high = units.min(axis=0), units.max(axis=0)  # vectorised over units: fast
-        self.unit_min = low if self.unit_min is None else np.minimum(self.unit_min, low)
-        self.unit_max = high if self.unit_max is None else np.maximum(self.unit_max, high)
-        total = float(flat.sum(dtype=np.float64))
-        if math.isfinite(total) and math.isfinite(float(low.min())) and math.isfinite(
-                float(high.max())):
-            self._moments(flat, total, float(low.min()), float(high.max()))
-        else:  # NaN or inf somewhere: the moments of the finite values
+        vmin, vmax, total = float(flat.min()), float(flat.max()), float(flat.sum())
+        if math.isfinite(vmin) and math.isfinite(vmax) and math.isfinite(total):
+            self._moments(flat, total, vmin, vmax)
+            dead = _dead_units(units, vmin, vmax)
+        else:  # NaN or inf somewhere: moments of the finite values, dead units counted
             finite = flat[np.isfinite(flat)]
             if finite.size:
-                self._moments(finite, float(finite.sum(dtype=np.float64)),
-                              float(finite.min()), float(finite.max()))
+                self._moments(finite, float(finite.sum()), float(finite.min()),
+                              float(finite.max()))
+            dead = np.count_nonzero(units, axis=0) == 0
+        self.dead = dead if self.dead is None else (self.dead & dead)
 
     def _take_sample(self, flat, offset):
         index = self._index
@@ -441,13 +440,20 @@ class LayerSummary:
         self.sample[lo:hi] = flat[index[lo:hi] - offset]
 
     def _moments(self, finite, total, vmin, vmax):
-        self.finite += int(finite.size)
-        self.total += total
-        if finite.size <= _SMALL or finite.dtype == np.float64:
-            wide = finite.astype(np.float64, copy=False)
-            self.squares += float(np.dot(wide, wide))
-        else:  # float32 dot (BLAS): fast, relative error ~1e-6
-            self.squares += float(np.dot(finite, finite))
+        n = int(finite.size)
+        mean = total / n
+        # einsum's own SIMD loop (not BLAS, whose threads stall on a busy machine); float32
+        # sums (pairwise for `sum`) are within about 1e-6 relative of float64 ones.
+        squares = float(np.einsum("i,i->", finite, finite))
+        m2 = squares - n * mean * mean
+        if m2 < 1e-3 * squares:  # std much smaller than |mean| (a softmax): centre first
+            centred = finite.astype(np.float64) - mean
+            m2 = float(np.einsum("i,i->", centred, centred))
+        # Chan et al.'s merge of (count, mean, sum of squared deviations) over batches
+        delta, before = mean - self.total, self.finite
+        self.finite += n
+        self.total += delta * n / self.finite  # the running mean
+        self.squares += m2 + delta * delta * before * n / self.finite
         self.min = min(self.min, vmin)
         self.max = max(self.max, vmax)
 
@@ -466,8 +472,8 @@ class LayerSummary:
             return {"shape": shape, "count": count, "mean": None, "std": None, "min": None,
                     "max": None, "zero_fraction": 0.0, "dead_fraction": 0.0, "saturation": 0.0,
                     "saturation_bounds": None, "nonfinite_fraction": 1.0 if count else 0.0}
-        mean = self.total / self.finite
-        variance = max(self.squares / self.finite - mean * mean, 0.0)
+        mean = self.total
+        variance = max(self.squares / self.finite, 0.0)
         found = self.bounds() if bounds == "auto" else (None if bounds is None else tuple(bounds))
         sample = self.sample.astype(np.float64)
         finite = sample[np.isfinite(sample)]
@@ -476,7 +482,7 @@ class LayerSummary:
             low, high = found
             band = SATURATION_BAND * (high - low)
             saturation = float(np.mean((finite <= low + band) | (finite >= high - band)))
-        dead = (self.unit_min == 0) & (self.unit_max == 0)
+        dead = self.dead if self.dead is not None else np.zeros(1, bool)
         return {
             "shape": shape, "count": count, "mean": _float(mean), "std": _float(math.sqrt(variance)),
             "min": _float(self.min), "max": _float(self.max),
@@ -489,6 +495,17 @@ class LayerSummary:
 
     def __repr__(self):
         return f"<LayerSummary {self.shape}: {len(self.sample)} sampled values>"
+
+
+def _dead_units(units, vmin, vmax) -> np.ndarray:
+    """Which columns of `units` (finite values) are 0 everywhere: one reduction at most per sign."""
+    if vmin > 0 or vmax < 0:  # no zero at all
+        return np.zeros(units.shape[1], bool)
+    if vmin >= 0:  # ReLU-like: a unit is dead when its largest value is 0
+        return units.max(axis=0) == 0
+    if vmax <= 0:
+        return units.min(axis=0) == 0
+    return (units.max(axis=0) == 0) & (units.min(axis=0) == 0)
 
 
 def summarize(array) -> LayerSummary:

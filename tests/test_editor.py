@@ -538,6 +538,12 @@ def test_apply_runs_at_most_one_pass_and_undo_redo_run_none(editor, monkeypatch)
     assert calls.names == [] and editor._history.steps[1].model is not None
     assert editor.compare("original")["per_layer"]["after"]["conv_a"]["mean"] is not None
     assert calls.names == []
+    # An edit from a rebuilt model: its kept summaries stand in (only the head is summarised
+    # again); with no full output kept for it, its input is recomputed: one pass at most.
+    editor.apply(SetActivation("head", "tanh"))
+    numbers = editor.compare()
+    assert numbers["recompute"] == "incremental" and numbers["recomputed"] == ["head"]
+    assert calls.names == names * batches
 
 
 def panel_state(editor):

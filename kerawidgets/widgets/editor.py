@@ -495,13 +495,17 @@ class ModelEditor:
         else:
             after_model = self._history.at(position).model
             if base == position - 1:
-                run = self.probe.summaries_after_edit(self._history.at(base).model, after_model,
+                before_model = self._history.at(base).model
+                if not self.probe.cached(before_model):  # rebuilt by History: same layers
+                    self.probe.remember(before_model, before)
+                run = self.probe.summaries_after_edit(before_model, after_model,
                                                       _changed(step.report, after_model),
                                                       progress_after)
             else:
                 run = self.probe.summaries(after_model, progress_after)
             kind, recomputed = run.kind, run.recomputed
             after = step.record = run.record.without_checkpoints()
+            self._history.trim()  # a model rebuilt only to probe from goes again
         b, a = before.summaries, after.summaries
         focus_before, focus_after = _focus(step.edit, step.report,
                                            lambda: self._history.at(base).model, b, a)

@@ -97,7 +97,7 @@ class History:
                 with strategy_scope(model):  # a model made under a strategy stays under it
                     model = rebuild(model, [later.edit], reinitialize=later.reinitialize).model
             step.model = model
-            self._trim()
+            self._trim(keep=index)  # the model just asked for stays, even beyond max_models
         return step
 
     # --- moving -----------------------------------------------------------------
@@ -126,12 +126,16 @@ class History:
         self.position = 0
         return self.current
 
-    def _trim(self) -> None:
+    def _trim(self, keep=None) -> None:
         kept = [i for i, s in enumerate(self.steps) if i > 0 and s.model is not None]
         kept.sort(key=lambda i: abs(i - self.position))
         for index in kept[self.max_models:]:
-            if index != self.position and not self.steps[index].pinned:
+            if index not in (self.position, keep) and not self.steps[index].pinned:
                 self.steps[index].model = None
+
+    def trim(self) -> None:
+        """Drop the models beyond `max_models` again (after `at` kept one for a caller)."""
+        self._trim()
 
     def kept_models(self) -> int:
         """How many step models are held in memory (the original included)."""
