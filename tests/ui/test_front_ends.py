@@ -10,6 +10,7 @@ import pytest
 from tests.ui.conftest import (
     _KERNEL_IDLE_JS,
     ARTIFACTS,
+    KERNEL_TIMEOUT_MS,
     _free_port,
     serve,
     server_env,
@@ -56,7 +57,17 @@ def test_graph_view_in_notebook_7(browser, tmp_path):
             page.wait_for_function(_KERNEL_IDLE_JS, timeout=120_000)  # the kernel is connected
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            page.wait_for_selector(".kw-graph[data-painted]")
+            try:
+                # The cells ran (each has its execution count), then the graph painted.
+                page.wait_for_function(
+                    "() => { const p = [...document.querySelectorAll('.jp-InputArea-prompt')];"
+                    " return p.length && p.every(e => /\\[\\d+\\]/.test(e.textContent)); }",
+                    timeout=KERNEL_TIMEOUT_MS)
+                page.wait_for_selector(".kw-graph[data-painted]", timeout=KERNEL_TIMEOUT_MS)
+            except Exception:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "notebook7_not_painted.png"))
+                raise
             page.locator(".kw-node[data-id='hidden']").click()
             page.wait_for_selector(".kw-node.kw-selected[data-id='hidden']")
             # Read the kernel's state back: re-run the second cell.
