@@ -2,7 +2,9 @@
 and the README's first command, which opens the tour in JupyterLab."""
 
 import contextlib
+import json
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from tests.ui.conftest import (
     _KERNEL_IDLE_JS,
     ARTIFACTS,
+    KERNEL_TIMEOUT_MS,
     _free_port,
     serve,
     server_env,
@@ -44,6 +47,24 @@ def page_at(browser, url, viewport, timeout_ms):
         context.close()
 
 
+def _has_session(server, name) -> bool:
+    with urllib.request.urlopen(server.url + "api/sessions", timeout=10) as response:
+        return any(s.get("path") == name for s in json.loads(response.read()))
+
+
+def _start_kernel(page, server, name):
+    """Until the server has a session for the notebook: accept Notebook 7's "Select Kernel"
+    dialog when it shows (it does when the kernel specs come late, under load). Then wait
+    for the kernel to be idle. Every wait is on a condition (the dialog, the session)."""
+    for _ in range(60):
+        if _has_session(server, name):
+            break
+        with contextlib.suppress(Exception):
+            page.locator(".jp-Dialog .jp-mod-accept").click(timeout=2_000)
+    assert _has_session(server, name), "Notebook 7 started no kernel"
+    page.wait_for_function(_KERNEL_IDLE_JS, timeout=KERNEL_TIMEOUT_MS)
+
+
 def test_graph_view_in_notebook_7(browser, tmp_path):
     root, home = tmp_path / "root", tmp_path / "home"
     root.mkdir()
@@ -53,10 +74,20 @@ def test_graph_view_in_notebook_7(browser, tmp_path):
         with page_at(browser, f"{server.url}notebooks/{name}", {"width": 1200, "height": 900},
                      120_000) as page:
             page.wait_for_selector(".jp-Cell .cm-content")
-            page.wait_for_function(_KERNEL_IDLE_JS, timeout=120_000)  # the kernel is connected
+            _start_kernel(page, server, name)
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            page.wait_for_selector(".kw-graph[data-painted]")
+            try:
+                # The cells ran (each has its execution count), then the graph painted.
+                page.wait_for_function(
+                    "() => { const p = [...document.querySelectorAll('.jp-InputArea-prompt')];"
+                    " return p.length && p.every(e => /\\[\\d+\\]/.test(e.textContent)); }",
+                    timeout=KERNEL_TIMEOUT_MS)
+                page.wait_for_selector(".kw-graph[data-painted]", timeout=KERNEL_TIMEOUT_MS)
+            except Exception:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "notebook7_not_painted.png"))
+                raise
             page.locator(".kw-node[data-id='hidden']").click()
             page.wait_for_selector(".kw-node.kw-selected[data-id='hidden']")
             # Read the kernel's state back: re-run the second cell.

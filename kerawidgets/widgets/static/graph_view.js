@@ -805,9 +805,10 @@ function fitSize(state) {
   return [W, Math.max(H / 2, H - inset)];
 }
 
-function setView(state, view) {
+function setView(state, view, fitted = false) {
   view = boundView(view, state.index.scene, ...viewportSize(state));
   state.view = view;
+  state.fittedView = fitted ? view : null; // the view a fit made, until it is moved
   state.dom.world.setAttribute("transform", `translate(${view.tx},${view.ty}) scale(${view.scale})`);
 }
 
@@ -826,11 +827,11 @@ function refit(state, previous) {
   const id = anchorOf(state);
   state.toggled = null;
   setView(state, refitView(state.view, state.index.scene, ...fitSize(state),
-    placeBox(previous, id), placeBox(state.index, id)));
+    placeBox(previous, id), placeBox(state.index, id)), true);
 }
 
 function fit(state) {
-  setView(state, fitView(state.index.scene, ...fitSize(state)));
+  setView(state, fitView(state.index.scene, ...fitSize(state)), true);
 }
 
 function zoomAt(state, factor, px, py) {
@@ -1159,7 +1160,7 @@ function draw(state) {
   applySearch(state);
   if (state.firstDraw) {
     state.firstDraw = false;
-    setView(state, initialView(scene, ...fitSize(state)));
+    setView(state, initialView(scene, ...fitSize(state)), true);
   } else if (!sameStructure(previous.scene, scene)) {
     refit(state, previous);
     state.revealEdited = true; // the next marks: keep an edited node in view
@@ -1208,6 +1209,7 @@ function applyColoring(state) {
 function drawLegend(state, name, spec, metrics, heat) {
   const { legend } = state.dom;
   const options = colorByOptions(metrics, heat);
+  const appeared = legend.classList.contains("kw-legend-empty") && options.length >= 2;
   legend.classList.toggle("kw-legend-empty", options.length < 2);
   const select = legend.querySelector("select");
   select.replaceChildren();
@@ -1219,6 +1221,10 @@ function drawLegend(state, name, spec, metrics, heat) {
   select.value = name;
   const scale = legend.querySelector(".kw-legend-scale");
   scale.style.display = spec ? "" : "none";
+  // The legend just appeared over a view nobody moved since it was fitted: fit above it.
+  if (appeared && state.view === state.fittedView) {
+    setView(state, refitView(state.view, state.index.scene, ...fitSize(state), null, null), true);
+  }
   if (!spec) return;
   legend.querySelector(".kw-legend-bar").style.background = legendGradient(spec);
   const ticks = legend.querySelector(".kw-legend-ticks");
@@ -1448,8 +1454,8 @@ function watchSize(state) {
   const ro = new ResizeObserver(() => {
     const now = [viewport.clientWidth, viewport.clientHeight];
     if (!now[0] || (now[0] === size[0] && now[1] === size[1])) return;
-    setView(state, size[0] ? resizedView(state.view, size[0], now[0])
-      : initialView(state.index.scene, ...now));
+    if (size[0]) setView(state, resizedView(state.view, size[0], now[0]));
+    else setView(state, initialView(state.index.scene, ...fitSize(state)), true);
     size = now;
   });
   ro.observe(viewport);
