@@ -388,11 +388,25 @@ def test_peer_dense_replaced_and_dropout_inserted(name):
     if type(dense) is layers.Dense:  # else a custom layer or LSTM: only the Dropout
         edits.insert(0, ReplaceLayer(dense.name, layers.Dense(units, activation="relu")))
     result = rebuild(model, edits)
-    assert result.report["inserted_dropout"].status == "new"
-    kept = [o for o in result.report.outcomes if o.layer != dense.name and o.status != "new"]
+    # After an output layer the Dropout takes the output's name, so losses and predict
+    # keys keep working; the layer before it becomes "<name>_pre" (issue 15).
+    is_output = dense.name in _output_names(model)
+    dropout = dense.name if is_output else "inserted_dropout"
+    assert result.report[dropout].status == "new"
+    assert _output_names(result.model) == _output_names(model)
+    edited = {dense.name, f"{dense.name}_pre"}
+    kept = [o for o in result.report.outcomes if o.layer not in edited and o.status != "new"]
     assert all(o.status == "kept" for o in kept), result.report
     x = data_for(model)
     assert [o.shape for o in outputs_of(result.model, x)] == [o.shape for o in outputs_of(model, x)]
+
+
+def _output_names(model) -> list[str]:
+    """What Keras keys a Functional model's losses and predict dicts by: the output layers'
+    names. A Sequential has one unnamed output (no `output_names`): none to keep."""
+    if isinstance(model, keras.Sequential):
+        return []
+    return list(model.output_names)
 
 
 @pytest.mark.slow
