@@ -76,8 +76,10 @@ def assert_run_matches(run, full):
         if not summary.exact:
             shares = layer_statistics(values[sample_index(values.size)],
                                       bounds=exact["saturation_bounds"])
+        # float32 outputs of a model run in other batches are not bitwise equal under
+        # jax's XLA (a conv's sums are ordered differently), hence 1e-4, not float64's 1e-5.
         for name in ("mean", "std", "min", "max", "dead_fraction"):
-            assert got[name] == pytest.approx(exact[name], rel=1e-5, abs=1e-6), (key, name)
+            assert got[name] == pytest.approx(exact[name], rel=1e-4, abs=1e-5), (key, name)
         for name in ("zero_fraction", "saturation"):
             assert got[name] == pytest.approx(shares[name], rel=1e-5, abs=1e-6), (key, name)
 
