@@ -39,7 +39,7 @@ from kerawidgets import arguments, naming
 from kerawidgets.callgraph import CallGraph, node_ids
 from kerawidgets.errors import KerawidgetsError
 from kerawidgets.naming import shape_text
-from kerawidgets.probe_cache import ByModel, Record, plan_checkpoints
+from kerawidgets.probe_cache import ByModel, Record, joined, plan_checkpoints
 from kerawidgets.probe_data import ProbeDataError, input_entries, prepare
 from kerawidgets.probe_run import Pass, edit_region
 from kerawidgets.statistics import SAMPLE_SIZE
@@ -358,7 +358,7 @@ class Probe:
         result = ProbeRun(record.summaries, record.model_outputs, kind, reason,
                           [i for i in ids if i in summaries], list(run.calls), record)
         if keep_all is not None:
-            result.full = {nid: _joined(parts[key]) for nid, key in keep_all.items()
+            result.full = {nid: joined(parts[key]) for nid, key in keep_all.items()
                            if key in parts}
         return result
 
@@ -389,11 +389,3 @@ def _summary_bytes(graph, n) -> int:
         units = shape[-1] if shape else 1
         total += 4 * min(values, SAMPLE_SIZE) + 16 * units + 256
     return total
-
-
-def _joined(parts):
-    if len(parts) == 1:
-        return parts[0]
-    joined = np.concatenate(parts)
-    joined.flags.writeable = False
-    return joined

@@ -105,7 +105,7 @@ class Record:
     @property
     def model_outputs(self) -> list:
         """The model's flat outputs over the whole probe data."""
-        return [_joined(self.outputs[k]) for k in self.output_keys]
+        return [joined(self.outputs[k]) for k in self.output_keys]
 
     def arrays(self):
         """Every array the record holds (shared ones once)."""
@@ -132,7 +132,8 @@ class Record:
         return Record(self.summaries, self.output_keys, self.outputs, {})
 
 
-def _joined(parts):
+def joined(parts):
+    """Batches of one value as one read-only array (a single batch as it is)."""
     if len(parts) == 1:
         return parts[0]
     joined = np.concatenate(parts)

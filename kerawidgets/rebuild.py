@@ -870,12 +870,17 @@ def _from_config(cls, config, where):
     try:
         return cls.from_config(config)
     except Exception as error:
-        raise LayerRecreationError(
-            f"Layer {where!r} ({cls.__name__}) cannot be re-created from its config: {error}. "
-            f"Make {cls.__name__}.get_config() return every argument of __init__ "
-            "(start from `config = super().get_config()` and add yours), or give it a "
-            "from_config classmethod."
-        ) from error
+        raise LayerRecreationError(_not_recreatable(cls, where, error)) from error
+
+
+def _not_recreatable(cls, where, error) -> str:
+    """The message for a layer `from_config` cannot re-create, with what to change."""
+    return (
+        f"Layer {where!r} ({cls.__name__}) cannot be re-created from its config: {error}. "
+        f"Make {cls.__name__}.get_config() return every argument of __init__ "
+        "(start from `config = super().get_config()` and add yours), or give it a "
+        "from_config classmethod."
+    )
 
 
 def recreate_layer(layer, where: str, name: str | None = None):
@@ -930,12 +935,7 @@ def _recreate_otherwise(layer, where, error):
             return fresh
     if _config_error(layer) is not None:
         raise LayerRecreationError.get_config_failed(layer, where, error) from error
-    raise LayerRecreationError(
-        f"Layer {where!r} ({cls.__name__}) cannot be re-created from its config: {error}. "
-        f"Make {cls.__name__}.get_config() return every argument of __init__ "
-        "(start from `config = super().get_config()` and add yours), or give it a "
-        "from_config classmethod."
-    ) from error
+    raise LayerRecreationError(_not_recreatable(cls, where, error)) from error
 
 
 def _config_error(layer):
