@@ -144,3 +144,27 @@ class Gated(layers.Layer):
 def scaled_swish(x, scale):
     """A parameterised activation a script can import (`register_activation(..., scale=...)`)."""
     return x * keras.ops.sigmoid(scale * x)
+
+
+class NoKwargs(layers.Layer):
+    """An __init__ without **kwargs: from_config(get_config()) fails."""
+
+    def __init__(self, units):
+        super().__init__()
+        self.units = units
+
+    def build(self, shape):
+        self.w = self.add_weight(shape=(shape[-1], self.units), name="w")
+
+    def call(self, x):
+        return x @ self.w
+
+
+class Scaled:
+    """A callable-object activation that is not registered: clone_model cannot copy it."""
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    def __call__(self, x):
+        return keras.ops.relu(x) * self.factor

@@ -24,6 +24,7 @@ from kerawidgets import ModelGraph, rebuild
 from kerawidgets.edits import InsertLayer, ReplaceLayer, SetActivation
 from kerawidgets.errors import KerawidgetsError, ShapeMismatchError
 from kerawidgets.plan import supports_activation
+from tests.models import NoKwargs, Scaled
 
 PACKAGE = "kerawidgets_peer"
 
@@ -138,28 +139,6 @@ class CustomModelX(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class NoKwargs(layers.Layer):
-    """An __init__ without **kwargs: from_config(get_config()) fails."""
-
-    def __init__(self, units):
-        super().__init__()
-        self.units = units
-
-    def build(self, shape):
-        self.w = self.add_weight(shape=(shape[-1], self.units), name="w")
-
-    def call(self, x):
-        return x @ self.w
-
-
-class Scaled:
-    """A callable-object activation that is not registered: clone_model cannot copy it."""
-
-    def __init__(self, factor):
-        self.factor = factor
-
-    def __call__(self, x):
-        return keras.ops.relu(x) * self.factor
 
 
 # --- architectures -----------------------------------------------------------

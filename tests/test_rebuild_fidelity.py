@@ -13,7 +13,7 @@ from keras import layers
 from kerawidgets import ModelGraph, rebuild
 from kerawidgets.edits import InsertLayer, SetActivation
 from kerawidgets.errors import InvalidEditError, LayerRecreationError
-from tests.models import data_for, weights_of
+from tests.models import NoKwargs, Scaled, data_for, weights_of
 
 
 def outputs_of(model, x):
@@ -250,26 +250,6 @@ def test_layer_renaming_itself_keeps_exactly_its_name():
 # --- 6. layers from_config cannot re-create, though Keras runs them ----------
 
 
-class NoKwargs(layers.Layer):
-    def __init__(self, units):
-        super().__init__()
-        self.units = units
-
-    def build(self, shape):
-        self.w = self.add_weight(shape=(shape[-1], self.units), name="w")
-
-    def call(self, x):
-        return x @ self.w
-
-
-class Scaled:
-    """A callable object as an activation (not registered, not serialisable)."""
-
-    def __init__(self, factor):
-        self.factor = factor
-
-    def __call__(self, x):
-        return keras.ops.relu(x) * self.factor
 
 
 class BrokenConfig(layers.Layer):
