@@ -168,3 +168,19 @@ class Scaled:
 
     def __call__(self, x):
         return keras.ops.relu(x) * self.factor
+
+
+class CountCalls:
+    """Counts the layer calls the probe runs (the probe runs every call through `run_call`)."""
+
+    def __init__(self, monkeypatch):
+        from kerawidgets import _keras_adapter as adapter
+
+        self.names = []
+        real = adapter.run_call
+
+        def counting(call, tensor_map, training=False):
+            self.names.append(call.operation.name)
+            return real(call, tensor_map, training=training)
+
+        monkeypatch.setattr(adapter, "run_call", counting)

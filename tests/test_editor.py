@@ -16,6 +16,7 @@ from kerawidgets.widgets import ModelEditor
 from kerawidgets.widgets.editor import SaveCheckError
 from kerawidgets.widgets.editor_panel import gui_text
 from kerawidgets.widgets.history import History, Step
+from tests.models import CountCalls
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -496,21 +497,6 @@ def test_incremental_recompute_after_edit_near_the_output(editor):
     numbers = editor.compare()
     assert numbers["recompute"] == "incremental" and numbers["recomputed"] == ["head"]
 
-
-class CountCalls:
-    """Counts the layer calls the probe runs (every call goes through `run_call`)."""
-
-    def __init__(self, monkeypatch):
-        from kerawidgets import _keras_adapter as adapter
-
-        self.names = []
-        real = adapter.run_call
-
-        def counting(call, tensor_map, training=False):
-            self.names.append(call.operation.name)
-            return real(call, tensor_map, training=training)
-
-        monkeypatch.setattr(adapter, "run_call", counting)
 
 
 def test_apply_runs_at_most_one_pass_and_undo_redo_run_none(editor, monkeypatch):

@@ -14,7 +14,7 @@ from kerawidgets.errors import KerawidgetsError
 from kerawidgets.probe import Probe, ProbeDataError, node_ids
 from kerawidgets.statistics import layer_statistics, sample_index
 from tests import models
-from tests.models import numpy_of
+from tests.models import CountCalls, numpy_of
 
 
 def branched():
@@ -284,19 +284,6 @@ def conv_stack(size=32, depth=8):
 def images(n=16, size=32):
     return np.random.default_rng(2).standard_normal((n, size, size, 3)).astype("float32")
 
-
-class CountCalls:
-    """Counts the layer calls the probe runs (the probe runs every call through `run_call`)."""
-
-    def __init__(self, monkeypatch):
-        self.names = []
-        real = adapter.run_call
-
-        def counting(call, tensor_map, training=False):
-            self.names.append(call.operation.name)
-            return real(call, tensor_map, training=training)
-
-        monkeypatch.setattr(adapter, "run_call", counting)
 
 
 def test_edit_near_the_output_recomputes_only_downstream_when_outputs_exceed_the_budget(
