@@ -66,6 +66,7 @@ from kerawidgets.widgets.editor_panel import (
 )
 from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
 from kerawidgets.widgets.history import History, Step
+from kerawidgets.widgets.plot_image import PlotImage
 
 __all__ = ["ModelEditor", "SaveCheckError"]
 
@@ -73,6 +74,8 @@ __all__ = ["ModelEditor", "SaveCheckError"]
 SAVE_TOLERANCE = 1e-5
 _PREVIEW_CACHE = 4
 _PLOT_DPI = 80
+#: Widest each plot is drawn (CSS px): wider screens show it at this width, not stretched.
+_PLOT_MAX_WIDTH = {"comparison": 1280, "depth": 1400}
 
 
 class NothingToApply(InvalidEditError):
@@ -102,7 +105,7 @@ class _Comparison:
     movement: dict
     recompute: str
     recomputed: list = dataclasses.field(default_factory=list)
-    pngs: dict | None = None  # the drawn figures, once shown
+    pngs: dict = dataclasses.field(default_factory=dict)  # (plot, display) -> PNG, once drawn
 
     def to_data(self, edit, against) -> dict:
         def layer(stats, key):
@@ -168,9 +171,13 @@ class ModelEditor:
         self.compare_panel = ComparePanel()
         self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget)
         self._compare_for = None  # (weak ref to the model, layer path) the results are about
-        self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
-                                                                      max_width="1120px"))
-        self.depth_image = w.Image(format="png", layout=w.Layout(width="100%", max_width="900px"))
+        # Each plot is drawn for the width, pixel ratio and theme its browser view reports.
+        self.comparison_image = PlotImage(theme=theme, alt="Before and after the edit",
+                                          layout=w.Layout(width="100%"))
+        self.depth_image = PlotImage(theme=theme, alt="Layer statistics along depth",
+                                     layout=w.Layout(width="100%"))
+        for name, image in (("comparison", self.comparison_image), ("depth", self.depth_image)):
+            image.on_display(lambda _display, name=name: self._redraw_plot(name))
         self.plots_note = w.HTML("<i>Apply an edit to see its effect on the probe data.</i>")
         self.comparison_image.add_class("kwe-plot-comparison")
         self.depth_image.add_class("kwe-plot-depth")
@@ -393,11 +400,13 @@ class ModelEditor:
         return comparison.to_data(self._history.steps[self._history.position].edit, against)
 
     def figures(self) -> dict:
-        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
+        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``
+        (laid out for the width and theme they are shown at)."""
         if self._history.position == 0:
             return {}
         comparison = self._comparison or self._compute(self._history.position)
-        return _figures(comparison, self.probe.y)
+        return _figures(comparison, self.probe.y, {"comparison": self.comparison_image.display(),
+                                                   "depth": self.depth_image.display()})
 
     def to_code(self, model_var="model") -> str:
         """A Python script that replays `history` on `model_var` with the public API:
@@ -909,12 +918,8 @@ class ModelEditor:
             self.comparison_image.layout.display = "none"
             self.depth_image.layout.display = "none"
             return
-        if comparison.pngs is None:  # drawn once per comparison: undo and redo reuse it
-            figures = _figures(comparison, self.probe.y)
-            comparison.pngs = {key: plots.figure_to_png(figures[key], dpi=_PLOT_DPI)
-                               for key in ("comparison", "depth")}
-        self.comparison_image.value = comparison.pngs["comparison"]
-        self.depth_image.value = comparison.pngs["depth"]
+        self._draw_plot("comparison", comparison)
+        self._draw_plot("depth", comparison)
         self.comparison_image.layout.display = None
         self.depth_image.layout.display = None
         a = comparison.agreement
@@ -926,6 +931,27 @@ class ModelEditor:
         if a.get("accuracy_before") is not None:
             parts.append(f"accuracy {a['accuracy_before']:.1%} → {a['accuracy_after']:.1%}")
         self.plots_note.value = " · ".join(parts)
+
+    def _draw_plot(self, name, comparison):
+        """Show plot `name` of `comparison` drawn for where it is shown (kept: undo and redo reuse it)."""
+        image = getattr(self, f"{name}_image")
+        shown = image.display()
+        display = dataclasses.replace(shown, width=min(shown.width, _PLOT_MAX_WIDTH[name]))
+        key = (name, display.key())
+        if key not in comparison.pngs:
+            figure = _figures(comparison, self.probe.y, {name: display})[name]
+            comparison.pngs[key] = plots.figure_to_png(figure, pixel_ratio=display.pixel_ratio)
+            for old in list(comparison.pngs)[:-4]:  # a few sizes and themes at most
+                del comparison.pngs[old]
+        image.show(comparison.pngs[key], display.width)
+
+    def _redraw_plot(self, name):
+        """The browser reported a new width, pixel ratio or theme: draw the shown plot again."""
+        if self._comparison is not None and not self._busy:
+            try:
+                self._draw_plot(name, self._comparison)
+            except Exception as error:  # the plot stays as it was; say why
+                self.panel.show_status(_plot_failure(error), "error")
 
     @contextlib.contextmanager
     def _working(self, steps=1):
@@ -1087,7 +1113,9 @@ def _probe_progress(progress, step, text):
     return report
 
 
-def _figures(comparison: _Comparison, y) -> dict:
+def _figures(comparison: _Comparison, y, displays=None) -> dict:
+    """The comparison's figures: those named in `displays` ({name: plots.Display}), else both."""
+    displays = displays or {"comparison": None, "depth": None}
     c = comparison
     layer_before, layer_after = c.layer_before, c.layer_after
     if layer_before is None:
@@ -1095,12 +1123,16 @@ def _figures(comparison: _Comparison, y) -> dict:
     name = c.focus_after or c.focus_before or "edited layer"
     if c.focus_before and c.focus_after and c.focus_before != c.focus_after:
         name = f"{c.focus_before} → {c.focus_after}"
-    comparison = plots.comparison_figure(layer_before, layer_after, c.model_before,
-                                         c.model_after, agreement=c.agreement, y=y,
-                                         layer_name=name)
-    depth = plots.depth_summary_figure(c.stats_before, c.stats_after, order=c.order,
-                                       highlight=c.focus_after)
-    return {"comparison": comparison, "depth": depth}
+    figures = {}
+    if "comparison" in displays:
+        figures["comparison"] = plots.comparison_figure(
+            layer_before, layer_after, c.model_before, c.model_after, agreement=c.agreement,
+            y=y, layer_name=name, display=displays["comparison"])
+    if "depth" in displays:
+        figures["depth"] = plots.depth_summary_figure(
+            c.stats_before, c.stats_after, order=c.order, highlight=c.focus_after,
+            display=displays["depth"])
+    return figures
 
 
 def _evaluation_line(result) -> str:
