@@ -31,16 +31,7 @@ import keras
 
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import activations, arguments, model_class, naming
-from kerawidgets.edits import (
-    Edit,
-    InsertLayer,
-    LayerSpec,
-    RemoveLayer,
-    ReplaceLayer,
-    SetActivation,
-    _non_default_config,
-    as_edit,
-)
+from kerawidgets.edits import Edit, LayerSpec, _non_default_config, as_edit
 from kerawidgets.errors import (
     InvalidEditError,
     KerawidgetsError,
@@ -157,7 +148,7 @@ class _Walk:
             new_model = self.copy_model(self.model, (), self.name or self.model.name)
         self.settle_weights()
         self.copy_compile_state(new_model)
-        structural = not isinstance(self.plan.edit, (SetActivation, type(None)))
+        structural = self.plan.edit is not None and self.plan.edit.structural
         model_class.restore_attributes(self.kept_classes, self.cache, self.notes, structural)
         return Rebuild(new_model, RebuildReport(self.outcomes, self.notes), tuple(edits))
 
@@ -413,9 +404,15 @@ class _Walk:
         return ShapeMismatchError(
             f"{what} cannot take input of shape {shape_text(got)}{built_for}.{cause} "
             f"Keras says: {_sentence(error)}{after} Nothing was changed. "
-            f"{_shape_hint(self.plan.edit, kind, got)}",
+            f"{self.shape_hint(kind, got)}",
             layer=where, expected=expected, got=got, downstream=downstream,
         )
+
+    def shape_hint(self, kind, got) -> str:
+        """What to do instead, from the edit whose shapes do not fit (`Edit.shape_hint`)."""
+        if self.plan.edit is None:
+            return "Keep the shape each layer was built for, or add a layer that restores it."
+        return self.plan.edit.shape_hint(kind, got)
 
     # --- sequential models ----------------------------------------------
 
@@ -490,7 +487,7 @@ class _Walk:
             self.note_shape_change(steps, index, outputs.get(id(original)), [tuple(x.shape)])
         return ShapeMismatchError(
             f"Sequential {name!r} could not be built after the edit. Keras says: "
-            f"{_sentence(error)} Nothing was changed. {_shape_hint(self.plan.edit, 'copy', None)}",
+            f"{_sentence(error)} Nothing was changed. {self.shape_hint('copy', None)}",
             layer=name,
         )
 
@@ -770,26 +767,6 @@ def _sentence(error) -> str:
     """The reason in a Keras error (`keras_reason`), ending with a full stop."""
     text = keras_reason(error)
     return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _shape_hint(edit, kind, got) -> str:
-    """What to do instead, for the kind of edit whose shapes do not fit."""
-    fits = f" input of shape {shape_text(got)}" if got else " its input"
-    if isinstance(edit, InsertLayer):
-        return (f"Insert a layer that accepts{fits} and keeps that shape, or add a Reshape or "
-                "Dense after it that restores the shape the next layer expects.")
-    if isinstance(edit, ReplaceLayer):
-        if kind == "replaced":
-            return (f"Pick a replacement that accepts{fits} and keeps the old output shape, or "
-                    "add a layer after it that restores it (a Dense, Reshape or pooling layer).")
-        return ("Pick a replacement that keeps the old output shape, or add a layer after it "
-                "that restores it (a Dense, Reshape or pooling layer).")
-    if isinstance(edit, RemoveLayer):
-        return ("The removed layer changed the shape; keep it, or replace it with a layer that "
-                "gives the shape its consumers expect (ReplaceLayer).")
-    if isinstance(edit, SetActivation):
-        return "Pick an activation that keeps the shape of its input (any built-in one does)."
-    return "Keep the shape each layer was built for, or add a layer that restores it."
 
 
 @contextlib.contextmanager

@@ -213,3 +213,40 @@ def test_to_code_says_what_it_cannot_import():
                and "kerawidgets.register_activation('code_lambda', fn)" in c for c in comments)
     assert any(c.startswith("# Local is defined in") and "cannot be imported" in c for c in comments)
     compile("\n".join(header), "<header>", "exec")
+
+
+def test_an_edit_class_registers_itself_and_round_trips():
+    """Adding an edit type is one class: subclassing registers it for JSON and the panel."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Rename(edits.Edit):
+        layer: str
+        name: str
+        required = ("layer", "name")
+
+        def describe(self):
+            return f"Rename {self.layer!r} to {self.name!r}"
+
+        def to_data(self):
+            return {"type": self.kind, "layer": self.layer, "name": self.name}
+
+        @classmethod
+        def from_fields(cls, data, subnetworks=None):
+            return cls(data["layer"], data["name"])
+
+    try:
+        assert edits.EDIT_TYPES["Rename"] is Rename
+        edit = Rename("dense", "first")
+        assert edits.from_json(edit.to_json()) == edit
+        assert edit.layer_name == "dense"
+        with pytest.raises(InvalidEditError, match=r"lacks 'name'; it takes the keys 'type', 'layer', 'name'"):
+            edits.from_data({"type": "Rename", "layer": "dense"})
+    finally:
+        del edits.EDIT_TYPES["Rename"]
+    with pytest.raises(InvalidEditError, match="Unknown edit type 'Rename'"):
+        edits.from_data({"type": "Rename", "layer": "dense", "name": "x"})
+
+
+@pytest.mark.parametrize("edit", EXAMPLES, ids=lambda e: e.kind)
+def test_every_example_is_registered_under_its_kind(edit):
+    assert edits.EDIT_TYPES[edit.kind] is type(edit)

@@ -46,7 +46,6 @@ from kerawidgets.edits import (
     script_header,
 )
 from kerawidgets.errors import InvalidEditError, KerawidgetsError, SaveCheckError
-from kerawidgets.graph import ModelGraph
 from kerawidgets.plan import plan_edit, supports_activation
 from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
@@ -1013,10 +1012,7 @@ def _same_edit(a, b) -> bool:
 
 
 def _edit_layer(edit):
-    if edit is None:
-        return None
-    value = getattr(edit, "layer", None) if not isinstance(edit, InsertLayer) else edit.after
-    return value if isinstance(value, str) else None
+    return None if edit is None else edit.layer_name
 
 
 def _edited(report) -> set:
@@ -1031,20 +1027,9 @@ def _changed(report, model) -> list[str]:
 
 
 def _focus(edit, report, before_model, before, after):
-    """(node in the old model, node in the new model) whose outputs the histograms compare.
-
-    `before_model` is a function giving the old model (only a removal needs it).
-    """
-    if isinstance(edit, InsertLayer):
-        new = [o.layer for o in report.outcomes if o.status == "new"]
-        return edit.after, (new[-1] if new else edit.after)
-    if isinstance(edit, RemoveLayer):
-        graph = ModelGraph.from_model(before_model())
-        sources = [e.source for e in graph.edges if e.target == edit.layer]
-        return edit.layer, (sources[0] if sources else None)
-    edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
-    layer = edited[0] if edited else None
-    return (layer if layer in before else None), layer
+    """(node in the old model, node in the new model) whose outputs the histograms compare
+    (`Edit.focus`); `before_model` is a function giving the old model."""
+    return edit.focus(report, before_model, before, after)
 
 
 def _single(outputs):
