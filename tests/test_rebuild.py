@@ -7,7 +7,7 @@ from keras import layers
 
 import kerawidgets
 from kerawidgets import rebuild
-from kerawidgets.edits import InsertLayer, ReplaceLayer, SetActivation
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
 from kerawidgets.errors import (
     InvalidEditError,
     LayerRecreationError,
@@ -16,7 +16,8 @@ from kerawidgets.errors import (
     UnknownLayerError,
     UnsupportedModelError,
 )
-from kerawidgets.rebuild import _sentence
+from kerawidgets.plan import Plan
+from kerawidgets.rebuild import _sentence, _Walk
 from tests import models
 from tests.models import config_of, data_for, weights_of
 
@@ -747,3 +748,40 @@ def test_garbage_collector_state_is_restored_after_a_rebuild_and_a_refused_one()
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_a_failing_nested_walk_gives_the_outer_model_back_its_outputs_and_calls():
+    inner_in = keras.Input((3,))
+    inner = keras.Model(inner_in, layers.Dense(2, name="inner_dense")(inner_in), name="inner")
+    outer_in = keras.Input((3,))
+    outer = keras.Model(outer_in, inner(outer_in), name="outer")
+    walk = _Walk(outer, Plan(), None)
+    with walk.walking(outer, ["outer calls"]):
+        outputs = walk.current_outputs
+        with pytest.raises(RuntimeError, match="inside"):
+            with walk.walking(inner, ["inner calls"]):
+                assert walk.current_calls == ["inner calls"]
+                raise RuntimeError("failed inside the nested model")
+        assert walk.current_outputs is outputs and walk.current_calls == ["outer calls"]
+    assert walk.current_outputs == [] and walk.current_calls == []
+
+
+def test_an_action_means_the_same_in_the_functional_and_the_sequential_walk():
+    """Remove, replace and insert at the same place give the same layers and report."""
+    def sequential():
+        return keras.Sequential([keras.Input((4,)), layers.Dense(3, name="a"),
+                                 layers.Dense(3, name="b"), layers.Dense(2, name="c")])
+
+    def functional():
+        inp = keras.Input((4,))
+        x = layers.Dense(3, name="a")(inp)
+        x = layers.Dense(3, name="b")(x)
+        return keras.Model(inp, layers.Dense(2, name="c")(x))
+
+    for edit in (RemoveLayer("b"), ReplaceLayer("b", layers.Dense(3, activation="tanh")),
+                 InsertLayer("a", [layers.Dropout(0.1), layers.Identity()])):
+        results = [rebuild(build(), [edit]) for build in (sequential, functional)]
+        names = [[layer.name for layer in r.model.layers if layer.weights or "input" not in layer.name]
+                 for r in results]
+        assert names[0] == names[1], edit
+        assert results[0].report.to_records() == results[1].report.to_records(), edit
