@@ -768,6 +768,105 @@ class RemoveLayer(Edit):
         return self.layer, (sources[0] if sources else None)
 
 
+@dataclasses.dataclass(frozen=True, eq=True, init=False)
+class SetSettings(Edit):
+    """Change settings in one layer's config (a Dropout rate, a LeakyReLU slope, a
+    convolution's padding, `use_bias`...), keeping the weights that still fit.
+
+    The layer is re-created from its config with these keys changed, under its
+    name. Its weights whose name and shape stay are kept; a weight the new
+    settings add (``use_bias=True``) starts from its initializer and is reported
+    as new; one they take away is dropped. When its output shape changes
+    (``padding="same"``), layers downstream whose weights no longer fit are
+    refused unless ``reinitialize="downstream"``, as for any edit.
+
+    >>> edit = SetSettings("dropout", rate=0.3)
+    >>> edit.describe()
+    "Set rate=0.3 on 'dropout'"
+    >>> edit.to_code()
+    "model = kerawidgets.set_settings(model, 'dropout', rate=0.3)"
+    >>> from_json(edit.to_json()) == edit
+    True
+    """
+
+    layer: str
+    changes: tuple  # ((config key, value), ...) sorted by key; lists frozen as tuples
+    required: ClassVar[tuple[str, ...]] = ("layer", "settings")
+    panel_tab: ClassVar[str | None] = "Settings"
+    structural: ClassVar[bool] = False
+
+    def __init__(self, layer, settings: dict | None = None, /, **more):
+        object.__setattr__(self, "layer", _single_name(layer, "layer"))
+        if settings is not None and not isinstance(settings, dict):
+            raise InvalidEditError(f"SetSettings of {self.layer!r}: give the settings as keywords "
+                                   f"(rate=0.2) or a dict; got {shorten(settings)}.")
+        given = {**(settings or {}), **more}
+        if not given:
+            raise InvalidEditError(f"SetSettings of {self.layer!r} changes nothing: name a setting "
+                                   "and its value, e.g. SetSettings('dropout', rate=0.2).")
+        changes = tuple(sorted((_setting_key(self.layer, k), _setting_value(self.layer, k, v))
+                               for k, v in given.items()))
+        object.__setattr__(self, "changes", changes)
+
+    @property
+    def settings(self) -> dict:
+        """The new values by config key (tuples where a list was given)."""
+        return dict(self.changes)
+
+    def _text(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.changes)
+
+    def describe(self):
+        return f"Set {self._text()} on {self.layer!r}"
+
+    def to_code(self, model_var="model"):
+        return f"{model_var} = kerawidgets.set_settings({model_var}, {self.layer!r}, {self._text()})"
+
+    def to_data(self):
+        return {"type": self.kind, "layer": self.layer, "settings": self.settings}
+
+    @classmethod
+    def from_fields(cls, data, subnetworks=None):
+        if not isinstance(data["settings"], dict):
+            raise InvalidEditError(f"The SetSettings edit data's 'settings' must be a dict of "
+                                   f"config keys to values; got {shorten(data['settings'])}.")
+        return cls(data["layer"], data["settings"])
+
+    def plan(self, model):
+        """The layer, once its config is known to have these keys and to take these values."""
+        plan = planning.Plan(self)
+        target = planning.one_target(model, self.layer)
+        planning.check_settings(target, self.settings)
+        plan.add(target, planning.Action(self, configure=self.changes))
+        return plan
+
+    def shape_hint(self, kind, got):
+        return ("Keep the settings that give the output shape the next layers were built for "
+                "(for example the padding or strides they had), or replace the layers after it.")
+
+
+def _setting_key(layer, key) -> str:
+    if not isinstance(key, str) or not key.isidentifier() or key == "name":
+        raise InvalidEditError(
+            f"SetSettings of {layer!r}: {shorten(key)} is not a setting to change (a config key "
+            "such as 'rate', 'padding' or 'use_bias'; rename a layer with ReplaceLayer).")
+    return key
+
+
+def _setting_value(layer, key, value):
+    """`value` as the edit stores it: plain JSON values, lists frozen as tuples."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_setting_value(layer, key, v) for v in value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a numpy scalar
+        return value.item()
+    raise InvalidEditError(
+        f"SetSettings of {layer!r}: {key}={shorten(value)} is not a plain value (a number, "
+        "text, True/False, None or a list of these). Change a layer object, an initializer or "
+        "a regularizer with ReplaceLayer.")
+
+
 def _kinds_text() -> str:
     """The edit classes, as a sentence lists them: ``SetActivation, ... or RemoveLayer``."""
     kinds = list(EDIT_TYPES)

@@ -33,7 +33,7 @@ import keras
 
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import activations, targets
-from kerawidgets.errors import InvalidEditError, LayerRecreationError
+from kerawidgets.errors import InvalidEditError, LayerRecreationError, keras_reason
 
 if TYPE_CHECKING:
     from kerawidgets.edits import Edit
@@ -147,6 +147,43 @@ def no_activation_message(target, attribute) -> str:
         "activation (Dense, Conv2D, an Activation or ReLU layer...), or add one after it: "
         f"InsertLayer(after={target.path_str!r}, layer=keras.layers.Activation('gelu'))."
     )
+
+
+def check_settings(target: targets.Target, settings: dict) -> None:
+    """Refuse settings `target`'s layer has not, or that its class cannot be made with,
+    before the rebuild (a `SetSettings` edit)."""
+    layer = target.layer
+    if adapter.is_model(layer):
+        raise InvalidEditError(f"{target.path_str!r} is a model; change the settings of the "
+                               "layers inside it instead.")
+    try:
+        config = layer.get_config()
+    except Exception as error:
+        raise LayerRecreationError.get_config_failed(layer, target.path_str, error) from error
+    unknown = [k for k in settings if k not in config]
+    cls = type(layer).__name__
+    if unknown:
+        known = ", ".join(k for k in config if k not in ("name", "trainable", "dtype"))
+        raise InvalidEditError(
+            f"Layer {target.path_str!r} ({cls}) has no setting {', '.join(map(repr, unknown))}; "
+            f"its settings are {known or 'none'}.")
+    new = {**config, **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}}
+    try:
+        type(layer).from_config(new)
+    except Exception as error:
+        shown = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+        raise InvalidEditError(
+            f"Layer {target.path_str!r} ({cls}) cannot be made with {shown}: "
+            f"{_from_config_reason(error)} Nothing was changed; pick a value its class accepts."
+        ) from error
+
+
+def _from_config_reason(error) -> str:
+    """Why `from_config` failed, without the config Keras' deserializer prints first."""
+    text = str(error)
+    marker = "Exception encountered:"
+    reason = text.split(marker, 1)[1].strip() if marker in text else keras_reason(error)
+    return reason if reason.endswith((".", "!", "?")) else reason + "."
 
 
 def check_removable(model, target) -> None:

@@ -109,6 +109,8 @@ class _Pair:
     reason: str = ""
     in_report: bool = True
     same_inputs: bool = False  # called on inputs with exactly the original's specs
+    by_name: bool = False  # keep each weight that fits on its own (new settings, same layer)
+    weights_note: str = ""  # with `by_name`: the weights kept, added and dropped
 
 
 @dataclasses.dataclass
@@ -596,8 +598,10 @@ class _Walk:
                 f"Shared layer {naming.layer_path(path)!r}: call {call_index} was edited on its "
                 f"own, so it is now a separate layer {name!r} (weights copied where they fit)."
             )
-        if action is None or (not action.activation and not action.replacement):
+        if action is None or not (action.activation or action.replacement or action.configure):
             layers = [self.copy_operation(operation, path, name, in_report)]
+        elif action.configure:
+            layers = [self.with_settings(operation, path, name, action.configure)]
         elif action.activation:
             layers = [self.with_activation(operation, path, name, action)]
         else:
@@ -612,6 +616,19 @@ class _Walk:
             return adapter.copy_operation(operation)
         layer = recreate_layer(operation, naming.layer_path(path), name)
         self.pair(operation, layer, path, False, "untouched", in_report)
+        return layer
+
+    def with_settings(self, operation, path, name, changes):
+        """The layer re-created from its config with `changes`; each weight that still fits
+        is kept (`_settle_by_name`)."""
+        where = naming.layer_path(path)
+        config = _fresh_layer_values(_layer_config(operation, where), where)
+        before = {k: config.get(k) for k, _ in changes}
+        config.update({k: list(v) if isinstance(v, tuple) else v for k, v in changes})
+        config["name"] = name
+        layer = _named_like(_from_config(type(operation), config, where), operation, name)
+        reason = ", ".join(f"{k} {before[k]!r} -> {v!r}" for k, v in changes)
+        self.pair(operation, layer, path, True, reason, True, by_name=True)
         return layer
 
     def with_activation(self, operation, path, name, action):
@@ -695,9 +712,9 @@ class _Walk:
 
     # --- weights --------------------------------------------------------
 
-    def pair(self, old, new, path, edited, reason, in_report):
+    def pair(self, old, new, path, edited, reason, in_report, by_name=False):
         feed = self.feeder.register(new, old)
-        self.entries.append(_Pair(old, new, feed, path, edited, reason, in_report))
+        self.entries.append(_Pair(old, new, feed, path, edited, reason, in_report, by_name=by_name))
         self.pair_of[id(new)] = self.entries[-1]
 
     def pending_outcome(self, path, layer, status, reason):
@@ -724,7 +741,7 @@ class _Walk:
             if isinstance(entry, _NewLayer):  # nothing to keep
                 self.outcome(entry.path, entry.layer, entry.final_status, entry.reason, edited=True)
                 continue
-            fits, detail = _settle_pair(entry)
+            fits, detail = _settle_by_name(entry) if entry.by_name else _settle_pair(entry)
             if fits:
                 if entry.in_report:
                     self.outcome(entry.path, entry.new, "kept", _kept_reason(entry), entry.edited)
@@ -799,6 +816,8 @@ def _collection_paused():
 def _kept_reason(pair: _Pair) -> str:
     if not pair.edited:
         return "untouched" if pair.new.weights else "untouched (no weights)"
+    if pair.weights_note:
+        return f"{pair.reason}; {pair.weights_note}"
     return pair.reason + ("; weights fit and are kept" if pair.new.weights else "")
 
 
@@ -848,6 +867,39 @@ def _accepted_kwargs(layer, kwargs, verbatim) -> dict:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return kwargs
     return {k: v for k, v in kwargs.items() if k in parameters or k == "training"}
+
+
+def _settle_by_name(pair: _Pair) -> tuple[bool, str]:
+    """Keep each weight of `pair.new` whose original (same name) has its shape; report the
+    weights the new settings add or drop. Not kept (False) when an original weight changed
+    shape: the layer is then re-initialised as `_settle_pair` would."""
+    old_vars = list(adapter.layer_variables(pair.old))
+    kept, added = [], []
+    for new in adapter.layer_variables(pair.new):
+        old = next((v for v in old_vars if v.name == new.name), None)  # in order, as fed
+        if old is not None:
+            old_vars.remove(old)
+        if old is None:
+            added.append(new)
+        elif tuple(old.shape) != tuple(new.shape):
+            return _settle_pair(pair)
+        else:
+            kept.append((old, new))
+    for old, new in kept:
+        if pair.feed.fed.get(id(new)) is not old:
+            adapter.assign_copy(new, old)
+    adapter.finalize_state(pair.new)
+    if not added and not old_vars:
+        return True, ""
+    parts = []
+    if kept:
+        parts.append(f"{_variable_shapes([n for _, n in kept])} kept")
+    if added:
+        parts.append(f"new weight {_variable_shapes(added)} (from its initializer)")
+    if old_vars:
+        parts.append(f"{_variable_shapes(old_vars)} dropped")
+    pair.weights_note = "; ".join(parts)
+    return True, ""
 
 
 def _settle_pair(pair: _Pair) -> tuple[bool, str]:
