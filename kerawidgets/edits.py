@@ -41,7 +41,7 @@ def _find_layer_class(class_name: str):
     return keras.saving.get_registered_object(class_name) or getattr(keras.layers, class_name, None)
 
 
-def _class_code(cls) -> str:
+def _class_code(cls: type) -> str:
     """How code names a layer class: ``keras.layers.Dense``, or a custom class's own name
     (which `class_import` imports)."""
     if getattr(keras.layers, cls.__name__, None) is cls:
@@ -49,7 +49,7 @@ def _class_code(cls) -> str:
     return cls.__name__
 
 
-def class_import(cls) -> str | None:
+def class_import(cls: type) -> str | None:
     """The line that makes `_class_code(cls)` name `cls` in a fresh script: the public
     module first (``from keras_hub.layers import TransformerEncoder``, not its ``src``
     module), then the defining one; a comment when it cannot be imported (a class
@@ -472,6 +472,7 @@ class SetActivation(Edit):
 
     layer: Any
     activation: Any
+    _: dataclasses.KW_ONLY
     attribute: str = "activation"
     kind = "SetActivation"
 
@@ -528,6 +529,7 @@ class ReplaceLayer(Edit):
 
     layer: Any
     replacement: Any
+    _: dataclasses.KW_ONLY
     trainable: bool | None = None
     kind = "ReplaceLayer"
 
@@ -636,7 +638,9 @@ def script_header(edits) -> list[str]:
     ['import keras', 'import kerawidgets']
     """
     classes, names = _union(edit.names() for edit in edits)
-    imports, comments, registrations = [], [], []
+    imports: list[str] = []
+    comments: list[str] = []
+    registrations: list[str] = []
     for cls in sorted(classes, key=lambda c: (c.__module__, c.__name__)):
         line = class_import(cls)
         if line is None:
@@ -677,7 +681,7 @@ def from_data(data: dict, subnetworks=None) -> Edit:
     if not isinstance(data, dict):
         raise InvalidEditError(f"An edit's data must be a dict (edit.to_data()); got "
                                f"{type(data).__name__} {shorten(data)}.")
-    kind = data.get("type")
+    kind: Any = data.get("type")
     missing = [k for k in _REQUIRED_KEYS.get(kind, ()) if k not in data]
     if missing:
         raise InvalidEditError(

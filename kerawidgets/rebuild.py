@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import gc
 import inspect
+from typing import Any
 
 import keras
 
@@ -96,6 +97,7 @@ def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
         step = _Walk(current, plan, reinitialize).run((edit,))
         report = step.report if report is None else report.then(step.report)
         current = step.model
+    assert report is not None  # `edits` is not empty
     return Rebuild(current, report, edits)
 
 
@@ -110,9 +112,9 @@ def copy_model(model, *, name=None) -> keras.Model:
 class _Pair:
     """A fresh layer and the original it was made from."""
 
-    old: object
-    new: object
-    feed: adapter.WeightFeed
+    old: Any  # a keras Layer, or None for a new layer
+    new: Any
+    feed: adapter.WeightFeed | None
     path: tuple[str, ...]
     mode: str  # "copy" (untouched) or "edited" (edited, same class: keep if it fits)
     reason: str = ""
@@ -220,12 +222,12 @@ class _Walk:
         else:
             copy_path = path
             specific = action is not None and action.call_specific
-            if keep_output_name and action.insert_after and not specific:
+            if keep_output_name and action is not None and action.insert_after and not specific:
                 copy_path = self.renamed_output(path, names)
             elif id(operation) in self.yield_names and not specific:
                 copy_path = (*prefix, self.yield_names[id(operation)])
                 self.renamed[naming.layer_path(copy_path)] = naming.layer_path(path)
-            own_name = keep_output_name and specific and not action.insert_after
+            own_name = keep_output_name and action is not None and specific and not action.insert_after
             layers = self.layers_for(operation, copy_path, call.call_index, action, names, in_report,
                                      own_name=own_name)
             like = self.unchanged_output(call, layers, action, tensor_map)
@@ -825,21 +827,23 @@ def _keeps_kwargs(action: Action | None) -> bool:
 
 def _settle_pair(pair: _Pair) -> tuple[bool, str]:
     """Give `pair.new` the old values where everything fits; say why not otherwise."""
+    feed = pair.feed
+    assert feed is not None  # a pair with an original layer has a feed
     old_vars = adapter.layer_variables(pair.old)
     new_vars = adapter.layer_variables(pair.new)
     old_shapes = [tuple(v.shape) for v in old_vars]
     new_shapes = [tuple(v.shape) for v in new_vars]
     if old_shapes == new_shapes:
         for old, new in zip(old_vars, new_vars):
-            if pair.feed.fed.get(id(new)) is not old:
+            if feed.fed.get(id(new)) is not old:
                 adapter.assign_copy(new, old)
         adapter.finalize_state(pair.new)
         if adapter.has_assets(pair.old):
             adapter.copy_assets(pair.old, pair.new)
         return True, ""
     for new in new_vars:
-        if id(new) in pair.feed.fed:
-            adapter.reinitialize_variable(new, pair.feed.initializers.get(id(new)))
+        if id(new) in feed.fed:
+            adapter.reinitialize_variable(new, feed.initializers.get(id(new)))
     changed = [
         f"{o.name} {tuple(o.shape)} -> {tuple(n.shape)}"
         for o, n in zip(pair.old.weights, pair.new.weights)
