@@ -307,7 +307,7 @@ def input_spec_of(tensor) -> dict:
     return spec
 
 
-def sub_layers(layer) -> list:
+def sub_layers(layer) -> list[Any]:
     """`layer` and every layer tracked inside it, depth first."""
     return list(layer._flatten_layers(include_self=True, recursive=True))
 
@@ -356,7 +356,8 @@ def copy_layer_object(layer):
     memo: dict = {}
     shells = []
     for sub in originals:
-        shell = type(sub).__new__(type(sub))  # Keras wraps `build` for the new object here
+        cls: Any = type(sub)
+        shell = cls.__new__(cls)  # Keras wraps `build` for the new object here
         memo[id(sub)] = shell
         shells.append(shell)
         for attribute in ("_inbound_nodes", "_outbound_nodes"):
@@ -558,7 +559,7 @@ class WeightFeeder:
             feed.initializers[id(variable)] = initializer
             return variable
 
-        add_weight._kerawidgets_feeding = True
+        add_weight._kerawidgets_feeding = True  # type: ignore[attr-defined]
         Layer.add_weight = add_weight
         return self
 

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import gc
 import inspect
+from typing import Any
 
 import keras
 
@@ -87,6 +88,7 @@ def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
         step = _Walk(current, plan, reinitialize).run((edit,))
         report = step.report if report is None else report.then(step.report)
         current = step.model
+    assert report is not None  # `edits` is not empty
     return Rebuild(current, report, edits)
 
 
@@ -101,9 +103,9 @@ def copy_model(model, *, name=None) -> keras.Model:
 class _Pair:
     """A fresh layer and the original it was made from: its weights are kept if they fit."""
 
-    old: object
-    new: object
-    feed: adapter.WeightFeed
+    old: Any  # a keras Layer, or None for a new layer
+    new: Any
+    feed: adapter.WeightFeed | None
     path: tuple[str, ...]
     edited: bool  # False: an untouched copy; True: edited, same class (keep what fits)
     reason: str = ""
@@ -904,21 +906,23 @@ def _settle_by_name(pair: _Pair) -> tuple[bool, str]:
 
 def _settle_pair(pair: _Pair) -> tuple[bool, str]:
     """Give `pair.new` the old values where everything fits; say why not otherwise."""
+    feed = pair.feed
+    assert feed is not None  # a pair with an original layer has a feed
     old_vars = adapter.layer_variables(pair.old)
     new_vars = adapter.layer_variables(pair.new)
     old_shapes = [tuple(v.shape) for v in old_vars]
     new_shapes = [tuple(v.shape) for v in new_vars]
     if old_shapes == new_shapes:
         for old, new in zip(old_vars, new_vars):
-            if pair.feed.fed.get(id(new)) is not old:
+            if feed.fed.get(id(new)) is not old:
                 adapter.assign_copy(new, old)
         adapter.finalize_state(pair.new)
         if adapter.has_assets(pair.old):
             adapter.copy_assets(pair.old, pair.new)
         return True, ""
     for new in new_vars:
-        if id(new) in pair.feed.fed:
-            adapter.reinitialize_variable(new, pair.feed.initializers.get(id(new)))
+        if id(new) in feed.fed:
+            adapter.reinitialize_variable(new, feed.initializers.get(id(new)))
     changed = [
         f"{o.name} {tuple(o.shape)} -> {tuple(n.shape)}"
         for o, n in zip(pair.old.weights, pair.new.weights)
