@@ -415,7 +415,7 @@ def copy_model_object(model):
     >>> net = Net(name="net")
     >>> _ = net(np.ones((1, 3), "float32"))
     >>> twin = copy_model_object(net)
-    >>> type(twin) is Net, twin.d is net.d, twin.compiled, twin.d.kernel.shape
+    >>> type(twin) is Net, twin.d is net.d, twin.compiled, tuple(twin.d.kernel.shape)
     (True, False, False, (3, 2))
     """
     state = vars(model)
