@@ -37,7 +37,13 @@ from kerawidgets.inplace import set_activation_inplace
 from kerawidgets.probe import Probe, ProbeDataError
 from kerawidgets.rebuild import Rebuild, copy_model, rebuild
 from kerawidgets.report import LayerOutcome, RebuildReport
-from kerawidgets.shortcuts import insert_layer, remove_layer, replace_activation, replace_layer
+from kerawidgets.shortcuts import (
+    insert_layer,
+    remove_layer,
+    replace_activation,
+    replace_layer,
+    set_settings,
+)
 from kerawidgets.sweep import SweepResult, SweepRow, sweep
 from kerawidgets.widgets import GraphView, ModelEditor
 
@@ -74,6 +80,7 @@ __all__ = [
     "replace_activation",
     "replace_layer",
     "set_activation_inplace",
+    "set_settings",
     "sweep",
     "unregister_activation",
 ]

@@ -29,6 +29,7 @@ import dataclasses
 import json
 import os
 import weakref
+from typing import Any
 
 import ipywidgets as w
 import keras
@@ -46,13 +47,13 @@ from kerawidgets.edits import (
     script_header,
 )
 from kerawidgets.errors import InvalidEditError, KerawidgetsError, SaveCheckError
-from kerawidgets.graph import ModelGraph
 from kerawidgets.plan import plan_edit, supports_activation
 from kerawidgets.probe import Probe
-from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
+from kerawidgets.rebuild import REINITIALIZE_CHOICES, Rebuild, rebuild
+from kerawidgets.report import RebuildReport
 from kerawidgets.saving import save_verified
 from kerawidgets.statistics import agreement, paired_summary_statistics, summary_movement
-from kerawidgets.training import StopFlag
+from kerawidgets.training import FineTune, StopFlag
 from kerawidgets.widgets import static_view
 from kerawidgets.widgets.browser_writes import guard_tree
 from kerawidgets.widgets.compare_panel import ComparePanel
@@ -220,7 +221,7 @@ class ModelEditor:
         return self._history.current.model
 
     @property
-    def history(self) -> list[Edit]:
+    def history(self) -> list[Edit | FineTune]:
         """The edits applied to reach `model`, oldest first (a `recover` step is a `FineTune`)."""
         return self._history.edits
 
@@ -242,7 +243,7 @@ class ModelEditor:
         """Call `callback()` after every Apply, Undo, Redo and Reset (a live `to_code`, say)."""
         self._listeners.append(callback)
 
-    def apply(self, edit, reinitialize=None):
+    def apply(self, edit: Edit, *, reinitialize: str | None = None) -> RebuildReport:
         """Apply an edit to the current model; returns the rebuild's `RebuildReport`.
 
         Raises the `KerawidgetsError` the panel shows when the edit cannot
@@ -417,10 +418,10 @@ class ModelEditor:
                  f"# `{model_var}` is the original model, {self.original.name!r}; "
                  f"{len(self.history)} edit(s) follow."]
         for step in steps:
-            code = step.edit.to_code(model_var)
+            code = step.change.to_code(model_var)
             if step.reinitialize is not None:
                 if not code.endswith(")"):
-                    raise InvalidEditError(f"Cannot write {step.edit.describe()} as code.")
+                    raise InvalidEditError(f"Cannot write {step.change.describe()} as code.")
                 code = f"{code[:-1]}, reinitialize={step.reinitialize!r})"
             lines.append(code)
         return "\n".join(lines) + "\n"
@@ -474,6 +475,7 @@ class ModelEditor:
         for entry in self._preview:
             if entry[0] is model and entry[2] == reinitialize and _same_edit(entry[1], edit):
                 return entry[3]
+        result: Rebuild | KerawidgetsError
         try:
             with adapter.strategy_scope(model):  # mirrored like the original's variables
                 result = rebuild(model, [edit], reinitialize=reinitialize)
@@ -585,16 +587,17 @@ class ModelEditor:
             node_id = selected.get("id") if selected else None
             node = self.view.graph.node(node_id) if node_id else None
             editable = node is not None and not node.is_input and node.path in self._layer_paths()
-            layer = self._layer(node.path) if editable else None
+            path = node.path if node is not None and editable else None
+            layer = self._layer(path) if path is not None else None
             config = _config_of(layer) if layer is not None else ({} if node is None else None)
             p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
             progress(2, "Finding the layer types that fit here…")
             self._quiet = True
             try:
                 self._fill_activation(layer)
-                self._fill_choices(node.path if editable else None)
-                self._fill_remove(node.path if editable else None, node)
-                self._fill_compare(layer, node.path if editable else None)
+                self._fill_choices(path)
+                self._fill_remove(path, node)
+                self._fill_compare(layer, path)
             finally:
                 self._quiet = False
             if node is not None and not editable:
@@ -699,7 +702,7 @@ class ModelEditor:
         if path is None:
             c.set_choices({}, False, "<i>Select a layer to compare candidates for it.</i>")
             return
-        values = {}
+        values: dict[str, Any] = {}
         if supports_activation(layer):
             values.update({f"activation: {name}": name for name in activations.available()})
         values.update({f"replace with {name}": ("replace", name) for name in self._replace_choices})
@@ -923,7 +926,7 @@ class ModelEditor:
         self.comparison_image.layout.display = None
         self.depth_image.layout.display = None
         a = comparison.agreement
-        parts = [f"<b>{_escape(self._history.current.edit.describe())}</b>",
+        parts = [f"<b>{_escape(self._history.current.change.describe())}</b>",
                  f"probe: {self.probe.n} samples" + (" (synthetic)" if self.probe.synthetic else ""),
                  f"recompute: {comparison.recompute}"]
         if a.get("top1_agreement") is not None:
@@ -1039,10 +1042,7 @@ def _same_edit(a, b) -> bool:
 
 
 def _edit_layer(edit):
-    if edit is None:
-        return None
-    value = getattr(edit, "layer", None) if not isinstance(edit, InsertLayer) else edit.after
-    return value if isinstance(value, str) else None
+    return None if edit is None else edit.layer_name
 
 
 def _edited(report) -> set:
@@ -1057,20 +1057,9 @@ def _changed(report, model) -> list[str]:
 
 
 def _focus(edit, report, before_model, before, after):
-    """(node in the old model, node in the new model) whose outputs the histograms compare.
-
-    `before_model` is a function giving the old model (only a removal needs it).
-    """
-    if isinstance(edit, InsertLayer):
-        new = [o.layer for o in report.outcomes if o.status == "new"]
-        return edit.after, (new[-1] if new else edit.after)
-    if isinstance(edit, RemoveLayer):
-        graph = ModelGraph.from_model(before_model())
-        sources = [e.source for e in graph.edges if e.target == edit.layer]
-        return edit.layer, (sources[0] if sources else None)
-    edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
-    layer = edited[0] if edited else None
-    return (layer if layer in before else None), layer
+    """(node in the old model, node in the new model) whose outputs the histograms compare
+    (`Edit.focus`); `before_model` is a function giving the old model."""
+    return edit.focus(report, before_model, before, after)
 
 
 def _single(outputs):
