@@ -85,11 +85,19 @@ def seconds(action):
     return time.perf_counter() - start
 
 
+def cpu_seconds(action):
+    """CPU time of this process (every thread) during `action`: less moved by other load."""
+    start = time.process_time()
+    action()
+    return time.process_time() - start
+
+
 def timed_apply(editor, edit):
     editor._dry_run(edit, None)  # the panel's preview, before Apply is pressed
     editor.probe.reset_peak()
-    took = seconds(lambda: editor.apply(edit))
-    return took, editor.compare()["recompute"]
+    cpu = []
+    took = seconds(lambda: cpu.append(cpu_seconds(lambda: editor.apply(edit))))
+    return took, editor.compare()["recompute"], cpu[0]
 
 
 def measure(name, size, budget):
@@ -99,6 +107,7 @@ def measure(name, size, budget):
     x = np.random.default_rng(0).standard_normal((IMAGES, size, size, 3)).astype("float32")
     model(x, training=False)  # warm-up
     forward = stats.median(seconds(lambda: model(x, training=False)) for _ in range(3))
+    forward_cpu = stats.median(cpu_seconds(lambda: model(x, training=False)) for _ in range(3))
     editor = ModelEditor(model, x, **({} if budget is None else {"memory_budget": budget}))
     editor.probe.reset_peak()
     opening = seconds(lambda: editor.probe.summaries(model))
@@ -106,15 +115,15 @@ def measure(name, size, budget):
     quarter = [n for n in names if model.layers.index(model.get_layer(n)) >= 0.75 * len(model.layers)]
     shares = work_shares(model)
     by_work = [n for n in names if shares[n] >= 0.75]
-    late, late_kind = timed_apply(editor, SetActivation(quarter[0], "gelu"))
+    late, late_kind, late_cpu = timed_apply(editor, SetActivation(quarter[0], "gelu"))
     peaks = [editor.probe.peak_bytes]
     undo = seconds(editor.undo)
     redo = seconds(editor.redo)
     editor.undo()
-    work, work_kind = timed_apply(editor, SetActivation(by_work[0], "gelu"))
+    work, work_kind, work_cpu = timed_apply(editor, SetActivation(by_work[0], "gelu"))
     peaks.append(editor.probe.peak_bytes)
     editor.undo()
-    first, first_kind = timed_apply(editor, SetActivation(names[0], "gelu"))
+    first, first_kind, first_cpu = timed_apply(editor, SetActivation(names[0], "gelu"))
     peaks.append(editor.probe.peak_bytes)
     return {
         "model": f"{name} {size}x{size}", "layers": len(model.layers),
@@ -124,17 +133,20 @@ def measure(name, size, budget):
         "work_kind": work_kind, "work_share": 1 - shares[by_work[0]],
         "first_layer": names[0], "first": first, "first_kind": first_kind,
         "undo": undo, "redo": redo, "peak": max(peaks), "load": load,
+        "forward_cpu": forward_cpu, "late_cpu": late_cpu, "work_cpu": work_cpu,
+        "first_cpu": first_cpu,
     }
 
 
 def row(r) -> str:
-    f = r["forward"]
+    f, c = r["forward"], r["forward_cpu"]
     return (f"| {r['model']} | {r['budget'] / 2**20:.0f} | {f:.2f} | {r['opening'] / f:.2f}x | "
-            f"`{r['late_layer']}` {r['late'] / f:.2f}x ({r['late_kind']}; "
-            f"{r['late_share']:.0%} of the work after it) | "
-            f"`{r['work_layer']}` {r['work'] / f:.2f}x ({r['work_kind']}; "
-            f"{r['work_share']:.0%} after it) | "
-            f"`{r['first_layer']}` {r['first'] / f:.2f}x ({r['first_kind']}) | "
+            f"`{r['late_layer']}` {r['late'] / f:.2f}x, CPU {r['late_cpu'] / c:.2f}x "
+            f"({r['late_kind']}; {r['late_share']:.0%} of the work after it) | "
+            f"`{r['work_layer']}` {r['work'] / f:.2f}x, CPU {r['work_cpu'] / c:.2f}x "
+            f"({r['work_kind']}; {r['work_share']:.0%} after it) | "
+            f"`{r['first_layer']}` {r['first'] / f:.2f}x, CPU {r['first_cpu'] / c:.2f}x "
+            f"({r['first_kind']}) | "
             f"{r['undo'] / f:.3f}x / {r['redo'] / f:.3f}x | {r['peak'] / 2**20:.0f} | "
             f"{r['load']:.1f} |")
 
@@ -172,7 +184,8 @@ def main():
             f"`.venv/bin/python benchmarks/bench_editor_224.py --write`: {IMAGES} seeded random "
             f"images, `weights=None`; keras {keras.__version__} ({keras.backend.backend()}), "
             f"{platform.machine()}, {os.cpu_count()} shared cores. Every time is divided by one "
-            "plain `model(x)` of the same probe in the same run (median of 3, warm). *Load*: the "
+            "plain `model(x)` of the same probe in the same run (median of 3, warm); *CPU*: the "
+            "same ratio of this process's CPU time (all threads), which other load moves less. *Load*: the "
             "machine's 1-minute load average when the row started (2 cores). *First "
             "probe*: the original's summaries, paid once when the editor first plots. *Apply*: "
             "from `apply()` after the preview's cached dry run to updated plots, heat and "

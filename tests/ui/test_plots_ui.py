@@ -45,6 +45,7 @@ SHOWN_JS = """(name) => {
 #: Mean brightness (0-255) of a plot image's pixels, read back through a canvas.
 BRIGHTNESS_JS = """(name) => {
   const img = document.querySelector(`.kw-editor .kwe-plot-${name} img`);
+  if (!img || !img.complete || !img.naturalWidth) return null;  // a new PNG still loading
   const c = document.createElement('canvas');
   c.width = img.naturalWidth; c.height = img.naturalHeight;
   const g = c.getContext('2d'); g.drawImage(img, 0, 0);
@@ -68,7 +69,8 @@ def wait_drawn_as_shown(page, name):
 
 def wait_theme(page, name, dark):
     page.wait_for_function(
-        f"(dark) => {{ const b = ({BRIGHTNESS_JS})('{name}'); return dark ? b < 80 : b > 180; }}",
+        f"(dark) => {{ const b = ({BRIGHTNESS_JS})('{name}');"
+        " return b !== null && (dark ? b < 80 : b > 180); }",
         arg=dark, timeout=120_000)
 
 
@@ -81,13 +83,16 @@ def min_font_px(nb):
 
 
 def shoot(nb, name):
+    """Screenshots of each plot as shown: test-artifacts/<name>_comparison.png and _depth.png."""
     page = nb.page
-    plots = page.locator(".kw-editor .kwe-plot-comparison").first
-    plots.scroll_into_view_if_needed()
     page.wait_for_function(
         "() => [...document.querySelectorAll('.kw-editor .kw-plot img')].every(i => i.complete)")
-    box = page.locator(".kw-editor").first
-    nb.screenshot(name, box)
+    for plot in ("comparison", "depth"):
+        box = page.locator(f".kw-editor .kwe-plot-{plot}").first
+        box.scroll_into_view_if_needed()
+        page.evaluate("() => new Promise(done => requestAnimationFrame(() => "
+                      "requestAnimationFrame(done)))")  # scrolled and painted
+        nb.screenshot(f"{name}_{plot}", box)
 
 
 def check_both(nb, dark):
