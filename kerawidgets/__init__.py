@@ -38,7 +38,13 @@ from kerawidgets.probe import Probe, ProbeDataError
 from kerawidgets.rebuild import Rebuild, copy_model, rebuild
 from kerawidgets.report import LayerOutcome, RebuildReport
 from kerawidgets.session import EditSession
-from kerawidgets.shortcuts import insert_layer, remove_layer, replace_activation, replace_layer
+from kerawidgets.shortcuts import (
+    insert_layer,
+    remove_layer,
+    replace_activation,
+    replace_layer,
+    set_settings,
+)
 from kerawidgets.sweep import SweepResult, SweepRow, sweep
 
 __version__ = "0.1.0"
@@ -85,6 +91,7 @@ __all__ = [
     "replace_activation",
     "replace_layer",
     "set_activation_inplace",
+    "set_settings",
     "sweep",
     "unregister_activation",
 ]

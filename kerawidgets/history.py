@@ -26,13 +26,16 @@ True
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kerawidgets import arguments
 from kerawidgets._keras_adapter import strategy_scope
 from kerawidgets.edits import Edit
 from kerawidgets.errors import InvalidEditError
 from kerawidgets.rebuild import rebuild
+
+if TYPE_CHECKING:
+    from kerawidgets.training import FineTune
 
 __all__ = ["History", "Step"]
 
@@ -50,13 +53,20 @@ class Step:
     replays them) always keeps its model.
     """
 
-    edit: Edit | None
+    edit: Edit | FineTune | None  # None for step 0, the original
     reinitialize: str | None
     model: Any  # None once dropped to save memory
     report: Any = None
     record: Any = None
     comparison: Any = None
     pinned: bool = False
+
+    @property
+    def change(self) -> Edit | FineTune:
+        """The step's edit (or fine-tune); step 0, the original model, has none."""
+        if self.edit is None:
+            raise InvalidEditError("Step 0 is the original model: it has no edit.")
+        return self.edit
 
 
 class History:
@@ -75,9 +85,9 @@ class History:
         return self.at(self.position)
 
     @property
-    def edits(self) -> list[Edit]:
+    def edits(self) -> list[Edit | FineTune]:
         """The edits applied to reach the current model, oldest first."""
-        return [s.edit for s in self.steps[1:self.position + 1]]
+        return [s.edit for s in self.steps[1:self.position + 1] if s.edit is not None]
 
     @property
     def can_undo(self) -> bool:

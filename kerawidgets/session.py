@@ -36,16 +36,16 @@ import numpy as np
 
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import activations, arguments, naming, plots, targets
-from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, as_edit, script_header
+from kerawidgets.edits import Edit, as_edit, script_header
 from kerawidgets.errors import InvalidEditError, KerawidgetsError, SaveCheckError
-from kerawidgets.graph import ModelGraph
 from kerawidgets.history import History, Step
 from kerawidgets.plan import supports_activation
 from kerawidgets.probe import Probe
-from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
+from kerawidgets.rebuild import REINITIALIZE_CHOICES, Rebuild, rebuild
+from kerawidgets.report import RebuildReport
 from kerawidgets.saving import save_verified
 from kerawidgets.statistics import agreement, paired_summary_statistics, summary_movement
-from kerawidgets.training import StopFlag
+from kerawidgets.training import FineTune, StopFlag
 
 __all__ = ["EditSession", "NothingToApply", "SaveCheckError", "SessionObserver"]
 
@@ -177,7 +177,7 @@ class EditSession:
         return self._history.current.model
 
     @property
-    def history(self) -> list[Edit]:
+    def history(self) -> list[Edit | FineTune]:
         """The edits applied to reach `model`, oldest first (a `recover` step is a `FineTune`)."""
         return self._history.edits
 
@@ -192,7 +192,7 @@ class EditSession:
         return self._history.current.report
 
     @property
-    def edit(self) -> Edit | None:
+    def edit(self) -> Edit | FineTune | None:
         """The edit that made the current model (None at the original)."""
         return self._history.steps[self.position].edit
 
@@ -296,7 +296,7 @@ class EditSession:
 
     # --- moving along the history -------------------------------------------------------
 
-    def apply(self, edit, reinitialize=None):
+    def apply(self, edit: Edit, *, reinitialize: str | None = None) -> RebuildReport:
         """Apply an edit to the current model; returns the rebuild's `RebuildReport`.
 
         Raises the `KerawidgetsError` that says why the edit cannot work; the
@@ -469,7 +469,7 @@ class EditSession:
         if self.position == 0:
             return {}
         comparison = self.comparison or self._compute(self.position)
-        return _figures(comparison, self.probe.y)
+        return figures_of(comparison, self.probe.y)
 
     def to_code(self, model_var="model") -> str:
         """A Python script that replays `history` on `model_var` with the public API:
@@ -480,10 +480,10 @@ class EditSession:
                  f"# `{model_var}` is the original model, {self.original.name!r}; "
                  f"{len(self.history)} edit(s) follow."]
         for step in steps:
-            code = step.edit.to_code(model_var)
+            code = step.change.to_code(model_var)
             if step.reinitialize is not None:
                 if not code.endswith(")"):
-                    raise InvalidEditError(f"Cannot write {step.edit.describe()} as code.")
+                    raise InvalidEditError(f"Cannot write {step.change.describe()} as code.")
                 code = f"{code[:-1]}, reinitialize={step.reinitialize!r})"
             lines.append(code)
         return "\n".join(lines) + "\n"
@@ -538,6 +538,7 @@ class EditSession:
         for entry in self._preview:
             if entry[0] is model and entry[2] == reinitialize and _same_edit(entry[1], edit):
                 return entry[3]
+        result: Rebuild | KerawidgetsError
         try:
             with adapter.strategy_scope(model):  # mirrored like the original's variables
                 result = rebuild(model, [edit], reinitialize=reinitialize)
@@ -619,10 +620,7 @@ def plot_failure(error) -> str:
 
 def edit_layer(edit):
     """The layer path an edit names (an insert: the layer it goes after), or None."""
-    if edit is None:
-        return None
-    value = getattr(edit, "layer", None) if not isinstance(edit, InsertLayer) else edit.after
-    return value if isinstance(value, str) else None
+    return None if edit is None else edit.layer_name
 
 
 def _same_edit(a, b) -> bool:
@@ -647,20 +645,9 @@ def _changed(report, model) -> list[str]:
 
 
 def _focus(edit, report, before_model, before, after):
-    """(node in the old model, node in the new model) whose outputs the histograms compare.
-
-    `before_model` is a function giving the old model (only a removal needs it).
-    """
-    if isinstance(edit, InsertLayer):
-        new = [o.layer for o in report.outcomes if o.status == "new"]
-        return edit.after, (new[-1] if new else edit.after)
-    if isinstance(edit, RemoveLayer):
-        graph = ModelGraph.from_model(before_model())
-        sources = [e.source for e in graph.edges if e.target == edit.layer]
-        return edit.layer, (sources[0] if sources else None)
-    edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
-    layer = edited[0] if edited else None
-    return (layer if layer in before else None), layer
+    """(node in the old model, node in the new model) whose outputs the histograms compare
+    (`Edit.focus`); `before_model` is a function giving the old model."""
+    return edit.focus(report, before_model, before, after)
 
 
 def _single(outputs):
@@ -703,7 +690,8 @@ def _probe_progress(progress, step, text):
     return report
 
 
-def _figures(comparison: _Comparison, y) -> dict:
+def figures_of(comparison: _Comparison, y) -> dict:
+    """The figures of a comparison: ``{"comparison": before/after, "depth": change by depth}``."""
     c = comparison
     layer_before, layer_after = c.layer_before, c.layer_after
     if layer_before is None:
@@ -711,12 +699,12 @@ def _figures(comparison: _Comparison, y) -> dict:
     name = c.focus_after or c.focus_before or "edited layer"
     if c.focus_before and c.focus_after and c.focus_before != c.focus_after:
         name = f"{c.focus_before} → {c.focus_after}"
-    comparison = plots.comparison_figure(layer_before, layer_after, c.model_before,
-                                         c.model_after, agreement=c.agreement, y=y,
-                                         layer_name=name)
+    figure = plots.comparison_figure(layer_before, layer_after, c.model_before,
+                                     c.model_after, agreement=c.agreement, y=y,
+                                     layer_name=name)
     depth = plots.depth_summary_figure(c.stats_before, c.stats_after, order=c.order,
                                        highlight=c.focus_after)
-    return {"comparison": comparison, "depth": depth}
+    return {"comparison": figure, "depth": depth}
 
 
 def _evaluation_line(result) -> str:

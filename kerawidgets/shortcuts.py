@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from kerawidgets import arguments
 from kerawidgets import inplace as inplace_mode
-from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
 from kerawidgets.rebuild import rebuild
 
 
@@ -55,3 +55,16 @@ def insert_layer(model, *, after, layer, reinitialize=None):
 def remove_layer(model, layer, *, reinitialize=None):
     """A new model without `layer`; its input flows on to its consumers."""
     return rebuild(model, [RemoveLayer(layer)], reinitialize=reinitialize).model
+
+
+def set_settings(model, layer, /, *, reinitialize=None, **settings):
+    """A new model whose `layer` has these config `settings` (``rate=0.2``,
+    ``padding="same"``, ``use_bias=True``...), keeping every weight that still fits.
+
+    >>> import keras, kerawidgets
+    >>> inp = keras.Input((4,))
+    >>> model = keras.Model(inp, keras.layers.Dropout(0.5, name="drop")(inp))
+    >>> kerawidgets.set_settings(model, "drop", rate=0.1).get_layer("drop").rate
+    0.1
+    """
+    return rebuild(model, [SetSettings(layer, settings)], reinitialize=reinitialize).model

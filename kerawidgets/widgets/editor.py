@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import weakref
+from typing import Any
 
 import ipywidgets as w
 
@@ -43,14 +44,17 @@ from kerawidgets.edits import (
 )
 from kerawidgets.errors import KerawidgetsError, SaveCheckError
 from kerawidgets.plan import plan_edit, supports_activation
+from kerawidgets.report import RebuildReport
 from kerawidgets.session import (
     SAVE_TOLERANCE,
     EditSession,
     NothingToApply,
     SessionObserver,
     edit_layer,
+    figures_of,
     plot_failure,
 )
+from kerawidgets.training import FineTune
 from kerawidgets.widgets import static_view
 from kerawidgets.widgets.browser_writes import guard_tree
 from kerawidgets.widgets.compare_panel import ComparePanel
@@ -165,7 +169,7 @@ class ModelEditor:
         return self.session.model
 
     @property
-    def history(self) -> list[Edit]:
+    def history(self) -> list[Edit | FineTune]:
         """The edits applied to reach `model`, oldest first (a `recover` step is a `FineTune`)."""
         return self.session.history
 
@@ -187,7 +191,7 @@ class ModelEditor:
         """Call `callback()` after every Apply, Undo, Redo and Reset (a live `to_code`, say)."""
         self.session.on_change(callback)
 
-    def apply(self, edit, reinitialize=None):
+    def apply(self, edit: Edit, *, reinitialize: str | None = None) -> RebuildReport:
         """Apply an edit to the current model; returns the rebuild's `RebuildReport`.
 
         Raises the `KerawidgetsError` the panel shows when the edit cannot
@@ -335,15 +339,16 @@ class ModelEditor:
             node_id = selected.get("id") if selected else None
             node = self.view.graph.node(node_id) if node_id else None
             editable = node is not None and not node.is_input and node.path in self.session.layer_paths()
-            layer = self.session.layer(node.path) if editable else None
+            path = node.path if node is not None and editable else None
+            layer = self.session.layer(path) if path is not None else None
             config = _config_of(layer) if layer is not None else ({} if node is None else None)
             p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
             progress(2, "Finding the layer types that fit here…")
             with self._quietly():
                 self._fill_activation(layer)
-                self._fill_choices(node.path if editable else None)
-                self._fill_remove(node.path if editable else None, node)
-                self._fill_compare(layer, node.path if editable else None)
+                self._fill_choices(path)
+                self._fill_remove(path, node)
+                self._fill_compare(layer, path)
             if node is not None and not editable:
                 p.show_status("Inputs cannot be edited; select a layer." if node.is_input
                               else "This node is not a layer that can be edited.", "info")
@@ -429,7 +434,7 @@ class ModelEditor:
         if path is None:
             c.set_choices({}, False, "<i>Select a layer to compare candidates for it.</i>")
             return
-        values = {}
+        values: dict[str, Any] = {}
         if supports_activation(layer):
             values.update({f"activation: {name}": name for name in activations.available()})
         values.update({f"replace with {name}": ("replace", name) for name in self._replace_choices})
@@ -605,7 +610,7 @@ class ModelEditor:
             self.depth_image.layout.display = "none"
             return
         if comparison.pngs is None:  # drawn once per comparison: undo and redo reuse it
-            figures = self.session.figures()
+            figures = figures_of(comparison, self.probe.y)
             comparison.pngs = {key: plots.figure_to_png(figures[key], dpi=_PLOT_DPI)
                                for key in ("comparison", "depth")}
         self.comparison_image.value = comparison.pngs["comparison"]
@@ -613,7 +618,8 @@ class ModelEditor:
         self.comparison_image.layout.display = None
         self.depth_image.layout.display = None
         a = comparison.agreement
-        parts = [f"<b>{_escape(self.session.edit.describe())}</b>",
+        edit = self.session.edit
+        parts = [f"<b>{_escape(edit.describe() if edit is not None else '')}</b>",
                  f"probe: {self.probe.n} samples" + (" (synthetic)" if self.probe.synthetic else ""),
                  f"recompute: {comparison.recompute}"]
         if a.get("top1_agreement") is not None:
