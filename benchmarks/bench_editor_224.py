@@ -93,7 +93,7 @@ def cpu_seconds(action):
 
 
 def timed_apply(editor, edit):
-    editor._dry_run(edit, None)  # the panel's preview, before Apply is pressed
+    editor.session.dry_run(edit, None)  # the panel's preview, before Apply is pressed
     editor.probe.reset_peak()
     cpu = []
     took = seconds(lambda: cpu.append(cpu_seconds(lambda: editor.apply(edit))))

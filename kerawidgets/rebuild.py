@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import gc
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -59,7 +60,8 @@ class Rebuild:
         return self.report._repr_html_()
 
 
-def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
+def rebuild(model: keras.Model, edits: Edit | Sequence[Edit] = (), *,
+            reinitialize: str | None = None) -> Rebuild:
     """Apply `edits` to a copy of `model`; return the copy and a per-layer report.
 
     Args:
@@ -92,7 +94,7 @@ def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
     return Rebuild(current, report, edits)
 
 
-def copy_model(model, *, name=None) -> keras.Model:
+def copy_model(model: keras.Model, *, name: str | None = None) -> keras.Model:
     """An exact, independent copy of `model` (weights kept, no variable shared)."""
     arguments.model(model)
     arguments.text("name", name, optional=True)

@@ -200,6 +200,18 @@ class FineTune:
         """(layer classes, registered activation names) its code uses: none (it is a comment)."""
         return set(), set()
 
+    @property
+    def layer_name(self) -> str | None:
+        """The layer it names for messages: none (it trains them all)."""
+        return None
+
+    def focus(self, report, before_model, before, after) -> tuple[str | None, str | None]:
+        """The node the plots compare, as an edit's `focus`: the first layer the report marks
+        edited (none: training edits no layer, so the plots show the model output)."""
+        edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
+        layer = edited[0] if edited else None
+        return (layer if layer in before else None), layer
+
     def __str__(self):
         return self.describe()
 
