@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import threading
 import weakref
 
 import ipywidgets as w
@@ -52,7 +53,7 @@ from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, rebuild
 from kerawidgets.saving import save_verified
 from kerawidgets.statistics import agreement, paired_summary_statistics, summary_movement
-from kerawidgets.training import StopFlag
+from kerawidgets.training import StopFlag, in_background
 from kerawidgets.widgets import static_view
 from kerawidgets.widgets.browser_writes import guard_tree
 from kerawidgets.widgets.compare_panel import ComparePanel
@@ -64,6 +65,7 @@ from kerawidgets.widgets.editor_panel import (
     SettingsForm,
     gui_text,
 )
+from kerawidgets.widgets.finetune_panel import FineTunePanel
 from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
 from kerawidgets.widgets.history import History, Step
 
@@ -77,6 +79,10 @@ _PLOT_DPI = 80
 
 class NothingToApply(InvalidEditError):
     """The panel does not describe an edit yet (no layer, no choice, or no change)."""
+
+
+class EditorBusy(KerawidgetsError):
+    """The editor is fine-tuning in the background; other operations wait for it."""
 
 
 @dataclasses.dataclass
@@ -159,6 +165,10 @@ class ModelEditor:
         self._replace_choices: dict[str, catalog.Choice] = {}
         self._insert_choices: dict[str, catalog.Choice] = {}
         self._busy = False  # an operation is running (see `_working`)
+        self._busy_thread = None  # the thread running it (a background fine-tune's worker)
+        self._busy_lock = threading.Lock()
+        self._training = None  # the worker thread of a fine-tune started from the panel
+        self._train_data = (x, y)  # what the panel's Fine-tune trains on
         self._quiet = False  # the editor itself is changing the controls: ignore their events
         self._can_apply = False  # what the preview says about the Apply button
         self._listeners: list = []  # called after the history moved (see `on_change`)
@@ -166,7 +176,9 @@ class ModelEditor:
         self.view = GraphView(model, height=height, theme=theme)
         self.panel = EditorPanel()
         self.compare_panel = ComparePanel()
-        self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget)
+        self.finetune_panel = FineTunePanel()
+        self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget,
+                                      self.finetune_panel.widget)
         self._compare_for = None  # (weak ref to the model, layer path) the results are about
         self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
                                                                       max_width="1120px"))
@@ -192,6 +204,7 @@ class ModelEditor:
         self.panel.show_probe(self.probe.description, self.probe.synthetic)
         self._show_plots(None)
         self._refresh_buttons()
+        self._offer_fine_tune()
         self._on_select(self.view.selected, clear_status=False)
 
     # --- display ----------------------------------------------------------------
@@ -365,6 +378,17 @@ class ModelEditor:
     def stop_training(self) -> None:
         """Ask a running `recover` to stop after its current batch."""
         self._stop.stop()
+
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether a fine-tune started from the panel is still running (in its worker thread)."""
+        return self._training is not None and self._training.is_alive()
+
+    def wait_fine_tune(self, timeout=None) -> bool:
+        """Wait for the panel's fine-tune to end; False if it still runs after `timeout` s."""
+        if self._training is not None:
+            self._training.join(timeout)
+        return not self.fine_tuning
 
     def compare(self, against="previous") -> dict:
         """The numbers behind the plots, as plain data.
@@ -546,6 +570,8 @@ class ModelEditor:
         p.redo_button.on_click(lambda _b: self._guarded(self.redo))
         p.reset_button.on_click(lambda _b: self._guarded(self.reset))
         self.compare_panel.run_button.on_click(lambda _b: self._guarded(self._sweep_from_panel))
+        self.finetune_panel.run_button.on_click(lambda _b: self._guarded(self._fine_tune_from_panel))
+        self.finetune_panel.stop_button.on_click(lambda _b: self.stop_training())
 
     def _guarded(self, action):
         """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable."""
@@ -568,7 +594,7 @@ class ModelEditor:
         return target.layer
 
     def _on_select(self, selected, clear_status=True):
-        if self._quiet:
+        if self._quiet or self._busy_elsewhere():  # fine-tuning: its end refreshes the panel
             return
         with self._working(3) as progress:
             progress(1, "Reading the selected layer…")
@@ -719,6 +745,56 @@ class ModelEditor:
         self.panel.show_status(
             f"Compared {len(result)} candidates for {path}"
             + (f"; best by {result.default_metric()}: {best.label}." if best else "."), "ok")
+
+    def _offer_fine_tune(self):
+        """Enable the Fine-tune section when the editor has labelled data and a loss."""
+        x, y = self._train_data
+        labelled = x is not None and (y is not None or not isinstance(x, (np.ndarray, dict,
+                                                                           list, tuple)))
+        compiled = getattr(self.original, "compiled", False) and self.original.loss is not None
+        shape = getattr(keras.tree.flatten(x)[0], "shape", None) if x is not None else None
+        data = f"the {shape[0]} samples" if shape else "the data"
+        if not labelled:
+            note = ("<i>To fine-tune here, give the editor labelled data: "
+                    "ModelEditor(model, x, y).</i>")
+        elif not compiled:
+            note = ("<i>To fine-tune here, compile the model with a loss first, e.g. "
+                    "model.compile('adam', 'sparse_categorical_crossentropy', "
+                    "metrics=['accuracy']).</i>")
+        else:
+            note = (f"Fine-tune the current model on {data} given to the editor, with the "
+                    "original's loss and metrics and a fresh optimizer. Stop keeps what it "
+                    "learned so far; Undo goes back to the weights before.")
+        self.finetune_panel.set_available(labelled and compiled, note)
+
+    def _fine_tune_from_panel(self):
+        """Start `recover` in a worker thread: the kernel's thread stays free for Stop."""
+        if self.fine_tuning:
+            return
+        settings = self.finetune_panel.settings()  # checked before anything starts
+        x, y = self._train_data
+        panel = self.finetune_panel
+        panel.start()
+
+        def work():
+            ok, text = False, "Fine-tuning failed."
+            try:
+                result = self.recover(x, y, progress=panel.add_batch, **settings)
+                ok, text = True, f"{result.step.describe()}."
+            except KerawidgetsError as error:  # recover showed it (EditorBusy: not yet)
+                text = str(error)
+                self.panel.show_status(text, "error")
+            except Exception as error:  # a Keras error while training: shown, editor usable
+                text = f"{type(error).__name__}: {error}"
+                self._show_error(error, None)
+            finally:
+                panel.finish(text, ok)
+
+        self._training = in_background(work)
+
+    def _busy_elsewhere(self) -> bool:
+        """Another thread (a fine-tune's worker) runs an operation now."""
+        return self._busy and self._busy_thread is not threading.current_thread()
 
     def _fill_remove(self, path, node):
         p = self.panel
@@ -940,14 +1016,21 @@ class ModelEditor:
         another one (the panel refresh after Apply) leaves the outer
         operation's progress as it is.
         """
-        if self._busy:
+        with self._busy_lock:
+            nested = self._busy
+            if nested and self._busy_thread is not threading.current_thread():
+                raise EditorBusy("The editor is fine-tuning: press Stop in its Fine-tune "
+                                 "section (or call editor.stop_training()) and wait for it to "
+                                 "end (editor.wait_fine_tune()), then try again.")
+            self._busy, self._busy_thread = True, threading.current_thread()
+        if nested:
             yield lambda step, text: None
             return
-        self._busy = True
         try:
+            self.finetune_panel.refresh(busy=True)
             yield lambda step, text: self.panel.set_busy(True, text, step, steps)
         finally:
-            self._busy = False
+            self._busy, self._busy_thread = False, None
             self.panel.set_busy(False)
             self._refresh_buttons()
 
@@ -959,6 +1042,7 @@ class ModelEditor:
         p.undo_button.disabled = not self._history.can_undo
         p.redo_button.disabled = not self._history.can_redo
         p.reset_button.disabled = self._history.position == 0
+        self.finetune_panel.refresh(busy=False)
 
     def _show_error(self, error, edit):
         self.panel.show_status(str(error), "error")
