@@ -15,6 +15,7 @@ SCRIPT = Path(__file__).with_name("torch_data_check.py")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # a process of its own: torch, keras and kerawidgets imported again
 def test_a_torch_dataloader_evaluates_sweeps_and_fine_tunes_like_arrays():
     pytest.importorskip("torch")
     env = {**os.environ, "KERAS_BACKEND": "torch", "TF_CPP_MIN_LOG_LEVEL": "3",
