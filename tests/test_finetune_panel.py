@@ -8,9 +8,9 @@ import pytest
 
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets.edits import SetActivation
+from kerawidgets.session import SessionBusy
 from kerawidgets.training import FineTune, in_background
 from kerawidgets.widgets import ModelEditor
-from kerawidgets.widgets.editor import EditorBusy
 from kerawidgets.widgets.finetune_panel import FineTunePanel, curve_svg
 from tests.test_training import blobs, classifier, weights
 
@@ -69,7 +69,7 @@ def test_run_trains_in_a_worker_and_stop_ends_it_after_the_current_batch():
     panel.run_button.click()  # returns at once: training runs in the worker
     assert seen.wait(WAIT) and editor.fine_tuning
     assert not panel.stop_button.disabled and panel.run_button.disabled
-    with pytest.raises(EditorBusy, match="press Stop"):  # no edit while training
+    with pytest.raises(SessionBusy, match="press Stop"):  # no edit while training
         editor.apply(SetActivation("head", "sigmoid"))
     panel.stop_button.click()
     assert editor.wait_fine_tune(WAIT)
@@ -104,7 +104,7 @@ def test_a_whole_run_and_a_failing_run_report_in_the_panel():
     assert editor.wait_fine_tune(WAIT)
     assert "kwe-status-error" in panel.result.value and panel.progress.bar_style == "danger"
     assert "kwe-status-error" in editor.panel.status.value
-    assert len(editor.history) == 2 and not editor._busy  # nothing added; editor usable
+    assert len(editor.history) == 2 and not editor.session.busy  # nothing added; editor usable
     editor.undo()
     assert len(editor.history) == 1
 

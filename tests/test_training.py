@@ -89,7 +89,8 @@ def test_fine_tune_trains_a_copy_with_a_fresh_optimizer_of_the_same_kind():
     before = weights(model)
     loss_before = evaluate(model, (x, y))["loss"]
     result = fine_tune(model, x, y, epochs=5, batch_size=16)
-    assert result.step == FineTune(5, 16, 96, 30, 5, False, 30)
+    assert result.step == FineTune(epochs=5, batch_size=16, samples=96, batches=30, epochs_done=5,
+                                   stopped=False, total_batches=30)
     assert result.step.describe() == "Fine-tune 5 epochs on 96 samples"
     copy = result.model
     assert copy is not model and type(copy.optimizer) is keras.optimizers.SGD
@@ -176,5 +177,6 @@ def test_steps_on_arrays_train_the_same_first_batches_every_epoch():
     model = classifier()
     x, y = blobs()  # 96 samples: 3 batches of 32; Keras alone would run out after 3
     result = fine_tune(model, x, y, epochs=2, batch_size=32, steps=2)
-    assert result.step == FineTune(2, 32, 64, 4, 2, False, 4)
+    assert result.step == FineTune(epochs=2, batch_size=32, samples=64, batches=4, epochs_done=2,
+                                   stopped=False, total_batches=4)
     assert len(result.batch_logs) == 4 and len(result.history["loss"]) == 2

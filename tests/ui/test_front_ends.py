@@ -248,13 +248,17 @@ def test_voila_workshop_at_900px(browser, tmp_path):
 def test_readme_tour_command_opens_the_tour_in_jupyterlab(browser, tmp_path):
     # `bash scripts/tour.sh` as the README says, plus flags for a headless test run;
     # it must also start as root (containers, CI), where JupyterLab wants --allow-root.
+    # KERAWIDGETS_USE_VENV=1: the tests already run in the installed venv, so the script
+    # installs nothing (its `pip install -e` took minutes under load and re-pointed a
+    # venv shared by several checkouts at this one).
     port = _free_port()
     home = tmp_path / "home"
     home.mkdir()
     cmd = ["bash", str(REPO / "scripts" / "tour.sh"), "--no-browser", f"--port={port}",
            "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token="]
     url = f"http://127.0.0.1:{port}/api/contents/01_tour.ipynb?content=0"
-    with serve(cmd, server_env(home), REPO, url, home / "tour.log", timeout=120):
+    env = {**server_env(home), "KERAWIDGETS_USE_VENV": "1"}
+    with serve(cmd, env, REPO, url, home / "tour.log", timeout=120):
         with page_at(browser, f"http://127.0.0.1:{port}/lab/tree/01_tour.ipynb",
                      {"width": 1200, "height": 900}, 120_000) as page:
             page.wait_for_selector(".jp-MarkdownOutput h1:has-text('Welcome to kerawidgets')")
