@@ -83,7 +83,8 @@ class Setting:
     name: str
     kind: str
     default: Any = None
-    choices: tuple = ()
+    _: dataclasses.KW_ONLY  # the rest by name: a bare 0.0 is easy to put in the wrong field
+    choices: tuple | str = ()  # or ACTIVATION_CHOICES
     minimum: float | None = None
     maximum: float | None = None
     length: int | None = None  # for tuples
@@ -102,9 +103,10 @@ class Setting:
             return tuple(activations.available())
         return tuple(self.choices)
 
-    def parse(self, value):
+    def parse(self, value: Any) -> Any:
         """`value` checked and converted to this setting's kind."""
         where = f"Setting {self.name!r}"
+        out: Any
         try:
             if self.kind == "bool":
                 if isinstance(value, str):
@@ -170,13 +172,13 @@ class LayerType:
     returns a reason the settings do not fit, or None.
     """
 
-    cls: type
-    settings: tuple = ()
-    fixed: dict = dataclasses.field(default_factory=dict)
-    ranks: tuple | None = None
+    cls: type[Any]  # a keras.layers.Layer subclass
+    settings: tuple[Setting, ...] = ()
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ranks: tuple[int, ...] | None = None
     many_inputs: bool = False
     insert: bool = False
-    check: Callable | None = None
+    check: Callable[[dict[str, Any], Any], str | None] | None = None
     custom: bool = False
 
     @property
@@ -318,7 +320,7 @@ def _builtin_types() -> list[LayerType]:
             cls = getattr(L, f"Global{kind}Pooling{dims}D")
             out.append(LayerType(cls, (Setting("keepdims", "bool", False),), ranks=(dims + 2,)))
     out += [
-        LayerType(L.BatchNormalization, (Setting("momentum", "float", 0.99, 0.0, 0.0, 1.0),
+        LayerType(L.BatchNormalization, (Setting("momentum", "float", 0.99, minimum=0.0, maximum=1.0),
                                          Setting("epsilon", "float", 1e-3, minimum=0.0),
                                          Setting("center", "bool", True),
                                          Setting("scale", "bool", True)), insert=True),

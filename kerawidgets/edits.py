@@ -44,7 +44,7 @@ def _find_layer_class(class_name: str):
     return keras.saving.get_registered_object(class_name) or getattr(keras.layers, class_name, None)
 
 
-def _class_code(cls) -> str:
+def _class_code(cls: type) -> str:
     """How code names a layer class: ``keras.layers.Dense``, or a custom class's own name
     (which `class_import` imports)."""
     if getattr(keras.layers, cls.__name__, None) is cls:
@@ -52,7 +52,7 @@ def _class_code(cls) -> str:
     return cls.__name__
 
 
-def class_import(cls) -> str | None:
+def class_import(cls: type) -> str | None:
     """The line that makes `_class_code(cls)` name `cls` in a fresh script: the public
     module first (``from keras_hub.layers import TransformerEncoder``, not its ``src``
     module), then the defining one; a comment when it cannot be imported (a class
@@ -533,6 +533,7 @@ class SetActivation(Edit):
 
     layer: Any
     activation: Any
+    _: dataclasses.KW_ONLY
     attribute: str = "activation"
     required: ClassVar[tuple[str, ...]] = ("layer", "activation")
     panel_tab: ClassVar[str | None] = "Activation"
@@ -616,6 +617,7 @@ class ReplaceLayer(Edit):
 
     layer: Any
     replacement: Any
+    _: dataclasses.KW_ONLY
     trainable: bool | None = None
     required: ClassVar[tuple[str, ...]] = ("layer", "replacement")
     panel_tab: ClassVar[str | None] = "Replace"
@@ -909,7 +911,9 @@ def script_header(edits) -> list[str]:
     ['import keras', 'import kerawidgets']
     """
     classes, names = _union(edit.names() for edit in edits)
-    imports, comments, registrations = [], [], []
+    imports: list[str] = []
+    comments: list[str] = []
+    registrations: list[str] = []
     for cls in sorted(classes, key=lambda c: (c.__module__, c.__name__)):
         line = class_import(cls)
         if line is None:

@@ -60,7 +60,8 @@ class ProbeRun:
     "cached" (nothing run), "full" or "incremental"; `reason` says why;
     `recomputed` lists the node ids summarised by this call and `calls_run`
     the top-level calls it ran (per batch), upstream ones run only to feed
-    them included.
+    them included. `full` holds every node's whole output, only for a run
+    that was asked to keep them all (`Probe.outputs`).
     """
 
     summaries: dict
@@ -70,6 +71,7 @@ class ProbeRun:
     recomputed: list
     calls_run: list
     record: Record
+    full: dict = dataclasses.field(default_factory=dict)
 
     @property
     def model_output(self):

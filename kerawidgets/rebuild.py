@@ -26,6 +26,8 @@ import contextlib
 import dataclasses
 import gc
 import inspect
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 
@@ -58,7 +60,8 @@ class Rebuild:
         return self.report._repr_html_()
 
 
-def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
+def rebuild(model: keras.Model, edits: Edit | Sequence[Edit] = (), *,
+            reinitialize: str | None = None) -> Rebuild:
     """Apply `edits` to a copy of `model`; return the copy and a per-layer report.
 
     Args:
@@ -87,10 +90,11 @@ def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
         step = _Walk(current, plan, reinitialize).run((edit,))
         report = step.report if report is None else report.then(step.report)
         current = step.model
+    assert report is not None  # `edits` is not empty
     return Rebuild(current, report, edits)
 
 
-def copy_model(model, *, name=None) -> keras.Model:
+def copy_model(model: keras.Model, *, name: str | None = None) -> keras.Model:
     """An exact, independent copy of `model` (weights kept, no variable shared)."""
     arguments.model(model)
     arguments.text("name", name, optional=True)
@@ -101,9 +105,9 @@ def copy_model(model, *, name=None) -> keras.Model:
 class _Pair:
     """A fresh layer and the original it was made from: its weights are kept if they fit."""
 
-    old: object
-    new: object
-    feed: adapter.WeightFeed
+    old: Any  # a keras Layer, or None for a new layer
+    new: Any
+    feed: adapter.WeightFeed | None
     path: tuple[str, ...]
     edited: bool  # False: an untouched copy; True: edited, same class (keep what fits)
     reason: str = ""
@@ -119,7 +123,7 @@ class _NewLayer:
     a sub-network), or an original that is gone (removed): reported once it is built."""
 
     path: tuple[str, ...]
-    layer: object
+    layer: Any
     status: str  # "new", "removed", or "replaced" (by another class: "reinitialised" if it has weights)
     reason: str
 
@@ -247,14 +251,15 @@ class _Walk:
         copy_path = path
         if action is not None and action.remove:
             pass  # nothing is copied
-        elif keep_output_name and action.insert_after and not specific:
+        elif keep_output_name and action is not None and action.insert_after and not specific:
             copy_path = self.renamed_output(path, names)
         elif id(operation) in self.yield_names and not specific:
             copy_path = (*prefix, self.yield_names[id(operation)])
             self.renamed[naming.layer_path(copy_path)] = naming.layer_path(path)
         place = self.place(operation, path, call.call_index, action, names, in_report,
                            copy_path=copy_path,
-                           own_name=keep_output_name and specific and not action.insert_after,
+                           own_name=(keep_output_name and action is not None and specific
+                                     and not action.insert_after),
                            insert_name=operation.name if keep_output_name else None)
         if not place.layers:  # removed: its input flows on
             outputs = keras.tree.flatten(args)[0]
@@ -714,8 +719,9 @@ class _Walk:
 
     def pair(self, old, new, path, edited, reason, in_report, by_name=False):
         feed = self.feeder.register(new, old)
-        self.entries.append(_Pair(old, new, feed, path, edited, reason, in_report, by_name=by_name))
-        self.pair_of[id(new)] = self.entries[-1]
+        entry = _Pair(old, new, feed, path, edited, reason, in_report, by_name=by_name)
+        self.entries.append(entry)
+        self.pair_of[id(new)] = entry
 
     def pending_outcome(self, path, layer, status, reason):
         # Weight counts are known once the layer is built: settle_weights reports them.
@@ -885,8 +891,10 @@ def _settle_by_name(pair: _Pair) -> tuple[bool, str]:
             return _settle_pair(pair)
         else:
             kept.append((old, new))
+    feed = pair.feed
+    assert feed is not None  # a pair with an original layer has a feed
     for old, new in kept:
-        if pair.feed.fed.get(id(new)) is not old:
+        if feed.fed.get(id(new)) is not old:
             adapter.assign_copy(new, old)
     adapter.finalize_state(pair.new)
     if not added and not old_vars:
@@ -904,21 +912,23 @@ def _settle_by_name(pair: _Pair) -> tuple[bool, str]:
 
 def _settle_pair(pair: _Pair) -> tuple[bool, str]:
     """Give `pair.new` the old values where everything fits; say why not otherwise."""
+    feed = pair.feed
+    assert feed is not None  # a pair with an original layer has a feed
     old_vars = adapter.layer_variables(pair.old)
     new_vars = adapter.layer_variables(pair.new)
     old_shapes = [tuple(v.shape) for v in old_vars]
     new_shapes = [tuple(v.shape) for v in new_vars]
     if old_shapes == new_shapes:
         for old, new in zip(old_vars, new_vars):
-            if pair.feed.fed.get(id(new)) is not old:
+            if feed.fed.get(id(new)) is not old:
                 adapter.assign_copy(new, old)
         adapter.finalize_state(pair.new)
         if adapter.has_assets(pair.old):
             adapter.copy_assets(pair.old, pair.new)
         return True, ""
     for new in new_vars:
-        if id(new) in pair.feed.fed:
-            adapter.reinitialize_variable(new, pair.feed.initializers.get(id(new)))
+        if id(new) in feed.fed:
+            adapter.reinitialize_variable(new, feed.initializers.get(id(new)))
     changed = [
         f"{o.name} {tuple(o.shape)} -> {tuple(n.shape)}"
         for o, n in zip(pair.old.weights, pair.new.weights)

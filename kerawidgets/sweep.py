@@ -235,7 +235,8 @@ TAIL_TOLERANCE = 1e-4
 def _region(model, top: str):
     """(calls downstream of layer `top`, tensors crossing into them) of `model`'s graph."""
     calls = adapter.graph_calls(model)
-    inside, region = set(), []
+    inside: set[int] = set()
+    region = []
     for call in calls:
         if call.is_input:
             continue
@@ -261,7 +262,7 @@ def _fresh(operation):
     return type(operation).from_config(operation.get_config())
 
 
-def _tail_from_original(model, top, probe: Probe):
+def _tail_from_original(model, top, probe: Probe) -> tuple[keras.Model, list]:
     """The tail as a new model of fresh copies of only the downstream layers, fed the
     probe's (cached) values of the tensors crossing the cut. Reads the original, never
     calls it (which would add graph nodes to its layers)."""
@@ -292,7 +293,7 @@ def _tail_from_original(model, top, probe: Probe):
     return tail, values
 
 
-def _tail_from_copy(model, top, probe: Probe):
+def _tail_from_copy(model, top, probe: Probe) -> tuple[keras.Model, list]:
     """The tail cut out of a whole copy of the model (any graph `rebuild` copies), fed by
     running the copy's upstream part ("head") on the probe once."""
     copy = copy_model(model)

@@ -153,13 +153,15 @@ def evaluate_pair(original, current, data, y=None, *, batch_size=None, steps=Non
             progress(offset[0] + done, whole, f"Evaluating the {name} model…")
 
     for name, model in parts:
-        def one(done, total, logs, name=name):
+        steps_of = [0]  # this part's step count, as its progress reports it
+
+        def one(done, total, logs, name=name, steps_of=steps_of):
             report(done, total, logs, name)
-            one.total = total
-        one.total = 0
+            steps_of[0] = total
+
         result[name] = evaluate(model, data, y, batch_size=batch_size, steps=steps,
                                 progress=one)
-        offset[0] += one.total or 0
+        offset[0] += steps_of[0] or 0
     result.setdefault("current", result["original"])
     return result
 
@@ -167,7 +169,7 @@ def evaluate_pair(original, current, data, y=None, *, batch_size=None, steps=Non
 # --- fine-tuning ----------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)  # five counts: by name, never mixed up
 class FineTune:
     """A history step that trained the model (not an edit: it replays no layer change)."""
 
@@ -197,6 +199,18 @@ class FineTune:
     def names(self) -> tuple[set, set]:
         """(layer classes, registered activation names) its code uses: none (it is a comment)."""
         return set(), set()
+
+    @property
+    def layer_name(self) -> str | None:
+        """The layer it names for messages: none (it trains them all)."""
+        return None
+
+    def focus(self, report, before_model, before, after) -> tuple[str | None, str | None]:
+        """The node the plots compare, as an edit's `focus`: the first layer the report marks
+        edited (none: training edits no layer, so the plots show the model output)."""
+        edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
+        layer = edited[0] if edited else None
+        return (layer if layer in before else None), layer
 
     def __str__(self):
         return self.describe()
@@ -265,7 +279,8 @@ def fine_tune(model, x, y=None, *, epochs=1, batch_size=32, steps=None, stop=Non
     samples = _samples(x)
     if samples is not None and steps is not None and batch_size:
         samples = min(samples, int(steps) * int(batch_size))
-    step = FineTune(int(epochs), batch_size if arrays else None, samples, callback.batches, callback.epochs_done,
-                    callback.stopped)
+    step = FineTune(epochs=int(epochs), batch_size=batch_size if arrays else None, samples=samples,
+                    batches=callback.batches, epochs_done=callback.epochs_done,
+                    stopped=callback.stopped)
     return FineTuneResult(copy, step, _report(copy, step), dict(history.history),
                           callback.logs)

@@ -89,7 +89,7 @@ def test_fine_tune_trains_a_copy_with_a_fresh_optimizer_of_the_same_kind():
     before = weights(model)
     loss_before = evaluate(model, (x, y))["loss"]
     result = fine_tune(model, x, y, epochs=5, batch_size=16)
-    assert result.step == FineTune(5, 16, 96, 30, 5, False)
+    assert result.step == FineTune(epochs=5, batch_size=16, samples=96, batches=30, epochs_done=5, stopped=False)
     assert result.step.describe() == "Fine-tune 5 epochs on 96 samples"
     copy = result.model
     assert copy is not model and type(copy.optimizer) is keras.optimizers.SGD

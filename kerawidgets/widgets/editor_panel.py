@@ -338,7 +338,7 @@ class EditorPanel:
 
     def show_report(self, report) -> None:
         """The last rebuild's outcomes, identical ones grouped (`RebuildReport.html`)."""
-        self.report.value = "" if report is None else report.html("kwe-report-table", "Last rebuild")
+        self.report.value = "" if report is None else report.html(css_class="kwe-report-table", title="Last rebuild")
 
     @property
     def busy(self) -> bool:
