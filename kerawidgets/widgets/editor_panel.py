@@ -91,6 +91,9 @@ _STYLE = """
 /* The graph fills its side of the editor (Voila left a gap beside a narrower graph). */
 .kwe-graph-box > * { flex: 1 1 auto; width: 100%; min-width: 0; }
 .kwe-synthetic { color: #b35c00; font-weight: 600; }
+/* One tab per edit type: each tab as wide as its title (not a fixed 144px), so five fit
+   the panel without cutting a title short. */
+.kwe-panel .jupyter-widgets.kwe-tabs > .lm-TabBar .lm-TabBar-tab { flex: 0 1 auto; padding: 0 7px; }
 .kwe-verdict-keep { color: #1e7b34; }
 .kwe-verdict-change { color: #b35c00; }
 </style>
