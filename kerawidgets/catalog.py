@@ -748,7 +748,7 @@ def can_remove(model, layer_path) -> tuple[bool, str]:
 # --- the settings of a layer as it is (SetSettings) -------------------------------
 
 
-def settings_form(model, layer_path) -> tuple[Setting, ...]:
+def settings_form(model: keras.Model, layer_path: str) -> tuple[Setting, ...]:
     """The fields a settings form offers for the layer at `layer_path` (a `SetSettings`
     edit): its catalog type's settings that are in its config, prefilled with its current
     values. The width (units, filters) changes its weights' shapes and the activation has
@@ -772,7 +772,7 @@ def settings_form(model, layer_path) -> tuple[Setting, ...]:
                  if not s.width and s.name != "activation" and s.name in config)
 
 
-def changed_settings(model, layer_path, values) -> dict:
+def changed_settings(model: keras.Model, layer_path: str, values: dict) -> dict:
     """The form's `values` (setting name to raw value) parsed, keeping those that differ
     from the layer's current config: what a `SetSettings` edit takes.
 
