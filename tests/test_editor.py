@@ -10,7 +10,7 @@ import pytest
 from keras import layers
 
 from kerawidgets import KerawidgetsError, ShapeMismatchError
-from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
 from kerawidgets.history import History, Step
 from kerawidgets.probe import ProbeDataError
 from kerawidgets.widgets import ModelEditor
@@ -779,3 +779,39 @@ def test_depth_summary_keeps_a_removed_layer_in_place(editor):
     editor.apply(RemoveLayer("drop"))
     order = editor.session.comparison.order
     assert order.index("pool") < order.index("drop") < order.index("flatten") < order.index("head")
+
+
+def test_settings_tab_is_built_from_the_catalog_and_applies_set_settings(editor):
+    p = editor.panel
+    assert [p.tabs.get_title(i) for i in range(len(p.tabs.children))] == [
+        "Activation", "Replace", "Insert after", "Remove", "Settings"]
+    editor.select("drop")
+    p.tabs.selected_index = 4
+    assert p.action == "settings" and list(p.layer_settings.widgets) == ["rate"]
+    assert p.layer_settings.widgets["rate"].value == pytest.approx(0.1)
+    assert "Change a setting of &#x27;drop&#x27;" in p.preview.value and p.apply_button.disabled
+    p.layer_settings.widgets["rate"].value = 0.4
+    assert "Set rate=0.4 on &#x27;drop&#x27;" in p.preview.value and not p.apply_button.disabled
+    before = weights_of(editor.model)
+    p.apply_button.click()
+    assert editor.model.get_layer("drop").rate == pytest.approx(0.4)
+    assert editor.history == [SetSettings("drop", rate=0.4)]
+    assert editor.report["drop"].status == "kept" and editor.report.reinitialised == []
+    assert same_weights(before, weights_of(editor.model))
+
+
+def test_settings_tab_padding_change_needs_the_reinitialise_checkbox(editor):
+    p = editor.panel
+    editor.select("conv_b")
+    p.tabs.selected_index = 4
+    form = p.layer_settings.widgets
+    assert list(form) == ["kernel_size", "strides", "padding", "use_bias"]  # no filters (width)
+    assert form["padding"].value == "same"
+    form["padding"].value = "valid"
+    assert p.apply_button.disabled and "&#x27;hidden&#x27; (Dense)" in p.preview.value
+    assert html.escape("Tick 'allow reinitialising downstream layers'") in p.preview.value
+    p.reinitialize.value = True
+    assert not p.apply_button.disabled
+    p.apply_button.click()
+    assert editor.model.get_layer("conv_b").padding == "valid"
+    assert editor.report["conv_b"].status == "kept" and editor.report.reinitialised == ["hidden"]

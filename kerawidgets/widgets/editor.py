@@ -43,6 +43,7 @@ from kerawidgets.edits import (
     RemoveLayer,
     ReplaceLayer,
     SetActivation,
+    SetSettings,
 )
 from kerawidgets.errors import KerawidgetsError, SaveCheckError
 from kerawidgets.plan import plan_edit, supports_activation
@@ -394,6 +395,7 @@ class ModelEditor:
                 self._fill_activation(layer)
                 self._fill_choices(path)
                 self._fill_remove(path, node)
+                self._fill_settings(path)
                 self._fill_compare(layer, path)
             if node is not None and not editable:
                 p.show_status("Inputs cannot be edited; select a layer." if node.is_input
@@ -456,6 +458,20 @@ class ModelEditor:
             dropdown.value = NONE_CHOICE
             dropdown.disabled = path is None
             self._on_choice(purpose, NONE_CHOICE)
+
+    def _fill_settings(self, path):
+        """The Settings tab: the selected layer's settings, as they are (`catalog.settings_form`)."""
+        p = self.panel
+        try:
+            fields = catalog.settings_form(self.model, path) if path else ()
+        except KerawidgetsError:
+            fields = ()
+        form = SettingsForm(settings=fields, on_change=self._update_preview)
+        p.set_form("settings", form)
+        guard_tree(form.box)
+        p.settings_note.value = "" if fields or path is None else (
+            "<span class='kwe-hint'>No settings form for this layer type: change its settings "
+            "with <code>editor.apply(SetSettings(...))</code>.</span>")
 
     def _on_choice(self, purpose, class_name):
         with self.session.working() as progress:
@@ -602,6 +618,11 @@ class ModelEditor:
                                           purpose=action)
             spec = choice.spec(dict(choice.defaults))
             return ReplaceLayer(path, spec) if action == "replace" else InsertLayer(path, spec)
+        if action == "settings":
+            changes = catalog.changed_settings(self.model, path, p.layer_settings.values())
+            if not changes:
+                raise NothingToApply(f"Change a setting of {path!r} above.")
+            return SetSettings(path, changes)
         if not _removal_plans(self.model, path):  # the Remove tab says why
             raise NothingToApply(f"{path!r} cannot be removed (see above).")
         return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
