@@ -111,7 +111,11 @@ def voila_workshop(browser, tmp_path, viewport):
     cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
            "--Voila.ip=127.0.0.1", "--Voila.show_tracebacks=True"]
     url = f"http://127.0.0.1:{port}/"
-    with serve(cmd, server_env(home), notebook.parent, url, home / "voila.log", timeout=120):
+    # Ready when a static file answers: asking for the page itself starts a kernel that
+    # runs the whole notebook, and a poll every 2 s under load started one kernel per poll
+    # (the page did not answer within 2 s), which never caught up.
+    ready = url + "voila/api/themes/@jupyterlab/theme-light-extension/index.css"
+    with serve(cmd, server_env(home), notebook.parent, ready, home / "voila.log", timeout=120):
         with page_at(browser, url, viewport, 240_000) as page:
             page.wait_for_selector(".kw-code-view")  # the last cell's output
             page.wait_for_selector(".kw-graph[data-painted]")
