@@ -64,6 +64,7 @@ from kerawidgets.widgets.editor_panel import (
     SettingsForm,
     gui_text,
 )
+from kerawidgets.widgets.export import editor_export
 from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
 from kerawidgets.widgets.history import History, Step
 
@@ -193,6 +194,9 @@ class ModelEditor:
         self._show_plots(None)
         self._refresh_buttons()
         self._on_select(self.view.selected, clear_status=False)
+        # Last in the panel: the figures as downloads, to_code() to copy (checks its own writes).
+        self.export = editor_export(self)
+        self.panel.widget.children = (*self.panel.widget.children, self.export)
 
     # --- display ----------------------------------------------------------------
 

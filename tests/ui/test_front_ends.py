@@ -181,6 +181,14 @@ def test_voila_workshop_a_student_completes_exercises_with_widgets_only(browser,
         page.wait_for_function(  # to_code follows Apply
             "() => document.querySelector('.kw-code-view').textContent.includes('1 edit(s)')")
         assert "replace_activation(model, 'hidden', 'gelu')" in code.inner_text()
+        # Export in Voila too: the figures come as browser downloads (no file on the server).
+        export = editor.locator(".kwx").first
+        export.scroll_into_view_if_needed()
+        export.locator("button.kwx-figures").click()
+        export.locator("a.kwx-file").nth(3).wait_for()
+        with page.expect_download() as download:
+            export.locator("a.kwx-file").first.click()
+        assert download.value.suggested_filename.endswith("_step1_comparison.png")
         first.scroll_into_view_if_needed()
         feedback = press_check(page, first, "kw-exercise-ok")
         assert "✅" in feedback
