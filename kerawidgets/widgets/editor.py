@@ -70,6 +70,7 @@ from kerawidgets.widgets.editor_panel import (
     SettingsForm,
     gui_text,
 )
+from kerawidgets.widgets.export import editor_export
 from kerawidgets.widgets.finetune_panel import FineTunePanel
 from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
 from kerawidgets.widgets.plot_controls import PlotControls
@@ -120,6 +121,9 @@ class ModelEditor:
         self._refresh_buttons()
         self._offer_fine_tune()
         self._on_select(self.view.selected, clear_status=False)
+        # Last in the panel: the figures as downloads, to_code() to copy (checks its own writes).
+        self.export = editor_export(self)
+        self.panel.widget.children = (*self.panel.widget.children, self.export)
 
     def _build(self, height, theme):
         """Make the widgets: graph and panel side by side (or stacked), plots under them."""
