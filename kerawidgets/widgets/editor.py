@@ -34,6 +34,8 @@ import weakref
 from typing import Any
 
 import ipywidgets as w
+import keras
+import numpy as np
 
 from kerawidgets import activations, catalog, node_metrics, plots
 from kerawidgets.edits import (
@@ -42,11 +44,13 @@ from kerawidgets.edits import (
     RemoveLayer,
     ReplaceLayer,
     SetActivation,
+    SetSettings,
 )
 from kerawidgets.errors import KerawidgetsError, SaveCheckError
 from kerawidgets.plan import plan_edit, supports_activation
 from kerawidgets.report import RebuildReport
 from kerawidgets.session import (
+    _KEEP,
     SAVE_TOLERANCE,
     EditSession,
     NothingToApply,
@@ -67,7 +71,10 @@ from kerawidgets.widgets.editor_panel import (
     SettingsForm,
     gui_text,
 )
+from kerawidgets.widgets.export import editor_export
+from kerawidgets.widgets.finetune_panel import FineTunePanel
 from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
+from kerawidgets.widgets.plot_controls import PlotControls
 from kerawidgets.widgets.plot_image import PlotImage
 
 __all__ = ["SAVE_TOLERANCE", "ModelEditor", "NothingToApply", "SaveCheckError"]
@@ -106,6 +113,7 @@ class ModelEditor:
                                    history_size=history_size)
         self._replace_choices: dict[str, catalog.Choice] = {}
         self._insert_choices: dict[str, catalog.Choice] = {}
+        self._train_data = (x, y)  # what the panel's Fine-tune trains on
         self._quiet = False  # the editor itself is changing the controls: ignore their events
         self._can_apply = False  # what the preview says about the Apply button
         self._compare_for = None  # (weak ref to the model, layer path) the results are about
@@ -115,14 +123,20 @@ class ModelEditor:
         self.panel.show_probe(self.probe.description, self.probe.synthetic)
         self._show_plots(None)
         self._refresh_buttons()
+        self._offer_fine_tune()
         self._on_select(self.view.selected, clear_status=False)
+        # Last in the panel: the figures as downloads, to_code() to copy (checks its own writes).
+        self.export = editor_export(self)
+        self.panel.widget.children = (*self.panel.widget.children, self.export)
 
     def _build(self, height, theme):
         """Make the widgets: graph and panel side by side (or stacked), plots under them."""
         self.view = GraphView(self.original, height=height, theme=theme)
         self.panel = EditorPanel()
         self.compare_panel = ComparePanel()
-        self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget)
+        self.finetune_panel = FineTunePanel()
+        self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget,
+                                      self.finetune_panel.widget)
         # Each plot is drawn for the width, pixel ratio and theme its browser view reports.
         self.comparison_image = PlotImage(theme=theme, alt="Before and after the edit",
                                           layout=w.Layout(width="100%"))
@@ -131,10 +145,13 @@ class ModelEditor:
         for name, image in (("comparison", self.comparison_image), ("depth", self.depth_image)):
             image.on_display(lambda _display, name=name: self._redraw_plot(name))
         self.plots_note = w.HTML("<i>Apply an edit to see its effect on the probe data.</i>")
+        self.plots_note.add_class("kwe-plots-note")
         self.comparison_image.add_class("kwe-plot-comparison")
         self.depth_image.add_class("kwe-plot-depth")
-        self.plots = w.VBox([self.plots_note, self.comparison_image, self.depth_image,
-                             self.compare_panel.image], layout=w.Layout(width="100%"))
+        self.plot_controls = PlotControls()
+        self.plots = w.VBox([self.plot_controls.widget, self.plots_note, self.comparison_image,
+                             self.depth_image, self.compare_panel.image],
+                            layout=w.Layout(width="100%"))
         # GraphView's `layout` is its graph layout, so size it through a box around it.
         # Side by side when there is room, the panel under the graph when not.
         self.graph_box = w.Box([self.view], layout=w.Layout(flex="3 1 480px", overflow="hidden"))
@@ -262,18 +279,42 @@ class ModelEditor:
         """Ask a running `recover` to stop after its current batch."""
         self.session.stop_training()
 
-    def compare(self, against="previous") -> dict:
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether a fine-tune started from the panel is still running (in its worker thread)."""
+        return self.session.fine_tuning
+
+    def wait_fine_tune(self, timeout=None) -> bool:
+        """Wait for the panel's fine-tune to end; False if it still runs after `timeout` s."""
+        return self.session.wait_fine_tune(timeout)
+
+    def compare(self, against=None, layer=None) -> dict:
         """The numbers behind the plots, as plain data.
 
-        `against="previous"` compares the current model with the one before
-        the last edit (what the plots show); `"original"` with the original.
-        Returns ``{"edit", "against", "layer", "layer_before", "layer_stats",
-        "per_layer", "agreement", "movement", "recompute", "recomputed"}`` or,
-        at the original model, the same keys with no numbers. `recompute` is
-        how the after side was probed ("incremental", "full", or "cached":
-        nothing ran) and `recomputed` the node ids it summarised.
+        By default, of what the plots show (`show`): the current model against
+        the original (`against="original"`, the default of the switch above the
+        plots) or against the one before the last edit (`"previous"`), for the
+        edited layer plotted. Passing `against` or `layer` (one of
+        `edited_layers(against)`) asks for another comparison without changing
+        the plots. Returns ``{"edit", "against", "layer", "layer_before",
+        "layer_stats", "per_layer", "agreement", "movement", "recompute",
+        "recomputed"}`` or, at the original model, the same keys with no
+        numbers. `recompute` is how the after side was probed ("incremental",
+        "full", or "cached": nothing ran) and `recomputed` the node ids it summarised.
         """
-        return self.session.compare(against)
+        return self.session.compare(against, layer)
+
+    def show(self, against=None, layer=_KEEP) -> None:
+        """Choose what the plots, the accuracy line and the heat show, as the switch and the
+        picker above the plots do: `against="original"` (the default: the model you
+        started from) or `"previous"` (the model before the last edit), and `layer`, the
+        edited layer the layer plot shows (one of `edited_layers()`; None: the one the
+        last edit names). See `EditSession.show`."""
+        self.session.show(against, layer)
+
+    def edited_layers(self, against=None) -> list[str]:
+        """The edited layers the layer plot can show (see `EditSession.edited_layers`)."""
+        return self.session.edited_layers(against)
 
     def figures(self) -> dict:
         """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``
@@ -323,6 +364,16 @@ class ModelEditor:
         p.redo_button.on_click(lambda _b: self._guarded(self.redo))
         p.reset_button.on_click(lambda _b: self._guarded(self.reset))
         self.compare_panel.run_button.on_click(lambda _b: self._guarded(self._sweep_from_panel))
+        self.finetune_panel.run_button.on_click(lambda _b: self._guarded(self._fine_tune_from_panel))
+        self.finetune_panel.stop_button.on_click(lambda _b: self.stop_training())
+        c = self.plot_controls
+        c.against.observe(lambda ch: self._on_plot_choice(against=ch["new"]), names="value")
+        c.layer.observe(lambda ch: self._on_plot_choice(layer=ch["new"]), names="value")
+
+    def _on_plot_choice(self, **choice):
+        """The switch or the layer picker above the plots changed: show that comparison."""
+        if not self._quiet:
+            self._guarded(lambda: self.session.show(**choice))
 
     def _guarded(self, action):
         """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable."""
@@ -341,7 +392,7 @@ class ModelEditor:
         self.apply(edit, reinitialize=reinitialize)
 
     def _on_select(self, selected, clear_status=True):
-        if self._quiet:
+        if self._quiet or self.session.busy_elsewhere():  # fine-tuning: its end refreshes it
             return
         with self.session.working(3) as progress:
             progress(1, "Reading the selected layer…")
@@ -358,6 +409,7 @@ class ModelEditor:
                 self._fill_activation(layer)
                 self._fill_choices(path)
                 self._fill_remove(path, node)
+                self._fill_settings(path)
                 self._fill_compare(layer, path)
             if node is not None and not editable:
                 p.show_status("Inputs cannot be edited; select a layer." if node.is_input
@@ -421,6 +473,20 @@ class ModelEditor:
             dropdown.disabled = path is None
             self._on_choice(purpose, NONE_CHOICE)
 
+    def _fill_settings(self, path):
+        """The Settings tab: the selected layer's settings, as they are (`catalog.settings_form`)."""
+        p = self.panel
+        try:
+            fields = catalog.settings_form(self.model, path) if path else ()
+        except KerawidgetsError:
+            fields = ()
+        form = SettingsForm(settings=fields, on_change=self._update_preview)
+        p.set_form("settings", form)
+        guard_tree(form.box)
+        p.settings_note.value = "" if fields or path is None else (
+            "<span class='kwe-hint'>No settings form for this layer type: change its settings "
+            "with <code>editor.apply(SetSettings(...))</code>.</span>")
+
     def _on_choice(self, purpose, class_name):
         with self.session.working() as progress:
             progress(1, "Checking the edit (dry-run rebuild)…")
@@ -474,6 +540,51 @@ class ModelEditor:
             f"Compared {len(result)} candidates for {path}"
             + (f"; best by {result.default_metric()}: {best.label}." if best else "."), "ok")
 
+    def _offer_fine_tune(self):
+        """Enable the Fine-tune section when the editor has labelled data and a loss."""
+        x, y = self._train_data
+        labelled = x is not None and (y is not None or not isinstance(x, (np.ndarray, dict,
+                                                                           list, tuple)))
+        compiled = getattr(self.original, "compiled", False) and self.original.loss is not None
+        shape = getattr(keras.tree.flatten(x)[0], "shape", None) if x is not None else None
+        data = f"the {shape[0]} samples" if shape else "the data"
+        if not labelled:
+            note = ("<i>To fine-tune here, give the editor labelled data: "
+                    "ModelEditor(model, x, y).</i>")
+        elif not compiled:
+            note = ("<i>To fine-tune here, compile the model with a loss first, e.g. "
+                    "model.compile('adam', 'sparse_categorical_crossentropy', "
+                    "metrics=['accuracy']).</i>")
+        else:
+            note = (f"Fine-tune the current model on {data} given to the editor, with the "
+                    "original's loss and metrics and a fresh optimizer. Stop keeps what it "
+                    "learned so far; Undo goes back to the weights before.")
+        self.finetune_panel.set_available(labelled and compiled, note)
+
+    def _fine_tune_from_panel(self):
+        """Start `recover` in a worker thread (`EditSession.recover_in_background`): the
+        kernel's thread stays free to receive the Stop click."""
+        if self.fine_tuning:
+            return
+        settings = self.finetune_panel.settings()  # checked before anything starts
+        x, y = self._train_data
+        self.finetune_panel.start()
+        self.session.recover_in_background(x, y, progress=self.finetune_panel.add_batch,
+                                           done=self._fine_tune_done, **settings)
+
+    def _fine_tune_done(self, result, error):
+        """In the worker, when training ended: the section says how (errors in the status too)."""
+        if error is None:
+            self.finetune_panel.finish(f"{result.step.describe()}.", ok=True)
+            return
+        if isinstance(error, KerawidgetsError):
+            text = str(error)
+            self.panel.show_status(text, "error")
+        else:  # a Keras error while training: shown, the editor stays usable
+            text = f"{type(error).__name__}: {error}"
+            self._show_error(error, None)
+        self.finetune_panel.finish(text, ok=False)
+
     def _fill_remove(self, path, node):
         p = self.panel
         if path is None:
@@ -521,6 +632,11 @@ class ModelEditor:
                                           purpose=action)
             spec = choice.spec(dict(choice.defaults))
             return ReplaceLayer(path, spec) if action == "replace" else InsertLayer(path, spec)
+        if action == "settings":
+            changes = catalog.changed_settings(self.model, path, p.layer_settings.values())
+            if not changes:
+                raise NothingToApply(f"Change a setting of {path!r} above.")
+            return SetSettings(path, changes)
         if not _removal_plans(self.model, path):  # the Remove tab says why
             raise NothingToApply(f"{path!r} cannot be removed (see above).")
         return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
@@ -583,9 +699,20 @@ class ModelEditor:
             self.panel.reinitialize.value = False  # each edit asks again before fresh weights
         self.panel.show_report(self.report)
 
-    def _settled(self, message, problem):
-        """A move is done: marks and colours on the graph, the panel for the selection, status."""
+    def _show_comparison(self, comparison, error):
+        """What the session compares now: the plots, the graph's colours and marks, the
+        switch and the layer picker above the plots."""
         self._show_graph_state()
+        with self._quietly():
+            s = self.session
+            self.plot_controls.show(
+                s.against, s.edited_layers(),
+                s.plotted_layer or (comparison.focus_after if comparison else None),
+                active=s.position > 0)
+        self._show_plots(comparison, error)
+
+    def _settled(self, message, problem):
+        """A move is done: the panel for the selection, the status line."""
         self._on_select(self.view.selected, clear_status=False)
         if problem is None:
             self.panel.show_status(message, "ok")
@@ -605,9 +732,9 @@ class ModelEditor:
                                                          if graph.has_node(k)}}
                                for name, spec in node_metrics.from_statistics(
                                    comparison.stats_after, comparison.movement).items()})
-        for path in sorted(self.session.edited):
-            for node in graph.nodes_of_layer(path):
-                self.view.mark(node.id, "edited")
+        # Every layer the edits changed (a bulk edit: all of them), in one update.
+        self.view.marks = {node.id: "edited" for path in sorted(self.session.edited)
+                           for node in graph.nodes_of_layer(path)}
 
     def _show_plots(self, comparison, error=None):
         if comparison is None:
@@ -625,7 +752,10 @@ class ModelEditor:
         self.depth_image.layout.display = None
         a = comparison.agreement
         edit = self.session.edit
-        parts = [f"<b>{_escape(edit.describe() if edit is not None else '')}</b>",
+        n = self.session.position
+        against = (f"against the original ({n} edit{'s' if n != 1 else ''})"
+                   if self.session.against == "original" else "against the last step")
+        parts = [f"<b>{_escape(edit.describe() if edit is not None else '')}</b>", against,
                  f"probe: {self.probe.n} samples" + (" (synthetic)" if self.probe.synthetic else ""),
                  f"recompute: {comparison.recompute}"]
         if a.get("top1_agreement") is not None:
@@ -659,6 +789,7 @@ class ModelEditor:
     def _show_busy(self, active, text, step, steps):
         if active:
             self.panel.set_busy(True, text, step, steps)
+            self.finetune_panel.refresh(busy=True)
         else:
             self.panel.set_busy(False)
             self._refresh_buttons()
@@ -671,6 +802,7 @@ class ModelEditor:
         p.undo_button.disabled = not self.session.can_undo
         p.redo_button.disabled = not self.session.can_redo
         p.reset_button.disabled = self.session.position == 0
+        self.finetune_panel.refresh(busy=False)
 
     def _show_error(self, error, edit):
         self.panel.show_status(str(error), "error")
@@ -696,7 +828,7 @@ class _Binding(SessionObserver):
         self.editor._moved()
 
     def compared(self, comparison, error):
-        self.editor._show_plots(comparison, error)
+        self.editor._show_comparison(comparison, error)
 
     def settled(self, message, error):
         self.editor._settled(message, error)
