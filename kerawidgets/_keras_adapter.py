@@ -944,3 +944,54 @@ def strategy_scope(model):
     if isinstance(value, tf.distribute.DistributedValues):
         return value.distribute_strategy.scope()
     return contextlib.nullcontext()
+
+
+# --- Keras settings across threads --------------------------------------------------
+
+#: Keras' per-thread settings a worker thread takes from the thread that starts it.
+_THREAD_SETTINGS = ("distribution", "dtype_policy", "global_random_seed",
+                    "global_seed_generator", "custom_objects_scope_dict", "torch_device",
+                    "nnx_enabled", "object_name_uids")
+
+
+def thread_settings():
+    """The calling thread's Keras settings, as a context that installs them in another thread.
+
+    Keras keeps its global settings per thread (`keras.src.backend.common.
+    global_state`): a fresh thread sees no distribution
+    (`keras.distribution.set_distribution`), no dtype policy, no random seed.
+    A worker that trains on behalf of the kernel's thread enters this context
+    first, so it trains as the kernel's thread would (layer-name counters
+    are shared, so names stay unique). Call stacks (name scopes, the current
+    call) are not carried over.
+
+    >>> import threading, keras
+    >>> keras.config.set_dtype_policy("float32"); settings = thread_settings()
+    >>> seen = []
+    >>> def work():
+    ...     with settings:
+    ...         seen.append(keras.config.dtype_policy().name)
+    >>> t = threading.Thread(target=work); t.start(); t.join(); seen
+    ['float32']
+    """
+    import contextlib
+
+    from keras.src.backend.common import global_state
+
+    state = global_state.GLOBAL_STATE_TRACKER
+    values = {name: getattr(state, name) for name in _THREAD_SETTINGS
+              if getattr(state, name, None) is not None}
+
+    @contextlib.contextmanager
+    def installed():
+        tracker = global_state.GLOBAL_STATE_TRACKER
+        before = {name: getattr(tracker, name, None) for name in values}
+        for name, value in values.items():
+            setattr(tracker, name, value)
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                setattr(tracker, name, value)
+
+    return installed()

@@ -26,7 +26,7 @@ True
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kerawidgets import arguments
 from kerawidgets._keras_adapter import strategy_scope
@@ -105,8 +105,11 @@ class History:
             start = max(i for i in range(index) if self.steps[i].model is not None)
             model = self.steps[start].model
             for later in self.steps[start + 1:index + 1]:
+                # Only edits replay: a fine-tune step is pinned (keeps its model), so
+                # `start` is at or after it.
+                edit = cast(Edit, later.change)
                 with strategy_scope(model):  # a model made under a strategy stays under it
-                    model = rebuild(model, [later.edit], reinitialize=later.reinitialize).model
+                    model = rebuild(model, [edit], reinitialize=later.reinitialize).model
             step.model = model
             self._trim(keep=index)  # the model just asked for stays, even beyond max_models
         return step

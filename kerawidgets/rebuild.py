@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import gc
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -59,7 +60,8 @@ class Rebuild:
         return self.report._repr_html_()
 
 
-def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
+def rebuild(model: keras.Model, edits: Edit | Sequence[Edit] = (), *,
+            reinitialize: str | None = None) -> Rebuild:
     """Apply `edits` to a copy of `model`; return the copy and a per-layer report.
 
     Args:
@@ -92,7 +94,7 @@ def rebuild(model, edits=(), *, reinitialize=None) -> Rebuild:
     return Rebuild(current, report, edits)
 
 
-def copy_model(model, *, name=None) -> keras.Model:
+def copy_model(model: keras.Model, *, name: str | None = None) -> keras.Model:
     """An exact, independent copy of `model` (weights kept, no variable shared)."""
     arguments.model(model)
     arguments.text("name", name, optional=True)
@@ -121,7 +123,7 @@ class _NewLayer:
     a sub-network), or an original that is gone (removed): reported once it is built."""
 
     path: tuple[str, ...]
-    layer: object
+    layer: Any
     status: str  # "new", "removed", or "replaced" (by another class: "reinitialised" if it has weights)
     reason: str
 
@@ -249,14 +251,15 @@ class _Walk:
         copy_path = path
         if action is not None and action.remove:
             pass  # nothing is copied
-        elif keep_output_name and action.insert_after and not specific:
+        elif keep_output_name and action is not None and action.insert_after and not specific:
             copy_path = self.renamed_output(path, names)
         elif id(operation) in self.yield_names and not specific:
             copy_path = (*prefix, self.yield_names[id(operation)])
             self.renamed[naming.layer_path(copy_path)] = naming.layer_path(path)
         place = self.place(operation, path, call.call_index, action, names, in_report,
                            copy_path=copy_path,
-                           own_name=keep_output_name and specific and not action.insert_after,
+                           own_name=(keep_output_name and action is not None and specific
+                                     and not action.insert_after),
                            insert_name=operation.name if keep_output_name else None)
         if not place.layers:  # removed: its input flows on
             outputs = keras.tree.flatten(args)[0]
@@ -716,8 +719,9 @@ class _Walk:
 
     def pair(self, old, new, path, edited, reason, in_report, by_name=False):
         feed = self.feeder.register(new, old)
-        self.entries.append(_Pair(old, new, feed, path, edited, reason, in_report, by_name=by_name))
-        self.pair_of[id(new)] = self.entries[-1]
+        entry = _Pair(old, new, feed, path, edited, reason, in_report, by_name=by_name)
+        self.entries.append(entry)
+        self.pair_of[id(new)] = entry
 
     def pending_outcome(self, path, layer, status, reason):
         # Weight counts are known once the layer is built: settle_weights reports them.
@@ -887,8 +891,10 @@ def _settle_by_name(pair: _Pair) -> tuple[bool, str]:
             return _settle_pair(pair)
         else:
             kept.append((old, new))
+    feed = pair.feed
+    assert feed is not None  # a pair with an original layer has a feed
     for old, new in kept:
-        if pair.feed.fed.get(id(new)) is not old:
+        if feed.fed.get(id(new)) is not old:
             adapter.assign_copy(new, old)
     adapter.finalize_state(pair.new)
     if not added and not old_vars:

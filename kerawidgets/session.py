@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
 
 import keras
 import numpy as np
@@ -47,7 +48,7 @@ from kerawidgets.saving import save_verified
 from kerawidgets.statistics import agreement, paired_summary_statistics, summary_movement
 from kerawidgets.training import FineTune, StopFlag
 
-__all__ = ["EditSession", "NothingToApply", "SaveCheckError", "SessionObserver"]
+__all__ = ["EditSession", "NothingToApply", "SaveCheckError", "SessionBusy", "SessionObserver"]
 
 #: Largest |difference| allowed between the saved-and-reloaded model and the session's model.
 SAVE_TOLERANCE = 1e-5
@@ -59,6 +60,10 @@ _KEEP = object()  # `show`'s layer when not given
 
 class NothingToApply(InvalidEditError):
     """The panel does not describe an edit yet (no layer, no choice, or no change)."""
+
+
+class SessionBusy(KerawidgetsError):
+    """An operation runs in another thread (a fine-tune in the background); wait for it."""
 
 
 class SessionObserver:
@@ -164,6 +169,9 @@ class EditSession:
         self._preview: list = []  # (model, edit, reinitialize, Rebuild or error), newest last
         self._edited_paths: list[set] = [set()]
         self._busy = False  # an operation is running (see `working`)
+        self._busy_thread = None  # the thread running it (a background fine-tune's worker)
+        self._busy_lock = threading.Lock()
+        self._training = None  # the worker thread of `recover_in_background`
         self._observers: list[SessionObserver] = []
         self._listeners: list = []  # called after the history moved (see `on_change`)
         self._stop = StopFlag()  # asks a running `recover` to stop after its batch
@@ -325,15 +333,26 @@ class EditSession:
         >>> session.busy
         False
         """
-        if self._busy:
+        with self._busy_lock:
+            nested = self._busy
+            if nested and self._busy_thread is not threading.current_thread():
+                raise SessionBusy(
+                    "The editor is fine-tuning: press Stop in its Fine-tune section (or call "
+                    "editor.stop_training()) and wait for it to end (editor.wait_fine_tune()), "
+                    "then try again.")
+            self._busy, self._busy_thread = True, threading.current_thread()
+        if nested:
             yield lambda step, text: None
             return
-        self._busy = True
         try:
             yield lambda step, text: self._tell("busy", True, text, step, steps)
         finally:
-            self._busy = False
+            self._busy, self._busy_thread = False, None
             self._tell("busy", False, "", 0, 0)
+
+    def busy_elsewhere(self) -> bool:
+        """Whether another thread (a background fine-tune's worker) runs an operation now."""
+        return self._busy and self._busy_thread is not threading.current_thread()
 
     # --- moving along the history -------------------------------------------------------
 
@@ -463,10 +482,10 @@ class EditSession:
             raise InvalidEditError(
                 f"{layer!r} is not an edited layer the plots can show against the {against} "
                 f"model; pick one of: {', '.join(map(repr, listed)) or 'none yet'}.")
-        self._against, self._plotted = against, layer
-        if self.position == 0:
-            return
-        with self.working(2) as progress:
+        with self.working(2) as progress:  # raises SessionBusy while a fine-tune runs
+            self._against, self._plotted = against, layer
+            if self.position == 0:
+                return
             comparison = self._step_comparison(progress, step_number=1)
             progress(2, "Drawing the plots…")
             self._tell("compared", comparison, None)
@@ -531,6 +550,43 @@ class EditSession:
     def stop_training(self) -> None:
         """Ask a running `recover` to stop after its current batch."""
         self._stop.stop()
+
+    def recover_in_background(self, x, y=None, *, done=None, **settings):
+        """`recover` in a worker thread (`training.in_background`); returns the thread.
+
+        The calling thread stays free (in a kernel: to receive a Stop click,
+        `stop_training`). While it runs, an operation from another thread
+        raises `SessionBusy`. `done(result, error)` is called in the worker
+        when it ends (`error` None, or the exception `recover` raised).
+        `settings` are `recover`'s (epochs, batch_size, steps, progress...).
+        """
+        from kerawidgets.training import in_background
+
+        if self.fine_tuning:
+            raise SessionBusy("A fine-tune is already running: stop it or wait for it first.")
+
+        def work():
+            result = error = None
+            try:
+                result = self.recover(x, y, **settings)
+            except Exception as raised:  # handed to `done`: the worker has no caller
+                error = raised
+            if done is not None:
+                done(result, error)
+
+        self._training = in_background(work)
+        return self._training
+
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether a `recover_in_background` still runs."""
+        return self._training is not None and self._training.is_alive()
+
+    def wait_fine_tune(self, timeout=None) -> bool:
+        """Wait for `recover_in_background` to end; False if it still runs after `timeout` s."""
+        if self._training is not None:
+            self._training.join(timeout)
+        return not self.fine_tuning
 
     # --- results ------------------------------------------------------------------------
 

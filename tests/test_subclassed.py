@@ -1,5 +1,6 @@
 """Subclassed models (issue 14): graphs found by tracing a copy, edits into the same class."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -7,6 +8,13 @@ from kerawidgets import subclassed
 from kerawidgets.errors import UnsupportedModelError
 from kerawidgets.graph import ModelGraph
 from tests import _subclassed_models as sm
+
+
+@pytest.fixture(autouse=True)
+def _fresh_op_names():
+    """Raw-op nodes take Keras' global auto-names ("add", "add_1"): start each test from a fresh
+    counter so the expected ids do not depend on which tests ran before."""
+    keras.backend.clear_session()
 
 
 def snapshot(model):

@@ -33,6 +33,8 @@ import weakref
 from typing import Any
 
 import ipywidgets as w
+import keras
+import numpy as np
 
 from kerawidgets import activations, catalog, node_metrics, plots
 from kerawidgets.edits import (
@@ -67,6 +69,7 @@ from kerawidgets.widgets.editor_panel import (
     SettingsForm,
     gui_text,
 )
+from kerawidgets.widgets.finetune_panel import FineTunePanel
 from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
 from kerawidgets.widgets.plot_controls import PlotControls
 
@@ -104,6 +107,7 @@ class ModelEditor:
                                    history_size=history_size)
         self._replace_choices: dict[str, catalog.Choice] = {}
         self._insert_choices: dict[str, catalog.Choice] = {}
+        self._train_data = (x, y)  # what the panel's Fine-tune trains on
         self._quiet = False  # the editor itself is changing the controls: ignore their events
         self._can_apply = False  # what the preview says about the Apply button
         self._compare_for = None  # (weak ref to the model, layer path) the results are about
@@ -113,6 +117,7 @@ class ModelEditor:
         self.panel.show_probe(self.probe.description, self.probe.synthetic)
         self._show_plots(None)
         self._refresh_buttons()
+        self._offer_fine_tune()
         self._on_select(self.view.selected, clear_status=False)
 
     def _build(self, height, theme):
@@ -120,7 +125,9 @@ class ModelEditor:
         self.view = GraphView(self.original, height=height, theme=theme)
         self.panel = EditorPanel()
         self.compare_panel = ComparePanel()
-        self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget)
+        self.finetune_panel = FineTunePanel()
+        self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget,
+                                      self.finetune_panel.widget)
         self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
                                                                       max_width="1120px"))
         self.depth_image = w.Image(format="png", layout=w.Layout(width="100%", max_width="900px"))
@@ -259,6 +266,15 @@ class ModelEditor:
         """Ask a running `recover` to stop after its current batch."""
         self.session.stop_training()
 
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether a fine-tune started from the panel is still running (in its worker thread)."""
+        return self.session.fine_tuning
+
+    def wait_fine_tune(self, timeout=None) -> bool:
+        """Wait for the panel's fine-tune to end; False if it still runs after `timeout` s."""
+        return self.session.wait_fine_tune(timeout)
+
     def compare(self, against=None, layer=None) -> dict:
         """The numbers behind the plots, as plain data.
 
@@ -333,6 +349,8 @@ class ModelEditor:
         p.redo_button.on_click(lambda _b: self._guarded(self.redo))
         p.reset_button.on_click(lambda _b: self._guarded(self.reset))
         self.compare_panel.run_button.on_click(lambda _b: self._guarded(self._sweep_from_panel))
+        self.finetune_panel.run_button.on_click(lambda _b: self._guarded(self._fine_tune_from_panel))
+        self.finetune_panel.stop_button.on_click(lambda _b: self.stop_training())
         c = self.plot_controls
         c.against.observe(lambda ch: self._on_plot_choice(against=ch["new"]), names="value")
         c.layer.observe(lambda ch: self._on_plot_choice(layer=ch["new"]), names="value")
@@ -359,7 +377,7 @@ class ModelEditor:
         self.apply(edit, reinitialize=reinitialize)
 
     def _on_select(self, selected, clear_status=True):
-        if self._quiet:
+        if self._quiet or self.session.busy_elsewhere():  # fine-tuning: its end refreshes it
             return
         with self.session.working(3) as progress:
             progress(1, "Reading the selected layer…")
@@ -491,6 +509,51 @@ class ModelEditor:
         self.panel.show_status(
             f"Compared {len(result)} candidates for {path}"
             + (f"; best by {result.default_metric()}: {best.label}." if best else "."), "ok")
+
+    def _offer_fine_tune(self):
+        """Enable the Fine-tune section when the editor has labelled data and a loss."""
+        x, y = self._train_data
+        labelled = x is not None and (y is not None or not isinstance(x, (np.ndarray, dict,
+                                                                           list, tuple)))
+        compiled = getattr(self.original, "compiled", False) and self.original.loss is not None
+        shape = getattr(keras.tree.flatten(x)[0], "shape", None) if x is not None else None
+        data = f"the {shape[0]} samples" if shape else "the data"
+        if not labelled:
+            note = ("<i>To fine-tune here, give the editor labelled data: "
+                    "ModelEditor(model, x, y).</i>")
+        elif not compiled:
+            note = ("<i>To fine-tune here, compile the model with a loss first, e.g. "
+                    "model.compile('adam', 'sparse_categorical_crossentropy', "
+                    "metrics=['accuracy']).</i>")
+        else:
+            note = (f"Fine-tune the current model on {data} given to the editor, with the "
+                    "original's loss and metrics and a fresh optimizer. Stop keeps what it "
+                    "learned so far; Undo goes back to the weights before.")
+        self.finetune_panel.set_available(labelled and compiled, note)
+
+    def _fine_tune_from_panel(self):
+        """Start `recover` in a worker thread (`EditSession.recover_in_background`): the
+        kernel's thread stays free to receive the Stop click."""
+        if self.fine_tuning:
+            return
+        settings = self.finetune_panel.settings()  # checked before anything starts
+        x, y = self._train_data
+        self.finetune_panel.start()
+        self.session.recover_in_background(x, y, progress=self.finetune_panel.add_batch,
+                                           done=self._fine_tune_done, **settings)
+
+    def _fine_tune_done(self, result, error):
+        """In the worker, when training ended: the section says how (errors in the status too)."""
+        if error is None:
+            self.finetune_panel.finish(f"{result.step.describe()}.", ok=True)
+            return
+        if isinstance(error, KerawidgetsError):
+            text = str(error)
+            self.panel.show_status(text, "error")
+        else:  # a Keras error while training: shown, the editor stays usable
+            text = f"{type(error).__name__}: {error}"
+            self._show_error(error, None)
+        self.finetune_panel.finish(text, ok=False)
 
     def _fill_remove(self, path, node):
         p = self.panel
@@ -670,10 +733,10 @@ class ModelEditor:
             parts.append(f"accuracy {a['accuracy_before']:.1%} → {a['accuracy_after']:.1%}")
         self.plots_note.value = " · ".join(parts)
 
-    @contextlib.contextmanager
     def _show_busy(self, active, text, step, steps):
         if active:
             self.panel.set_busy(True, text, step, steps)
+            self.finetune_panel.refresh(busy=True)
         else:
             self.panel.set_busy(False)
             self._refresh_buttons()
@@ -686,6 +749,7 @@ class ModelEditor:
         p.undo_button.disabled = not self.session.can_undo
         p.redo_button.disabled = not self.session.can_redo
         p.reset_button.disabled = self.session.position == 0
+        self.finetune_panel.refresh(busy=False)
 
     def _show_error(self, error, edit):
         self.panel.show_status(str(error), "error")
