@@ -482,10 +482,10 @@ class EditSession:
             raise InvalidEditError(
                 f"{layer!r} is not an edited layer the plots can show against the {against} "
                 f"model; pick one of: {', '.join(map(repr, listed)) or 'none yet'}.")
-        self._against, self._plotted = against, layer
-        if self.position == 0:
-            return
-        with self.working(2) as progress:
+        with self.working(2) as progress:  # raises SessionBusy while a fine-tune runs
+            self._against, self._plotted = against, layer
+            if self.position == 0:
+                return
             comparison = self._step_comparison(progress, step_number=1)
             progress(2, "Drawing the plots…")
             self._tell("compared", comparison, None)
