@@ -127,7 +127,8 @@ class ModelEditor:
     """Edit a Keras model's layers from its graph and see what each edit changes.
 
     Args:
-        model: a built Functional or Sequential model; it is never modified.
+        model: a built Functional or Sequential model, or a subclassed model whose
+            `call` can be traced (built, or given `x`); it is never modified.
         x: probe inputs (array, dict of arrays, list, or a `tf.data.Dataset`);
             None makes synthetic inputs (the panel says so).
         y: labels for the probe inputs (accuracy and loss before/after).
@@ -148,7 +149,11 @@ class ModelEditor:
         arguments.model(model)
         arguments.integer("history_size", history_size, minimum=1)
         check_view_arguments(model, None, height, theme)
-        adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
+        from kerawidgets import subclassed
+
+        if subclassed.is_subclassed(model):  # traced on a copy: the graph the probe walks
+            subclassed.open_for_editing(model, x=x)
+        adapter.functional_view(model)  # refuses unbuilt models up front
         self.original = model
         self.probe = Probe(model, x, y, max_batches=max_batches, batch_size=batch_size,
                            memory_budget=memory_budget, seed=seed)
