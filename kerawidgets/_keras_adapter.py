@@ -334,7 +334,7 @@ def input_spec_of(tensor) -> dict:
     return spec
 
 
-def sub_layers(layer) -> list:
+def sub_layers(layer) -> list[Any]:
     """`layer` and every layer tracked inside it, depth first."""
     return list(layer._flatten_layers(include_self=True, recursive=True))
 
@@ -386,7 +386,8 @@ def copy_layer_object(layer, extra_memo=None):
     memo.update(extra_memo or {})
     shells = []
     for sub in originals:
-        shell = type(sub).__new__(type(sub))  # Keras wraps `build` for the new object here
+        cls: Any = type(sub)
+        shell = cls.__new__(cls)  # Keras wraps `build` for the new object here
         memo[id(sub)] = shell
         shells.append(shell)
         for attribute in ("_inbound_nodes", "_outbound_nodes"):
@@ -686,7 +687,7 @@ class WeightFeeder:
             feed.initializers[id(variable)] = initializer
             return variable
 
-        add_weight._kerawidgets_feeding = True
+        add_weight._kerawidgets_feeding = True  # type: ignore[attr-defined]
         Layer.add_weight = add_weight
         return self
 
@@ -989,3 +990,138 @@ def strategy_scope(model):
     if isinstance(value, tf.distribute.DistributedValues):
         return value.distribute_strategy.scope()
     return contextlib.nullcontext()
+
+
+# --- Keras settings across threads --------------------------------------------------
+
+#: Keras' per-thread settings a worker thread takes from the thread that starts it.
+_THREAD_SETTINGS = ("distribution", "dtype_policy", "global_random_seed",
+                    "global_seed_generator", "custom_objects_scope_dict", "torch_device",
+                    "nnx_enabled", "object_name_uids")
+
+
+def thread_settings():
+    """The calling thread's Keras settings, as a context that installs them in another thread.
+
+    Keras keeps its global settings per thread (`keras.src.backend.common.
+    global_state`): a fresh thread sees no distribution
+    (`keras.distribution.set_distribution`), no dtype policy, no random seed.
+    A worker that trains on behalf of the kernel's thread enters this context
+    first, so it trains as the kernel's thread would (layer-name counters
+    are shared, so names stay unique). Call stacks (name scopes, the current
+    call) are not carried over.
+
+    >>> import threading, keras
+    >>> keras.config.set_dtype_policy("float32"); settings = thread_settings()
+    >>> seen = []
+    >>> def work():
+    ...     with settings:
+    ...         seen.append(keras.config.dtype_policy().name)
+    >>> t = threading.Thread(target=work); t.start(); t.join(); seen
+    ['float32']
+    """
+    import contextlib
+
+    from keras.src.backend.common import global_state
+
+    state = global_state.GLOBAL_STATE_TRACKER
+    values = {name: getattr(state, name) for name in _THREAD_SETTINGS
+              if getattr(state, name, None) is not None}
+
+    @contextlib.contextmanager
+    def installed():
+        tracker = global_state.GLOBAL_STATE_TRACKER
+        before = {name: getattr(tracker, name, None) for name in values}
+        for name, value in values.items():
+            setattr(tracker, name, value)
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                setattr(tracker, name, value)
+
+    return installed()
+
+
+# --- speed ----------------------------------------------------------------
+
+
+class _SignatureCache:
+    """Stands in for the `inspect` module inside Keras' layer modules: each function's
+    signature (and argspec) is read once, not once per layer made or built.
+
+    A `Signature` is immutable and depends only on the function (and whether it
+    is bound), so the cached one is the one `inspect` would give. Anything
+    else, and any callable that cannot be a dict key, goes to `inspect` itself.
+    """
+
+    def __init__(self, inspect_module):
+        self._inspect = inspect_module
+        self._signatures: dict = {}
+        self._argspecs: dict = {}
+
+    def __getattr__(self, name):
+        return getattr(self._inspect, name)
+
+    def signature(self, fn, *args, **kwargs):
+        if args or kwargs:
+            return self._inspect.signature(fn, *args, **kwargs)
+        key = (getattr(fn, "__func__", fn), type(fn))
+        try:
+            return self._signatures[key]
+        except KeyError:
+            found = self._signatures[key] = self._inspect.signature(fn)
+            return found
+        except TypeError:  # not hashable
+            return self._inspect.signature(fn)
+
+    def getfullargspec(self, fn):
+        try:
+            return self._argspecs[fn]
+        except KeyError:
+            found = self._argspecs[fn] = self._inspect.getfullargspec(fn)
+            return found
+        except TypeError:
+            return self._inspect.getfullargspec(fn)
+
+
+class cached_signatures:
+    """While active, Keras reads each layer class's `__init__`, `call` and `build`
+    signatures once, not for every layer it makes and builds (about 5% of a
+    rebuild of DenseNet121's 429 small layers). Re-entrant; restores Keras'
+    own `inspect` on exit.
+
+    >>> with cached_signatures():
+    ...     a, b = keras.layers.Dense(2), keras.layers.Dense(3)
+    >>> a._call_signature is b._call_signature
+    True
+    """
+
+    _depth = 0
+
+    def __enter__(self):
+        import inspect
+
+        from keras.src.layers import layer
+        from keras.src.ops import operation
+
+        cls = type(self)
+        if cls._depth == 0:
+            cache = _SignatureCache(inspect)
+            operation.inspect = cache
+            layer.inspect = cache
+        cls._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        import inspect
+
+        from keras.src.layers import layer
+        from keras.src.ops import operation
+
+        cls = type(self)
+        cls._depth -= 1
+        if cls._depth == 0:
+            operation.inspect = inspect
+            layer.inspect = inspect
+        return False

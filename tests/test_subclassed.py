@@ -18,6 +18,13 @@ from kerawidgets.saving import save_verified
 from tests import _subclassed_models as sm
 
 
+@pytest.fixture(autouse=True)
+def _fresh_op_names():
+    """Raw-op nodes take Keras' global auto-names ("add", "add_1"): start each test from a fresh
+    counter so the expected ids do not depend on which tests ran before."""
+    keras.backend.clear_session()
+
+
 def snapshot(model):
     """What must not change on the user's model: config, weights, every layer's call count."""
     return {

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import pathlib
+from collections.abc import Callable
+from typing import Any
 
 import anywidget
 import traitlets
@@ -176,7 +178,8 @@ class GraphView(anywidget.AnyWidget):
         such as `tabbable`) is the kernel's alone. Whatever is refused or
         corrected is sent back, so the browser shows the kernel's state again.
         """
-        accepted, corrected = {}, []
+        accepted: dict[str, Any] = {}
+        corrected: list[str] = []
         for name, value in sync_data.items():
             if name == "selected":
                 checked = self._checked_selection(value)
@@ -208,7 +211,7 @@ class GraphView(anywidget.AnyWidget):
         if known:
             self.send_state(known)
 
-    def on_select(self, callback, remove: bool = False) -> None:
+    def on_select(self, callback: Callable[[dict], Any], *, remove: bool = False) -> None:
         """Call ``callback(selected_dict)`` whenever the selection changes."""
         if remove:
             self._select_callbacks.remove(callback)

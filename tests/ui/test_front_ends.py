@@ -111,7 +111,11 @@ def voila_workshop(browser, tmp_path, viewport):
     cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
            "--Voila.ip=127.0.0.1", "--Voila.show_tracebacks=True"]
     url = f"http://127.0.0.1:{port}/"
-    with serve(cmd, server_env(home), notebook.parent, url, home / "voila.log", timeout=120):
+    # Ready when a static file answers: asking for the page itself starts a kernel that
+    # runs the whole notebook, and a poll every 2 s under load started one kernel per poll
+    # (the page did not answer within 2 s), which never caught up.
+    ready = url + "voila/api/themes/@jupyterlab/theme-light-extension/index.css"
+    with serve(cmd, server_env(home), notebook.parent, ready, home / "voila.log", timeout=120):
         with page_at(browser, url, viewport, 240_000) as page:
             page.wait_for_selector(".kw-code-view")  # the last cell's output
             page.wait_for_selector(".kw-graph[data-painted]")
@@ -141,7 +145,7 @@ def test_voila_workshop_a_student_completes_exercises_with_widgets_only(browser,
         assert page.locator("[data-mime-type='application/vnd.jupyter.error']").count() == 0
         # The reference solutions are not the student's: no check answers printed for them.
         assert "Exercise 1 done" not in text and "✅ Exercise" not in text
-        assert page.locator(".kw-exercise").count() == 5
+        assert page.locator(".kw-exercise").count() == 6
         code = page.locator(".kw-code-view").first
         assert "0 edit(s)" in code.inner_text()
         editor = page.locator(".kw-editor").first
@@ -177,6 +181,14 @@ def test_voila_workshop_a_student_completes_exercises_with_widgets_only(browser,
         page.wait_for_function(  # to_code follows Apply
             "() => document.querySelector('.kw-code-view').textContent.includes('1 edit(s)')")
         assert "replace_activation(model, 'hidden', 'gelu')" in code.inner_text()
+        # Export in Voila too: the figures come as browser downloads (no file on the server).
+        export = editor.locator(".kwx").first
+        export.scroll_into_view_if_needed()
+        export.locator("button.kwx-figures").click()
+        export.locator("a.kwx-file").nth(3).wait_for()
+        with page.expect_download() as download:
+            export.locator("a.kwx-file").first.click()
+        assert download.value.suggested_filename.endswith("_step1_comparison.png")
         first.scroll_into_view_if_needed()
         feedback = press_check(page, first, "kw-exercise-ok")
         assert "✅" in feedback
@@ -204,6 +216,26 @@ def test_voila_workshop_a_student_completes_exercises_with_widgets_only(browser,
                 assert repr(right[0]) not in said
         voila_shot(page, "voila_exercise_2", second)
 
+        # Exercise 6 (sweep): the same rules; the check measures what Compare several shows.
+        sixth = exercise(page, "Exercise 6 with the editor")
+        sixth.scroll_into_view_if_needed()
+        outcomes = {}
+        for name in ("gelu", "tanh", "sigmoid", "elu", "softsign"):
+            sixth.locator("select").first.select_option(name)
+            sixth.locator("button.kw-exercise-check").click()
+            page.wait_for_function(
+                "([name]) => { const f = [...document.querySelectorAll('.kw-exercise')]"
+                ".find(e => e.textContent.includes('Exercise 6 with the editor'))"
+                ".querySelector('.kw-exercise-feedback'); return f.textContent.includes(name); }",
+                arg=[f"'{name}'"], timeout=120_000)
+            outcomes[name] = sixth.locator(".kw-exercise-feedback").inner_text()
+        right = [name for name, said in outcomes.items() if "✅" in said]
+        assert right  # ties on 64 digits are all right
+        for name, said in outcomes.items():
+            if name not in right:
+                assert "Not yet" in said and "Compare several" in said and "%" not in said
+        voila_shot(page, "voila_exercise_6", sixth)
+
         # Restore the workshop model: back to no edits, and the code says so.
         restore = page.locator(".kw-restore").first
         restore.scroll_into_view_if_needed()
@@ -228,13 +260,17 @@ def test_voila_workshop_at_900px(browser, tmp_path):
 def test_readme_tour_command_opens_the_tour_in_jupyterlab(browser, tmp_path):
     # `bash scripts/tour.sh` as the README says, plus flags for a headless test run;
     # it must also start as root (containers, CI), where JupyterLab wants --allow-root.
+    # KERAWIDGETS_USE_VENV=1: the tests already run in the installed venv, so the script
+    # installs nothing (its `pip install -e` took minutes under load and re-pointed a
+    # venv shared by several checkouts at this one).
     port = _free_port()
     home = tmp_path / "home"
     home.mkdir()
     cmd = ["bash", str(REPO / "scripts" / "tour.sh"), "--no-browser", f"--port={port}",
            "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token="]
     url = f"http://127.0.0.1:{port}/api/contents/01_tour.ipynb?content=0"
-    with serve(cmd, server_env(home), REPO, url, home / "tour.log", timeout=120):
+    env = {**server_env(home), "KERAWIDGETS_USE_VENV": "1"}
+    with serve(cmd, env, REPO, url, home / "tour.log", timeout=120):
         with page_at(browser, f"http://127.0.0.1:{port}/lab/tree/01_tour.ipynb",
                      {"width": 1200, "height": 900}, 120_000) as page:
             page.wait_for_selector(".jp-MarkdownOutput h1:has-text('Welcome to kerawidgets')")
