@@ -161,7 +161,11 @@ class EditSession:
                  batch_size=16, seed=0, history_size=8):
         arguments.model(model)
         arguments.integer("history_size", history_size, minimum=1)
-        adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
+        from kerawidgets import subclassed
+
+        if subclassed.is_subclassed(model):  # traced on a copy: the graph the probe walks
+            subclassed.open_for_editing(model, x=x)
+        adapter.functional_view(model)  # refuses unbuilt models up front
         self.original = model
         self.probe = Probe(model, x, y, max_batches=max_batches, batch_size=batch_size,
                            memory_budget=memory_budget, seed=seed)

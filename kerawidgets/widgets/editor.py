@@ -84,7 +84,8 @@ class ModelEditor:
     """Edit a Keras model's layers from its graph and see what each edit changes.
 
     Args:
-        model: a built Functional or Sequential model; it is never modified.
+        model: a built Functional or Sequential model, or a subclassed model whose
+            `call` can be traced (built, or given `x`); it is never modified.
         x: probe inputs (array, dict of arrays, list, or a `tf.data.Dataset`);
             None makes synthetic inputs (the panel says so).
         y: labels for the probe inputs (accuracy and loss before/after).
