@@ -18,6 +18,8 @@ import functools
 import json
 import os
 import zipfile
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -102,16 +104,16 @@ def name_of(activation) -> str | None:
     for name, fn in _registered.items():
         if fn is activation:
             return name
-    name = getattr(activation, "__name__", None)
-    if name and getattr(keras.activations, name, None) is activation:
-        return name
+    own = getattr(activation, "__name__", None)
+    if own and getattr(keras.activations, own, None) is activation:
+        return own
     try:
         serialized = keras.activations.serialize(activation)
     except Exception:
-        return name
+        return own
     if isinstance(serialized, (str, dict)):
-        return _config_name(serialized) or name
-    return name
+        return _config_name(serialized) or own
+    return own
 
 
 def _config_name(value) -> str | None:
@@ -138,7 +140,7 @@ ACTIVATION_LAYERS = {
 
 # Settings of activation layers as the built-in activation of the same name has them:
 # `keras.activations.leaky_relu` has negative_slope=0.2 where the LeakyReLU layer has 0.3.
-_ACTIVATION_DEFAULTS = {
+_ACTIVATION_DEFAULTS: dict[str, dict[str, Any]] = {
     "relu": {"negative_slope": 0.0, "max_value": None, "threshold": 0.0},
     "leaky_relu": {"negative_slope": 0.2},
     "elu": {"alpha": 1.0},
@@ -215,7 +217,8 @@ def activation_settings(layer) -> dict[str, str]:
         config = layer.get_config()
     except Exception:  # cannot be re-created; still say what it applies
         fn = _live(layer, "activation")
-        return {"activation": name_of(fn)} if _is_function(fn) and name_of(fn) else {}
+        name = name_of(fn) if _is_function(fn) else None
+        return {"activation": name} if name else {}
     if getattr(keras.layers, type(layer).__name__, None) is type(layer) and (
             type(layer).__name__ in ACTIVATION_LAYERS):
         return {"activation": _activation_layer_name(layer, config)}
@@ -260,7 +263,8 @@ def config_value(name: str):
     return name
 
 
-def register_activation(name: str, fn, gradient=None, **params):
+def register_activation(name: str, fn: Callable, *, gradient: Callable | None = None,
+                        **params: Any) -> Callable:
     """Register a custom activation under `name` and return the callable.
 
     - `fn(x)` a plain function (a hand-written swish), or
@@ -359,10 +363,11 @@ def registration_code(name: str) -> tuple[list[str], str]:
     >>> unregister_activation("code_sin")
     """
     fn, gradient, params = _sources[name]
-    parts = [_import_of(fn)] + ([_import_of(gradient)] if gradient is not None else [])
+    found = [_import_of(fn)] + ([_import_of(gradient)] if gradient is not None else [])
+    parts = [part for part in found if part is not None]
     literal = all(_is_literal(v) for v in params.values())
-    if None in parts or not literal:
-        what = [f for f, part in zip(("fn", "gradient"), parts) if part is None]
+    if len(parts) < len(found) or not literal:
+        what = [f for f, part in zip(("fn", "gradient"), found) if part is None]
         why = (f"its {' and '.join(what)} cannot be imported (a lambda, or defined in a notebook "
                "or inside a function)" if what else "its parameters are not plain values")
         return [], (f"# The activation {name!r} was registered in your session; {why}. Run "

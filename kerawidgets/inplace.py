@@ -22,13 +22,18 @@ form Keras itself would produce), or change anything but a layer's
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
+from typing import Any
+
+import keras
 
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import activations, arguments, targets
 from kerawidgets.errors import InvalidEditError
 
 
-def set_activation_inplace(model, layer, activation, *, attribute="activation"):
+def set_activation_inplace(model: keras.Model, layer: Any, activation: str | Callable, *,
+                           attribute: str = "activation") -> keras.Model:
     """Set `attribute` of the selected layers of `model` itself; returns `model`.
 
     `layer` is a name, path, layer object, class, predicate or list, as in

@@ -395,7 +395,7 @@ def sweep_figure(panels, board, *, metric, higher=True, layer="edited layer", ba
     grid_rows = max(1, -(-len(panels) // columns))
     fig = Figure(figsize=(2.3 * columns + 4.2, max(2.0 * grid_rows, 0.35 * len(board) + 1.2) + 0.5),
                  layout="constrained")
-    left, right = fig.subfigures(1, 2, width_ratios=[2.3 * columns, 4.2])
+    left, right = fig.subfigures(1, 2, width_ratios=[2.3 * columns, 4.2])  # type: ignore[misc]
     axes = np.atleast_1d(left.subplots(grid_rows, columns, sharex=True, sharey=True)).ravel()
     edges = _panel_bins(panels, bins)
     for ax, (label, values) in zip(axes, panels):

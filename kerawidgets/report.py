@@ -167,7 +167,7 @@ class RebuildReport:
     def _repr_html_(self):
         return self.html()
 
-    def html(self, css_class: str = "kw-report", title: str = "Rebuild") -> str:
+    def html(self, *, css_class: str = "kw-report", title: str = "Rebuild") -> str:
         """The changed rows as an HTML table, identical outcomes grouped, details folded.
 
         Columns: layers (a group opens to list its layers), status, why.

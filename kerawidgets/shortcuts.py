@@ -13,14 +13,20 @@ Each takes the same keyword options as `kerawidgets.rebuild`
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
 from kerawidgets import arguments
 from kerawidgets import inplace as inplace_mode
-from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
 from kerawidgets.rebuild import rebuild
 
 
-def replace_activation(model, layer, activation, *, attribute="activation",
-                       inplace=False, reinitialize=None):
+def replace_activation(model: keras.Model, layer: Any, activation: str | Callable, *,
+                       attribute: str = "activation", inplace: bool = False,
+                       reinitialize: str | None = None) -> keras.Model:
     """A new model whose `layer` (a name, layer, class or predicate) uses `activation`.
 
     `inplace=True` changes the live layer of *this* model instead and returns
@@ -41,17 +47,33 @@ def replace_activation(model, layer, activation, *, attribute="activation",
     return rebuild(model, [edit], reinitialize=reinitialize).model
 
 
-def replace_layer(model, layer, replacement, *, trainable=None, reinitialize=None):
+def replace_layer(model: keras.Model, layer: Any, replacement: Any, *,
+                  trainable: bool | None = None, reinitialize: str | None = None) -> keras.Model:
     """A new model with `layer` replaced by `replacement` (a layer, spec, list or model)."""
     edit = ReplaceLayer(layer, replacement, trainable=trainable)
     return rebuild(model, [edit], reinitialize=reinitialize).model
 
 
-def insert_layer(model, *, after, layer, reinitialize=None):
+def insert_layer(model: keras.Model, *, after: Any, layer: Any,
+                 reinitialize: str | None = None) -> keras.Model:
     """A new model with `layer` (or a list of layers) inserted right after `after`."""
     return rebuild(model, [InsertLayer(after, layer)], reinitialize=reinitialize).model
 
 
-def remove_layer(model, layer, *, reinitialize=None):
+def remove_layer(model: keras.Model, layer: Any, *, reinitialize: str | None = None) -> keras.Model:
     """A new model without `layer`; its input flows on to its consumers."""
     return rebuild(model, [RemoveLayer(layer)], reinitialize=reinitialize).model
+
+
+def set_settings(model: keras.Model, layer: Any, /, *, reinitialize: str | None = None,
+                 **settings: Any) -> keras.Model:
+    """A new model whose `layer` has these config `settings` (``rate=0.2``,
+    ``padding="same"``, ``use_bias=True``...), keeping every weight that still fits.
+
+    >>> import keras, kerawidgets
+    >>> inp = keras.Input((4,))
+    >>> model = keras.Model(inp, keras.layers.Dropout(0.5, name="drop")(inp))
+    >>> kerawidgets.set_settings(model, "drop", rate=0.1).get_layer("drop").rate
+    0.1
+    """
+    return rebuild(model, [SetSettings(layer, settings)], reinitialize=reinitialize).model

@@ -14,6 +14,7 @@ JSON-ready for the front end and easy to assert on in tests.
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import weakref
 
@@ -176,7 +177,7 @@ def paired_statistics(before_outputs: dict, after_outputs: dict) -> tuple[dict, 
 #: holds no array: an entry goes when its array is collected (evicted from the
 #: probe's cache and no longer shown), so it adds nothing to the probe's
 #: memory budget and an identity is never reused while remembered.
-_MEMO: collections.OrderedDict = collections.OrderedDict()
+_MEMO: collections.OrderedDict[int, tuple[weakref.ref, dict]] = collections.OrderedDict()
 _MEMO_SIZE = 4096
 
 
@@ -200,7 +201,7 @@ def _remembered_statistics(array, bounds) -> dict:
     which = bounds if bounds in ("auto", None) else tuple(bounds)
     hit = _MEMO.get(key)
     if hit is None or hit[0]() is not array:
-        hit = (weakref.ref(array, lambda ref, key=key: _forget(ref, key)), {})
+        hit = (weakref.ref(array, functools.partial(_forget, key=key)), {})
         _MEMO[key] = hit
         while len(_MEMO) > _MEMO_SIZE:
             _MEMO.popitem(last=False)

@@ -176,6 +176,7 @@ LEGEND_W = 360  # the unit line may run past the colour bar
 
 def _legend_svg(metric, x: float, y: float) -> str:
     """The colour scale under the drawing: label, a gradient of 5 steps, low and high ends."""
+    ends: tuple[str, ...]
     if metric is None:
         label, unit, ends = "heat", "relative (1 = the largest value)", ("0", "1")
         colors = [heat_color(i / 4) for i in range(5)]

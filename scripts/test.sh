@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything (Python packages into .venv, Chromium from apt) and run
-# every test tier: lint, the front end's pure JS (node --test), unit + property
+# every test tier: lint, type check (mypy), the front end's pure JS (node --test), unit + property
 # tests (fast and slow), the rebuild, edit, activation, graph and probe
 # tests again under the jax and torch backends, the notebooks under nbval, and the
 # real-browser tests. Extra arguments go to every pytest call.
@@ -17,6 +17,9 @@ fi
 start=$(date +%s)
 echo "==> ruff"
 ruff check kerawidgets tests benchmarks
+
+echo "==> mypy (the package; settings in pyproject.toml [tool.mypy])"
+mypy
 
 echo "==> front-end unit tests (node --test: graph_view.js's pure parts, no browser)"
 # --experimental-detect-module: Node 20 before 20.19 reads a .js file as CommonJS.

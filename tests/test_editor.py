@@ -10,12 +10,12 @@ import pytest
 from keras import layers
 
 from kerawidgets import KerawidgetsError, ShapeMismatchError
-from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
+from kerawidgets.history import History, Step
 from kerawidgets.probe import ProbeDataError
 from kerawidgets.widgets import ModelEditor
 from kerawidgets.widgets.editor import SaveCheckError
 from kerawidgets.widgets.editor_panel import gui_text
-from kerawidgets.widgets.history import History, Step
 from tests.models import CountCalls
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -269,7 +269,7 @@ def test_plot_failure_keeps_the_edit_and_the_editor_usable(editor, monkeypatch):
     assert editor.history == [SetActivation("conv_a", "gelu")]
     assert "kwe-status-error" in p.status.value and "no figure today" in p.status.value
     assert "Applied" in p.status.value and "Probing" not in p.status.value
-    assert p.progress.layout.visibility == "hidden" and not editor._busy
+    assert p.progress.layout.visibility == "hidden" and not editor.session.busy
     assert "no figure today" in editor.plots_note.value
     assert editor.comparison_image.layout.display == "none"
     assert editor.view.marks == {"conv_a": "edited"} and not p.undo_button.disabled
@@ -369,7 +369,7 @@ def test_undo_redo_reset_keep_models(editor):
     p.redo_button.click()
     assert editor.model is first
     editor.apply(SetActivation("conv_b", "elu"))  # drops the redo step
-    assert not editor._history.can_redo and len(editor.history) == 2
+    assert not editor.session._history.can_redo and len(editor.history) == 2
 
 
 def test_history_drops_old_models_and_rebuilds_them():
@@ -479,7 +479,7 @@ def test_compare_numbers(editor):
     assert editor.compare()["agreement"] is None
     editor.apply(SetActivation("head", "sigmoid"))
     result = editor.compare()
-    assert result["layer"] == "head" and result["against"] == "previous"
+    assert result["layer"] == "head" and result["against"] == "original"  # what the plots show
     assert set(result["agreement"]) >= {"max_abs_diff", "top1_agreement", "accuracy_before",
                                         "accuracy_after", "loss_before", "loss_after"}
     assert result["layer_stats"]["after"]["max"] <= 1.0
@@ -490,6 +490,52 @@ def test_compare_numbers(editor):
     assert editor.compare("original")["movement"]["conv_a"] > 0
     assert set(editor.figures()) == {"comparison", "depth"}
     assert "accuracy" in editor.plots_note.value
+
+
+def test_plots_compare_with_the_original_and_the_switch_shows_the_last_step(editor,
+                                                                           monkeypatch):
+    c = editor.plot_controls
+    assert c.widget.layout.display == "none"  # nothing to compare yet
+    editor.apply(SetActivation("conv_a", "tanh"))
+    editor.apply(SetActivation("head", "sigmoid"))
+    assert c.widget.layout.display is None and c.against.value == "original"
+    assert "against the original (2 edits)" in editor.plots_note.value
+    first_heat = dict(editor.view.metrics["movement"]["values"])
+    assert first_heat["conv_a"] > 0  # the first edit moved it: the heat shows it
+    original_png = editor.comparison_image.value
+    calls = CountCalls(monkeypatch)
+    c.against.set_state({"index": 1})  # the browser clicks "the last step"
+    assert editor.session.against == "previous" and calls.names == []
+    assert "against the last step" in editor.plots_note.value
+    assert editor.comparison_image.value != original_png
+    assert editor.view.metrics["movement"]["values"]["conv_a"] == 0
+    assert editor.compare()["against"] == "previous"
+    editor.undo()
+    editor.redo()  # the choice stays; each step keeps its comparisons: nothing runs
+    assert c.against.value == "previous" and calls.names == []
+    editor.show("original")  # scripted, the switch follows
+    assert c.against.value == "original" and editor.comparison_image.value == original_png
+    c.against.set_state({"options": [("x", "x")], "index": "0"})  # refused, nothing changes
+    assert [v for _, v in c.against.options] == ["original", "previous"]
+
+
+def test_every_edited_layer_is_marked_and_can_be_plotted(editor, monkeypatch):
+    editor.apply(SetActivation(layers.Conv2D, "elu"))  # a bulk edit: conv_a and conv_b
+    assert set(editor.view.marks) == {"conv_a", "conv_b"}
+    picker = editor.plot_controls.layer
+    assert [v for _, v in picker.options] == ["conv_a", "conv_b"] and picker.value == "conv_a"
+    assert not picker.disabled and editor.compare()["layer"] == "conv_a"
+    shown = editor.comparison_image.value
+    calls = CountCalls(monkeypatch)
+    picker.set_state({"index": 1})
+    assert editor.session.plotted_layer == "conv_b" and editor.compare()["layer"] == "conv_b"
+    assert editor.comparison_image.value != shown and calls.names == []
+    editor.show(layer="conv_a")  # scripted, the picker follows
+    assert picker.value == "conv_a" and editor.edited_layers() == ["conv_a", "conv_b"]
+    editor.apply(SetActivation("head", "sigmoid"))
+    assert set(editor.view.marks) == {"conv_a", "conv_b", "head"}
+    assert picker.value == "head" and [v for _, v in picker.options] == ["conv_a", "conv_b",
+                                                                         "head"]
 
 
 def test_incremental_recompute_after_edit_near_the_output(editor):
@@ -518,10 +564,10 @@ def test_apply_runs_at_most_one_pass_and_undo_redo_run_none(editor, monkeypatch)
     assert editor.comparison_image.value == shown
     assert editor.compare()["recompute"] == "incremental"  # what made the plots, kept
     # A step whose model History dropped keeps its summaries: no pass after its rebuild.
-    editor._history.max_models = 1
-    editor._history._trim()
+    editor.session._history.max_models = 1
+    editor.session._history._trim()
     editor.undo()
-    assert calls.names == [] and editor._history.steps[1].model is not None
+    assert calls.names == [] and editor.session._history.steps[1].model is not None
     assert editor.compare("original")["per_layer"]["after"]["conv_a"]["mean"] is not None
     assert calls.names == []
     # An edit from a rebuilt model: its kept summaries stand in (only the head is summarised
@@ -534,14 +580,14 @@ def test_apply_runs_at_most_one_pass_and_undo_redo_run_none(editor, monkeypatch)
 
 def panel_state(editor):
     p = editor.panel
-    return {"busy": editor._busy, "apply": p.apply_button.disabled, "undo": p.undo_button.disabled,
+    return {"busy": editor.session.busy, "apply": p.apply_button.disabled, "undo": p.undo_button.disabled,
             "bar": p.progress.layout.visibility, "step": (p.progress.value, p.progress.max),
             "status": p.status.value}
 
 
 def test_every_slow_step_shows_the_busy_state(editor, monkeypatch):
-    import kerawidgets.widgets.editor as module
-    import kerawidgets.widgets.history as history_module
+    import kerawidgets.history as history_module
+    import kerawidgets.session as module
     from kerawidgets import catalog
 
     seen = []
@@ -583,7 +629,7 @@ def test_every_slow_step_shows_the_busy_state(editor, monkeypatch):
     assert [w for i, w in enumerate(said) if i == 0 or said[i - 1] != w] == words
     assert "layer calls (3/5)" in busy[said.index("Probing") + 1]  # real progress, in words too
     assert "Applied" in p.status.value and p.progress.layout.visibility == "hidden"
-    assert not editor._busy and not p.undo_button.disabled and p.apply_button.disabled
+    assert not editor.session.busy and not p.undo_button.disabled and p.apply_button.disabled
     # Replace dropdown: the choice's check and dry run run busy too.
     seen.clear()
     p.tabs.selected_index = 1
@@ -592,9 +638,9 @@ def test_every_slow_step_shows_the_busy_state(editor, monkeypatch):
     assert where == "rebuild" and state["busy"] and state["apply"] and state["bar"] == "visible"
     assert not panel_state(editor)["busy"] and not p.apply_button.disabled
     # Undo rebuilding a model History no longer keeps: busy while it rebuilds.
-    editor._history.max_models = 1
+    editor.session._history.max_models = 1
     editor.apply(SetActivation("conv_b", "tanh"))
-    assert editor._history.steps[1].model is None
+    assert editor.session._history.steps[1].model is None
     monkeypatch.setattr(history_module, "rebuild", spy("history", history_module.rebuild))
     seen.clear()
     editor.undo()
@@ -608,7 +654,7 @@ def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("probe crashed")
 
-    monkeypatch.setattr(editor, "_compute", broken)
+    monkeypatch.setattr(editor.session, "_compute", broken)
     p = editor.panel
     editor.select("conv_a")
     p.activation.value = "gelu"
@@ -628,7 +674,7 @@ def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
     def refused(*args, **kwargs):
         raise ProbeDataError("Probe data for 'digits_cnn' no longer fits: make a new editor.")
 
-    monkeypatch.setattr(editor, "_compute", refused)
+    monkeypatch.setattr(editor.session, "_compute", refused)
     editor.apply(SetActivation("conv_b", "elu"))
     assert "no longer fits: make a new editor." in p.status.value and len(editor.history) == 2
     assert "kwe-status-error" in p.status.value and p.progress.layout.visibility == "hidden"
@@ -638,7 +684,7 @@ def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
 
 
 def test_scripted_predicate_edit(editor, monkeypatch):
-    import kerawidgets.widgets.editor as module
+    import kerawidgets.session as module
 
     convs = lambda layer: isinstance(layer, layers.Conv2D)  # noqa: E731
     report = editor.apply(SetActivation(convs, "tanh"))
@@ -654,12 +700,12 @@ def test_scripted_predicate_edit(editor, monkeypatch):
     dense = lambda layer: isinstance(layer, layers.Dense)  # noqa: E731
     for edit in (SetActivation(convs, "gelu"), SetActivation(convs, "gelu"),
                  SetActivation(dense, "gelu")):
-        editor._dry_run(edit, None)
+        editor.session.dry_run(edit, None)
     assert len(calls) == 2
 
 
 def test_preview_rebuild_is_reused_by_apply(editor, monkeypatch):
-    import kerawidgets.widgets.editor as module
+    import kerawidgets.session as module
 
     editor.select("conv_a")
     editor.panel.activation.value = "gelu"
@@ -731,5 +777,41 @@ def test_refuses_subclassed_model():
 
 def test_depth_summary_keeps_a_removed_layer_in_place(editor):
     editor.apply(RemoveLayer("drop"))
-    order = editor._comparison.order
+    order = editor.session.comparison.order
     assert order.index("pool") < order.index("drop") < order.index("flatten") < order.index("head")
+
+
+def test_settings_tab_is_built_from_the_catalog_and_applies_set_settings(editor):
+    p = editor.panel
+    assert [p.tabs.get_title(i) for i in range(len(p.tabs.children))] == [
+        "Activation", "Replace", "Insert after", "Remove", "Settings"]
+    editor.select("drop")
+    p.tabs.selected_index = 4
+    assert p.action == "settings" and list(p.layer_settings.widgets) == ["rate"]
+    assert p.layer_settings.widgets["rate"].value == pytest.approx(0.1)
+    assert "Change a setting of &#x27;drop&#x27;" in p.preview.value and p.apply_button.disabled
+    p.layer_settings.widgets["rate"].value = 0.4
+    assert "Set rate=0.4 on &#x27;drop&#x27;" in p.preview.value and not p.apply_button.disabled
+    before = weights_of(editor.model)
+    p.apply_button.click()
+    assert editor.model.get_layer("drop").rate == pytest.approx(0.4)
+    assert editor.history == [SetSettings("drop", rate=0.4)]
+    assert editor.report["drop"].status == "kept" and editor.report.reinitialised == []
+    assert same_weights(before, weights_of(editor.model))
+
+
+def test_settings_tab_padding_change_needs_the_reinitialise_checkbox(editor):
+    p = editor.panel
+    editor.select("conv_b")
+    p.tabs.selected_index = 4
+    form = p.layer_settings.widgets
+    assert list(form) == ["kernel_size", "strides", "padding", "use_bias"]  # no filters (width)
+    assert form["padding"].value == "same"
+    form["padding"].value = "valid"
+    assert p.apply_button.disabled and "&#x27;hidden&#x27; (Dense)" in p.preview.value
+    assert html.escape("Tick 'allow reinitialising downstream layers'") in p.preview.value
+    p.reinitialize.value = True
+    assert not p.apply_button.disabled
+    p.apply_button.click()
+    assert editor.model.get_layer("conv_b").padding == "valid"
+    assert editor.report["conv_b"].status == "kept" and editor.report.reinitialised == ["hidden"]

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import pathlib
+from collections.abc import Callable
+from typing import Any
 
 import anywidget
 import traitlets
@@ -66,13 +68,15 @@ class GraphView(anywidget.AnyWidget):
     #: What the nodes are coloured by: "" (automatic), "type", "heat" or a metric's name.
     color_by = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, model, *, open_groups=None, height="520px", theme="auto", **kwargs):
+    def __init__(self, model, *, open_groups=None, height="520px", theme="auto", x=None,
+                 input_shape=None, **kwargs):
+        """`x` or `input_shape` give a subclassed model's input shapes when it is not built."""
         check_view_arguments(model, open_groups, height, theme)
         self._select_callbacks = []
         self._guard = False
         self._last_selected: dict = {}
         self.model = model
-        self.graph = ModelGraph.from_model(model)
+        self.graph = ModelGraph.from_model(model, x=x, input_shape=input_shape)
         opened = (default_open_groups(self.graph) if open_groups is None
                   else [g for g in open_groups if self.graph.has_group(g)])
         super().__init__(height=height, theme=theme, **kwargs)
@@ -174,7 +178,8 @@ class GraphView(anywidget.AnyWidget):
         such as `tabbable`) is the kernel's alone. Whatever is refused or
         corrected is sent back, so the browser shows the kernel's state again.
         """
-        accepted, corrected = {}, []
+        accepted: dict[str, Any] = {}
+        corrected: list[str] = []
         for name, value in sync_data.items():
             if name == "selected":
                 checked = self._checked_selection(value)
@@ -206,7 +211,7 @@ class GraphView(anywidget.AnyWidget):
         if known:
             self.send_state(known)
 
-    def on_select(self, callback, remove: bool = False) -> None:
+    def on_select(self, callback: Callable[[dict], Any], *, remove: bool = False) -> None:
         """Call ``callback(selected_dict)`` whenever the selection changes."""
         if remove:
             self._select_callbacks.remove(callback)

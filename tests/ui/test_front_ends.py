@@ -145,7 +145,7 @@ def test_voila_workshop_a_student_completes_exercises_with_widgets_only(browser,
         assert page.locator("[data-mime-type='application/vnd.jupyter.error']").count() == 0
         # The reference solutions are not the student's: no check answers printed for them.
         assert "Exercise 1 done" not in text and "✅ Exercise" not in text
-        assert page.locator(".kw-exercise").count() == 5
+        assert page.locator(".kw-exercise").count() == 6
         code = page.locator(".kw-code-view").first
         assert "0 edit(s)" in code.inner_text()
         editor = page.locator(".kw-editor").first
@@ -215,6 +215,26 @@ def test_voila_workshop_a_student_completes_exercises_with_widgets_only(browser,
                 assert "Not yet" in said and "Try each one" in said and "%" not in said
                 assert repr(right[0]) not in said
         voila_shot(page, "voila_exercise_2", second)
+
+        # Exercise 6 (sweep): the same rules; the check measures what Compare several shows.
+        sixth = exercise(page, "Exercise 6 with the editor")
+        sixth.scroll_into_view_if_needed()
+        outcomes = {}
+        for name in ("gelu", "tanh", "sigmoid", "elu", "softsign"):
+            sixth.locator("select").first.select_option(name)
+            sixth.locator("button.kw-exercise-check").click()
+            page.wait_for_function(
+                "([name]) => { const f = [...document.querySelectorAll('.kw-exercise')]"
+                ".find(e => e.textContent.includes('Exercise 6 with the editor'))"
+                ".querySelector('.kw-exercise-feedback'); return f.textContent.includes(name); }",
+                arg=[f"'{name}'"], timeout=120_000)
+            outcomes[name] = sixth.locator(".kw-exercise-feedback").inner_text()
+        right = [name for name, said in outcomes.items() if "✅" in said]
+        assert right  # ties on 64 digits are all right
+        for name, said in outcomes.items():
+            if name not in right:
+                assert "Not yet" in said and "Compare several" in said and "%" not in said
+        voila_shot(page, "voila_exercise_6", sixth)
 
         # Restore the workshop model: back to no edits, and the code says so.
         restore = page.locator(".kw-restore").first
