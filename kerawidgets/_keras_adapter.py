@@ -995,3 +995,87 @@ def thread_settings():
                 setattr(tracker, name, value)
 
     return installed()
+
+
+# --- speed ----------------------------------------------------------------
+
+
+class _SignatureCache:
+    """Stands in for the `inspect` module inside Keras' layer modules: each function's
+    signature (and argspec) is read once, not once per layer made or built.
+
+    A `Signature` is immutable and depends only on the function (and whether it
+    is bound), so the cached one is the one `inspect` would give. Anything
+    else, and any callable that cannot be a dict key, goes to `inspect` itself.
+    """
+
+    def __init__(self, inspect_module):
+        self._inspect = inspect_module
+        self._signatures: dict = {}
+        self._argspecs: dict = {}
+
+    def __getattr__(self, name):
+        return getattr(self._inspect, name)
+
+    def signature(self, fn, *args, **kwargs):
+        if args or kwargs:
+            return self._inspect.signature(fn, *args, **kwargs)
+        key = (getattr(fn, "__func__", fn), type(fn))
+        try:
+            return self._signatures[key]
+        except KeyError:
+            found = self._signatures[key] = self._inspect.signature(fn)
+            return found
+        except TypeError:  # not hashable
+            return self._inspect.signature(fn)
+
+    def getfullargspec(self, fn):
+        try:
+            return self._argspecs[fn]
+        except KeyError:
+            found = self._argspecs[fn] = self._inspect.getfullargspec(fn)
+            return found
+        except TypeError:
+            return self._inspect.getfullargspec(fn)
+
+
+class cached_signatures:
+    """While active, Keras reads each layer class's `__init__`, `call` and `build`
+    signatures once, not for every layer it makes and builds (about 5% of a
+    rebuild of DenseNet121's 429 small layers). Re-entrant; restores Keras'
+    own `inspect` on exit.
+
+    >>> with cached_signatures():
+    ...     a, b = keras.layers.Dense(2), keras.layers.Dense(3)
+    >>> a._call_signature is b._call_signature
+    True
+    """
+
+    _depth = 0
+
+    def __enter__(self):
+        import inspect
+
+        from keras.src.layers import layer
+        from keras.src.ops import operation
+
+        cls = type(self)
+        if cls._depth == 0:
+            cache = _SignatureCache(inspect)
+            operation.inspect = cache
+            layer.inspect = cache
+        cls._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        import inspect
+
+        from keras.src.layers import layer
+        from keras.src.ops import operation
+
+        cls = type(self)
+        cls._depth -= 1
+        if cls._depth == 0:
+            operation.inspect = inspect
+            layer.inspect = inspect
+        return False

@@ -179,7 +179,7 @@ class _Walk:
     # --- driver -----------------------------------------------------------
 
     def run(self, edits) -> Rebuild:
-        with self.feeder, _collection_paused():
+        with self.feeder, _collection_paused(), adapter.cached_signatures():
             new_model = self.copy_model(self.model, (), self.name or self.model.name)
         self.settle_weights()
         self.copy_compile_state(new_model)

@@ -262,7 +262,7 @@ def _fresh(operation):
     return type(operation).from_config(operation.get_config())
 
 
-def _tail_from_original(model, top, probe: Probe) -> tuple[keras.Model, list]:
+def _tail_from_original(model, top, probe: Probe) -> tuple[keras.Model, list, Any]:
     """The tail as a new model of fresh copies of only the downstream layers, fed the
     probe's (cached) values of the tensors crossing the cut. Reads the original, never
     calls it (which would add graph nodes to its layers)."""
@@ -293,7 +293,7 @@ def _tail_from_original(model, top, probe: Probe) -> tuple[keras.Model, list]:
     return tail, values, reference
 
 
-def _tail_from_copy(model, top, probe: Probe) -> tuple[keras.Model, list]:
+def _tail_from_copy(model, top, probe: Probe) -> tuple[keras.Model, list, Any]:
     """The tail cut out of a whole copy of the model (any graph `rebuild` copies), fed by
     running the copy's upstream part ("head") on the probe once."""
     copy = copy_model(model)

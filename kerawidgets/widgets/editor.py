@@ -43,11 +43,13 @@ from kerawidgets.edits import (
     RemoveLayer,
     ReplaceLayer,
     SetActivation,
+    SetSettings,
 )
 from kerawidgets.errors import KerawidgetsError, SaveCheckError
 from kerawidgets.plan import plan_edit, supports_activation
 from kerawidgets.report import RebuildReport
 from kerawidgets.session import (
+    _KEEP,
     SAVE_TOLERANCE,
     EditSession,
     NothingToApply,
@@ -68,8 +70,10 @@ from kerawidgets.widgets.editor_panel import (
     SettingsForm,
     gui_text,
 )
+from kerawidgets.widgets.export import editor_export
 from kerawidgets.widgets.finetune_panel import FineTunePanel
 from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
+from kerawidgets.widgets.plot_controls import PlotControls
 
 __all__ = ["SAVE_TOLERANCE", "ModelEditor", "NothingToApply", "SaveCheckError"]
 
@@ -117,6 +121,9 @@ class ModelEditor:
         self._refresh_buttons()
         self._offer_fine_tune()
         self._on_select(self.view.selected, clear_status=False)
+        # Last in the panel: the figures as downloads, to_code() to copy (checks its own writes).
+        self.export = editor_export(self)
+        self.panel.widget.children = (*self.panel.widget.children, self.export)
 
     def _build(self, height, theme):
         """Make the widgets: graph and panel side by side (or stacked), plots under them."""
@@ -130,10 +137,13 @@ class ModelEditor:
                                                                       max_width="1120px"))
         self.depth_image = w.Image(format="png", layout=w.Layout(width="100%", max_width="900px"))
         self.plots_note = w.HTML("<i>Apply an edit to see its effect on the probe data.</i>")
+        self.plots_note.add_class("kwe-plots-note")
         self.comparison_image.add_class("kwe-plot-comparison")
         self.depth_image.add_class("kwe-plot-depth")
-        self.plots = w.VBox([self.plots_note, self.comparison_image, self.depth_image,
-                             self.compare_panel.image], layout=w.Layout(width="100%"))
+        self.plot_controls = PlotControls()
+        self.plots = w.VBox([self.plot_controls.widget, self.plots_note, self.comparison_image,
+                             self.depth_image, self.compare_panel.image],
+                            layout=w.Layout(width="100%"))
         # GraphView's `layout` is its graph layout, so size it through a box around it.
         # Side by side when there is room, the panel under the graph when not.
         self.graph_box = w.Box([self.view], layout=w.Layout(flex="3 1 480px", overflow="hidden"))
@@ -273,18 +283,33 @@ class ModelEditor:
         """Wait for the panel's fine-tune to end; False if it still runs after `timeout` s."""
         return self.session.wait_fine_tune(timeout)
 
-    def compare(self, against="previous") -> dict:
+    def compare(self, against=None, layer=None) -> dict:
         """The numbers behind the plots, as plain data.
 
-        `against="previous"` compares the current model with the one before
-        the last edit (what the plots show); `"original"` with the original.
-        Returns ``{"edit", "against", "layer", "layer_before", "layer_stats",
-        "per_layer", "agreement", "movement", "recompute", "recomputed"}`` or,
-        at the original model, the same keys with no numbers. `recompute` is
-        how the after side was probed ("incremental", "full", or "cached":
-        nothing ran) and `recomputed` the node ids it summarised.
+        By default, of what the plots show (`show`): the current model against
+        the original (`against="original"`, the default of the switch above the
+        plots) or against the one before the last edit (`"previous"`), for the
+        edited layer plotted. Passing `against` or `layer` (one of
+        `edited_layers(against)`) asks for another comparison without changing
+        the plots. Returns ``{"edit", "against", "layer", "layer_before",
+        "layer_stats", "per_layer", "agreement", "movement", "recompute",
+        "recomputed"}`` or, at the original model, the same keys with no
+        numbers. `recompute` is how the after side was probed ("incremental",
+        "full", or "cached": nothing ran) and `recomputed` the node ids it summarised.
         """
-        return self.session.compare(against)
+        return self.session.compare(against, layer)
+
+    def show(self, against=None, layer=_KEEP) -> None:
+        """Choose what the plots, the accuracy line and the heat show, as the switch and the
+        picker above the plots do: `against="original"` (the default: the model you
+        started from) or `"previous"` (the model before the last edit), and `layer`, the
+        edited layer the layer plot shows (one of `edited_layers()`; None: the one the
+        last edit names). See `EditSession.show`."""
+        self.session.show(against, layer)
+
+    def edited_layers(self, against=None) -> list[str]:
+        """The edited layers the layer plot can show (see `EditSession.edited_layers`)."""
+        return self.session.edited_layers(against)
 
     def figures(self) -> dict:
         """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
@@ -334,6 +359,14 @@ class ModelEditor:
         self.compare_panel.run_button.on_click(lambda _b: self._guarded(self._sweep_from_panel))
         self.finetune_panel.run_button.on_click(lambda _b: self._guarded(self._fine_tune_from_panel))
         self.finetune_panel.stop_button.on_click(lambda _b: self.stop_training())
+        c = self.plot_controls
+        c.against.observe(lambda ch: self._on_plot_choice(against=ch["new"]), names="value")
+        c.layer.observe(lambda ch: self._on_plot_choice(layer=ch["new"]), names="value")
+
+    def _on_plot_choice(self, **choice):
+        """The switch or the layer picker above the plots changed: show that comparison."""
+        if not self._quiet:
+            self._guarded(lambda: self.session.show(**choice))
 
     def _guarded(self, action):
         """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable."""
@@ -369,6 +402,7 @@ class ModelEditor:
                 self._fill_activation(layer)
                 self._fill_choices(path)
                 self._fill_remove(path, node)
+                self._fill_settings(path)
                 self._fill_compare(layer, path)
             if node is not None and not editable:
                 p.show_status("Inputs cannot be edited; select a layer." if node.is_input
@@ -431,6 +465,20 @@ class ModelEditor:
             dropdown.value = NONE_CHOICE
             dropdown.disabled = path is None
             self._on_choice(purpose, NONE_CHOICE)
+
+    def _fill_settings(self, path):
+        """The Settings tab: the selected layer's settings, as they are (`catalog.settings_form`)."""
+        p = self.panel
+        try:
+            fields = catalog.settings_form(self.model, path) if path else ()
+        except KerawidgetsError:
+            fields = ()
+        form = SettingsForm(settings=fields, on_change=self._update_preview)
+        p.set_form("settings", form)
+        guard_tree(form.box)
+        p.settings_note.value = "" if fields or path is None else (
+            "<span class='kwe-hint'>No settings form for this layer type: change its settings "
+            "with <code>editor.apply(SetSettings(...))</code>.</span>")
 
     def _on_choice(self, purpose, class_name):
         with self.session.working() as progress:
@@ -578,6 +626,11 @@ class ModelEditor:
                                           purpose=action)
             spec = choice.spec(dict(choice.defaults))
             return ReplaceLayer(path, spec) if action == "replace" else InsertLayer(path, spec)
+        if action == "settings":
+            changes = catalog.changed_settings(self.model, path, p.layer_settings.values())
+            if not changes:
+                raise NothingToApply(f"Change a setting of {path!r} above.")
+            return SetSettings(path, changes)
         if not _removal_plans(self.model, path):  # the Remove tab says why
             raise NothingToApply(f"{path!r} cannot be removed (see above).")
         return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
@@ -640,9 +693,20 @@ class ModelEditor:
             self.panel.reinitialize.value = False  # each edit asks again before fresh weights
         self.panel.show_report(self.report)
 
-    def _settled(self, message, problem):
-        """A move is done: marks and colours on the graph, the panel for the selection, status."""
+    def _show_comparison(self, comparison, error):
+        """What the session compares now: the plots, the graph's colours and marks, the
+        switch and the layer picker above the plots."""
         self._show_graph_state()
+        with self._quietly():
+            s = self.session
+            self.plot_controls.show(
+                s.against, s.edited_layers(),
+                s.plotted_layer or (comparison.focus_after if comparison else None),
+                active=s.position > 0)
+        self._show_plots(comparison, error)
+
+    def _settled(self, message, problem):
+        """A move is done: the panel for the selection, the status line."""
         self._on_select(self.view.selected, clear_status=False)
         if problem is None:
             self.panel.show_status(message, "ok")
@@ -662,9 +726,9 @@ class ModelEditor:
                                                          if graph.has_node(k)}}
                                for name, spec in node_metrics.from_statistics(
                                    comparison.stats_after, comparison.movement).items()})
-        for path in sorted(self.session.edited):
-            for node in graph.nodes_of_layer(path):
-                self.view.mark(node.id, "edited")
+        # Every layer the edits changed (a bulk edit: all of them), in one update.
+        self.view.marks = {node.id: "edited" for path in sorted(self.session.edited)
+                           for node in graph.nodes_of_layer(path)}
 
     def _show_plots(self, comparison, error=None):
         if comparison is None:
@@ -686,7 +750,10 @@ class ModelEditor:
         self.depth_image.layout.display = None
         a = comparison.agreement
         edit = self.session.edit
-        parts = [f"<b>{_escape(edit.describe() if edit is not None else '')}</b>",
+        n = self.session.position
+        against = (f"against the original ({n} edit{'s' if n != 1 else ''})"
+                   if self.session.against == "original" else "against the last step")
+        parts = [f"<b>{_escape(edit.describe() if edit is not None else '')}</b>", against,
                  f"probe: {self.probe.n} samples" + (" (synthetic)" if self.probe.synthetic else ""),
                  f"recompute: {comparison.recompute}"]
         if a.get("top1_agreement") is not None:
@@ -737,7 +804,7 @@ class _Binding(SessionObserver):
         self.editor._moved()
 
     def compared(self, comparison, error):
-        self.editor._show_plots(comparison, error)
+        self.editor._show_comparison(comparison, error)
 
     def settled(self, message, error):
         self.editor._settled(message, error)

@@ -369,3 +369,43 @@ def test_compare_several_runs_a_sweep_and_a_row_applies_its_candidate(nb):
     wait_text(page, ".kw-editor .kwe-status", "Applied: Set the activation of 'hidden' to 'gelu'")
     assert nb.eval("[e.describe() for e in editor.history]") == [
         "Set the activation of 'hidden' to 'gelu'"]
+
+
+def test_settings_tab_padding_refused_then_allowed_and_dropout_rate(nb):
+    """The Settings tab (a SetSettings edit): its form comes from the catalog, prefilled."""
+    page = nb.page
+    start_from_original(nb)
+    select_layer(nb, "conv")
+    choose_tab(page, "Settings")
+    cut = page.evaluate(
+        "() => [...document.querySelectorAll('.kw-editor .kwe-tabs .lm-TabBar-tabLabel')]"
+        ".filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent)")
+    assert cut == []  # every tab title shows in full
+    padding = page.locator(".kw-editor .kwe-setting-padding select")
+    padding.wait_for()
+    assert padding.input_value() == "same"  # the layer's own value
+    assert page.locator(".kw-editor .kwe-setting-filters").count() == 0  # width: not a setting here
+    padding.select_option("valid")
+    wait_text(page, ".kw-editor .kwe-preview-line", "cannot apply")
+    wait_text(page, ".kw-editor .kwe-preview-line", "'hidden' (Dense)")
+    assert page.locator(".kw-editor button.kwe-apply").is_disabled()
+    nb.screenshot("editor_settings_refused", page.locator(".kw-editor .kwe-panel").first)
+    reinitialize = page.locator(".kw-editor .kwe-reinitialize input")
+    reinitialize.check()
+    wait_text(page, ".kw-editor .kwe-preview-line", "downstream affected (reinitialised): hidden")
+    press_apply(nb, "Applied: Set padding='valid' on 'conv'")
+    assert nb.eval("editor.model.get_layer('conv').padding") == "valid"
+    assert nb.eval("editor.original.get_layer('conv').padding") == "same"
+    assert nb.eval("[editor.report[n].status for n in ('conv', 'hidden', 'head')]") == [
+        "kept", "reinitialised", "kept"]
+    reinitialize.uncheck()
+    nb.screenshot("editor_after_settings", page.locator(".kw-editor").first)
+    select_layer(nb, "drop")
+    choose_tab(page, "Settings")
+    set_number(page, "rate", 0.25)
+    wait_text(page, ".kw-editor .kwe-preview-line", "Set rate=0.25 on 'drop'")
+    press_apply(nb, "Applied: Set rate=0.25 on 'drop'")
+    assert nb.eval("editor.model.get_layer('drop').rate") == 0.25
+    assert nb.eval("[edit.kind for edit in editor.history]") == ["SetSettings", "SetSettings"]
+    assert nb.eval("editor.to_code().strip().splitlines()[-1]") == (
+        "model = kerawidgets.set_settings(model, 'drop', rate=0.25)")
