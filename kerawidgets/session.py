@@ -533,9 +533,13 @@ class EditSession:
         return result
 
     def recover(self, x, y=None, *, epochs=1, batch_size=32, steps=None, progress=None,
-                validation_data=None):
-        """Fine-tune a copy of the current model as a new history step (see `ModelEditor.recover`)."""
-        from kerawidgets.training import fine_tune
+                validation_data=None, baseline=False):
+        """Fine-tune a copy of the current model as a new history step (see `ModelEditor.recover`).
+
+        `baseline=True` also fine-tunes a copy of the original the same way
+        (`training.recovery`): ``result.baseline`` and the status line say how
+        much of the original's accuracy the edited model recovered."""
+        from kerawidgets.training import fine_tune, recovery
 
         self._stop.clear()
         with self.working(self.MOVE_STEPS) as step:
@@ -544,11 +548,17 @@ class EditSession:
                 result = fine_tune(self.model, x, y, epochs=epochs, batch_size=batch_size,
                                    steps=steps, stop=self._stop, progress=progress,
                                    validation_data=validation_data)
+                if baseline:
+                    step(1, "Fine-tuning the original the same way (baseline)…")
+                    result.baseline = recovery(self.original, result, x, y, epochs=epochs,
+                                               batch_size=batch_size, steps=steps)
             except KerawidgetsError as error:
                 self._tell("failed", error, None)
                 raise
+            message = result.step.describe() + (
+                f"; {result.baseline['text']}" if result.baseline else "")
             self._push(Step(result.step, None, result.model, result.report, pinned=True),
-                       f"{result.step.describe()}.", step)
+                       f"{message}.", step)
         return result
 
     def stop_training(self) -> None:

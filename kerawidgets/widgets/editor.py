@@ -255,7 +255,7 @@ class ModelEditor:
                                      progress=progress)
 
     def recover(self, x, y=None, *, epochs=1, batch_size=32, steps=None, progress=None,
-                validation_data=None):
+                validation_data=None, baseline=False):
         """Fine-tune the current model with Keras' `fit`, as a new history step.
 
         The current model is copied and the copy trained (compiled like the
@@ -264,9 +264,12 @@ class ModelEditor:
         never touched. `stop_training()` (the Stop button) ends it after the
         current batch, keeping what was learned. Returns a
         `kerawidgets.training.FineTuneResult` (`history`, `batch_logs`, `step`).
+        `baseline=True` also fine-tunes a copy of the original the same way
+        (`result.baseline`: "recovered to 97% of the original's accuracy").
         """
         return self.session.recover(x, y, epochs=epochs, batch_size=batch_size, steps=steps,
-                                    progress=progress, validation_data=validation_data)
+                                    progress=progress, validation_data=validation_data,
+                                    baseline=baseline)
 
     def stop_training(self) -> None:
         """Ask a running `recover` to stop after its current batch."""
@@ -566,7 +569,8 @@ class ModelEditor:
     def _fine_tune_done(self, result, error):
         """In the worker, when training ended: the section says how (errors in the status too)."""
         if error is None:
-            self.finetune_panel.finish(f"{result.step.describe()}.", ok=True)
+            baseline = f"; {result.baseline['text']}" if result.baseline else ""
+            self.finetune_panel.finish(f"{result.step.describe()}{baseline}.", ok=True)
             return
         if isinstance(error, KerawidgetsError):
             text = str(error)
