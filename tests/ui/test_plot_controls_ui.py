@@ -31,12 +31,12 @@ NOTE = ".kw-editor .kwe-plots-note"
 
 
 def image_src(page):
-    return page.locator(".kw-editor .kwe-plot-comparison").first.get_attribute("src") or ""
+    return page.locator(".kw-editor .kwe-plot-comparison img").first.get_attribute("src") or ""
 
 
 def wait_image_changed(page, old):
     page.wait_for_function(
-        "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.src !== old && i.naturalWidth > 100; }", arg=old)
 
 
