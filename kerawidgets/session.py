@@ -161,7 +161,11 @@ class EditSession:
                  batch_size=16, seed=0, history_size=8):
         arguments.model(model)
         arguments.integer("history_size", history_size, minimum=1)
-        adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
+        from kerawidgets import subclassed
+
+        if subclassed.is_subclassed(model):  # traced on a copy: the graph the probe walks
+            subclassed.open_for_editing(model, x=x)
+        adapter.functional_view(model)  # refuses unbuilt models up front
         self.original = model
         self.probe = Probe(model, x, y, max_batches=max_batches, batch_size=batch_size,
                            memory_budget=memory_budget, seed=seed)
@@ -482,10 +486,10 @@ class EditSession:
             raise InvalidEditError(
                 f"{layer!r} is not an edited layer the plots can show against the {against} "
                 f"model; pick one of: {', '.join(map(repr, listed)) or 'none yet'}.")
-        self._against, self._plotted = against, layer
-        if self.position == 0:
-            return
-        with self.working(2) as progress:
+        with self.working(2) as progress:  # raises SessionBusy while a fine-tune runs
+            self._against, self._plotted = against, layer
+            if self.position == 0:
+                return
             comparison = self._step_comparison(progress, step_number=1)
             progress(2, "Drawing the plots…")
             self._tell("compared", comparison, None)
@@ -529,9 +533,13 @@ class EditSession:
         return result
 
     def recover(self, x, y=None, *, epochs=1, batch_size=32, steps=None, progress=None,
-                validation_data=None):
-        """Fine-tune a copy of the current model as a new history step (see `ModelEditor.recover`)."""
-        from kerawidgets.training import fine_tune
+                validation_data=None, baseline=False):
+        """Fine-tune a copy of the current model as a new history step (see `ModelEditor.recover`).
+
+        `baseline=True` also fine-tunes a copy of the original the same way
+        (`training.recovery`): ``result.baseline`` and the status line say how
+        much of the original's accuracy the edited model recovered."""
+        from kerawidgets.training import fine_tune, recovery
 
         self._stop.clear()
         with self.working(self.MOVE_STEPS) as step:
@@ -540,11 +548,17 @@ class EditSession:
                 result = fine_tune(self.model, x, y, epochs=epochs, batch_size=batch_size,
                                    steps=steps, stop=self._stop, progress=progress,
                                    validation_data=validation_data)
+                if baseline:
+                    step(1, "Fine-tuning the original the same way (baseline)…")
+                    result.baseline = recovery(self.original, result, x, y, epochs=epochs,
+                                               batch_size=batch_size, steps=steps)
             except KerawidgetsError as error:
                 self._tell("failed", error, None)
                 raise
+            message = result.step.describe() + (
+                f"; {result.baseline['text']}" if result.baseline else "")
             self._push(Step(result.step, None, result.model, result.report, pinned=True),
-                       f"{result.step.describe()}.", step)
+                       f"{message}.", step)
         return result
 
     def stop_training(self) -> None:

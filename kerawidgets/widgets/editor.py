@@ -88,7 +88,8 @@ class ModelEditor:
     """Edit a Keras model's layers from its graph and see what each edit changes.
 
     Args:
-        model: a built Functional or Sequential model; it is never modified.
+        model: a built Functional or Sequential model, or a subclassed model whose
+            `call` can be traced (built, or given `x`); it is never modified.
         x: probe inputs (array, dict of arrays, list, or a `tf.data.Dataset`);
             None makes synthetic inputs (the panel says so).
         y: labels for the probe inputs (accuracy and loss before/after).
@@ -262,7 +263,7 @@ class ModelEditor:
                                      progress=progress)
 
     def recover(self, x, y=None, *, epochs=1, batch_size=32, steps=None, progress=None,
-                validation_data=None):
+                validation_data=None, baseline=False):
         """Fine-tune the current model with Keras' `fit`, as a new history step.
 
         The current model is copied and the copy trained (compiled like the
@@ -271,9 +272,12 @@ class ModelEditor:
         never touched. `stop_training()` (the Stop button) ends it after the
         current batch, keeping what was learned. Returns a
         `kerawidgets.training.FineTuneResult` (`history`, `batch_logs`, `step`).
+        `baseline=True` also fine-tunes a copy of the original the same way
+        (`result.baseline`: "recovered to 97% of the original's accuracy").
         """
         return self.session.recover(x, y, epochs=epochs, batch_size=batch_size, steps=steps,
-                                    progress=progress, validation_data=validation_data)
+                                    progress=progress, validation_data=validation_data,
+                                    baseline=baseline)
 
     def stop_training(self) -> None:
         """Ask a running `recover` to stop after its current batch."""
@@ -575,7 +579,8 @@ class ModelEditor:
     def _fine_tune_done(self, result, error):
         """In the worker, when training ended: the section says how (errors in the status too)."""
         if error is None:
-            self.finetune_panel.finish(f"{result.step.describe()}.", ok=True)
+            baseline = f"; {result.baseline['text']}" if result.baseline else ""
+            self.finetune_panel.finish(f"{result.step.describe()}{baseline}.", ok=True)
             return
         if isinstance(error, KerawidgetsError):
             text = str(error)
