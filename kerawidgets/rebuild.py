@@ -81,7 +81,11 @@ def rebuild(model: keras.Model, edits: Edit | Sequence[Edit] = (), *,
             f"reinitialize must be None or 'downstream'; got {arguments.shorten(reinitialize)}."
         )
     edits = tuple(as_edit(e) for e in edits)
-    adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
+    from kerawidgets import subclassed, subclassed_rebuild
+
+    if subclassed.is_subclassed(model):  # same class, edited sub-layers swapped in
+        return subclassed_rebuild.rebuild(model, edits)
+    adapter.functional_view(model)  # refuses unbuilt models up front
     if not edits:
         return _Walk(model, Plan(), reinitialize).run(())
     current, report = model, None
@@ -179,7 +183,7 @@ class _Walk:
     # --- driver -----------------------------------------------------------
 
     def run(self, edits) -> Rebuild:
-        with self.feeder, _collection_paused():
+        with self.feeder, _collection_paused(), adapter.cached_signatures():
             new_model = self.copy_model(self.model, (), self.name or self.model.name)
         self.settle_weights()
         self.copy_compile_state(new_model)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install everything (Python packages into .venv, Chromium from apt) and run
 # every test tier: lint, type check (mypy), the front end's pure JS (node --test), unit + property
-# tests (fast and slow), the rebuild, edit, activation, graph and probe
-# tests again under the jax and torch backends, the notebooks under nbval, and the
+# tests (fast and slow), the rebuild, edit, activation, graph, probe and
+# keras-hub tests again under the jax and torch backends, the notebooks under nbval, and the
 # real-browser tests. Extra arguments go to every pytest call.
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
 cd "$ROOT"
@@ -35,6 +35,7 @@ BACKEND_TESTS=(
     tests/test_rebuild.py tests/test_rebuild_properties.py tests/test_edits.py
     tests/test_inplace.py tests/test_activations.py tests/test_targets.py
     tests/test_graph.py tests/test_probe.py tests/test_rebuild_fidelity.py tests/test_peer_models.py
+    tests/test_subclassed.py kerawidgets/subclassed.py kerawidgets/subclassed_rebuild.py
     kerawidgets/rebuild.py kerawidgets/_keras_adapter.py kerawidgets/plan.py
     kerawidgets/edits.py kerawidgets/inplace.py kerawidgets/activations.py
     kerawidgets/targets.py kerawidgets/shortcuts.py kerawidgets/graph.py kerawidgets/probe.py
@@ -42,6 +43,10 @@ BACKEND_TESTS=(
 for backend in jax torch; do
     echo "==> rebuild, edit, activation, graph and probe tests under the $backend backend"
     KERAS_BACKEND=$backend pytest -m "not ui and not slow" -q "${BACKEND_TESTS[@]}" "$@"
+    # Every keras-hub backbone and task (its slow ones included): a real user's
+    # model on every backend.
+    echo "==> keras-hub tier under the $backend backend"
+    KERAS_BACKEND=$backend pytest -m "not ui" -q tests/test_keras_hub.py "$@"
 done
 
 echo "==> notebooks under nbval"

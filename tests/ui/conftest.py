@@ -304,10 +304,12 @@ class Notebook:
 
 
 def notebook_factory(lab, browser, contexts):
-    """`open_notebook(cells, name=None, run=True, viewport=(w, h)) -> Notebook`; new
-    browser contexts are appended to `contexts` for the caller to close."""
-    def open_notebook(cells, name=None, run=True, viewport=(1400, 900)) -> Notebook:
-        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    """`open_notebook(cells, name=None, run=True, viewport=(w, h), scale=1) -> Notebook`;
+    `scale` is the screen's device pixel ratio. New browser contexts are appended to
+    `contexts` for the caller to close."""
+    def open_notebook(cells, name=None, run=True, viewport=(1400, 900), scale=1) -> Notebook:
+        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
+                                      device_scale_factor=scale)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(60_000)
