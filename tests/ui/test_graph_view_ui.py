@@ -618,3 +618,44 @@ def test_pending_state_while_the_kernel_lays_out(nb):
     assert not graph.locator(".kw-pending-note").is_visible()
     nb.run_cell("del view._redraw\nview.open_group('inner')")
     graph.locator(".kw-frame-header[data-group='inner']").wait_for()
+
+
+# --- the toolbar's summary, whole at 900 px and full width, light and dark ---------------
+
+SUMMARY_JS = """(sel) => { const s = document.querySelector(sel);
+  const r = s.getBoundingClientRect();
+  let clip = {left: 0, right: window.innerWidth};
+  for (let e = s.parentElement; e; e = e.parentElement) {
+    const st = getComputedStyle(e);
+    if (st.overflowX !== 'visible') { const b = e.getBoundingClientRect();
+      clip = {left: Math.max(clip.left, b.left), right: Math.min(clip.right, b.right)}; } }
+  return {text: s.textContent, left: r.left, right: r.right, clipLeft: clip.left,
+          clipRight: clip.right, scroll: s.scrollWidth, client: s.clientWidth}; }"""
+
+
+def test_toolbar_summary_is_whole_at_900px_and_full_width(notebook_page):
+    nb = notebook_page([
+        "import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\nimport numpy as np, keras\n"
+        "from kerawidgets.widgets import ModelEditor\nkeras.utils.set_random_seed(0)\n"
+        "inp = keras.Input((32,), name='features')\nh = inp\n"
+        "for i in range(12):\n"
+        "    h = keras.layers.Dense(256, activation='relu', name=f'dense_{i}')(h)\n"
+        "model = keras.Model(inp, keras.layers.Dense(10, name='head')(h),"
+        " name='mobilenetv2_1.00_224_like')\n"
+        "editor = ModelEditor(model, np.zeros((8, 32), 'float32'), height='360px')\neditor",
+    ], name="toolbar_summary.ipynb", viewport=(900, 1000))
+    page = nb.page
+    page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
+    selector = ".kw-editor .kw-status"
+    for width in (900, 1400):
+        page.set_viewport_size({"width": width, "height": 1000})
+        for theme in ("light", "dark"):
+            nb.kernel_eval(f"setattr(editor.view, 'theme', {theme!r})")
+            page.wait_for_selector(f".kw-editor .kw-graph.kw-{theme}")
+            page.locator(".kw-editor").first.scroll_into_view_if_needed()
+            box = page.evaluate(SUMMARY_JS, selector)
+            assert box["text"].startswith("mobilenetv2_1.00_224_like") and "params" in box["text"]
+            assert box["scroll"] <= box["client"] + 1, box  # no ellipsis
+            assert box["clipLeft"] - 1 <= box["left"] and box["right"] <= box["clipRight"] + 1, box
+            nb.screenshot(f"graph_toolbar_{width}px_{theme}",
+                          page.locator(".kw-editor .kw-toolbar").first)
