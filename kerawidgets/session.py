@@ -122,7 +122,7 @@ class _Comparison:
     movement: dict
     recompute: str
     recomputed: list = dataclasses.field(default_factory=list)
-    pngs: dict | None = None  # the drawn figures, once shown
+    pngs: dict = dataclasses.field(default_factory=dict)  # (plot, display) -> PNG, once drawn
 
     def to_data(self, edit, against) -> dict:
         def layer(stats, key):
@@ -161,7 +161,11 @@ class EditSession:
                  batch_size=16, seed=0, history_size=8):
         arguments.model(model)
         arguments.integer("history_size", history_size, minimum=1)
-        adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
+        from kerawidgets import subclassed
+
+        if subclassed.is_subclassed(model):  # traced on a copy: the graph the probe walks
+            subclassed.open_for_editing(model, x=x)
+        adapter.functional_view(model)  # refuses unbuilt models up front
         self.original = model
         self.probe = Probe(model, x, y, max_batches=max_batches, batch_size=batch_size,
                            memory_budget=memory_budget, seed=seed)
@@ -482,10 +486,10 @@ class EditSession:
             raise InvalidEditError(
                 f"{layer!r} is not an edited layer the plots can show against the {against} "
                 f"model; pick one of: {', '.join(map(repr, listed)) or 'none yet'}.")
-        self._against, self._plotted = against, layer
-        if self.position == 0:
-            return
-        with self.working(2) as progress:
+        with self.working(2) as progress:  # raises SessionBusy while a fine-tune runs
+            self._against, self._plotted = against, layer
+            if self.position == 0:
+                return
             comparison = self._step_comparison(progress, step_number=1)
             progress(2, "Drawing the plots…")
             self._tell("compared", comparison, None)
@@ -618,11 +622,12 @@ class EditSession:
             comparison = self._comparison(against, layer, progress)
         return comparison.to_data(self.edit, against)
 
-    def figures(self) -> dict:
-        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
+    def figures(self, displays=None) -> dict:
+        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``,
+        laid out for `displays` (``{name: plots.Display}``; default: 900 px, light)."""
         if self.position == 0:
             return {}
-        return figures_of(self._comparison(self._against), self.probe.y)
+        return figures_of(self._comparison(self._against), self.probe.y, displays)
 
     def _comparison(self, against, layer=None, progress=None) -> _Comparison:
         """The current step against `against` for `layer`: kept on the step, or made now."""
@@ -858,8 +863,10 @@ def _probe_progress(progress, step, text):
     return report
 
 
-def figures_of(comparison: _Comparison, y) -> dict:
-    """The figures of a comparison: ``{"comparison": before/after, "depth": change by depth}``."""
+def figures_of(comparison: _Comparison, y, displays=None) -> dict:
+    """The figures of a comparison: ``{"comparison": before/after, "depth": change by depth}``,
+    or those named in `displays` (``{name: plots.Display}``: the width and theme to draw for)."""
+    displays = displays or {"comparison": None, "depth": None}
     c = comparison
     layer_before, layer_after = c.layer_before, c.layer_after
     if layer_before is None:
@@ -867,12 +874,16 @@ def figures_of(comparison: _Comparison, y) -> dict:
     name = c.focus_after or c.focus_before or "edited layer"
     if c.focus_before and c.focus_after and c.focus_before != c.focus_after:
         name = f"{c.focus_before} → {c.focus_after}"
-    figure = plots.comparison_figure(layer_before, layer_after, c.model_before,
-                                     c.model_after, agreement=c.agreement, y=y,
-                                     layer_name=name)
-    depth = plots.depth_summary_figure(c.stats_before, c.stats_after, order=c.order,
-                                       highlight=c.focus_after)
-    return {"comparison": figure, "depth": depth}
+    figures = {}
+    if "comparison" in displays:
+        figures["comparison"] = plots.comparison_figure(
+            layer_before, layer_after, c.model_before, c.model_after, agreement=c.agreement,
+            y=y, layer_name=name, display=displays["comparison"])
+    if "depth" in displays:
+        figures["depth"] = plots.depth_summary_figure(
+            c.stats_before, c.stats_after, order=c.order, highlight=c.focus_after,
+            display=displays["depth"])
+    return figures
 
 
 def _evaluation_line(result) -> str:
