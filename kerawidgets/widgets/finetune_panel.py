@@ -113,8 +113,11 @@ class FineTunePanel:
         self.steps = w.IntText(value=0, description="batches per epoch", style=style,
                                layout=wide)
         self.steps.description_tooltip = "0: every batch of the data"
-        self.baseline = w.Checkbox(description="also fine-tune the original the same way "
-                                   "(baseline)", indent=False, layout=wide)
+        self.baseline = w.Checkbox(description="also fine-tune the original (baseline)",
+                                   indent=False, layout=wide)
+        self.baseline.description_tooltip = (
+            "Fine-tune a copy of the original the same way, for as many batches, and say how "
+            "much of its accuracy the edited model recovered.")
         self.run_button = w.Button(description="Run", icon="play", disabled=True,
                                    layout=w.Layout(width="auto"))
         self.stop_button = w.Button(description="Stop", icon="stop", disabled=True,
