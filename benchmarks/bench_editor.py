@@ -75,9 +75,9 @@ def measure(name, make):
     rebuild_times, inc, full = [], [], []
     for _ in range(REPEATS):
         start = time.perf_counter()
-        editor._dry_run(edit, None)  # what the preview does
+        editor.session.dry_run(edit, None)  # what the preview does
         rebuild_times.append(time.perf_counter() - start)
-        editor._preview.clear()
+        editor.session._preview.clear()
         t, run = time_apply(editor, edit, full=False)
         assert run == "incremental", run
         inc.append(t)

@@ -66,7 +66,7 @@ def seconds(action):
 
 
 def timed_apply(editor, edit):
-    editor._dry_run(edit, None)  # the panel's preview, before Apply is pressed
+    editor.session.dry_run(edit, None)  # the panel's preview, before Apply is pressed
     editor.probe.reset_peak()
     took = seconds(lambda: editor.apply(edit))
     return took, editor.compare()["recompute"]

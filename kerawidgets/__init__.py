@@ -37,14 +37,31 @@ from kerawidgets.inplace import set_activation_inplace
 from kerawidgets.probe import Probe, ProbeDataError
 from kerawidgets.rebuild import Rebuild, copy_model, rebuild
 from kerawidgets.report import LayerOutcome, RebuildReport
-from kerawidgets.shortcuts import insert_layer, remove_layer, replace_activation, replace_layer
+from kerawidgets.session import EditSession
+from kerawidgets.shortcuts import (
+    insert_layer,
+    remove_layer,
+    replace_activation,
+    replace_layer,
+    set_settings,
+)
 from kerawidgets.sweep import SweepResult, SweepRow, sweep
-from kerawidgets.widgets import GraphView, ModelEditor
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # The widgets load ipywidgets and anywidget: only when asked for, so `EditSession`,
+    # `rebuild` and the rest work (in a script, a test, a server) without them.
+    if name in ("GraphView", "ModelEditor"):
+        from kerawidgets import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'kerawidgets' has no attribute {name!r}")
+
 __all__ = [
     "GraphView",
+    "EditSession",
     "InvalidEditError",
     "KerawidgetsError",
     "LayerOutcome",
@@ -74,6 +91,7 @@ __all__ = [
     "replace_activation",
     "replace_layer",
     "set_activation_inplace",
+    "set_settings",
     "sweep",
     "unregister_activation",
 ]

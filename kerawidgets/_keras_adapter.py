@@ -334,7 +334,7 @@ def recorded_init_args(layer) -> dict | None:
     return None if recorded is None else dict(recorded.config)
 
 
-def copy_layer_object(layer):
+def copy_layer_object(layer, extra_memo=None):
     """An independent copy of a built `layer` object: same attributes, copied variables.
 
     For a layer that neither its config nor Keras' recorded arguments can
@@ -350,10 +350,13 @@ def copy_layer_object(layer):
     ('d', True, False, 0)
     """
     import copy
+    import sys
     import types
 
     originals = sub_layers(layer)
-    memo: dict = {}
+    # Modules are shared, never copied (a SeedGenerator holds the backend module).
+    memo: dict = {id(module): module for module in list(sys.modules.values())}
+    memo.update(extra_memo or {})
     shells = []
     for sub in originals:
         cls: Any = type(sub)
@@ -386,6 +389,85 @@ def copy_layer_object(layer):
         if shell.__dict__.get("_tracker") is not None:
             shell._tracker.locked = locked
     return memo[id(layer)]
+
+
+#: A model's compile and fit state: not copied with the model (recompiled from its config).
+_COMPILE_STATE = (
+    "optimizer", "_compile_loss", "_compile_metrics", "_loss_tracker", "train_function",
+    "test_function", "predict_function", "history", "_compiled_trainable_state",
+    "_eval_epoch_iterator", "_jax_state",
+)
+
+
+def copy_model_object(model):
+    """An independent copy of a built `model` object of its own class, without compile state.
+
+    Same class, same attributes and sub-layers (copied), variables with the
+    same values in buffers of their own, no call history; the optimizer,
+    compiled loss and metrics and traced functions are left behind (the
+    caller recompiles from `model.get_compile_config()`).
+
+    >>> class Net(keras.Model):
+    ...     def __init__(self, **kwargs):
+    ...         super().__init__(**kwargs)
+    ...         self.d = keras.layers.Dense(2, name="d")
+    ...     def call(self, x):
+    ...         return self.d(x)
+    >>> net = Net(name="net")
+    >>> _ = net(np.ones((1, 3), "float32"))
+    >>> twin = copy_model_object(net)
+    >>> type(twin) is Net, twin.d is net.d, twin.compiled, tuple(twin.d.kernel.shape)
+    (True, False, False, (3, 2))
+    """
+    state = vars(model)
+    extra = {id(state[key]): None for key in _COMPILE_STATE if state.get(key) is not None}
+    twin = copy_layer_object(model, extra_memo=extra)
+    for key in _COMPILE_STATE:
+        if key in vars(twin):
+            object.__setattr__(twin, key, None)
+    object.__setattr__(twin, "compiled", False)
+    return twin
+
+
+def build_input_shape(model):
+    """The input shape(s) `model` was built with (its first call's), or None if unknown."""
+    shapes = getattr(model, "_build_shapes_dict", None)
+    if not shapes:
+        return None
+    if len(shapes) == 1:
+        return next(iter(shapes.values()))
+    return dict(shapes)
+
+
+def replace_sub_layer(parent, old, new) -> None:
+    """Put `new` wherever `parent` holds `old` (an attribute, a list item, a dict value).
+
+    `new` takes `old`'s place in the parent's tracked layers too, so the
+    model's weights keep their order; `old` is no longer tracked.
+    """
+    state = vars(parent)
+    holders = [state, state.get("_modules") or {}]
+    for holder in holders:
+        for key, value in list(holder.items()):
+            if value is old:
+                holder[key] = new
+            elif isinstance(value, list) and not key.startswith("_"):
+                for i, item in enumerate(value):
+                    if item is old:
+                        list.__setitem__(value, i, new)
+            elif isinstance(value, dict) and not key.startswith("_"):
+                for k, item in list(value.items()):
+                    if item is old:
+                        dict.__setitem__(value, k, new)
+    layers = parent._layers
+    list.__setitem__(layers, [i for i, layer in enumerate(layers) if layer is old][0], new)
+
+
+def retrack_variables(model) -> None:
+    """Let torch re-list a model's parameters after a sub-layer was replaced."""
+    for layer in model._flatten_layers():
+        if "_torch_params" in vars(layer) or "_torch_params" in (vars(layer).get("_modules") or {}):
+            layer._track_variables()
 
 
 def has_assets(layer) -> bool:
@@ -946,3 +1028,54 @@ class cached_signatures:
             operation.inspect = inspect
             layer.inspect = inspect
         return False
+
+
+# --- Keras settings across threads --------------------------------------------------
+
+#: Keras' per-thread settings a worker thread takes from the thread that starts it.
+_THREAD_SETTINGS = ("distribution", "dtype_policy", "global_random_seed",
+                    "global_seed_generator", "custom_objects_scope_dict", "torch_device",
+                    "nnx_enabled", "object_name_uids")
+
+
+def thread_settings():
+    """The calling thread's Keras settings, as a context that installs them in another thread.
+
+    Keras keeps its global settings per thread (`keras.src.backend.common.
+    global_state`): a fresh thread sees no distribution
+    (`keras.distribution.set_distribution`), no dtype policy, no random seed.
+    A worker that trains on behalf of the kernel's thread enters this context
+    first, so it trains as the kernel's thread would (layer-name counters
+    are shared, so names stay unique). Call stacks (name scopes, the current
+    call) are not carried over.
+
+    >>> import threading, keras
+    >>> keras.config.set_dtype_policy("float32"); settings = thread_settings()
+    >>> seen = []
+    >>> def work():
+    ...     with settings:
+    ...         seen.append(keras.config.dtype_policy().name)
+    >>> t = threading.Thread(target=work); t.start(); t.join(); seen
+    ['float32']
+    """
+    import contextlib
+
+    from keras.src.backend.common import global_state
+
+    state = global_state.GLOBAL_STATE_TRACKER
+    values = {name: getattr(state, name) for name in _THREAD_SETTINGS
+              if getattr(state, name, None) is not None}
+
+    @contextlib.contextmanager
+    def installed():
+        tracker = global_state.GLOBAL_STATE_TRACKER
+        before = {name: getattr(tracker, name, None) for name in values}
+        for name, value in values.items():
+            setattr(tracker, name, value)
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                setattr(tracker, name, value)
+
+    return installed()

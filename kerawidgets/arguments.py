@@ -89,7 +89,7 @@ def sequence(argument: str, value) -> list:
 
 def edit_list(value) -> list:
     """The raw edits of `rebuild(model, edits)`: one edit or dict, or a list or tuple of them."""
-    from kerawidgets.edits import Edit
+    from kerawidgets.edits import EDIT_TYPES, Edit
 
     if isinstance(value, (Edit, dict)):
         return [value]
@@ -100,8 +100,7 @@ def edit_list(value) -> list:
         hint = (f" To edit the layer {shorten(value)}, pass an edit naming it, such as "
                 f"SetActivation({shorten(value)}, 'relu') or RemoveLayer({shorten(value)}).")
     raise ArgumentError(
-        "edits must be an edit (kerawidgets.edits.SetActivation, ReplaceLayer, InsertLayer, "
-        f"RemoveLayer), its dict form, or a list of them ([] for an exact copy); got "
+        f"edits must be an edit (kerawidgets.edits.{', '.join(EDIT_TYPES)}), its dict form, or a list of them ([] for an exact copy); got "
         f"{described(value)}.{hint}"
     )
 

@@ -22,12 +22,15 @@ import inspect
 import json
 import keyword
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 
-from kerawidgets import activations
+from kerawidgets import activations, targets
+from kerawidgets import plan as planning
 from kerawidgets.errors import InvalidEditError, SubnetworkNotStoredError, shorten
+from kerawidgets.graph import ModelGraph
+from kerawidgets.naming import shape_text
 
 # Common activation settings; any setting holding an activation can be edited
 # (`activations.activation_settings` says which a layer has).
@@ -426,11 +429,34 @@ def layer_specs(value) -> tuple[LayerSpec, ...]:
 
 # --- the edits ------------------------------------------------------------
 
+# Every edit class, by `kind` (its class name): filled by `Edit.__init_subclass__`, so
+# defining a subclass is all it takes for JSON, the editor panel and the docs to know it.
+EDIT_TYPES: dict[str, type[Edit]] = {}
+
 
 class Edit:
-    """Base class: every edit is a frozen dataclass with these methods."""
+    """Base class: every edit is a frozen dataclass with these methods.
 
-    kind: str = "Edit"
+    A subclass registers itself in `EDIT_TYPES` under its class name and says
+    everything about its kind of edit: what it does to a model (`plan`), how
+    it reads (`describe`), its code (`to_code`), its JSON (`to_data`, and
+    `required` plus `from_fields` to read it back), what to do when shapes do
+    not fit (`shape_hint`) and which node the editor compares (`focus`).
+    `panel_tab` is its tab's label in the editor panel (None: no tab).
+
+    >>> sorted(EDIT_TYPES)[:3]
+    ['InsertLayer', 'RemoveLayer', 'ReplaceLayer']
+    """
+
+    kind: ClassVar[str] = "Edit"
+    required: ClassVar[tuple[str, ...]] = ()  # keys `from_data` needs besides "type"
+    panel_tab: ClassVar[str | None] = None
+    structural: ClassVar[bool] = True  # adds, removes or replaces layers (False: same layers)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.kind = cls.__name__
+        EDIT_TYPES[cls.kind] = cls
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -441,9 +467,42 @@ class Edit:
     def to_data(self) -> dict:
         raise NotImplementedError
 
+    @classmethod
+    def from_fields(cls, data: dict, subnetworks=None) -> Edit:
+        """The edit `to_data()` wrote (`data` has every `required` key)."""
+        raise NotImplementedError
+
+    def plan(self, model) -> planning.Plan:
+        """The per-layer actions this edit means in `model`, refusing it if it cannot apply."""
+        raise NotImplementedError
+
+    @property
+    def layer_name(self) -> str | None:
+        """The one layer this edit names, if it names one by name (for messages)."""
+        value = getattr(self, "layer", None)
+        return value if isinstance(value, str) else None
+
     def names(self) -> tuple[set, set]:
         """(layer classes, registered activation names) that `to_code()` uses."""
         return set(), set()
+
+    def shape_hint(self, kind: str, got) -> str:
+        """What to do instead when a layer at this edit cannot take its new input.
+
+        `kind` is what failed: a layer "inserted" by the edit, the "replaced"
+        layer's replacement, or a "copy" of an original layer; `got` the shapes it got.
+        """
+        return "Keep the shape each layer was built for, or add a layer that restores it."
+
+    def focus(self, report, before_model, before, after) -> tuple[str | None, str | None]:
+        """(node in the old model, node in the new model) that stand for the edited layer.
+
+        `before_model` is a function giving the old model; `before` and
+        `after` hold the node ids of each side. By default the first edited layer.
+        """
+        edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
+        layer = edited[0] if edited else None
+        return (layer if layer in before else None), layer
 
     def to_json(self) -> str:
         return json.dumps(self.to_data(), default=_json_default)
@@ -474,7 +533,9 @@ class SetActivation(Edit):
     activation: Any
     _: dataclasses.KW_ONLY
     attribute: str = "activation"
-    kind = "SetActivation"
+    required: ClassVar[tuple[str, ...]] = ("layer", "activation")
+    panel_tab: ClassVar[str | None] = "Activation"
+    structural: ClassVar[bool] = False
 
     def __post_init__(self):
         _check_layer_spec(self.layer)
@@ -509,10 +570,34 @@ class SetActivation(Edit):
         return {"type": self.kind, "layer": _layer_spec_to_data(self.layer),
                 "activation": self.activation, "attribute": self.attribute}
 
+    @classmethod
+    def from_fields(cls, data, subnetworks=None):
+        return cls(_layer_spec_from_data(data["layer"]), data["activation"],
+                   attribute=data.get("attribute", "activation"))
+
     def names(self):
         specs = self.layer if isinstance(self.layer, tuple) else (self.layer,)
         classes = {s for s in specs if inspect.isclass(s)}
         return classes, {self.activation} & set(activations.registered_names())
+
+    def plan(self, model):
+        """Every selected layer with this activation setting; a single named layer
+        without it, or a selection where none has it, is refused."""
+        plan = planning.Plan(self)
+        bulk = not isinstance(self.layer, (str, keras.layers.Layer))
+        found = targets.resolve(model, self.layer)
+        usable = [t for t in found if planning.supports_activation(
+            t.layer, self.attribute, where=t.path_str, strict=True)]
+        if not bulk or not usable:
+            for target in found:
+                if all(target is not t for t in usable):
+                    raise InvalidEditError(planning.no_activation_message(target, self.attribute))
+        for target in usable:
+            plan.add(target, planning.Action(self, activation=(self.attribute, self.activation)))
+        return plan
+
+    def shape_hint(self, kind, got):
+        return "Pick an activation that keeps the shape of its input (any built-in one does)."
 
 
 @dataclasses.dataclass(frozen=True, eq=True)
@@ -531,7 +616,8 @@ class ReplaceLayer(Edit):
     replacement: Any
     _: dataclasses.KW_ONLY
     trainable: bool | None = None
-    kind = "ReplaceLayer"
+    required: ClassVar[tuple[str, ...]] = ("layer", "replacement")
+    panel_tab: ClassVar[str | None] = "Replace"
 
     def __post_init__(self):
         object.__setattr__(self, "layer", _single_name(self.layer, "layer"))
@@ -555,8 +641,27 @@ class ReplaceLayer(Edit):
                 "replacement": [s.to_data() for s in self.replacement],
                 "trainable": self.trainable}
 
+    @classmethod
+    def from_fields(cls, data, subnetworks=None):
+        recipes = _recipe_list(data, "replacement")
+        specs = [LayerSpec.from_data(d, subnetworks, data["layer"]) for d in recipes]
+        return cls(data["layer"], specs, trainable=data.get("trainable"))
+
     def names(self):
         return _union(spec.names() for spec in self.replacement)
+
+    def plan(self, model):
+        plan = planning.Plan(self)
+        plan.add(planning.one_target(model, self.layer), planning.Action(
+            self, replacement=self.replacement, trainable=self.trainable))
+        return plan
+
+    def shape_hint(self, kind, got):
+        if kind == "replaced":
+            return (f"Pick a replacement that accepts{_fits(got)} and keeps the old output shape, "
+                    "or add a layer after it that restores it (a Dense, Reshape or pooling layer).")
+        return ("Pick a replacement that keeps the old output shape, or add a layer after it "
+                "that restores it (a Dense, Reshape or pooling layer).")
 
 
 @dataclasses.dataclass(frozen=True, eq=True)
@@ -570,7 +675,8 @@ class InsertLayer(Edit):
 
     after: Any
     layer: Any
-    kind = "InsertLayer"
+    required: ClassVar[tuple[str, ...]] = ("after", "layer")
+    panel_tab: ClassVar[str | None] = "Insert after"
 
     def __post_init__(self):
         object.__setattr__(self, "after", _single_name(self.after, "after"))
@@ -578,6 +684,10 @@ class InsertLayer(Edit):
         if any(spec.model is not None for spec in self.layer):
             raise InvalidEditError("Insert a sub-network with ReplaceLayer on an Identity layer, "
                                    "or insert plain layers here.")
+
+    @property
+    def layer_name(self):
+        return self.after
 
     def describe(self):
         new = " -> ".join(spec.describe() for spec in self.layer)
@@ -592,8 +702,26 @@ class InsertLayer(Edit):
     def to_data(self):
         return {"type": self.kind, "after": self.after, "layer": [s.to_data() for s in self.layer]}
 
+    @classmethod
+    def from_fields(cls, data, subnetworks=None):
+        return cls(data["after"], [LayerSpec.from_data(d) for d in _recipe_list(data, "layer")])
+
     def names(self):
         return _union(spec.names() for spec in self.layer)
+
+    def plan(self, model):
+        plan = planning.Plan(self)
+        plan.add(planning.one_target(model, self.after), planning.Action(self, insert_after=self.layer))
+        return plan
+
+    def shape_hint(self, kind, got):
+        return (f"Insert a layer that accepts{_fits(got)} and keeps that shape, or add a Reshape "
+                "or Dense after it that restores the shape the next layer expects.")
+
+    def focus(self, report, before_model, before, after):
+        """The layer it follows, and the last layer inserted."""
+        new = [o.layer for o in report.outcomes if o.status == "new"]
+        return self.after, (new[-1] if new else self.after)
 
 
 @dataclasses.dataclass(frozen=True, eq=True)
@@ -605,7 +733,8 @@ class RemoveLayer(Edit):
     """
 
     layer: Any
-    kind = "RemoveLayer"
+    required: ClassVar[tuple[str, ...]] = ("layer",)
+    panel_tab: ClassVar[str | None] = "Remove"
 
     def __post_init__(self):
         object.__setattr__(self, "layer", _single_name(self.layer, "layer"))
@@ -618,6 +747,143 @@ class RemoveLayer(Edit):
 
     def to_data(self):
         return {"type": self.kind, "layer": self.layer}
+
+    @classmethod
+    def from_fields(cls, data, subnetworks=None):
+        return cls(data["layer"])
+
+    def plan(self, model):
+        plan = planning.Plan(self)
+        target = planning.one_target(model, self.layer)
+        planning.check_removable(model, target)
+        plan.add(target, planning.Action(self, remove=True))
+        return plan
+
+    def shape_hint(self, kind, got):
+        return ("The removed layer changed the shape; keep it, or replace it with a layer that "
+                "gives the shape its consumers expect (ReplaceLayer).")
+
+    def focus(self, report, before_model, before, after):
+        """The removed layer, and the node that fed it (whose output now flows on)."""
+        graph = ModelGraph.from_model(before_model())
+        sources = [e.source for e in graph.edges if e.target == self.layer]
+        return self.layer, (sources[0] if sources else None)
+
+
+@dataclasses.dataclass(frozen=True, eq=True, init=False)
+class SetSettings(Edit):
+    """Change settings in one layer's config (a Dropout rate, a LeakyReLU slope, a
+    convolution's padding, `use_bias`...), keeping the weights that still fit.
+
+    The layer is re-created from its config with these keys changed, under its
+    name. Its weights whose name and shape stay are kept; a weight the new
+    settings add (``use_bias=True``) starts from its initializer and is reported
+    as new; one they take away is dropped. When its output shape changes
+    (``padding="same"``), layers downstream whose weights no longer fit are
+    refused unless ``reinitialize="downstream"``, as for any edit.
+
+    >>> edit = SetSettings("dropout", rate=0.3)
+    >>> edit.describe()
+    "Set rate=0.3 on 'dropout'"
+    >>> edit.to_code()
+    "model = kerawidgets.set_settings(model, 'dropout', rate=0.3)"
+    >>> from_json(edit.to_json()) == edit
+    True
+    """
+
+    layer: str
+    changes: tuple  # ((config key, value), ...) sorted by key; lists frozen as tuples
+    required: ClassVar[tuple[str, ...]] = ("layer", "settings")
+    panel_tab: ClassVar[str | None] = "Settings"
+    structural: ClassVar[bool] = False
+
+    def __init__(self, layer, settings: dict | None = None, /, **more):
+        object.__setattr__(self, "layer", _single_name(layer, "layer"))
+        if settings is not None and not isinstance(settings, dict):
+            raise InvalidEditError(f"SetSettings of {self.layer!r}: give the settings as keywords "
+                                   f"(rate=0.2) or a dict; got {shorten(settings)}.")
+        given = {**(settings or {}), **more}
+        if not given:
+            raise InvalidEditError(f"SetSettings of {self.layer!r} changes nothing: name a setting "
+                                   "and its value, e.g. SetSettings('dropout', rate=0.2).")
+        changes = tuple(sorted((_setting_key(self.layer, k), _setting_value(self.layer, k, v))
+                               for k, v in given.items()))
+        object.__setattr__(self, "changes", changes)
+
+    @property
+    def settings(self) -> dict:
+        """The new values by config key (tuples where a list was given)."""
+        return dict(self.changes)
+
+    def _text(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.changes)
+
+    def describe(self):
+        return f"Set {self._text()} on {self.layer!r}"
+
+    def to_code(self, model_var="model"):
+        return f"{model_var} = kerawidgets.set_settings({model_var}, {self.layer!r}, {self._text()})"
+
+    def to_data(self):
+        return {"type": self.kind, "layer": self.layer, "settings": self.settings}
+
+    @classmethod
+    def from_fields(cls, data, subnetworks=None):
+        if not isinstance(data["settings"], dict):
+            raise InvalidEditError(f"The SetSettings edit data's 'settings' must be a dict of "
+                                   f"config keys to values; got {shorten(data['settings'])}.")
+        return cls(data["layer"], data["settings"])
+
+    def plan(self, model):
+        """The layer, once its config is known to have these keys and to take these values."""
+        plan = planning.Plan(self)
+        target = planning.one_target(model, self.layer)
+        planning.check_settings(target, self.settings)
+        plan.add(target, planning.Action(self, configure=self.changes))
+        return plan
+
+    def shape_hint(self, kind, got):
+        return ("Keep the settings that give the output shape the next layers were built for "
+                "(for example the padding or strides they had), or replace the layers after it.")
+
+
+def _setting_key(layer, key) -> str:
+    if not isinstance(key, str) or not key.isidentifier() or key == "name":
+        raise InvalidEditError(
+            f"SetSettings of {layer!r}: {shorten(key)} is not a setting to change (a config key "
+            "such as 'rate', 'padding' or 'use_bias'; rename a layer with ReplaceLayer).")
+    return key
+
+
+def _setting_value(layer, key, value):
+    """`value` as the edit stores it: plain JSON values, lists frozen as tuples."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_setting_value(layer, key, v) for v in value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a numpy scalar
+        return value.item()
+    raise InvalidEditError(
+        f"SetSettings of {layer!r}: {key}={shorten(value)} is not a plain value (a number, "
+        "text, True/False, None or a list of these). Change a layer object, an initializer or "
+        "a regularizer with ReplaceLayer.")
+
+
+def _kinds_text() -> str:
+    """The edit classes, as a sentence lists them: ``SetActivation, ... or RemoveLayer``."""
+    kinds = list(EDIT_TYPES)
+    return " or ".join(filter(None, (", ".join(kinds[:-1]), kinds[-1])))
+
+
+def _fits(got) -> str:
+    return f" input of shape {shape_text(got)}" if got else " its input"
+
+
+def _recipe_list(data, key) -> list:
+    if not isinstance(data[key], list) or not data[key]:
+        raise InvalidEditError(f"The {data['type']} edit data's {key!r} must be a non-empty list "
+                               f"of layer recipes; got {shorten(data[key])}.")
+    return data[key]
 
 
 def _union(pairs) -> tuple[set, set]:
@@ -666,13 +932,8 @@ def _specs_to_code(specs, last_named=True) -> str:
     return codes[0] if len(codes) == 1 else "[" + ", ".join(codes) + "]"
 
 
-EDIT_TYPES = {cls.kind: cls for cls in (SetActivation, ReplaceLayer, InsertLayer, RemoveLayer)}
-_REQUIRED_KEYS = {"SetActivation": ("layer", "activation"), "ReplaceLayer": ("layer", "replacement"),
-                  "InsertLayer": ("after", "layer"), "RemoveLayer": ("layer",)}
-
-
 def from_data(data: dict, subnetworks=None) -> Edit:
-    """Rebuild an edit from `edit.to_data()`.
+    """Rebuild an edit from `edit.to_data()` (its class reads its own fields).
 
     `subnetworks` maps a sub-network's name to the `keras.Model` a
     `ReplaceLayer` used (JSON stores only a reference to it); without it such an
@@ -681,30 +942,18 @@ def from_data(data: dict, subnetworks=None) -> Edit:
     if not isinstance(data, dict):
         raise InvalidEditError(f"An edit's data must be a dict (edit.to_data()); got "
                                f"{type(data).__name__} {shorten(data)}.")
-    kind: Any = data.get("type")
-    missing = [k for k in _REQUIRED_KEYS.get(kind, ()) if k not in data]
+    kind = data.get("type")
+    cls = EDIT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InvalidEditError(f"Unknown edit type {shorten(kind)}; known: {', '.join(EDIT_TYPES)}.")
+    missing = [k for k in cls.required if k not in data]
     if missing:
         raise InvalidEditError(
             f"The {kind} edit data {shorten(data)} lacks {', '.join(map(repr, missing))}; it "
-            f"takes the keys {', '.join(map(repr, ('type', *_REQUIRED_KEYS[kind])))} "
+            f"takes the keys {', '.join(map(repr, ('type', *cls.required)))} "
             "(as edit.to_data() writes them)."
         )
-    if kind in ("ReplaceLayer", "InsertLayer"):
-        key = "replacement" if kind == "ReplaceLayer" else "layer"
-        if not isinstance(data[key], list) or not data[key]:
-            raise InvalidEditError(f"The {kind} edit data's {key!r} must be a non-empty list of "
-                                   f"layer recipes; got {shorten(data[key])}.")
-    if kind == "SetActivation":
-        return SetActivation(_layer_spec_from_data(data["layer"]), data["activation"],
-                             attribute=data.get("attribute", "activation"))
-    if kind == "ReplaceLayer":
-        specs = [LayerSpec.from_data(d, subnetworks, data["layer"]) for d in data["replacement"]]
-        return ReplaceLayer(data["layer"], specs, trainable=data.get("trainable"))
-    if kind == "InsertLayer":
-        return InsertLayer(data["after"], [LayerSpec.from_data(d) for d in data["layer"]])
-    if kind == "RemoveLayer":
-        return RemoveLayer(data["layer"])
-    raise InvalidEditError(f"Unknown edit type {shorten(kind)}; known: {', '.join(EDIT_TYPES)}.")
+    return cls.from_fields(data, subnetworks)
 
 
 def from_json(text: str, subnetworks=None) -> Edit:
@@ -727,6 +976,5 @@ def as_edit(value) -> Edit:
         return from_data(value)
     raise InvalidEditError(
         f"{'None' if value is None else type(value).__name__ + ' ' + shorten(value)} is not an edit. Use "
-        "kerawidgets.edits.SetActivation, ReplaceLayer, InsertLayer or RemoveLayer (or their "
-        "dict form, `edit.to_data()`)."
+        f"kerawidgets.edits.{_kinds_text()} (or their dict form, `edit.to_data()`)."
     )

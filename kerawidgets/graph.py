@@ -212,11 +212,16 @@ class ModelGraph:
             self._by_path.setdefault(node.path, []).append(node)
             self._by_name.setdefault(node.name, []).append(node)
         self._layout_cache: dict = {}
+        #: layer path -> attribute path in the model's code (``"blocks[1].inner"``), for
+        #: subclassed models (`kerawidgets.subclassed`); empty for functional ones.
+        self.attribute_paths: dict[str, str] = {}
+        #: how the graph was found, when that is worth saying (a traced subclassed model)
+        self.note = ""
 
     # --- construction -------------------------------------------------------
 
     @classmethod
-    def from_model(cls, model) -> ModelGraph:
+    def from_model(cls, model, *, x=None, input_shape=None) -> ModelGraph:
         """The graph of `model`: one node per layer call, nested models expanded.
 
         >>> import keras
@@ -226,8 +231,16 @@ class ModelGraph:
         >>> graph = ModelGraph.from_model(keras.Model(inp, inner(inp)))
         >>> [(n.id, n.group) for n in graph.nodes]
         [('x', None), ('inner/input_layer', 'inner'), ('inner/d', 'inner')]
+
+        A subclassed model's graph is found by tracing its `call` on a copy
+        (`kerawidgets.subclassed`); its input shapes come from the built
+        model, the probe data `x` or `input_shape` (with the batch dimension).
         """
         arguments.model(model)
+        from kerawidgets import subclassed
+
+        if subclassed.is_subclassed(model):
+            return subclassed.model_graph(model, x=x, input_shape=input_shape)
         builder = _Builder()
         outputs = builder.expand(model, prefix=(), id_prefix="", group=None, bindings=None)
         root_inputs = [n.id for n in builder.nodes if n.is_input and n.group is None]
@@ -237,8 +250,10 @@ class ModelGraph:
         ]
         graph_groups = builder.finish_groups(nodes)
         nodes = [dataclasses.replace(n, group=builder.regroup.get(n.id, n.group)) for n in nodes]
-        return cls(nodes, builder.edges, graph_groups, model_name=model.name,
-                   inputs=root_inputs, outputs=outputs)
+        graph = cls(nodes, builder.edges, graph_groups, model_name=model.name,
+                    inputs=root_inputs, outputs=outputs)
+        graph.attribute_paths = builder.attribute_paths
+        return graph
 
     # --- lookups ------------------------------------------------------------
 
@@ -248,6 +263,10 @@ class ModelGraph:
             return self._by_id[node_id]
         except KeyError:
             raise UnknownLayerError(node_id, list(self._by_id), f"model {self.model_name!r}") from None
+
+    def attribute_path(self, node_id: str) -> str | None:
+        """The attribute path of a node's layer in a subclassed model (``"blocks[1].inner"``)."""
+        return self.attribute_paths.get(self.node(node_id).path)
 
     def has_node(self, node_id) -> bool:
         return isinstance(node_id, str) and node_id in self._by_id
@@ -322,6 +341,7 @@ class _Builder:
         self.model_groups: list[dict] = []
         self.regroup: dict[str, str] = {}
         self._ids: set[str] = set()
+        self.attribute_paths: dict[str, str] = {}
 
     def _unique(self, node_id: str) -> str:
         candidate, k = node_id, 1
@@ -352,14 +372,17 @@ class _Builder:
             local = naming.node_id(path[-1], call.call_index)
             out_shapes = tuple(_shape(t) for t in call.output_tensors)
             in_shapes = tuple(_shape(t) for t in call.input_tensors)
-            if (adapter.is_model(op) and not call.is_input and adapter.has_graph(op)):
+            inner = op
+            if adapter.is_model(op) and not call.is_input and not adapter.has_graph(op):
+                inner = self._traced(op, call, path)  # a subclassed model inside: traced copy
+            if (adapter.is_model(inner) and not call.is_input and adapter.has_graph(inner)):
                 group_id = self._unique(id_prefix + local)
                 sources = [source_of(t) for t in call.input_tensors]
                 self.model_groups.append({
                     "id": group_id, "name": op.name, "class_name": type(op).__name__,
                     "parent": group,
                 })
-                outs = self.expand(op, path, group_id + naming.SEPARATOR, group_id, sources,
+                outs = self.expand(inner, path, group_id + naming.SEPARATOR, group_id, sources,
                                    trainable and bool(getattr(op, "trainable", True)))
                 for i, node_id in enumerate(outs):
                     produced[(id(op), call.node_index, i)] = node_id
@@ -394,6 +417,20 @@ class _Builder:
                 if source is not None:
                     self.edges.append(GraphEdge(source, node_id, _shape(tensor)))
         return [source_of(t) for t in adapter.flat_outputs(model)]
+
+    def _traced(self, model, call, path):
+        """A nested subclassed model's traced graph (`subclassed.trace`), or itself if untraceable."""
+        from kerawidgets import subclassed
+
+        shapes = [_shape(t) for t in call.input_tensors]
+        traced = subclassed.trace(model, input_shape=shapes[0] if len(shapes) == 1 else shapes)
+        if traced.functional is None:
+            return model
+        where = naming.layer_path(path)
+        for inner, attribute in traced.attribute_paths.items():
+            self.attribute_paths[naming.layer_path((*path, inner))] = (
+                f"get_layer({where!r}).{attribute}")
+        return traced.functional
 
     def _fold_stages(self, block_ids, container, prefix, info, parents, by_id) -> None:
         """Put blocks of one stage (`conv3_block1`, `conv3_block2`...) in a stage group."""

@@ -1,9 +1,19 @@
-"""Turn one edit into per-layer actions, checking it against the model first.
+"""Per-layer actions: the few things the rebuild walk knows how to do at one layer.
 
-A plan is what the rebuild walk consults at every layer call: change the
-activation, replace, remove, or insert after. Building it resolves every
-target, so an unknown layer or an edit that cannot apply is refused before
-any new layer exists.
+An edit plans itself (`Edit.plan`, one method per edit class in
+`kerawidgets.edits`) into a `Plan`: actions keyed by layer path, each one of
+these meanings, the same in the Functional and the Sequential walk:
+
+- `configure`: re-create the layer with some config keys changed (an
+  activation, a Dropout rate, a padding), keeping the weights that still fit;
+- `activation`: set an activation (on an activation layer such as ReLU this
+  may turn it into an `Activation` layer of the same name);
+- `replacement`: new layers instead of it (the last takes its name);
+- `remove`: no layer; its input flows on;
+- `insert_after`: new layers after it.
+
+Building a plan resolves every target, so an unknown layer or an edit that
+cannot apply is refused before any new layer exists.
 
 >>> import keras
 >>> from kerawidgets.edits import SetActivation
@@ -17,13 +27,16 @@ any new layer exists.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import keras
 
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import activations, targets
-from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
-from kerawidgets.errors import InvalidEditError, LayerRecreationError
+from kerawidgets.errors import InvalidEditError, LayerRecreationError, keras_reason
+
+if TYPE_CHECKING:
+    from kerawidgets.edits import Edit
 
 # Layers that *are* an activation: an activation edit turns them into an
 # `Activation` layer with the same name.
@@ -40,6 +53,7 @@ class Action:
 
     edit: Edit
     activation: tuple[str, str] | None = None  # (attribute, activation name)
+    configure: tuple = ()  # ((config key, new value), ...): re-create with these settings
     replacement: tuple = ()  # LayerSpecs
     trainable: bool | None = None
     remove: bool = False
@@ -102,35 +116,22 @@ def supports_activation(layer, attribute="activation", *, where=None, strict=Fal
 
 
 def plan_edit(model, edit: Edit) -> Plan:
-    """Resolve `edit` against `model` into a `Plan`, refusing edits that cannot apply."""
-    plan = Plan(edit)
-    if isinstance(edit, SetActivation):
-        bulk = not isinstance(edit.layer, (str, keras.layers.Layer))
-        found = targets.resolve(model, edit.layer)
-        usable = [t for t in found
-                  if supports_activation(t.layer, edit.attribute, where=t.path_str, strict=True)]
-        if not bulk or not usable:
-            for target in found:
-                if all(target is not t for t in usable):
-                    raise InvalidEditError(_no_activation_message(target, edit.attribute))
-        for target in usable:
-            plan.add(target, Action(edit, activation=(edit.attribute, edit.activation)))
-    elif isinstance(edit, ReplaceLayer):
-        (target,) = targets.resolve(model, edit.layer, allow_many=False)
-        plan.add(target, Action(edit, replacement=edit.replacement, trainable=edit.trainable))
-    elif isinstance(edit, InsertLayer):
-        (target,) = targets.resolve(model, edit.after, allow_many=False)
-        plan.add(target, Action(edit, insert_after=edit.layer))
-    elif isinstance(edit, RemoveLayer):
-        (target,) = targets.resolve(model, edit.layer, allow_many=False)
-        _check_removable(model, target)
-        plan.add(target, Action(edit, remove=True))
-    else:
+    """Resolve `edit` against `model` into a `Plan`, refusing edits that cannot apply
+    (each edit class plans itself: `Edit.plan`)."""
+    from kerawidgets.edits import Edit
+
+    if not isinstance(edit, Edit):
         raise InvalidEditError(f"Unknown edit {edit!r}.")
-    return plan
+    return edit.plan(model)
 
 
-def _no_activation_message(target, attribute) -> str:
+def one_target(model, spec) -> targets.Target:
+    """The one layer `spec` names in `model` (refused when it names several)."""
+    (target,) = targets.resolve(model, spec, allow_many=False)
+    return target
+
+
+def no_activation_message(target, attribute) -> str:
     layer = target.layer
     has = activations.activation_settings(layer) if not adapter.is_model(layer) else {}
     if has:
@@ -148,7 +149,44 @@ def _no_activation_message(target, attribute) -> str:
     )
 
 
-def _check_removable(model, target) -> None:
+def check_settings(target: targets.Target, settings: dict) -> None:
+    """Refuse settings `target`'s layer has not, or that its class cannot be made with,
+    before the rebuild (a `SetSettings` edit)."""
+    layer = target.layer
+    if adapter.is_model(layer):
+        raise InvalidEditError(f"{target.path_str!r} is a model; change the settings of the "
+                               "layers inside it instead.")
+    try:
+        config = layer.get_config()
+    except Exception as error:
+        raise LayerRecreationError.get_config_failed(layer, target.path_str, error) from error
+    unknown = [k for k in settings if k not in config]
+    cls = type(layer).__name__
+    if unknown:
+        known = ", ".join(k for k in config if k not in ("name", "trainable", "dtype"))
+        raise InvalidEditError(
+            f"Layer {target.path_str!r} ({cls}) has no setting {', '.join(map(repr, unknown))}; "
+            f"its settings are {known or 'none'}.")
+    new = {**config, **{k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}}
+    try:
+        type(layer).from_config(new)
+    except Exception as error:
+        shown = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+        raise InvalidEditError(
+            f"Layer {target.path_str!r} ({cls}) cannot be made with {shown}: "
+            f"{_from_config_reason(error)} Nothing was changed; pick a value its class accepts."
+        ) from error
+
+
+def _from_config_reason(error) -> str:
+    """Why `from_config` failed, without the config Keras' deserializer prints first."""
+    text = str(error)
+    marker = "Exception encountered:"
+    reason = text.split(marker, 1)[1].strip() if marker in text else keras_reason(error)
+    return reason if reason.endswith((".", "!", "?")) else reason + "."
+
+
+def check_removable(model, target) -> None:
     parent = targets.parent_model(model, target.path)
     for call in adapter.graph_calls(parent):
         if call.operation is not target.layer:

@@ -31,6 +31,7 @@ and `kerawidgets.callgraph` is the graph walk they share with
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -305,12 +306,27 @@ class Probe:
         its first; a nested model reports its output under its own id and
         its inner calls as ``"outer/inner"``. Arrays are read-only.
         """
+        return self.outputs_and_model_output(model)[0]
+
+    def outputs_and_model_output(self, model) -> tuple[dict[str, np.ndarray], Any]:
+        """`outputs(model)` and the model's final output, both from the same single pass.
+
+        The model output is read where that pass leaves it (the calls that
+        produce the model's output tensors), so it needs no second pass even
+        when the memory budget leaves no room to keep the pass's record.
+
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+        >>> layers, output = Probe(model, np.ones((4, 3)), memory_budget=0).outputs_and_model_output(model)
+        >>> bool(np.array_equal(layers["d"], output))
+        True
+        """
         graph = self._graph(model)
         self._check_inputs(model)
         everything = {nid: (nid, 0) for nid in self._node_ids(graph)}
         run = self._execute(model, {c.id for c in graph.calls}, {}, {}, "full",
                             "outputs(model)", None, keep_all=everything)
-        return run.full
+        return run.full, run.model_output
 
     def model_output(self, model):
         """The model's final output on the probe data (a list for several outputs)."""

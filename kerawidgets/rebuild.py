@@ -33,16 +33,7 @@ import keras
 
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import activations, arguments, model_class, naming
-from kerawidgets.edits import (
-    Edit,
-    InsertLayer,
-    LayerSpec,
-    RemoveLayer,
-    ReplaceLayer,
-    SetActivation,
-    _non_default_config,
-    as_edit,
-)
+from kerawidgets.edits import Edit, LayerSpec, _non_default_config, as_edit
 from kerawidgets.errors import (
     InvalidEditError,
     KerawidgetsError,
@@ -51,7 +42,7 @@ from kerawidgets.errors import (
     keras_reason,
 )
 from kerawidgets.naming import shape_text
-from kerawidgets.plan import ACTIVATION_LAYER_CLASSES, Action, Plan, plan_edit
+from kerawidgets.plan import ACTIVATION_LAYER_CLASSES, Plan, plan_edit
 from kerawidgets.report import LayerOutcome, RebuildReport
 
 REINITIALIZE_CHOICES = (None, "downstream")
@@ -112,16 +103,47 @@ def copy_model(model: keras.Model, *, name: str | None = None) -> keras.Model:
 
 @dataclasses.dataclass
 class _Pair:
-    """A fresh layer and the original it was made from."""
+    """A fresh layer and the original it was made from: its weights are kept if they fit."""
 
     old: Any  # a keras Layer, or None for a new layer
     new: Any
     feed: adapter.WeightFeed | None
     path: tuple[str, ...]
-    mode: str  # "copy" (untouched) or "edited" (edited, same class: keep if it fits)
+    edited: bool  # False: an untouched copy; True: edited, same class (keep what fits)
     reason: str = ""
     in_report: bool = True
     same_inputs: bool = False  # called on inputs with exactly the original's specs
+    by_name: bool = False  # keep each weight that fits on its own (new settings, same layer)
+    weights_note: str = ""  # with `by_name`: the weights kept, added and dropped
+
+
+@dataclasses.dataclass
+class _NewLayer:
+    """A layer with no original to take weights from (inserted, replaced by another class,
+    a sub-network), or an original that is gone (removed): reported once it is built."""
+
+    path: tuple[str, ...]
+    layer: Any
+    status: str  # "new", "removed", or "replaced" (by another class: "reinitialised" if it has weights)
+    reason: str
+
+    @property
+    def final_status(self) -> str:
+        if self.status == "replaced":
+            return "reinitialised" if self.layer.weights else "new"
+        return self.status
+
+
+@dataclasses.dataclass
+class _Place:
+    """What stands at one call of an original layer under its action (`_Walk.place`):
+    `layers` instead of it (none when removed), then `inserted` after it.
+    `kind` says what the layers are: "copy" (the original re-created, maybe
+    reconfigured), "replaced" (its replacement) or "removed"."""
+
+    layers: list
+    kind: str
+    inserted: list
 
 
 def _input_kwargs(spec: dict) -> dict:
@@ -141,7 +163,7 @@ class _Walk:
         self.plan = plan
         self.reinitialize = reinitialize
         self.name = name
-        self.pairs: list[_Pair] = []
+        self.entries: list[_Pair | _NewLayer] = []  # every layer to report, in walk order
         self.outcomes: list[LayerOutcome] = []
         self.notes: list[str] = []
         self.cache: dict = {}
@@ -161,7 +183,7 @@ class _Walk:
             new_model = self.copy_model(self.model, (), self.name or self.model.name)
         self.settle_weights()
         self.copy_compile_state(new_model)
-        structural = not isinstance(self.plan.edit, (SetActivation, type(None)))
+        structural = self.plan.edit is not None and self.plan.edit.structural
         model_class.restore_attributes(self.kept_classes, self.cache, self.notes, structural)
         return Rebuild(new_model, RebuildReport(self.outcomes, self.notes), tuple(edits))
 
@@ -186,20 +208,17 @@ class _Walk:
             new_inputs.append(new)
         calls = adapter.graph_calls(model)
         names = {call.operation.name for call in calls}
-        outer_outputs, self.current_outputs = self.current_outputs, adapter.flat_outputs(model)
-        outer_calls, self.current_calls = self.current_calls, calls
-        if in_report:
-            self.shared_output_renames(calls, prefix, names)
-        for call in calls:
-            if call.is_input:
-                continue
-            if any(id(t) not in tensor_map for t in call.input_tensors):
-                continue  # not reachable from the inputs (Keras skips it too)
-            outputs = self.replay(call, tensor_map, prefix, names, in_report)
-            for old, new in zip(call.output_tensors, keras.tree.flatten(outputs)):
-                tensor_map[id(old)] = new
-        self.current_outputs = outer_outputs
-        self.current_calls = outer_calls
+        with self.walking(model, calls):
+            if in_report:
+                self.shared_output_renames(calls, prefix, names)
+            for call in calls:
+                if call.is_input:
+                    continue
+                if any(id(t) not in tensor_map for t in call.input_tensors):
+                    continue  # not reachable from the inputs (Keras skips it too)
+                outputs = self.replay(call, tensor_map, prefix, names, in_report)
+                for old, new in zip(call.output_tensors, keras.tree.flatten(outputs)):
+                    tensor_map[id(old)] = new
         inputs = keras.tree.pack_sequence_as(adapter.inputs_struct(model), new_inputs)
         outputs = keras.tree.pack_sequence_as(
             adapter.outputs_struct(model),
@@ -209,6 +228,18 @@ class _Walk:
             return model_class.new_functional(model, inputs, outputs, name, self.kept_classes,
                                               self.notes)
 
+    @contextlib.contextmanager
+    def walking(self, model, calls):
+        """`current_outputs` and `current_calls` are `model`'s while walking it, and the
+        outer model's again afterwards (a nested model is walked inside its owner's walk),
+        also when the walk fails."""
+        outer = self.current_outputs, self.current_calls
+        self.current_outputs, self.current_calls = adapter.flat_outputs(model), calls
+        try:
+            yield
+        finally:
+            self.current_outputs, self.current_calls = outer
+
     def replay(self, call, tensor_map, prefix, names, in_report):
         operation = call.operation
         path = (*prefix, operation.name)
@@ -216,54 +247,61 @@ class _Walk:
         args, kwargs = call.call_arguments(tensor_map)
         old_out_shape = [tuple(t.shape) for t in call.output_tensors]
         keep_output_name = self.keeps_output_name(call, action)
+        specific = action is not None and action.call_specific
+        copy_path = path
         if action is not None and action.remove:
+            pass  # nothing is copied
+        elif keep_output_name and action is not None and action.insert_after and not specific:
+            copy_path = self.renamed_output(path, names)
+        elif id(operation) in self.yield_names and not specific:
+            copy_path = (*prefix, self.yield_names[id(operation)])
+            self.renamed[naming.layer_path(copy_path)] = naming.layer_path(path)
+        place = self.place(operation, path, call.call_index, action, names, in_report,
+                           copy_path=copy_path,
+                           own_name=(keep_output_name and action is not None and specific
+                                     and not action.insert_after),
+                           insert_name=operation.name if keep_output_name else None)
+        if not place.layers:  # removed: its input flows on
             outputs = keras.tree.flatten(args)[0]
-            self.record_removed(operation, path)
             if keep_output_name:
                 outputs = self.output_stand_in(operation, path, outputs)
         else:
-            copy_path = path
-            specific = action is not None and action.call_specific
-            if keep_output_name and action is not None and action.insert_after and not specific:
-                copy_path = self.renamed_output(path, names)
-            elif id(operation) in self.yield_names and not specific:
-                copy_path = (*prefix, self.yield_names[id(operation)])
-                self.renamed[naming.layer_path(copy_path)] = naming.layer_path(path)
-            own_name = keep_output_name and action is not None and specific and not action.insert_after
-            layers = self.layers_for(operation, copy_path, call.call_index, action, names, in_report,
-                                     own_name=own_name)
-            like = self.unchanged_output(call, layers, action, tensor_map)
-            outputs = None
-            if like is not None:
-                outputs = adapter.call_as_recorded(layers[0], operation, args, kwargs, like)
-            if outputs is None:
-                known = adapter.known_output_spec(layers[0], like) if like is not None else (
-                    contextlib.nullcontext()
-                )
-                with known:
-                    outputs = self.call_chain(layers, args, kwargs, call, path,
-                                              keep_kwargs=_keeps_kwargs(action))
-            self.complete_state(layers, args, kwargs, action, like is not None)
-        if action is not None and action.insert_after:
-            specs = action.insert_after
-            inserted = [self.new_inserted(spec, names, path, in_report, name=operation.name
-                                          if keep_output_name and i == len(specs) - 1 else None)
-                        for i, spec in enumerate(specs)]
-            outputs = self.call_chain(inserted, (outputs,), {}, call, path, keep_kwargs=False,
-                                      inserted=True)
-            model_outputs = {id(t) for t in self.current_outputs}
-            if not keep_output_name and any(id(t) in model_outputs for t in call.output_tensors):
-                self.notes.append(
-                    f"{naming.layer_path(path)!r} was a model output; the output now comes from "
-                    f"{inserted[-1].name!r}, so Keras names it {inserted[-1].name!r}. Rename "
-                    "loss or metric keys that used the old name."
-                )
+            outputs = self.call_place(place, call, args, kwargs, tensor_map, path, action)
+        if place.inserted:
+            outputs = self.call_chain(place.inserted, (outputs,), {}, call, path, "inserted")
+            self.note_output_moved(call, path, place.inserted, keep_output_name)
         new_out_shape = [tuple(t.shape) for t in keras.tree.flatten(outputs)]
         if action is not None and new_out_shape != old_out_shape:
             self.shape_changes.append(
                 (naming.layer_path(path), shape_text(old_out_shape), shape_text(new_out_shape))
             )
         return outputs
+
+    def call_place(self, place, call, args, kwargs, tensor_map, path, action):
+        """Call the layers standing in for `call`: as recorded when nothing changed."""
+        layers = place.layers
+        like = self.unchanged_output(call, layers, action, tensor_map)
+        outputs = None
+        if like is not None:
+            outputs = adapter.call_as_recorded(layers[0], call.operation, args, kwargs, like)
+        if outputs is None:
+            known = adapter.known_output_spec(layers[0], like) if like is not None else (
+                contextlib.nullcontext()
+            )
+            with known:
+                outputs = self.call_chain(layers, args, kwargs, call, path, place.kind)
+        self.complete_state(layers, args, kwargs, place.kind, like is not None)
+        return outputs
+
+    def note_output_moved(self, call, path, inserted, keep_output_name) -> None:
+        """A note when a model output now comes from an inserted layer of another name."""
+        model_outputs = {id(t) for t in self.current_outputs}
+        if not keep_output_name and any(id(t) in model_outputs for t in call.output_tensors):
+            self.notes.append(
+                f"{naming.layer_path(path)!r} was a model output; the output now comes from "
+                f"{inserted[-1].name!r}, so Keras names it {inserted[-1].name!r}. Rename "
+                "loss or metric keys that used the old name."
+            )
 
     def keeps_output_name(self, call, action) -> bool:
         """Whether an insert after (or the removal of) this call must keep a model output's name.
@@ -346,21 +384,23 @@ class _Walk:
             return None
         return call.output_tensors[0]
 
-    def complete_state(self, layers, args, kwargs, action, same_inputs):
+    def complete_state(self, layers, args, kwargs, kind, same_inputs):
         """Build what the first layer's `build` left for its first call (see
         `adapter.complete_state`), and note whether it saw its original input specs."""
         pair = self.pair_of.get(id(layers[0]))
         if pair is None:
             return
         pair.same_inputs = pair.same_inputs or same_inputs
-        call_kwargs = _accepted_kwargs(layers[0], kwargs, _keeps_kwargs(action))
+        call_kwargs = _accepted_kwargs(layers[0], kwargs, verbatim=kind == "copy")
         adapter.complete_state(layers[0], pair.old, args, call_kwargs)
 
-    def call_chain(self, layers, args, kwargs, call, path, keep_kwargs, inserted=False):
+    def call_chain(self, layers, args, kwargs, call, path, kind):
+        """Call `layers` one after another on the call's arguments (`kind` as in `_Place`,
+        or "inserted"); a failure is a `layer_failed` error."""
         outputs = None
         for index, layer in enumerate(layers):
             if index == 0:
-                call_kwargs = _accepted_kwargs(layer, kwargs, keep_kwargs)
+                call_kwargs = _accepted_kwargs(layer, kwargs, verbatim=kind == "copy")
                 call_args = args
             else:
                 call_args, call_kwargs = (outputs,), {}
@@ -369,10 +409,9 @@ class _Walk:
             except KerawidgetsError:
                 raise
             except Exception as error:
-                kind = "inserted" if inserted else ("replaced" if not keep_kwargs else "copy")
                 got = [tuple(t.shape) for t in keras.tree.flatten(call_args) if hasattr(t, "shape")]
-                before = call.output_tensors if inserted else call.input_tensors
-                raise self.call_error(
+                before = call.output_tensors if kind == "inserted" else call.input_tensors
+                raise self.layer_failed(
                     layer, kind, path, got, [tuple(t.shape) for t in before],
                     self.downstream_of(call), error,
                 ) from error
@@ -391,8 +430,8 @@ class _Walk:
                     names.append(later.operation.name)
         return names
 
-    def call_error(self, layer, kind, path, got, expected, downstream, error):
-        """A `ShapeMismatchError` for a layer call that failed during the walk.
+    def layer_failed(self, layer, kind, path, got, expected, downstream, error):
+        """The one error for a layer that cannot take its input, in either walk.
 
         `kind` says what the failing layer is: "inserted" by the edit, the
         "replaced" layer's replacement, or a "copy" of an original layer
@@ -417,9 +456,15 @@ class _Walk:
         return ShapeMismatchError(
             f"{what} cannot take input of shape {shape_text(got)}{built_for}.{cause} "
             f"Keras says: {_sentence(error)}{after} Nothing was changed. "
-            f"{_shape_hint(self.plan.edit, kind, got)}",
+            f"{self.shape_hint(kind, got)}",
             layer=where, expected=expected, got=got, downstream=downstream,
         )
+
+    def shape_hint(self, kind, got) -> str:
+        """What to do instead, from the edit whose shapes do not fit (`Edit.shape_hint`)."""
+        if self.plan.edit is None:
+            return "Keep the shape each layer was built for, or add a layer that restores it."
+        return self.plan.edit.shape_hint(kind, got)
 
     # --- sequential models ----------------------------------------------
 
@@ -431,18 +476,10 @@ class _Walk:
         for layer in model.layers:
             path = (*prefix, layer.name)
             action = self.plan.action_for(path, 0) if in_report else None
-            if action is not None and action.remove:
-                self.record_removed(layer, path)
-                steps.append((None, "removed", path, layer))
-            else:
-                made = self.layers_for(layer, path, 0, action, names, in_report)
-                kind = "replaced" if action is not None and action.replacement else "copy"
-                new_layers += made
-                steps += [(lyr, kind, path, layer) for lyr in made]
-            if action is not None and action.insert_after:
-                made = [self.new_inserted(spec, names, path, in_report) for spec in action.insert_after]
-                new_layers += made
-                steps += [(lyr, "inserted", path, layer) for lyr in made]
+            place = self.place(layer, path, 0, action, names, in_report)
+            steps += [(lyr, place.kind, path, layer) for lyr in place.layers or [None]]
+            steps += [(lyr, "inserted", path, layer) for lyr in place.inserted]
+            new_layers += place.layers + place.inserted
         spec = adapter.input_spec_of(adapter.flat_inputs(model)[0])
         try:
             with _global_dtype_policy(model.dtype_policy):  # Sequential takes no dtype=
@@ -452,7 +489,7 @@ class _Walk:
         except KerawidgetsError:
             raise
         except Exception as error:
-            raise self.sequential_error(name, calls, steps, spec, error) from error
+            raise self.sequential_failed(name, calls, steps, spec, error) from error
         self.mark_same_inputs(calls, new_model)
         if new_layers and self.plan and in_report:
             self.record_sequential_shape_changes(new_model, calls, steps)
@@ -473,9 +510,9 @@ class _Walk:
             if pair is not None and id(pair.old) in before:
                 pair.same_inputs = adapter.same_specs(before[id(pair.old)], call.input_tensors)
 
-    def sequential_error(self, name, calls, steps, spec, error):
-        """Find the layer of a Sequential that really fails, by calling the new layers
-        one at a time on a fresh input, and say why as `call_error` does."""
+    def sequential_failed(self, name, calls, steps, spec, error):
+        """Keras builds a Sequential in one go: find the layer that really fails by calling
+        the new layers one at a time on a fresh input, and raise its `layer_failed` error."""
         inputs = {id(c.operation): [tuple(t.shape) for t in c.input_tensors] for c in calls}
         outputs = {id(c.operation): [tuple(t.shape) for t in c.output_tensors] for c in calls}
         x = keras.Input(**_input_kwargs(spec))
@@ -489,12 +526,12 @@ class _Walk:
                     downstream = [naming.layer_path((*p[:-1], later.name))
                                   for later, _, p, _ in steps[index + 1:] if later is not None]
                     before = (outputs if kind == "inserted" else inputs).get(id(original), [])
-                    return self.call_error(layer, kind, path, [tuple(x.shape)], before,
-                                           downstream, failure)
+                    return self.layer_failed(layer, kind, path, [tuple(x.shape)], before,
+                                             downstream, failure)
             self.note_shape_change(steps, index, outputs.get(id(original)), [tuple(x.shape)])
         return ShapeMismatchError(
             f"Sequential {name!r} could not be built after the edit. Keras says: "
-            f"{_sentence(error)} Nothing was changed. {_shape_hint(self.plan.edit, 'copy', None)}",
+            f"{_sentence(error)} Nothing was changed. {self.shape_hint('copy', None)}",
             layer=name,
         )
 
@@ -531,6 +568,27 @@ class _Walk:
         names.add(name)
         return name
 
+    def place(self, operation, path, call_index, action, names, in_report, *, copy_path=None,
+              own_name=False, insert_name=None) -> _Place:
+        """What `action` means at one call of `operation`, the same in both walks: the
+        layers standing in for it (none when removed) and the layers inserted after it.
+
+        `copy_path` is where its copy goes when the walk renamed it (see `replay`),
+        `insert_name` the name the last inserted layer takes (a model output's).
+        """
+        if action is not None and action.remove:
+            self.record_removed(operation, path)
+            layers, kind = [], "removed"
+        else:
+            layers = self.layers_for(operation, copy_path or path, call_index, action, names,
+                                     in_report, own_name=own_name)
+            kind = "replaced" if action is not None and action.replacement else "copy"
+        specs = action.insert_after if action is not None else ()
+        inserted = [self.new_inserted(spec, names, path, in_report,
+                                      name=insert_name if i == len(specs) - 1 else None)
+                    for i, spec in enumerate(specs)]
+        return _Place(layers, kind, inserted)
+
     def layers_for(self, operation, path, call_index, action, names, in_report,
                    own_name=False) -> list:
         key = (id(operation), call_index if action is not None and action.call_specific else None)
@@ -545,8 +603,10 @@ class _Walk:
                 f"Shared layer {naming.layer_path(path)!r}: call {call_index} was edited on its "
                 f"own, so it is now a separate layer {name!r} (weights copied where they fit)."
             )
-        if action is None or (not action.activation and not action.replacement):
+        if action is None or not (action.activation or action.replacement or action.configure):
             layers = [self.copy_operation(operation, path, name, in_report)]
+        elif action.configure:
+            layers = [self.with_settings(operation, path, name, action.configure)]
         elif action.activation:
             layers = [self.with_activation(operation, path, name, action)]
         else:
@@ -560,7 +620,20 @@ class _Walk:
         if not isinstance(operation, keras.layers.Layer):
             return adapter.copy_operation(operation)
         layer = recreate_layer(operation, naming.layer_path(path), name)
-        self.pair(operation, layer, path, "copy", "untouched", in_report)
+        self.pair(operation, layer, path, False, "untouched", in_report)
+        return layer
+
+    def with_settings(self, operation, path, name, changes):
+        """The layer re-created from its config with `changes`; each weight that still fits
+        is kept (`_settle_by_name`)."""
+        where = naming.layer_path(path)
+        config = _fresh_layer_values(_layer_config(operation, where), where)
+        before = {k: config.get(k) for k, _ in changes}
+        config.update({k: list(v) if isinstance(v, tuple) else v for k, v in changes})
+        config["name"] = name
+        layer = _named_like(_from_config(type(operation), config, where), operation, name)
+        reason = ", ".join(f"{k} {before[k]!r} -> {v!r}" for k, v in changes)
+        self.pair(operation, layer, path, True, reason, True, by_name=True)
         return layer
 
     def with_activation(self, operation, path, name, action):
@@ -575,7 +648,7 @@ class _Walk:
             config["name"] = name
             layer = _named_like(_from_config(type(operation), config, where), operation, name)
             reason = f"{attribute} {old_name or '?'} -> {activation}"
-            self.pair(operation, layer, path, "edited", reason, True)
+            self.pair(operation, layer, path, True, reason, True)
             return layer
         if isinstance(operation, ACTIVATION_LAYER_CLASSES):
             cls = type(operation).__name__
@@ -587,7 +660,7 @@ class _Walk:
                 config["name"] = name
                 layer = _named_like(_from_config(type(operation), config, where), operation, name)
                 kept = f" with its settings ({shown})" if shown else ""
-                self.pair(operation, layer, path, "edited",
+                self.pair(operation, layer, path, True,
                           f"already {activation!r}: {cls} kept{kept}, nothing changes", True)
                 return layer
             layer = keras.layers.Activation(
@@ -617,7 +690,7 @@ class _Walk:
             else:
                 layer = spec.build(name=layer_name)
                 if last and type(layer) is type(operation):
-                    self.pair(operation, layer, path, "edited",
+                    self.pair(operation, layer, path, True,
                               f"replaced by {spec.describe()}", True)
                 else:
                     status = "replaced" if last else "new"
@@ -644,14 +717,15 @@ class _Walk:
 
     # --- weights --------------------------------------------------------
 
-    def pair(self, old, new, path, mode, reason, in_report):
+    def pair(self, old, new, path, edited, reason, in_report, by_name=False):
         feed = self.feeder.register(new, old)
-        self.pairs.append(_Pair(old, new, feed, path, mode, reason, in_report))
-        self.pair_of[id(new)] = self.pairs[-1]
+        entry = _Pair(old, new, feed, path, edited, reason, in_report, by_name=by_name)
+        self.entries.append(entry)
+        self.pair_of[id(new)] = entry
 
     def pending_outcome(self, path, layer, status, reason):
-        # Weight counts are known once the layer is built: settle_weights fills them.
-        self.pairs.append(_Pair(None, layer, None, path, status, reason, True))
+        # Weight counts are known once the layer is built: settle_weights reports them.
+        self.entries.append(_NewLayer(path, layer, status, reason))
 
     def outcome(self, path, layer, status, reason, edited):
         weights = len(layer.weights) if getattr(layer, "built", False) else 0
@@ -669,36 +743,27 @@ class _Walk:
 
     def settle_weights(self):
         misfits = []
-        for pair in self.pairs:
-            if pair.old is None:  # a new layer: nothing to keep
-                status = pair.mode
-                if status == "replaced":  # another class: fresh weights, if it has any
-                    status = "reinitialised" if pair.new.weights else "new"
-                self.outcome(pair.path, pair.new, status, pair.reason, edited=True)
+        for entry in self.entries:
+            if isinstance(entry, _NewLayer):  # nothing to keep
+                self.outcome(entry.path, entry.layer, entry.final_status, entry.reason, edited=True)
                 continue
-            fits, detail = _settle_pair(pair)
+            fits, detail = _settle_by_name(entry) if entry.by_name else _settle_pair(entry)
             if fits:
-                if pair.in_report:
-                    reason = pair.reason if pair.mode == "edited" else (
-                        "untouched" if pair.new.weights else "untouched (no weights)"
-                    )
-                    if pair.mode == "edited" and pair.new.weights:
-                        reason += "; weights fit and are kept"
-                    self.outcome(pair.path, pair.new, "kept", reason, pair.mode == "edited")
-                continue
-            if pair.mode == "edited":
-                self.outcome(pair.path, pair.new, "reinitialised",
-                             f"{pair.reason}; {detail}", edited=True)
-            elif pair.same_inputs:
-                raise _lost_weights_error(pair, detail)
+                if entry.in_report:
+                    self.outcome(entry.path, entry.new, "kept", _kept_reason(entry), entry.edited)
+            elif entry.edited:
+                self.outcome(entry.path, entry.new, "reinitialised",
+                             f"{entry.reason}; {detail}", edited=True)
+            elif entry.same_inputs:
+                raise _lost_weights_error(entry, detail)
             else:
-                misfits.append((pair, detail))
+                misfits.append((entry, detail))
         if misfits and self.reinitialize != "downstream":
             raise self.downstream_error(misfits)
         for pair, detail in misfits:
             self.outcome(pair.path, pair.new, "reinitialised",
                          f"downstream of the edit, its input changed: {detail}", edited=False)
-        order = {naming.layer_path(p.path): i for i, p in enumerate(self.pairs)}
+        order = {naming.layer_path(e.path): i for i, e in enumerate(self.entries)}
         self.outcomes.sort(key=lambda o: order.get(o.layer, len(order)))
 
     def downstream_error(self, misfits):
@@ -754,6 +819,14 @@ def _collection_paused():
             gc.enable()
 
 
+def _kept_reason(pair: _Pair) -> str:
+    if not pair.edited:
+        return "untouched" if pair.new.weights else "untouched (no weights)"
+    if pair.weights_note:
+        return f"{pair.reason}; {pair.weights_note}"
+    return pair.reason + ("; weights fit and are kept" if pair.new.weights else "")
+
+
 def _lost_weights_error(pair, detail) -> LayerRecreationError:
     """An untouched layer, fed exactly its original inputs, that did not get its weights back.
 
@@ -774,26 +847,6 @@ def _sentence(error) -> str:
     """The reason in a Keras error (`keras_reason`), ending with a full stop."""
     text = keras_reason(error)
     return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _shape_hint(edit, kind, got) -> str:
-    """What to do instead, for the kind of edit whose shapes do not fit."""
-    fits = f" input of shape {shape_text(got)}" if got else " its input"
-    if isinstance(edit, InsertLayer):
-        return (f"Insert a layer that accepts{fits} and keeps that shape, or add a Reshape or "
-                "Dense after it that restores the shape the next layer expects.")
-    if isinstance(edit, ReplaceLayer):
-        if kind == "replaced":
-            return (f"Pick a replacement that accepts{fits} and keeps the old output shape, or "
-                    "add a layer after it that restores it (a Dense, Reshape or pooling layer).")
-        return ("Pick a replacement that keeps the old output shape, or add a layer after it "
-                "that restores it (a Dense, Reshape or pooling layer).")
-    if isinstance(edit, RemoveLayer):
-        return ("The removed layer changed the shape; keep it, or replace it with a layer that "
-                "gives the shape its consumers expect (ReplaceLayer).")
-    if isinstance(edit, SetActivation):
-        return "Pick an activation that keeps the shape of its input (any built-in one does)."
-    return "Keep the shape each layer was built for, or add a layer that restores it."
 
 
 @contextlib.contextmanager
@@ -822,9 +875,39 @@ def _accepted_kwargs(layer, kwargs, verbatim) -> dict:
     return {k: v for k, v in kwargs.items() if k in parameters or k == "training"}
 
 
-def _keeps_kwargs(action: Action | None) -> bool:
-    """Replay recorded call kwargs verbatim unless the layer type changed."""
-    return action is None or not action.replacement
+def _settle_by_name(pair: _Pair) -> tuple[bool, str]:
+    """Keep each weight of `pair.new` whose original (same name) has its shape; report the
+    weights the new settings add or drop. Not kept (False) when an original weight changed
+    shape: the layer is then re-initialised as `_settle_pair` would."""
+    old_vars = list(adapter.layer_variables(pair.old))
+    kept, added = [], []
+    for new in adapter.layer_variables(pair.new):
+        old = next((v for v in old_vars if v.name == new.name), None)  # in order, as fed
+        if old is not None:
+            old_vars.remove(old)
+        if old is None:
+            added.append(new)
+        elif tuple(old.shape) != tuple(new.shape):
+            return _settle_pair(pair)
+        else:
+            kept.append((old, new))
+    feed = pair.feed
+    assert feed is not None  # a pair with an original layer has a feed
+    for old, new in kept:
+        if feed.fed.get(id(new)) is not old:
+            adapter.assign_copy(new, old)
+    adapter.finalize_state(pair.new)
+    if not added and not old_vars:
+        return True, ""
+    parts = []
+    if kept:
+        parts.append(f"{_variable_shapes([n for _, n in kept])} kept")
+    if added:
+        parts.append(f"new weight {_variable_shapes(added)} (from its initializer)")
+    if old_vars:
+        parts.append(f"{_variable_shapes(old_vars)} dropped")
+    pair.weights_note = "; ".join(parts)
+    return True, ""
 
 
 def _settle_pair(pair: _Pair) -> tuple[bool, str]:

@@ -20,7 +20,7 @@ import keras
 
 from kerawidgets import arguments
 from kerawidgets import inplace as inplace_mode
-from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
 from kerawidgets.rebuild import rebuild
 
 
@@ -63,3 +63,16 @@ def insert_layer(model: keras.Model, *, after: Any, layer: Any,
 def remove_layer(model: keras.Model, layer: Any, *, reinitialize: str | None = None) -> keras.Model:
     """A new model without `layer`; its input flows on to its consumers."""
     return rebuild(model, [RemoveLayer(layer)], reinitialize=reinitialize).model
+
+
+def set_settings(model, layer, /, *, reinitialize=None, **settings):
+    """A new model whose `layer` has these config `settings` (``rate=0.2``,
+    ``padding="same"``, ``use_bias=True``...), keeping every weight that still fits.
+
+    >>> import keras, kerawidgets
+    >>> inp = keras.Input((4,))
+    >>> model = keras.Model(inp, keras.layers.Dropout(0.5, name="drop")(inp))
+    >>> kerawidgets.set_settings(model, "drop", rate=0.1).get_layer("drop").rate
+    0.1
+    """
+    return rebuild(model, [SetSettings(layer, settings)], reinitialize=reinitialize).model

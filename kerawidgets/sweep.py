@@ -262,13 +262,13 @@ def _fresh(operation):
     return type(operation).from_config(operation.get_config())
 
 
-def _tail_from_original(model, top, probe: Probe) -> tuple[keras.Model, list]:
+def _tail_from_original(model, top, probe: Probe) -> tuple[keras.Model, list, Any]:
     """The tail as a new model of fresh copies of only the downstream layers, fed the
     probe's (cached) values of the tensors crossing the cut. Reads the original, never
     calls it (which would add graph nodes to its layers)."""
     calls, region, cut, outputs = _region(model, top)
     made = {id(t): (c, i) for c in calls for i, t in enumerate(c.output_tensors)}
-    known = probe.outputs(model)
+    known, reference = probe.outputs_and_model_output(model)  # one pass of the model
     values = []
     for t in cut:
         call, index = made[id(t)]
@@ -290,17 +290,17 @@ def _tail_from_original(model, top, probe: Probe) -> tuple[keras.Model, list]:
         if not adapter.is_model(original):
             layer.set_weights(original.get_weights())
     tail = keras.Model(inputs, [tensors[id(t)] for t in outputs], name=f"{model.name}_tail")
-    return tail, values
+    return tail, values, reference
 
 
-def _tail_from_copy(model, top, probe: Probe) -> tuple[keras.Model, list]:
+def _tail_from_copy(model, top, probe: Probe) -> tuple[keras.Model, list, Any]:
     """The tail cut out of a whole copy of the model (any graph `rebuild` copies), fed by
     running the copy's upstream part ("head") on the probe once."""
     copy = copy_model(model)
     _, _, cut, outputs = _region(copy, top)
     tail = keras.Model(cut, outputs, name=f"{copy.name}_tail")  # adds nodes to the copy only
     head = keras.Model(adapter.inputs_struct(copy), cut, name=f"{copy.name}_head")
-    return tail, _run(head, probe)
+    return tail, _run(head, probe), probe.model_output(model)
 
 
 class _Tail:
@@ -312,23 +312,22 @@ class _Tail:
     """
 
     def __init__(self, model, top: str, probe: Probe):
-        reference = keras.tree.flatten(probe.model_output(model))
         try:
-            self._setup(*_tail_from_original(model, top, probe), probe, reference)
+            self._setup(*_tail_from_original(model, top, probe), probe)
             self.kind = "layers"
         except Exception:
-            self._setup(*_tail_from_copy(model, top, probe), probe, reference)
+            self._setup(*_tail_from_copy(model, top, probe), probe)
             self.kind = "copy"
 
-    def _setup(self, tail, values, probe, reference):
+    def _setup(self, tail, values, reference, probe):
         self.model = tail
         self.probe = Probe(tail, values if len(values) > 1 else values[0],
                            batch_size=probe.batch_size,
                            max_batches=math.ceil(probe.n / probe.batch_size),
                            memory_budget=probe.memory_budget)
-        self.outputs = self.probe.outputs(tail)
-        self.output = self.probe.model_output(tail)
-        for mine, theirs in zip(keras.tree.flatten(self.output), reference):
+        self.reference = reference  # the model's own output on the probe
+        self.outputs, self.output = self.probe.outputs_and_model_output(tail)
+        for mine, theirs in zip(keras.tree.flatten(self.output), keras.tree.flatten(reference)):
             scale = 1.0 + float(np.max(np.abs(theirs))) if theirs.size else 1.0
             if mine.shape != theirs.shape or not (
                     float(np.max(np.abs(mine - theirs), initial=0.0)) <= TAIL_TOLERANCE * scale):
@@ -336,8 +335,8 @@ class _Tail:
 
     def measure(self, edit, reinitialize):
         result = rebuild(self.model, [edit], reinitialize=reinitialize)
-        after = self.probe.outputs(result.model)  # one pass of the (short) tail
-        return result, after, self.probe.model_output(result.model), self.model
+        after, output = self.probe.outputs_and_model_output(result.model)  # one tail pass
+        return result, after, output, self.model
 
 
 def _run(model, probe: Probe) -> list[np.ndarray]:
@@ -354,8 +353,8 @@ def _run(model, probe: Probe) -> list[np.ndarray]:
 def _full(model, probe: Probe, edit, reinitialize):
     """Rebuild the whole model and run it on the probe (the route when no tail fits)."""
     result = rebuild(model, [edit], reinitialize=reinitialize)
-    after = probe.outputs(result.model)
-    return result, after, probe.model_output(result.model), model
+    after, output = probe.outputs_and_model_output(result.model)  # one pass
+    return result, after, output, model
 
 
 # --- measuring ------------------------------------------------------------------
@@ -467,7 +466,7 @@ def sweep(model, layer, candidates, x=None, y=None, *, probe: Probe | None = Non
     if tail is not None:
         base_outputs, base_output = tail.outputs, tail.output
     else:
-        base_outputs, base_output = probe.outputs(model), probe.model_output(model)
+        base_outputs, base_output = probe.outputs_and_model_output(model)
     focus = path if path in base_outputs else None
     values = {"original": _sample(base_outputs.get(focus)) if focus else None}
     baseline = _baseline(base_outputs.get(focus) if focus else None, base_output, probe.y)
@@ -505,7 +504,7 @@ def _measure(row, model, probe, tail, reinitialize, base_output, values) -> None
             row.error = _message(error)
             return
     result, after, output, graph_model = measured
-    reference = base_output if row.route == "tail" else probe.model_output(model)
+    reference = tail.reference if tail is not None and row.route == "full" else base_output
     focus = _focus(row.edit, result.report, graph_model, after)
     row.layer = focus
     row.weights = result.report.summary()

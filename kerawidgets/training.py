@@ -35,7 +35,8 @@ from kerawidgets.errors import InvalidEditError
 from kerawidgets.rebuild import copy_model
 from kerawidgets.report import LayerOutcome, RebuildReport
 
-__all__ = ["FineTune", "FineTuneResult", "StopFlag", "evaluate", "evaluate_pair", "fine_tune"]
+__all__ = ["FineTune", "FineTuneResult", "StopFlag", "evaluate", "evaluate_pair", "fine_tune",
+           "in_background"]
 
 
 class NotCompiledError(InvalidEditError):
@@ -78,13 +79,17 @@ class _Callback(keras.callbacks.Callback):
         self.stopped = False
         self.logs: list[dict] = []
 
+    @property
+    def total(self) -> int | None:
+        """Batches Keras will run in all (None: a dataset of unknown length)."""
+        steps = self.params.get("steps") if self.params else None
+        epochs = (self.params or {}).get("epochs") or 1
+        return None if steps is None else steps * epochs
+
     def _report(self, logs):
         self.batches += 1
         if self.progress is not None:
-            steps = self.params.get("steps") if self.params else None
-            epochs = (self.params or {}).get("epochs") or 1
-            total = None if steps is None else steps * epochs
-            self.progress(self.batches, total, dict(logs or {}))
+            self.progress(self.batches, self.total, dict(logs or {}))
 
     def on_test_batch_end(self, batch, logs=None):
         self._report(logs)
@@ -179,13 +184,15 @@ class FineTune:
     batches: int  # batches trained
     epochs_done: int
     stopped: bool = False
+    total_batches: int | None = None  # batches the whole run would have had (None: unknown)
 
     def describe(self) -> str:
         on = (f"{self.samples} samples" if self.samples is not None
               else f"the dataset ({self.batches} batches)")
         plural = "epoch" if self.epochs == 1 else "epochs"
         if self.stopped:
-            return (f"Fine-tune stopped after {self.batches} batches "
+            of = "" if self.total_batches is None else f" of {self.total_batches}"
+            return (f"Fine-tune stopped after {self.batches}{of} batches "
                     f"({self.epochs_done} of {self.epochs} {plural} complete) on {on}")
         return f"Fine-tune {self.epochs} {plural} on {on}"
 
@@ -199,6 +206,18 @@ class FineTune:
     def names(self) -> tuple[set, set]:
         """(layer classes, registered activation names) its code uses: none (it is a comment)."""
         return set(), set()
+
+    @property
+    def layer_name(self) -> str | None:
+        """The layer it names for messages: none (it trains them all)."""
+        return None
+
+    def focus(self, report, before_model, before, after) -> tuple[str | None, str | None]:
+        """The node the plots compare, as an edit's `focus`: the first layer the report marks
+        edited (none: training edits no layer, so the plots show the model output)."""
+        edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
+        layer = edited[0] if edited else None
+        return (layer if layer in before else None), layer
 
     def __str__(self):
         return self.describe()
@@ -225,6 +244,11 @@ def _samples(x) -> int | None:
     if shape is None or len(shape) == 0 or hasattr(x, "element_spec"):
         return None
     return int(shape[0])
+
+
+def _first(data, n):
+    """The first `n` samples of arrays (a dict or list of them too); None stays None."""
+    return None if data is None else keras.tree.map_structure(lambda a: a[:n], data)
 
 
 def _report(model, step: FineTune) -> RebuildReport:
@@ -261,6 +285,11 @@ def fine_tune(model, x, y=None, *, epochs=1, batch_size=32, steps=None, stop=Non
         copy = copy_model(model)  # compiled from model's compile config: a fresh optimizer
         _check_compiled(copy, "fine-tune")
         arrays = _samples(x) is not None  # a dataset brings its own batches and order
+        if arrays and steps is not None:
+            # Keras would go on through the arrays from epoch to epoch and run out of
+            # them; every epoch trains on the same first `steps` batches instead.
+            x, y = _first(x, int(steps) * int(batch_size)), _first(y, int(steps) * int(batch_size))
+            steps = None
         history = copy.fit(x, y, epochs=epochs, batch_size=batch_size if arrays else None,
                            steps_per_epoch=steps, validation_data=validation_data,
                            shuffle=shuffle and arrays, verbose=0, callbacks=[callback])
@@ -269,6 +298,31 @@ def fine_tune(model, x, y=None, *, epochs=1, batch_size=32, steps=None, stop=Non
         samples = min(samples, int(steps) * int(batch_size))
     step = FineTune(epochs=int(epochs), batch_size=batch_size if arrays else None, samples=samples,
                     batches=callback.batches, epochs_done=callback.epochs_done,
-                    stopped=callback.stopped)
+                    stopped=callback.stopped, total_batches=callback.total)
     return FineTuneResult(copy, step, _report(copy, step), dict(history.history),
                           callback.logs)
+
+
+def in_background(work, *, name="kerawidgets-fine-tune") -> threading.Thread:
+    """Start `work()` in a daemon thread that has this thread's Keras settings; returns it.
+
+    Training in the kernel's own thread would hold the thread that handles
+    widget messages, so a Stop click could only arrive after training ended.
+    Keras' `fit` runs in any thread on every backend (tensorflow, jax,
+    torch); Keras keeps its settings (distribution, dtype policy, seed) per
+    thread, so the worker gets the starting thread's
+    (`_keras_adapter.thread_settings`). `work` handles its own errors.
+
+    >>> seen = []
+    >>> in_background(lambda: seen.append(1)).join(); seen
+    [1]
+    """
+    settings = adapter.thread_settings()
+
+    def run():
+        with settings:
+            work()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread

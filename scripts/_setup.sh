@@ -10,7 +10,11 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
 STAMP="$VENV/.kerawidgets-installed"
-if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
+# KERAWIDGETS_USE_VENV=1: use .venv as it is and install nothing. The browser test of
+# scripts/tour.sh sets it: it runs inside an installed venv (perhaps shared by several
+# checkouts, whose pyproject.toml is newer than the stamp), where a `pip install -e`
+# would re-point the install at the test's checkout and take minutes under load.
+if [ "${KERAWIDGETS_USE_VENV:-0}" != 1 ] && { [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; }; then
     echo "==> installing kerawidgets and its test extras (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" 2>&1 | grep -v "^WARNING: Location" || true

@@ -20,7 +20,7 @@ from keras import layers
 
 import kerawidgets
 from kerawidgets import KerawidgetsError, Probe, edits, rebuild
-from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
 from kerawidgets.widgets import GraphView, ModelEditor
 
 TABLE = pathlib.Path(__file__).parent.parent / "docs" / "bad_inputs.md"
@@ -71,6 +71,12 @@ def cases(model, editor):
         ("edits", 'InsertLayer("hidden", 5)', lambda: InsertLayer("hidden", 5)),
         ("edits", 'ReplaceLayer("hidden", "NotALayer")', lambda: ReplaceLayer("hidden", "NotALayer")),
         ("edits", "RemoveLayer(None)", lambda: RemoveLayer(None)),
+        ("edits", 'SetSettings("drop")', lambda: SetSettings("drop")),
+        ("edits", 'SetSettings("drop", rate=[0.1, {}])', lambda: SetSettings("drop", rate=[0.1, {}])),
+        ("rebuild", 'rebuild(model, [SetSettings("drop", rat=0.2)])',
+         lambda: rebuild(model, [SetSettings("drop", rat=0.2)])),
+        ("rebuild", 'rebuild(model, [SetSettings("drop", rate=2.0)])',
+         lambda: rebuild(model, [SetSettings("drop", rate=2.0)])),
         ("edits.from_data", 'from_data({"type": "SetActivation", "layer": "hidden"})',
          lambda: edits.from_data({"type": "SetActivation", "layer": "hidden"})),
         ("edits.from_data", 'from_data({"type": "Explode"})', lambda: edits.from_data({"type": "Explode"})),

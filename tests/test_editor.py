@@ -11,11 +11,11 @@ from keras import layers
 
 from kerawidgets import KerawidgetsError, ShapeMismatchError
 from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.history import History, Step
 from kerawidgets.probe import ProbeDataError
 from kerawidgets.widgets import ModelEditor
 from kerawidgets.widgets.editor import SaveCheckError
 from kerawidgets.widgets.editor_panel import gui_text
-from kerawidgets.widgets.history import History, Step
 from tests.models import CountCalls
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -269,7 +269,7 @@ def test_plot_failure_keeps_the_edit_and_the_editor_usable(editor, monkeypatch):
     assert editor.history == [SetActivation("conv_a", "gelu")]
     assert "kwe-status-error" in p.status.value and "no figure today" in p.status.value
     assert "Applied" in p.status.value and "Probing" not in p.status.value
-    assert p.progress.layout.visibility == "hidden" and not editor._busy
+    assert p.progress.layout.visibility == "hidden" and not editor.session.busy
     assert "no figure today" in editor.plots_note.value
     assert editor.comparison_image.layout.display == "none"
     assert editor.view.marks == {"conv_a": "edited"} and not p.undo_button.disabled
@@ -369,7 +369,7 @@ def test_undo_redo_reset_keep_models(editor):
     p.redo_button.click()
     assert editor.model is first
     editor.apply(SetActivation("conv_b", "elu"))  # drops the redo step
-    assert not editor._history.can_redo and len(editor.history) == 2
+    assert not editor.session._history.can_redo and len(editor.history) == 2
 
 
 def test_history_drops_old_models_and_rebuilds_them():
@@ -518,10 +518,10 @@ def test_apply_runs_at_most_one_pass_and_undo_redo_run_none(editor, monkeypatch)
     assert editor.comparison_image.value == shown
     assert editor.compare()["recompute"] == "incremental"  # what made the plots, kept
     # A step whose model History dropped keeps its summaries: no pass after its rebuild.
-    editor._history.max_models = 1
-    editor._history._trim()
+    editor.session._history.max_models = 1
+    editor.session._history._trim()
     editor.undo()
-    assert calls.names == [] and editor._history.steps[1].model is not None
+    assert calls.names == [] and editor.session._history.steps[1].model is not None
     assert editor.compare("original")["per_layer"]["after"]["conv_a"]["mean"] is not None
     assert calls.names == []
     # An edit from a rebuilt model: its kept summaries stand in (only the head is summarised
@@ -534,14 +534,14 @@ def test_apply_runs_at_most_one_pass_and_undo_redo_run_none(editor, monkeypatch)
 
 def panel_state(editor):
     p = editor.panel
-    return {"busy": editor._busy, "apply": p.apply_button.disabled, "undo": p.undo_button.disabled,
+    return {"busy": editor.session.busy, "apply": p.apply_button.disabled, "undo": p.undo_button.disabled,
             "bar": p.progress.layout.visibility, "step": (p.progress.value, p.progress.max),
             "status": p.status.value}
 
 
 def test_every_slow_step_shows_the_busy_state(editor, monkeypatch):
-    import kerawidgets.widgets.editor as module
-    import kerawidgets.widgets.history as history_module
+    import kerawidgets.history as history_module
+    import kerawidgets.session as module
     from kerawidgets import catalog
 
     seen = []
@@ -583,7 +583,7 @@ def test_every_slow_step_shows_the_busy_state(editor, monkeypatch):
     assert [w for i, w in enumerate(said) if i == 0 or said[i - 1] != w] == words
     assert "layer calls (3/5)" in busy[said.index("Probing") + 1]  # real progress, in words too
     assert "Applied" in p.status.value and p.progress.layout.visibility == "hidden"
-    assert not editor._busy and not p.undo_button.disabled and p.apply_button.disabled
+    assert not editor.session.busy and not p.undo_button.disabled and p.apply_button.disabled
     # Replace dropdown: the choice's check and dry run run busy too.
     seen.clear()
     p.tabs.selected_index = 1
@@ -592,9 +592,9 @@ def test_every_slow_step_shows_the_busy_state(editor, monkeypatch):
     assert where == "rebuild" and state["busy"] and state["apply"] and state["bar"] == "visible"
     assert not panel_state(editor)["busy"] and not p.apply_button.disabled
     # Undo rebuilding a model History no longer keeps: busy while it rebuilds.
-    editor._history.max_models = 1
+    editor.session._history.max_models = 1
     editor.apply(SetActivation("conv_b", "tanh"))
-    assert editor._history.steps[1].model is None
+    assert editor.session._history.steps[1].model is None
     monkeypatch.setattr(history_module, "rebuild", spy("history", history_module.rebuild))
     seen.clear()
     editor.undo()
@@ -608,7 +608,7 @@ def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("probe crashed")
 
-    monkeypatch.setattr(editor, "_compute", broken)
+    monkeypatch.setattr(editor.session, "_compute", broken)
     p = editor.panel
     editor.select("conv_a")
     p.activation.value = "gelu"
@@ -628,7 +628,7 @@ def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
     def refused(*args, **kwargs):
         raise ProbeDataError("Probe data for 'digits_cnn' no longer fits: make a new editor.")
 
-    monkeypatch.setattr(editor, "_compute", refused)
+    monkeypatch.setattr(editor.session, "_compute", refused)
     editor.apply(SetActivation("conv_b", "elu"))
     assert "no longer fits: make a new editor." in p.status.value and len(editor.history) == 2
     assert "kwe-status-error" in p.status.value and p.progress.layout.visibility == "hidden"
@@ -638,7 +638,7 @@ def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
 
 
 def test_scripted_predicate_edit(editor, monkeypatch):
-    import kerawidgets.widgets.editor as module
+    import kerawidgets.session as module
 
     convs = lambda layer: isinstance(layer, layers.Conv2D)  # noqa: E731
     report = editor.apply(SetActivation(convs, "tanh"))
@@ -654,12 +654,12 @@ def test_scripted_predicate_edit(editor, monkeypatch):
     dense = lambda layer: isinstance(layer, layers.Dense)  # noqa: E731
     for edit in (SetActivation(convs, "gelu"), SetActivation(convs, "gelu"),
                  SetActivation(dense, "gelu")):
-        editor._dry_run(edit, None)
+        editor.session.dry_run(edit, None)
     assert len(calls) == 2
 
 
 def test_preview_rebuild_is_reused_by_apply(editor, monkeypatch):
-    import kerawidgets.widgets.editor as module
+    import kerawidgets.session as module
 
     editor.select("conv_a")
     editor.panel.activation.value = "gelu"
@@ -731,5 +731,5 @@ def test_refuses_subclassed_model():
 
 def test_depth_summary_keeps_a_removed_layer_in_place(editor):
     editor.apply(RemoveLayer("drop"))
-    order = editor._comparison.order
+    order = editor.session.comparison.order
     assert order.index("pool") < order.index("drop") < order.index("flatten") < order.index("head")

@@ -9,7 +9,7 @@ from keras import layers
 
 import kerawidgets
 from kerawidgets import edits
-from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
 from kerawidgets.errors import InvalidEditError, SubnetworkNotStoredError, UnknownActivationError
 from tests import models
 
@@ -23,6 +23,8 @@ EXAMPLES = [
     InsertLayer(after="hidden", layer=layers.Dropout(0.2)),
     RemoveLayer("dropout"),
     SetActivation(["hidden", "middle"], "gelu"),
+    SetSettings("dropout", rate=0.3),
+    SetSettings("conv2d", {"padding": "same", "strides": [2, 2]}),
 ]
 
 
@@ -213,3 +215,74 @@ def test_to_code_says_what_it_cannot_import():
                and "kerawidgets.register_activation('code_lambda', fn)" in c for c in comments)
     assert any(c.startswith("# Local is defined in") and "cannot be imported" in c for c in comments)
     compile("\n".join(header), "<header>", "exec")
+
+
+def test_an_edit_class_registers_itself_and_round_trips():
+    """Adding an edit type is one class: subclassing registers it for JSON and the panel."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Rename(edits.Edit):
+        layer: str
+        name: str
+        required = ("layer", "name")
+
+        def describe(self):
+            return f"Rename {self.layer!r} to {self.name!r}"
+
+        def to_data(self):
+            return {"type": self.kind, "layer": self.layer, "name": self.name}
+
+        @classmethod
+        def from_fields(cls, data, subnetworks=None):
+            return cls(data["layer"], data["name"])
+
+    try:
+        assert edits.EDIT_TYPES["Rename"] is Rename
+        edit = Rename("dense", "first")
+        assert edits.from_json(edit.to_json()) == edit
+        assert edit.layer_name == "dense"
+        with pytest.raises(InvalidEditError, match=r"lacks 'name'; it takes the keys 'type', 'layer', 'name'"):
+            edits.from_data({"type": "Rename", "layer": "dense"})
+    finally:
+        del edits.EDIT_TYPES["Rename"]
+    with pytest.raises(InvalidEditError, match="Unknown edit type 'Rename'"):
+        edits.from_data({"type": "Rename", "layer": "dense", "name": "x"})
+
+
+@pytest.mark.parametrize("edit", EXAMPLES, ids=lambda e: e.kind)
+def test_every_example_is_registered_under_its_kind(edit):
+    assert edits.EDIT_TYPES[edit.kind] is type(edit)
+
+
+def test_set_settings_is_a_value_with_its_settings_as_keywords_or_a_dict():
+    edit = SetSettings("conv2d", padding="same", strides=[2, 2])
+    assert edit == SetSettings("conv2d", {"strides": (2, 2), "padding": "same"})
+    assert hash(edit) == hash(SetSettings("conv2d", {"strides": (2, 2), "padding": "same"}))
+    assert edit.settings == {"padding": "same", "strides": (2, 2)}
+    assert edit.describe() == "Set padding='same', strides=(2, 2) on 'conv2d'"
+    assert edit.to_code() == (
+        "model = kerawidgets.set_settings(model, 'conv2d', padding='same', strides=(2, 2))")
+    assert edit.to_data() == {"type": "SetSettings", "layer": "conv2d",
+                              "settings": {"padding": "same", "strides": (2, 2)}}
+    assert edits.from_json(edit.to_json()) == edit
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    (("dropout",), {}, r"changes nothing: name a setting"),
+    (("dropout",), {"name": "x"}, r"'name' is not a setting to change .*ReplaceLayer"),
+    (("dropout", {"rate": layers.Dense(2)}), {}, r"rate=.* is not a plain value"),
+    (("dropout", 0.2), {}, r"give the settings as keywords"),
+    ((lambda layer: True,), {"rate": 0.1}, r"`layer` must name one layer"),
+])
+def test_bad_set_settings_fail_at_construction(args, kwargs, message):
+    with pytest.raises(InvalidEditError, match=message):
+        SetSettings(*args, **kwargs)
+
+
+def test_set_settings_to_code_replays_the_edit():
+    inp = keras.Input((6,))
+    model = keras.Model(inp, layers.Dense(2, name="out")(layers.Dropout(0.5, name="drop")(inp)))
+    namespace = {"keras": keras, "kerawidgets": kerawidgets, "model": model}
+    exec(SetSettings("drop", rate=0.25).to_code(), namespace)
+    assert namespace["model"].get_layer("drop").rate == 0.25
+    assert model.get_layer("drop").rate == 0.5

@@ -69,6 +69,8 @@ KEYWORD_ONLY = {
     "Probe": ("max_batches", "batch_size", "memory_budget", "seed"),
     "ModelEditor": ("memory_budget", "max_batches", "batch_size", "seed", "history_size"),
     "ModelEditor.apply": ("reinitialize",),
+    "EditSession.apply": ("reinitialize",),
+    "EditSession.sweep": ("reinitialize",),
     "GraphView.on_select": ("remove",),
     "RebuildReport.html": ("css_class", "title"),
     "edits.SetActivation": ("attribute",),

@@ -7,7 +7,7 @@ from keras import layers
 
 import kerawidgets
 from kerawidgets import rebuild
-from kerawidgets.edits import InsertLayer, ReplaceLayer, SetActivation
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
 from kerawidgets.errors import (
     InvalidEditError,
     LayerRecreationError,
@@ -16,7 +16,8 @@ from kerawidgets.errors import (
     UnknownLayerError,
     UnsupportedModelError,
 )
-from kerawidgets.rebuild import _sentence
+from kerawidgets.plan import Plan
+from kerawidgets.rebuild import _sentence, _Walk
 from tests import models
 from tests.models import config_of, data_for, weights_of
 
@@ -747,3 +748,128 @@ def test_garbage_collector_state_is_restored_after_a_rebuild_and_a_refused_one()
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_a_failing_nested_walk_gives_the_outer_model_back_its_outputs_and_calls():
+    inner_in = keras.Input((3,))
+    inner = keras.Model(inner_in, layers.Dense(2, name="inner_dense")(inner_in), name="inner")
+    outer_in = keras.Input((3,))
+    outer = keras.Model(outer_in, inner(outer_in), name="outer")
+    walk = _Walk(outer, Plan(), None)
+    with walk.walking(outer, ["outer calls"]):
+        outputs = walk.current_outputs
+        with pytest.raises(RuntimeError, match="inside"):
+            with walk.walking(inner, ["inner calls"]):
+                assert walk.current_calls == ["inner calls"]
+                raise RuntimeError("failed inside the nested model")
+        assert walk.current_outputs is outputs and walk.current_calls == ["outer calls"]
+    assert walk.current_outputs == [] and walk.current_calls == []
+
+
+def test_an_action_means_the_same_in_the_functional_and_the_sequential_walk():
+    """Remove, replace and insert at the same place give the same layers and report."""
+    def sequential():
+        return keras.Sequential([keras.Input((4,)), layers.Dense(3, name="a"),
+                                 layers.Dense(3, name="b"), layers.Dense(2, name="c")])
+
+    def functional():
+        inp = keras.Input((4,))
+        x = layers.Dense(3, name="a")(inp)
+        x = layers.Dense(3, name="b")(x)
+        return keras.Model(inp, layers.Dense(2, name="c")(x))
+
+    for edit in (RemoveLayer("b"), ReplaceLayer("b", layers.Dense(3, activation="tanh")),
+                 InsertLayer("a", [layers.Dropout(0.1), layers.Identity()])):
+        results = [rebuild(build(), [edit]) for build in (sequential, functional)]
+        names = [[layer.name for layer in r.model.layers if layer.weights or "input" not in layer.name]
+                 for r in results]
+        assert names[0] == names[1], edit
+        assert results[0].report.to_records() == results[1].report.to_records(), edit
+
+
+def _settings_model(sequential=False):
+    """Conv2D (valid, no bias) -> LeakyReLU -> Dropout -> Flatten -> Dense, seeded."""
+    keras.utils.set_random_seed(3)
+    stack = [layers.Conv2D(4, 3, use_bias=False, name="conv"), layers.LeakyReLU(name="leaky"),
+             layers.Dropout(0.5, name="drop"), layers.Flatten(name="flat"), layers.Dense(2, name="out")]
+    if sequential:
+        return keras.Sequential([keras.Input((8, 8, 1)), *stack], name="seq")
+    x = inp = keras.Input((8, 8, 1))
+    for layer in stack:
+        x = layer(x)
+    return keras.Model(inp, x)
+
+
+@pytest.mark.parametrize("sequential", [False, True], ids=["functional", "sequential"])
+@pytest.mark.parametrize("layer, settings, attribute, value", [
+    ("drop", {"rate": 0.2}, "rate", 0.2),
+    ("leaky", {"negative_slope": 0.05}, "negative_slope", 0.05),
+])
+def test_set_settings_changes_the_config_and_keeps_every_weight(sequential, layer, settings,
+                                                                 attribute, value):
+    model = _settings_model(sequential)
+    before = weights_of(model)
+    result = rebuild(model, [SetSettings(layer, **settings)])
+    assert getattr(result.model.get_layer(layer), attribute) == pytest.approx(value)
+    assert result.model.get_layer(layer).get_config()[attribute] == pytest.approx(value)
+    outcome = result.report[layer]
+    assert outcome.status == "kept" and outcome.edited
+    assert outcome.reason.startswith(f"{attribute} ")
+    assert result.report.reinitialised == [] and result.report.new == []
+    after = weights_of(result.model)
+    assert len(after) == len(before) == 3
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(old, new)
+    assert model.get_layer(layer).get_config()[attribute] != value  # the original is untouched
+    x = data_for(model)
+    if layer == "leaky":  # the new slope really runs: negative inputs scale by it
+        conv = keras.Model(model.inputs, model.get_layer("conv").output)(x)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(keras.Model(result.model.inputs,
+                                                   result.model.get_layer("leaky").output)(x)),
+            np.where(conv > 0, conv, 0.05 * conv), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("sequential", [False, True], ids=["functional", "sequential"])
+def test_set_settings_padding_that_changes_shapes_is_refused_then_allowed(sequential):
+    model = _settings_model(sequential)
+    edit = SetSettings("conv", padding="same")
+    with pytest.raises(ShapeMismatchError) as caught:
+        rebuild(model, [edit])
+    message = str(caught.value)
+    assert "'conv'" in message and "(None, 6, 6, 4) -> (None, 8, 8, 4)" in message
+    assert "'out' (Dense)" in message and "kernel (144, 2) -> (256, 2)" in message
+    assert "reinitialize='downstream'" in message and "Nothing was changed" in message
+    assert caught.value.downstream == ["out"]
+    result = rebuild(model, [edit], reinitialize="downstream")
+    assert result.model.get_layer("conv").padding == "same"
+    assert result.model.output_shape == (None, 2)
+    assert result.report["conv"].status == "kept"
+    np.testing.assert_array_equal(*(m.get_layer("conv").kernel.numpy()
+                                    for m in (model, result.model)))
+    assert result.report.reinitialised == ["out"]
+    assert model.get_layer("conv").padding == "valid"
+
+
+def test_set_settings_use_bias_adds_a_new_weight_and_keeps_the_kernel():
+    model = _settings_model()
+    result = rebuild(model, [SetSettings("conv", use_bias=True)])
+    conv = result.model.get_layer("conv")
+    np.testing.assert_array_equal(conv.kernel.numpy(), model.get_layer("conv").kernel.numpy())
+    outcome = result.report["conv"]
+    assert outcome.status == "kept" and outcome.weights == 2
+    assert "kernel (3, 3, 1, 4) kept" in outcome.reason
+    assert "new weight bias (4,) (from its initializer)" in outcome.reason
+    back = rebuild(result.model, [SetSettings("conv", use_bias=False)])
+    assert "bias (4,) dropped" in back.report["conv"].reason
+    np.testing.assert_array_equal(back.model.get_layer("conv").kernel.numpy(), conv.kernel.numpy())
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"paddin": "same"}, r"Layer 'conv' \(Conv2D\) has no setting 'paddin'; its settings are .*padding"),
+    ({"padding": "bogus"}, r"cannot be made with padding='bogus': The `padding` argument must be"),
+])
+def test_set_settings_refuses_unknown_or_impossible_settings_before_building(settings, message):
+    model = _settings_model()
+    with pytest.raises(InvalidEditError, match=message):
+        rebuild(model, [SetSettings("conv", **settings)])

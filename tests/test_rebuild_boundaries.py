@@ -78,8 +78,8 @@ def test_editor_remove_tab_on_the_first_layer_of_a_sequential_previews_the_dry_r
 
 
 def test_editor_preview_shows_an_unforeseen_error_instead_of_raising(monkeypatch):
+    from kerawidgets import session as session_module
     from kerawidgets.widgets import ModelEditor
-    from kerawidgets.widgets import editor as editor_module
 
     editor = ModelEditor(first_dropout_sequential(), np.ones((4, 6), "float32"))
     editor.select("drop")
@@ -87,7 +87,7 @@ def test_editor_preview_shows_an_unforeseen_error_instead_of_raising(monkeypatch
     def broken(*_args, **_kwargs):
         raise TypeError("'NoneType' object is not iterable")
 
-    monkeypatch.setattr(editor_module, "rebuild", broken)
+    monkeypatch.setattr(session_module, "rebuild", broken)
     editor.panel.tabs.selected_index = 3
     preview = editor.panel.preview.value
     assert "cannot apply" in preview and "Unexpected TypeError" in preview

@@ -201,8 +201,8 @@ def test_the_tail_copies_only_downstream_layers_and_matches_a_cut_whole_copy():
     assert tail.kind == "layers"
     assert sorted(layer.name for layer in tail.model.layers if layer.weights) == ["branch_a", "out"]
     np.testing.assert_allclose(tail.output, np.asarray(model(x)), atol=1e-5)
-    small, values = _tail_from_original(model, "gate", probe)
-    whole, head_values = _tail_from_copy(model, "gate", probe)
+    small, values, _ = _tail_from_original(model, "gate", probe)
+    whole, head_values, _ = _tail_from_copy(model, "gate", probe)
     np.testing.assert_allclose(np.asarray(small(values[0])), np.asarray(whole(head_values[0])),
                                atol=1e-6)
 
@@ -257,3 +257,23 @@ def test_sweep_with_data_ranks_candidates_by_keras_evaluate_on_the_full_dataset(
     assert [r.label for r in result.ranked("evaluation.loss")] == [
         r.label for r in sorted(result.rows[:2], key=lambda r: r.evaluation["loss"])]
     assert result.figure().axes[-1].get_title().startswith("evaluation.accuracy")
+
+
+@pytest.mark.parametrize("budget", [2**30, 0])  # 0: the probe keeps no record of a pass
+def test_each_candidate_runs_one_pass_of_the_tail_and_the_model_runs_once(monkeypatch, budget):
+    from tests.models import CountCalls
+
+    model = mlp_64()
+    x, y = probe_data()  # 32 samples: 2 batches of 16
+    probe = kerawidgets.Probe(model, x, y, memory_budget=budget)
+    calls = CountCalls(monkeypatch)
+    result = kerawidgets.sweep(model, "middle", ["relu", "tanh", "gelu"], probe=probe)
+    assert [row.route for row in result.rows] == ["tail"] * 3
+    counts = {name: calls.names.count(name) for name in ("hidden", "middle", "head")}
+    # The model: one pass (2 batches). The tail: one pass to check it, one per candidate.
+    assert counts == {"hidden": 2, "middle": 2 + 2 + 3 * 2, "head": 2 + 2 + 3 * 2}
+    calls.names.clear()
+    full = kerawidgets.sweep(model, "middle", [SetActivation("hidden", "tanh")], probe=probe)
+    assert full.rows[0].ok and full.rows[0].route == "full"  # upstream: the tail cannot hold it
+    # The model once, the candidate once (its layer values and output from that pass).
+    assert calls.names.count("hidden") == 2 + 2

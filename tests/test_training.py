@@ -89,7 +89,8 @@ def test_fine_tune_trains_a_copy_with_a_fresh_optimizer_of_the_same_kind():
     before = weights(model)
     loss_before = evaluate(model, (x, y))["loss"]
     result = fine_tune(model, x, y, epochs=5, batch_size=16)
-    assert result.step == FineTune(epochs=5, batch_size=16, samples=96, batches=30, epochs_done=5, stopped=False)
+    assert result.step == FineTune(epochs=5, batch_size=16, samples=96, batches=30, epochs_done=5,
+                                   stopped=False, total_batches=30)
     assert result.step.describe() == "Fine-tune 5 epochs on 96 samples"
     copy = result.model
     assert copy is not model and type(copy.optimizer) is keras.optimizers.SGD
@@ -115,7 +116,7 @@ def test_a_stop_flag_ends_training_after_the_current_batch_keeping_what_was_lear
 
     result = fine_tune(model, x, y, epochs=2, batch_size=16, stop=flag, progress=progress)
     assert result.stopped and result.step.batches == 3 and result.step.epochs_done == 0
-    assert result.step.describe() == ("Fine-tune stopped after 3 batches (0 of 2 epochs "
+    assert result.step.describe() == ("Fine-tune stopped after 3 of 12 batches (0 of 2 epochs "
                                       "complete) on 96 samples")
     assert int(result.model.optimizer.iterations) == 3
     assert any(not np.array_equal(a, b) for a, b in zip(weights(model), weights(result.model)))
@@ -158,7 +159,7 @@ def test_editor_stop_training_from_a_progress_callback():
     result = editor.recover(x, y, epochs=3, batch_size=16,
                             progress=lambda done, total, logs: done == 2 and editor.stop_training())
     assert result.stopped and result.step.batches == 2
-    assert editor.history == [result.step] and "stopped after 2 batches" in editor.to_code()
+    assert editor.history == [result.step] and "stopped after 2 of 18 batches" in editor.to_code()
     again = editor.recover(x, y, epochs=1, batch_size=16)  # the flag is cleared for the next run
     assert not again.stopped and again.step.batches == 6
 
@@ -170,3 +171,12 @@ def test_fine_tune_on_a_dataset_and_a_py_dataset_uses_their_batches():
         result = fine_tune(model, data, epochs=1)
         assert result.step.describe() == "Fine-tune 1 epoch on the dataset (6 batches)"
         assert result.step.batch_size is None and int(result.model.optimizer.iterations) == 6
+
+
+def test_steps_on_arrays_train_the_same_first_batches_every_epoch():
+    model = classifier()
+    x, y = blobs()  # 96 samples: 3 batches of 32; Keras alone would run out after 3
+    result = fine_tune(model, x, y, epochs=2, batch_size=32, steps=2)
+    assert result.step == FineTune(epochs=2, batch_size=32, samples=64, batches=4, epochs_done=2,
+                                   stopped=False, total_batches=4)
+    assert len(result.batch_logs) == 4 and len(result.history["loss"]) == 2

@@ -1,8 +1,11 @@
 """`ModelEditor`: click a layer, change it, rebuild with weights kept, see before and after.
 
 The editor is the `GraphView` of the model beside a panel of controls, above
-the before/after plots. Everything a button does is also a method, so
-notebooks and tests can script it:
+the before/after plots. It is a view of an `EditSession` (`editor.session`),
+which holds the model, the history, the dry runs and the comparisons; every
+scripted call below goes to the session, and the widgets show what it tells
+them. Everything a button does is also a method, so notebooks and tests can
+script it:
 
 >>> import keras, numpy as np
 >>> from kerawidgets.widgets import ModelEditor
@@ -25,9 +28,7 @@ True
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-import os
 import weakref
 from typing import Any
 
@@ -35,26 +36,27 @@ import ipywidgets as w
 import keras
 import numpy as np
 
-from kerawidgets import _keras_adapter as adapter
-from kerawidgets import activations, arguments, catalog, naming, node_metrics, plots, targets
+from kerawidgets import activations, catalog, node_metrics, plots
 from kerawidgets.edits import (
     Edit,
     InsertLayer,
     RemoveLayer,
     ReplaceLayer,
     SetActivation,
-    as_edit,
-    script_header,
 )
-from kerawidgets.errors import InvalidEditError, KerawidgetsError, SaveCheckError
-from kerawidgets.graph import ModelGraph
+from kerawidgets.errors import KerawidgetsError, SaveCheckError
 from kerawidgets.plan import plan_edit, supports_activation
-from kerawidgets.probe import Probe
-from kerawidgets.rebuild import REINITIALIZE_CHOICES, Rebuild, rebuild
 from kerawidgets.report import RebuildReport
-from kerawidgets.saving import save_verified
-from kerawidgets.statistics import agreement, paired_summary_statistics, summary_movement
-from kerawidgets.training import FineTune, StopFlag
+from kerawidgets.session import (
+    SAVE_TOLERANCE,
+    EditSession,
+    NothingToApply,
+    SessionObserver,
+    edit_layer,
+    figures_of,
+    plot_failure,
+)
+from kerawidgets.training import FineTune
 from kerawidgets.widgets import static_view
 from kerawidgets.widgets.browser_writes import guard_tree
 from kerawidgets.widgets.compare_panel import ComparePanel
@@ -66,63 +68,12 @@ from kerawidgets.widgets.editor_panel import (
     SettingsForm,
     gui_text,
 )
+from kerawidgets.widgets.finetune_panel import FineTunePanel
 from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
-from kerawidgets.widgets.history import History, Step
 
-__all__ = ["ModelEditor", "SaveCheckError"]
+__all__ = ["SAVE_TOLERANCE", "ModelEditor", "NothingToApply", "SaveCheckError"]
 
-#: Largest |difference| allowed between the saved-and-reloaded model and the editor's model.
-SAVE_TOLERANCE = 1e-5
-_PREVIEW_CACHE = 4
 _PLOT_DPI = 80
-
-
-class NothingToApply(InvalidEditError):
-    """The panel does not describe an edit yet (no layer, no choice, or no change)."""
-
-
-@dataclasses.dataclass
-class _Comparison:
-    """The numbers behind the plots of one before/after pair of models.
-
-    It keeps only what the plots draw (the focus layer's summaries, the model
-    outputs, statistics), never a layer's full output nor the models. The
-    comparison of a step with the one before is kept on the `History` step,
-    so undo and redo redraw it without probing.
-    """
-
-    focus_before: str | None
-    focus_after: str | None
-    layer_before: object
-    layer_after: object
-    order: list
-    model_before: object
-    model_after: object
-    stats_before: dict
-    stats_after: dict
-    agreement: dict
-    movement: dict
-    recompute: str
-    recomputed: list = dataclasses.field(default_factory=list)
-    pngs: dict | None = None  # the drawn figures, once shown
-
-    def to_data(self, edit, against) -> dict:
-        def layer(stats, key):
-            return stats.get(key) if key is not None else None
-
-        return {
-            "edit": None if edit is None else edit.describe(),
-            "against": against,
-            "layer": self.focus_after,
-            "layer_before": self.focus_before,
-            "layer_stats": {"before": layer(self.stats_before, self.focus_before),
-                            "after": layer(self.stats_after, self.focus_after)},
-            "per_layer": {"before": self.stats_before, "after": self.stats_after},
-            "agreement": self.agreement,
-            "movement": self.movement,
-            "recompute": self.recompute,
-            "recomputed": list(self.recomputed),
-        }
 
 
 class ModelEditor:
@@ -139,37 +90,42 @@ class ModelEditor:
         height: height of the graph.
 
     Display the editor by leaving it as a cell's value. The current model
-    is `editor.model`; `editor.history` lists the applied edits.
+    is `editor.model`; `editor.history` lists the applied edits;
+    `editor.session` is the `EditSession` the widgets show.
     """
 
     #: Progress steps of the operations that move the history (apply, undo, redo, reset).
-    MOVE_STEPS = 5
+    MOVE_STEPS = EditSession.MOVE_STEPS
 
     def __init__(self, model, x=None, y=None, *, memory_budget=2**30, max_batches=4,
                  batch_size=16, seed=0, history_size=8, height="560px", theme="auto"):
-        arguments.model(model)
-        arguments.integer("history_size", history_size, minimum=1)
         check_view_arguments(model, None, height, theme)
-        adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
-        self.original = model
-        self.probe = Probe(model, x, y, max_batches=max_batches, batch_size=batch_size,
-                           memory_budget=memory_budget, seed=seed)
-        self._history = History(model, max_models=history_size)
-        self._preview: list = []  # (model, edit, reinitialize, Rebuild or error), newest last
-        self._comparison: _Comparison | None = None
-        self._edited_paths: list[set] = [set()]
+        self.session = EditSession(model, x, y, memory_budget=memory_budget,
+                                   max_batches=max_batches, batch_size=batch_size, seed=seed,
+                                   history_size=history_size)
         self._replace_choices: dict[str, catalog.Choice] = {}
         self._insert_choices: dict[str, catalog.Choice] = {}
-        self._busy = False  # an operation is running (see `_working`)
+        self._train_data = (x, y)  # what the panel's Fine-tune trains on
         self._quiet = False  # the editor itself is changing the controls: ignore their events
         self._can_apply = False  # what the preview says about the Apply button
-        self._listeners: list = []  # called after the history moved (see `on_change`)
-        self._stop = StopFlag()  # asks a running `recover` to stop after its batch
-        self.view = GraphView(model, height=height, theme=theme)
+        self._compare_for = None  # (weak ref to the model, layer path) the results are about
+        self._build(height, theme)
+        self.session.watch(_Binding(self))
+        self._wire()
+        self.panel.show_probe(self.probe.description, self.probe.synthetic)
+        self._show_plots(None)
+        self._refresh_buttons()
+        self._offer_fine_tune()
+        self._on_select(self.view.selected, clear_status=False)
+
+    def _build(self, height, theme):
+        """Make the widgets: graph and panel side by side (or stacked), plots under them."""
+        self.view = GraphView(self.original, height=height, theme=theme)
         self.panel = EditorPanel()
         self.compare_panel = ComparePanel()
-        self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget)
-        self._compare_for = None  # (weak ref to the model, layer path) the results are about
+        self.finetune_panel = FineTunePanel()
+        self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget,
+                                      self.finetune_panel.widget)
         self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
                                                                       max_width="1120px"))
         self.depth_image = w.Image(format="png", layout=w.Layout(width="100%", max_width="900px"))
@@ -190,11 +146,6 @@ class ModelEditor:
                               self.plots], layout=w.Layout(width="100%"))
         self.widget.add_class("kw-editor")
         guard_tree(self.widget)  # the browser writes only the controls' own values
-        self._wire()
-        self.panel.show_probe(self.probe.description, self.probe.synthetic)
-        self._show_plots(None)
-        self._refresh_buttons()
-        self._on_select(self.view.selected, clear_status=False)
 
     # --- display ----------------------------------------------------------------
 
@@ -207,22 +158,32 @@ class ModelEditor:
         return (f"<ModelEditor of {self.original.name!r}: {len(self.history)} edit(s); "
                 f"{self.probe.description}>")
 
-    # --- scripting API ------------------------------------------------------------
+    # --- scripting API: the session's, plus the selection ----------------------------
+
+    @property
+    def original(self):
+        """The model the editor was made with (never modified)."""
+        return self.session.original
+
+    @property
+    def probe(self):
+        """The `Probe` whose data the plots compare on."""
+        return self.session.probe
 
     @property
     def model(self):
         """The current model (the original until an edit is applied)."""
-        return self._history.current.model
+        return self.session.model
 
     @property
     def history(self) -> list[Edit | FineTune]:
         """The edits applied to reach `model`, oldest first (a `recover` step is a `FineTune`)."""
-        return self._history.edits
+        return self.session.history
 
     @property
     def report(self):
         """The `RebuildReport` of the step that made the current model (None at the original)."""
-        return self._history.current.report
+        return self.session.report
 
     @property
     def selected(self) -> str | None:
@@ -235,7 +196,7 @@ class ModelEditor:
 
     def on_change(self, callback) -> None:
         """Call `callback()` after every Apply, Undo, Redo and Reset (a live `to_code`, say)."""
-        self._listeners.append(callback)
+        self.session.on_change(callback)
 
     def apply(self, edit: Edit, *, reinitialize: str | None = None) -> RebuildReport:
         """Apply an edit to the current model; returns the rebuild's `RebuildReport`.
@@ -243,47 +204,19 @@ class ModelEditor:
         Raises the `KerawidgetsError` the panel shows when the edit cannot
         work; the model and history are then unchanged.
         """
-        edit = as_edit(edit)
-        if reinitialize not in REINITIALIZE_CHOICES:
-            raise InvalidEditError(f"reinitialize must be None or 'downstream'; got {reinitialize!r}.")
-        with self._working(self.MOVE_STEPS) as progress:
-            try:
-                progress(1, "Rebuilding the model…")
-                result = self._dry_run(edit, reinitialize)
-                if isinstance(result, KerawidgetsError):
-                    raise result
-            except KerawidgetsError as error:
-                self._show_error(error, edit)
-                raise
-            self._history.push(Step(edit, reinitialize, result.model, result.report))
-            self._edited_paths[self._history.position:] = [
-                self._edited_paths[self._history.position - 1] | _edited(result.report)]
-            self._preview.clear()
-            self._after_move(f"Applied: {edit.describe()}.", progress)
-        return result.report
+        return self.session.apply(edit, reinitialize=reinitialize)
 
     def undo(self) -> None:
         """Go back one edit (instant while the previous model is kept)."""
-        self._move(self._history.undo, "Going back one edit…", "Undone.")
+        self.session.undo()
 
     def redo(self) -> None:
         """Re-apply the edit undone last."""
-        self._move(self._history.redo, "Re-applying the undone edit…", "Redone.")
+        self.session.redo()
 
     def reset(self) -> None:
         """Back to the original model; the edits stay available to `redo`."""
-        self._move(self._history.reset, "Going back to the original model…",
-                   "Reset to the original model.")
-
-    def _move(self, step, doing, done):
-        with self._working(self.MOVE_STEPS) as progress:
-            progress(1, doing)  # History rebuilds a model it no longer keeps
-            try:
-                step()
-            except KerawidgetsError as error:
-                self._show_error(error, None)
-                raise
-            self._after_move(done, progress)
+        self.session.reset()
 
     def sweep(self, layer=None, candidates=(), *, reinitialize=None, progress=None, data=None):
         """Compare candidate edits of `layer` (default: the selected one) on the probe.
@@ -295,21 +228,8 @@ class ModelEditor:
         each candidate is also evaluated on it with Keras' evaluate and rows
         rank by that. See `kerawidgets.sweep.sweep`.
         """
-        from kerawidgets.sweep import sweep
-
-        layer = layer if layer is not None else self.selected
-        if layer is None:
-            raise NothingToApply("Select a layer in the graph first, or pass layer=.")
-        candidates = [candidates] if isinstance(candidates, (str, Edit)) else list(candidates)
-        with self._working(len(candidates) * (2 if data is not None else 1) + 1) as step:
-            def report(i, n, text):
-                step(i + 1, text)
-                if progress is not None:
-                    progress(i, n, text)
-
-            return sweep(self.model, layer, candidates, probe=self.probe,
-                         reinitialize=reinitialize, progress=report, data=data,
-                         apply=lambda edit: self.apply(edit, reinitialize=reinitialize))
+        return self.session.sweep(layer if layer is not None else self.selected, candidates,
+                                  reinitialize=reinitialize, progress=progress, data=data)
 
     def evaluate(self, data, y=None, *, batch_size=None, steps=None, progress=None) -> dict:
         """Keras' own `evaluate` on the original and the current model.
@@ -320,19 +240,8 @@ class ModelEditor:
         models use the original's compile settings. Runs under the active
         distribution or strategy like any Keras evaluate.
         """
-        from kerawidgets.training import evaluate_pair
-
-        with self._working(100) as step:
-            def report(done, total, text):
-                if total:
-                    step(max(1, round(100 * done / total)), text)
-                if progress is not None:
-                    progress(done, total, text)
-
-            result = evaluate_pair(self.original, self.model, data, y, batch_size=batch_size,
-                                   steps=steps, progress=report)
-            self.panel.show_status(_evaluation_line(result), "ok")
-        return result
+        return self.session.evaluate(data, y, batch_size=batch_size, steps=steps,
+                                     progress=progress)
 
     def recover(self, x, y=None, *, epochs=1, batch_size=32, steps=None, progress=None,
                 validation_data=None):
@@ -345,28 +254,21 @@ class ModelEditor:
         current batch, keeping what was learned. Returns a
         `kerawidgets.training.FineTuneResult` (`history`, `batch_logs`, `step`).
         """
-        from kerawidgets.training import fine_tune
-
-        self._stop.clear()
-        with self._working(self.MOVE_STEPS) as step:
-            step(1, "Fine-tuning…")
-            try:
-                result = fine_tune(self.model, x, y, epochs=epochs, batch_size=batch_size,
-                                   steps=steps, stop=self._stop, progress=progress,
-                                   validation_data=validation_data)
-            except KerawidgetsError as error:
-                self._show_error(error, None)
-                raise
-            self._history.push(Step(result.step, None, result.model, result.report, pinned=True))
-            self._edited_paths[self._history.position:] = [
-                self._edited_paths[self._history.position - 1] | _edited(result.report)]
-            self._preview.clear()
-            self._after_move(f"{result.step.describe()}.", step)
-        return result
+        return self.session.recover(x, y, epochs=epochs, batch_size=batch_size, steps=steps,
+                                    progress=progress, validation_data=validation_data)
 
     def stop_training(self) -> None:
         """Ask a running `recover` to stop after its current batch."""
-        self._stop.stop()
+        self.session.stop_training()
+
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether a fine-tune started from the panel is still running (in its worker thread)."""
+        return self.session.fine_tuning
+
+    def wait_fine_tune(self, timeout=None) -> bool:
+        """Wait for the panel's fine-tune to end; False if it still runs after `timeout` s."""
+        return self.session.wait_fine_tune(timeout)
 
     def compare(self, against="previous") -> dict:
         """The numbers behind the plots, as plain data.
@@ -379,44 +281,17 @@ class ModelEditor:
         how the after side was probed ("incremental", "full", or "cached":
         nothing ran) and `recomputed` the node ids it summarised.
         """
-        if against not in ("previous", "original"):
-            raise InvalidEditError(f"against must be 'previous' or 'original'; got {against!r}.")
-        if self._history.position == 0:
-            return {"edit": None, "against": against, "layer": None, "layer_before": None,
-                    "layer_stats": None, "per_layer": None, "agreement": None,
-                    "movement": None, "recompute": None, "recomputed": None}
-        with self._working(1) as progress:
-            probing = _probe_progress(progress, 0, "Probing the layer outputs…")
-            if against == "previous":
-                comparison = self._comparison or self._compute(self._history.position,
-                                                               progress=probing)
-            else:
-                comparison = self._compute(self._history.position, base=0, progress=probing)
-        return comparison.to_data(self._history.steps[self._history.position].edit, against)
+        return self.session.compare(against)
 
     def figures(self) -> dict:
         """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
-        if self._history.position == 0:
-            return {}
-        comparison = self._comparison or self._compute(self._history.position)
-        return _figures(comparison, self.probe.y)
+        return self.session.figures()
 
     def to_code(self, model_var="model") -> str:
         """A Python script that replays `history` on `model_var` with the public API:
         it imports every layer class it names and registers the custom activations
         it uses (`kerawidgets.edits.script_header`)."""
-        steps = self._history.steps[1:self._history.position + 1]
-        lines = [*script_header([step.edit for step in steps]), "",
-                 f"# `{model_var}` is the original model, {self.original.name!r}; "
-                 f"{len(self.history)} edit(s) follow."]
-        for step in steps:
-            code = step.change.to_code(model_var)
-            if step.reinitialize is not None:
-                if not code.endswith(")"):
-                    raise InvalidEditError(f"Cannot write {step.change.describe()} as code.")
-                code = f"{code[:-1]}, reinitialize={step.reinitialize!r})"
-            lines.append(code)
-        return "\n".join(lines) + "\n"
+        return self.session.to_code(model_var)
 
     def save(self, path) -> str:
         """Write the current model to a `.keras` file that reloads to the same model.
@@ -426,111 +301,16 @@ class ModelEditor:
         `SaveCheckError` names the layer and why, and no file is written
         (`saving.save_verified`). Returns the path.
         """
-        path = os.fspath(path)
-        if not path.endswith(".keras"):
-            raise InvalidEditError(f"Save to a file ending in '.keras'; got {path!r}.")
-        with self._working(2) as progress:
-            progress(1, f"Writing {path}, reloading it and checking its outputs on the probe data…")
-            expected = keras.tree.flatten(self._predict(self.model))
+        return self.session.save(path)
 
-            def worst_difference(reloaded):
-                got = keras.tree.flatten(self._predict(reloaded))
-                if len(got) != len(expected) or any(a.shape != b.shape for a, b in zip(expected, got)):
-                    return float("inf")
-                return max(float(np.max(np.abs(a - b))) for a, b in zip(expected, got))
-
-            try:
-                how = save_verified(self.model, path, worst_difference, SAVE_TOLERANCE)
-            except SaveCheckError as error:
-                self._show_error(error, None)
-                raise
-            progress(2, "Saved.")
-            self.panel.show_status(f"Saved to {path} ({how}).", "ok")
-        return path
-
-    def _predict(self, model):
-        # keras.Model's own predict: a keras-hub task's would run its preprocessor first.
-        outputs = keras.Model.predict(model, self.probe.x, batch_size=self.probe.batch_size, verbose=0)
-        return [np.asarray(o) for o in keras.tree.flatten(outputs)]
-
-    # --- rebuild, cached for preview then Apply -------------------------------------
-
-    def _dry_run(self, edit, reinitialize):
-        """The rebuild of `edit` on the current model (or its error), cached for Apply.
-
-        Entries are matched by the model's identity and the edit's value
-        (`==`), not its JSON: edits that have no JSON (a predicate
-        selector) are cached too, and two sub-networks with the same name
-        are never confused.
-        """
-        model = self.model
-        for entry in self._preview:
-            if entry[0] is model and entry[2] == reinitialize and _same_edit(entry[1], edit):
-                return entry[3]
-        result: Rebuild | KerawidgetsError
+    @contextlib.contextmanager
+    def _quietly(self):
+        """The editor changes its own controls: their events must not start a preview."""
+        quiet, self._quiet = self._quiet, True
         try:
-            with adapter.strategy_scope(model):  # mirrored like the original's variables
-                result = rebuild(model, [edit], reinitialize=reinitialize)
-        except KerawidgetsError as error:
-            result = error
-        self._preview.append((model, edit, reinitialize, result))
-        del self._preview[:-_PREVIEW_CACHE]
-        return result
-
-    # --- comparisons ------------------------------------------------------------------
-
-    def _compute(self, position, base=None, progress=None) -> _Comparison:
-        """The comparison of step `position` with step `base` (default: the one before).
-
-        Each side is the probe's summaries of that step's model: kept on the
-        step once known (so a step whose model History dropped is never
-        probed again), otherwise probed, the after side incrementally from
-        the before side. `progress(done, total)` follows the probe's calls.
-        """
-        base = position - 1 if base is None else base
-        steps = self._history.steps
-        progress_before, progress_after = _two_runs(progress)
-        before = self._record(base, progress_before)
-        step = steps[position]
-        kind, recomputed = "cached", []
-        if step.record is not None:
-            after = step.record
-        else:
-            after_model = self._history.at(position).model
-            if base == position - 1:
-                before_model = self._history.at(base).model
-                if not self.probe.cached(before_model):  # rebuilt by History: same layers
-                    self.probe.remember(before_model, before)
-                run = self.probe.summaries_after_edit(before_model, after_model,
-                                                      _changed(step.report, after_model),
-                                                      progress_after)
-            else:
-                run = self.probe.summaries(after_model, progress_after)
-            kind, recomputed = run.kind, run.recomputed
-            after = step.record = run.record.without_checkpoints()
-            self._history.trim()  # a model rebuilt only to probe from goes again
-        b, a = before.summaries, after.summaries
-        focus_before, focus_after = _focus(step.edit, step.report,
-                                           lambda: self._history.at(base).model, b, a)
-        stats_before, stats_after = paired_summary_statistics(b, a)
-        out_before, out_after = _single(before.model_outputs), _single(after.model_outputs)
-        order = naming.merged_order(b, a)  # a removed layer stays in place
-        return _Comparison(
-            focus_before, focus_after, b.get(focus_before) if focus_before else None,
-            a.get(focus_after) if focus_after else None, order,
-            out_before, out_after, stats_before, stats_after,
-            agreement(out_before, out_after, self.probe.y), summary_movement(b, a), kind,
-            recomputed)
-
-    def _record(self, position, progress=None):
-        """The summaries of step `position`'s model: from the step, or probed (one pass) and kept."""
-        step = self._history.steps[position]
-        if step.record is None:
-            step.record = self.probe.summaries(self._history.at(position).model,
-                                               progress).record.without_checkpoints()
-        elif step.model is not None and not self.probe.cached(step.model):
-            self.probe.remember(step.model, step.record)
-        return step.record
+            yield
+        finally:
+            self._quiet = quiet
 
     # --- reacting to the UI -----------------------------------------------------------
 
@@ -549,10 +329,12 @@ class ModelEditor:
         p.redo_button.on_click(lambda _b: self._guarded(self.redo))
         p.reset_button.on_click(lambda _b: self._guarded(self.reset))
         self.compare_panel.run_button.on_click(lambda _b: self._guarded(self._sweep_from_panel))
+        self.finetune_panel.run_button.on_click(lambda _b: self._guarded(self._fine_tune_from_panel))
+        self.finetune_panel.stop_button.on_click(lambda _b: self.stop_training())
 
     def _guarded(self, action):
         """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable."""
-        if self._busy:
+        if self.session.busy:
             return
         try:
             action()
@@ -566,32 +348,25 @@ class ModelEditor:
         reinitialize = "downstream" if self.panel.reinitialize.value else None
         self.apply(edit, reinitialize=reinitialize)
 
-    def _layer(self, path):
-        (target,) = targets.resolve(self.model, path, allow_many=False)
-        return target.layer
-
     def _on_select(self, selected, clear_status=True):
-        if self._quiet:
+        if self._quiet or self.session.busy_elsewhere():  # fine-tuning: its end refreshes it
             return
-        with self._working(3) as progress:
+        with self.session.working(3) as progress:
             progress(1, "Reading the selected layer…")
             p = self.panel
             node_id = selected.get("id") if selected else None
             node = self.view.graph.node(node_id) if node_id else None
-            editable = node is not None and not node.is_input and node.path in self._layer_paths()
+            editable = node is not None and not node.is_input and node.path in self.session.layer_paths()
             path = node.path if node is not None and editable else None
-            layer = self._layer(path) if path is not None else None
+            layer = self.session.layer(path) if path is not None else None
             config = _config_of(layer) if layer is not None else ({} if node is None else None)
             p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
             progress(2, "Finding the layer types that fit here…")
-            self._quiet = True
-            try:
+            with self._quietly():
                 self._fill_activation(layer)
                 self._fill_choices(path)
                 self._fill_remove(path, node)
                 self._fill_compare(layer, path)
-            finally:
-                self._quiet = False
             if node is not None and not editable:
                 p.show_status("Inputs cannot be edited; select a layer." if node.is_input
                               else "This node is not a layer that can be edited.", "info")
@@ -600,18 +375,12 @@ class ModelEditor:
             progress(3, "Checking the edit (dry-run rebuild)…")
             self._update_preview()
 
-    def _layer_paths(self) -> set:
-        return set(targets.layer_paths(self.model))
-
     def _on_activation_setting(self):
         """Another activation setting picked (LSTM's recurrent_activation...): show its value."""
         if self._quiet:
             return
-        self._quiet = True
-        try:
-            self._fill_activation(self._layer(self.selected), self.panel.activation_setting.value)
-        finally:
-            self._quiet = False
+        with self._quietly():
+            self._fill_activation(self.session.layer(self.selected), self.panel.activation_setting.value)
         self._update_preview()
 
     def _fill_activation(self, layer, attribute=None):
@@ -635,24 +404,13 @@ class ModelEditor:
         p.activation.options = names if current in names else [current, *names]
         p.activation.value = current
         p.activation.disabled = False
-        similar = self._similar(layer, attribute)
+        similar = self.session.similar_layers(layer, attribute)
         p.bulk.disabled = len(similar) < 2
         p.bulk.value = False
         p.bulk.description = (f"apply to all {len(similar)} {type(layer).__name__} layers "
                               f"with {attribute.replace('_', ' ')} {current!r}" if len(similar) > 1
                               else "apply to every layer like this (no other)")
         p.activation_note.value = ""
-
-    def _similar(self, layer, attribute="activation") -> list[str]:
-        """Paths of layers of the same class with the same value of activation setting
-        `attribute` as `layer` (for LSTMs' recurrent_activation: the same gate)."""
-        def value(other):
-            return activations.activation_settings(other).get(attribute)
-
-        want = (type(layer), value(layer))
-        return [naming.layer_path(path) for path, other in targets.walk_layers(self.model)
-                if type(other) is want[0] and value(other) == want[1]
-                and supports_activation(other, attribute)]
 
     def _fill_choices(self, path):
         p = self.panel
@@ -672,7 +430,7 @@ class ModelEditor:
             self._on_choice(purpose, NONE_CHOICE)
 
     def _on_choice(self, purpose, class_name):
-        with self._working() as progress:
+        with self.session.working() as progress:
             progress(1, "Checking the edit (dry-run rebuild)…")
             p = self.panel
             choices = self._replace_choices if purpose == "replace" else self._insert_choices
@@ -724,6 +482,51 @@ class ModelEditor:
             f"Compared {len(result)} candidates for {path}"
             + (f"; best by {result.default_metric()}: {best.label}." if best else "."), "ok")
 
+    def _offer_fine_tune(self):
+        """Enable the Fine-tune section when the editor has labelled data and a loss."""
+        x, y = self._train_data
+        labelled = x is not None and (y is not None or not isinstance(x, (np.ndarray, dict,
+                                                                           list, tuple)))
+        compiled = getattr(self.original, "compiled", False) and self.original.loss is not None
+        shape = getattr(keras.tree.flatten(x)[0], "shape", None) if x is not None else None
+        data = f"the {shape[0]} samples" if shape else "the data"
+        if not labelled:
+            note = ("<i>To fine-tune here, give the editor labelled data: "
+                    "ModelEditor(model, x, y).</i>")
+        elif not compiled:
+            note = ("<i>To fine-tune here, compile the model with a loss first, e.g. "
+                    "model.compile('adam', 'sparse_categorical_crossentropy', "
+                    "metrics=['accuracy']).</i>")
+        else:
+            note = (f"Fine-tune the current model on {data} given to the editor, with the "
+                    "original's loss and metrics and a fresh optimizer. Stop keeps what it "
+                    "learned so far; Undo goes back to the weights before.")
+        self.finetune_panel.set_available(labelled and compiled, note)
+
+    def _fine_tune_from_panel(self):
+        """Start `recover` in a worker thread (`EditSession.recover_in_background`): the
+        kernel's thread stays free to receive the Stop click."""
+        if self.fine_tuning:
+            return
+        settings = self.finetune_panel.settings()  # checked before anything starts
+        x, y = self._train_data
+        self.finetune_panel.start()
+        self.session.recover_in_background(x, y, progress=self.finetune_panel.add_batch,
+                                           done=self._fine_tune_done, **settings)
+
+    def _fine_tune_done(self, result, error):
+        """In the worker, when training ended: the section says how (errors in the status too)."""
+        if error is None:
+            self.finetune_panel.finish(f"{result.step.describe()}.", ok=True)
+            return
+        if isinstance(error, KerawidgetsError):
+            text = str(error)
+            self.panel.show_status(text, "error")
+        else:  # a Keras error while training: shown, the editor stays usable
+            text = f"{type(error).__name__}: {error}"
+            self._show_error(error, None)
+        self.finetune_panel.finish(text, ok=False)
+
     def _fill_remove(self, path, node):
         p = self.panel
         if path is None:
@@ -744,11 +547,11 @@ class ModelEditor:
         """The edit the panel's current tab and values describe (checked in the kernel)."""
         p = self.panel
         path = self.selected
-        if not path or path not in self._layer_paths():
+        if not path or path not in self.session.layer_paths():
             raise NothingToApply("Select a layer in the graph first.")
         action = p.action
         if action == "activation":
-            layer = self._layer(path)
+            layer = self.session.layer(path)
             attribute = p.activation_setting.value or "activation"
             if not supports_activation(layer, attribute):
                 raise NothingToApply(
@@ -760,7 +563,7 @@ class ModelEditor:
             if name == current and not p.bulk.value:
                 raise NothingToApply(f"{path!r} already uses {name!r}: pick another activation.")
             if p.bulk.value:
-                return SetActivation(self._bulk_target(layer, attribute), name, attribute=attribute)
+                return SetActivation(self.session.bulk_target(layer, attribute), name, attribute=attribute)
             return SetActivation(path, name, attribute=attribute)
         if action in ("replace", "insert"):
             dropdown = p.replace if action == "replace" else p.insert
@@ -775,20 +578,10 @@ class ModelEditor:
             raise NothingToApply(f"{path!r} cannot be removed (see above).")
         return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
 
-    def _bulk_target(self, layer, attribute="activation"):
-        similar = self._similar(layer, attribute)
-        cls = type(layer)
-        every = [naming.layer_path(p) for p, other in targets.walk_layers(self.model)
-                 if type(other) is cls]
-        public = getattr(keras.layers, cls.__name__, None) is cls
-        if sorted(similar) == sorted(every) and public:
-            return cls
-        return tuple(similar)
-
     def _update_preview(self):
         if self._quiet:
             return
-        with self._working() as progress:
+        with self.session.working() as progress:
             progress(1, "Checking the edit (dry-run rebuild)…")
             self._can_apply = self._preview_pending()
 
@@ -808,7 +601,7 @@ class ModelEditor:
         self._show_form_verdict()
         reinitialize = "downstream" if p.reinitialize.value else None
         try:
-            result = self._dry_run(edit, reinitialize)
+            result = self.session.dry_run(edit, reinitialize)
         except Exception as error:  # a bug or a Keras error we did not foresee: say it here
             result = error
         if isinstance(result, Exception):
@@ -834,62 +627,28 @@ class ModelEditor:
             else:
                 p.show_verdict(target, choice)
 
-    # --- after the model changed ----------------------------------------------------
+    # --- showing the session -------------------------------------------------------
 
-    def _after_move(self, message, progress):
-        """Show the model the history moved to: graph, report, plots, heat, panel.
-
-        Runs inside the operation that moved (steps 2 to 5 of its progress).
-        The move itself (a rebuilt model pushed, an undo...) has already
-        happened and stays: an error while probing or plotting is shown in
-        the status area and the plots' place, and the editor stays usable.
-        """
-        problem = None
-        progress(2, "Updating the graph…")
-        self._quiet = True
-        try:
+    def _moved(self):
+        """The history moved: show the new model's graph and report (step 2 of a move)."""
+        with self._quietly():
             self.view.set_model(self.model)
-        finally:
-            self._quiet = False
-        self._comparison = None
-        self._quiet = True
-        try:  # each edit asks again before giving layers fresh weights
-            self.panel.reinitialize.value = False
-        finally:
-            self._quiet = False
+            self.panel.reinitialize.value = False  # each edit asks again before fresh weights
         self.panel.show_report(self.report)
-        if self._history.position > 0:
-            try:
-                step = self._history.steps[self._history.position]
-                if step.comparison is None:
-                    doing = "Probing the layer outputs…"
-                    progress(3, doing)
-                    step.comparison = self._compute(self._history.position,
-                                                    progress=_probe_progress(progress, 3, doing))
-                else:
-                    progress(3, "Kept from before: no probing needed.")
-                self._comparison = step.comparison
-                progress(4, "Drawing the plots…")
-                self._show_plots(self._comparison)
-            except Exception as error:  # the move stands; say why there are no plots
-                problem = error
-                self._show_plots(None, error)
-        else:
-            self._show_plots(None)
+
+    def _settled(self, message, problem):
+        """A move is done: marks and colours on the graph, the panel for the selection, status."""
         self._show_graph_state()
-        progress(5, "Refreshing the panel…")
         self._on_select(self.view.selected, clear_status=False)
         if problem is None:
             self.panel.show_status(message, "ok")
         else:
-            self.panel.show_status(f"{message} {_plot_failure(problem)}", "error")
-        for callback in self._listeners:
-            callback()
+            self.panel.show_status(f"{message} {plot_failure(problem)}", "error")
 
     def _show_graph_state(self):
         graph = self.view.graph
         self.view.clear_marks()
-        comparison = self._comparison
+        comparison = self.session.comparison
         self.view.set_heat({})
         if comparison is None:
             self.view.set_metrics({})
@@ -899,7 +658,7 @@ class ModelEditor:
                                                          if graph.has_node(k)}}
                                for name, spec in node_metrics.from_statistics(
                                    comparison.stats_after, comparison.movement).items()})
-        for path in sorted(self._edited_paths[self._history.position]):
+        for path in sorted(self.session.edited):
             for node in graph.nodes_of_layer(path):
                 self.view.mark(node.id, "edited")
 
@@ -907,14 +666,14 @@ class ModelEditor:
         if comparison is None:
             self.plots_note.value = (
                 "<i>Apply an edit to see its effect on the probe data.</i>" if error is None
-                else f"<span class='kwe-status-error'>{_escape(_plot_failure(error))}</span>")
+                else f"<span class='kwe-status-error'>{_escape(plot_failure(error))}</span>")
             self.comparison_image.value = b""
             self.depth_image.value = b""
             self.comparison_image.layout.display = "none"
             self.depth_image.layout.display = "none"
             return
         if comparison.pngs is None:  # drawn once per comparison: undo and redo reuse it
-            figures = _figures(comparison, self.probe.y)
+            figures = figures_of(comparison, self.probe.y)
             comparison.pngs = {key: plots.figure_to_png(figures[key], dpi=_PLOT_DPI)
                                for key in ("comparison", "depth")}
         self.comparison_image.value = comparison.pngs["comparison"]
@@ -922,7 +681,8 @@ class ModelEditor:
         self.comparison_image.layout.display = None
         self.depth_image.layout.display = None
         a = comparison.agreement
-        parts = [f"<b>{_escape(self._history.current.change.describe())}</b>",
+        edit = self.session.edit
+        parts = [f"<b>{_escape(edit.describe() if edit is not None else '')}</b>",
                  f"probe: {self.probe.n} samples" + (" (synthetic)" if self.probe.synthetic else ""),
                  f"recompute: {comparison.recompute}"]
         if a.get("top1_agreement") is not None:
@@ -931,48 +691,58 @@ class ModelEditor:
             parts.append(f"accuracy {a['accuracy_before']:.1%} → {a['accuracy_after']:.1%}")
         self.plots_note.value = " · ".join(parts)
 
-    @contextlib.contextmanager
-    def _working(self, steps=1):
-        """The busy state of one kernel-side operation; yields `progress(step, text)`.
-
-        While it runs, Apply, Undo, Redo and Reset are disabled and the
-        status line says what is happening, with a progress bar at step
-        `step` of `steps` (an operation that moves the history has
-        `MOVE_STEPS`: 1 rebuild or restore, 2 graph, 3 probe, 4 plots,
-        5 panel; selecting a layer 3: 1 details, 2 choices, 3 preview). It is
-        cleared however the operation ends. An operation started inside
-        another one (the panel refresh after Apply) leaves the outer
-        operation's progress as it is.
-        """
-        if self._busy:
-            yield lambda step, text: None
-            return
-        self._busy = True
-        try:
-            yield lambda step, text: self.panel.set_busy(True, text, step, steps)
-        finally:
-            self._busy = False
+    def _show_busy(self, active, text, step, steps):
+        if active:
+            self.panel.set_busy(True, text, step, steps)
+            self.finetune_panel.refresh(busy=True)
+        else:
             self.panel.set_busy(False)
             self._refresh_buttons()
 
     def _refresh_buttons(self):
-        if self._busy:
+        if self.session.busy:
             return
         p = self.panel
         p.apply_button.disabled = not self._can_apply
-        p.undo_button.disabled = not self._history.can_undo
-        p.redo_button.disabled = not self._history.can_redo
-        p.reset_button.disabled = self._history.position == 0
+        p.undo_button.disabled = not self.session.can_undo
+        p.redo_button.disabled = not self.session.can_redo
+        p.reset_button.disabled = self.session.position == 0
+        self.finetune_panel.refresh(busy=False)
 
     def _show_error(self, error, edit):
         self.panel.show_status(str(error), "error")
-        where = getattr(error, "layer", None) or _edit_layer(edit)
+        where = getattr(error, "layer", None) or edit_layer(edit)
         if isinstance(where, str):
             try:
                 self.view.mark(where, "error")
             except KerawidgetsError:
                 pass
 
+
+
+class _Binding(SessionObserver):
+    """What the session tells the editor, passed on to its widgets."""
+
+    def __init__(self, editor: ModelEditor):
+        self.editor = weakref.proxy(editor)
+
+    def busy(self, active, text="", step=0, steps=0):
+        self.editor._show_busy(active, text, step, steps)
+
+    def moved(self):
+        self.editor._moved()
+
+    def compared(self, comparison, error):
+        self.editor._show_plots(comparison, error)
+
+    def settled(self, message, error):
+        self.editor._settled(message, error)
+
+    def failed(self, error, edit):
+        self.editor._show_error(error, edit)
+
+    def notice(self, text):
+        self.editor.panel.show_status(text, "ok")
 
 # --- helpers ---------------------------------------------------------------------
 
@@ -998,120 +768,6 @@ def _removal_plans(model, path) -> bool:
         return False
     return True
 
-
-def _plot_failure(error) -> str:
-    """The status line for an edit that was applied but could not be probed or plotted."""
-    what = str(error) if isinstance(error, KerawidgetsError) else f"{type(error).__name__}: {error}"
-    return (f"The edit is kept, but its before/after plots could not be made ({what}). "
-            "Undo it, or carry on editing.")
-
-
-def _same_edit(a, b) -> bool:
-    """Whether two edits are the same value (identity when they cannot be compared)."""
-    if a is b:
-        return True
-    try:
-        return bool(a == b)
-    except Exception:  # a field whose == is not a plain bool (an array, say)
-        return False
-
-
-def _edit_layer(edit):
-    if edit is None:
-        return None
-    value = getattr(edit, "layer", None) if not isinstance(edit, InsertLayer) else edit.after
-    return value if isinstance(value, str) else None
-
-
-def _edited(report) -> set:
-    return {o.layer for o in report.outcomes if o.edited and o.status != "removed"}
-
-
-def _changed(report, model) -> list[str]:
-    """Layer paths of `model` whose weights or config differ from the model before the edit."""
-    present = set(targets.layer_paths(model))
-    return [o.layer for o in report.outcomes
-            if (o.edited or o.status in ("reinitialised", "new")) and o.layer in present]
-
-
-def _focus(edit, report, before_model, before, after):
-    """(node in the old model, node in the new model) whose outputs the histograms compare.
-
-    `before_model` is a function giving the old model (only a removal needs it).
-    """
-    if isinstance(edit, InsertLayer):
-        new = [o.layer for o in report.outcomes if o.status == "new"]
-        return edit.after, (new[-1] if new else edit.after)
-    if isinstance(edit, RemoveLayer):
-        graph = ModelGraph.from_model(before_model())
-        sources = [e.source for e in graph.edges if e.target == edit.layer]
-        return edit.layer, (sources[0] if sources else None)
-    edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
-    layer = edited[0] if edited else None
-    return (layer if layer in before else None), layer
-
-
-def _single(outputs):
-    return outputs[0] if len(outputs) == 1 else list(outputs)
-
-
-def _two_runs(progress):
-    """Progress callbacks for probing the before side, then the after side, on one bar.
-
-    The after side is at most a pass like the before side's, so the before
-    side fills up to half the bar; the after side then counts on from there.
-    """
-    if progress is None:
-        return None, None
-    first = [0]
-
-    def before(done, total):
-        first[0] = total
-        progress(done, 2 * total)
-
-    def after(done, total):
-        progress(first[0] + done, first[0] + total)
-
-    return before, after
-
-
-def _probe_progress(progress, step, text):
-    """A probe progress callback moving the editor's bar from `step` towards `step + 1`.
-
-    The bar stops just short of `step + 1`, which the next step reaches.
-    """
-    shown = [-1]
-
-    def report(done, total):
-        percent = int(100 * done / max(total, 1))
-        if percent != shown[0]:  # at most 100 updates of the bar
-            shown[0] = percent
-            progress(step + 0.99 * done / max(total, 1),
-                     f"{text} {done} of {total} layer calls")
-    return report
-
-
-def _figures(comparison: _Comparison, y) -> dict:
-    c = comparison
-    layer_before, layer_after = c.layer_before, c.layer_after
-    if layer_before is None:
-        layer_before = layer_after
-    name = c.focus_after or c.focus_before or "edited layer"
-    if c.focus_before and c.focus_after and c.focus_before != c.focus_after:
-        name = f"{c.focus_before} → {c.focus_after}"
-    figure = plots.comparison_figure(layer_before, layer_after, c.model_before,
-                                     c.model_after, agreement=c.agreement, y=y,
-                                     layer_name=name)
-    depth = plots.depth_summary_figure(c.stats_before, c.stats_after, order=c.order,
-                                       highlight=c.focus_after)
-    return {"comparison": figure, "depth": depth}
-
-
-def _evaluation_line(result) -> str:
-    """One status line: each metric, original → current."""
-    parts = [f"{name} {result['original'][name]:.4g} → {value:.4g}"
-             for name, value in result["current"].items() if name in result["original"]]
-    return "Evaluated: " + ", ".join(parts) + "."
 
 
 def _weights_preview(report) -> str:

@@ -68,13 +68,15 @@ class GraphView(anywidget.AnyWidget):
     #: What the nodes are coloured by: "" (automatic), "type", "heat" or a metric's name.
     color_by = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, model, *, open_groups=None, height="520px", theme="auto", **kwargs):
+    def __init__(self, model, *, open_groups=None, height="520px", theme="auto", x=None,
+                 input_shape=None, **kwargs):
+        """`x` or `input_shape` give a subclassed model's input shapes when it is not built."""
         check_view_arguments(model, open_groups, height, theme)
         self._select_callbacks = []
         self._guard = False
         self._last_selected: dict = {}
         self.model = model
-        self.graph = ModelGraph.from_model(model)
+        self.graph = ModelGraph.from_model(model, x=x, input_shape=input_shape)
         opened = (default_open_groups(self.graph) if open_groups is None
                   else [g for g in open_groups if self.graph.has_group(g)])
         super().__init__(height=height, theme=theme, **kwargs)

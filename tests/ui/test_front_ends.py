@@ -141,7 +141,7 @@ def test_voila_workshop_a_student_completes_exercises_with_widgets_only(browser,
         assert page.locator("[data-mime-type='application/vnd.jupyter.error']").count() == 0
         # The reference solutions are not the student's: no check answers printed for them.
         assert "Exercise 1 done" not in text and "✅ Exercise" not in text
-        assert page.locator(".kw-exercise").count() == 5
+        assert page.locator(".kw-exercise").count() == 6
         code = page.locator(".kw-code-view").first
         assert "0 edit(s)" in code.inner_text()
         editor = page.locator(".kw-editor").first
@@ -204,6 +204,26 @@ def test_voila_workshop_a_student_completes_exercises_with_widgets_only(browser,
                 assert repr(right[0]) not in said
         voila_shot(page, "voila_exercise_2", second)
 
+        # Exercise 6 (sweep): the same rules; the check measures what Compare several shows.
+        sixth = exercise(page, "Exercise 6 with the editor")
+        sixth.scroll_into_view_if_needed()
+        outcomes = {}
+        for name in ("gelu", "tanh", "sigmoid", "elu", "softsign"):
+            sixth.locator("select").first.select_option(name)
+            sixth.locator("button.kw-exercise-check").click()
+            page.wait_for_function(
+                "([name]) => { const f = [...document.querySelectorAll('.kw-exercise')]"
+                ".find(e => e.textContent.includes('Exercise 6 with the editor'))"
+                ".querySelector('.kw-exercise-feedback'); return f.textContent.includes(name); }",
+                arg=[f"'{name}'"], timeout=120_000)
+            outcomes[name] = sixth.locator(".kw-exercise-feedback").inner_text()
+        right = [name for name, said in outcomes.items() if "✅" in said]
+        assert right  # ties on 64 digits are all right
+        for name, said in outcomes.items():
+            if name not in right:
+                assert "Not yet" in said and "Compare several" in said and "%" not in said
+        voila_shot(page, "voila_exercise_6", sixth)
+
         # Restore the workshop model: back to no edits, and the code says so.
         restore = page.locator(".kw-restore").first
         restore.scroll_into_view_if_needed()
@@ -228,13 +248,17 @@ def test_voila_workshop_at_900px(browser, tmp_path):
 def test_readme_tour_command_opens_the_tour_in_jupyterlab(browser, tmp_path):
     # `bash scripts/tour.sh` as the README says, plus flags for a headless test run;
     # it must also start as root (containers, CI), where JupyterLab wants --allow-root.
+    # KERAWIDGETS_USE_VENV=1: the tests already run in the installed venv, so the script
+    # installs nothing (its `pip install -e` took minutes under load and re-pointed a
+    # venv shared by several checkouts at this one).
     port = _free_port()
     home = tmp_path / "home"
     home.mkdir()
     cmd = ["bash", str(REPO / "scripts" / "tour.sh"), "--no-browser", f"--port={port}",
            "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token="]
     url = f"http://127.0.0.1:{port}/api/contents/01_tour.ipynb?content=0"
-    with serve(cmd, server_env(home), REPO, url, home / "tour.log", timeout=120):
+    env = {**server_env(home), "KERAWIDGETS_USE_VENV": "1"}
+    with serve(cmd, env, REPO, url, home / "tour.log", timeout=120):
         with page_at(browser, f"http://127.0.0.1:{port}/lab/tree/01_tour.ipynb",
                      {"width": 1200, "height": 900}, 120_000) as page:
             page.wait_for_selector(".jp-MarkdownOutput h1:has-text('Welcome to kerawidgets')")
