@@ -64,7 +64,7 @@ KEYWORD_ONLY = {
     "remove_layer": ("reinitialize",),
     "set_activation_inplace": ("attribute",),
     "register_activation": ("gradient",),
-    "register_layer_type": ("insert", "ranks"),
+    "register_layer_type": ("defaults", "settings", "insert", "ranks"),
     "sweep": ("reinitialize", "batch_size", "max_batches", "seed"),
     "Probe": ("max_batches", "batch_size", "memory_budget", "seed"),
     "ModelEditor": ("memory_budget", "max_batches", "batch_size", "seed", "history_size"),
