@@ -47,8 +47,35 @@ def is_input_layer(operation) -> bool:
     return isinstance(operation, keras.layers.InputLayer)
 
 
+#: subclassed model -> the functional model of its traced copy (`set_graph_view`)
+_GRAPH_VIEWS: Any = None
+
+
+def set_graph_view(model, functional) -> None:
+    """Let `functional_view(model)` of a subclassed model be its traced graph (the editor's)."""
+    import weakref
+
+    global _GRAPH_VIEWS
+    if _GRAPH_VIEWS is None:
+        _GRAPH_VIEWS = weakref.WeakKeyDictionary()
+    _GRAPH_VIEWS[model] = functional
+
+
+def graph_view(model):
+    """The traced graph set for a subclassed model with `set_graph_view`, or None."""
+    if _GRAPH_VIEWS is None or is_functional(model) or is_sequential(model):
+        return None
+    return _GRAPH_VIEWS.get(model)
+
+
 def functional_view(model):
-    """The Functional object holding the graph of `model` (itself, or a Sequential's)."""
+    """The Functional object holding the graph of `model` (itself, or a Sequential's).
+
+    A subclassed model has one only when `set_graph_view` gave it its traced graph.
+    """
+    view = graph_view(model)
+    if view is not None:
+        return view
     if is_sequential(model):
         functional = getattr(model, "_functional", None)
         if functional is None:
@@ -422,6 +449,9 @@ def copy_model_object(model):
     state = vars(model)
     extra = {id(state[key]): None for key in _COMPILE_STATE if state.get(key) is not None}
     twin = copy_layer_object(model, extra_memo=extra)
+    for sub in sub_layers(twin):  # a Sequential's graph, made again on its own copied layers
+        if is_sequential(sub) and getattr(sub, "_functional", None) is not None:
+            rebuild_sequential(sub)
     for key in _COMPILE_STATE:
         if key in vars(twin):
             object.__setattr__(twin, key, None)
@@ -451,16 +481,32 @@ def replace_sub_layer(parent, old, new) -> None:
         for key, value in list(holder.items()):
             if value is old:
                 holder[key] = new
-            elif isinstance(value, list) and not key.startswith("_"):
+            elif isinstance(value, list):  # user lists, TF's checkpoint dependencies
                 for i, item in enumerate(value):
                     if item is old:
                         list.__setitem__(value, i, new)
-            elif isinstance(value, dict) and not key.startswith("_"):
+                    elif getattr(item, "ref", None) is old and hasattr(item, "name"):
+                        list.__setitem__(value, i, type(item)(item.name, new))
+            elif isinstance(value, dict):  # user dicts, TF's dependency names
                 for k, item in list(value.items()):
                     if item is old:
                         dict.__setitem__(value, k, new)
     layers = parent._layers
-    list.__setitem__(layers, [i for i, layer in enumerate(layers) if layer is old][0], new)
+    for i in [i for i, layer in enumerate(layers) if layer is old]:
+        list.__setitem__(layers, i, new)
+
+
+def rebuild_sequential(model) -> None:
+    """Make a built Sequential's graph again after one of its layers was replaced.
+
+    Its input layer is made anew too: a copied one has no call history, so
+    no output for the new graph to start from.
+    """
+    first = model._layers[0]
+    if is_input_layer(first):
+        model._layers[0] = keras.layers.InputLayer(
+            batch_shape=first.batch_shape, dtype=first.dtype, name=first.name)
+    model._maybe_rebuild()
 
 
 def retrack_variables(model) -> None:
@@ -946,6 +992,57 @@ def strategy_scope(model):
     return contextlib.nullcontext()
 
 
+# --- Keras settings across threads --------------------------------------------------
+
+#: Keras' per-thread settings a worker thread takes from the thread that starts it.
+_THREAD_SETTINGS = ("distribution", "dtype_policy", "global_random_seed",
+                    "global_seed_generator", "custom_objects_scope_dict", "torch_device",
+                    "nnx_enabled", "object_name_uids")
+
+
+def thread_settings():
+    """The calling thread's Keras settings, as a context that installs them in another thread.
+
+    Keras keeps its global settings per thread (`keras.src.backend.common.
+    global_state`): a fresh thread sees no distribution
+    (`keras.distribution.set_distribution`), no dtype policy, no random seed.
+    A worker that trains on behalf of the kernel's thread enters this context
+    first, so it trains as the kernel's thread would (layer-name counters
+    are shared, so names stay unique). Call stacks (name scopes, the current
+    call) are not carried over.
+
+    >>> import threading, keras
+    >>> keras.config.set_dtype_policy("float32"); settings = thread_settings()
+    >>> seen = []
+    >>> def work():
+    ...     with settings:
+    ...         seen.append(keras.config.dtype_policy().name)
+    >>> t = threading.Thread(target=work); t.start(); t.join(); seen
+    ['float32']
+    """
+    import contextlib
+
+    from keras.src.backend.common import global_state
+
+    state = global_state.GLOBAL_STATE_TRACKER
+    values = {name: getattr(state, name) for name in _THREAD_SETTINGS
+              if getattr(state, name, None) is not None}
+
+    @contextlib.contextmanager
+    def installed():
+        tracker = global_state.GLOBAL_STATE_TRACKER
+        before = {name: getattr(tracker, name, None) for name in values}
+        for name, value in values.items():
+            setattr(tracker, name, value)
+        try:
+            yield
+        finally:
+            for name, value in before.items():
+                setattr(tracker, name, value)
+
+    return installed()
+
+
 # --- speed ----------------------------------------------------------------
 
 
@@ -1028,54 +1125,3 @@ class cached_signatures:
             operation.inspect = inspect
             layer.inspect = inspect
         return False
-
-
-# --- Keras settings across threads --------------------------------------------------
-
-#: Keras' per-thread settings a worker thread takes from the thread that starts it.
-_THREAD_SETTINGS = ("distribution", "dtype_policy", "global_random_seed",
-                    "global_seed_generator", "custom_objects_scope_dict", "torch_device",
-                    "nnx_enabled", "object_name_uids")
-
-
-def thread_settings():
-    """The calling thread's Keras settings, as a context that installs them in another thread.
-
-    Keras keeps its global settings per thread (`keras.src.backend.common.
-    global_state`): a fresh thread sees no distribution
-    (`keras.distribution.set_distribution`), no dtype policy, no random seed.
-    A worker that trains on behalf of the kernel's thread enters this context
-    first, so it trains as the kernel's thread would (layer-name counters
-    are shared, so names stay unique). Call stacks (name scopes, the current
-    call) are not carried over.
-
-    >>> import threading, keras
-    >>> keras.config.set_dtype_policy("float32"); settings = thread_settings()
-    >>> seen = []
-    >>> def work():
-    ...     with settings:
-    ...         seen.append(keras.config.dtype_policy().name)
-    >>> t = threading.Thread(target=work); t.start(); t.join(); seen
-    ['float32']
-    """
-    import contextlib
-
-    from keras.src.backend.common import global_state
-
-    state = global_state.GLOBAL_STATE_TRACKER
-    values = {name: getattr(state, name) for name in _THREAD_SETTINGS
-              if getattr(state, name, None) is not None}
-
-    @contextlib.contextmanager
-    def installed():
-        tracker = global_state.GLOBAL_STATE_TRACKER
-        before = {name: getattr(tracker, name, None) for name in values}
-        for name, value in values.items():
-            setattr(tracker, name, value)
-        try:
-            yield
-        finally:
-            for name, value in before.items():
-                setattr(tracker, name, value)
-
-    return installed()

@@ -49,11 +49,13 @@ __all__ = [
     "LayerType",
     "Setting",
     "can_remove",
+    "changed_settings",
     "check_choice",
     "insert_choices",
     "layer_types",
     "register_layer_type",
     "replacement_choices",
+    "settings_form",
     "unregister_layer_type",
 ]
 
@@ -743,3 +745,51 @@ def can_remove(model, layer_path) -> tuple[bool, str]:
             return False, (f"Removing {where!r} would feed {shape_text(got)} to its consumers, "
                            f"which now get {shape_text(now)}.")
     return True, ""
+
+
+# --- the settings of a layer as it is (SetSettings) -------------------------------
+
+
+def settings_form(model: keras.Model, layer_path: str) -> tuple[Setting, ...]:
+    """The fields a settings form offers for the layer at `layer_path` (a `SetSettings`
+    edit): its catalog type's settings that are in its config, prefilled with its current
+    values. The width (units, filters) changes its weights' shapes and the activation has
+    its own tab, so they are left out; a class the catalog does not know has none.
+
+    >>> import keras
+    >>> inp = keras.Input((8, 8, 3))
+    >>> model = keras.Model(inp, keras.layers.Conv2D(4, 3, name="conv")(inp))
+    >>> [(s.name, s.default) for s in settings_form(model, "conv")]
+    [('kernel_size', (3, 3)), ('strides', (1, 1)), ('padding', 'valid'), ('use_bias', True)]
+    """
+    site = _site(model, layer_path)
+    layer_type = next((t for t in _REGISTRY.values() if t.cls is type(site.layer)), None)
+    try:
+        config = site.layer.get_config()
+    except Exception:  # a layer that cannot say its config cannot be re-made with new settings
+        return ()
+    if layer_type is None:
+        return ()
+    return tuple(s for s in _prefilled(layer_type, site)
+                 if not s.width and s.name != "activation" and s.name in config)
+
+
+def changed_settings(model: keras.Model, layer_path: str, values: dict) -> dict:
+    """The form's `values` (setting name to raw value) parsed, keeping those that differ
+    from the layer's current config: what a `SetSettings` edit takes.
+
+    >>> import keras
+    >>> inp = keras.Input((4,))
+    >>> model = keras.Model(inp, keras.layers.Dropout(0.5, name="drop")(inp))
+    >>> changed_settings(model, "drop", {"rate": "0.5"}), changed_settings(model, "drop", {"rate": 0.2})
+    ({}, {'rate': 0.2})
+    """
+    fields = {s.name: s for s in settings_form(model, layer_path)}
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        raise InvalidEditError(f"{naming.layer_path(_site(model, layer_path).target.path)!r} has "
+                               f"no setting {', '.join(map(repr, unknown))} in its form; "
+                               f"settings: {', '.join(fields) or 'none'}.")
+    parsed = {name: fields[name].parse(value) for name, value in values.items()}
+    return {name: value for name, value in parsed.items()
+            if _config_value(value) != _config_value(fields[name].default)}

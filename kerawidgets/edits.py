@@ -442,7 +442,8 @@ class Edit:
     it reads (`describe`), its code (`to_code`), its JSON (`to_data`, and
     `required` plus `from_fields` to read it back), what to do when shapes do
     not fit (`shape_hint`) and which node the editor compares (`focus`).
-    `panel_tab` is its tab's label in the editor panel (None: no tab).
+    `panel_tab` is its tab's label in the editor panel and `panel_action` the
+    tab's key (None: no tab).
 
     >>> sorted(EDIT_TYPES)[:3]
     ['InsertLayer', 'RemoveLayer', 'ReplaceLayer']
@@ -451,6 +452,7 @@ class Edit:
     kind: ClassVar[str] = "Edit"
     required: ClassVar[tuple[str, ...]] = ()  # keys `from_data` needs besides "type"
     panel_tab: ClassVar[str | None] = None
+    panel_action: ClassVar[str | None] = None
     structural: ClassVar[bool] = True  # adds, removes or replaces layers (False: same layers)
 
     def __init_subclass__(cls, **kwargs):
@@ -535,6 +537,7 @@ class SetActivation(Edit):
     attribute: str = "activation"
     required: ClassVar[tuple[str, ...]] = ("layer", "activation")
     panel_tab: ClassVar[str | None] = "Activation"
+    panel_action: ClassVar[str | None] = "activation"
     structural: ClassVar[bool] = False
 
     def __post_init__(self):
@@ -618,6 +621,7 @@ class ReplaceLayer(Edit):
     trainable: bool | None = None
     required: ClassVar[tuple[str, ...]] = ("layer", "replacement")
     panel_tab: ClassVar[str | None] = "Replace"
+    panel_action: ClassVar[str | None] = "replace"
 
     def __post_init__(self):
         object.__setattr__(self, "layer", _single_name(self.layer, "layer"))
@@ -677,6 +681,7 @@ class InsertLayer(Edit):
     layer: Any
     required: ClassVar[tuple[str, ...]] = ("after", "layer")
     panel_tab: ClassVar[str | None] = "Insert after"
+    panel_action: ClassVar[str | None] = "insert"
 
     def __post_init__(self):
         object.__setattr__(self, "after", _single_name(self.after, "after"))
@@ -735,6 +740,7 @@ class RemoveLayer(Edit):
     layer: Any
     required: ClassVar[tuple[str, ...]] = ("layer",)
     panel_tab: ClassVar[str | None] = "Remove"
+    panel_action: ClassVar[str | None] = "remove"
 
     def __post_init__(self):
         object.__setattr__(self, "layer", _single_name(self.layer, "layer"))
@@ -795,6 +801,7 @@ class SetSettings(Edit):
     changes: tuple  # ((config key, value), ...) sorted by key; lists frozen as tuples
     required: ClassVar[tuple[str, ...]] = ("layer", "settings")
     panel_tab: ClassVar[str | None] = "Settings"
+    panel_action: ClassVar[str | None] = "settings"
     structural: ClassVar[bool] = False
 
     def __init__(self, layer, settings: dict | None = None, /, **more):

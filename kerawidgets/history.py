@@ -45,9 +45,10 @@ class Step:
     """One entry: the edit, its `reinitialize` option, the model and report it produced.
 
     `record` is the probe's summaries of the step's model (`probe_cache.Record`
-    without checkpoints: statistics and samples, small) and `comparison` what
-    the editor drew for this step against the one before: both stay when the
-    model is dropped, so undo and redo redraw without probing again.
+    without checkpoints: statistics and samples, small) and `comparisons` what
+    the session compared this step with, keyed by ``(base step, layer plotted)``
+    (the step before, the original...): both stay when the model is dropped,
+    so undo and redo redraw without probing again.
 
     A `pinned` step (a fine-tune: its weights came from training, so no edit
     replays them) always keeps its model.
@@ -58,7 +59,7 @@ class Step:
     model: Any  # None once dropped to save memory
     report: Any = None
     record: Any = None
-    comparison: Any = None
+    comparisons: dict = dataclasses.field(default_factory=dict)
     pinned: bool = False
 
     @property

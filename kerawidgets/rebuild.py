@@ -81,7 +81,11 @@ def rebuild(model: keras.Model, edits: Edit | Sequence[Edit] = (), *,
             f"reinitialize must be None or 'downstream'; got {arguments.shorten(reinitialize)}."
         )
     edits = tuple(as_edit(e) for e in edits)
-    adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
+    from kerawidgets import subclassed, subclassed_rebuild
+
+    if subclassed.is_subclassed(model):  # same class, edited sub-layers swapped in
+        return subclassed_rebuild.rebuild(model, edits)
+    adapter.functional_view(model)  # refuses unbuilt models up front
     if not edits:
         return _Walk(model, Plan(), reinitialize).run(())
     current, report = model, None

@@ -6,7 +6,10 @@ class cannot describe its edited graph (a keras-hub task re-creates itself
 from its constructor arguments, so a changed activation inside its backbone
 would reload as the original one) is saved as a plain Functional model of the
 same graph instead, when Keras can reload that. When neither reloads,
-`SaveCheckError` names the layer and says why; no file is left behind.
+`SaveCheckError` names the layer and says why; no file is left behind. A
+subclassed model whose class's `get_config` cannot record an edit (its
+`__init__` hard-codes the layer) is refused before anything is written,
+saying what to change in the class (`subclassed_rebuild.config_problem`).
 
 >>> import os, tempfile, keras, numpy as np
 >>> from kerawidgets.saving import save_verified
@@ -38,9 +41,17 @@ def save_verified(model, path, worst_difference, tolerance) -> str:
     the reloaded model's outputs and `model`'s. Raises `SaveCheckError` (and
     leaves `path` as it was) when no way of saving reloads within `tolerance`.
     """
+    from kerawidgets import subclassed, subclassed_rebuild
+
+    own = subclassed.is_subclassed(model)
+    problem = subclassed_rebuild.config_problem(model) if own else None
+    if problem:  # said before writing anything: what to change in the class
+        raise SaveCheckError(f"{path!r} was not written: {problem} Nothing was saved.")
     problem = _attempt(model, path, worst_difference, tolerance)
     if problem is None:
         return "reloaded; outputs match"
+    if own:  # a subclassed model has no graph to save as a plain Functional model
+        raise SaveCheckError(f"{path!r} was not written: {problem} Nothing was saved.")
     shared = shared_with_nested(model)
     if not model_class.has_own_classes(model):
         because = f" Because {shared}" if shared else ""

@@ -53,6 +53,9 @@ __all__ = ["EditSession", "NothingToApply", "SaveCheckError", "SessionBusy", "Se
 #: Largest |difference| allowed between the saved-and-reloaded model and the session's model.
 SAVE_TOLERANCE = 1e-5
 _PREVIEW_CACHE = 4
+#: What the plots, the accuracy line and the graph's heat compare the current model with.
+AGAINST = ("original", "previous")
+_KEEP = object()  # `show`'s layer when not given
 
 
 class NothingToApply(InvalidEditError):
@@ -119,7 +122,7 @@ class _Comparison:
     movement: dict
     recompute: str
     recomputed: list = dataclasses.field(default_factory=list)
-    pngs: dict | None = None  # the drawn figures, once shown
+    pngs: dict = dataclasses.field(default_factory=dict)  # (plot, display) -> PNG, once drawn
 
     def to_data(self, edit, against) -> dict:
         def layer(stats, key):
@@ -158,7 +161,11 @@ class EditSession:
                  batch_size=16, seed=0, history_size=8):
         arguments.model(model)
         arguments.integer("history_size", history_size, minimum=1)
-        adapter.functional_view(model)  # refuses subclassed and unbuilt models up front
+        from kerawidgets import subclassed
+
+        if subclassed.is_subclassed(model):  # traced on a copy: the graph the probe walks
+            subclassed.open_for_editing(model, x=x)
+        adapter.functional_view(model)  # refuses unbuilt models up front
         self.original = model
         self.probe = Probe(model, x, y, max_batches=max_batches, batch_size=batch_size,
                            memory_budget=memory_budget, seed=seed)
@@ -172,6 +179,8 @@ class EditSession:
         self._observers: list[SessionObserver] = []
         self._listeners: list = []  # called after the history moved (see `on_change`)
         self._stop = StopFlag()  # asks a running `recover` to stop after its batch
+        self._against = "original"  # what the plots compare with (see `show`)
+        self._plotted: str | None = None  # the edited layer the layer plot shows (None: the edit's)
 
     def __repr__(self):
         return (f"<EditSession of {self.original.name!r}: {len(self.history)} edit(s); "
@@ -206,8 +215,44 @@ class EditSession:
 
     @property
     def comparison(self) -> _Comparison | None:
-        """The current step against the one before, if already computed (what the plots show)."""
-        return self._history.steps[self.position].comparison if self.position else None
+        """What the plots show, if already computed: the current step against `against`,
+        for `plotted_layer`."""
+        if self.position == 0:
+            return None
+        return self._history.steps[self.position].comparisons.get(self._key(self._against))
+
+    @property
+    def against(self) -> str:
+        """What the plots compare the current model with: "original" (the default) or
+        "previous" (the model before the last edit). Change it with `show`."""
+        return self._against
+
+    @property
+    def plotted_layer(self) -> str | None:
+        """The edited layer the layer plot shows; None: the one the last edit names
+        (its first edited layer). Change it with `show`; a move resets it."""
+        return self._plotted
+
+    def edited_layers(self, against=None) -> list[str]:
+        """The layers the layer plot can show, in graph order: those the last edit changed
+        (`against="previous"`) or every edit since the original (`"original"`, the default
+        `against`), as the current model has them.
+
+        >>> import keras
+        >>> from kerawidgets.edits import SetActivation
+        >>> session = EditSession(keras.Sequential([keras.Input((2,)),
+        ...     keras.layers.Dense(2, name="a"), keras.layers.Dense(2, name="b")]))
+        >>> session.apply(SetActivation("b", "tanh")) and session.apply(SetActivation("a", "elu"))
+        <RebuildReport 2 kept>
+        >>> session.edited_layers(), session.edited_layers("previous")
+        (['a', 'b'], ['a'])
+        """
+        against = self._check_against(against)
+        if self.position == 0:
+            return []
+        paths = (self.edited if against == "original"
+                 else _edited(self._history.steps[self.position].report))
+        return [path for path in targets.layer_paths(self.model) if path in paths]
 
     @property
     def edited(self) -> set:
@@ -360,6 +405,21 @@ class EditSession:
                 raise
             self._after_move(done, progress)
 
+    def _key(self, against, layer=None) -> tuple:
+        """Where a step keeps a comparison: (the step it is compared with, the layer plotted;
+        None: the edit's own, also when the layer shown is not one `against` lists)."""
+        base = 0 if against == "original" else self.position - 1
+        if layer is None and self._plotted in self.edited_layers(against):
+            layer = self._plotted
+        return base, layer
+
+    def _check_against(self, against) -> str:
+        if against is None:
+            return self._against
+        if against not in AGAINST:
+            raise InvalidEditError(f"against must be 'previous' or 'original'; got {against!r}.")
+        return against
+
     def _push(self, step, message, progress):
         """Make `step` the current one (the redo steps go) and show it."""
         self._history.push(step)
@@ -375,6 +435,7 @@ class EditSession:
         probing or drawing is passed on as `error` and the session stays usable.
         """
         progress(2, "Updating the graph…")
+        self._plotted = None  # the new step's own edited layer
         self._tell("moved")
         problem = None
         if self.position > 0:
@@ -392,17 +453,46 @@ class EditSession:
         for callback in self._listeners:
             callback()
 
-    def _step_comparison(self, progress) -> _Comparison:
-        """The current step against the one before: kept on the step, or probed now (step 3)."""
+    def _step_comparison(self, progress, step_number=3) -> _Comparison:
+        """What the plots show: kept on the step, or computed now (probing at most the
+        calls the last edit changed) at `step_number` of `progress`."""
         step = self._history.steps[self.position]
-        if step.comparison is None:
+        key = self._key(self._against)
+        if key not in step.comparisons:
             doing = "Probing the layer outputs…"
-            progress(3, doing)
-            step.comparison = self._compute(self.position,
-                                            progress=_probe_progress(progress, 3, doing))
+            progress(step_number, doing)
+            step.comparisons[key] = self._compute(
+                self.position, key[0], layer=key[1],
+                progress=_probe_progress(progress, step_number, doing))
         else:
-            progress(3, "Kept from before: no probing needed.")
-        return step.comparison
+            progress(step_number, "Kept from before: no probing needed.")
+        return step.comparisons[key]
+
+    def show(self, against=None, layer=_KEEP) -> None:
+        """Choose what the plots, the accuracy line and the heat show (and `compare()`,
+        `figures()` return): the current model against the "original" (the default) or
+        the "previous" step, and which edited layer the layer plot shows: one of
+        `edited_layers(against)`, or None for the one the last edit names; left out,
+        the one shown stays if `against` still lists it.
+
+        Undo and redo keep `against`; a comparison already made is kept per step,
+        and one made from summaries already held runs no forward pass.
+        """
+        against = self._check_against(against)
+        listed = self.edited_layers(against)
+        if layer is _KEEP:
+            layer = self._plotted if self._plotted in listed else None
+        elif layer is not None and layer not in listed:
+            raise InvalidEditError(
+                f"{layer!r} is not an edited layer the plots can show against the {against} "
+                f"model; pick one of: {', '.join(map(repr, listed)) or 'none yet'}.")
+        with self.working(2) as progress:  # raises SessionBusy while a fine-tune runs
+            self._against, self._plotted = against, layer
+            if self.position == 0:
+                return
+            comparison = self._step_comparison(progress, step_number=1)
+            progress(2, "Drawing the plots…")
+            self._tell("compared", comparison, None)
 
     # --- sweeping, evaluating, training ---------------------------------------------------
 
@@ -443,9 +533,13 @@ class EditSession:
         return result
 
     def recover(self, x, y=None, *, epochs=1, batch_size=32, steps=None, progress=None,
-                validation_data=None):
-        """Fine-tune a copy of the current model as a new history step (see `ModelEditor.recover`)."""
-        from kerawidgets.training import fine_tune
+                validation_data=None, baseline=False):
+        """Fine-tune a copy of the current model as a new history step (see `ModelEditor.recover`).
+
+        `baseline=True` also fine-tunes a copy of the original the same way
+        (`training.recovery`): ``result.baseline`` and the status line say how
+        much of the original's accuracy the edited model recovered."""
+        from kerawidgets.training import fine_tune, recovery
 
         self._stop.clear()
         with self.working(self.MOVE_STEPS) as step:
@@ -454,11 +548,17 @@ class EditSession:
                 result = fine_tune(self.model, x, y, epochs=epochs, batch_size=batch_size,
                                    steps=steps, stop=self._stop, progress=progress,
                                    validation_data=validation_data)
+                if baseline:
+                    step(1, "Fine-tuning the original the same way (baseline)…")
+                    result.baseline = recovery(self.original, result, x, y, epochs=epochs,
+                                               batch_size=batch_size, steps=steps)
             except KerawidgetsError as error:
                 self._tell("failed", error, None)
                 raise
+            message = result.step.describe() + (
+                f"; {result.baseline['text']}" if result.baseline else "")
             self._push(Step(result.step, None, result.model, result.report, pinned=True),
-                       f"{result.step.describe()}.", step)
+                       f"{message}.", step)
         return result
 
     def stop_training(self) -> None:
@@ -504,28 +604,41 @@ class EditSession:
 
     # --- results ------------------------------------------------------------------------
 
-    def compare(self, against="previous") -> dict:
-        """The numbers behind the plots, as plain data (see `ModelEditor.compare`)."""
-        if against not in ("previous", "original"):
-            raise InvalidEditError(f"against must be 'previous' or 'original'; got {against!r}.")
+    def compare(self, against=None, layer=None) -> dict:
+        """The numbers behind the plots, as plain data (see `ModelEditor.compare`).
+
+        `against` ("original" or "previous") and `layer` (an edited layer) default
+        to what the plots show (`show`); asking for others changes no plot.
+        """
+        against = self._check_against(against)
         if self.position == 0:
             return {"edit": None, "against": against, "layer": None, "layer_before": None,
                     "layer_stats": None, "per_layer": None, "agreement": None,
                     "movement": None, "recompute": None, "recomputed": None}
+        if layer is not None and layer not in self.edited_layers(against):
+            raise InvalidEditError(f"{layer!r} is not an edited layer; pick one of: "
+                                   f"{', '.join(map(repr, self.edited_layers(against)))}.")
         with self.working(1) as progress:
-            probing = _probe_progress(progress, 0, "Probing the layer outputs…")
-            if against == "previous":
-                comparison = self.comparison or self._compute(self.position, progress=probing)
-            else:
-                comparison = self._compute(self.position, base=0, progress=probing)
+            comparison = self._comparison(against, layer, progress)
         return comparison.to_data(self.edit, against)
 
-    def figures(self) -> dict:
-        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
+    def figures(self, displays=None) -> dict:
+        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``,
+        laid out for `displays` (``{name: plots.Display}``; default: 900 px, light)."""
         if self.position == 0:
             return {}
-        comparison = self.comparison or self._compute(self.position)
-        return figures_of(comparison, self.probe.y)
+        return figures_of(self._comparison(self._against), self.probe.y, displays)
+
+    def _comparison(self, against, layer=None, progress=None) -> _Comparison:
+        """The current step against `against` for `layer`: kept on the step, or made now."""
+        step = self._history.steps[self.position]
+        key = self._key(against, layer)
+        if key not in step.comparisons:
+            probing = (None if progress is None
+                       else _probe_progress(progress, 0, "Probing the layer outputs…"))
+            step.comparisons[key] = self._compute(self.position, key[0], layer=key[1],
+                                                  progress=probing)
+        return step.comparisons[key]
 
     def to_code(self, model_var="model") -> str:
         """A Python script that replays `history` on `model_var` with the public API:
@@ -608,29 +721,34 @@ class EditSession:
 
     # --- comparisons ------------------------------------------------------------------------
 
-    def _compute(self, position, base=None, progress=None) -> _Comparison:
-        """The comparison of step `position` with step `base` (default: the one before).
+    def _compute(self, position, base=None, progress=None, layer=None) -> _Comparison:
+        """The comparison of step `position` with step `base` (default: the one before),
+        plotting `layer` (default: the layer the step's edit names).
 
         Each side is the probe's summaries of that step's model: kept on the
         step once known (so a step whose model History dropped is never
         probed again), otherwise probed, the after side incrementally from
-        the before side. `progress(done, total)` follows the probe's calls.
+        the step before it. `progress(done, total)` follows the probe's calls.
         """
         base = position - 1 if base is None else base
         progress_before, progress_after = _two_runs(progress)
-        before = self._record(base, progress_before)
         step = self._history.steps[position]
         kind, recomputed = "cached", []
         if step.record is not None:
             after = step.record
         else:
-            run = self._probe_after(position, base, before, progress_after)
+            previous = self._record(position - 1, progress_before)
+            run = self._probe_after(position, previous, progress_after)
             kind, recomputed = run.kind, run.recomputed
             after = step.record = run.record.without_checkpoints()
             self._history.trim()  # a model rebuilt only to probe from goes again
+        before = self._record(base, progress_before)
         b, a = before.summaries, after.summaries
-        focus_before, focus_after = _focus(step.edit, step.report,
-                                           lambda: self._history.at(base).model, b, a)
+        if layer is None:
+            focus_before, focus_after = _focus(step.edit, step.report,
+                                               lambda: self._history.at(base).model, b, a)
+        else:
+            focus_before, focus_after = (layer if layer in b else None), layer
         stats_before, stats_after = paired_summary_statistics(b, a)
         out_before, out_after = _single(before.model_outputs), _single(after.model_outputs)
         order = naming.merged_order(b, a)  # a removed layer stays in place
@@ -641,14 +759,13 @@ class EditSession:
             agreement(out_before, out_after, self.probe.y), summary_movement(b, a), kind,
             recomputed)
 
-    def _probe_after(self, position, base, before, progress):
-        """Probe step `position`'s model: incrementally from `base` when it is the step before."""
+    def _probe_after(self, position, previous, progress):
+        """Probe step `position`'s model incrementally from the step before (`previous`:
+        its record), running only the calls the step's edit changed and those downstream."""
         after_model = self._history.at(position).model
-        if base != position - 1:
-            return self.probe.summaries(after_model, progress)
-        before_model = self._history.at(base).model
+        before_model = self._history.at(position - 1).model
         if not self.probe.cached(before_model):  # rebuilt by History: same layers
-            self.probe.remember(before_model, before)
+            self.probe.remember(before_model, previous)
         report = self._history.steps[position].report
         return self.probe.summaries_after_edit(before_model, after_model,
                                                _changed(report, after_model), progress)
@@ -746,8 +863,10 @@ def _probe_progress(progress, step, text):
     return report
 
 
-def figures_of(comparison: _Comparison, y) -> dict:
-    """The figures of a comparison: ``{"comparison": before/after, "depth": change by depth}``."""
+def figures_of(comparison: _Comparison, y, displays=None) -> dict:
+    """The figures of a comparison: ``{"comparison": before/after, "depth": change by depth}``,
+    or those named in `displays` (``{name: plots.Display}``: the width and theme to draw for)."""
+    displays = displays or {"comparison": None, "depth": None}
     c = comparison
     layer_before, layer_after = c.layer_before, c.layer_after
     if layer_before is None:
@@ -755,12 +874,16 @@ def figures_of(comparison: _Comparison, y) -> dict:
     name = c.focus_after or c.focus_before or "edited layer"
     if c.focus_before and c.focus_after and c.focus_before != c.focus_after:
         name = f"{c.focus_before} → {c.focus_after}"
-    figure = plots.comparison_figure(layer_before, layer_after, c.model_before,
-                                     c.model_after, agreement=c.agreement, y=y,
-                                     layer_name=name)
-    depth = plots.depth_summary_figure(c.stats_before, c.stats_after, order=c.order,
-                                       highlight=c.focus_after)
-    return {"comparison": figure, "depth": depth}
+    figures = {}
+    if "comparison" in displays:
+        figures["comparison"] = plots.comparison_figure(
+            layer_before, layer_after, c.model_before, c.model_after, agreement=c.agreement,
+            y=y, layer_name=name, display=displays["comparison"])
+    if "depth" in displays:
+        figures["depth"] = plots.depth_summary_figure(
+            c.stats_before, c.stats_after, order=c.order, highlight=c.focus_after,
+            display=displays["depth"])
+    return figures
 
 
 def _evaluation_line(result) -> str:

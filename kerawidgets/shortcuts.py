@@ -65,7 +65,8 @@ def remove_layer(model: keras.Model, layer: Any, *, reinitialize: str | None = N
     return rebuild(model, [RemoveLayer(layer)], reinitialize=reinitialize).model
 
 
-def set_settings(model, layer, /, *, reinitialize=None, **settings):
+def set_settings(model: keras.Model, layer: Any, /, *, reinitialize: str | None = None,
+                 **settings: Any) -> keras.Model:
     """A new model whose `layer` has these config `settings` (``rate=0.2``,
     ``padding="same"``, ``use_bias=True``...), keeping every weight that still fits.
 

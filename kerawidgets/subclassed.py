@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 
 import keras
 import numpy as np
@@ -270,7 +271,27 @@ def trace(model, *, x=None, input_shape=None) -> Trace:
         functional = keras.Model(inputs, outputs, name=model.name)
     except Exception as error:  # Python control flow on a tensor value, a backend-only op...
         return Trace(model, twin, None, paths, tree, reason=keras_reason(error))
+    _name_raw_ops(functional)
     return Trace(model, twin, functional, paths, tree)
+
+
+def _name_raw_ops(functional) -> None:
+    """Name raw ops (`x + y`) by their kind and order in this model (`add`, `add_1`), not by
+    Keras' process-wide counters, so every trace of a model gives the same node ids."""
+    counts: dict = {}
+    seen: set = set()
+    for call in adapter.graph_calls(functional):
+        op = call.operation
+        if id(op) in seen:
+            continue
+        seen.add(id(op))
+        if adapter.is_model(op) and adapter.is_functional(op):
+            _name_raw_ops(op)
+        elif not isinstance(op, keras.layers.Layer):
+            base = re.sub(r"_\d+$", "", op.name)
+            k = counts.get(base, 0)
+            counts[base] = k + 1
+            op.name = base if k == 0 else f"{base}_{k}"
 
 
 # --- the graph ---------------------------------------------------------------
@@ -280,15 +301,39 @@ def model_graph(model, *, x=None, input_shape=None):
     """The `ModelGraph` of a subclassed model: traced, or its layer tree with a note."""
     from kerawidgets.graph import ModelGraph
 
+    view = adapter.graph_view(model)  # the editor's traced graph: the probe's node ids
+    if view is not None:
+        paths = {e.path: e.attribute for e in layer_tree(model)}
+        graph = ModelGraph.from_model(view)
+        note = Trace(model, None, view, paths, []).note
+    else:
+        traced = trace(model, x=x, input_shape=input_shape)
+        paths, note = traced.attribute_paths, traced.note
+        if traced.functional is None:
+            graph = tree_graph(model.name, traced.tree)
+        else:
+            graph = ModelGraph.from_model(traced.functional)
+    graph.model_name = model.name
+    graph.attribute_paths = dict(paths)
+    graph.note = note
+    return graph
+
+
+def open_for_editing(model, *, x=None, input_shape=None) -> Trace:
+    """Trace `model` and make its traced graph what the editor and the probe walk.
+
+    The probe runs the traced copy's layers (the same weights, so the same
+    outputs); edits still go to a copy of `model` itself. A `call` that
+    cannot be traced is refused, saying what works instead.
+    """
     traced = trace(model, x=x, input_shape=input_shape)
     if traced.functional is None:
-        graph = tree_graph(model.name, traced.tree)
-    else:
-        graph = ModelGraph.from_model(traced.functional)
-        graph.model_name = model.name
-    graph.attribute_paths = dict(traced.attribute_paths)
-    graph.note = traced.note
-    return graph
+        raise UnsupportedModelError(
+            f"{traced.note} The editor needs the data flow to probe each layer. Show it with "
+            "GraphView(model) and edit it by attribute path with kerawidgets.rebuild(model, "
+            "[SetActivation('path', 'gelu')]) or replace_activation.")
+    adapter.set_graph_view(model, traced.functional)
+    return traced
 
 
 def tree_graph(model_name, tree):

@@ -161,10 +161,10 @@ class VAE(keras.Model):
     def call(self, x):
         return self.decoder(self.encoder(x)[2])
 
-    def train_step(self, data):
-        """The guide's loss: reconstruction + KL (backend-neutral: `compute_loss` path)."""
+    def train_step(self, *args):
+        """Counts steps, then Keras' own step (jax passes its state first: hence `*args`)."""
         self.steps_run += 1
-        return super().train_step(data)
+        return super().train_step(*args)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         z_mean, z_log_var, _ = self.encoder(x)
@@ -184,6 +184,10 @@ class ValueBranch(keras.Model):
         super().__init__(**kwargs)
         self.small = layers.Dense(4, activation="relu", name="small")
         self.large = layers.Dense(4, activation="tanh", name="large")
+
+    def build(self, input_shape):
+        self.small.build(input_shape)
+        self.large.build(input_shape)
 
     def call(self, x):
         if ops.convert_to_numpy(ops.sum(x)) > 0:
@@ -259,3 +263,26 @@ MODELS = {
     "training_branch": (training_branch, (5,)),
     "vae": (vae, (6,)),
 }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Configurable(keras.Model):
+    """A class whose config records its sub-layers, so an edited copy saves and reloads as edited."""
+
+    def __init__(self, hidden=None, out=None, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = (keras.layers.deserialize(hidden) if isinstance(hidden, dict)
+                       else hidden or layers.Dense(8, activation="relu", name="hidden"))
+        self.out = (keras.layers.deserialize(out) if isinstance(out, dict)
+                    else out or layers.Dense(2, name="out"))
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": keras.layers.serialize(self.hidden),
+                "out": keras.layers.serialize(self.out)}
+
+
+def configurable():
+    return _built(Configurable(name="configurable"), (3,))

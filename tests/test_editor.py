@@ -10,7 +10,7 @@ import pytest
 from keras import layers
 
 from kerawidgets import KerawidgetsError, ShapeMismatchError
-from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
 from kerawidgets.history import History, Step
 from kerawidgets.probe import ProbeDataError
 from kerawidgets.widgets import ModelEditor
@@ -392,7 +392,7 @@ def test_history_drops_old_models_and_rebuilds_them():
 def test_many_edits_free_old_models_and_stay_within_the_memory_budget(monkeypatch):
     from kerawidgets import plots
 
-    monkeypatch.setattr(plots, "figure_to_png", lambda fig, dpi=100: PNG)  # speed: no rendering
+    monkeypatch.setattr(plots, "figure_to_png", lambda fig, dpi=None, pixel_ratio=1.0: PNG)  # speed: no rendering
     inp = keras.Input((6,), name="x")
     h = layers.Dense(32, activation="relu", name="h1")(inp)
     h = layers.Dense(32, activation="relu", name="h2")(h)
@@ -479,7 +479,7 @@ def test_compare_numbers(editor):
     assert editor.compare()["agreement"] is None
     editor.apply(SetActivation("head", "sigmoid"))
     result = editor.compare()
-    assert result["layer"] == "head" and result["against"] == "previous"
+    assert result["layer"] == "head" and result["against"] == "original"  # what the plots show
     assert set(result["agreement"]) >= {"max_abs_diff", "top1_agreement", "accuracy_before",
                                         "accuracy_after", "loss_before", "loss_after"}
     assert result["layer_stats"]["after"]["max"] <= 1.0
@@ -490,6 +490,52 @@ def test_compare_numbers(editor):
     assert editor.compare("original")["movement"]["conv_a"] > 0
     assert set(editor.figures()) == {"comparison", "depth"}
     assert "accuracy" in editor.plots_note.value
+
+
+def test_plots_compare_with_the_original_and_the_switch_shows_the_last_step(editor,
+                                                                           monkeypatch):
+    c = editor.plot_controls
+    assert c.widget.layout.display == "none"  # nothing to compare yet
+    editor.apply(SetActivation("conv_a", "tanh"))
+    editor.apply(SetActivation("head", "sigmoid"))
+    assert c.widget.layout.display is None and c.against.value == "original"
+    assert "against the original (2 edits)" in editor.plots_note.value
+    first_heat = dict(editor.view.metrics["movement"]["values"])
+    assert first_heat["conv_a"] > 0  # the first edit moved it: the heat shows it
+    original_png = editor.comparison_image.value
+    calls = CountCalls(monkeypatch)
+    c.against.set_state({"index": 1})  # the browser clicks "the last step"
+    assert editor.session.against == "previous" and calls.names == []
+    assert "against the last step" in editor.plots_note.value
+    assert editor.comparison_image.value != original_png
+    assert editor.view.metrics["movement"]["values"]["conv_a"] == 0
+    assert editor.compare()["against"] == "previous"
+    editor.undo()
+    editor.redo()  # the choice stays; each step keeps its comparisons: nothing runs
+    assert c.against.value == "previous" and calls.names == []
+    editor.show("original")  # scripted, the switch follows
+    assert c.against.value == "original" and editor.comparison_image.value == original_png
+    c.against.set_state({"options": [("x", "x")], "index": "0"})  # refused, nothing changes
+    assert [v for _, v in c.against.options] == ["original", "previous"]
+
+
+def test_every_edited_layer_is_marked_and_can_be_plotted(editor, monkeypatch):
+    editor.apply(SetActivation(layers.Conv2D, "elu"))  # a bulk edit: conv_a and conv_b
+    assert set(editor.view.marks) == {"conv_a", "conv_b"}
+    picker = editor.plot_controls.layer
+    assert [v for _, v in picker.options] == ["conv_a", "conv_b"] and picker.value == "conv_a"
+    assert not picker.disabled and editor.compare()["layer"] == "conv_a"
+    shown = editor.comparison_image.value
+    calls = CountCalls(monkeypatch)
+    picker.set_state({"index": 1})
+    assert editor.session.plotted_layer == "conv_b" and editor.compare()["layer"] == "conv_b"
+    assert editor.comparison_image.value != shown and calls.names == []
+    editor.show(layer="conv_a")  # scripted, the picker follows
+    assert picker.value == "conv_a" and editor.edited_layers() == ["conv_a", "conv_b"]
+    editor.apply(SetActivation("head", "sigmoid"))
+    assert set(editor.view.marks) == {"conv_a", "conv_b", "head"}
+    assert picker.value == "head" and [v for _, v in picker.options] == ["conv_a", "conv_b",
+                                                                         "head"]
 
 
 def test_incremental_recompute_after_edit_near_the_output(editor):
@@ -733,3 +779,75 @@ def test_depth_summary_keeps_a_removed_layer_in_place(editor):
     editor.apply(RemoveLayer("drop"))
     order = editor.session.comparison.order
     assert order.index("pool") < order.index("drop") < order.index("flatten") < order.index("head")
+
+
+def test_settings_tab_is_built_from_the_catalog_and_applies_set_settings(editor):
+    p = editor.panel
+    assert [p.tabs.get_title(i) for i in range(len(p.tabs.children))] == [
+        "Activation", "Replace", "Insert after", "Remove", "Settings"]
+    editor.select("drop")
+    p.tabs.selected_index = 4
+    assert p.action == "settings" and list(p.layer_settings.widgets) == ["rate"]
+    assert p.layer_settings.widgets["rate"].value == pytest.approx(0.1)
+    assert "Change a setting of &#x27;drop&#x27;" in p.preview.value and p.apply_button.disabled
+    p.layer_settings.widgets["rate"].value = 0.4
+    assert "Set rate=0.4 on &#x27;drop&#x27;" in p.preview.value and not p.apply_button.disabled
+    before = weights_of(editor.model)
+    p.apply_button.click()
+    assert editor.model.get_layer("drop").rate == pytest.approx(0.4)
+    assert editor.history == [SetSettings("drop", rate=0.4)]
+    assert editor.report["drop"].status == "kept" and editor.report.reinitialised == []
+    assert same_weights(before, weights_of(editor.model))
+
+
+def test_settings_tab_padding_change_needs_the_reinitialise_checkbox(editor):
+    p = editor.panel
+    editor.select("conv_b")
+    p.tabs.selected_index = 4
+    form = p.layer_settings.widgets
+    assert list(form) == ["kernel_size", "strides", "padding", "use_bias"]  # no filters (width)
+    assert form["padding"].value == "same"
+    form["padding"].value = "valid"
+    assert p.apply_button.disabled and "&#x27;hidden&#x27; (Dense)" in p.preview.value
+    assert html.escape("Tick 'allow reinitialising downstream layers'") in p.preview.value
+    p.reinitialize.value = True
+    assert not p.apply_button.disabled
+    p.apply_button.click()
+    assert editor.model.get_layer("conv_b").padding == "valid"
+    assert editor.report["conv_b"].status == "kept" and editor.report.reinitialised == ["hidden"]
+
+
+def test_plots_are_redrawn_for_the_width_ratio_and_theme_the_browser_reports(editor, monkeypatch):
+    import struct
+
+    from kerawidgets import plots
+
+    drawn = []
+    real = plots.figure_to_png
+    monkeypatch.setattr(plots, "figure_to_png",
+                        lambda fig, dpi=None, pixel_ratio=1.0: drawn.append(
+                            (round(fig.bbox.width), pixel_ratio)) or real(fig, dpi, pixel_ratio=pixel_ratio))
+    editor.apply(SetActivation("conv_b", "tanh"))
+    assert sorted(drawn) == [(900, 1.0), (900, 1.0)]  # before the browser said anything
+    drawn.clear()
+    image = editor.comparison_image
+    image.set_state({"shown_width": 612, "pixel_ratio": 2.0})  # as the browser writes it
+    assert drawn == [(612, 2.0)] and image.drawn_width == 612  # that plot only, once
+    assert struct.unpack(">I", bytes(image.value)[16:20])[0] == 1224
+    image.set_state({"shown_width": 612, "pixel_ratio": 2.0, "_esm": "evil"})  # nothing new
+    assert drawn == [(612, 2.0)]
+    image.set_state({"dark": True})
+    assert len(drawn) == 2 and editor.figures()["comparison"].get_facecolor()[0] < 0.1
+    editor.depth_image.set_state({"shown_width": 5000})  # clamped, then drawn no wider than its cap
+    assert drawn[-1] == (1400, 1.0) and editor.depth_image.drawn_width == 1400
+    drawn.clear()
+    editor.undo()
+    editor.redo()  # the same sizes and theme: the kept PNGs, nothing drawn
+    assert drawn == []
+
+
+def test_plots_follow_an_explicit_theme(data):
+    x, y = data
+    editor = ModelEditor(cnn(), x, y, theme="light")
+    editor.comparison_image.set_state({"dark": True})  # JupyterLab dark, editor asked for light
+    assert editor.comparison_image.display().dark is False

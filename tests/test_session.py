@@ -137,7 +137,7 @@ def test_dry_run_is_cached_and_reused_by_apply(session, monkeypatch):
 
 def test_compare_against_the_previous_step_or_the_original(session):
     empty = session.compare()
-    assert empty["agreement"] is None and empty["against"] == "previous"
+    assert empty["agreement"] is None and empty["against"] == "original"  # the plots' default
     session.apply(SetActivation("hidden", "tanh"))
     first = session.compare()
     assert first["layer"] == "hidden" and first["recompute"] == "incremental"
@@ -225,3 +225,64 @@ def test_every_session_test_passes_with_ipywidgets_blocked():
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert " passed" in run.stdout and "failed" not in run.stdout
+
+
+# --- what the plots compare with, and which edited layer they plot ------------------------
+
+
+def test_plots_compare_with_the_original_by_default_and_the_switch_keeps_it(session,
+                                                                          monkeypatch):
+    from tests.models import CountCalls
+
+    log = Log()
+    session.watch(log)
+    assert session.against == "original" and session.edited_layers() == []
+    session.apply(SetActivation("hidden", "tanh"))
+    session.apply(SetActivation("middle", "gelu"))
+    shown = session.compare()
+    assert shown["against"] == "original" and shown == session.compare("original")
+    assert shown["movement"]["hidden"] > 0  # the first edit's change is in it
+    calls = CountCalls(monkeypatch)
+    session.show("previous")  # both sides' summaries are held: no forward pass
+    assert session.against == "previous" and calls.names == []
+    assert log.events[-2][:2] == ("compared", True)
+    previous = session.compare()
+    assert previous["against"] == "previous" and previous["movement"]["hidden"] == 0
+    assert session.comparison.movement == previous["movement"]
+    for move in (session.undo, session.redo, session.reset, session.redo, session.redo):
+        move()
+        assert session.against == "previous"
+    session.show("original")
+    assert calls.names == [] and session.compare()["movement"]["hidden"] > 0
+    with pytest.raises(InvalidEditError, match="against"):
+        session.show("start")
+
+
+def test_after_a_bulk_edit_every_edited_layer_can_be_plotted(session, monkeypatch):
+    from tests.models import CountCalls
+
+    session.apply(SetActivation(layers.Dense, "elu"))  # hidden, middle and head
+    assert session.edited_layers() == ["hidden", "middle", "head"]  # graph order
+    assert session.edited == {"hidden", "middle", "head"}
+    assert session.plotted_layer is None and session.compare()["layer"] == "hidden"
+    calls = CountCalls(monkeypatch)
+    session.show(layer="middle")
+    numbers = session.compare()
+    assert numbers["layer"] == "middle" and session.plotted_layer == "middle"
+    assert numbers["layer_stats"]["after"] == numbers["per_layer"]["after"]["middle"]
+    assert session.compare(layer="head")["layer"] == "head"  # asked for, not shown
+    assert session.plotted_layer == "middle" and calls.names == []
+    assert session.comparison.focus_after == "middle"
+    with pytest.raises(InvalidEditError, match="'x' is not an edited layer"):
+        session.show(layer="x")
+    session.show(layer=None)  # back to the edit's own layer
+    assert session.compare()["layer"] == "hidden"
+    session.show(layer="head")
+    session.apply(SetActivation("hidden", "tanh"))  # a move: the new edit's own layer
+    assert session.plotted_layer is None and session.compare()["layer"] == "hidden"
+    assert session.edited_layers("previous") == ["hidden"]
+    session.show("previous", layer="hidden")
+    with pytest.raises(InvalidEditError, match="'middle' is not an edited layer"):
+        session.show(layer="middle")  # not changed by the last edit
+    session.show("original")  # the layer shown stays while it is listed
+    assert session.plotted_layer == "hidden"

@@ -2,7 +2,7 @@
 
 A widget's state can be written from the front end (a comm "update"
 message, handled by `Widget.set_state`). The editor's controls need only
-their own value: a dropdown or a multiple choice its `index`, a checkbox or text box its
+their own value: a dropdown, toggle buttons or a multiple choice its `index`, a checkbox or text box its
 `value`, tabs their `selected_index`. `guard_tree` makes every control in a
 tree of widgets accept just that: writes to anything else (`_model_name`,
 `_view_module`, `layout`, `description`, `disabled`, `_dom_classes`...)
@@ -34,6 +34,7 @@ __all__ = ["BROWSER_WRITABLE", "guard", "guard_tree", "writable"]
 BROWSER_WRITABLE: tuple[tuple[type, tuple[str, ...]], ...] = (
     (w.Dropdown, ("index",)),
     (w.SelectMultiple, ("index",)),  # "Compare several": the picked candidates
+    (w.ToggleButtons, ("index",)),  # the plots' "Compare with" switch
     (w.Checkbox, ("value",)),
     (w.FloatText, ("value",)),
     (w.IntText, ("value",)),

@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import weakref
 from typing import Any
@@ -43,11 +44,13 @@ from kerawidgets.edits import (
     RemoveLayer,
     ReplaceLayer,
     SetActivation,
+    SetSettings,
 )
 from kerawidgets.errors import KerawidgetsError, SaveCheckError
 from kerawidgets.plan import plan_edit, supports_activation
 from kerawidgets.report import RebuildReport
 from kerawidgets.session import (
+    _KEEP,
     SAVE_TOLERANCE,
     EditSession,
     NothingToApply,
@@ -68,19 +71,25 @@ from kerawidgets.widgets.editor_panel import (
     SettingsForm,
     gui_text,
 )
+from kerawidgets.widgets.export import editor_export
 from kerawidgets.widgets.finetune_panel import FineTunePanel
 from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
+from kerawidgets.widgets.plot_controls import PlotControls
+from kerawidgets.widgets.plot_image import PlotImage
 
 __all__ = ["SAVE_TOLERANCE", "ModelEditor", "NothingToApply", "SaveCheckError"]
 
 _PLOT_DPI = 80
+#: Widest each plot is drawn (CSS px): wider screens show it at this width, not stretched.
+_PLOT_MAX_WIDTH = {"comparison": 1280, "depth": 1400}
 
 
 class ModelEditor:
     """Edit a Keras model's layers from its graph and see what each edit changes.
 
     Args:
-        model: a built Functional or Sequential model; it is never modified.
+        model: a built Functional or Sequential model, or a subclassed model whose
+            `call` can be traced (built, or given `x`); it is never modified.
         x: probe inputs (array, dict of arrays, list, or a `tf.data.Dataset`);
             None makes synthetic inputs (the panel says so).
         y: labels for the probe inputs (accuracy and loss before/after).
@@ -117,6 +126,9 @@ class ModelEditor:
         self._refresh_buttons()
         self._offer_fine_tune()
         self._on_select(self.view.selected, clear_status=False)
+        # Last in the panel: the figures as downloads, to_code() to copy (checks its own writes).
+        self.export = editor_export(self)
+        self.panel.widget.children = (*self.panel.widget.children, self.export)
 
     def _build(self, height, theme):
         """Make the widgets: graph and panel side by side (or stacked), plots under them."""
@@ -126,14 +138,21 @@ class ModelEditor:
         self.finetune_panel = FineTunePanel()
         self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget,
                                       self.finetune_panel.widget)
-        self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
-                                                                      max_width="1120px"))
-        self.depth_image = w.Image(format="png", layout=w.Layout(width="100%", max_width="900px"))
+        # Each plot is drawn for the width, pixel ratio and theme its browser view reports.
+        self.comparison_image = PlotImage(theme=theme, alt="Before and after the edit",
+                                          layout=w.Layout(width="100%"))
+        self.depth_image = PlotImage(theme=theme, alt="Layer statistics along depth",
+                                     layout=w.Layout(width="100%"))
+        for name, image in (("comparison", self.comparison_image), ("depth", self.depth_image)):
+            image.on_display(lambda _display, name=name: self._redraw_plot(name))
         self.plots_note = w.HTML("<i>Apply an edit to see its effect on the probe data.</i>")
+        self.plots_note.add_class("kwe-plots-note")
         self.comparison_image.add_class("kwe-plot-comparison")
         self.depth_image.add_class("kwe-plot-depth")
-        self.plots = w.VBox([self.plots_note, self.comparison_image, self.depth_image,
-                             self.compare_panel.image], layout=w.Layout(width="100%"))
+        self.plot_controls = PlotControls()
+        self.plots = w.VBox([self.plot_controls.widget, self.plots_note, self.comparison_image,
+                             self.depth_image, self.compare_panel.image],
+                            layout=w.Layout(width="100%"))
         # GraphView's `layout` is its graph layout, so size it through a box around it.
         # Side by side when there is room, the panel under the graph when not.
         self.graph_box = w.Box([self.view], layout=w.Layout(flex="3 1 480px", overflow="hidden"))
@@ -244,7 +263,7 @@ class ModelEditor:
                                      progress=progress)
 
     def recover(self, x, y=None, *, epochs=1, batch_size=32, steps=None, progress=None,
-                validation_data=None):
+                validation_data=None, baseline=False):
         """Fine-tune the current model with Keras' `fit`, as a new history step.
 
         The current model is copied and the copy trained (compiled like the
@@ -253,9 +272,12 @@ class ModelEditor:
         never touched. `stop_training()` (the Stop button) ends it after the
         current batch, keeping what was learned. Returns a
         `kerawidgets.training.FineTuneResult` (`history`, `batch_logs`, `step`).
+        `baseline=True` also fine-tunes a copy of the original the same way
+        (`result.baseline`: "recovered to 97% of the original's accuracy").
         """
         return self.session.recover(x, y, epochs=epochs, batch_size=batch_size, steps=steps,
-                                    progress=progress, validation_data=validation_data)
+                                    progress=progress, validation_data=validation_data,
+                                    baseline=baseline)
 
     def stop_training(self) -> None:
         """Ask a running `recover` to stop after its current batch."""
@@ -270,22 +292,39 @@ class ModelEditor:
         """Wait for the panel's fine-tune to end; False if it still runs after `timeout` s."""
         return self.session.wait_fine_tune(timeout)
 
-    def compare(self, against="previous") -> dict:
+    def compare(self, against=None, layer=None) -> dict:
         """The numbers behind the plots, as plain data.
 
-        `against="previous"` compares the current model with the one before
-        the last edit (what the plots show); `"original"` with the original.
-        Returns ``{"edit", "against", "layer", "layer_before", "layer_stats",
-        "per_layer", "agreement", "movement", "recompute", "recomputed"}`` or,
-        at the original model, the same keys with no numbers. `recompute` is
-        how the after side was probed ("incremental", "full", or "cached":
-        nothing ran) and `recomputed` the node ids it summarised.
+        By default, of what the plots show (`show`): the current model against
+        the original (`against="original"`, the default of the switch above the
+        plots) or against the one before the last edit (`"previous"`), for the
+        edited layer plotted. Passing `against` or `layer` (one of
+        `edited_layers(against)`) asks for another comparison without changing
+        the plots. Returns ``{"edit", "against", "layer", "layer_before",
+        "layer_stats", "per_layer", "agreement", "movement", "recompute",
+        "recomputed"}`` or, at the original model, the same keys with no
+        numbers. `recompute` is how the after side was probed ("incremental",
+        "full", or "cached": nothing ran) and `recomputed` the node ids it summarised.
         """
-        return self.session.compare(against)
+        return self.session.compare(against, layer)
+
+    def show(self, against=None, layer=_KEEP) -> None:
+        """Choose what the plots, the accuracy line and the heat show, as the switch and the
+        picker above the plots do: `against="original"` (the default: the model you
+        started from) or `"previous"` (the model before the last edit), and `layer`, the
+        edited layer the layer plot shows (one of `edited_layers()`; None: the one the
+        last edit names). See `EditSession.show`."""
+        self.session.show(against, layer)
+
+    def edited_layers(self, against=None) -> list[str]:
+        """The edited layers the layer plot can show (see `EditSession.edited_layers`)."""
+        return self.session.edited_layers(against)
 
     def figures(self) -> dict:
-        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
-        return self.session.figures()
+        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``
+        (laid out for the width and theme they are shown at)."""
+        return self.session.figures({"comparison": self.comparison_image.display(),
+                                     "depth": self.depth_image.display()})
 
     def to_code(self, model_var="model") -> str:
         """A Python script that replays `history` on `model_var` with the public API:
@@ -331,6 +370,14 @@ class ModelEditor:
         self.compare_panel.run_button.on_click(lambda _b: self._guarded(self._sweep_from_panel))
         self.finetune_panel.run_button.on_click(lambda _b: self._guarded(self._fine_tune_from_panel))
         self.finetune_panel.stop_button.on_click(lambda _b: self.stop_training())
+        c = self.plot_controls
+        c.against.observe(lambda ch: self._on_plot_choice(against=ch["new"]), names="value")
+        c.layer.observe(lambda ch: self._on_plot_choice(layer=ch["new"]), names="value")
+
+    def _on_plot_choice(self, **choice):
+        """The switch or the layer picker above the plots changed: show that comparison."""
+        if not self._quiet:
+            self._guarded(lambda: self.session.show(**choice))
 
     def _guarded(self, action):
         """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable."""
@@ -366,6 +413,7 @@ class ModelEditor:
                 self._fill_activation(layer)
                 self._fill_choices(path)
                 self._fill_remove(path, node)
+                self._fill_settings(path)
                 self._fill_compare(layer, path)
             if node is not None and not editable:
                 p.show_status("Inputs cannot be edited; select a layer." if node.is_input
@@ -428,6 +476,20 @@ class ModelEditor:
             dropdown.value = NONE_CHOICE
             dropdown.disabled = path is None
             self._on_choice(purpose, NONE_CHOICE)
+
+    def _fill_settings(self, path):
+        """The Settings tab: the selected layer's settings, as they are (`catalog.settings_form`)."""
+        p = self.panel
+        try:
+            fields = catalog.settings_form(self.model, path) if path else ()
+        except KerawidgetsError:
+            fields = ()
+        form = SettingsForm(settings=fields, on_change=self._update_preview)
+        p.set_form("settings", form)
+        guard_tree(form.box)
+        p.settings_note.value = "" if fields or path is None else (
+            "<span class='kwe-hint'>No settings form for this layer type: change its settings "
+            "with <code>editor.apply(SetSettings(...))</code>.</span>")
 
     def _on_choice(self, purpose, class_name):
         with self.session.working() as progress:
@@ -517,7 +579,8 @@ class ModelEditor:
     def _fine_tune_done(self, result, error):
         """In the worker, when training ended: the section says how (errors in the status too)."""
         if error is None:
-            self.finetune_panel.finish(f"{result.step.describe()}.", ok=True)
+            baseline = f"; {result.baseline['text']}" if result.baseline else ""
+            self.finetune_panel.finish(f"{result.step.describe()}{baseline}.", ok=True)
             return
         if isinstance(error, KerawidgetsError):
             text = str(error)
@@ -574,6 +637,11 @@ class ModelEditor:
                                           purpose=action)
             spec = choice.spec(dict(choice.defaults))
             return ReplaceLayer(path, spec) if action == "replace" else InsertLayer(path, spec)
+        if action == "settings":
+            changes = catalog.changed_settings(self.model, path, p.layer_settings.values())
+            if not changes:
+                raise NothingToApply(f"Change a setting of {path!r} above.")
+            return SetSettings(path, changes)
         if not _removal_plans(self.model, path):  # the Remove tab says why
             raise NothingToApply(f"{path!r} cannot be removed (see above).")
         return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
@@ -636,9 +704,20 @@ class ModelEditor:
             self.panel.reinitialize.value = False  # each edit asks again before fresh weights
         self.panel.show_report(self.report)
 
-    def _settled(self, message, problem):
-        """A move is done: marks and colours on the graph, the panel for the selection, status."""
+    def _show_comparison(self, comparison, error):
+        """What the session compares now: the plots, the graph's colours and marks, the
+        switch and the layer picker above the plots."""
         self._show_graph_state()
+        with self._quietly():
+            s = self.session
+            self.plot_controls.show(
+                s.against, s.edited_layers(),
+                s.plotted_layer or (comparison.focus_after if comparison else None),
+                active=s.position > 0)
+        self._show_plots(comparison, error)
+
+    def _settled(self, message, problem):
+        """A move is done: the panel for the selection, the status line."""
         self._on_select(self.view.selected, clear_status=False)
         if problem is None:
             self.panel.show_status(message, "ok")
@@ -658,9 +737,9 @@ class ModelEditor:
                                                          if graph.has_node(k)}}
                                for name, spec in node_metrics.from_statistics(
                                    comparison.stats_after, comparison.movement).items()})
-        for path in sorted(self.session.edited):
-            for node in graph.nodes_of_layer(path):
-                self.view.mark(node.id, "edited")
+        # Every layer the edits changed (a bulk edit: all of them), in one update.
+        self.view.marks = {node.id: "edited" for path in sorted(self.session.edited)
+                           for node in graph.nodes_of_layer(path)}
 
     def _show_plots(self, comparison, error=None):
         if comparison is None:
@@ -672,17 +751,16 @@ class ModelEditor:
             self.comparison_image.layout.display = "none"
             self.depth_image.layout.display = "none"
             return
-        if comparison.pngs is None:  # drawn once per comparison: undo and redo reuse it
-            figures = figures_of(comparison, self.probe.y)
-            comparison.pngs = {key: plots.figure_to_png(figures[key], dpi=_PLOT_DPI)
-                               for key in ("comparison", "depth")}
-        self.comparison_image.value = comparison.pngs["comparison"]
-        self.depth_image.value = comparison.pngs["depth"]
+        self._draw_plot("comparison", comparison)
+        self._draw_plot("depth", comparison)
         self.comparison_image.layout.display = None
         self.depth_image.layout.display = None
         a = comparison.agreement
         edit = self.session.edit
-        parts = [f"<b>{_escape(edit.describe() if edit is not None else '')}</b>",
+        n = self.session.position
+        against = (f"against the original ({n} edit{'s' if n != 1 else ''})"
+                   if self.session.against == "original" else "against the last step")
+        parts = [f"<b>{_escape(edit.describe() if edit is not None else '')}</b>", against,
                  f"probe: {self.probe.n} samples" + (" (synthetic)" if self.probe.synthetic else ""),
                  f"recompute: {comparison.recompute}"]
         if a.get("top1_agreement") is not None:
@@ -690,6 +768,28 @@ class ModelEditor:
         if a.get("accuracy_before") is not None:
             parts.append(f"accuracy {a['accuracy_before']:.1%} → {a['accuracy_after']:.1%}")
         self.plots_note.value = " · ".join(parts)
+
+    def _draw_plot(self, name, comparison):
+        """Show plot `name` of `comparison` drawn for where it is shown (kept: undo and redo reuse it)."""
+        image = getattr(self, f"{name}_image")
+        shown = image.display()
+        display = dataclasses.replace(shown, width=min(shown.width, _PLOT_MAX_WIDTH[name]))
+        key = (name, display.key())
+        if key not in comparison.pngs:
+            figure = figures_of(comparison, self.probe.y, {name: display})[name]
+            comparison.pngs[key] = plots.figure_to_png(figure, pixel_ratio=display.pixel_ratio)
+            for old in list(comparison.pngs)[:-4]:  # a few sizes and themes at most
+                del comparison.pngs[old]
+        image.show(comparison.pngs[key], display.width)
+
+    def _redraw_plot(self, name):
+        """The browser reported a new width, pixel ratio or theme: draw the shown plot again."""
+        comparison = self.session.comparison
+        if comparison is not None and not self.session.busy:
+            try:
+                self._draw_plot(name, comparison)
+            except Exception as error:  # the plot stays as it was; say why
+                self.panel.show_status(plot_failure(error), "error")
 
     def _show_busy(self, active, text, step, steps):
         if active:
@@ -733,7 +833,7 @@ class _Binding(SessionObserver):
         self.editor._moved()
 
     def compared(self, comparison, error):
-        self.editor._show_plots(comparison, error)
+        self.editor._show_comparison(comparison, error)
 
     def settled(self, message, error):
         self.editor._settled(message, error)

@@ -19,11 +19,26 @@ import math
 
 import ipywidgets as w
 
+from kerawidgets.edits import EDIT_TYPES
+
 __all__ = ["ACTIONS", "EditorPanel", "SettingsForm", "gui_text"]
 
+
+
+def panel_tabs() -> list[tuple[str, str]]:
+    """(action, title) of each tab: one per edit class with a `panel_action`, in the
+    order the classes were defined (`kerawidgets.edits.EDIT_TYPES`).
+
+    >>> panel_tabs()[:2]
+    [('activation', 'Activation'), ('replace', 'Replace')]
+    """
+    return [(cls.panel_action, cls.panel_tab) for cls in EDIT_TYPES.values()
+            if cls.panel_action and cls.panel_tab]
+
+
 #: The tabs of the panel, in order: the selected one is what Apply applies.
-ACTIONS = ("activation", "replace", "insert", "remove")
-TAB_TITLES = ("Activation", "Replace", "Insert after", "Remove")
+ACTIONS = tuple(action for action, _ in panel_tabs())
+TAB_TITLES = tuple(title for _, title in panel_tabs())
 NONE_CHOICE = "(choose)"
 #: What the disabled Activation dropdown shows for a layer without an activation.
 NO_ACTIVATION = "(no activation)"
@@ -76,6 +91,9 @@ _STYLE = """
 /* The graph fills its side of the editor (Voila left a gap beside a narrower graph). */
 .kwe-graph-box > * { flex: 1 1 auto; width: 100%; min-width: 0; }
 .kwe-synthetic { color: #b35c00; font-weight: 600; }
+/* One tab per edit type: each tab as wide as its title (not a fixed 144px), so five fit
+   the panel without cutting a title short. */
+.kwe-panel .jupyter-widgets.kwe-tabs > .lm-TabBar .lm-TabBar-tab { flex: 0 1 auto; padding: 0 7px; }
 .kwe-verdict-keep { color: #1e7b34; }
 .kwe-verdict-change { color: #b35c00; }
 </style>
@@ -87,13 +105,16 @@ def _cell(text) -> str:
 
 
 class SettingsForm:
-    """Widgets for a `catalog.Choice`'s settings, prefilled with its defaults."""
+    """Widgets for settings (a `catalog.Choice`'s, or `settings` given as a tuple of
+    `catalog.Setting`), prefilled with their defaults."""
 
-    def __init__(self, choice=None, on_change=None):
+    def __init__(self, choice=None, on_change=None, settings=None):
         self.choice = choice
         self.widgets: dict[str, w.Widget] = {}
         rows = []
-        for setting in (choice.settings if choice is not None else ()):
+        if settings is None:
+            settings = choice.settings if choice is not None else ()
+        for setting in settings:
             widget = _setting_widget(setting)
             if on_change is not None:
                 widget.observe(lambda _change: on_change(), names="value")
@@ -142,42 +163,7 @@ class EditorPanel:
         self.config_box.set_title(0, "Layer config")
 
         wide = w.Layout(width="96%")
-        label_style = {"description_width": "120px"}
-        # Activation tab. `activation_setting` picks which setting holds the activation
-        # (LSTM's recurrent_activation, CLIP's intermediate_activation, a custom gate);
-        # shown only for layers with another than a plain `activation`.
-        self.activation_setting = w.Dropdown(description="setting", options=["activation"],
-                                             style=label_style, layout=w.Layout(
-                                                 width="96%", display="none"))
-        self.activation = w.Dropdown(description="activation", options=[], style=label_style,
-                                     layout=wide)
-        self.bulk = w.Checkbox(description="apply to every layer like this", indent=False,
-                               layout=wide)
-        self.activation_note = w.HTML()
-        activation_tab = w.VBox([self.activation_setting, self.activation, self.bulk,
-                                 self.activation_note])
-        # Replace tab
-        self.replace = w.Dropdown(description="replace with", options=[NONE_CHOICE],
-                                  style=label_style, layout=wide)
-        self.replace_form = w.VBox()
-        self.replace_verdict = w.HTML()
-        replace_tab = w.VBox([self.replace, self.replace_verdict, self.replace_form])
-        # Insert tab
-        self.insert = w.Dropdown(description="insert after", options=[NONE_CHOICE],
-                                 style=label_style, layout=wide)
-        self.insert_form = w.VBox()
-        self.insert_verdict = w.HTML()
-        insert_tab = w.VBox([self.insert, self.insert_verdict, self.insert_form])
-        # Remove tab
-        self.remove_note = w.HTML()
-        remove_tab = w.VBox([self.remove_note])
-
-        # width "auto", not 100%: with the widgets' margins 100% ran past the panel's edge.
-        self.tabs = w.Tab(children=[activation_tab, replace_tab, insert_tab, remove_tab],
-                          layout=w.Layout(width="auto"))
-        for index, title in enumerate(TAB_TITLES):
-            self.tabs.set_title(index, title)
-
+        self.tabs = self._make_tabs(wide)
         self.reinitialize = w.Checkbox(description=REINITIALIZE_LABEL, indent=False, layout=wide)
         self.reinitialize.description_tooltip = (
             "When an edit changes a layer's output shape, the layers after it whose weights no "
@@ -218,13 +204,62 @@ class EditorPanel:
             widget.add_class(name)
         self.replace_settings = SettingsForm()
         self.insert_settings = SettingsForm()
+        self.layer_settings = SettingsForm()
         self._status_after: str | None = None  # the status to show when the work ends
+
+    def _make_tabs(self, wide) -> w.Tab:
+        """One tab per edit class that has one (`panel_tabs`), with its controls."""
+        label_style = {"description_width": "120px"}
+        # Activation tab. `activation_setting` picks which setting holds the activation
+        # (LSTM's recurrent_activation, CLIP's intermediate_activation, a custom gate);
+        # shown only for layers with another than a plain `activation`.
+        self.activation_setting = w.Dropdown(description="setting", options=["activation"],
+                                             style=label_style, layout=w.Layout(
+                                                 width="96%", display="none"))
+        self.activation = w.Dropdown(description="activation", options=[], style=label_style,
+                                     layout=wide)
+        self.bulk = w.Checkbox(description="apply to every layer like this", indent=False,
+                               layout=wide)
+        self.activation_note = w.HTML()
+        activation_tab = w.VBox([self.activation_setting, self.activation, self.bulk,
+                                 self.activation_note])
+        # Replace tab
+        self.replace = w.Dropdown(description="replace with", options=[NONE_CHOICE],
+                                  style=label_style, layout=wide)
+        self.replace_form = w.VBox()
+        self.replace_verdict = w.HTML()
+        replace_tab = w.VBox([self.replace, self.replace_verdict, self.replace_form])
+        # Insert tab
+        self.insert = w.Dropdown(description="insert after", options=[NONE_CHOICE],
+                                 style=label_style, layout=wide)
+        self.insert_form = w.VBox()
+        self.insert_verdict = w.HTML()
+        insert_tab = w.VBox([self.insert, self.insert_verdict, self.insert_form])
+        # Remove tab
+        self.remove_note = w.HTML()
+        remove_tab = w.VBox([self.remove_note])
+        # Settings tab: the selected layer's settings (`catalog.settings_form`)
+        self.settings_form = w.VBox()
+        self.settings_note = w.HTML()
+        settings_tab = w.VBox([self.settings_note, self.settings_form])
+
+        # One tab per edit class that has one, in the registry's order.
+        boxes = {"activation": activation_tab, "replace": replace_tab, "insert": insert_tab,
+                 "remove": remove_tab, "settings": settings_tab}
+        tabs = panel_tabs()
+        self.actions = tuple(action for action, _ in tabs)
+        # width "auto", not 100%: with the widgets' margins 100% ran past the panel's edge.
+        tabs_widget = w.Tab(children=[boxes.get(a) or _script_only(a) for a in self.actions],
+                            layout=w.Layout(width="auto"))
+        for index, (_action, title) in enumerate(tabs):
+            tabs_widget.set_title(index, title)
+        return tabs_widget
 
     # --- what is shown -------------------------------------------------------
 
     @property
     def action(self) -> str:
-        return ACTIONS[self.tabs.selected_index or 0]
+        return self.actions[self.tabs.selected_index or 0]
 
     def show_activation_settings(self, settings: dict) -> None:
         """The settings that hold an activation (``{"activation": "tanh", "gate": ...}``):
@@ -286,9 +321,13 @@ class EditorPanel:
         target.value = f"<span class='{cls}'>{_cell(gui_text(choice.verdict))}</span>"
 
     def set_form(self, purpose: str, form: SettingsForm) -> None:
+        """Show `form` in the tab of `purpose`: "replace", "insert" or "settings"."""
         if purpose == "replace":
             self.replace_settings = form
             self.replace_form.children = [form.box]
+        elif purpose == "settings":
+            self.layer_settings = form
+            self.settings_form.children = [form.box]
         else:
             self.insert_settings = form
             self.insert_form.children = [form.box]
@@ -334,6 +373,12 @@ class EditorPanel:
         self.progress.value = 0
         if after is not None:
             self.status.value = after
+
+
+def _script_only(action) -> w.HTML:
+    """The tab of an edit class the panel has no controls for: how to apply it in code."""
+    return w.HTML(f"<span class='kwe-hint'>No controls for {_cell(action)} edits here: apply "
+                  "one with <code>editor.apply(edit)</code>.</span>")
 
 
 def _shape(shape) -> str:

@@ -104,7 +104,7 @@ def test_activation_apply_updates_plot_heat_and_kernel(nb):
     page.locator(".kw-editor button.kwe-apply").click()
     wait_text(page, ".kw-editor .kwe-status", "Applied")
     page.wait_for_function(
-        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.naturalWidth > 100; }")
     page.wait_for_selector(".kw-editor .kw-node[data-id='conv'][data-heat]")
     assert "kw-mark-edited" in node(page, "conv").get_attribute("class")
@@ -112,12 +112,12 @@ def test_activation_apply_updates_plot_heat_and_kernel(nb):
     assert nb.eval("editor.original.get_layer('conv').activation.__name__") == "relu"
     assert nb.eval("[e.describe() for e in editor.history]") == [
         "Set the activation of 'conv' to 'gelu'"]
-    first_plot = image_src(page, "kwe-plot-comparison")
+    first_plot = image_src(page, "kwe-plot-comparison img")
     # A second edit near the output: the plot image changes.
     choose_activation_and_apply(nb, "head", "sigmoid")
     wait_text(page, ".kw-editor .kwe-status", "Applied: Set the activation of 'head'")
     page.wait_for_function(
-        "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.getAttribute('src') !== old && i.naturalWidth > 100; }", arg=first_plot)
     wait_text(page, ".kw-editor", "top-1 agreement")
     assert nb.eval("editor.compare()['recompute']") == "incremental"
@@ -178,7 +178,7 @@ def test_editor_at_notebook_width(module_notebook_page):
     choose_activation_and_apply(nb, "hidden", "tanh")
     wait_text(page, ".kw-editor .kwe-status", "Applied")
     page.wait_for_function(
-        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.naturalWidth > 100; }")
     nb.screenshot("editor_narrow", page.locator(".kw-editor").first)
     panel = page.locator(".kw-editor .kwe-panel").first.bounding_box()
@@ -313,7 +313,7 @@ def test_undo_then_redo(nb):
         "Set the activation of 'hidden' to 'tanh'"]
     page.wait_for_selector(".kw-editor .kw-node[data-id='hidden'].kw-mark-edited")
     page.wait_for_function(
-        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.naturalWidth > 100 && i.offsetParent !== null; }")
     assert page.locator(".kw-editor button.kwe-redo").is_disabled()
     nb.screenshot("editor_after_redo", page.locator(".kw-editor").first)
@@ -369,3 +369,43 @@ def test_compare_several_runs_a_sweep_and_a_row_applies_its_candidate(nb):
     wait_text(page, ".kw-editor .kwe-status", "Applied: Set the activation of 'hidden' to 'gelu'")
     assert nb.eval("[e.describe() for e in editor.history]") == [
         "Set the activation of 'hidden' to 'gelu'"]
+
+
+def test_settings_tab_padding_refused_then_allowed_and_dropout_rate(nb):
+    """The Settings tab (a SetSettings edit): its form comes from the catalog, prefilled."""
+    page = nb.page
+    start_from_original(nb)
+    select_layer(nb, "conv")
+    choose_tab(page, "Settings")
+    cut = page.evaluate(
+        "() => [...document.querySelectorAll('.kw-editor .kwe-tabs .lm-TabBar-tabLabel')]"
+        ".filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent)")
+    assert cut == []  # every tab title shows in full
+    padding = page.locator(".kw-editor .kwe-setting-padding select")
+    padding.wait_for()
+    assert padding.input_value() == "same"  # the layer's own value
+    assert page.locator(".kw-editor .kwe-setting-filters").count() == 0  # width: not a setting here
+    padding.select_option("valid")
+    wait_text(page, ".kw-editor .kwe-preview-line", "cannot apply")
+    wait_text(page, ".kw-editor .kwe-preview-line", "'hidden' (Dense)")
+    assert page.locator(".kw-editor button.kwe-apply").is_disabled()
+    nb.screenshot("editor_settings_refused", page.locator(".kw-editor .kwe-panel").first)
+    reinitialize = page.locator(".kw-editor .kwe-reinitialize input")
+    reinitialize.check()
+    wait_text(page, ".kw-editor .kwe-preview-line", "downstream affected (reinitialised): hidden")
+    press_apply(nb, "Applied: Set padding='valid' on 'conv'")
+    assert nb.eval("editor.model.get_layer('conv').padding") == "valid"
+    assert nb.eval("editor.original.get_layer('conv').padding") == "same"
+    assert nb.eval("[editor.report[n].status for n in ('conv', 'hidden', 'head')]") == [
+        "kept", "reinitialised", "kept"]
+    reinitialize.uncheck()
+    nb.screenshot("editor_after_settings", page.locator(".kw-editor").first)
+    select_layer(nb, "drop")
+    choose_tab(page, "Settings")
+    set_number(page, "rate", 0.25)
+    wait_text(page, ".kw-editor .kwe-preview-line", "Set rate=0.25 on 'drop'")
+    press_apply(nb, "Applied: Set rate=0.25 on 'drop'")
+    assert nb.eval("editor.model.get_layer('drop').rate") == 0.25
+    assert nb.eval("[edit.kind for edit in editor.history]") == ["SetSettings", "SetSettings"]
+    assert nb.eval("editor.to_code().strip().splitlines()[-1]") == (
+        "model = kerawidgets.set_settings(model, 'drop', rate=0.25)")

@@ -111,7 +111,11 @@ def voila_workshop(browser, tmp_path, viewport):
     cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
            "--Voila.ip=127.0.0.1", "--Voila.show_tracebacks=True"]
     url = f"http://127.0.0.1:{port}/"
-    with serve(cmd, server_env(home), notebook.parent, url, home / "voila.log", timeout=120):
+    # Ready when a static file answers: asking for the page itself starts a kernel that
+    # runs the whole notebook, and a poll every 2 s under load started one kernel per poll
+    # (the page did not answer within 2 s), which never caught up.
+    ready = url + "voila/api/themes/@jupyterlab/theme-light-extension/index.css"
+    with serve(cmd, server_env(home), notebook.parent, ready, home / "voila.log", timeout=120):
         with page_at(browser, url, viewport, 240_000) as page:
             page.wait_for_selector(".kw-code-view")  # the last cell's output
             page.wait_for_selector(".kw-graph[data-painted]")
@@ -177,6 +181,14 @@ def test_voila_workshop_a_student_completes_exercises_with_widgets_only(browser,
         page.wait_for_function(  # to_code follows Apply
             "() => document.querySelector('.kw-code-view').textContent.includes('1 edit(s)')")
         assert "replace_activation(model, 'hidden', 'gelu')" in code.inner_text()
+        # Export in Voila too: the figures come as browser downloads (no file on the server).
+        export = editor.locator(".kwx").first
+        export.scroll_into_view_if_needed()
+        export.locator("button.kwx-figures").click()
+        export.locator("a.kwx-file").nth(3).wait_for()
+        with page.expect_download() as download:
+            export.locator("a.kwx-file").first.click()
+        assert download.value.suggested_filename.endswith("_step1_comparison.png")
         first.scroll_into_view_if_needed()
         feedback = press_check(page, first, "kw-exercise-ok")
         assert "✅" in feedback
