@@ -396,7 +396,7 @@ def unregister_activation(name: str) -> None:
         keras.saving.get_custom_objects().pop(f"{PACKAGE}>{name}", None)
 
 
-def load_model(path, **kwargs):
+def load_model(path: str | os.PathLike, **kwargs: Any) -> keras.Model:
     """`keras.saving.load_model(path, **kwargs)`, saying which registered activations are missing.
 
     A `.keras` file records a registered activation by name

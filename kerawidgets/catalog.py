@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -374,7 +374,9 @@ def layer_types() -> list[LayerType]:
     return list(_REGISTRY.values())
 
 
-def register_layer_type(cls, defaults=None, settings=None, *, insert=False, ranks=None):
+def register_layer_type(cls: type, *, defaults: dict[str, Any] | None = None,
+                        settings: Sequence[Setting] | dict[str, str] | None = None,
+                        insert: bool = False, ranks: tuple[int, ...] | None = None) -> LayerType:
     """Offer a custom layer class in "Replace with" (and "Insert after" with `insert=True`).
 
     `defaults` are constructor arguments (required ones must be there);

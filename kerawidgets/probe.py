@@ -31,7 +31,7 @@ and `kerawidgets.callgraph` is the graph walk they share with
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from kerawidgets.probe_cache import ByModel, Record, joined, plan_checkpoints
 from kerawidgets.probe_data import ProbeDataError, input_entries, prepare
 from kerawidgets.probe_run import Pass, edit_region
 from kerawidgets.statistics import SAMPLE_SIZE
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["Probe", "ProbeDataError", "ProbeRun", "node_ids"]
 
@@ -114,8 +117,8 @@ class Probe:
     (4, 2)
     """
 
-    def __init__(self, model, x=None, y=None, *, max_batches=4, batch_size=16,
-                 memory_budget=2**30, seed=0):
+    def __init__(self, model: keras.Model, x: Any = None, y: Any = None, *, max_batches: int = 4,
+                 batch_size: int = 16, memory_budget: int = 2**30, seed: int = 0):
         arguments.model(model)
         for argument, value, minimum in (("max_batches", max_batches, 1), ("batch_size", batch_size, 1),
                                          ("memory_budget", memory_budget, 0), ("seed", seed, 0)):
@@ -328,7 +331,7 @@ class Probe:
                             "outputs(model)", None, keep_all=everything)
         return run.full, run.model_output
 
-    def model_output(self, model):
+    def model_output(self, model: keras.Model) -> Any:
         """The model's final output on the probe data (a list for several outputs)."""
         return self.summaries(model).model_output
 

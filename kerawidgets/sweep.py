@@ -421,10 +421,11 @@ def _baseline(layer_values, output, y) -> dict:
 # --- the sweep --------------------------------------------------------------------
 
 
-def sweep(model, layer, candidates, x=None, y=None, *, probe: Probe | None = None,
-          reinitialize=None, progress: Callable[[int, int, str], Any] | None = None,
-          apply: Callable[[Edit], Any] | None = None, data=None, batch_size=16, max_batches=4,
-          seed=0) -> SweepResult:
+def sweep(model: keras.Model, layer: Any, candidates: Any, x: Any = None, y: Any = None, *,
+          probe: Probe | None = None, reinitialize: str | None = None,
+          progress: Callable[[int, int, str], Any] | None = None,
+          apply: Callable[[Edit], Any] | None = None, data: Any = None, batch_size: int = 16,
+          max_batches: int = 4, seed: int = 0) -> SweepResult:
     """Measure each candidate edit of `layer` on probe data; apply none of them.
 
     Args:
