@@ -206,6 +206,7 @@ def _traced_call(self, *args, **kwargs):
         nested = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=self.name)
     except Exception:  # a block that cannot be traced stays one node
         return plain(*args, **kwargs)
+    nested.traced_class_name = type(self).__bases__[0].__name__  # the group shows `Block`
     return nested(tensors[0] if len(tensors) == 1 else tensors)
 
 

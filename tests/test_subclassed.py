@@ -73,6 +73,7 @@ def test_residual_blocks_in_a_list_are_groups_with_their_skip_edge():
     before = snapshot(model)
     graph = ModelGraph.from_model(model)
     assert {g.id for g in graph.groups} == {"block0", "block1"}
+    assert graph.group("block0").class_name == "ResidualBlock"  # the user's class, as traced
     assert graph.group("block1").members == (
         "block1/input", "block1/inner", "block1/outer", "block1/add")
     assert {("block1/input", "block1/add"), ("block1/outer", "block1/add"),
@@ -337,7 +338,8 @@ def test_edit_a_hard_coded_class_cannot_record_is_refused_at_save_saying_what_to
     result = rebuild(model, [SetActivation("hidden", "gelu")])
     assert any("cannot record the edit of 'hidden'" in note for note in result.report.notes)
     path = tmp_path / "edited.keras"
-    with pytest.raises(SaveCheckError, match=r"'hidden'.*HardCoded.__init__ makes Dense\(.*relu"
+    with pytest.raises(SaveCheckError, match=r"'hidden'.*HardCoded.__init__ makes "
+                       r"Dense\(activation='relu'\) there, not Dense\(activation='gelu'\)"
                        r".*argument of HardCoded.__init__.*get_config"):
         save_verified(result.model, str(path), _outputs_match(result.model, sm.data((3,))), 1e-5)
     assert not path.exists() and not list(tmp_path.iterdir())
