@@ -7,7 +7,10 @@ For ResNet50, EfficientNetB0 and MobileNetV2 (`weights=None`) at 224x224 (and
 - opening: the first probe of the original (what the first Apply pays once);
 - Apply of an activation edit in the last quarter of the model, after its
   preview (the dry-run rebuild the panel runs first, cached for Apply), to
-  updated plots, heat and panel;
+  updated plots, heat and panel; "last quarter" twice: the first swappable
+  layer at 75% of the model's layers (the original row), and the first
+  after 75% of its work (multiply-adds estimated from the layers' shapes),
+  which is what a recompute from the nearest checkpoint has left to run;
 - Apply of an edit at the first activation (one pass of the edited model);
 - Undo and Redo (redraw only);
 - the probe's peak memory (`Probe.peak_bytes`: what it holds plus the values
@@ -40,7 +43,6 @@ from kerawidgets.plan import supports_activation  # noqa: E402
 from kerawidgets.widgets import ModelEditor  # noqa: E402
 
 IMAGES = 16
-SMALL_BUDGET = 256 * 2**20
 MODELS = {
     "ResNet50": keras.applications.ResNet50,
     "EfficientNetB0": keras.applications.EfficientNetB0,
@@ -59,59 +61,103 @@ def with_activation(model):
     return [layer.name for layer in model.layers if swappable(layer)]
 
 
+def work_shares(model):
+    """{layer name: share of the model's multiply-adds done up to and including it}."""
+    costs = []
+    for layer in model.layers:
+        out = layer.output.shape if hasattr(layer, "output") else ()
+        size = int(np.prod([d for d in out[1:] if d is not None])) if out else 0
+        kernel = getattr(layer, "kernel_size", None)
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            size *= int(np.prod(kernel))
+        elif kernel is not None:  # a convolution: a kernel window over every input channel
+            size *= int(np.prod(kernel)) * int(layer.input.shape[-1])
+        elif isinstance(layer, keras.layers.Dense):
+            size *= int(layer.input.shape[-1])
+        costs.append(size)
+    done = np.cumsum(costs) / max(sum(costs), 1)
+    return {layer.name: float(d) for layer, d in zip(model.layers, done)}
+
+
 def seconds(action):
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
 
 
+def cpu_seconds(action):
+    """CPU time of this process (every thread) during `action`: less moved by other load."""
+    start = time.process_time()
+    action()
+    return time.process_time() - start
+
+
 def timed_apply(editor, edit):
     editor.session.dry_run(edit, None)  # the panel's preview, before Apply is pressed
     editor.probe.reset_peak()
-    took = seconds(lambda: editor.apply(edit))
-    return took, editor.compare()["recompute"]
+    cpu = []
+    took = seconds(lambda: cpu.append(cpu_seconds(lambda: editor.apply(edit))))
+    return took, editor.compare()["recompute"], cpu[0]
 
 
 def measure(name, size, budget):
+    load = os.getloadavg()[0]
     keras.utils.set_random_seed(0)
     model = MODELS[name](input_shape=(size, size, 3), weights=None)
     x = np.random.default_rng(0).standard_normal((IMAGES, size, size, 3)).astype("float32")
     model(x, training=False)  # warm-up
     forward = stats.median(seconds(lambda: model(x, training=False)) for _ in range(3))
+    forward_cpu = stats.median(cpu_seconds(lambda: model(x, training=False)) for _ in range(3))
     editor = ModelEditor(model, x, **({} if budget is None else {"memory_budget": budget}))
     editor.probe.reset_peak()
     opening = seconds(lambda: editor.probe.summaries(model))
     names = with_activation(model)
     quarter = [n for n in names if model.layers.index(model.get_layer(n)) >= 0.75 * len(model.layers)]
-    late, late_kind = timed_apply(editor, SetActivation(quarter[0], "gelu"))
+    shares = work_shares(model)
+    by_work = [n for n in names if shares[n] >= 0.75]
+    late, late_kind, late_cpu = timed_apply(editor, SetActivation(quarter[0], "gelu"))
     peaks = [editor.probe.peak_bytes]
     undo = seconds(editor.undo)
     redo = seconds(editor.redo)
     editor.undo()
-    first, first_kind = timed_apply(editor, SetActivation(names[0], "gelu"))
+    work, work_kind, work_cpu = timed_apply(editor, SetActivation(by_work[0], "gelu"))
+    peaks.append(editor.probe.peak_bytes)
+    editor.undo()
+    first, first_kind, first_cpu = timed_apply(editor, SetActivation(names[0], "gelu"))
     peaks.append(editor.probe.peak_bytes)
     return {
         "model": f"{name} {size}x{size}", "layers": len(model.layers),
         "budget": editor.probe.memory_budget, "forward": forward, "opening": opening,
         "late_layer": quarter[0], "late": late, "late_kind": late_kind,
+        "late_share": 1 - shares[quarter[0]], "work_layer": by_work[0], "work": work,
+        "work_kind": work_kind, "work_share": 1 - shares[by_work[0]],
         "first_layer": names[0], "first": first, "first_kind": first_kind,
-        "undo": undo, "redo": redo, "peak": max(peaks),
+        "undo": undo, "redo": redo, "peak": max(peaks), "load": load,
+        "forward_cpu": forward_cpu, "late_cpu": late_cpu, "work_cpu": work_cpu,
+        "first_cpu": first_cpu,
     }
 
 
 def row(r) -> str:
-    f = r["forward"]
+    f, c = r["forward"], r["forward_cpu"]
     return (f"| {r['model']} | {r['budget'] / 2**20:.0f} | {f:.2f} | {r['opening'] / f:.2f}x | "
-            f"`{r['late_layer']}` {r['late'] / f:.2f}x ({r['late_kind']}) | "
-            f"`{r['first_layer']}` {r['first'] / f:.2f}x ({r['first_kind']}) | "
-            f"{r['undo'] / f:.3f}x / {r['redo'] / f:.3f}x | {r['peak'] / 2**20:.0f} |")
+            f"`{r['late_layer']}` {r['late'] / f:.2f}x, CPU {r['late_cpu'] / c:.2f}x "
+            f"({r['late_kind']}; {r['late_share']:.0%} of the work after it) | "
+            f"`{r['work_layer']}` {r['work'] / f:.2f}x, CPU {r['work_cpu'] / c:.2f}x "
+            f"({r['work_kind']}; {r['work_share']:.0%} after it) | "
+            f"`{r['first_layer']}` {r['first'] / f:.2f}x, CPU {r['first_cpu'] / c:.2f}x "
+            f"({r['first_kind']}) | "
+            f"{r['undo'] / f:.3f}x / {r['redo'] / f:.3f}x | {r['peak'] / 2**20:.0f} | "
+            f"{r['load']:.1f} |")
 
 
 HEADER = [
-    "| model | budget (MiB) | `model(x)` (s) | first probe | Apply, last quarter (target <= 0.25x) "
+    "| model | budget (MiB) | `model(x)` (s) | first probe "
+    "| Apply, last quarter of layers (target <= 0.25x) "
+    "| Apply, last quarter of work (target <= 0.25x) "
     "| Apply, first activation (target <= 1.2x) | Undo / Redo (target <= 0.1x) "
-    "| peak probe memory (MiB) |",
-    "|---|---:|---:|---:|---|---|---|---:|",
+    "| peak probe memory (MiB) | load |",
+    "|---|---:|---:|---:|---|---|---|---|---:|---:|",
 ]
 
 
@@ -119,10 +165,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="append to benchmarks/RESULTS.md")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--sizes", nargs="*", default=["224", "224/256", "64"],
+                        help="rows: size, or size/budget in MiB")
     args = parser.parse_args()
     rows = []
     for name in args.models:
-        for size, budget in ((224, None), (224, SMALL_BUDGET), (64, None)):
+        for spec in args.sizes:
+            size, _, mib = spec.partition("/")
+            size, budget = int(size), (int(mib) * 2**20 if mib else None)
             rows.append(measure(name, size, budget))
             print(row(rows[-1]), flush=True)
     text = "\n".join(HEADER + [row(r) for r in rows])
@@ -134,7 +184,9 @@ def main():
             f"`.venv/bin/python benchmarks/bench_editor_224.py --write`: {IMAGES} seeded random "
             f"images, `weights=None`; keras {keras.__version__} ({keras.backend.backend()}), "
             f"{platform.machine()}, {os.cpu_count()} shared cores. Every time is divided by one "
-            "plain `model(x)` of the same probe in the same run (median of 3, warm). *First "
+            "plain `model(x)` of the same probe in the same run (median of 3, warm); *CPU*: the "
+            "same ratio of this process's CPU time (all threads), which other load moves less. *Load*: the "
+            "machine's 1-minute load average when the row started (2 cores). *First "
             "probe*: the original's summaries, paid once when the editor first plots. *Apply*: "
             "from `apply()` after the preview's cached dry run to updated plots, heat and "
             "panel. *Peak*: `Probe.peak_bytes` during the run (held + alive in a pass; the probe "

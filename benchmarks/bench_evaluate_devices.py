@@ -9,9 +9,9 @@ model (a small CNN on 32x32x3, 1024 seeded random samples, batch 64) is built
 and compiled under the distribution, edited in a `ModelEditor` (`gelu` in
 one layer), and `editor.evaluate((x, y))` (Keras' evaluate on the original
 and the edited model) is timed: one warm-up, then the median of `--repeat`.
-The simulated devices share the machine's cores, so more devices add
-splitting and gathering work and no compute: the numbers show the overhead
-of running data-parallel, not a speed-up.
+The simulated devices share the machine's cores, so more devices bring no
+compute, only splitting and gathering work: the numbers are not a speed-up
+(on jax, several devices may keep more cores busy than one; see RESULTS.md).
 
     .venv/bin/python benchmarks/bench_evaluate_devices.py [--repeat 3] [--write]
 
@@ -140,11 +140,11 @@ def main():
             "`MirroredStrategy` over logical CPUs); median of the runs after a warm-up; keras "
             f"{rows[0]['keras']}, {platform.machine()}, {os.cpu_count()} shared cores.\n\n"
             f"{text}\n\n"
-            "The simulated devices are slices of the same 2 CPU cores, so these numbers show "
-            "the overhead of data parallelism (splitting each batch, one program per device, "
-            "gathering the metrics), not a speed-up; on real accelerators each device brings its "
-            "own compute. The metrics agree across device counts within float tolerance, as "
-            "tests/test_distribution.py checks.\n")
+            "The simulated devices are slices of the same CPU cores, so these numbers are "
+            "not a speed-up: more devices bring no compute, only splitting each batch, one "
+            "program per device and gathering the metrics (on jax, several devices may keep "
+            "more cores busy than one). The metrics agree across device counts within float "
+            "tolerance, as tests/test_distribution.py checks.\n")
         with open(ROOT / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as handle:
             handle.write(section)
 

@@ -6,6 +6,12 @@ notebook by leaving it as the cell's value, or turn it into PNG bytes with
 `figure_to_png` (what the editor widget displays). Text (layer names,
 titles) is drawn literally: a ``$`` in a name is a dollar sign, not mathtext.
 
+Figures are made at 72 dots per inch, so one point is one CSS pixel: a
+figure `Display(width=760)` asks for is 760 px wide with 11 px text, and
+`figure_to_png(fig, pixel_ratio=2)` draws it with twice the pixels for a
+screen of that device pixel ratio (sharp, same size on screen). A dark
+`Display` draws light text on a dark background.
+
 >>> import numpy as np
 >>> from kerawidgets.plots import figure_to_png, histogram_figure
 >>> rng = np.random.default_rng(0)
@@ -16,15 +22,21 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
 
+import matplotlib
 import numpy as np
+import PIL.Image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from kerawidgets.statistics import LayerSummary
 from kerawidgets.statistics import agreement as compute_agreement
 
 __all__ = [
+    "Display",
     "agreement_figure",
     "comparison_figure",
     "depth_summary_figure",
@@ -35,7 +47,19 @@ __all__ = [
 
 BEFORE_COLOR = "#4C72B0"
 AFTER_COLOR = "#DD8452"
-FONT_SIZE = 9
+#: Points, and so CSS pixels at the figures' 72 dpi: tick labels and legends; titles are 1 larger.
+FONT_SIZE = 11
+#: Every figure's dots per inch: one point is one CSS pixel.
+DPI = 72
+#: Colours of the light and the dark theme (dark: JupyterLab's dark background).
+THEMES = {
+    False: {"background": "white", "text": "#1f1f1f", "muted": "#555555", "edge": "#777777",
+            "grid": "#b0b0b0", "empty": "#cccccc", "before": BEFORE_COLOR, "after": AFTER_COLOR,
+            "edited": "#C44E52", "agree": "#55A868"},
+    True: {"background": "#111111", "text": "#e6e6e6", "muted": "#b4b4b4", "edge": "#8a8a8a",
+           "grid": "#5a5a5a", "empty": "#555555", "before": "#6F9BD8", "after": "#F0A060",
+           "edited": "#F07078", "agree": "#6CC082"},
+}
 #: Text properties for every title, label and tick label: layer names are data,
 #: drawn as written, never parsed as mathtext (a name like ``odd$\foo{$`` would
 #: otherwise make matplotlib raise while drawing).
@@ -44,6 +68,43 @@ LITERAL = {"parse_math": False}
 #: has tick labels on top), which spares matplotlib a search for overlaps on
 #: every draw.
 TITLE = {**LITERAL, "y": 1.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Display:
+    """Where a figure is shown: `width` in CSS pixels, the screen's `pixel_ratio`, `dark` theme.
+
+    The editor's plots report theirs from the browser; figures lay
+    themselves out for `width` (narrower: panels stacked) with text at
+    `FONT_SIZE` pixels, and `figure_to_png(fig, pixel_ratio=...)` draws them
+    at the screen's resolution.
+
+    >>> Display(760).width, Display(760, 2.0, True).key()
+    (760, (760, 2.0, True))
+    """
+
+    width: int = 900
+    pixel_ratio: float = 1.0
+    dark: bool = False
+
+    def key(self) -> tuple:
+        return (int(self.width), float(self.pixel_ratio), bool(self.dark))
+
+
+def _palette(display) -> dict:
+    return THEMES[bool(display is not None and display.dark)]
+
+
+@contextlib.contextmanager
+def _themed(display):
+    """Matplotlib's defaults (text, axes, ticks, grid) in `display`'s theme, while building."""
+    c = _palette(display)
+    with matplotlib.rc_context({
+            "text.color": c["text"], "axes.labelcolor": c["text"], "axes.edgecolor": c["edge"],
+            "axes.facecolor": c["background"], "figure.facecolor": c["background"],
+            "xtick.color": c["text"], "ytick.color": c["text"], "grid.color": c["grid"],
+            "legend.labelcolor": c["text"]}):
+        yield c
 
 
 def _values(array) -> np.ndarray:
@@ -62,7 +123,7 @@ def _values(array) -> np.ndarray:
 
 
 def _new_figure(width, height) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     return fig
 
 
@@ -86,14 +147,15 @@ def _label(name, values, source=None):
     return f"{name}: mean {values.mean():.3g}, std {values.std():.3g}"
 
 
-def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value"):
+def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value", colors=None):
+    c = colors or THEMES[False]
     b = _values(before)
     a = None if after is None else _values(after)
     edges = _shared_bins(b, a, bins)
     # One filled and one outlined staircase per side: two artists instead of a
     # patch per bar, which keeps drawing fast for the editor.
-    for values, source, color, name in ((b, before, BEFORE_COLOR, "before"),
-                                        (a, after, AFTER_COLOR, "after")):
+    for values, source, color, name in ((b, before, c["before"], "before"),
+                                        (a, after, c["after"], "after")):
         if values is None:
             continue
         shares = np.histogram(values, bins=edges)[0] / max(values.size, 1)
@@ -103,11 +165,13 @@ def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value"):
     ax.set_title(title, fontsize=FONT_SIZE + 1, **TITLE)
     ax.set_xlabel(xlabel, fontsize=FONT_SIZE, **LITERAL)
     ax.set_ylabel("share of values", fontsize=FONT_SIZE)
-    ax.tick_params(labelsize=FONT_SIZE - 1)
-    ax.legend(fontsize=FONT_SIZE - 1, frameon=False, loc="upper right")
+    ax.tick_params(labelsize=FONT_SIZE)
+    ax.legend(fontsize=FONT_SIZE, frameon=False, loc="upper right", handlelength=1.2,
+              borderaxespad=0.2, labelspacing=0.25)
     ax.grid(axis="y", alpha=0.3)
+    ax.locator_params(axis="both", nbins=5)
     top = ax.get_ylim()[1]
-    ax.set_ylim(0, top * 1.25)  # room for the legend
+    ax.set_ylim(0, top * 1.4)  # room for the legend
 
 
 def histogram_figure(before, after=None, *, title="Layer output", bins=50,
@@ -135,6 +199,8 @@ _DEPTH_PANELS = (
     ("zero_fraction", "share of zeros"),
     ("saturation", "share saturated"),
 )
+#: Horizontal room, in pixels, a rotated layer name needs on the depth plot's axis.
+_LABEL_PITCH = 20
 
 
 def _series(stats, order, key):
@@ -145,15 +211,35 @@ def _series(stats, order, key):
     return np.array(out)
 
 
+def _depth_layout(order, width, figsize):
+    """(width, height, margins in px, columns) of the depth figure: 2x2 panels, 4x1 when narrow."""
+    columns = 2 if width >= 560 else 1
+    longest = max((len(_short(name)) for name in order), default=1)
+    first = len(_short(order[0])) if order else 1
+    glyph = 0.6 * FONT_SIZE  # an average character's width
+    # names at 60°: their height, the tick, and the axis title under them
+    labels = longest * glyph * 0.87 + 0.5 * FONT_SIZE + 2 * FONT_SIZE + 14
+    top = 52 if columns == 2 else 70  # narrow: the legend on its own line under the title
+    rows, panel, gap = 4 // columns, 118, 34
+    height = top + rows * panel + (rows - 1) * gap + labels
+    if figsize is not None:
+        width, height = figsize[0] * DPI, figsize[1] * DPI
+    left = max(58, first * glyph * 0.5 + 6)  # the first name reaches left of its tick
+    return width, height, {"left": left, "right": 16, "top": top, "bottom": labels, "gap": gap,
+                           "wgap": 58, "legend": 4 if columns == 2 else 24}, columns
+
+
 def depth_summary_figure(stats_before, stats_after=None, order=None, *,
                          title="Layer statistics along depth", highlight=None,
-                         figsize=None) -> Figure:
+                         figsize=None, display=None) -> Figure:
     """Per-layer mean, std, share of zeros and saturation along depth, before vs after.
 
     `stats_before` / `stats_after` map node ids to `layer_statistics` dicts
     (see `kerawidgets.statistics.statistics_by_node`); `order` is the node
     ids from input to output (default: `stats_before`'s order). `highlight`
-    marks a node id (the edited layer) with a vertical line.
+    marks a node id (the edited layer) with a vertical line. `display`
+    (a `Display`) sets the width, in CSS pixels, and the theme; `figsize`
+    (inches) overrides the size.
 
     >>> from kerawidgets.statistics import layer_statistics
     >>> stats = {"a": layer_statistics(np.ones(3)), "b": layer_statistics(np.zeros(3))}
@@ -164,46 +250,61 @@ def depth_summary_figure(stats_before, stats_after=None, order=None, *,
         order = list(stats_before or {})
         order += [k for k in (stats_after or {}) if k not in order]
     order = list(order)
+    display = display or Display()
     positions = np.arange(len(order))
-    width = min(13.0, max(7.0, 0.28 * len(order) + 4))
-    longest = max((len(_short(name)) for name in order), default=1)
-    label_height = (longest * 0.6 * (FONT_SIZE - 2) * 0.87 + 30) / 72  # 60° labels + axis title
-    figsize = figsize or (width, 4.2 + label_height)
-    # Fixed margins (room for the rotated layer names) instead of constrained
-    # layout: the margins are known, and this figure then draws in one pass.
-    fig = Figure(figsize=figsize)
-    fig.subplots_adjust(left=0.55 / figsize[0], right=1 - 0.15 / figsize[0],
-                        top=1 - 0.55 / figsize[1], bottom=label_height / figsize[1],
-                        hspace=0.32, wspace=0.16)
-    axes = fig.subplots(2, 2, sharex=True)
-    marks = len(order) <= 60  # a marker per layer helps a small model, clutters a large one
-    for ax, (key, label) in zip(axes.ravel(), _DEPTH_PANELS):
+    width, height, m, columns = _depth_layout(order, display.width, figsize)
+    with _themed(display) as c:
+        # Fixed margins (room for the rotated layer names) instead of constrained
+        # layout: the margins are known, and this figure then draws in one pass.
+        fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor=c["background"])
+        panel_width = (width - m["left"] - m["right"] - (columns - 1) * m["wgap"]) / columns
+        panel_height = (height - m["top"] - m["bottom"] - (3 // columns) * m["gap"]) / (4 // columns)
+        fig.subplots_adjust(left=m["left"] / width, right=1 - m["right"] / width,
+                            top=1 - m["top"] / height, bottom=m["bottom"] / height,
+                            hspace=m["gap"] / max(panel_height, 1),
+                            wspace=m["wgap"] / max(panel_width, 1))
+        axes = np.atleast_2d(fig.subplots(4 // columns, columns))
+        if columns == 1:
+            axes = axes.reshape(-1, 1)
+        _depth_panels(axes.ravel(), order, positions, stats_before, stats_after, highlight, c)
+        for ax in axes[:-1].ravel():  # the panels above the last row: no x ticks to draw
+            ax.set_xticks([])
+        for ax in axes.ravel():
+            ax.set_xlim(-0.5, max(len(order) - 0.5, 0.5))
+        fig.legend(*axes.ravel()[0].get_legend_handles_labels(), loc="upper right", ncol=3,
+                   fontsize=FONT_SIZE, frameon=False, handlelength=1.6,
+                   bbox_to_anchor=(1 - m["right"] / width, 1 - m["legend"] / height))
+        fit = max(2, int(panel_width // _LABEL_PITCH))
+        step = max(1, int(np.ceil(len(order) / fit)))
+        for ax in axes[-1]:
+            ax.set_xticks(positions[::step])
+            ax.set_xticklabels([_short(order[i]) for i in positions[::step]], rotation=60,
+                               ha="right", rotation_mode="anchor", fontsize=FONT_SIZE, **LITERAL)
+            ax.set_xlabel("layer (input → output)", fontsize=FONT_SIZE)
+        fig.suptitle(title, fontsize=FONT_SIZE + 2, x=m["left"] / width, y=1 - 6 / height,
+                     ha="left", va="top", **LITERAL)
+    return fig
+
+
+def _depth_panels(axes, order, positions, stats_before, stats_after, highlight, c):
+    marks = len(order) <= 40  # a marker per layer helps a small model, clutters a large one
+    for ax, (key, label) in zip(axes, _DEPTH_PANELS):
         before = _series(stats_before, order, key)
-        ax.plot(positions, before, color=BEFORE_COLOR, marker="o" if marks else None,
+        ax.plot(positions, before, color=c["before"], marker="o" if marks else None,
                 markersize=3, linewidth=1.4, label="before")
         if stats_after:
             after = _series(stats_after, order, key)
-            ax.plot(positions, after, color=AFTER_COLOR, marker="s" if marks else None,
+            ax.plot(positions, after, color=c["after"], marker="s" if marks else None,
                     markersize=3, linewidth=1.4, linestyle="--", label="after")
         if highlight is not None and highlight in order:
-            ax.axvline(order.index(highlight), color="#C44E52", linewidth=1, alpha=0.7,
+            ax.axvline(order.index(highlight), color=c["edited"], linewidth=1, alpha=0.8,
                        label="edited")
         ax.set_title(label, fontsize=FONT_SIZE + 1, **TITLE)
         ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=FONT_SIZE - 1)
+        ax.tick_params(labelsize=FONT_SIZE)
+        ax.locator_params(axis="y", nbins=4)
         if key in ("zero_fraction", "saturation"):
             ax.set_ylim(-0.03, 1.03)
-    # One legend for the four panels, in the title line, where it hides no data.
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper right", ncol=3,
-               fontsize=FONT_SIZE - 1, frameon=False, bbox_to_anchor=(1 - 0.1 / figsize[0], 1.0))
-    step = max(1, int(np.ceil(len(order) / 30)))
-    for ax in axes[1]:
-        ax.set_xticks(positions[::step])
-        ax.set_xticklabels([_short(order[i]) for i in positions[::step]], rotation=60,
-                           ha="right", fontsize=FONT_SIZE - 2, **LITERAL)
-        ax.set_xlabel("layer (input → output)", fontsize=FONT_SIZE)
-    fig.suptitle(title, fontsize=FONT_SIZE + 2, x=0.55 / figsize[0], ha="left", **LITERAL)
-    return fig
 
 
 def _short(name, limit=22):
@@ -233,11 +334,12 @@ _NUMBERS = (
 )
 
 
-def _draw_agreement(bars_ax, text_ax, result, title):
+def _draw_agreement(bars_ax, text_ax, result, title, c=None):
     """Shares as bars on `bars_ax`, the other numbers as a two-column table on `text_ax`."""
+    c = c or THEMES[False]
     shares = [(label, result[key]) for key, label in _SHARES if result.get(key) is not None]
-    colors = {"top-1 agreement": "#55A868", "accuracy before": BEFORE_COLOR,
-              "accuracy after": AFTER_COLOR}
+    colors = {"top-1 agreement": c["agree"], "accuracy before": c["before"],
+              "accuracy after": c["after"]}
     if shares:
         labels = [label for label, _ in shares][::-1]
         values = [value for _, value in shares][::-1]
@@ -248,16 +350,17 @@ def _draw_agreement(bars_ax, text_ax, result, title):
             bars_ax.text(value - 0.02 if inside else value + 0.02,
                          bar.get_y() + bar.get_height() / 2, f"{value:.1%}", va="center",
                          ha="right" if inside else "left",
-                         color="white" if inside else "black", fontsize=FONT_SIZE)
+                         color="white" if inside else c["text"], fontsize=FONT_SIZE)
         bars_ax.set_xlim(0, 1)
         bars_ax.set_xlabel("share of samples", fontsize=FONT_SIZE)
         bars_ax.tick_params(labelsize=FONT_SIZE)
         bars_ax.grid(axis="x", alpha=0.3)
+        bars_ax.xaxis.set_ticks([0, 0.5, 1], ["0", "0.5", "1"])
         bars_ax.set_ylim(len(shares) - 0.4 - max(3, len(shares)), len(shares) - 0.4)
     else:
         bars_ax.set_axis_off()
         bars_ax.text(0.5, 0.5, "no class-like output", ha="center", va="center",
-                     fontsize=FONT_SIZE, color="gray", transform=bars_ax.transAxes)
+                     fontsize=FONT_SIZE, color=c["muted"], transform=bars_ax.transAxes)
     bars_ax.set_title(title, fontsize=FONT_SIZE + 1, **TITLE)
     text_ax.set_axis_off()
     rows = [(label, _fmt(result.get(key))) for key, label in _NUMBERS if key in result]
@@ -270,7 +373,7 @@ def _draw_agreement(bars_ax, text_ax, result, title):
     for r, (label, value) in enumerate(rows):
         y = 1.0 - (r + 0.5) * step
         text_ax.text(0.0, y, label, ha="left", va="center", fontsize=FONT_SIZE,
-                     color="#444444", transform=text_ax.transAxes, **LITERAL)
+                     color=c["muted"], transform=text_ax.transAxes, **LITERAL)
         text_ax.text(1.0, y, value, ha="right", va="center", fontsize=FONT_SIZE,
                      family="monospace", transform=text_ax.transAxes, **LITERAL)
 
@@ -292,14 +395,57 @@ def agreement_figure(agreement_dict, *, title="Model output: before vs after",
     return fig
 
 
+#: Narrower than this (CSS px), the comparison figure puts the agreement under the histograms,
+WIDE = 720
+#: and narrower than this, one histogram under the other (JupyterLab at a 900 px window: 468).
+NARROW = 600
+
+
+def _comparison_boxes(width, titled):
+    """Panels of the comparison figure in pixels from the top left: (height, {name: box})."""
+    top, bottom, left, right, gap, bar_labels = 30 + (24 if titled else 0), 46, 58, 16, 60, 108
+    if width >= WIDE:
+        height = 300 + top - 30
+        panel = (width - left - gap - bar_labels - right) / 2.75  # histogram : agreement = 1 : 0.75
+        inner = height - top - bottom
+        table = max(84, 0.36 * inner)
+        column = left + 2 * panel + gap + bar_labels
+        return height, {
+            "layer": (left, top, panel, inner), "model": (left + panel + gap, top, panel, inner),
+            "bars": (column, top, 0.75 * panel, inner - table - 40),
+            "table": (column - bar_labels + 20, top + inner - table + 12,
+                      0.75 * panel + bar_labels - 20, table - 4)}
+    if width < NARROW:  # one histogram per row, then the bars, then the numbers
+        panel, hist, bars, table = width - left - right, 190, 96, 96
+        rows = [top, top + hist + bottom + 30]
+        third = rows[1] + hist + bottom + 30
+        return third + bars + bottom + table, {
+            "layer": (left, rows[0], panel, hist), "model": (left, rows[1], panel, hist),
+            "bars": (bar_labels + 8, third, width - right - bar_labels - 8, bars),
+            "table": (left - 40, third + bars + bottom - 6, min(panel + 40, 360), table)}
+    panel = (width - left - gap - right) / 2
+    hist, bars = 220, 96
+    height = top + hist + bottom + 34 + bars + bottom
+    second = top + hist + bottom + 34
+    bars_width = (width - left - right - bar_labels) * 0.5
+    return height, {
+        "layer": (left, top, panel, hist), "model": (left + panel + gap, top, panel, hist),
+        "bars": (bar_labels + 8, second, bars_width, bars),
+        "table": (bar_labels + 8 + bars_width + 36, second - 8,
+                  width - right - (bar_labels + 8 + bars_width + 36), bars + 40)}
+
+
 def comparison_figure(layer_before, layer_after, output_before, output_after, *,
                       agreement=None, y=None, layer_name="edited layer",
-                      title=None, figsize=(14.0, 3.9)) -> Figure:
+                      title=None, figsize=None, display=None) -> Figure:
     """The editor's figure after Apply: edited layer's histogram, model output's
-    histogram, and the agreement panel, side by side.
+    histogram, and the agreement panel, side by side (the agreement under the
+    histograms when `display` is narrower than `WIDE` pixels, everything in one
+    column when narrower than `NARROW`).
 
     `agreement` defaults to `statistics.agreement(output_before, output_after, y)`.
-    Several model outputs (lists) show the first.
+    Several model outputs (lists) show the first. `display` (a `Display`)
+    sets the width in CSS pixels and the theme; `figsize` (inches) the size.
 
     >>> rng = np.random.default_rng(0)
     >>> before = rng.normal(size=(16, 4))
@@ -309,31 +455,26 @@ def comparison_figure(layer_before, layer_after, output_before, output_after, *,
     """
     if agreement is None:
         agreement = compute_agreement(output_before, output_after, y)
-    # Fixed margins, in inches, instead of constrained layout: the editor draws
-    # this figure after every edit, and known margins draw in one pass.
-    width, height = figsize
-    fig = Figure(figsize=figsize)
-    left, gap, bar_labels, right = 0.65, 0.8, 1.3, 0.25  # room for tick labels and titles
-    top, bottom, x_label = 0.35 + (0.3 if title else 0.0), 0.55, 0.5
-    panel = (width - left - gap - bar_labels - right) / 2.75  # histogram : agreement = 1 : 0.75
-    y0, h = bottom / height, (height - top - bottom) / height
+    display = display or Display()
+    width = display.width if figsize is None else figsize[0] * DPI
+    height, boxes = _comparison_boxes(width, bool(title))
+    if figsize is not None:
+        height = figsize[1] * DPI
+    with _themed(display) as c:
+        # Fixed margins, in pixels, instead of constrained layout: the editor draws
+        # this figure after every edit, and known margins draw in one pass.
+        fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor=c["background"])
 
-    def axes(x, w, y, hh):
-        return fig.add_axes((x / width, y, w / width, hh))
+        def axes(name):
+            x, top, w, h = boxes[name]
+            return fig.add_axes((x / width, 1 - (top + h) / height, w / width, h / height))
 
-    _draw_histogram(axes(left, panel, y0, h), layer_before, layer_after,
-                    f"{_short(layer_name, 48)} output")
-    _draw_histogram(axes(left + panel + gap, panel, y0, h), output_before, output_after,
-                    "model output")
-    column = left + 2 * panel + gap + bar_labels
-    text_height = 0.36 * (height - top - bottom)
-    bars = axes(column, 0.75 * panel, (bottom + text_height + x_label) / height,
-                h - (text_height + x_label) / height)
-    text = axes(column - bar_labels + 0.25, 0.75 * panel + bar_labels - 0.25, y0,
-                (text_height - 0.1) / height)
-    _draw_agreement(bars, text, agreement, "model output agreement")
-    if title:
-        fig.suptitle(title, fontsize=FONT_SIZE + 2, y=1 - 0.12 / height, **LITERAL)
+        _draw_histogram(axes("layer"), layer_before, layer_after,
+                        f"{_short(layer_name, 48)} output", colors=c)
+        _draw_histogram(axes("model"), output_before, output_after, "model output", colors=c)
+        _draw_agreement(axes("bars"), axes("table"), agreement, "model output agreement", c)
+        if title:
+            fig.suptitle(title, fontsize=FONT_SIZE + 2, y=1 - 6 / height, va="top", **LITERAL)
     return fig
 
 
@@ -418,12 +559,37 @@ def sweep_figure(panels, board, *, metric, higher=True, layer="edited layer", ba
     return fig
 
 
-def figure_to_png(fig: Figure, dpi=100) -> bytes:
+def figure_to_png(fig: Figure, dpi=None, *, pixel_ratio=1.0) -> bytes:
     """The figure as PNG bytes (for an `ipywidgets.Image` or a file).
+
+    By default at the figure's own dpi times `pixel_ratio`: a figure made
+    for a `Display` is drawn with one dot per device pixel of that screen.
 
     >>> figure_to_png(histogram_figure(np.arange(5.0)), dpi=50)[:4]
     b'\\x89PNG'
+    >>> import struct
+    >>> png = figure_to_png(comparison_figure(np.ones(3), np.ones(3), np.ones(3), np.ones(3),
+    ...                                       display=Display(600)), pixel_ratio=2)
+    >>> struct.unpack(">I", png[16:20])[0]  # width in device pixels
+    1200
     """
+    # Agg's canvas and Pillow directly: what `savefig` does for a PNG, without its
+    # search for tight boxes and its canvas switching (a tenth of the editor's plot time).
+    dpi = float(dpi or fig.dpi * float(pixel_ratio))
+    shown = fig.dpi
+    try:
+        fig.dpi = dpi
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        rgba = np.asarray(canvas.buffer_rgba())
+    finally:
+        fig.dpi = shown
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    PIL.Image.fromarray(rgba[..., :3] if _opaque(rgba) else rgba).save(
+        buffer, format="png", compress_level=3,
+        dpi=(round(dpi), round(dpi)))
     return buffer.getvalue()
+
+
+def _opaque(rgba) -> bool:
+    return bool(rgba[..., 3].min() == 255)

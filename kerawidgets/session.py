@@ -122,7 +122,7 @@ class _Comparison:
     movement: dict
     recompute: str
     recomputed: list = dataclasses.field(default_factory=list)
-    pngs: dict | None = None  # the drawn figures, once shown
+    pngs: dict = dataclasses.field(default_factory=dict)  # (plot, display) -> PNG, once drawn
 
     def to_data(self, edit, against) -> dict:
         def layer(stats, key):
@@ -486,10 +486,10 @@ class EditSession:
             raise InvalidEditError(
                 f"{layer!r} is not an edited layer the plots can show against the {against} "
                 f"model; pick one of: {', '.join(map(repr, listed)) or 'none yet'}.")
-        self._against, self._plotted = against, layer
-        if self.position == 0:
-            return
-        with self.working(2) as progress:
+        with self.working(2) as progress:  # raises SessionBusy while a fine-tune runs
+            self._against, self._plotted = against, layer
+            if self.position == 0:
+                return
             comparison = self._step_comparison(progress, step_number=1)
             progress(2, "Drawing the plots…")
             self._tell("compared", comparison, None)
@@ -533,9 +533,13 @@ class EditSession:
         return result
 
     def recover(self, x, y=None, *, epochs=1, batch_size=32, steps=None, progress=None,
-                validation_data=None):
-        """Fine-tune a copy of the current model as a new history step (see `ModelEditor.recover`)."""
-        from kerawidgets.training import fine_tune
+                validation_data=None, baseline=False):
+        """Fine-tune a copy of the current model as a new history step (see `ModelEditor.recover`).
+
+        `baseline=True` also fine-tunes a copy of the original the same way
+        (`training.recovery`): ``result.baseline`` and the status line say how
+        much of the original's accuracy the edited model recovered."""
+        from kerawidgets.training import fine_tune, recovery
 
         self._stop.clear()
         with self.working(self.MOVE_STEPS) as step:
@@ -544,11 +548,17 @@ class EditSession:
                 result = fine_tune(self.model, x, y, epochs=epochs, batch_size=batch_size,
                                    steps=steps, stop=self._stop, progress=progress,
                                    validation_data=validation_data)
+                if baseline:
+                    step(1, "Fine-tuning the original the same way (baseline)…")
+                    result.baseline = recovery(self.original, result, x, y, epochs=epochs,
+                                               batch_size=batch_size, steps=steps)
             except KerawidgetsError as error:
                 self._tell("failed", error, None)
                 raise
+            message = result.step.describe() + (
+                f"; {result.baseline['text']}" if result.baseline else "")
             self._push(Step(result.step, None, result.model, result.report, pinned=True),
-                       f"{result.step.describe()}.", step)
+                       f"{message}.", step)
         return result
 
     def stop_training(self) -> None:
@@ -612,11 +622,12 @@ class EditSession:
             comparison = self._comparison(against, layer, progress)
         return comparison.to_data(self.edit, against)
 
-    def figures(self) -> dict:
-        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
+    def figures(self, displays=None) -> dict:
+        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``,
+        laid out for `displays` (``{name: plots.Display}``; default: 900 px, light)."""
         if self.position == 0:
             return {}
-        return figures_of(self._comparison(self._against), self.probe.y)
+        return figures_of(self._comparison(self._against), self.probe.y, displays)
 
     def _comparison(self, against, layer=None, progress=None) -> _Comparison:
         """The current step against `against` for `layer`: kept on the step, or made now."""
@@ -852,8 +863,10 @@ def _probe_progress(progress, step, text):
     return report
 
 
-def figures_of(comparison: _Comparison, y) -> dict:
-    """The figures of a comparison: ``{"comparison": before/after, "depth": change by depth}``."""
+def figures_of(comparison: _Comparison, y, displays=None) -> dict:
+    """The figures of a comparison: ``{"comparison": before/after, "depth": change by depth}``,
+    or those named in `displays` (``{name: plots.Display}``: the width and theme to draw for)."""
+    displays = displays or {"comparison": None, "depth": None}
     c = comparison
     layer_before, layer_after = c.layer_before, c.layer_after
     if layer_before is None:
@@ -861,12 +874,16 @@ def figures_of(comparison: _Comparison, y) -> dict:
     name = c.focus_after or c.focus_before or "edited layer"
     if c.focus_before and c.focus_after and c.focus_before != c.focus_after:
         name = f"{c.focus_before} → {c.focus_after}"
-    figure = plots.comparison_figure(layer_before, layer_after, c.model_before,
-                                     c.model_after, agreement=c.agreement, y=y,
-                                     layer_name=name)
-    depth = plots.depth_summary_figure(c.stats_before, c.stats_after, order=c.order,
-                                       highlight=c.focus_after)
-    return {"comparison": figure, "depth": depth}
+    figures = {}
+    if "comparison" in displays:
+        figures["comparison"] = plots.comparison_figure(
+            layer_before, layer_after, c.model_before, c.model_after, agreement=c.agreement,
+            y=y, layer_name=name, display=displays["comparison"])
+    if "depth" in displays:
+        figures["depth"] = plots.depth_summary_figure(
+            c.stats_before, c.stats_after, order=c.order, highlight=c.focus_after,
+            display=displays["depth"])
+    return figures
 
 
 def _evaluation_line(result) -> str:

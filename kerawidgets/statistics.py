@@ -423,10 +423,13 @@ class LayerSummary:
         if v.size == 0:
             return
         units = v.reshape(-1, v.shape[-1] if v.ndim >= 2 else 1)
-        vmin, vmax, total = float(flat.min()), float(flat.max()), float(flat.sum())
+        # Each unit's largest and smallest value: the dead units and the extremes in two
+        # passes over the output (not four: min, max, then per unit).
+        highest, lowest = _unit_extremes(units)
+        vmin, vmax, total = float(lowest.min()), float(highest.max()), float(flat.sum())
         if math.isfinite(vmin) and math.isfinite(vmax) and math.isfinite(total):
             self._moments(flat, total, vmin, vmax)
-            dead = _dead_units(units, vmin, vmax)
+            dead = (highest == 0) & (lowest == 0)
         else:  # NaN or inf somewhere: moments of the finite values, dead units counted
             finite = flat[np.isfinite(flat)]
             if finite.size:
@@ -498,15 +501,30 @@ class LayerSummary:
         return f"<LayerSummary {self.shape}: {len(self.sample)} sampled values>"
 
 
-def _dead_units(units, vmin, vmax) -> np.ndarray:
-    """Which columns of `units` (finite values) are 0 everywhere: one reduction at most per sign."""
-    if vmin > 0 or vmax < 0:  # no zero at all
-        return np.zeros(units.shape[1], bool)
-    if vmin >= 0:  # ReLU-like: a unit is dead when its largest value is 0
-        return units.max(axis=0) == 0
-    if vmax <= 0:
-        return units.min(axis=0) == 0
-    return (units.max(axis=0) == 0) & (units.min(axis=0) == 0)
+#: Columns a per-unit reduction works on at once (see `_unit_extremes`).
+_FOLD_COLUMNS = 2048
+
+
+def _unit_extremes(units) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's largest and smallest value of `units` (rows x units).
+
+    Few units (a conv's 16 or 32 channels) make numpy's reduction down the
+    rows slow: it works on one short row at a time. The rows are folded into
+    rows of about `_FOLD_COLUMNS` values first (k rows side by side), reduced,
+    and the k partial results reduced again: the same values, several times faster.
+
+    >>> high, low = _unit_extremes(np.arange(12.0).reshape(6, 2))
+    >>> high.tolist(), low.tolist()
+    ([10.0, 11.0], [0.0, 1.0])
+    """
+    rows, columns = units.shape
+    fold = max(1, min(rows, _FOLD_COLUMNS // max(columns, 1)))
+    while rows % fold:
+        fold -= 1
+    wide = units.reshape(rows // fold, fold * columns)
+    highest = wide.max(axis=0).reshape(fold, columns).max(axis=0)
+    lowest = wide.min(axis=0).reshape(fold, columns).min(axis=0)
+    return highest, lowest
 
 
 def summarize(array) -> LayerSummary:

@@ -36,7 +36,7 @@ from kerawidgets.rebuild import copy_model
 from kerawidgets.report import LayerOutcome, RebuildReport
 
 __all__ = ["FineTune", "FineTuneResult", "StopFlag", "evaluate", "evaluate_pair", "fine_tune",
-           "in_background"]
+           "in_background", "recovery"]
 
 
 class NotCompiledError(InvalidEditError):
@@ -232,6 +232,7 @@ class FineTuneResult:
     report: RebuildReport
     history: dict
     batch_logs: list
+    baseline: dict | None = None  # `recovery`'s numbers, when asked for
 
     @property
     def stopped(self) -> bool:
@@ -301,6 +302,43 @@ def fine_tune(model, x, y=None, *, epochs=1, batch_size=32, steps=None, stop=Non
                     stopped=callback.stopped, total_batches=callback.total)
     return FineTuneResult(copy, step, _report(copy, step), dict(history.history),
                           callback.logs)
+
+
+def recovery(original, result: FineTuneResult, x, y=None, *, epochs=1, batch_size=32,
+             steps=None) -> dict:
+    """The baseline of a fine-tune: the same training on a copy of `original`, both evaluated.
+
+    A copy of `original` is fine-tuned with the same settings for exactly
+    as many batches as `result` trained (fewer when it was stopped); both
+    trained models are then evaluated on ``(x, y)`` with Keras' evaluate.
+    Returns ``{"recovered": metrics, "baseline": metrics, "share": the
+    recovered accuracy over the baseline's (None without an accuracy metric),
+    "text": one line saying it, "batches": the baseline's batches}``.
+    `original` is never trained.
+    """
+    stop = StopFlag()
+
+    def progress(done, total, logs):
+        if done >= result.step.batches:
+            stop.stop()
+
+    base = fine_tune(original, x, y, epochs=epochs, batch_size=batch_size, steps=steps,
+                     stop=stop, progress=progress)
+    arrays = _samples(_split(x, y)[0]) is not None
+    size = batch_size if arrays else None
+    recovered = evaluate(result.model, x, y, batch_size=size)
+    baseline = evaluate(base.model, x, y, batch_size=size)
+    key = next((k for k in recovered if "accuracy" in k), None)
+    share = None
+    if key is not None and baseline.get(key):
+        share = recovered[key] / baseline[key]
+        text = (f"recovered to {share:.0%} of the original's {key} fine-tuned the same way "
+                f"({recovered[key]:.1%} vs {baseline[key]:.1%} on the training data)")
+    else:
+        text = (f"loss {recovered['loss']:.4g} against {baseline['loss']:.4g} for the original "
+                "fine-tuned the same way")
+    return {"recovered": recovered, "baseline": baseline, "share": share, "text": text,
+            "batches": base.step.batches}
 
 
 def in_background(work, *, name="kerawidgets-fine-tune") -> threading.Thread:

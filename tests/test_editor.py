@@ -392,7 +392,7 @@ def test_history_drops_old_models_and_rebuilds_them():
 def test_many_edits_free_old_models_and_stay_within_the_memory_budget(monkeypatch):
     from kerawidgets import plots
 
-    monkeypatch.setattr(plots, "figure_to_png", lambda fig, dpi=100: PNG)  # speed: no rendering
+    monkeypatch.setattr(plots, "figure_to_png", lambda fig, dpi=None, pixel_ratio=1.0: PNG)  # speed: no rendering
     inp = keras.Input((6,), name="x")
     h = layers.Dense(32, activation="relu", name="h1")(inp)
     h = layers.Dense(32, activation="relu", name="h2")(h)
@@ -815,3 +815,39 @@ def test_settings_tab_padding_change_needs_the_reinitialise_checkbox(editor):
     p.apply_button.click()
     assert editor.model.get_layer("conv_b").padding == "valid"
     assert editor.report["conv_b"].status == "kept" and editor.report.reinitialised == ["hidden"]
+
+
+def test_plots_are_redrawn_for_the_width_ratio_and_theme_the_browser_reports(editor, monkeypatch):
+    import struct
+
+    from kerawidgets import plots
+
+    drawn = []
+    real = plots.figure_to_png
+    monkeypatch.setattr(plots, "figure_to_png",
+                        lambda fig, dpi=None, pixel_ratio=1.0: drawn.append(
+                            (round(fig.bbox.width), pixel_ratio)) or real(fig, dpi, pixel_ratio=pixel_ratio))
+    editor.apply(SetActivation("conv_b", "tanh"))
+    assert sorted(drawn) == [(900, 1.0), (900, 1.0)]  # before the browser said anything
+    drawn.clear()
+    image = editor.comparison_image
+    image.set_state({"shown_width": 612, "pixel_ratio": 2.0})  # as the browser writes it
+    assert drawn == [(612, 2.0)] and image.drawn_width == 612  # that plot only, once
+    assert struct.unpack(">I", bytes(image.value)[16:20])[0] == 1224
+    image.set_state({"shown_width": 612, "pixel_ratio": 2.0, "_esm": "evil"})  # nothing new
+    assert drawn == [(612, 2.0)]
+    image.set_state({"dark": True})
+    assert len(drawn) == 2 and editor.figures()["comparison"].get_facecolor()[0] < 0.1
+    editor.depth_image.set_state({"shown_width": 5000})  # clamped, then drawn no wider than its cap
+    assert drawn[-1] == (1400, 1.0) and editor.depth_image.drawn_width == 1400
+    drawn.clear()
+    editor.undo()
+    editor.redo()  # the same sizes and theme: the kept PNGs, nothing drawn
+    assert drawn == []
+
+
+def test_plots_follow_an_explicit_theme(data):
+    x, y = data
+    editor = ModelEditor(cnn(), x, y, theme="light")
+    editor.comparison_image.set_state({"dark": True})  # JupyterLab dark, editor asked for light
+    assert editor.comparison_image.display().dark is False

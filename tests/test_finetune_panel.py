@@ -1,5 +1,6 @@
 """widgets/finetune_panel and the editor's Fine-tune section: training in a worker thread, Stop."""
 
+import html
 import threading
 
 import keras
@@ -53,7 +54,7 @@ def test_curve_svg_draws_loss_and_accuracy_and_thins_long_runs():
 def test_settings_are_checked_when_run_is_pressed():
     panel = FineTunePanel()
     panel.epochs.value, panel.steps.value = 3, 5
-    assert panel.settings() == {"epochs": 3, "batch_size": 32, "steps": 5}
+    assert panel.settings() == {"epochs": 3, "batch_size": 32, "steps": 5, "baseline": False}
     panel.batch_size.value = 0
     with pytest.raises(Exception, match="batch size must be at least 1"):
         panel.settings()
@@ -143,3 +144,33 @@ def test_a_worker_thread_gets_the_starting_threads_keras_settings():
     thread.join(WAIT)
     assert plain == {"policy": "float32"}
     assert adapter.thread_settings() is not None
+
+
+def test_a_baseline_fine_tunes_the_original_the_same_way_and_says_how_much_was_recovered():
+    from kerawidgets.training import StopFlag, evaluate, fine_tune, recovery
+
+    editor = editor_with_data()
+    x, y = blobs()
+    original_weights = weights(editor.original)
+    panel = editor.finetune_panel
+    panel.epochs.value, panel.batch_size.value, panel.steps.value = 1, 16, 3
+    panel.baseline.value = True
+    panel.run_button.click()
+    assert editor.wait_fine_tune(WAIT)
+    result_text = html.unescape(panel.result.value)
+    assert "recovered to" in result_text and "of the original's accuracy" in result_text
+    assert "recovered to" in editor.panel.status.value
+    for a, b in zip(original_weights, weights(editor.original)):  # never trained
+        np.testing.assert_array_equal(a, b)
+    # The numbers, from the scripting API: the baseline trained as many batches.
+    result = editor.recover(x, y, epochs=1, batch_size=16, steps=3, baseline=True)
+    numbers = result.baseline
+    assert numbers["recovered"] == pytest.approx(evaluate(result.model, (x, y), batch_size=16))
+    assert numbers["share"] == pytest.approx(
+        numbers["recovered"]["accuracy"] / numbers["baseline"]["accuracy"])
+    assert numbers["batches"] == result.step.batches == 3
+    flag = StopFlag()  # a stopped fine-tune: the baseline stops after as many batches
+    stopped = fine_tune(editor.model, x, y, epochs=2, batch_size=16, stop=flag,
+                        progress=lambda done, total, logs: done == 4 and flag.stop())
+    assert stopped.stopped and stopped.step.batches == 4
+    assert recovery(editor.original, stopped, x, y, epochs=2, batch_size=16)["batches"] == 4

@@ -130,3 +130,109 @@ def test_names_with_dollar_signs_are_drawn_literally():
     assert figures[1].axes[0].get_title() == f"{name} output"
     ticks = [t.get_text() for t in figures[2].axes[2].get_xticklabels()]
     assert ticks == ["x", name]
+
+
+# --- drawn for where they are shown: width, pixel ratio, theme ----------------------------
+
+def _png_size(png):
+    import struct
+
+    return struct.unpack(">II", png[16:24])
+
+
+def _comparison(display):
+    model, new, probe = model_and_edit()
+    before, after = probe.outputs(model), probe.outputs(new)
+    return plots.comparison_figure(before["hidden"], after["hidden"], probe.model_output(model),
+                                   probe.model_output(new), y=probe.y, layer_name="hidden",
+                                   display=display)
+
+
+def _texts(fig):
+    from matplotlib.text import Text
+
+    return [t for t in fig.findobj(Text) if t.get_text() and t.get_visible()]
+
+
+def _inside_figure(fig):
+    """Everything drawn lies inside the figure (nothing clipped at its edges): None, or the box."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # axis labels find their place while drawing
+    box = fig.get_tightbbox(canvas.get_renderer())  # inches, of what is drawn
+    width, height = fig.get_size_inches()
+    tolerance = 1.5 / fig.dpi
+    inside = (box.x0 >= -tolerance and box.y0 >= -tolerance and box.x1 <= width + tolerance
+              and box.y1 <= height + tolerance)
+    return None if inside else (box, (width, height))
+
+
+def test_figures_are_drawn_at_the_shown_width_and_pixel_ratio():
+    fig = _comparison(plots.Display(760, 2.0))
+    assert fig.dpi == plots.DPI == 72 and round(fig.bbox.width) == 760  # one point, one CSS px
+    assert _png_size(plots.figure_to_png(fig, pixel_ratio=2.0))[0] == 1520  # device pixels
+    assert _png_size(plots.figure_to_png(fig))[0] == 760
+    stats = statistics_by_node({f"layer_{i}": np.full((4, 2), float(i)) for i in range(150)})
+    depth = plots.depth_summary_figure(stats, stats, display=plots.Display(900))
+    assert round(depth.bbox.width) == 900
+
+
+def test_text_is_readable_when_shown_at_900_px():
+    """Every text is at least 11 CSS px (the figure is shown at the size it is drawn)."""
+    stats = statistics_by_node({f"conv{i}_block{i % 3}_relu": np.full((4, 2), float(i))
+                                for i in range(177)})
+    for fig in (_comparison(plots.Display(760)), _comparison(plots.Display(500)),
+                plots.depth_summary_figure(stats, stats, display=plots.Display(760)),
+                plots.depth_summary_figure(stats, stats, display=plots.Display(420))):
+        sizes = {t.get_fontsize() for t in _texts(fig)}
+        assert min(sizes) >= plots.FONT_SIZE >= 11, sizes
+        assert _inside_figure(fig) is None
+
+
+def test_depth_labels_fit_the_panel_width():
+    names = [f"block_{i}_expand_relu" for i in range(155)]
+    stats = statistics_by_node({name: np.ones((2, 2)) for name in names})
+    for width in (420, 760, 1400):
+        fig = plots.depth_summary_figure(stats, stats, display=plots.Display(width))
+        bottom = fig.axes[-1]
+        labels = [t for t in bottom.get_xticklabels() if t.get_text()]
+        panel = bottom.get_window_extent().width
+        assert 2 <= len(labels) <= panel / plots._LABEL_PITCH + 1, (width, len(labels))
+    wide = plots.depth_summary_figure(stats, stats, display=plots.Display(1400))
+    narrow = plots.depth_summary_figure(stats, stats, display=plots.Display(420))
+    # 2x2 panels when wide, one column when narrow: the last two panels share a row or not
+    assert wide.axes[2].get_position().y0 == wide.axes[3].get_position().y0
+    assert narrow.axes[2].get_position().y0 > narrow.axes[3].get_position().y0
+
+
+def test_narrow_comparison_puts_the_agreement_under_the_histograms():
+    wide, narrow = _comparison(plots.Display(900)), _comparison(plots.Display(520))
+    hist, _, bars = wide.axes[:3]
+    assert abs(bars.get_position().y1 - hist.get_position().y1) < 0.01  # one row
+    hist, _, bars = narrow.axes[:3]
+    assert bars.get_position().y1 < hist.get_position().y0  # a second row
+
+
+def test_dark_display_draws_light_text_on_a_dark_background():
+    from matplotlib.colors import to_rgb
+
+    def brightness(color):
+        return sum(to_rgb(color)) / 3
+
+    def texts(fig):  # the bar values drawn inside a bar are white on both themes
+        return [t for t in _texts(fig) if to_rgb(t.get_color()) != (1.0, 1.0, 1.0)]
+
+    light, dark = _comparison(plots.Display(760)), _comparison(plots.Display(760, dark=True))
+    assert brightness(light.get_facecolor()) > 0.9 and brightness(dark.get_facecolor()) < 0.1
+    assert all(brightness(t.get_color()) > 0.6 for t in texts(dark))
+    assert all(brightness(t.get_color()) < 0.4 for t in texts(light))
+    import io
+
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(plots.figure_to_png(dark))).convert("L"))
+    assert np.median(pixels) < 40  # mostly background: dark
+    import matplotlib
+
+    assert matplotlib.rcParams["text.color"] == "black"  # the theme did not leak

@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import weakref
 from typing import Any
@@ -74,10 +75,13 @@ from kerawidgets.widgets.export import editor_export
 from kerawidgets.widgets.finetune_panel import FineTunePanel
 from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
 from kerawidgets.widgets.plot_controls import PlotControls
+from kerawidgets.widgets.plot_image import PlotImage
 
 __all__ = ["SAVE_TOLERANCE", "ModelEditor", "NothingToApply", "SaveCheckError"]
 
 _PLOT_DPI = 80
+#: Widest each plot is drawn (CSS px): wider screens show it at this width, not stretched.
+_PLOT_MAX_WIDTH = {"comparison": 1280, "depth": 1400}
 
 
 class ModelEditor:
@@ -134,9 +138,13 @@ class ModelEditor:
         self.finetune_panel = FineTunePanel()
         self.panel.widget.children = (*self.panel.widget.children, self.compare_panel.widget,
                                       self.finetune_panel.widget)
-        self.comparison_image = w.Image(format="png", layout=w.Layout(width="100%",
-                                                                      max_width="1120px"))
-        self.depth_image = w.Image(format="png", layout=w.Layout(width="100%", max_width="900px"))
+        # Each plot is drawn for the width, pixel ratio and theme its browser view reports.
+        self.comparison_image = PlotImage(theme=theme, alt="Before and after the edit",
+                                          layout=w.Layout(width="100%"))
+        self.depth_image = PlotImage(theme=theme, alt="Layer statistics along depth",
+                                     layout=w.Layout(width="100%"))
+        for name, image in (("comparison", self.comparison_image), ("depth", self.depth_image)):
+            image.on_display(lambda _display, name=name: self._redraw_plot(name))
         self.plots_note = w.HTML("<i>Apply an edit to see its effect on the probe data.</i>")
         self.plots_note.add_class("kwe-plots-note")
         self.comparison_image.add_class("kwe-plot-comparison")
@@ -255,7 +263,7 @@ class ModelEditor:
                                      progress=progress)
 
     def recover(self, x, y=None, *, epochs=1, batch_size=32, steps=None, progress=None,
-                validation_data=None):
+                validation_data=None, baseline=False):
         """Fine-tune the current model with Keras' `fit`, as a new history step.
 
         The current model is copied and the copy trained (compiled like the
@@ -264,9 +272,12 @@ class ModelEditor:
         never touched. `stop_training()` (the Stop button) ends it after the
         current batch, keeping what was learned. Returns a
         `kerawidgets.training.FineTuneResult` (`history`, `batch_logs`, `step`).
+        `baseline=True` also fine-tunes a copy of the original the same way
+        (`result.baseline`: "recovered to 97% of the original's accuracy").
         """
         return self.session.recover(x, y, epochs=epochs, batch_size=batch_size, steps=steps,
-                                    progress=progress, validation_data=validation_data)
+                                    progress=progress, validation_data=validation_data,
+                                    baseline=baseline)
 
     def stop_training(self) -> None:
         """Ask a running `recover` to stop after its current batch."""
@@ -310,8 +321,10 @@ class ModelEditor:
         return self.session.edited_layers(against)
 
     def figures(self) -> dict:
-        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``."""
-        return self.session.figures()
+        """The current plots as matplotlib Figures: ``{"comparison": ..., "depth": ...}``
+        (laid out for the width and theme they are shown at)."""
+        return self.session.figures({"comparison": self.comparison_image.display(),
+                                     "depth": self.depth_image.display()})
 
     def to_code(self, model_var="model") -> str:
         """A Python script that replays `history` on `model_var` with the public API:
@@ -566,7 +579,8 @@ class ModelEditor:
     def _fine_tune_done(self, result, error):
         """In the worker, when training ended: the section says how (errors in the status too)."""
         if error is None:
-            self.finetune_panel.finish(f"{result.step.describe()}.", ok=True)
+            baseline = f"; {result.baseline['text']}" if result.baseline else ""
+            self.finetune_panel.finish(f"{result.step.describe()}{baseline}.", ok=True)
             return
         if isinstance(error, KerawidgetsError):
             text = str(error)
@@ -737,12 +751,8 @@ class ModelEditor:
             self.comparison_image.layout.display = "none"
             self.depth_image.layout.display = "none"
             return
-        if comparison.pngs is None:  # drawn once per comparison: undo and redo reuse it
-            figures = figures_of(comparison, self.probe.y)
-            comparison.pngs = {key: plots.figure_to_png(figures[key], dpi=_PLOT_DPI)
-                               for key in ("comparison", "depth")}
-        self.comparison_image.value = comparison.pngs["comparison"]
-        self.depth_image.value = comparison.pngs["depth"]
+        self._draw_plot("comparison", comparison)
+        self._draw_plot("depth", comparison)
         self.comparison_image.layout.display = None
         self.depth_image.layout.display = None
         a = comparison.agreement
@@ -758,6 +768,28 @@ class ModelEditor:
         if a.get("accuracy_before") is not None:
             parts.append(f"accuracy {a['accuracy_before']:.1%} → {a['accuracy_after']:.1%}")
         self.plots_note.value = " · ".join(parts)
+
+    def _draw_plot(self, name, comparison):
+        """Show plot `name` of `comparison` drawn for where it is shown (kept: undo and redo reuse it)."""
+        image = getattr(self, f"{name}_image")
+        shown = image.display()
+        display = dataclasses.replace(shown, width=min(shown.width, _PLOT_MAX_WIDTH[name]))
+        key = (name, display.key())
+        if key not in comparison.pngs:
+            figure = figures_of(comparison, self.probe.y, {name: display})[name]
+            comparison.pngs[key] = plots.figure_to_png(figure, pixel_ratio=display.pixel_ratio)
+            for old in list(comparison.pngs)[:-4]:  # a few sizes and themes at most
+                del comparison.pngs[old]
+        image.show(comparison.pngs[key], display.width)
+
+    def _redraw_plot(self, name):
+        """The browser reported a new width, pixel ratio or theme: draw the shown plot again."""
+        comparison = self.session.comparison
+        if comparison is not None and not self.session.busy:
+            try:
+                self._draw_plot(name, comparison)
+            except Exception as error:  # the plot stays as it was; say why
+                self.panel.show_status(plot_failure(error), "error")
 
     def _show_busy(self, active, text, step, steps):
         if active:

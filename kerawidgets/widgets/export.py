@@ -38,7 +38,9 @@ import re
 import anywidget
 import traitlets
 
-__all__ = ["EXPORT_DPI", "ExportBox", "editor_export", "figure_files", "file_stem"]
+from kerawidgets.errors import KerawidgetsError
+
+__all__ = ["EXPORT_DPI", "ExportBox", "code_text", "editor_export", "figure_files", "file_stem"]
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 #: PNG resolution of a downloaded figure: sharp on a 2x screen and in a slide.
@@ -113,6 +115,23 @@ class ExportBox(anywidget.AnyWidget):
             self.send_state(known)
 
 
+def code_text(editor) -> str:
+    """`editor.to_code()`, or a comment saying why the history cannot be written as code
+    (an edit chosen by a predicate is Python code, not data), so a view of the code never
+    breaks the Apply that changed it.
+
+    >>> class Editor:
+    ...     def to_code(self):
+    ...         raise KerawidgetsError("Cannot write the layer selector <lambda> as code.")
+    >>> print(code_text(Editor()))
+    # to_code() cannot write this history: Cannot write the layer selector <lambda> as code.
+    """
+    try:
+        return editor.to_code()
+    except KerawidgetsError as error:
+        return f"# to_code() cannot write this history: {error}"
+
+
 def editor_export(editor) -> ExportBox:
     """An `ExportBox` that follows `editor` (a `ModelEditor`): its code after every
     Apply, Undo, Redo and Reset (`on_change`), its figures when Figures is pressed.
@@ -122,7 +141,7 @@ def editor_export(editor) -> ExportBox:
     def refresh():
         stale = bool(box.files)
         box.files = []
-        box.code = editor.to_code()
+        box.code = code_text(editor)
         box.can_draw = bool(editor.history)
         box.note = "The plots changed: press Figures again for their files." if stale else ""
 

@@ -10,7 +10,7 @@ not flood the browser with messages.
 >>> panel = FineTunePanel()
 >>> panel.set_available(True, "Fine-tunes on the 64 samples given to the editor.")
 >>> panel.settings()
-{'epochs': 1, 'batch_size': 32, 'steps': None}
+{'epochs': 1, 'batch_size': 32, 'steps': None, 'baseline': False}
 >>> panel.start(); panel.add_batch(1, 4, {"loss": 0.9, "accuracy": 0.5}, now=0.0)
 >>> panel.progress.value, panel.progress.max, "<polyline" in panel.curve.value
 (1, 4, True)
@@ -113,6 +113,8 @@ class FineTunePanel:
         self.steps = w.IntText(value=0, description="batches per epoch", style=style,
                                layout=wide)
         self.steps.description_tooltip = "0: every batch of the data"
+        self.baseline = w.Checkbox(description="also fine-tune the original the same way "
+                                   "(baseline)", indent=False, layout=wide)
         self.run_button = w.Button(description="Run", icon="play", disabled=True,
                                    layout=w.Layout(width="auto"))
         self.stop_button = w.Button(description="Stop", icon="stop", disabled=True,
@@ -121,7 +123,7 @@ class FineTunePanel:
         self.note = w.HTML("<i>Fine-tunes the current model on the editor's data.</i>")
         self.curve = w.HTML(layout=w.Layout(width="100%"))
         self.result = w.HTML(layout=w.Layout(width="100%"))
-        body = w.VBox([self.note, self.epochs, self.batch_size, self.steps,
+        body = w.VBox([self.note, self.epochs, self.batch_size, self.steps, self.baseline,
                        w.HBox([self.run_button, self.stop_button]), self.progress, self.curve,
                        self.result], layout=w.Layout(width="100%"))
         self.widget = w.Accordion(children=[body], selected_index=None,
@@ -131,6 +133,7 @@ class FineTunePanel:
         for widget, name in ((self.epochs, "kwe-finetune-epochs"),
                              (self.batch_size, "kwe-finetune-batch-size"),
                              (self.steps, "kwe-finetune-steps"),
+                             (self.baseline, "kwe-finetune-baseline"),
                              (self.run_button, "kwe-finetune-run"),
                              (self.stop_button, "kwe-finetune-stop"),
                              (self.progress, "kwe-finetune-progress"),
@@ -154,14 +157,16 @@ class FineTunePanel:
         """Run only when available and nothing runs; Stop only while training runs."""
         self.run_button.disabled = busy or self.running or not self.available
         self.stop_button.disabled = not self.running
-        for box in (self.epochs, self.batch_size, self.steps):
+        for box in (self.epochs, self.batch_size, self.steps, self.baseline):
             box.disabled = self.running
 
     def settings(self) -> dict:
-        """``{"epochs", "batch_size", "steps"}`` from the text boxes, checked (steps 0: None)."""
+        """``{"epochs", "batch_size", "steps", "baseline"}`` from the controls, checked
+        (steps 0: None)."""
         return {"epochs": _whole(self.epochs, "epochs", 1),
                 "batch_size": _whole(self.batch_size, "batch size", 1),
-                "steps": _whole(self.steps, "batches per epoch", 1, allow_zero=True)}
+                "steps": _whole(self.steps, "batches per epoch", 1, allow_zero=True),
+                "baseline": bool(self.baseline.value)}
 
     # --- while training (called from the worker thread) ------------------------
 

@@ -50,11 +50,13 @@ def graph_bundle(view) -> dict:
     return {"text/html": graph_html(view), "image/svg+xml": view.to_svg()}
 
 
-def _png(data: bytes, css_class: str, alt: str) -> str:
+def _png(data: bytes, css_class: str, alt: str, width: int = 0) -> str:
+    """An inline PNG; `width`: the CSS width it was drawn for (a 2x PNG shows at half its pixels)."""
     if not data:
         return ""
     encoded = base64.b64encode(bytes(data)).decode("ascii")
-    return (f'<img class="{css_class}" alt="{html.escape(alt)}" style="max-width:100%" '
+    size = f"width:{int(width)}px;" if width else ""
+    return (f'<img class="{css_class}" alt="{html.escape(alt)}" style="{size}max-width:100%" '
             f'src="data:image/png;base64,{encoded}"/>')
 
 
@@ -67,8 +69,10 @@ def editor_html(editor) -> str:
                       "run the notebook to edit."),
              _figure(editor.view.to_svg(), f"Graph of {editor.model.name}"),
              f'<div class="kw-static-plots-note" style="{_NOTE}">{editor.plots_note.value}</div>',
-             _png(editor.comparison_image.value, "kw-static-plot", "Before and after the edit"),
-             _png(editor.depth_image.value, "kw-static-plot", "Change by depth"),
+             _png(editor.comparison_image.value, "kw-static-plot", "Before and after the edit",
+                  editor.comparison_image.drawn_width),
+             _png(editor.depth_image.value, "kw-static-plot", "Change by depth",
+                  editor.depth_image.drawn_width),
              "</div>"]
     return "".join(parts)
 

@@ -29,6 +29,8 @@ import re
 
 import ipywidgets as w
 
+from kerawidgets.widgets.export import code_text
+
 __all__ = ["Exercise", "check", "code_view", "in_voila", "restore_button", "run_code_check"]
 
 _STYLE = """<style>
@@ -143,7 +145,7 @@ def code_view(editor) -> w.HTML:
 
     def refresh():
         view.value = (f"<pre style='margin:0;white-space:pre-wrap'>"
-                      f"{html.escape(editor.to_code())}</pre>")
+                      f"{html.escape(code_text(editor))}</pre>")
 
     refresh()
     editor.on_change(refresh)

@@ -288,6 +288,13 @@ class Notebook:
         text = self.page.evaluate(_KERNEL_EVAL_JS, f"__import__('json').dumps({expression})")
         return json.loads(ast.literal_eval(text))
 
+    def show_cell(self, index: int) -> None:
+        """Scroll cell `index` into view. JupyterLab renders only the cells in view, so a
+        widget in a cell out of view is not drawn until it is scrolled to."""
+        self.page.evaluate(
+            "async (i) => { const n = window.jupyterapp.shell.currentWidget.content;"
+            " n.activeCellIndex = i; await n.scrollToItem(i, 'start'); }", index)
+
     def screenshot(self, name: str, locator=None) -> Path:
         """Save a PNG to test-artifacts/<name>.png (of `locator` if given)."""
         ARTIFACTS.mkdir(exist_ok=True)
@@ -297,10 +304,12 @@ class Notebook:
 
 
 def notebook_factory(lab, browser, contexts):
-    """`open_notebook(cells, name=None, run=True, viewport=(w, h)) -> Notebook`; new
-    browser contexts are appended to `contexts` for the caller to close."""
-    def open_notebook(cells, name=None, run=True, viewport=(1400, 900)) -> Notebook:
-        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    """`open_notebook(cells, name=None, run=True, viewport=(w, h), scale=1) -> Notebook`;
+    `scale` is the screen's device pixel ratio. New browser contexts are appended to
+    `contexts` for the caller to close."""
+    def open_notebook(cells, name=None, run=True, viewport=(1400, 900), scale=1) -> Notebook:
+        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
+                                      device_scale_factor=scale)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(60_000)
@@ -320,7 +329,10 @@ def notebook_factory(lab, browser, contexts):
 
 _KERNEL_EVAL_JS = """async (code) => {
   const panel = window.jupyterapp.shell.currentWidget;
-  const kernel = panel.sessionContext.session.kernel;
+  await panel.sessionContext.ready;  // a session exists (under load it may come late)
+  const session = panel.sessionContext.session;
+  if (!session || !session.kernel) throw new Error('The notebook has no kernel');
+  const kernel = session.kernel;
   const future = kernel.requestExecute(
     {code: '', silent: true, store_history: false, user_expressions: {value: code}});
   const reply = await future.done;
@@ -328,6 +340,15 @@ _KERNEL_EVAL_JS = """async (code) => {
   if (value.status !== 'ok') throw new Error(value.ename + ': ' + value.evalue);
   return value.data['text/plain'];
 }"""
+
+# The notebook's own kernel, asked through JupyterLab's app object: connected and idle. The
+# execution indicator below can read "idle" before any kernel exists (under load the session
+# came after it, and the next kernel_eval found none).
+_KERNEL_READY_JS = (
+    "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+    " const s = w && w.sessionContext && w.sessionContext.session; const k = s && s.kernel;"
+    " return !!k && k.status === 'idle' && k.connectionStatus === 'connected'; }"
+)
 
 # Idle kernel: the toolbar's execution indicator, or (when a narrow toolbar moved
 # that indicator into its overflow menu) the status bar's "Kernel | Idle" item.
@@ -354,7 +375,7 @@ def _open_until_kernel_idle(page, url, name, attempts=3):
             with contextlib.suppress(Exception):
                 page.locator(".jp-Dialog .jp-mod-accept").click(timeout=500)
             with contextlib.suppress(Exception):
-                page.wait_for_function(_KERNEL_IDLE_JS, timeout=5_000)
+                page.wait_for_function(_KERNEL_READY_JS, timeout=5_000)
                 return
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"kernel_not_idle_{name}_{attempt}.png"))

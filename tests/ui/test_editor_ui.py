@@ -104,7 +104,7 @@ def test_activation_apply_updates_plot_heat_and_kernel(nb):
     page.locator(".kw-editor button.kwe-apply").click()
     wait_text(page, ".kw-editor .kwe-status", "Applied")
     page.wait_for_function(
-        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.naturalWidth > 100; }")
     page.wait_for_selector(".kw-editor .kw-node[data-id='conv'][data-heat]")
     assert "kw-mark-edited" in node(page, "conv").get_attribute("class")
@@ -112,12 +112,12 @@ def test_activation_apply_updates_plot_heat_and_kernel(nb):
     assert nb.eval("editor.original.get_layer('conv').activation.__name__") == "relu"
     assert nb.eval("[e.describe() for e in editor.history]") == [
         "Set the activation of 'conv' to 'gelu'"]
-    first_plot = image_src(page, "kwe-plot-comparison")
+    first_plot = image_src(page, "kwe-plot-comparison img")
     # A second edit near the output: the plot image changes.
     choose_activation_and_apply(nb, "head", "sigmoid")
     wait_text(page, ".kw-editor .kwe-status", "Applied: Set the activation of 'head'")
     page.wait_for_function(
-        "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.getAttribute('src') !== old && i.naturalWidth > 100; }", arg=first_plot)
     wait_text(page, ".kw-editor", "top-1 agreement")
     assert nb.eval("editor.compare()['recompute']") == "incremental"
@@ -178,7 +178,7 @@ def test_editor_at_notebook_width(module_notebook_page):
     choose_activation_and_apply(nb, "hidden", "tanh")
     wait_text(page, ".kw-editor .kwe-status", "Applied")
     page.wait_for_function(
-        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.naturalWidth > 100; }")
     nb.screenshot("editor_narrow", page.locator(".kw-editor").first)
     panel = page.locator(".kw-editor .kwe-panel").first.bounding_box()
@@ -313,7 +313,7 @@ def test_undo_then_redo(nb):
         "Set the activation of 'hidden' to 'tanh'"]
     page.wait_for_selector(".kw-editor .kw-node[data-id='hidden'].kw-mark-edited")
     page.wait_for_function(
-        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.naturalWidth > 100 && i.offsetParent !== null; }")
     assert page.locator(".kw-editor button.kwe-redo").is_disabled()
     nb.screenshot("editor_after_redo", page.locator(".kw-editor").first)

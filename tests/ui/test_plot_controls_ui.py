@@ -31,12 +31,12 @@ NOTE = ".kw-editor .kwe-plots-note"
 
 
 def image_src(page):
-    return page.locator(".kw-editor .kwe-plot-comparison").first.get_attribute("src") or ""
+    return page.locator(".kw-editor .kwe-plot-comparison img").first.get_attribute("src") or ""
 
 
 def wait_image_changed(page, old):
     page.wait_for_function(
-        "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        "(old) => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.src !== old && i.naturalWidth > 100; }", arg=old)
 
 
@@ -100,3 +100,41 @@ def test_after_a_bulk_edit_every_edited_layer_is_marked_and_can_be_plotted(nb):
     assert nb.kernel_eval("editor.compare()['layer']") == "conv_b"
     nb.screenshot("plots_layer_picker", page.locator(".kw-editor").first)
 
+
+MOBILENET = [
+    "import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\nimport numpy as np, keras\n"
+    "from kerawidgets.widgets import ModelEditor\n"
+    "from kerawidgets.edits import SetActivation\n"
+    "keras.utils.set_random_seed(0)",
+    "model = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3), classes=10)\n"
+    "x = np.random.default_rng(0).normal(size=(8, 96, 96, 3)).astype('float32')",
+    "editor = ModelEditor(model, x, max_batches=1, batch_size=8, height='480px')\neditor",
+]
+
+
+def test_a_bulk_edit_of_mobilenet_marks_all_35_layers_and_any_can_be_plotted(notebook_page):
+    nb = notebook_page(MOBILENET, name="plot_controls_mobilenet.ipynb", viewport=(1400, 1500))
+    page = nb.page
+    page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
+    nb.kernel_eval("editor.apply(SetActivation(keras.layers.ReLU, 'gelu')) and None")
+    wait_text(page, ".kw-editor .kwe-status", "Applied", timeout=180_000)
+    edited = nb.kernel_eval("editor.edited_layers()")
+    assert len(edited) == 35 and edited[0] == "Conv1_relu" and edited[-1] == "out_relu"
+    assert sorted(nb.kernel_eval("list(editor.view.marks)")) == sorted(edited)
+    page.wait_for_function(
+        "() => document.querySelectorAll('.kw-editor .kwe-plotted-layer option').length === 35")
+    picker = page.locator(".kw-editor .kwe-plotted-layer select")
+    assert picker.input_value() == "Conv1_relu"
+    # Every edited layer drawn as its own box is marked; no other layer box is.
+    drawn = page.evaluate(
+        "() => [...document.querySelectorAll('.kw-editor .kw-node:not(.kw-closed)')].map("
+        "g => [g.dataset.id, g.classList.contains('kw-mark-edited')])")
+    assert drawn and all(marked == (node_id in edited) for node_id, marked in drawn)
+    assert page.locator(".kw-editor .kw-node.kw-mark-edited").count() >= 1
+    before = image_src(page)
+    picker.select_option("block_6_expand_relu")
+    wait_image_changed(page, before)
+    wait_not_busy(page)
+    assert nb.kernel_eval("editor.compare()['layer']") == "block_6_expand_relu"
+    wait_text(page, NOTE, "against the original (1 edit)")
+    nb.screenshot("plots_mobilenet_bulk_edit", page.locator(".kw-editor").first)

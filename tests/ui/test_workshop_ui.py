@@ -43,6 +43,9 @@ def run_command(nb, command, active_cell):
         "([command, index]) => { const panel = window.jupyterapp.shell.currentWidget;"
         " panel.content.activeCellIndex = index;"
         " return window.jupyterapp.commands.execute(command); }", [command, active_cell])
+    # The command sent every cell's execute request; a request sent after them is
+    # answered once they have all run (as `Notebook.run_all`).
+    nb.kernel_eval("None")
     nb.wait_idle()
 
 
@@ -59,9 +62,10 @@ def click_tanh_on_conv2(nb):
 
 
 def test_tour_click_through_after_run_all(notebook_page):
-    nb = notebook_page(notebook_cells("01_tour.ipynb"), name="tour_run_all.ipynb",
-                       viewport=WIDTHS["900px"])
+    cells = notebook_cells("01_tour.ipynb")
+    nb = notebook_page(cells, name="tour_run_all.ipynb", viewport=WIDTHS["900px"])
     page = nb.page
+    nb.show_cell(next(i for i, c in enumerate(cells) if c.startswith("editor = ")))
     page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
     assert error_outputs(page) == 0
     # Run All scripted its own editor: the displayed one is still on the trained model.
@@ -80,6 +84,8 @@ def test_tour_clicking_first_then_running_the_rest(notebook_page):
     page = nb.page
     editor_cell = next(i for i, c in enumerate(cells) if c.startswith("editor = "))
     run_command(nb, "notebook:run-all-above", editor_cell + 1)
+    assert nb.kernel_eval("type(editor).__name__") == "ModelEditor"
+    nb.show_cell(editor_cell)  # drawn only once in view
     page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
     click_tanh_on_conv2(nb)
     run_command(nb, "notebook:run-all-below", editor_cell + 1)
