@@ -90,7 +90,9 @@ def _children(layer):
         elif isinstance(value, dict):
             out.extend((f"{key}[{k!r}]", v) for k, v in value.items()
                        if isinstance(v, keras.layers.Layer))
-    return out
+    # In the order the layer tracked them (torch keeps sub-modules apart from lists).
+    rank = {id(sub): i for i, sub in enumerate(adapter.tracked_layers(layer))}
+    return sorted(out, key=lambda item: rank.get(id(item[1]), len(rank)))
 
 
 def layer_tree(model) -> list[TreeEntry]:

@@ -63,6 +63,9 @@ def rebuild(model, edits):
              *save_notes(new, list(outcomes))]
     rows = [outcomes.get(e.path) or _untouched(e) for e in subclassed.layer_tree(new)
             if e.path in outcomes or subclassed._is_leaf(e.layer)]
+    if after is not None:  # in graph order, as a functional rebuild's report
+        order = {path: i for i, path in enumerate(_graph_paths(after.functional))}
+        rows.sort(key=lambda row: order.get(row.layer, len(order)))
     return Rebuild(new, RebuildReport(rows, notes), tuple(edits))
 
 
@@ -142,6 +145,12 @@ def _swap(entry, fresh) -> None:
     adapter.replace_sub_layer(entry.parent, entry.layer, fresh)
     if adapter.is_sequential(entry.parent):
         adapter.rebuild_sequential(entry.parent)
+
+
+def _graph_paths(functional) -> list:
+    from kerawidgets.graph import ModelGraph
+
+    return [node.path for node in ModelGraph.from_model(functional).nodes]
 
 
 def _untouched(entry) -> LayerOutcome:
