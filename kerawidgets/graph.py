@@ -379,7 +379,8 @@ class _Builder:
                 group_id = self._unique(id_prefix + local)
                 sources = [source_of(t) for t in call.input_tensors]
                 self.model_groups.append({
-                    "id": group_id, "name": op.name, "class_name": type(op).__name__,
+                    "id": group_id, "name": op.name,
+                    "class_name": getattr(op, "traced_class_name", type(op).__name__),
                     "parent": group,
                 })
                 outs = self.expand(inner, path, group_id + naming.SEPARATOR, group_id, sources,

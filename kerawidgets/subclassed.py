@@ -90,7 +90,9 @@ def _children(layer):
         elif isinstance(value, dict):
             out.extend((f"{key}[{k!r}]", v) for k, v in value.items()
                        if isinstance(v, keras.layers.Layer))
-    return out
+    # In the order the layer tracked them (torch keeps sub-modules apart from lists).
+    rank = {id(sub): i for i, sub in enumerate(adapter.tracked_layers(layer))}
+    return sorted(out, key=lambda item: rank.get(id(item[1]), len(rank)))
 
 
 def layer_tree(model) -> list[TreeEntry]:
@@ -206,6 +208,7 @@ def _traced_call(self, *args, **kwargs):
         nested = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=self.name)
     except Exception:  # a block that cannot be traced stays one node
         return plain(*args, **kwargs)
+    nested.traced_class_name = type(self).__bases__[0].__name__  # the group shows `Block`
     return nested(tensors[0] if len(tensors) == 1 else tensors)
 
 

@@ -63,6 +63,9 @@ def rebuild(model, edits):
              *save_notes(new, list(outcomes))]
     rows = [outcomes.get(e.path) or _untouched(e) for e in subclassed.layer_tree(new)
             if e.path in outcomes or subclassed._is_leaf(e.layer)]
+    if after is not None:  # in graph order, as a functional rebuild's report
+        order = {path: i for i, path in enumerate(_graph_paths(after.functional))}
+        rows.sort(key=lambda row: order.get(row.layer, len(order)))
     return Rebuild(new, RebuildReport(rows, notes), tuple(edits))
 
 
@@ -142,6 +145,12 @@ def _swap(entry, fresh) -> None:
     adapter.replace_sub_layer(entry.parent, entry.layer, fresh)
     if adapter.is_sequential(entry.parent):
         adapter.rebuild_sequential(entry.parent)
+
+
+def _graph_paths(functional) -> list:
+    from kerawidgets.graph import ModelGraph
+
+    return [node.path for node in ModelGraph.from_model(functional).nodes]
 
 
 def _untouched(entry) -> LayerOutcome:
@@ -240,14 +249,28 @@ def config_problem(model, paths=None) -> str:
         other = fresh.get(entry.attribute)
         if other is None or type(other) is not type(entry.layer) or (
                 _settings(other) != _settings(entry.layer)):
-            made = "nothing" if other is None else f"{type(other).__name__}({_settings(other)})"
+            made, wanted = _difference(other, entry.layer)
             return (f"{cls}'s config cannot record the edit of {entry.attribute!r}: "
-                    f"{cls}.__init__ makes {made} there, not "
-                    f"{type(entry.layer).__name__}({_settings(entry.layer)}), so a saved file "
+                    f"{cls}.__init__ makes {made} there, not {wanted}, so a saved file "
                     f"would come back without the edit. Take that setting as an argument of "
                     f"{cls}.__init__, use it when making the layer, and return it from "
                     "get_config().")
     return ""
+
+
+def _difference(made, layer) -> tuple[str, str]:
+    """The two layers in words, by class or by the settings that differ (`Dense(activation='relu')`)."""
+    if made is None:
+        return "nothing", type(layer).__name__
+    if type(made) is not type(layer):
+        return type(made).__name__, type(layer).__name__
+    a, b = _settings(made), _settings(layer)
+    keys = [k for k in b if a.get(k) != b[k]] or list(b)[:1]
+
+    def words(settings):
+        return f"{type(layer).__name__}({', '.join(f'{k}={settings.get(k)!r}' for k in keys)})"
+
+    return words(a), words(b)
 
 
 def _settings(layer) -> dict:

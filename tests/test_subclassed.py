@@ -16,6 +16,7 @@ from kerawidgets.graph import ModelGraph
 from kerawidgets.rebuild import rebuild
 from kerawidgets.saving import save_verified
 from tests import _subclassed_models as sm
+from tests.models import numpy_of
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +74,7 @@ def test_residual_blocks_in_a_list_are_groups_with_their_skip_edge():
     before = snapshot(model)
     graph = ModelGraph.from_model(model)
     assert {g.id for g in graph.groups} == {"block0", "block1"}
+    assert graph.group("block0").class_name == "ResidualBlock"  # the user's class, as traced
     assert graph.group("block1").members == (
         "block1/input", "block1/inner", "block1/outer", "block1/add")
     assert {("block1/input", "block1/add"), ("block1/outer", "block1/add"),
@@ -235,7 +237,7 @@ def fit_one_step(model, shape):
         # inputs, which a value-dependent call cannot take (the original fails the same way)
         return
     else:
-        y = np.zeros_like(np.asarray(model(x)))
+        y = np.zeros_like(numpy_of(model(x)))
         # Python control flow on a tensor's value only runs eagerly
         model.compile(optimizer="adam", loss="mse", run_eagerly=isinstance(model, sm.ValueBranch))
         history = model.fit(x, y, epochs=1, batch_size=8, verbose=0)
@@ -269,7 +271,7 @@ def test_layer_replacement_keeps_class_weights_and_original(case):
     builder, shape, _, target, make = EDIT_CASES[case]
     model = builder()
     x = sm.data(shape, n=4, seed=2)
-    expected = np.asarray(model(x)).shape
+    expected = numpy_of(model(x)).shape
     before = snapshot(model)
     result = rebuild(model, [ReplaceLayer(target, make())])
     new = result.model
@@ -279,7 +281,7 @@ def test_layer_replacement_keeps_class_weights_and_original(case):
     assert type(new_layer) is type(make())
     assert result.report[subclassed.find(new, target).path].edited
     assert_kept_except(model, new, target)
-    assert np.asarray(new(x)).shape == expected
+    assert numpy_of(new(x)).shape == expected
     assert_unchanged(model, before)
     fit_one_step(new, shape)
     assert_unchanged(model, before)
@@ -328,8 +330,8 @@ def test_report_lists_every_layer_like_a_functional_rebuild():
 
 
 def _outputs_match(model, x):
-    expected = np.asarray(model(x))
-    return lambda reloaded: float(np.max(np.abs(np.asarray(reloaded(x)) - expected)))
+    expected = numpy_of(model(x))
+    return lambda reloaded: float(np.max(np.abs(numpy_of(reloaded(x)) - expected)))
 
 
 def test_edit_a_hard_coded_class_cannot_record_is_refused_at_save_saying_what_to_change(tmp_path):
@@ -337,7 +339,8 @@ def test_edit_a_hard_coded_class_cannot_record_is_refused_at_save_saying_what_to
     result = rebuild(model, [SetActivation("hidden", "gelu")])
     assert any("cannot record the edit of 'hidden'" in note for note in result.report.notes)
     path = tmp_path / "edited.keras"
-    with pytest.raises(SaveCheckError, match=r"'hidden'.*HardCoded.__init__ makes Dense\(.*relu"
+    with pytest.raises(SaveCheckError, match=r"'hidden'.*HardCoded.__init__ makes "
+                       r"Dense\(activation='relu'\) there, not Dense\(activation='gelu'\)"
                        r".*argument of HardCoded.__init__.*get_config"):
         save_verified(result.model, str(path), _outputs_match(result.model, sm.data((3,))), 1e-5)
     assert not path.exists() and not list(tmp_path.iterdir())
@@ -354,7 +357,7 @@ def test_edit_a_class_config_records_saves_and_reloads_as_edited(tmp_path):
     reloaded = keras.saving.load_model(str(path))
     assert type(reloaded) is sm.Configurable
     assert reloaded.hidden.get_config()["activation"] == "tanh"
-    assert np.allclose(np.asarray(reloaded(x)), np.asarray(result.model(x)), atol=1e-6)
+    assert np.allclose(numpy_of(reloaded(x)), numpy_of(result.model(x)), atol=1e-6)
 
 
 # --- the editor ----------------------------------------------------------------
