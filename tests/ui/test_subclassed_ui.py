@@ -53,7 +53,7 @@ def test_click_a_sub_layer_of_a_subclassed_model_and_apply(nb):
     wait_text(page, ".kw-editor .kwe-status", "Applied")
     wait_not_busy(page)
     page.wait_for_function(
-        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison');"
+        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.naturalWidth > 100; }")
     assert nb.eval("type(editor.model).__name__") == "ResidualMLP"
     assert nb.eval("editor.model.stem.activation.__name__") == "gelu"
