@@ -344,11 +344,31 @@ def _import_of(fn) -> tuple[str, str] | None:
     module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
     if not module or module == "__main__" or not name.isidentifier():
         return None
-    try:
-        found = getattr(importlib.import_module(module), name, None)
-    except Exception:  # a module that cannot be imported again
-        return None
-    return (module, name) if found is fn else None
+    for candidate in _public_modules(module):
+        try:
+            found = getattr(importlib.import_module(candidate), name, None)
+        except Exception:  # a module that cannot be imported again
+            continue
+        if found is fn:
+            return candidate, name
+    return None
+
+
+def _public_modules(module: str) -> list[str]:
+    """Where to import from, public API first: ``keras.src.activations.activations`` is
+    tried as ``keras.activations``, then ``keras``, then itself.
+
+    >>> _public_modules("keras.src.activations.activations")
+    ['keras.activations', 'keras', 'keras.src.activations.activations']
+    >>> _public_modules("math")
+    ['math']
+    """
+    parts = module.split(".")
+    if "src" not in parts[1:]:
+        return [module]
+    after = parts[parts.index("src", 1) + 1:]
+    public = [f"{parts[0]}.{after[0]}"] if after else []
+    return list(dict.fromkeys([*public, parts[0], module]))
 
 
 def registration_code(name: str) -> tuple[list[str], str]:

@@ -266,3 +266,13 @@ def test_a_missing_activation_setting_names_those_the_layer_has():
         kerawidgets.rebuild(model, [kerawidgets.edits.SetActivation("lstm", "relu", attribute="gate")])
     with pytest.raises(InvalidEditError, match="'dense'.*`attribute` must name the layer setting"):
         kerawidgets.edits.SetActivation("dense", "relu", attribute="not a name")
+
+
+def test_registration_code_imports_a_keras_function_from_the_public_api():
+    activations.register_activation("public_silu", keras.activations.silu)
+    try:
+        imports, call = activations.registration_code("public_silu")
+    finally:
+        activations.unregister_activation("public_silu")
+    assert imports == ["from keras.activations import silu"]  # not keras.src.activations...
+    assert call == "kerawidgets.register_activation('public_silu', silu)"

@@ -454,7 +454,7 @@ def test_layer_without_activation_is_refused_with_a_way_out():
         rebuild(models.small_cnn(), [SetActivation("pool", "relu")])
 
 
-def test_subclassed_and_unbuilt_models_are_refused():
+def test_subclassed_models_rebuild_into_their_class_and_unbuilt_models_are_refused():
     class Sub(keras.Model):
         def __init__(self):
             super().__init__()
@@ -465,8 +465,9 @@ def test_subclassed_and_unbuilt_models_are_refused():
 
     model = Sub()
     model(np.zeros((1, 3)))
-    with pytest.raises(UnsupportedModelError, match="subclassed"):
-        rebuild(model, [])
+    copy = rebuild(model, []).model  # issue 14: traced, rebuilt as the same class
+    assert type(copy) is Sub and copy is not model
+    np.testing.assert_array_equal(np.array(copy.d.kernel), np.array(model.d.kernel))
     with pytest.raises(UnsupportedModelError, match="not built"):
         rebuild(keras.Sequential([layers.Dense(2)]), [])
 
