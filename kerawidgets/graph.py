@@ -371,7 +371,6 @@ class _Builder:
             path = (*prefix, op.name)
             local = naming.node_id(path[-1], call.call_index)
             out_shapes = tuple(_shape(t) for t in call.output_tensors)
-            in_shapes = tuple(_shape(t) for t in call.input_tensors)
             inner = op
             if adapter.is_model(op) and not call.is_input and not adapter.has_graph(op):
                 inner = self._traced(op, call, path)  # a subclassed model inside: traced copy
@@ -389,22 +388,7 @@ class _Builder:
                     produced[(id(op), call.node_index, i)] = node_id
                 continue
             node_id = self._unique(id_prefix + local)
-            node = GraphNode(
-                id=node_id,
-                name=op.name,
-                path=naming.layer_path(path),
-                class_name=type(op).__name__,
-                family=layer_family(op),
-                call_index=call.call_index,
-                output_shapes=out_shapes,
-                input_shapes=in_shapes,
-                params=_params(op),
-                trainable=trainable and bool(getattr(op, "trainable", True)),
-                activation=activations.layer_activation(op),
-                group=group,
-                is_input=call.is_input,
-            )
-            self.nodes.append(node)
+            self.nodes.append(_node(node_id, call, path, group, trainable, out_shapes))
             for i in range(len(call.output_tensors)):
                 produced[(id(op), call.node_index, i)] = node_id
             if call.is_input:
@@ -511,3 +495,22 @@ def model_graph(model) -> ModelGraph:
 __all__ = ["GraphEdge", "GraphGroup", "GraphNode", "ModelGraph", "layer_family", "model_graph",
            "shape_text"]
 
+
+def _node(node_id, call, path, group, trainable, out_shapes) -> GraphNode:
+    """The node of one call of a layer (not a nested model: that is a group)."""
+    op = call.operation
+    return GraphNode(
+        id=node_id,
+        name=op.name,
+        path=naming.layer_path(path),
+        class_name=type(op).__name__,
+        family=layer_family(op),
+        call_index=call.call_index,
+        output_shapes=out_shapes,
+        input_shapes=tuple(_shape(t) for t in call.input_tensors),
+        params=_params(op),
+        trainable=trainable and bool(getattr(op, "trainable", True)),
+        activation=activations.layer_activation(op),
+        group=group,
+        is_input=call.is_input,
+    )
