@@ -283,6 +283,11 @@ def _reshape_check(config, shape):
 
 
 def _builtin_types() -> list[LayerType]:
+    """Every built-in layer type the catalog offers, in the order menus list them."""
+    return [*_weighted_types(), *_pooling_types(), *_normalisation_types(), *_other_types()]
+
+
+def _weighted_types() -> list[LayerType]:
     L = keras.layers
     out = [
         LayerType(L.Dense, (Setting("units", "int", 32, minimum=1, width=True), _activation(),
@@ -310,6 +315,12 @@ def _builtin_types() -> list[LayerType]:
             Setting("strides", "tuple", (1, 1), minimum=1, length=2), _padding(),
             _activation()), ranks=(4,)),
     ]
+    return out
+
+
+def _pooling_types() -> list[LayerType]:
+    L = keras.layers
+    out = []
     for dims in (1, 2, 3):
         for kind in ("Max", "Average"):
             cls = getattr(L, f"{kind}Pooling{dims}D")
@@ -319,7 +330,12 @@ def _builtin_types() -> list[LayerType]:
         for kind in ("Max", "Average"):
             cls = getattr(L, f"Global{kind}Pooling{dims}D")
             out.append(LayerType(cls, (Setting("keepdims", "bool", False),), ranks=(dims + 2,)))
-    out += [
+    return out
+
+
+def _normalisation_types() -> list[LayerType]:
+    L = keras.layers
+    out = [
         LayerType(L.BatchNormalization, (Setting("momentum", "float", 0.99, minimum=0.0, maximum=1.0),
                                          Setting("epsilon", "float", 1e-3, minimum=0.0),
                                          Setting("center", "bool", True),
@@ -338,7 +354,13 @@ def _builtin_types() -> list[LayerType]:
         out.append(LayerType(getattr(L, f"SpatialDropout{dims}D"),
                              (Setting("rate", "float", 0.2, minimum=0.0, maximum=0.99),),
                              ranks=(dims + 2,), insert=True))
-    out += [
+    return out
+
+
+def _other_types() -> list[LayerType]:
+    """Noise, activation layers, reshaping, recurrent and merge layers."""
+    L = keras.layers
+    out = [
         LayerType(L.GaussianNoise, (Setting("stddev", "float", 0.1, minimum=0.0),), insert=True),
         LayerType(L.GaussianDropout, (Setting("rate", "float", 0.1, minimum=0.0, maximum=0.99),),
                   insert=True),
