@@ -824,7 +824,7 @@ def test_set_settings_changes_the_config_and_keeps_every_weight(sequential, laye
     assert model.get_layer(layer).get_config()[attribute] != value  # the original is untouched
     x = data_for(model)
     if layer == "leaky":  # the new slope really runs: negative inputs scale by it
-        conv = keras.Model(model.inputs, model.get_layer("conv").output)(x)
+        conv = keras.ops.convert_to_numpy(keras.Model(model.inputs, model.get_layer("conv").output)(x))
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(keras.Model(result.model.inputs,
                                                    result.model.get_layer("leaky").output)(x)),
