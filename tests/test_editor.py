@@ -1,5 +1,6 @@
 """ModelEditor driven from Python: every control, the scripting API, the error path."""
 
+import dataclasses
 import gc
 import html
 import threading
@@ -11,10 +12,18 @@ import pytest
 from keras import layers
 
 from kerawidgets import KerawidgetsError, ShapeMismatchError
-from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
+from kerawidgets.edits import (
+    EDIT_TYPES,
+    InsertLayer,
+    RemoveLayer,
+    ReplaceLayer,
+    SetActivation,
+    SetSettings,
+)
 from kerawidgets.history import History, Step
 from kerawidgets.probe import ProbeDataError
 from kerawidgets.widgets import ModelEditor
+from kerawidgets.widgets import editor as editor_module
 from kerawidgets.widgets.editor import SaveCheckError
 from kerawidgets.widgets.editor_panel import gui_text
 from tests.models import CountCalls
@@ -872,6 +881,57 @@ def test_settings_tab_is_built_from_the_catalog_and_applies_set_settings(editor)
     assert editor.history == [SetSettings("drop", rate=0.4)]
     assert editor.report["drop"].status == "kept" and editor.report.reinitialised == []
     assert same_weights(before, weights_of(editor.model))
+
+
+def test_each_tab_makes_its_registered_edit_class_from_its_fields(editor):
+    p = editor.panel
+    editor.select("conv_b")
+    p.activation.value = "tanh"
+    assert editor.pending_edit() == SetActivation("conv_b", "tanh")
+    p.tabs.selected_index = 1
+    p.replace.value = "SeparableConv2D"
+    assert editor.pending_edit() == ReplaceLayer("conv_b", (
+        "SeparableConv2D", p.replace_settings.choice.config(p.replace_settings.values())))
+    p.tabs.selected_index = 2
+    p.insert.value = "Dropout"
+    p.insert_settings.widgets["rate"].value = 0.3
+    edit = editor.pending_edit()
+    assert edit == InsertLayer("conv_b", ("Dropout", edit.layer[0].config))
+    assert edit.layer[0].config["rate"] == pytest.approx(0.3)
+    p.tabs.selected_index = 3
+    assert editor.pending_edit() == RemoveLayer("conv_b")
+    p.tabs.selected_index = 4
+    p.layer_settings.widgets["padding"].value = "valid"
+    assert editor.pending_edit() == SetSettings("conv_b", padding="valid")
+
+
+@pytest.fixture
+def registry():
+    """Edit classes a test defines are dropped from the registry afterwards."""
+    saved = dict(EDIT_TYPES)
+    yield EDIT_TYPES
+    EDIT_TYPES.clear()
+    EDIT_TYPES.update(saved)
+
+
+def test_a_new_edit_type_gets_a_tab_and_its_edit_without_a_branch_in_the_editor(
+        data, registry, monkeypatch):
+    @dataclasses.dataclass(frozen=True, eq=True)
+    class Drop(RemoveLayer):  # a new edit type with a tab of its own
+        panel_tab = "Drop"
+        panel_action = "drop"
+
+    editor = ModelEditor(cnn(), *data)
+    p = editor.panel
+    assert p.tabs.get_title(5) == "Drop"
+    editor.select("drop")
+    p.tabs.selected_index = 5
+    # No controls for it: the tab and the preview say to apply it in code.
+    assert "editor.apply(edit)" in p.tabs.children[5].value
+    assert "make a Drop in code" in p.preview.value and p.apply_button.disabled
+    # Its reader of the tab's fields is all the editor needs to make it.
+    monkeypatch.setitem(editor_module._TAB_FIELDS, "drop", lambda self, path: {"layer": path})
+    assert editor.pending_edit() == Drop("drop")
 
 
 def test_settings_tab_padding_change_needs_the_reinitialise_checkbox(editor):
