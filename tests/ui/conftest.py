@@ -286,6 +286,20 @@ class Notebook:
         text = self.page.evaluate(_KERNEL_EVAL_JS, f"__import__('json').dumps({expression})")
         return json.loads(ast.literal_eval(text))
 
+    def kernel_until(self, expression: str, expected, timeout: float = 60):
+        """Ask the kernel (`kernel_eval`) until `expression` equals `expected`; fail after
+        `timeout` s with the last answer.
+
+        For a value the page writes (a click, a key, a checkbox): ipywidgets sends a
+        model's next update only once the kernel's idle status for its previous one has
+        come back on IOPub, which can be after the answer to an earlier `kernel_eval`
+        (another channel). A read right after the write may come before the write.
+        """
+        deadline = time.monotonic() + timeout
+        while (value := self.kernel_eval(expression)) != expected:
+            assert time.monotonic() < deadline, f"{expression} stayed {value!r}, not {expected!r}"
+        return value
+
     def show_cell(self, index: int) -> None:
         """Scroll cell `index` into view. JupyterLab renders only the cells in view, so a
         widget in a cell out of view is not drawn until it is scrolled to."""

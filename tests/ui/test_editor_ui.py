@@ -351,8 +351,8 @@ def test_compare_several_runs_a_sweep_and_a_row_applies_its_candidate(nb):
     choices = page.locator(".kw-editor .kwe-compare-choices select").first
     choices.wait_for(state="visible")
     choices.select_option(["activation: tanh", "activation: gelu", "activation: sigmoid"])
-    assert nb.kernel_eval("sorted(editor.compare_panel.choices.value)") == [
-        "activation: gelu", "activation: sigmoid", "activation: tanh"]
+    nb.kernel_until("sorted(editor.compare_panel.choices.value)", [
+        "activation: gelu", "activation: sigmoid", "activation: tanh"])
     page.locator(".kw-editor button.kwe-compare-run").click()
     wait_text(page, ".kw-editor .kwe-status", "Compared 3 candidates for hidden", timeout=120_000)
     wait_text(page, ".kw-editor .kwe-compare-table", "ranked by accuracy")

@@ -53,8 +53,8 @@ def test_fine_tune_runs_with_a_live_curve_and_stop_ends_it_early(notebook_page):
     # 200 epochs of 32 batches: far longer than the test waits before pressing Stop.
     set_number(page, "kwe-finetune-epochs", 200)
     set_number(page, "kwe-finetune-batch-size", 8)
-    assert nb.kernel_eval("[editor.finetune_panel.epochs.value,"
-                          " editor.finetune_panel.batch_size.value]") == [200, 8]
+    nb.kernel_until("[editor.finetune_panel.epochs.value,"
+                    " editor.finetune_panel.batch_size.value]", [200, 8])
     run.click()
     page.wait_for_function(f"() => ({CURVE_BATCHES})() >= 3", timeout=120_000)
     first = page.evaluate(CURVE_BATCHES)

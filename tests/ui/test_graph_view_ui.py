@@ -62,9 +62,9 @@ def test_click_selects_in_kernel(nb):
     page.wait_for_function(
         "() => document.querySelector(\".kw-node[data-id='dense_a']\")"
         ".classList.contains('kw-selected')")
-    assert nb.eval("view.selected") == {"id": "dense_a", "layer": "dense_a"}
+    nb.kernel_until("view.selected", {"id": "dense_a", "layer": "dense_a"})
     node(page, "inner/inner_dense").click()
-    assert nb.eval("view.selected") == {"id": "inner/inner_dense", "layer": "inner/inner_dense"}
+    nb.kernel_until("view.selected", {"id": "inner/inner_dense", "layer": "inner/inner_dense"})
 
 
 def test_kernel_refuses_unknown_selection(nb):
@@ -73,7 +73,7 @@ def test_kernel_refuses_unknown_selection(nb):
     page.evaluate(
         "() => { const el = document.querySelector(\".kw-node[data-id='head']\");"
         " el.dispatchEvent(new MouseEvent('click', {bubbles: true})); }")
-    assert nb.eval("view.selected['id']") == "head"
+    nb.kernel_until("view.selected['id']", "head")
     nb.run_cell("view.selected = {'id': 'no_such_layer'}")
     assert nb.eval("view.selected") == {"id": "head", "layer": "head"}
 
@@ -83,7 +83,7 @@ def test_keyboard_moves_and_selects(nb):
     node(page, "features").focus()
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
-    assert nb.eval("view.selected['id']") == "dense_a"
+    nb.kernel_until("view.selected['id']", "dense_a")
 
 
 def test_second_view_shows_the_same_selection(nb):
@@ -103,12 +103,12 @@ def test_group_opens_and_closes(nb):
     page = nb.page
     page.locator(".kw-graph .kw-frame-header[data-group='inner']").first.click()
     node(page, "inner").wait_for()
-    assert nb.eval("view.open_groups") == []
+    nb.kernel_until("view.open_groups", [])
     assert page.locator(".kw-graph .kw-node[data-id='inner/inner_dense']").count() == 0
     nb.screenshot("graph_view_group_closed", page.locator(".kw-graph").first)
     node(page, "inner").click()
     node(page, "inner/inner_dense").wait_for()
-    assert nb.eval("view.open_groups") == ["inner"]
+    nb.kernel_until("view.open_groups", ["inner"])
 
 
 def test_heat_colours_nodes(nb):
@@ -208,7 +208,7 @@ def test_hostile_layer_name_is_text(nb):
     tooltip = page.locator(".kw-graph .kw-tooltip").first
     assert HOSTILE in tooltip.inner_text()
     target.click()
-    assert nb.eval("view.selected['id']") == node_id
+    nb.kernel_until("view.selected['id']", node_id)
     next_frames(page)  # anything the click scheduled (an onerror, an alert) has run
     assert nb.dialogs == []
 
@@ -240,8 +240,8 @@ def test_long_model_folds_and_search_jumps(notebook_page):
     page.wait_for_function(
         "() => document.querySelector(\".kw-node[data-id='mobilenetv2_0.35_32/block_3_expand']\")"
         "?.classList.contains('kw-selected')")
-    assert nb.eval("view.selected['id']") == "mobilenetv2_0.35_32/block_3_expand"
-    assert "mobilenetv2_0.35_32/block_3" in nb.eval("view.open_groups")
+    nb.kernel_until("view.selected['id']", "mobilenetv2_0.35_32/block_3_expand")
+    nb.kernel_until("'mobilenetv2_0.35_32/block_3' in view.open_groups", True)
     nb.run_cell("view.set_heat({'mobilenetv2_0.35_32/block_3_expand': 1.0,"
                 " 'mobilenetv2_0.35_32/block_3_project': 0.4, 'classifier': 0.7})\n"
                 "view.mark('classifier', 'edited')")
@@ -504,7 +504,7 @@ def test_tab_enters_the_graph_once_and_arrows_move(nb):
     page.wait_for_function(
         "() => document.querySelector(\".kw-node[data-id='features']\")"
         ".classList.contains('kw-selected')")
-    assert nb.eval("view.selected") == {"id": "features", "layer": "features"}
+    nb.kernel_until("view.selected", {"id": "features", "layer": "features"})
     # Home / End: the first and last node in reading order.
     node(page, "skip").focus()
     page.keyboard.press("End")
@@ -518,7 +518,7 @@ def test_tab_enters_the_graph_once_and_arrows_move(nb):
 
 def test_enter_on_a_group_toggles_it_and_keeps_focus(nb):
     page = nb.page
-    assert nb.eval("view.open_groups") == ["inner"]
+    nb.kernel_until("view.open_groups", ["inner"])
     node(page, "inner/inner_dense").focus()
     page.keyboard.press("ArrowUp")
     assert active(page) == "inner/inner_in"
@@ -528,7 +528,7 @@ def test_enter_on_a_group_toggles_it_and_keeps_focus(nb):
     node(page, "inner").wait_for()  # closed: one box
     page.wait_for_function(f"() => ({ACTIVE_JS})() === 'inner'")
     assert page.evaluate("() => document.activeElement.classList.contains('kw-closed')")
-    assert nb.eval("view.open_groups") == []
+    nb.kernel_until("view.open_groups", [])
     node(page, "inner").focus()
     page.keyboard.press("Enter")
     page.locator(".kw-graph .kw-frame-header[data-group='inner']").first.wait_for()
@@ -537,7 +537,7 @@ def test_enter_on_a_group_toggles_it_and_keeps_focus(nb):
         "\".kw-frame-header[data-group='inner']\")")
     page.keyboard.press("ArrowDown")  # into the group
     assert active(page) == "inner/inner_in"
-    assert nb.eval("view.open_groups") == ["inner"]
+    nb.kernel_until("view.open_groups", ["inner"])
 
 
 def test_kernel_redraw_keeps_keyboard_focus(nb):
@@ -591,7 +591,7 @@ def test_find_box_results_move_with_arrow_keys(nb):
     nb.screenshot("graph_view_find_keyboard", page.locator(".kw-graph").first)
     search.press("Enter")
     page.wait_for_function(f"() => ({ACTIVE_JS})() === {names[1]!r}")
-    assert nb.eval("view.selected['id']") == names[1]
+    nb.kernel_until("view.selected['id']", names[1])
     search.fill("")
 
 

@@ -8,7 +8,6 @@ Run: pytest -m ui tests/ui/test_workshop_ui.py
 """
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -145,13 +144,6 @@ def select_layer(nb, name):
     wait_not_busy(page)
 
 
-def kernel_wait(nb, expression, expected, timeout=60):
-    """Ask the kernel until `expression` equals `expected` (each answer is a round trip)."""
-    deadline = time.monotonic() + timeout
-    while (value := nb.kernel_eval(expression)) != expected:
-        assert time.monotonic() < deadline, f"{expression} stayed {value!r}"
-
-
 def panel_text(page):
     return page.locator(".kw-editor .kwe-panel").first.inner_text()
 
@@ -234,7 +226,7 @@ def test_panel_controls_say_what_is_true(notebook_page, width):
     wait_text(page, ".kw-editor .kwe-bulk", "apply to all 6 Dense layers")
     # ipywidgets may hold a model's update until its previous one is answered: ask the
     # kernel until the tick has arrived, then wait for the preview of the bulk edit.
-    kernel_wait(nb, "editor.panel.bulk.value", True)
+    nb.kernel_until("editor.panel.bulk.value", True)
     pending = nb.kernel_eval("editor.pending_edit().describe()")
     assert "dense_block_5" in pending
     wait_text(page, ".kw-editor .kwe-preview-line", pending)
