@@ -139,6 +139,15 @@ class _NewLayer:
 
 
 @dataclasses.dataclass
+class _Reported:
+    """A nested subclassed model edited inside (`_Walk.copy_subclassed`): its report rows,
+    its weights already copied."""
+
+    path: tuple[str, ...]
+    rows: list
+
+
+@dataclasses.dataclass
 class _Place:
     """What stands at one call of an original layer under its action (`_Walk.place`):
     `layers` instead of it (none when removed), then `inserted` after it.
@@ -167,7 +176,7 @@ class _Walk:
         self.plan = plan
         self.reinitialize = reinitialize
         self.name = name
-        self.entries: list[_Pair | _NewLayer] = []  # every layer to report, in walk order
+        self.entries: list[_Pair | _NewLayer | _Reported] = []  # every layer to report, in walk order
         self.outcomes: list[LayerOutcome] = []
         self.notes: list[str] = []
         self.cache: dict = {}
@@ -643,11 +652,24 @@ class _Walk:
     def copy_operation(self, operation, path, name, in_report):
         if adapter.is_model(operation) and adapter.has_graph(operation):
             return self.copy_model(operation, path, name, in_report)
+        if in_report and self.plan.touches_inside(path):  # inside a nested subclassed model
+            return self.copy_subclassed(operation, path, name)
         if not isinstance(operation, keras.layers.Layer):
             return adapter.copy_operation(operation)
         layer = recreate_layer(operation, naming.layer_path(path), name)
         self.pair(operation, layer, path, False, "untouched", in_report)
         return layer
+
+    def copy_subclassed(self, operation, path, name):
+        """A copy of a nested subclassed model (same class) with the plan's edits of its
+        sub-layers swapped in, every other weight copied (`subclassed_rebuild.rebuild_nested`)."""
+        from kerawidgets import subclassed_rebuild
+
+        model, rows, notes = subclassed_rebuild.rebuild_nested(operation, self.plan, path)
+        model.name = name
+        self.entries.append(_Reported(path, rows))
+        self.notes.extend(notes)
+        return model
 
     def with_settings(self, operation, path, name, changes):
         """The layer re-created from its config with `changes`; each weight that still fits
@@ -780,6 +802,9 @@ class _Walk:
     def settle_weights(self):
         misfits = []
         for entry in self.entries:
+            if isinstance(entry, _Reported):  # a nested subclassed model, settled already
+                self.outcomes.extend(entry.rows)
+                continue
             if isinstance(entry, _NewLayer):  # nothing to keep
                 self.outcome(entry.path, entry.layer, entry.final_status, entry.reason, edited=True)
                 continue
@@ -800,6 +825,9 @@ class _Walk:
             self.outcome(pair.path, pair.new, "reinitialised",
                          f"downstream of the edit, its input changed: {detail}", edited=False)
         order = {naming.layer_path(e.path): i for i, e in enumerate(self.entries)}
+        for i, entry in enumerate(self.entries):
+            if isinstance(entry, _Reported):
+                order.update({row.layer: i for row in entry.rows})
         self.outcomes.sort(key=lambda o: order.get(o.layer, len(order)))
 
     def downstream_error(self, misfits):

@@ -3,6 +3,7 @@
 import dataclasses
 import gc
 import html
+import threading
 import weakref
 
 import keras
@@ -688,6 +689,79 @@ def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
     assert "no longer fits: make a new editor." in p.status.value and len(editor.history) == 2
     assert "kwe-status-error" in p.status.value and p.progress.layout.visibility == "hidden"
     p.undo_button.click()
+    p.undo_button.click()
+    assert editor.model is editor.original and "Undone" in p.status.value
+
+
+def test_a_click_sent_while_a_preview_runs_is_run_after_it(editor, monkeypatch):
+    """A hurried user ticks the checkbox and presses Reset at once: never a lost click.
+
+    The kernel handles the page's messages one at a time, so a click sent while the
+    tick's dry run runs is handled right after it; but a browser drops a click on a
+    disabled button. So a check of the panel (a preview, reading a selection) leaves the
+    buttons as they are: here the front end would press them mid-preview.
+    """
+    import kerawidgets.session as module
+
+    p = editor.panel
+    editor.apply(SetActivation("conv_b", "tanh"))
+    editor.select("conv_a")
+    p.activation.value = "gelu"
+    buttons = {"apply": p.apply_button, "undo": p.undo_button, "reset": p.reset_button}
+    assert not any(button.disabled for button in buttons.values())
+    seen = []
+    real = module.rebuild
+
+    def rebuild(*args, **kwargs):  # mid-preview: what the page shows while the dry run runs
+        seen.append(({name: button.disabled for name, button in buttons.items()},
+                     p.status.value))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "rebuild", rebuild)
+    p.reinitialize.value = True  # the tick: a dry run with fresh weights allowed
+    ((disabled, status),) = seen
+    assert "dry-run rebuild" in status  # the status says what runs...
+    assert disabled == {"apply": False, "undo": False, "reset": False}  # ...and a click gets through
+    p.reset_button.click()  # handled after the preview, as the kernel would
+    assert "Reset to the original model" in p.status.value
+    assert editor.model is editor.original and not p.reinitialize.value
+    # Apply pressed while the preview of an edit that cannot apply runs: refused, said why.
+    editor.redo()
+    editor.select("conv_a")
+    p.activation.value = "gelu"
+    seen.clear()
+    p.tabs.selected_index = p.actions.index("remove")  # conv_b needs 8 channels: cannot apply
+    ((disabled, status),) = seen
+    assert not disabled["apply"] and "dry-run rebuild" in status
+    p.apply_button.click()
+    assert "kwe-status-error" in p.status.value and "conv_b" in p.status.value
+    assert len(editor.history) == 1 and p.apply_button.disabled
+
+
+def test_a_click_while_a_fine_tune_runs_says_why_nothing_happens(editor):
+    """A click that reached the kernel while another thread works (a fine-tune) is not run,
+    and the status line says so (it used to be dropped without a word)."""
+    p = editor.panel
+    editor.apply(SetActivation("conv_b", "tanh"))
+    started, release = threading.Event(), threading.Event()
+
+    def fine_tune():  # held on `release`, as a long fine-tune in its worker
+        with editor.session.working(editor.MOVE_STEPS) as progress:
+            progress(1, "Fine-tuning…")
+            started.set()
+            release.wait()
+
+    worker = threading.Thread(target=fine_tune)
+    worker.start()
+    try:
+        assert started.wait(60)
+        assert p.undo_button.disabled  # the page shows it disabled; this click slipped in before
+        p.undo_button.click()
+        assert "Fine-tuning runs" in p.status.value and "press the button again" in p.status.value
+        assert len(editor.history) == 1 and editor.model is not editor.original
+    finally:
+        release.set()
+        worker.join()
     p.undo_button.click()
     assert editor.model is editor.original and "Undone" in p.status.value
 

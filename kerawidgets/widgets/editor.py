@@ -114,6 +114,7 @@ class ModelEditor:
         self._insert_choices: dict[str, catalog.Choice] = {}
         self._train_data = (x, y)  # what the panel's Fine-tune trains on
         self._quiet = False  # the editor itself is changing the controls: ignore their events
+        self._checking_panel = False  # a check of the panel runs: the buttons keep their state
         self._can_apply = False  # what the preview says about the Apply button
         self._compare_for = None  # (weak ref to the model, layer path) the results are about
         self._build(height, theme)
@@ -349,6 +350,22 @@ class ModelEditor:
         finally:
             self._quiet = quiet
 
+    @contextlib.contextmanager
+    def _checking(self, steps=1):
+        """`session.working` for a check of the panel (reading the selected layer, the
+        preview's dry run): the status line says what runs, the buttons keep their state.
+
+        The kernel handles the page's messages one at a time, so a click sent during a
+        check runs right after it; a button disabled for the check's moment would make
+        the browser drop that click (it delivers none to a disabled button).
+        """
+        checking, self._checking_panel = self._checking_panel, True
+        try:
+            with self.session.working(steps) as progress:
+                yield progress
+        finally:
+            self._checking_panel = checking
+
     # --- reacting to the UI -----------------------------------------------------------
 
     def _wire(self):
@@ -378,8 +395,14 @@ class ModelEditor:
             self._guarded(lambda: self.session.show(**choice))
 
     def _guarded(self, action):
-        """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable."""
-        if self.session.busy:
+        """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable.
+
+        A click that reached the kernel while a fine-tune runs (sent before the page
+        showed the button disabled) is not run: the status line says why.
+        """
+        if self.session.busy_elsewhere():
+            self.panel.show_status("Fine-tuning runs: press Stop in the Fine-tune section or "
+                                   "wait for it to end, then press the button again.", "busy")
             return
         try:
             action()
@@ -396,7 +419,7 @@ class ModelEditor:
     def _on_select(self, selected, clear_status=True):
         if self._quiet or self.session.busy_elsewhere():  # fine-tuning: its end refreshes it
             return
-        with self.session.working(3) as progress:
+        with self._checking(3) as progress:
             progress(1, "Reading the selected layer…")
             p = self.panel
             node_id = selected.get("id") if selected else None
@@ -490,7 +513,7 @@ class ModelEditor:
             "with <code>editor.apply(SetSettings(...))</code>.</span>")
 
     def _on_choice(self, purpose, class_name):
-        with self.session.working() as progress:
+        with self._checking() as progress:
             progress(1, "Checking the edit (dry-run rebuild)…")
             p = self.panel
             choices = self._replace_choices if purpose == "replace" else self._insert_choices
@@ -675,7 +698,7 @@ class ModelEditor:
     def _update_preview(self):
         if self._quiet:
             return
-        with self.session.working() as progress:
+        with self._checking() as progress:
             progress(1, "Checking the edit (dry-run rebuild)…")
             self._can_apply = self._preview_pending()
 
@@ -819,8 +842,10 @@ class ModelEditor:
 
     def _show_busy(self, active, text, step, steps):
         if active:
-            self.panel.set_busy(True, text, step, steps)
-            self.finetune_panel.refresh(busy=True)
+            lock = not self._checking_panel  # a check's clicks run after it (`_checking`)
+            self.panel.set_busy(True, text, step, steps, lock=lock)
+            if lock:
+                self.finetune_panel.refresh(busy=True)
         else:
             self.panel.set_busy(False)
             self._refresh_buttons()
