@@ -954,18 +954,34 @@ def run_call(call: GraphCall, tensor_map: dict, training=False):
 def to_numpy_view(value):
     """`value` as a numpy array without copying where the backend allows (CPU tensors).
 
-    TensorFlow and JAX hand out their buffer (read-only); torch detaches first.
-    `keras.ops.convert_to_numpy` copies on TensorFlow, which for a probe over
-    every layer of a large model is most of the time spent.
+    TensorFlow and JAX hand out their buffer (read-only); a torch CPU tensor is
+    detached and shares its buffer (`_torch_view`). `keras.ops.convert_to_numpy`
+    copies on TensorFlow and torch, which for a probe over every layer of a
+    large model is most of the time spent.
     """
     if isinstance(value, np.ndarray):
         return value
     if keras.backend.backend() == "torch":
-        return np.asarray(keras.ops.convert_to_numpy(value))
+        return _torch_view(value)
     try:
         return np.asarray(value)
     except Exception:  # a backend value numpy cannot read directly
         return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+def _torch_view(value):
+    """A torch tensor as a numpy array sharing its buffer where torch allows it (a CPU
+    tensor of a numpy dtype), else Keras' copy. Keras' `convert_to_numpy` copies every
+    tensor (`np.array(tensor)`): at 224x224 that copy cost as much as the summary."""
+    import torch
+
+    if (isinstance(value, torch.Tensor) and value.device.type == "cpu"
+            and value.dtype is not torch.bfloat16):
+        try:
+            return value.detach().numpy()
+        except (RuntimeError, TypeError):  # a conjugate or negative view, say
+            pass
+    return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 def strategy_scope(model):

@@ -183,6 +183,7 @@ class _Walk:
         self.shape_changes: list[tuple[str, str, str]] = []  # (path, old, new)
         self.renamed: dict[str, str] = {}  # new layer path -> old, for output names kept
         self.yield_names: dict[int, str] = {}  # id(shared layer) -> its new name (see below)
+        self.split: dict[str, str] = {}  # new layer path -> the shared layer call it was split from
         self.current_outputs: list = []  # outputs of the model being walked
         self.current_calls: list = []  # calls of the functional model being walked
         self.feeder = adapter.WeightFeeder()
@@ -590,7 +591,10 @@ class _Walk:
         `insert_name` the name the last inserted layer takes (a model output's).
         """
         if action is not None and action.remove:
-            self.record_removed(operation, path)
+            if action.call_specific:  # the layer stays for its other calls
+                self.record_removed_call(operation, path, call_index)
+            else:
+                self.record_removed(operation, path)
             layers, kind = [], "removed"
         else:
             layers = self.layers_for(operation, copy_path or path, call_index, action, names,
@@ -616,6 +620,15 @@ class _Walk:
                 f"Shared layer {naming.layer_path(path)!r}: call {call_index} was edited on its "
                 f"own, so it is now a separate layer {name!r} (weights copied where they fit)."
             )
+        first_entry = len(self.entries)
+        layers = self.made_layers(operation, path, name, action, names, in_report)
+        if action is not None and action.call_specific:
+            self.split_off(first_entry, path, name, call_index)
+        self.cache[key] = layers
+        return layers
+
+    def made_layers(self, operation, path, name, action, names, in_report) -> list:
+        """The fresh layers for `operation` under `action`, named `name`."""
         if action is None or not (action.activation or action.replacement or action.configure):
             layers = [self.copy_operation(operation, path, name, in_report)]
         elif action.configure:
@@ -624,8 +637,17 @@ class _Walk:
             layers = [self.with_activation(operation, path, name, action)]
         else:
             layers = self.replacement_layers(operation, path, name, action, names)
-        self.cache[key] = layers
         return layers
+
+    def split_off(self, first_entry, path, name, call_index) -> None:
+        """The row of a shared layer's call edited on its own (of the entries from
+        `first_entry`) under the name of the layer it became (`<name>_call<k>`, or the
+        shared layer's name when it is a model output), saying where it came from."""
+        for entry in self.entries[first_entry:]:
+            if entry.path == path:
+                entry.path = (*path[:-1], name)
+                self.split[naming.layer_path(entry.path)] = (
+                    f"split off from call {call_index} of shared layer {naming.layer_path(path)!r}")
 
     def copy_operation(self, operation, path, name, in_report):
         if adapter.is_model(operation) and adapter.has_graph(operation):
@@ -758,6 +780,8 @@ class _Walk:
         renamed_from = self.renamed.get(naming.layer_path(path), "")
         if renamed_from:
             reason += f"; renamed from {renamed_from!r}, so a model output keeps that name"
+        if naming.layer_path(path) in self.split:
+            reason += f"; {self.split[naming.layer_path(path)]}"
         self.outcomes.append(
             LayerOutcome(naming.layer_path(path), type(layer).__name__, status, reason, weights, edited,
                          renamed_from=renamed_from)
@@ -766,6 +790,14 @@ class _Walk:
     def record_removed(self, layer, path):
         self.pending_outcome(path, layer, "removed", "removed by the edit" + (
             f"; its {_variable_shapes(layer.weights)} dropped" if layer.weights else ""))
+
+    def record_removed_call(self, layer, path, call_index):
+        """One call of a shared layer removed: its row is the call's (``dense:1``, also for
+        call 0), since the layer stays, with its weights, for its other calls."""
+        where = naming.layer_path(path)
+        self.pending_outcome((*path[:-1], f"{path[-1]}{naming.CALL_SEPARATOR}{call_index}"),
+                             layer, "removed", f"call {call_index} of shared layer {where!r} "
+                             "removed by the edit; the layer and its weights stay for its other calls")
 
     def settle_weights(self):
         misfits = []

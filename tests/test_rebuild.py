@@ -260,6 +260,68 @@ def test_edit_of_shared_layer_keeps_it_shared_and_edit_of_one_call_splits_it():
     assert any("separate layer" in n for n in split.report.notes)
 
 
+def layer_paths_of(model, prefix=""):
+    paths = []
+    for lyr in model.layers:
+        paths.append(prefix + lyr.name)
+        if isinstance(lyr, keras.Model):
+            paths += layer_paths_of(lyr, prefix + lyr.name + "/")
+    return paths
+
+
+@pytest.mark.parametrize("edit, status", [
+    (SetActivation("shared:1", "tanh"), "kept"),
+    (SetSettings("shared:1", use_bias=False), "kept"),
+    (ReplaceLayer("shared:1", layers.Dense(6, activation="elu")), "kept"),
+    (ReplaceLayer("shared:1", layers.EinsumDense("ab,bc->ac", (6,))), "reinitialised"),
+], ids=["activation", "settings", "replace", "replace-class"])
+def test_a_call_split_off_a_shared_layer_has_its_own_row(edit, status):
+    model = multi_io_model()
+    result = rebuild(model, [edit])
+    rows = [o.layer for o in result.report]
+    assert len(rows) == len(set(rows)), rows  # one row per layer
+    assert set(rows) <= set(layer_paths_of(result.model))  # each the name of a new layer
+    split = result.report["shared_call1"]
+    assert split.edited and split.status == status, split
+    assert "split off from call 1 of shared layer 'shared'" in split.reason
+    shared = result.report["shared"]  # the layer the other call still uses
+    assert not shared.edited and shared.status == "kept" and "split" not in shared.reason
+    if status == "kept":  # kept means the shared layer's kernel, bit for bit
+        np.testing.assert_array_equal(
+            models.numpy_of(result.model.get_layer("shared_call1").kernel),
+            models.numpy_of(model.get_layer("shared").kernel))
+
+
+def test_a_split_call_in_a_nested_model_and_a_removed_call_have_their_own_rows():
+    inner_in = keras.Input((4,), name="inner_x")
+    shared = layers.Dense(4, activation="relu", name="shared")
+    inner = keras.Model(inner_in, layers.Add(name="add")([shared(inner_in), shared(shared(inner_in))]),
+                        name="inner")
+    inp = keras.Input((4,), name="x")
+    model = keras.Model(inp, layers.Dense(2, name="head")(inner(inp)), name="outer")
+    result = rebuild(model, [SetActivation("inner/shared:1", "tanh")])
+    assert [o.layer for o in result.report].count("inner/shared") == 1
+    row = result.report["inner/shared_call1"]
+    assert row.edited and "split off from call 1 of shared layer 'inner/shared'" in row.reason
+    assert result.model.get_layer("inner").get_layer("shared_call1").get_config()["activation"] == "tanh"
+    # Two steps each splitting a call off: two rows of their own in the composed report.
+    both = rebuild(model, [SetActivation("inner/shared:1", "tanh"),
+                           SetActivation("inner/shared:1", "gelu")])  # the second's call 1 was call 2
+    rows = [o.layer for o in both.report]
+    assert len(rows) == len(set(rows)), rows
+    assert {"inner/shared", "inner/shared_call1", "inner/shared_call1_1"} <= set(rows)
+    assert set(rows) <= set(layer_paths_of(both.model))
+    # Removing one call removes no layer: the row is the call's, the layer stays kept.
+    removed = rebuild(model, [RemoveLayer("inner/shared:1")])
+    rows = [o.layer for o in removed.report]
+    assert len(rows) == len(set(rows)), rows
+    assert removed.report["inner/shared"].status == "kept"
+    call = removed.report["inner/shared:1"]
+    assert call.status == "removed" and call.edited
+    assert "stay for its other calls" in call.reason and "dropped" not in call.reason
+    assert removed.report.removed == ["inner/shared:1"]
+
+
 def test_training_kwarg_is_replayed_and_mask_still_flows():
     model = multi_io_model()
     new = rebuild(model, [SetActivation("cls", "sigmoid")]).model
