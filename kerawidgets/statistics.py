@@ -447,8 +447,8 @@ class LayerSummary:
         else:  # NaN or inf somewhere: moments of the finite values, dead units counted
             finite = flat[np.isfinite(flat)]
             if finite.size:
-                self._moments(finite, float(finite.sum()),
-                              float(np.einsum("i,i->", finite, finite)),
+                self._moments(finite, float(finite.sum(dtype=np.float64)),
+                              float(np.einsum("i,i->", finite, finite, dtype=np.float64)),
                               float(finite.min()), float(finite.max()))
             dead = np.count_nonzero(units, axis=0) == 0
         self.dead = dead if self.dead is None else (self.dead & dead)
@@ -550,7 +550,8 @@ def _sweep(units) -> tuple[np.ndarray, np.ndarray, float, float]:
     on data in the cache: about 1.7x less CPU than four passes over a whole
     16x112x112x64 output, which does not fit in the cache. The sums are
     float32 per chunk (column sums of the folded rows, einsum's SIMD loop;
-    not BLAS, whose threads stall on a busy machine), added up in float64.
+    not BLAS, whose threads stall on a busy machine; a float16 chunk is
+    widened first), added up in float64.
 
     >>> high, low, total, squares = _sweep(np.arange(6.0).reshape(3, 2))
     >>> high.tolist(), low.tolist(), total, squares
@@ -564,6 +565,8 @@ def _sweep(units) -> tuple[np.ndarray, np.ndarray, float, float]:
     total = squares = 0.0
     for start in range(0, rows, step):
         part = units[start:start + step]
+        if part.dtype.itemsize < 4:  # float16 (mixed precision): its sums would overflow
+            part = part.astype(np.float32)
         wide = _folded(part, fold)
         np.maximum(highest, wide.max(axis=0).reshape(-1, columns).max(axis=0), out=highest)
         np.minimum(lowest, wide.min(axis=0).reshape(-1, columns).min(axis=0), out=lowest)

@@ -215,6 +215,18 @@ def test_summary_statistics_over_batches_exact_or_within_the_tolerance():
         layer_statistics(with_nan)["mean"], rel=1e-6)
 
 
+def test_float16_outputs_get_their_std_and_mean():
+    """A mixed-precision layer's float16 output: sums that overflow float16 are taken wider."""
+    values = np.random.default_rng(8).normal(1.0, 2.0, (16, 32, 32, 16)).astype("float16")
+    exact, got = layer_statistics(values), statistics.summarize(values).statistics()
+    for key in ("mean", "std", "min", "max"):
+        assert got[key] == pytest.approx(exact[key], rel=1e-4), key
+    values[0, 0, 0, 0] = np.inf
+    with_inf = statistics.summarize(values).statistics()
+    assert with_inf["std"] == pytest.approx(exact["std"], rel=1e-3)
+    assert with_inf["nonfinite_fraction"] == pytest.approx(1 / values.size)
+
+
 def test_sampled_histograms_and_movement_match_exact_ones_within_the_tolerance():
     from kerawidgets.statistics import SAMPLE_SIZE, SAMPLE_TOLERANCE, summarize, summary_movement
 
