@@ -1163,19 +1163,22 @@ class attributes_fast:
     - A list, dict or set (a fifth of them) is wrapped by Keras' own tracker
       (which files the layers and variables inside it), as before; the
       wrapper is then only noted in the layer's `_tracked` names by
-      `KerasAutoTrackable` and left alone by TensorFlow: done directly.
+      `KerasAutoTrackable` and left alone by TensorFlow: done directly. While
+      both Keras' and TensorFlow's tracking are off (Keras'
+      `_initialize_tracker` making a layer's stores) no tracker touches it.
 
-    Everything else (variables, layers, tuples, any trackable), any layer
-    class whose attribute path is not exactly Keras 3.15's on TensorFlow
-    (its own `__setattr__` in the chain, its own tracker or `_setattr_hook`)
-    and any assignment while Keras' tracking is off takes Keras' own path.
+    Everything else (variables, layers, tuples, any trackable, a bare list
+    while only Keras' tracking is off) and any layer class whose attribute
+    path is not exactly Keras 3.15's on TensorFlow (its own `__setattr__` in
+    the chain, its own tracker or `_setattr_hook`) takes Keras' own path.
     The resulting attributes, tracked state and checkpoint dependencies are
-    the ones Keras' own path makes (`tests/test_keras_adapter.py` compares
-    them attribute by attribute). Relies on Keras 3.15's `Layer.__setattr__`,
-    `Layer._initialize_tracker`, `Operation._setattr_hook`,
-    `keras.src.utils.tracking` and `keras.src.backend.tensorflow.trackable`,
-    and TensorFlow's `AutoTrackable`; does nothing on other backends or when
-    any of them is missing. Re-entrant.
+    the ones Keras' own path makes (`tests/test_adapter_attributes.py`
+    compares them attribute by attribute). Relies on Keras 3.15's
+    `Layer.__setattr__`, `Layer._initialize_tracker`,
+    `Operation._setattr_hook`, `keras.src.utils.tracking` and
+    `keras.src.backend.tensorflow.trackable`, and TensorFlow's
+    `AutoTrackable`; does nothing on other backends or when any of them is
+    missing (Keras' own `__setattr__` stays). Re-entrant.
 
     >>> with attributes_fast():
     ...     layer = keras.layers.Dense(2, name="d")
@@ -1244,22 +1247,31 @@ def _fast_setattr(parts: _SetattrParts, eligible: dict, kinds: dict):
         kind = kinds.get(value_type)
         if kind is None:
             kind = kinds[value_type] = parts.kind_of(value_type)
-        if not (known and kind) or name == "_tracker" or "_tracker" not in self.__dict__:
+        if not (known and kind):
             return original(self, name, value)
+        if name != "_tracker" and "_tracker" not in self.__dict__:  # the layer's first attribute
+            if kind != "plain":
+                return original(self, name, value)
+            if not hasattr(self, "_tracker"):
+                self._initialize_tracker()  # as Keras' setattr does first
+        wrapped = False
         if kind == "container":
-            if not tracking_enabled():
+            if name == "_tracker":
+                return original(self, name, value)
+            if tracking_enabled():
+                value = self._tracker.track(value)  # Keras' own wrapper, its items filed
+                if type(value) not in tracked_types:
+                    return after_layer(self, name, value)
+                wrapped = True
+            elif getattr(self, "_self_setattr_tracking", True):
                 return original(self, name, value)  # TensorFlow would wrap the bare list
-            value = self._tracker.track(value)  # Keras' own wrapper, its items filed
-            if type(value) not in tracked_types:
-                return after_layer(self, name, value)
+            # else (Keras' `_initialize_tracker`): no tracker touches it
         try:
             if getattr(self, name) is value:  # `self.x = self.x`: the trackers stop here
                 return
         except AttributeError:
             pass
-        if kind == "container" and getattr(self, "_self_setattr_tracking", True) and hasattr(
-            self, "_tracked"
-        ):
+        if wrapped and getattr(self, "_self_setattr_tracking", True) and hasattr(self, "_tracked"):
             self._tracked.append(name)  # as KerasAutoTrackable notes a tracked wrapper
         setter(self, name, value)
 
