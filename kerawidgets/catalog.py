@@ -566,7 +566,9 @@ class _Site:
 def _site(model, layer_path) -> _Site:
     (target,) = targets.resolve(model, layer_path, allow_many=False)
     parent = targets.parent_model(model, target.path)
-    calls = [c for c in adapter.graph_calls(parent) if c.operation is target.layer]
+    calls = [c for c in adapter.graph_calls(parent) if c.operation is target.layer] or [
+        c for c in adapter.graph_calls(parent)  # a subclassed model's traced copy
+        if not c.is_input and c.operation.name == target.path[-1]]
     if target.call_index is not None:
         calls = [c for c in calls if c.call_index == target.call_index]
     if not calls or calls[0].is_input:

@@ -86,6 +86,11 @@ class Plan:
         keys = list(self._by_layer) + [p for p, _ in self._by_call]
         return any(len(k) > len(path) and k[: len(path)] == path for k in keys)
 
+    def actions(self) -> list[tuple[tuple[str, ...], int | None, Action]]:
+        """(layer path, call index or None for every call, action), in the order added."""
+        return ([(path, None, action) for path, action in self._by_layer.items()]
+                + [(path, index, action) for (path, index), action in self._by_call.items()])
+
     @property
     def targets(self) -> list[str]:
         keys = list(self._by_layer) + [p for p, _ in self._by_call]

@@ -139,6 +139,15 @@ class _NewLayer:
 
 
 @dataclasses.dataclass
+class _Reported:
+    """A nested subclassed model edited inside (`_Walk.copy_subclassed`): its report rows,
+    its weights already copied."""
+
+    path: tuple[str, ...]
+    rows: list
+
+
+@dataclasses.dataclass
 class _Place:
     """What stands at one call of an original layer under its action (`_Walk.place`):
     `layers` instead of it (none when removed), then `inserted` after it.
@@ -167,13 +176,14 @@ class _Walk:
         self.plan = plan
         self.reinitialize = reinitialize
         self.name = name
-        self.entries: list[_Pair | _NewLayer] = []  # every layer to report, in walk order
+        self.entries: list[_Pair | _NewLayer | _Reported] = []  # every layer to report, in walk order
         self.outcomes: list[LayerOutcome] = []
         self.notes: list[str] = []
         self.cache: dict = {}
         self.shape_changes: list[tuple[str, str, str]] = []  # (path, old, new)
         self.renamed: dict[str, str] = {}  # new layer path -> old, for output names kept
         self.yield_names: dict[int, str] = {}  # id(shared layer) -> its new name (see below)
+        self.split: dict[str, str] = {}  # new layer path -> the shared layer call it was split from
         self.current_outputs: list = []  # outputs of the model being walked
         self.current_calls: list = []  # calls of the functional model being walked
         self.feeder = adapter.WeightFeeder()
@@ -582,7 +592,10 @@ class _Walk:
         `insert_name` the name the last inserted layer takes (a model output's).
         """
         if action is not None and action.remove:
-            self.record_removed(operation, path)
+            if action.call_specific:  # the layer stays for its other calls
+                self.record_removed_call(operation, path, call_index)
+            else:
+                self.record_removed(operation, path)
             layers, kind = [], "removed"
         else:
             layers = self.layers_for(operation, copy_path or path, call_index, action, names,
@@ -608,6 +621,15 @@ class _Walk:
                 f"Shared layer {naming.layer_path(path)!r}: call {call_index} was edited on its "
                 f"own, so it is now a separate layer {name!r} (weights copied where they fit)."
             )
+        first_entry = len(self.entries)
+        layers = self.made_layers(operation, path, name, action, names, in_report)
+        if action is not None and action.call_specific:
+            self.split_off(first_entry, path, name, call_index)
+        self.cache[key] = layers
+        return layers
+
+    def made_layers(self, operation, path, name, action, names, in_report) -> list:
+        """The fresh layers for `operation` under `action`, named `name`."""
         if action is None or not (action.activation or action.replacement or action.configure):
             layers = [self.copy_operation(operation, path, name, in_report)]
         elif action.configure:
@@ -616,17 +638,39 @@ class _Walk:
             layers = [self.with_activation(operation, path, name, action)]
         else:
             layers = self.replacement_layers(operation, path, name, action, names)
-        self.cache[key] = layers
         return layers
+
+    def split_off(self, first_entry, path, name, call_index) -> None:
+        """The row of a shared layer's call edited on its own (of the entries from
+        `first_entry`) under the name of the layer it became (`<name>_call<k>`, or the
+        shared layer's name when it is a model output), saying where it came from."""
+        for entry in self.entries[first_entry:]:
+            if entry.path == path:
+                entry.path = (*path[:-1], name)
+                self.split[naming.layer_path(entry.path)] = (
+                    f"split off from call {call_index} of shared layer {naming.layer_path(path)!r}")
 
     def copy_operation(self, operation, path, name, in_report):
         if adapter.is_model(operation) and adapter.has_graph(operation):
             return self.copy_model(operation, path, name, in_report)
+        if in_report and self.plan.touches_inside(path):  # inside a nested subclassed model
+            return self.copy_subclassed(operation, path, name)
         if not isinstance(operation, keras.layers.Layer):
             return adapter.copy_operation(operation)
         layer = recreate_layer(operation, naming.layer_path(path), name)
         self.pair(operation, layer, path, False, "untouched", in_report)
         return layer
+
+    def copy_subclassed(self, operation, path, name):
+        """A copy of a nested subclassed model (same class) with the plan's edits of its
+        sub-layers swapped in, every other weight copied (`subclassed_rebuild.rebuild_nested`)."""
+        from kerawidgets import subclassed_rebuild
+
+        model, rows, notes = subclassed_rebuild.rebuild_nested(operation, self.plan, path)
+        model.name = name
+        self.entries.append(_Reported(path, rows))
+        self.notes.extend(notes)
+        return model
 
     def with_settings(self, operation, path, name, changes):
         """The layer re-created from its config with `changes`; each weight that still fits
@@ -737,6 +781,8 @@ class _Walk:
         renamed_from = self.renamed.get(naming.layer_path(path), "")
         if renamed_from:
             reason += f"; renamed from {renamed_from!r}, so a model output keeps that name"
+        if naming.layer_path(path) in self.split:
+            reason += f"; {self.split[naming.layer_path(path)]}"
         self.outcomes.append(
             LayerOutcome(naming.layer_path(path), type(layer).__name__, status, reason, weights, edited,
                          renamed_from=renamed_from)
@@ -746,9 +792,20 @@ class _Walk:
         self.pending_outcome(path, layer, "removed", "removed by the edit" + (
             f"; its {_variable_shapes(layer.weights)} dropped" if layer.weights else ""))
 
+    def record_removed_call(self, layer, path, call_index):
+        """One call of a shared layer removed: its row is the call's (``dense:1``, also for
+        call 0), since the layer stays, with its weights, for its other calls."""
+        where = naming.layer_path(path)
+        self.pending_outcome((*path[:-1], f"{path[-1]}{naming.CALL_SEPARATOR}{call_index}"),
+                             layer, "removed", f"call {call_index} of shared layer {where!r} "
+                             "removed by the edit; the layer and its weights stay for its other calls")
+
     def settle_weights(self):
         misfits = []
         for entry in self.entries:
+            if isinstance(entry, _Reported):  # a nested subclassed model, settled already
+                self.outcomes.extend(entry.rows)
+                continue
             if isinstance(entry, _NewLayer):  # nothing to keep
                 self.outcome(entry.path, entry.layer, entry.final_status, entry.reason, edited=True)
                 continue
@@ -769,6 +826,9 @@ class _Walk:
             self.outcome(pair.path, pair.new, "reinitialised",
                          f"downstream of the edit, its input changed: {detail}", edited=False)
         order = {naming.layer_path(e.path): i for i, e in enumerate(self.entries)}
+        for i, entry in enumerate(self.entries):
+            if isinstance(entry, _Reported):
+                order.update({row.layer: i for row in entry.rows})
         self.outcomes.sort(key=lambda o: order.get(o.layer, len(order)))
 
     def downstream_error(self, misfits):

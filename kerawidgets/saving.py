@@ -8,8 +8,9 @@ would reload as the original one) is saved as a plain Functional model of the
 same graph instead, when Keras can reload that. When neither reloads,
 `SaveCheckError` names the layer and says why; no file is left behind. A
 subclassed model whose class's `get_config` cannot record an edit (its
-`__init__` hard-codes the layer) is refused before anything is written,
-saying what to change in the class (`subclassed_rebuild.config_problem`).
+`__init__` hard-codes the layer), on its own or nested in a functional model,
+is refused before anything is written, saying what to change in the class
+(`subclassed_rebuild.config_problem`).
 
 >>> import os, tempfile, keras, numpy as np
 >>> from kerawidgets.saving import save_verified
@@ -44,9 +45,10 @@ def save_verified(model, path, worst_difference, tolerance) -> str:
     from kerawidgets import subclassed, subclassed_rebuild
 
     own = subclassed.is_subclassed(model)
-    problem = subclassed_rebuild.config_problem(model) if own else None
-    if problem:  # said before writing anything: what to change in the class
-        raise SaveCheckError(f"{path!r} was not written: {problem} Nothing was saved.")
+    unrecorded = (subclassed_rebuild.config_problem(model) if own
+                  else subclassed_rebuild.nested_config_problem(model))
+    if unrecorded:  # said before writing anything: what to change in the class
+        raise SaveCheckError(f"{path!r} was not written: {unrecorded} Nothing was saved.")
     problem = _attempt(model, path, worst_difference, tolerance)
     if problem is None:
         return "reloaded; outputs match"
@@ -169,9 +171,19 @@ def _shown(value) -> str:
 
 
 def _differs(a, b) -> bool:
-    """Two config values that differ (values printed with a memory address are not compared)."""
-    a, b = str(a), str(b)
+    """Two config values that differ (values printed with a memory address are not compared;
+    a tuple and the list JSON reloads it as are the same)."""
+    a, b = str(_lists(a)), str(_lists(b))
     return a != b and " at 0x" not in a + b
+
+
+def _lists(value):
+    """`value` with every tuple in it as a list (as a saved config reloads it)."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(v) for v in value]
+    return value
 
 
 def _configs(model, prefix):

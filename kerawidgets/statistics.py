@@ -150,25 +150,39 @@ def paired_statistics(before_outputs: dict, after_outputs: dict) -> tuple[dict, 
     >>> b["s"]["saturation_bounds"] == a["s"]["saturation_bounds"] == [0.0, 1.0]
     True
     """
+    return _paired(before_outputs, after_outputs, _remembered_statistics, _array_side)
+
+
+def _array_side(array):
+    """(bounds `array` looks saturated against, whether it lies inside given bounds)."""
+    values = _finite(array)
+    return detect_bounds(values), lambda bounds: _inside(values, bounds)
+
+
+def _paired(before: dict, after: dict, statistics, side) -> tuple[dict, dict]:
+    """The statistics of each key's two sides, bounds shared like with like (the rule of
+    `paired_statistics`, for arrays and for `LayerSummary`s alike).
+
+    `statistics(value, bounds)` is one side's dict and `side(value)` the bounds
+    it looks saturated against with a test of whether it lies inside others. A
+    value found on both sides (unchanged upstream of an edit: the probe reuses
+    it) is read once.
+    """
     stats_before, stats_after = {}, {}
-    for key, before in before_outputs.items():
-        after = after_outputs.get(key)
-        if after is None:
-            stats_before[key] = _remembered_statistics(before, "auto")
-            continue
-        if after is before:  # unchanged upstream of an edit: the probe reuses the array
-            stats = _remembered_statistics(before, "auto")
+    for key, b in before.items():
+        a = after.get(key)
+        if a is None:
+            stats_before[key] = statistics(b, "auto")
+        elif a is b:
+            stats = statistics(b, "auto")
             stats_before[key], stats_after[key] = dict(stats), dict(stats)
-            continue
-        b, a = _finite(before), _finite(after)
-        found_b, found_a = detect_bounds(b), detect_bounds(a)
-        bounds_b = found_b or (found_a if _inside(b, found_a) else None)
-        bounds_a = found_a or (found_b if _inside(a, found_b) else None)
-        stats_before[key] = _remembered_statistics(before, bounds_b)
-        stats_after[key] = _remembered_statistics(after, bounds_a)
-    for key, after in after_outputs.items():
+        else:
+            (found_b, b_inside), (found_a, a_inside) = side(b), side(a)
+            stats_before[key] = statistics(b, found_b or (found_a if b_inside(found_a) else None))
+            stats_after[key] = statistics(a, found_a or (found_b if a_inside(found_b) else None))
+    for key, a in after.items():
         if key not in stats_after:
-            stats_after[key] = _remembered_statistics(after, "auto")
+            stats_after[key] = statistics(a, "auto")
     return stats_before, stats_after
 
 
@@ -422,19 +436,20 @@ class LayerSummary:
         self.count += int(v.size)
         if v.size == 0:
             return
-        units = v.reshape(-1, v.shape[-1] if v.ndim >= 2 else 1)
-        # Each unit's largest and smallest value: the dead units and the extremes in two
-        # passes over the output (not four: min, max, then per unit).
-        highest, lowest = _unit_extremes(units)
-        vmin, vmax, total = float(lowest.min()), float(highest.max()), float(flat.sum())
-        if math.isfinite(vmin) and math.isfinite(vmax) and math.isfinite(total):
-            self._moments(flat, total, vmin, vmax)
+        units = flat.reshape(-1, v.shape[-1] if v.ndim >= 2 else 1)
+        # One sweep, chunk by chunk: each unit's largest and smallest value (the dead
+        # units and the extremes), the sum and the sum of squares.
+        highest, lowest, total, squares = _sweep(units)
+        vmin, vmax = float(lowest.min()), float(highest.max())
+        if math.isfinite(vmin) and math.isfinite(vmax) and math.isfinite(total + squares):
+            self._moments(flat, total, squares, vmin, vmax)
             dead = (highest == 0) & (lowest == 0)
         else:  # NaN or inf somewhere: moments of the finite values, dead units counted
             finite = flat[np.isfinite(flat)]
             if finite.size:
-                self._moments(finite, float(finite.sum()), float(finite.min()),
-                              float(finite.max()))
+                self._moments(finite, float(finite.sum()),
+                              float(np.einsum("i,i->", finite, finite)),
+                              float(finite.min()), float(finite.max()))
             dead = np.count_nonzero(units, axis=0) == 0
         self.dead = dead if self.dead is None else (self.dead & dead)
 
@@ -443,12 +458,9 @@ class LayerSummary:
         lo, hi = np.searchsorted(index, [offset, offset + flat.size])
         self.sample[lo:hi] = flat[index[lo:hi] - offset]
 
-    def _moments(self, finite, total, vmin, vmax):
+    def _moments(self, finite, total, squares, vmin, vmax):
         n = int(finite.size)
         mean = total / n
-        # einsum's own SIMD loop (not BLAS, whose threads stall on a busy machine); float32
-        # sums (pairwise for `sum`) are within about 1e-6 relative of float64 ones.
-        squares = float(np.einsum("i,i->", finite, finite))
         m2 = squares - n * mean * mean
         if m2 < 1e-3 * squares:  # std much smaller than |mean| (a softmax): centre first
             centred = finite.astype(np.float64) - mean
@@ -501,30 +513,67 @@ class LayerSummary:
         return f"<LayerSummary {self.shape}: {len(self.sample)} sampled values>"
 
 
-#: Columns a per-unit reduction works on at once (see `_unit_extremes`).
+#: Values per folded row of a per-unit reduction (see `_folded`).
 _FOLD_COLUMNS = 2048
 
 
-def _unit_extremes(units) -> tuple[np.ndarray, np.ndarray]:
-    """Each column's largest and smallest value of `units` (rows x units).
+def _folded(units, fold):
+    """`units` (rows x columns) as rows of `fold` rows side by side (`fold` lowered until
+    it divides the rows).
 
     Few units (a conv's 16 or 32 channels) make numpy's reduction down the
-    rows slow: it works on one short row at a time. The rows are folded into
-    rows of about `_FOLD_COLUMNS` values first (k rows side by side), reduced,
-    and the k partial results reduced again: the same values, several times faster.
+    rows slow: it works on one short row at a time. Column reductions of the
+    folded rows (about `_FOLD_COLUMNS` values each), then of their `fold`
+    partial results, reduce the same values several times faster.
 
-    >>> high, low = _unit_extremes(np.arange(12.0).reshape(6, 2))
-    >>> high.tolist(), low.tolist()
-    ([10.0, 11.0], [0.0, 1.0])
+    >>> _folded(np.arange(12.0).reshape(6, 2), 3).max(axis=0).reshape(3, 2).max(axis=0).tolist()
+    [10.0, 11.0]
+    >>> _folded(np.arange(6).reshape(3, 2), 2).shape  # 2 does not divide 3 rows: 1
+    (3, 2)
+    """
+    rows, columns = units.shape
+    while rows % fold:
+        fold -= 1
+    return units.reshape(rows // fold, fold * columns)
+
+
+#: Values `_sweep` reads at once: a chunk small enough to stay in a core's cache
+#: (512 KiB of float32) while the four reductions read it.
+_CHUNK_VALUES = 1 << 17
+
+
+def _sweep(units) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Each column's largest and smallest value, the sum and the sum of squares of `units`.
+
+    One sweep over the output chunk by chunk (rows x units, `_CHUNK_VALUES`
+    values at a time), so memory is read once and the four reductions run
+    on data in the cache: about 1.7x less CPU than four passes over a whole
+    16x112x112x64 output, which does not fit in the cache. The sums are
+    float32 per chunk (column sums of the folded rows, einsum's SIMD loop;
+    not BLAS, whose threads stall on a busy machine), added up in float64.
+
+    >>> high, low, total, squares = _sweep(np.arange(6.0).reshape(3, 2))
+    >>> high.tolist(), low.tolist(), total, squares
+    ([4.0, 5.0], [0.0, 1.0], 15.0, 55.0)
     """
     rows, columns = units.shape
     fold = max(1, min(rows, _FOLD_COLUMNS // max(columns, 1)))
-    while rows % fold:
-        fold -= 1
-    wide = units.reshape(rows // fold, fold * columns)
-    highest = wide.max(axis=0).reshape(fold, columns).max(axis=0)
-    lowest = wide.min(axis=0).reshape(fold, columns).min(axis=0)
-    return highest, lowest
+    step = max(fold, _CHUNK_VALUES // max(columns, 1) // fold * fold)
+    highest = np.full(columns, -np.inf, units.dtype)
+    lowest = np.full(columns, np.inf, units.dtype)
+    total = squares = 0.0
+    for start in range(0, rows, step):
+        part = units[start:start + step]
+        wide = _folded(part, fold)
+        np.maximum(highest, wide.max(axis=0).reshape(-1, columns).max(axis=0), out=highest)
+        np.minimum(lowest, wide.min(axis=0).reshape(-1, columns).min(axis=0), out=lowest)
+        flat = part.reshape(-1)
+        # column sums of a few folded rows (a vectorised add of rows, faster than the
+        # pairwise sum, which long columns need to stay precise in float32)
+        column_sums = wide.shape[0] <= _FOLD_COLUMNS
+        total += float(wide.sum(axis=0).sum(dtype=np.float64) if column_sums else flat.sum())
+        squares += float(np.einsum("i,i->", flat, flat))
+    return highest, lowest, total, squares
 
 
 def summarize(array) -> LayerSummary:
@@ -595,25 +644,14 @@ def paired_summary_statistics(before: dict, after: dict) -> tuple[dict, dict]:
     >>> b["s"]["saturation_bounds"] == a["s"]["saturation_bounds"] == [0.0, 1.0]
     True
     """
-    stats_before, stats_after = {}, {}
-    for key, b in before.items():
-        a = after.get(key)
-        if a is None:
-            stats_before[key] = b.statistics()
-            continue
-        if a is b:
-            stats_before[key] = b.statistics()
-            stats_after[key] = dict(stats_before[key])
-            continue
-        found_b, found_a = b.bounds(), a.bounds()
-        inside_b = b.finite and _range_inside(b.min, b.max, found_a)
-        inside_a = a.finite and _range_inside(a.min, a.max, found_b)
-        stats_before[key] = b.statistics(found_b or (found_a if inside_b else None))
-        stats_after[key] = a.statistics(found_a or (found_b if inside_a else None))
-    for key, a in after.items():
-        if key not in stats_after:
-            stats_after[key] = a.statistics()
-    return stats_before, stats_after
+    return _paired(before, after, lambda summary, bounds: summary.statistics(bounds),
+                   _summary_side)
+
+
+def _summary_side(summary):
+    """`_array_side` of a `LayerSummary`: from its range."""
+    return summary.bounds(), lambda bounds: bool(summary.finite) and _range_inside(
+        summary.min, summary.max, bounds)
 
 
 def summary_movement(before: dict, after: dict, eps=1e-8) -> dict:

@@ -43,7 +43,7 @@ import numpy as np
 
 from kerawidgets import _keras_adapter as adapter
 from kerawidgets import naming, targets
-from kerawidgets.edits import Edit, InsertLayer, RemoveLayer, SetActivation, as_edit
+from kerawidgets.edits import Edit, SetActivation, as_edit
 from kerawidgets.errors import InvalidEditError, KerawidgetsError
 from kerawidgets.probe import Probe
 from kerawidgets.rebuild import REINITIALIZE_CHOICES, copy_model, rebuild
@@ -360,27 +360,15 @@ def _full(model, probe: Probe, edit, reinitialize):
 # --- measuring ------------------------------------------------------------------
 
 
-def _focus(edit, report, before_graph_model, after) -> str | None:
-    """The node whose output stands for "the edited layer" after `edit`."""
-    if isinstance(edit, InsertLayer):
-        new = [o.layer for o in report.outcomes if o.status == "new" and o.layer in after]
-        return new[-1] if new else None
-    if isinstance(edit, RemoveLayer):
-        return _producer(before_graph_model, str(edit.layer))
-    edited = [o.layer for o in report.outcomes if o.edited and o.layer in after]
-    return edited[0] if edited else None
+def _focus(edit, report, before_graph_model, before, after) -> str | None:
+    """The node whose output stands for "the edited layer" after `edit`, if it ran.
 
-
-def _producer(model, name) -> str | None:
-    """Node id of the call feeding the first call of layer `name` in `model`'s graph."""
-    calls = adapter.graph_calls(model)
-    made = {id(t): c for c in calls for t in c.output_tensors}
-    for c in calls:
-        if c.operation.name == name and c.input_tensors:
-            source = made.get(id(c.input_tensors[0]))
-            return None if source is None else naming.node_id(source.operation.name,
-                                                                source.call_index)
-    return None
+    Each edit type says which (`Edit.focus`, as the editor's plots use it), so a
+    new type needs nothing here. `before` holds the node ids of the model the
+    edit was measured on, where the sweep ran it (the tail), else none.
+    """
+    _, layer = edit.focus(report, lambda: before_graph_model, before, after)
+    return layer if layer in after else None
 
 
 def _sample(array) -> np.ndarray | None:
@@ -432,7 +420,8 @@ def sweep(model: keras.Model, layer: Any, candidates: Any, x: Any = None, y: Any
         model: a Functional or Sequential model (left untouched).
         layer: the layer to vary (name or path, one layer).
         candidates: activation names (``"gelu"``) and/or edit values
-            (`ReplaceLayer`, `InsertLayer`, `RemoveLayer`, `SetActivation`).
+            (`ReplaceLayer`, `InsertLayer`, `RemoveLayer`, `SetActivation`,
+            `SetSettings`, any `Edit`; each row measures the node its `focus` names).
         x, y: probe inputs and labels (see `Probe`); or pass `probe=` instead.
         reinitialize: passed to each rebuild (``"downstream"`` lets a
             shape-changing candidate re-initialise the layers after it).
@@ -506,7 +495,8 @@ def _measure(row, model, probe, tail, reinitialize, base_output, values) -> None
             return
     result, after, output, graph_model = measured
     reference = tail.reference if tail is not None and row.route == "full" else base_output
-    focus = _focus(row.edit, result.report, graph_model, after)
+    before = tail.outputs if row.route == "tail" else {}
+    focus = _focus(row.edit, result.report, graph_model, before, after)
     row.layer = focus
     row.weights = result.report.summary()
     layer_values = after.get(focus) if focus else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from collections.abc import Iterator
 
 import keras
@@ -43,7 +44,17 @@ class Target:
 
 
 def walk_layers(model, prefix=()) -> Iterator[tuple[tuple[str, ...], keras.layers.Layer]]:
-    """Every layer (not input layers) of `model` and its nested models, in graph order."""
+    """Every layer (not input layers) of `model` and its nested models, in graph order.
+
+    A subclassed model's sub-layers (its own, or those of one nested in a
+    functional model) come from its layer tree (`subclassed.layer_tree`), so
+    edits reach them by path (``"inner_mlp/dense1"``) like any nested layer.
+    """
+    from kerawidgets import subclassed
+
+    if subclassed.is_subclassed(model):
+        yield from _subclassed_layers(model, prefix)
+        return
     seen = set()
     for call in adapter.graph_calls(model):
         operation = call.operation
@@ -56,6 +67,21 @@ def walk_layers(model, prefix=()) -> Iterator[tuple[tuple[str, ...], keras.layer
         yield path, operation
         if adapter.is_model(operation) and adapter.is_functional(operation):
             yield from walk_layers(operation, path)
+        elif subclassed.is_subclassed(operation):
+            yield from _subclassed_layers(operation, path)
+
+
+def _subclassed_layers(model, prefix):
+    """A subclassed model's own sub-layers by layer path, in the order its traced graph
+    (the editor's, when it has one) calls them, else in the order it set them."""
+    from kerawidgets import subclassed
+
+    entries = [((*prefix, *e.names), e.layer) for e in subclassed.layer_tree(model)]
+    view = adapter.graph_view(model)
+    if view is not None:
+        order = {path: i for i, (path, _) in enumerate(walk_layers(view, prefix))}
+        entries.sort(key=lambda item: order.get(item[0], len(order)))
+    yield from entries
 
 
 def layer_paths(model) -> list[str]:
@@ -136,8 +162,10 @@ def _resolve_name(model, text, layers) -> Target:
                 f"{', '.join(naming.layer_path(p) for p, _ in exact)}. Give the full path."
             )
     if not exact:
-        _refuse_inside_subclassed(text, path, layers)
-        raise UnknownLayerError(text, known, f"model {model.name!r}")
+        exact = _by_attribute(model, text, layers)
+    if not exact:
+        raise UnknownLayerError(text, _attribute_paths(model, layers) + known,
+                                f"model {model.name!r}")
     found_path, layer = exact[0]
     has_suffix = naming.CALL_SEPARATOR in text and text.rpartition(naming.CALL_SEPARATOR)[2].isdigit()
     if has_suffix:
@@ -151,18 +179,48 @@ def _resolve_name(model, text, layers) -> Target:
     return Target(found_path, layer)
 
 
-def _refuse_inside_subclassed(text, path, layers) -> None:
-    """Refuse, clearly, a path into a nested subclassed model (kept whole, like a custom layer)."""
-    for found, layer in layers:
-        inside = len(path) > len(found) and path[: len(found)] == found
-        if inside and adapter.is_model(layer) and not adapter.has_graph(layer):
-            where = naming.layer_path(found)
-            raise InvalidEditError(
-                f"{text!r} is inside {where!r}, a subclassed {type(layer).__name__} without a "
-                "graph of layer calls: kerawidgets keeps it whole, like a custom layer, with its "
-                f"weights. Edit {where!r} as one layer (ReplaceLayer, RemoveLayer, InsertLayer "
-                "after it), or change the layers inside its call() in code."
-            )
+_GET_LAYER = re.compile(r"^get_layer\('([^']+)'\)\.(.+)$")
+
+
+def _subclassed_holders(model, layers) -> dict:
+    """Layer path -> subclassed model: `model` itself (path ()) and those nested in it."""
+    from kerawidgets import subclassed
+
+    holders = {(): model} if subclassed.is_subclassed(model) else {}
+    holders.update({p: layer for p, layer in layers if subclassed.is_subclassed(layer)})
+    return holders
+
+
+def _attribute_paths(model, layers) -> list[str]:
+    """The attribute paths that name layers inside subclassed models (``"inner/blocks[1].add"``)."""
+    from kerawidgets import subclassed
+
+    return [naming.layer_path((*prefix, entry.attribute))
+            for prefix, holder in _subclassed_holders(model, layers).items()
+            for entry in subclassed.layer_tree(holder) if "." in entry.attribute or
+            "[" in entry.attribute]
+
+
+def _by_attribute(model, text, layers) -> list:
+    """The layer an attribute path names inside a subclassed model: ``"blocks[1].inner"``
+    in the model itself, ``"inner_mlp/blocks[1].inner"`` or the graph panel's
+    ``"get_layer('inner_mlp').blocks[1].inner"`` in one nested in a functional model."""
+    from kerawidgets import subclassed
+
+    match = _GET_LAYER.match(text)
+    if match:
+        prefix, attribute = naming.split_layer_path(match.group(1)), match.group(2)
+    else:
+        *head, attribute = naming.split_layer_path(text) or ("",)
+        prefix = tuple(head)
+    holder = _subclassed_holders(model, layers).get(prefix)
+    if holder is None:
+        return []
+    found = [e for e in subclassed.layer_tree(holder) if e.attribute == attribute]
+    if len(found) != 1:
+        return []
+    path = (*prefix, *found[0].names)
+    return [(p, layer) for p, layer in layers if p == path]
 
 
 def call_count(model, path) -> int:
@@ -173,13 +231,27 @@ def call_count(model, path) -> int:
 
 
 def parent_model(model, path):
-    """The (nested) model whose graph directly calls the layer at `path`."""
-    current = model
+    """The (nested) model whose graph directly calls the layer at `path`.
+
+    Inside a subclassed model that is its traced graph (`subclassed.trace`,
+    on a copy: match its calls to the layer by name, not identity).
+    """
+    current = _graph_of(model)
     for name in path[:-1]:
-        current = next(
+        current = _graph_of(next(
             op for op in _operations(current) if op.name == name and adapter.is_model(op)
-        )
+        ))
     return current
+
+
+def _graph_of(model):
+    """`model`, or for a subclassed model without a graph its traced graph (when it traces)."""
+    from kerawidgets import subclassed
+
+    if adapter.has_graph(model) or not subclassed.is_subclassed(model):
+        return model
+    traced = subclassed.trace(model)
+    return traced.functional if traced.functional is not None else model
 
 
 def _operations(model):

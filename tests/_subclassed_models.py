@@ -286,3 +286,19 @@ class Configurable(keras.Model):
 
 def configurable():
     return _built(Configurable(name="configurable"), (3,))
+
+
+def nested_resnet():
+    """A ResNetMLP (a list of residual blocks) between two layers of a functional model."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8,), name="features")
+    x = layers.Dense(8, activation="relu", name="pre")(inp)
+    return keras.Model(inp, ResNetMLP(name="body")(x), name="outer_resnet")
+
+
+def nested(cls, name="inner"):
+    """A `cls()` (input width 3) after a Dense layer in a functional model."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((3,), name="features")
+    x = layers.Dense(3, activation="relu", name="pre")(inp)
+    return keras.Model(inp, cls(name=name)(x), name=f"outer_{name}")

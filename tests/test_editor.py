@@ -1,7 +1,9 @@
 """ModelEditor driven from Python: every control, the scripting API, the error path."""
 
+import dataclasses
 import gc
 import html
+import threading
 import weakref
 
 import keras
@@ -10,10 +12,18 @@ import pytest
 from keras import layers
 
 from kerawidgets import KerawidgetsError, ShapeMismatchError
-from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
+from kerawidgets.edits import (
+    EDIT_TYPES,
+    InsertLayer,
+    RemoveLayer,
+    ReplaceLayer,
+    SetActivation,
+    SetSettings,
+)
 from kerawidgets.history import History, Step
 from kerawidgets.probe import ProbeDataError
 from kerawidgets.widgets import ModelEditor
+from kerawidgets.widgets import editor as editor_module
 from kerawidgets.widgets.editor import SaveCheckError
 from kerawidgets.widgets.editor_panel import gui_text
 from tests.models import CountCalls
@@ -683,6 +693,79 @@ def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
     assert editor.model is editor.original and "Undone" in p.status.value
 
 
+def test_a_click_sent_while_a_preview_runs_is_run_after_it(editor, monkeypatch):
+    """A hurried user ticks the checkbox and presses Reset at once: never a lost click.
+
+    The kernel handles the page's messages one at a time, so a click sent while the
+    tick's dry run runs is handled right after it; but a browser drops a click on a
+    disabled button. So a check of the panel (a preview, reading a selection) leaves the
+    buttons as they are: here the front end would press them mid-preview.
+    """
+    import kerawidgets.session as module
+
+    p = editor.panel
+    editor.apply(SetActivation("conv_b", "tanh"))
+    editor.select("conv_a")
+    p.activation.value = "gelu"
+    buttons = {"apply": p.apply_button, "undo": p.undo_button, "reset": p.reset_button}
+    assert not any(button.disabled for button in buttons.values())
+    seen = []
+    real = module.rebuild
+
+    def rebuild(*args, **kwargs):  # mid-preview: what the page shows while the dry run runs
+        seen.append(({name: button.disabled for name, button in buttons.items()},
+                     p.status.value))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "rebuild", rebuild)
+    p.reinitialize.value = True  # the tick: a dry run with fresh weights allowed
+    ((disabled, status),) = seen
+    assert "dry-run rebuild" in status  # the status says what runs...
+    assert disabled == {"apply": False, "undo": False, "reset": False}  # ...and a click gets through
+    p.reset_button.click()  # handled after the preview, as the kernel would
+    assert "Reset to the original model" in p.status.value
+    assert editor.model is editor.original and not p.reinitialize.value
+    # Apply pressed while the preview of an edit that cannot apply runs: refused, said why.
+    editor.redo()
+    editor.select("conv_a")
+    p.activation.value = "gelu"
+    seen.clear()
+    p.tabs.selected_index = p.actions.index("remove")  # conv_b needs 8 channels: cannot apply
+    ((disabled, status),) = seen
+    assert not disabled["apply"] and "dry-run rebuild" in status
+    p.apply_button.click()
+    assert "kwe-status-error" in p.status.value and "conv_b" in p.status.value
+    assert len(editor.history) == 1 and p.apply_button.disabled
+
+
+def test_a_click_while_a_fine_tune_runs_says_why_nothing_happens(editor):
+    """A click that reached the kernel while another thread works (a fine-tune) is not run,
+    and the status line says so (it used to be dropped without a word)."""
+    p = editor.panel
+    editor.apply(SetActivation("conv_b", "tanh"))
+    started, release = threading.Event(), threading.Event()
+
+    def fine_tune():  # held on `release`, as a long fine-tune in its worker
+        with editor.session.working(editor.MOVE_STEPS) as progress:
+            progress(1, "Fine-tuning…")
+            started.set()
+            release.wait()
+
+    worker = threading.Thread(target=fine_tune)
+    worker.start()
+    try:
+        assert started.wait(60)
+        assert p.undo_button.disabled  # the page shows it disabled; this click slipped in before
+        p.undo_button.click()
+        assert "Fine-tuning runs" in p.status.value and "press the button again" in p.status.value
+        assert len(editor.history) == 1 and editor.model is not editor.original
+    finally:
+        release.set()
+        worker.join()
+    p.undo_button.click()
+    assert editor.model is editor.original and "Undone" in p.status.value
+
+
 def test_scripted_predicate_edit(editor, monkeypatch):
     import kerawidgets.session as module
 
@@ -798,6 +881,57 @@ def test_settings_tab_is_built_from_the_catalog_and_applies_set_settings(editor)
     assert editor.history == [SetSettings("drop", rate=0.4)]
     assert editor.report["drop"].status == "kept" and editor.report.reinitialised == []
     assert same_weights(before, weights_of(editor.model))
+
+
+def test_each_tab_makes_its_registered_edit_class_from_its_fields(editor):
+    p = editor.panel
+    editor.select("conv_b")
+    p.activation.value = "tanh"
+    assert editor.pending_edit() == SetActivation("conv_b", "tanh")
+    p.tabs.selected_index = 1
+    p.replace.value = "SeparableConv2D"
+    assert editor.pending_edit() == ReplaceLayer("conv_b", (
+        "SeparableConv2D", p.replace_settings.choice.config(p.replace_settings.values())))
+    p.tabs.selected_index = 2
+    p.insert.value = "Dropout"
+    p.insert_settings.widgets["rate"].value = 0.3
+    edit = editor.pending_edit()
+    assert edit == InsertLayer("conv_b", ("Dropout", edit.layer[0].config))
+    assert edit.layer[0].config["rate"] == pytest.approx(0.3)
+    p.tabs.selected_index = 3
+    assert editor.pending_edit() == RemoveLayer("conv_b")
+    p.tabs.selected_index = 4
+    p.layer_settings.widgets["padding"].value = "valid"
+    assert editor.pending_edit() == SetSettings("conv_b", padding="valid")
+
+
+@pytest.fixture
+def registry():
+    """Edit classes a test defines are dropped from the registry afterwards."""
+    saved = dict(EDIT_TYPES)
+    yield EDIT_TYPES
+    EDIT_TYPES.clear()
+    EDIT_TYPES.update(saved)
+
+
+def test_a_new_edit_type_gets_a_tab_and_its_edit_without_a_branch_in_the_editor(
+        data, registry, monkeypatch):
+    @dataclasses.dataclass(frozen=True, eq=True)
+    class Drop(RemoveLayer):  # a new edit type with a tab of its own
+        panel_tab = "Drop"
+        panel_action = "drop"
+
+    editor = ModelEditor(cnn(), *data)
+    p = editor.panel
+    assert p.tabs.get_title(5) == "Drop"
+    editor.select("drop")
+    p.tabs.selected_index = 5
+    # No controls for it: the tab and the preview say to apply it in code.
+    assert "editor.apply(edit)" in p.tabs.children[5].value
+    assert "make a Drop in code" in p.preview.value and p.apply_button.disabled
+    # Its reader of the tab's fields is all the editor needs to make it.
+    monkeypatch.setitem(editor_module._TAB_FIELDS, "drop", lambda self, path: {"layer": path})
+    assert editor.pending_edit() == Drop("drop")
 
 
 def test_settings_tab_padding_change_needs_the_reinitialise_checkbox(editor):

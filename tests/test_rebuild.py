@@ -260,6 +260,68 @@ def test_edit_of_shared_layer_keeps_it_shared_and_edit_of_one_call_splits_it():
     assert any("separate layer" in n for n in split.report.notes)
 
 
+def layer_paths_of(model, prefix=""):
+    paths = []
+    for lyr in model.layers:
+        paths.append(prefix + lyr.name)
+        if isinstance(lyr, keras.Model):
+            paths += layer_paths_of(lyr, prefix + lyr.name + "/")
+    return paths
+
+
+@pytest.mark.parametrize("edit, status", [
+    (SetActivation("shared:1", "tanh"), "kept"),
+    (SetSettings("shared:1", use_bias=False), "kept"),
+    (ReplaceLayer("shared:1", layers.Dense(6, activation="elu")), "kept"),
+    (ReplaceLayer("shared:1", layers.EinsumDense("ab,bc->ac", (6,))), "reinitialised"),
+], ids=["activation", "settings", "replace", "replace-class"])
+def test_a_call_split_off_a_shared_layer_has_its_own_row(edit, status):
+    model = multi_io_model()
+    result = rebuild(model, [edit])
+    rows = [o.layer for o in result.report]
+    assert len(rows) == len(set(rows)), rows  # one row per layer
+    assert set(rows) <= set(layer_paths_of(result.model))  # each the name of a new layer
+    split = result.report["shared_call1"]
+    assert split.edited and split.status == status, split
+    assert "split off from call 1 of shared layer 'shared'" in split.reason
+    shared = result.report["shared"]  # the layer the other call still uses
+    assert not shared.edited and shared.status == "kept" and "split" not in shared.reason
+    if status == "kept":  # kept means the shared layer's kernel, bit for bit
+        np.testing.assert_array_equal(
+            models.numpy_of(result.model.get_layer("shared_call1").kernel),
+            models.numpy_of(model.get_layer("shared").kernel))
+
+
+def test_a_split_call_in_a_nested_model_and_a_removed_call_have_their_own_rows():
+    inner_in = keras.Input((4,), name="inner_x")
+    shared = layers.Dense(4, activation="relu", name="shared")
+    inner = keras.Model(inner_in, layers.Add(name="add")([shared(inner_in), shared(shared(inner_in))]),
+                        name="inner")
+    inp = keras.Input((4,), name="x")
+    model = keras.Model(inp, layers.Dense(2, name="head")(inner(inp)), name="outer")
+    result = rebuild(model, [SetActivation("inner/shared:1", "tanh")])
+    assert [o.layer for o in result.report].count("inner/shared") == 1
+    row = result.report["inner/shared_call1"]
+    assert row.edited and "split off from call 1 of shared layer 'inner/shared'" in row.reason
+    assert result.model.get_layer("inner").get_layer("shared_call1").get_config()["activation"] == "tanh"
+    # Two steps each splitting a call off: two rows of their own in the composed report.
+    both = rebuild(model, [SetActivation("inner/shared:1", "tanh"),
+                           SetActivation("inner/shared:1", "gelu")])  # the second's call 1 was call 2
+    rows = [o.layer for o in both.report]
+    assert len(rows) == len(set(rows)), rows
+    assert {"inner/shared", "inner/shared_call1", "inner/shared_call1_1"} <= set(rows)
+    assert set(rows) <= set(layer_paths_of(both.model))
+    # Removing one call removes no layer: the row is the call's, the layer stays kept.
+    removed = rebuild(model, [RemoveLayer("inner/shared:1")])
+    rows = [o.layer for o in removed.report]
+    assert len(rows) == len(set(rows)), rows
+    assert removed.report["inner/shared"].status == "kept"
+    call = removed.report["inner/shared:1"]
+    assert call.status == "removed" and call.edited
+    assert "stay for its other calls" in call.reason and "dropped" not in call.reason
+    assert removed.report.removed == ["inner/shared:1"]
+
+
 def test_training_kwarg_is_replayed_and_mask_still_flows():
     model = multi_io_model()
     new = rebuild(model, [SetActivation("cls", "sigmoid")]).model
@@ -611,6 +673,72 @@ def test_activation_edit_of_a_layer_whose_get_config_fails_says_how_to_fix_it():
     with pytest.raises(LayerRecreationError, match="'custom'"):
         rebuild(model, [SetActivation(lambda layer: layer.name != "d", "tanh")])
     assert not kerawidgets.plan.supports_activation(model.get_layer("custom"))  # a panel's question
+
+
+class Scale(layers.Layer):
+    """A layer with a weight, defined here (not registered: Keras' loader cannot find it)."""
+
+    def build(self, shape):
+        self.scale = self.add_weight(shape=(shape[-1],), initializer="ones", name="scale")
+
+    def call(self, x):
+        return x * self.scale
+
+
+class SequentialBlock(layers.Layer):
+    """A Sequential sub-block in a layer only a copy of the object re-creates (`make`, a
+    function, is no recorded argument; `get_config` raises)."""
+
+    def __init__(self, units, make=None, scale=True, **kwargs):
+        super().__init__(**kwargs)
+        self.make = make
+        self.units = units
+        self.seq = keras.Sequential([layers.Dense(units, activation="tanh", name="inner")]
+                                    + ([Scale(name="scale")] if scale else []), name="seq")
+
+    def build(self, shape):
+        self.seq.build(shape)
+
+    def call(self, x):
+        return self.seq(x)
+
+    def compute_output_shape(self, shape):
+        return (*shape[:-1], self.units)
+
+    def get_config(self):
+        raise NotImplementedError("no config")
+
+
+# Keras' pickling of a Sequential's graph gave the copy a graph of other Dense objects
+# (not trained by fit), or failed to load a layer class it cannot find (Scale).
+@pytest.mark.parametrize("scale", [False, True], ids=["dense", "unregistered-layer"])
+def test_object_copy_of_a_layer_holding_a_sequential_trains_the_layers_it_runs(scale):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((3,), name="x")
+    model = keras.Model(inp, layers.Dense(1, name="head")(
+        SequentialBlock(4, make=lambda: None, scale=scale, name="block")(inp)))
+    result = rebuild(model, [])
+    new = result.model
+    assert result.report["block"].status == "kept"
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(8, 1)).astype("float32")
+    np.testing.assert_array_equal(predict(new, x), predict(model, x))
+    copy, original = new.get_layer("block"), model.get_layer("block")
+    assert {id(v) for v in copy.weights}.isdisjoint(id(v) for v in original.weights)
+    before_copy = [models.numpy_of(v) for v in copy.weights]
+    before_original = weights_of(model)
+    new.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    new.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    # One step moved every weight of the block's copy (the layers its Sequential runs)...
+    for variable, value in zip(copy.weights, before_copy):
+        assert not np.array_equal(models.numpy_of(variable), value), variable.path
+    # ...and what the copy computes now follows them; the original did not move.
+    expected = x
+    for layer in copy.seq.layers:
+        expected = layer(expected)
+    expected = models.numpy_of(expected)
+    np.testing.assert_allclose(models.numpy_of(copy(x)), expected, rtol=1e-6)
+    assert all(np.array_equal(a, b) for a, b in zip(weights_of(model), before_original))
 
 
 # --- activation layers: their own kind is a no-op, other kinds name what is dropped ---

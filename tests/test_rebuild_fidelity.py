@@ -375,10 +375,16 @@ def test_nested_subclassed_model_is_one_node_kept_with_its_weights():
                                   np.array(model.get_layer("sub").inner.kernel))
 
 
-def test_edit_inside_a_nested_subclassed_model_is_refused_clearly():
+def test_edit_inside_a_nested_subclassed_model_gives_the_same_class_edited():
     model = nested_subclassed()
-    with pytest.raises(InvalidEditError, match="'sub/inner' is inside 'sub', a subclassed SubModel"):
-        rebuild(model, [SetActivation("sub/inner", "tanh")])
+    result = rebuild(model, [SetActivation("sub/inner", "tanh")])
+    sub = result.model.get_layer("sub")
+    assert type(sub) is SubModel and sub is not model.get_layer("sub")
+    assert sub.inner.get_config()["activation"] == "tanh"
+    assert model.get_layer("sub").inner.get_config()["activation"] == "relu"
+    assert result.report["sub/inner"].status == "kept"
+    np.testing.assert_array_equal(np.array(sub.inner.kernel),
+                                  np.array(model.get_layer("sub").inner.kernel))
 
 
 # --- 11. messages name the layer ---------------------------------------------

@@ -252,3 +252,86 @@ def test_paired_summary_statistics_match_paired_statistics():
                     assert side_got[key][name] == pytest.approx(value, rel=1e-6, abs=1e-9)
                 else:
                     assert side_got[key][name] == value
+
+
+# --- sampled summaries of real layer outputs, on the backend in use -----------------------
+
+
+def _real_cnn():
+    """Conv, batch norm, ReLU, tanh, sigmoid and softmax outputs of 16x32x32x16 (> SAMPLE_SIZE)."""
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((32, 32, 3), name="image")
+    x = layers.Conv2D(16, 3, padding="same", name="conv")(inp)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.ReLU(name="relu")(x)
+    x = layers.Conv2D(16, 3, padding="same", activation="tanh", name="tanh_conv")(x)
+    x = layers.Conv2D(8, 1, activation="sigmoid", name="gate",
+                      kernel_initializer=keras.initializers.RandomNormal(0.0, 3.0, seed=7))(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inp, layers.Dense(10, activation="softmax", name="head")(x))
+
+
+def _real_images():
+    return np.random.default_rng(6).normal(0, 2, (16, 32, 32, 3)).astype("float32")
+
+
+def _assert_within_tolerance(summary, full, exact):
+    """A summary of a real output against the exact statistics and histogram of all of it."""
+    from kerawidgets.statistics import SAMPLE_TOLERANCE
+
+    got = summary.statistics(exact["saturation_bounds"])
+    for name in ("mean", "std", "min", "max", "dead_fraction", "nonfinite_fraction"):
+        assert got[name] == pytest.approx(exact[name], rel=1e-4, abs=1e-5), name
+    for name in ("zero_fraction", "saturation"):
+        assert abs(got[name] - exact[name]) <= SAMPLE_TOLERANCE / 2, name
+    edges = np.linspace(exact["min"], exact["max"], 51)
+    shares = np.histogram(full, edges)[0] / full.size
+    sampled = np.histogram(summary.sample, edges)[0] / summary.sample.size
+    assert np.max(np.abs(shares - sampled)) <= SAMPLE_TOLERANCE / 2
+
+
+def test_sampled_statistics_of_real_layer_outputs_match_exact_ones_within_the_tolerance():
+    model = _real_cnn()
+    probe = Probe(model, _real_images())
+    full = probe.outputs(model)
+    summaries = Probe(model, _real_images()).summaries(model).summaries
+    sampled = [key for key, s in summaries.items() if not s.exact]
+    assert {"conv", "bn", "relu", "tanh_conv", "gate"} <= set(sampled)
+    for key in sampled:
+        exact = layer_statistics(full[key])
+        _assert_within_tolerance(summaries[key], full[key], exact)
+    assert layer_statistics(full["relu"])["zero_fraction"] > 0.2  # the shares are not all 0
+    assert layer_statistics(full["gate"])["saturation_bounds"] == [0.0, 1.0]
+
+
+def test_paired_summaries_of_an_edited_real_model_match_exact_paired_statistics():
+    import kerawidgets
+    from kerawidgets.statistics import (
+        SAMPLE_TOLERANCE,
+        paired_summary_statistics,
+        sample_index,
+        summary_movement,
+    )
+
+    model = _real_cnn()
+    edited = kerawidgets.replace_activation(model, "tanh_conv", "sigmoid")
+    probe = Probe(model, _real_images())
+    before, after = probe.summaries(model).summaries, probe.summaries_after_edit(
+        model, edited, ["tanh_conv"]).summaries
+    full_before, full_after = probe.outputs(model), probe.outputs(edited)
+    exact_before, exact_after = paired_statistics(full_before, full_after)
+    got_before, got_after = paired_summary_statistics(before, after)
+    for key in ("tanh_conv", "gate"):  # sampled, and changed by the edit
+        index = sample_index(full_before[key].size)
+        # the same positions on both sides, so paired numbers compare value by value
+        np.testing.assert_allclose(before[key].sample, full_before[key].ravel()[index], rtol=1e-5)
+        np.testing.assert_allclose(after[key].sample, full_after[key].ravel()[index], rtol=1e-5)
+        for got, exact in ((got_before, exact_before), (got_after, exact_after)):
+            assert got[key]["saturation_bounds"] == exact[key]["saturation_bounds"], key
+        _assert_within_tolerance(before[key], full_before[key], exact_before[key])
+        _assert_within_tolerance(after[key], full_after[key], exact_after[key])
+    assert after["relu"] is before["relu"]  # upstream of the edit: the same summary
+    moved, exact_moved = summary_movement(before, after), movement(full_before, full_after)
+    assert moved["relu"] == exact_moved["relu"] == 0.0
+    for key in ("tanh_conv", "gate", "head"):
+        assert moved[key] == pytest.approx(exact_moved[key], rel=SAMPLE_TOLERANCE), key

@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from kerawidgets import subclassed
-from kerawidgets.edits import ReplaceLayer, SetActivation
+from kerawidgets import naming, subclassed, targets
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
 from kerawidgets.errors import (
+    InvalidEditError,
     SaveCheckError,
     ShapeMismatchError,
     UnknownLayerError,
@@ -403,3 +404,234 @@ def test_editor_refuses_an_untraceable_call_saying_what_works():
 
     with pytest.raises(UnsupportedModelError, match=r"could not be traced.*GraphView.*rebuild"):
         ModelEditor(sm.value_branch(), x=sm.data((3,)))
+
+
+# --- a subclassed model nested in a functional model -------------------------------
+
+
+def weights_by_path(model):
+    """Every leaf layer's weights of a functional model, nested subclassed insides included."""
+    return {naming.layer_path(path): [np.array(w) for w in layer.get_weights()]
+            for path, layer in targets.walk_layers(model) if subclassed._is_leaf(layer)}
+
+
+def assert_paths_kept(old, new, *, except_path=None):
+    before, after = weights_by_path(old), weights_by_path(new)
+    assert set(before) == set(after)
+    for path, values in before.items():
+        if path == except_path:
+            continue
+        assert len(values) == len(after[path]), path
+        for a, b in zip(values, after[path]):
+            assert a.dtype == b.dtype and np.array_equal(a, b), path
+
+
+#: target as the user writes it -> (builder, input shape, the layer's path)
+NESTED_TARGETS = {
+    "inner_mlp/dense1": (sm.nested_in_functional, (5,), "inner_mlp/dense1"),
+    "dense2": (sm.nested_in_functional, (5,), "inner_mlp/dense2"),
+    "get_layer('inner_mlp').head": (sm.nested_in_functional, (5,), "inner_mlp/head"),
+    "body/blocks[1].inner": (sm.nested_resnet, (8,), "body/block1/inner"),
+}
+
+
+@pytest.mark.parametrize("target", sorted(NESTED_TARGETS))
+def test_activation_inside_a_nested_subclassed_model(target):
+    builder, shape, path = NESTED_TARGETS[target]
+    model = builder()
+    outer, name = path.split("/", 1)
+    inner = model.get_layer(outer)
+    before, inner_before = snapshot(model), snapshot(inner)
+    result = rebuild(model, [SetActivation(target, "gelu")])
+    new_inner = result.model.get_layer(outer)
+    assert type(new_inner) is type(inner) and new_inner is not inner
+    assert subclassed.find(new_inner, name).layer.get_config()["activation"] == "gelu"
+    assert subclassed.find(inner, name).layer.get_config()["activation"] != "gelu"
+    assert result.report[path].status == "kept" and result.report[path].edited
+    assert_paths_kept(model, result.model)  # the edited layer's weights too
+    assert_unchanged(model, before)
+    assert_unchanged(inner, inner_before)
+    fit_one_step(result.model, shape)
+    assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize("builder, shape, target, path, make", [
+    (sm.nested_in_functional, (5,), "inner_mlp/head", "inner_mlp/head",
+     lambda: keras.layers.Dense(3, activation="sigmoid")),
+    (sm.nested_resnet, (8,), "body/blocks[0].add", "body/block0/add",
+     lambda: keras.layers.Average()),
+], ids=["dense", "merge"])
+def test_replacement_inside_a_nested_subclassed_model(builder, shape, target, path, make):
+    model = builder()
+    outer = path.split("/", 1)[0]
+    x = sm.data(shape, n=4, seed=2)
+    expected = numpy_of(model(x)).shape
+    before, inner_before = snapshot(model), snapshot(model.get_layer(outer))
+    result = rebuild(model, [ReplaceLayer(target, make())])
+    new_inner = result.model.get_layer(outer)
+    assert type(new_inner) is type(model.get_layer(outer))
+    assert type(subclassed.find(new_inner, path.split("/", 1)[1]).layer) is type(make())
+    assert result.report[path].edited
+    assert_paths_kept(model, result.model, except_path=path)
+    assert numpy_of(result.model(x)).shape == expected
+    assert_unchanged(model, before)
+    assert_unchanged(model.get_layer(outer), inner_before)
+    fit_one_step(result.model, shape)
+
+
+def test_report_of_a_nested_edit_lists_the_layers_inside_in_graph_order():
+    result = rebuild(sm.nested_in_functional(), [SetActivation("inner_mlp/dense2", "tanh")])
+    assert [o.layer for o in result.report.outcomes] == [
+        "pre", "inner_mlp/dense1", "inner_mlp/dense2", "inner_mlp/head"]
+    assert [o.layer for o in result.report.changed] == ["inner_mlp/dense2"]
+
+
+def test_nested_replacement_that_changes_the_output_shape_is_refused():
+    model = sm.nested_in_functional()
+    before = snapshot(model)
+    with pytest.raises(ShapeMismatchError, match=r"'dense1'.*\(None, 16\).*\(None, 4\)"):
+        rebuild(model, [ReplaceLayer("inner_mlp/dense1", keras.layers.Dense(4))])
+    assert_unchanged(model, before)
+
+
+def test_nested_edit_a_class_config_records_saves_and_reloads_as_edited(tmp_path):
+    model = sm.nested(sm.Configurable)
+    result = rebuild(model, [SetActivation("inner/hidden", "tanh")])
+    x = sm.data((3,))
+    path = tmp_path / "edited.keras"
+    assert save_verified(result.model, str(path), _outputs_match(result.model, x), 1e-5) == (
+        "reloaded; outputs match")
+    reloaded = keras.saving.load_model(str(path)).get_layer("inner")
+    assert type(reloaded) is sm.Configurable
+    assert reloaded.hidden.get_config()["activation"] == "tanh"
+
+
+def test_nested_edit_a_hard_coded_class_cannot_record_is_refused_at_save(tmp_path):
+    model = sm.nested(sm.HardCoded)
+    result = rebuild(model, [SetActivation("inner/hidden", "gelu")])
+    assert any(note.startswith("'inner': HardCoded's config cannot record the edit of 'hidden'")
+               for note in result.report.notes)
+    path = tmp_path / "edited.keras"
+    with pytest.raises(SaveCheckError, match=r"In 'inner', HardCoded's config cannot record the "
+                       r"edit of 'hidden'.*argument of HardCoded.__init__"):
+        save_verified(result.model, str(path), _outputs_match(result.model, sm.data((3,))), 1e-5)
+    assert not list(tmp_path.iterdir())
+    untouched = tmp_path / "untouched.keras"  # the unedited model saves as before
+    save_verified(model, str(untouched), _outputs_match(model, sm.data((3,))), 1e-5)
+    assert untouched.exists()
+
+
+def test_editor_applies_an_edit_inside_a_nested_subclassed_model():
+    from kerawidgets.widgets.editor import ModelEditor
+
+    model = sm.nested_in_functional()
+    before = snapshot(model)
+    editor = ModelEditor(model, x=sm.data((5,), n=16))
+    editor.select("inner_mlp/dense1")
+    assert editor.panel.activation.value == "relu"
+    report = editor.apply(SetActivation("inner_mlp/dense1", "gelu"))
+    assert report["inner_mlp/dense1"].status == "kept"
+    assert type(editor.model.get_layer("inner_mlp")) is sm.MLP
+    assert editor.model.get_layer("inner_mlp").dense1.get_config()["activation"] == "gelu"
+    assert editor.comparison_image.value[:4] == b"\x89PNG"
+    compared = editor.compare()  # the probe runs inside the nested model (its traced copy)
+    assert compared["layer"] == "inner_mlp/dense1"
+    assert compared["layer_stats"]["before"]["shape"] == [16, 16]
+    assert compared["layer_stats"]["before"]["min"] == 0.0  # relu
+    assert compared["layer_stats"]["after"]["min"] < 0.0  # gelu
+    assert "'inner_mlp/dense1', 'gelu'" in editor.to_code()
+    editor.undo()
+    assert editor.model.get_layer("inner_mlp").dense1.get_config()["activation"] == "relu"
+    assert_unchanged(model, before)
+
+
+# --- the other edits: bulk targets, settings, and what insert and remove say --------
+
+
+@pytest.mark.parametrize("builder, shape", [(sm.mlp, (5,)), (sm.nested_in_functional, (5,))],
+                         ids=["own", "nested"])
+def test_every_dense_by_class_and_by_predicate(builder, shape):
+    model = builder()
+    before = snapshot(model)
+    result = rebuild(model, [SetActivation(keras.layers.Dense, "elu"),
+                             SetActivation(lambda layer: layer.name == "head", "sigmoid")])
+    dense = [(path, layer) for path, layer in targets.walk_layers(result.model)
+             if isinstance(layer, keras.layers.Dense)]
+    assert len(dense) >= 3
+    for path, layer in dense:
+        wanted = "sigmoid" if path[-1] == "head" else "elu"
+        assert layer.get_config()["activation"] == wanted, path
+    assert len(result.report.changed) == len(dense)
+    assert_paths_kept(model, result.model)
+    assert_unchanged(model, before)
+    fit_one_step(result.model, shape)
+
+
+def test_set_settings_on_a_subclassed_model_keeps_what_fits():
+    model = sm.training_branch()
+    before = snapshot(model)
+    result = rebuild(model, [SetSettings("drop", rate=0.2), SetSettings("dense", use_bias=False)])
+    new = result.model
+    assert type(new) is sm.TrainingBranch
+    assert new.drop.rate == 0.2 and not new.dense.use_bias
+    assert np.array_equal(np.array(new.dense.kernel), np.array(model.dense.kernel))
+    assert result.report["dense"].reason == "use_bias True -> False; bias (8,) dropped"
+    assert result.report["drop"].reason == "rate 0.5 -> 0.2"
+    assert_kept_except(model, new, "dense")
+    assert_unchanged(model, before)
+    fit_one_step(new, (5,))
+
+
+def test_set_settings_inside_a_nested_subclassed_model():
+    model = sm.nested_in_functional()
+    result = rebuild(model, [SetSettings("inner_mlp/dense2", use_bias=False)])
+    assert not result.model.get_layer("inner_mlp").dense2.use_bias
+    assert model.get_layer("inner_mlp").dense2.use_bias
+    fit_one_step(result.model, (5,))
+
+
+def _suggested(message):
+    """The ReplaceLayer(...) the message suggests, as an edit."""
+    import re
+
+    code = re.search(r"ReplaceLayer\((?:[^()]|\([^()]*\))*\)", message).group(0)
+    return eval(code, {"keras": keras, "ReplaceLayer": ReplaceLayer})
+
+
+def test_insert_is_refused_and_the_suggested_replacement_works():
+    model = sm.mlp()
+    before = snapshot(model)
+    with pytest.raises(InvalidEditError, match=r"MLP is a subclassed model: its `call` method "
+                       r"decides.*ReplaceLayer\('dense1', \[keras.layers.Dense\(units=16, "
+                       r"activation='relu'\), keras.layers.Dropout\(rate=0.2\)\]\).*write the "
+                       r"new layer into MLP.__init__") as refused:
+        rebuild(model, [InsertLayer(after="dense1", layer=keras.layers.Dropout(0.2))])
+    result = rebuild(model, [_suggested(str(refused.value))])
+    new = result.model
+    assert type(new) is sm.MLP and [type(lyr).__name__ for lyr in new.dense1.layers] == [
+        "Dense", "Dropout"]
+    assert np.array_equal(np.array(new.dense1.layers[0].kernel), np.array(model.dense1.kernel))
+    x = sm.data((5,))
+    np.testing.assert_allclose(numpy_of(new(x)), numpy_of(model(x)), atol=1e-6)
+    assert result.report["dense1"].status == "kept"
+    assert any("makes Dense there, not Sequential" in note for note in result.report.notes)
+    assert_unchanged(model, before)
+    fit_one_step(new, (5,))
+
+
+def test_remove_is_refused_and_the_suggested_identity_works():
+    model = sm.mlp()
+    with pytest.raises(InvalidEditError, match=r"Remove 'dense2': MLP is a subclassed model.*"
+                       r"ReplaceLayer\('dense2', keras.layers.Identity\(\)\).*delete the line "
+                       r"calling it in MLP.call") as refused:
+        rebuild(model, [RemoveLayer("dense2")])
+    result = rebuild(model, [_suggested(str(refused.value))])
+    assert type(result.model.dense2) is keras.layers.Identity
+    assert_kept_except(model, result.model, "dense2")
+    fit_one_step(result.model, (5,))
+
+
+def test_insert_inside_a_nested_subclassed_model_is_refused_the_same_way():
+    with pytest.raises(InvalidEditError, match=r"ReplaceLayer\('inner_mlp/dense1', \["):
+        rebuild(sm.nested_in_functional(),
+                [InsertLayer(after="inner_mlp/dense1", layer=keras.layers.Dropout(0.2))])

@@ -1,5 +1,6 @@
 """sweep: several candidate edits of one layer measured on the probe, none applied."""
 
+import dataclasses
 import importlib.util
 
 import keras
@@ -10,7 +11,8 @@ from matplotlib.figure import Figure
 from models import mlp_64, two_branches, weights_of
 
 import kerawidgets
-from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
+from kerawidgets import edits
+from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
 from kerawidgets.errors import InvalidEditError, UnknownLayerError
 from kerawidgets.statistics import agreement, layer_statistics
 from kerawidgets.widgets import ModelEditor
@@ -110,6 +112,33 @@ def test_replace_insert_and_remove_candidates_measure_the_right_layer():
     assert m.ok and m.weights is not None
     hidden = layer_statistics(np.asarray(keras.Model(model.inputs, model.get_layer("hidden").output)(x)))
     assert m.mean == pytest.approx(hidden["mean"], rel=1e-5)
+
+
+def test_settings_candidate_measures_the_layer_it_re_creates():
+    model = mlp_64()
+    x, y = probe_data()
+    edit = SetSettings("middle", use_bias=False)
+    (row,) = kerawidgets.sweep(model, "middle", [edit], x=x, y=y).rows
+    assert row.ok and row.route == "tail" and row.layer == "middle", row.error
+    assert_row_matches(row, *expected_row(model, edit, x, y, "middle"))
+
+
+def test_an_edit_type_sweep_never_named_is_measured_where_its_focus_says(monkeypatch):
+    # Defining an Edit subclass registers it: in a copy of the registry, dropped afterwards.
+    monkeypatch.setattr(edits, "EDIT_TYPES", dict(edits.EDIT_TYPES))
+
+    @dataclasses.dataclass(frozen=True, eq=True)
+    class ActivationSeenAtHead(SetActivation):
+        def focus(self, report, before_model, before, after):
+            return None, "head"
+
+    assert edits.EDIT_TYPES["ActivationSeenAtHead"] is ActivationSeenAtHead
+    model = mlp_64()
+    x, y = probe_data()
+    edit = ActivationSeenAtHead("middle", "tanh")
+    (row,) = kerawidgets.sweep(model, "middle", [edit], x=x, y=y).rows
+    assert row.ok and row.layer == "head", row.error  # not "middle", the layer it edited
+    assert_row_matches(row, *expected_row(model, edit, x, y, "head"))
 
 
 def test_upstream_edit_and_branches_fall_back_or_cut_correctly():

@@ -39,12 +39,10 @@ import numpy as np
 
 from kerawidgets import activations, catalog, node_metrics, plots
 from kerawidgets.edits import (
+    EDIT_TYPES,
     Edit,
-    InsertLayer,
     RemoveLayer,
     ReplaceLayer,
-    SetActivation,
-    SetSettings,
 )
 from kerawidgets.errors import KerawidgetsError, SaveCheckError
 from kerawidgets.plan import plan_edit, supports_activation
@@ -116,6 +114,7 @@ class ModelEditor:
         self._insert_choices: dict[str, catalog.Choice] = {}
         self._train_data = (x, y)  # what the panel's Fine-tune trains on
         self._quiet = False  # the editor itself is changing the controls: ignore their events
+        self._checking_panel = False  # a check of the panel runs: the buttons keep their state
         self._can_apply = False  # what the preview says about the Apply button
         self._compare_for = None  # (weak ref to the model, layer path) the results are about
         self._build(height, theme)
@@ -351,6 +350,22 @@ class ModelEditor:
         finally:
             self._quiet = quiet
 
+    @contextlib.contextmanager
+    def _checking(self, steps=1):
+        """`session.working` for a check of the panel (reading the selected layer, the
+        preview's dry run): the status line says what runs, the buttons keep their state.
+
+        The kernel handles the page's messages one at a time, so a click sent during a
+        check runs right after it; a button disabled for the check's moment would make
+        the browser drop that click (it delivers none to a disabled button).
+        """
+        checking, self._checking_panel = self._checking_panel, True
+        try:
+            with self.session.working(steps) as progress:
+                yield progress
+        finally:
+            self._checking_panel = checking
+
     # --- reacting to the UI -----------------------------------------------------------
 
     def _wire(self):
@@ -380,8 +395,14 @@ class ModelEditor:
             self._guarded(lambda: self.session.show(**choice))
 
     def _guarded(self, action):
-        """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable."""
-        if self.session.busy:
+        """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable.
+
+        A click that reached the kernel while a fine-tune runs (sent before the page
+        showed the button disabled) is not run: the status line says why.
+        """
+        if self.session.busy_elsewhere():
+            self.panel.show_status("Fine-tuning runs: press Stop in the Fine-tune section or "
+                                   "wait for it to end, then press the button again.", "busy")
             return
         try:
             action()
@@ -398,7 +419,7 @@ class ModelEditor:
     def _on_select(self, selected, clear_status=True):
         if self._quiet or self.session.busy_elsewhere():  # fine-tuning: its end refreshes it
             return
-        with self.session.working(3) as progress:
+        with self._checking(3) as progress:
             progress(1, "Reading the selected layer…")
             p = self.panel
             node_id = selected.get("id") if selected else None
@@ -492,7 +513,7 @@ class ModelEditor:
             "with <code>editor.apply(SetSettings(...))</code>.</span>")
 
     def _on_choice(self, purpose, class_name):
-        with self.session.working() as progress:
+        with self._checking() as progress:
             progress(1, "Checking the edit (dry-run rebuild)…")
             p = self.panel
             choices = self._replace_choices if purpose == "replace" else self._insert_choices
@@ -607,49 +628,77 @@ class ModelEditor:
                                    f"{_escape(gui_text(reason))}</span>")
 
     def pending_edit(self) -> Edit:
-        """The edit the panel's current tab and values describe (checked in the kernel)."""
-        p = self.panel
+        """The edit the panel's current tab and values describe (checked in the kernel).
+
+        The tab's edit class comes from the registry (`edits.EDIT_TYPES`, by
+        `panel_action`) and makes the edit from the tab's fields (`from_fields`,
+        as from JSON); only reading a tab's controls is the editor's
+        (`_TAB_FIELDS`: one reader per tab with controls).
+        """
         path = self.selected
         if not path or path not in self.session.layer_paths():
             raise NothingToApply("Select a layer in the graph first.")
-        action = p.action
-        if action == "activation":
-            layer = self.session.layer(path)
-            attribute = p.activation_setting.value or "activation"
-            if not supports_activation(layer, attribute):
-                raise NothingToApply(
-                    f"Layer {path!r} ({type(layer).__name__}) has no activation; use Replace "
-                    "or Insert after.")
-            name = p.activation.value
-            activations.get(name)  # only known activations
-            current = activations.activation_settings(layer).get(attribute)
-            if name == current and not p.bulk.value:
-                raise NothingToApply(f"{path!r} already uses {name!r}: pick another activation.")
-            if p.bulk.value:
-                return SetActivation(self.session.bulk_target(layer, attribute), name, attribute=attribute)
-            return SetActivation(path, name, attribute=attribute)
-        if action in ("replace", "insert"):
-            dropdown = p.replace if action == "replace" else p.insert
-            if dropdown.value in (None, NONE_CHOICE):
-                raise NothingToApply(f"Choose a layer type to {'replace with' if action == 'replace' else 'insert'}.")
-            form = p.replace_settings if action == "replace" else p.insert_settings
-            choice = catalog.check_choice(self.model, path, dropdown.value, form.values(),
-                                          purpose=action)
-            spec = choice.spec(dict(choice.defaults))
-            return ReplaceLayer(path, spec) if action == "replace" else InsertLayer(path, spec)
-        if action == "settings":
-            changes = catalog.changed_settings(self.model, path, p.layer_settings.values())
-            if not changes:
-                raise NothingToApply(f"Change a setting of {path!r} above.")
-            return SetSettings(path, changes)
+        action = self.panel.action
+        cls = _tab_edit_class(action)
+        read = _TAB_FIELDS.get(action)
+        if read is None:  # a tab without controls (`editor_panel._script_only`)
+            raise NothingToApply(f"The {cls.panel_tab} tab has no controls: make a {cls.kind} "
+                                 "in code and apply it with editor.apply(edit).")
+        return cls.from_fields({"type": cls.kind, **read(self, path)})
+
+    def _activation_fields(self, path) -> dict:
+        """The Activation tab: `SetActivation`'s fields (every layer like it, when ticked)."""
+        p = self.panel
+        layer = self.session.layer(path)
+        attribute = p.activation_setting.value or "activation"
+        if not supports_activation(layer, attribute):
+            raise NothingToApply(
+                f"Layer {path!r} ({type(layer).__name__}) has no activation; use Replace "
+                "or Insert after.")
+        name = p.activation.value
+        activations.get(name)  # only known activations
+        current = activations.activation_settings(layer).get(attribute)
+        if name == current and not p.bulk.value:
+            raise NothingToApply(f"{path!r} already uses {name!r}: pick another activation.")
+        target = self.session.bulk_target(layer, attribute) if p.bulk.value else path
+        return {"layer": target, "activation": name, "attribute": attribute}
+
+    def _new_layer_fields(self, path, purpose) -> dict:
+        """The Replace or Insert after tab: the chosen layer type with its settings, as
+        the recipe `ReplaceLayer` / `InsertLayer` read (``{"class_name", "config"}``)."""
+        p = self.panel
+        dropdown = p.replace if purpose == "replace" else p.insert
+        if dropdown.value in (None, NONE_CHOICE):
+            raise NothingToApply(
+                f"Choose a layer type to {'replace with' if purpose == 'replace' else 'insert'}.")
+        form = p.replace_settings if purpose == "replace" else p.insert_settings
+        choice = catalog.check_choice(self.model, path, dropdown.value, form.values(),
+                                      purpose=purpose)
+        class_name, config = choice.spec(dict(choice.defaults))
+        return {"class_name": class_name, "config": config}
+
+    def _replace_fields(self, path) -> dict:
+        return {"layer": path, "replacement": [self._new_layer_fields(path, "replace")]}
+
+    def _insert_fields(self, path) -> dict:
+        return {"after": path, "layer": [self._new_layer_fields(path, "insert")]}
+
+    def _settings_fields(self, path) -> dict:
+        """The Settings tab: the config keys changed from the layer's own values."""
+        changes = catalog.changed_settings(self.model, path, self.panel.layer_settings.values())
+        if not changes:
+            raise NothingToApply(f"Change a setting of {path!r} above.")
+        return {"layer": path, "settings": changes}
+
+    def _remove_fields(self, path) -> dict:
         if not _removal_plans(self.model, path):  # the Remove tab says why
             raise NothingToApply(f"{path!r} cannot be removed (see above).")
-        return RemoveLayer(path)  # the dry run says whether shapes downstream allow it
+        return {"layer": path}  # the dry run says whether shapes downstream allow it
 
     def _update_preview(self):
         if self._quiet:
             return
-        with self.session.working() as progress:
+        with self._checking() as progress:
             progress(1, "Checking the edit (dry-run rebuild)…")
             self._can_apply = self._preview_pending()
 
@@ -793,8 +842,10 @@ class ModelEditor:
 
     def _show_busy(self, active, text, step, steps):
         if active:
-            self.panel.set_busy(True, text, step, steps)
-            self.finetune_panel.refresh(busy=True)
+            lock = not self._checking_panel  # a check's clicks run after it (`_checking`)
+            self.panel.set_busy(True, text, step, steps, lock=lock)
+            if lock:
+                self.finetune_panel.refresh(busy=True)
         else:
             self.panel.set_busy(False)
             self._refresh_buttons()
@@ -858,6 +909,24 @@ def _config_of(layer) -> dict:
         return json.loads(json.dumps(layer.get_config(), default=str))
     except Exception:
         return {}
+
+
+#: How the editor reads each panel tab with controls into its edit class's fields
+#: (`Edit.from_fields`), by the class's `panel_action`. A new edit type with a tab adds
+#: its controls to `EditorPanel` and its reader here; one without a reader gets a tab
+#: saying to apply it in code.
+_TAB_FIELDS = {
+    "activation": ModelEditor._activation_fields,
+    "replace": ModelEditor._replace_fields,
+    "insert": ModelEditor._insert_fields,
+    "settings": ModelEditor._settings_fields,
+    "remove": ModelEditor._remove_fields,
+}
+
+
+def _tab_edit_class(action) -> type[Edit]:
+    """The edit class (of `edits.EDIT_TYPES`) whose panel tab is `action`."""
+    return next(cls for cls in EDIT_TYPES.values() if cls.panel_action == action)
 
 
 def _removal_plans(model, path) -> bool:

@@ -347,8 +347,11 @@ class EditorPanel:
     def busy(self) -> bool:
         return self._status_after is not None
 
-    def set_busy(self, busy: bool, text: str = "", step: int = 1, steps: int = 1) -> None:
-        """While the kernel works: controls disabled, `text` and step `step` of `steps` shown.
+    def set_busy(self, busy: bool, text: str = "", step: int = 1, steps: int = 1,
+                 lock: bool = True) -> None:
+        """While the kernel works: `text` and step `step` of `steps` shown, and with `lock`
+        (a move, a sweep) Apply, Undo, Redo and Reset disabled; a quick check of the panel
+        passes `lock=False`, as a click sent meanwhile runs after it.
 
         `step` may be fractional: the probe moves the bar on between two
         steps as it runs layer calls. The first call with `busy=True` remembers the status line; later ones
@@ -361,7 +364,7 @@ class EditorPanel:
                 self._status_after = self.status.value
             for control in (self.apply_button, self.undo_button, self.redo_button,
                             self.reset_button):
-                control.disabled = True
+                control.disabled = control.disabled or lock
             self.progress.max = max(1, int(steps))
             self.progress.value = min(max(0.0, float(step)), self.progress.max)
             self.progress.layout.visibility = "visible"

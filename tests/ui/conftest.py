@@ -9,8 +9,8 @@ Reusable by every browser test (GraphView, ModelEditor, ...):
 - ``notebook_page``: ``nb = notebook_page(["code cell", ...], name="x.ipynb")``
   writes the notebook into ``lab.root``, opens it in a fresh page and runs
   every cell. ``nb.page`` is the Playwright page; ``nb.run_cell(code)`` adds a
-  cell, runs it and returns its text output; ``nb.eval(expr)`` returns the
-  JSON value of an expression in the kernel; ``nb.screenshot(name)`` saves
+  cell, runs it and returns its text output; ``nb.eval(expr)`` (``nb.kernel_eval``)
+  returns the JSON value of an expression, asked of the kernel directly; ``nb.screenshot(name)`` saves
   ``test-artifacts/<name>.png``; ``nb.dialogs`` lists every alert/confirm
   the page tried to show (they are dismissed).
 
@@ -45,7 +45,6 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 KERNEL_TIMEOUT_MS = 180_000
-_MARK = "@@KW@@"
 
 
 def _free_port() -> int:
@@ -268,13 +267,12 @@ class Notebook:
         return "\n".join(outputs.nth(i).inner_text() for i in range(outputs.count()))
 
     def eval(self, expression: str):
-        """The JSON value of a Python expression evaluated in the kernel."""
-        text = self.run_cell(
-            f"import json as _kw_json\nprint({_MARK!r} + _kw_json.dumps({expression}) + {_MARK!r})")
-        parts = text.split(_MARK)
-        if len(parts) < 3:
-            raise AssertionError(f"No value for {expression!r}; the cell printed:\n{text}")
-        return json.loads(parts[1])
+        """The JSON value of a Python expression evaluated in the kernel (`kernel_eval`).
+
+        Asked of the kernel, not read from an output cell: JupyterLab 4 renders only the
+        cells in view, so a cell's output may not be in the page at all.
+        """
+        return self.kernel_eval(expression)
 
     def kernel_eval(self, expression: str, timeout: float = KERNEL_TIMEOUT_MS):
         """The JSON value of `expression`, asked of the notebook's kernel directly.
@@ -317,9 +315,10 @@ def notebook_factory(lab, browser, contexts):
         nb = Notebook(lab, page, name)
         contexts[-1]._kw_notebooks = [name]
         _open_until_kernel_idle(page, f"{lab.url}lab/tree/{name}?reset", name)
-        # Close pop-ups (news, updates) so nothing covers the notebook.
-        with contextlib.suppress(Exception):
-            page.locator(".jp-toast-button", has_text="No").click(timeout=1500)
+        # News and update pop-ups are off (`start_lab`); close one if shown anyway (no waiting).
+        for button in page.locator(".jp-toast-button", has_text="No").all():
+            with contextlib.suppress(Exception):
+                button.click(timeout=5_000)
         if run:
             nb.run_all()
         return nb
