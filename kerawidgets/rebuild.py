@@ -193,7 +193,8 @@ class _Walk:
     # --- driver -----------------------------------------------------------
 
     def run(self, edits) -> Rebuild:
-        with self.feeder, _collection_paused(), adapter.cached_signatures():
+        with (self.feeder, _collection_paused(), adapter.cached_signatures(),
+              adapter.attributes_fast()):
             new_model = self.copy_model(self.model, (), self.name or self.model.name)
         self.settle_weights()
         self.copy_compile_state(new_model)
@@ -951,7 +952,7 @@ def _settle_by_name(pair: _Pair) -> tuple[bool, str]:
             old_vars.remove(old)
         if old is None:
             added.append(new)
-        elif tuple(old.shape) != tuple(new.shape):
+        elif adapter.variable_shape(old) != adapter.variable_shape(new):
             return _settle_pair(pair)
         else:
             kept.append((old, new))
@@ -980,8 +981,8 @@ def _settle_pair(pair: _Pair) -> tuple[bool, str]:
     assert feed is not None  # a pair with an original layer has a feed
     old_vars = adapter.layer_variables(pair.old)
     new_vars = adapter.layer_variables(pair.new)
-    old_shapes = [tuple(v.shape) for v in old_vars]
-    new_shapes = [tuple(v.shape) for v in new_vars]
+    old_shapes = [adapter.variable_shape(v) for v in old_vars]
+    new_shapes = [adapter.variable_shape(v) for v in new_vars]
     if old_shapes == new_shapes:
         for old, new in zip(old_vars, new_vars):
             if feed.fed.get(id(new)) is not old:
@@ -1065,8 +1066,13 @@ def recreate_layer(layer, where: str, name: str | None = None):
     return _named_like(fresh, layer, name)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _fresh_layer_values(config, where):
     """`config` with every layer object in it replaced by a fresh copy of that layer."""
+    if type(config) in _SCALARS:  # most values of a config: nothing inside
+        return config
     if isinstance(config, keras.layers.Layer):
         return recreate_layer(config, f"{where}/{config.name}")
     if isinstance(config, dict):
