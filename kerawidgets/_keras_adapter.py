@@ -368,7 +368,11 @@ def copy_layer_object(layer, extra_memo=None):
     re-create (a `get_config` that raises). Sub-layers are copied the same
     way, the variables get their own values, the call history is left
     behind (the copy has no graph nodes), and methods Keras wrapped for the
-    original (`build`) are wrapped for the copy.
+    original (`build`) are wrapped for the copy. A Sequential among them gets
+    its graph made again on its copied layers (`rebuild_sequential`): its
+    graph (`_functional`) is no tracked layer, and copying it would go through
+    Keras' pickling (a save and load), giving the copy a graph that runs other
+    layer objects than the ones it holds and trains.
 
     >>> old = keras.layers.Dense(2, name="d")
     >>> _ = old(keras.Input((3,)))
@@ -384,6 +388,10 @@ def copy_layer_object(layer, extra_memo=None):
     # Modules are shared, never copied (a SeedGenerator holds the backend module).
     memo: dict = {id(module): module for module in list(sys.modules.values())}
     memo.update(extra_memo or {})
+    sequentials = [sub for sub in originals
+                   if is_sequential(sub) and getattr(sub, "_functional", None) is not None]
+    for sub in sequentials:  # not copied: made again on the copied layers below
+        memo[id(sub._functional)] = None
     shells = []
     for sub in originals:
         cls: Any = type(sub)
@@ -415,6 +423,8 @@ def copy_layer_object(layer, extra_memo=None):
     for shell, locked in zip(shells, locks):
         if shell.__dict__.get("_tracker") is not None:
             shell._tracker.locked = locked
+    for sub in sequentials:
+        rebuild_sequential(memo[id(sub)])
     return memo[id(layer)]
 
 
@@ -448,10 +458,7 @@ def copy_model_object(model):
     """
     state = vars(model)
     extra = {id(state[key]): None for key in _COMPILE_STATE if state.get(key) is not None}
-    twin = copy_layer_object(model, extra_memo=extra)
-    for sub in sub_layers(twin):  # a Sequential's graph, made again on its own copied layers
-        if is_sequential(sub) and getattr(sub, "_functional", None) is not None:
-            rebuild_sequential(sub)
+    twin = copy_layer_object(model, extra_memo=extra)  # a Sequential's graph made again
     for key in _COMPILE_STATE:
         if key in vars(twin):
             object.__setattr__(twin, key, None)

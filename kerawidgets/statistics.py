@@ -150,25 +150,39 @@ def paired_statistics(before_outputs: dict, after_outputs: dict) -> tuple[dict, 
     >>> b["s"]["saturation_bounds"] == a["s"]["saturation_bounds"] == [0.0, 1.0]
     True
     """
+    return _paired(before_outputs, after_outputs, _remembered_statistics, _array_side)
+
+
+def _array_side(array):
+    """(bounds `array` looks saturated against, whether it lies inside given bounds)."""
+    values = _finite(array)
+    return detect_bounds(values), lambda bounds: _inside(values, bounds)
+
+
+def _paired(before: dict, after: dict, statistics, side) -> tuple[dict, dict]:
+    """The statistics of each key's two sides, bounds shared like with like (the rule of
+    `paired_statistics`, for arrays and for `LayerSummary`s alike).
+
+    `statistics(value, bounds)` is one side's dict and `side(value)` the bounds
+    it looks saturated against with a test of whether it lies inside others. A
+    value found on both sides (unchanged upstream of an edit: the probe reuses
+    it) is read once.
+    """
     stats_before, stats_after = {}, {}
-    for key, before in before_outputs.items():
-        after = after_outputs.get(key)
-        if after is None:
-            stats_before[key] = _remembered_statistics(before, "auto")
-            continue
-        if after is before:  # unchanged upstream of an edit: the probe reuses the array
-            stats = _remembered_statistics(before, "auto")
+    for key, b in before.items():
+        a = after.get(key)
+        if a is None:
+            stats_before[key] = statistics(b, "auto")
+        elif a is b:
+            stats = statistics(b, "auto")
             stats_before[key], stats_after[key] = dict(stats), dict(stats)
-            continue
-        b, a = _finite(before), _finite(after)
-        found_b, found_a = detect_bounds(b), detect_bounds(a)
-        bounds_b = found_b or (found_a if _inside(b, found_a) else None)
-        bounds_a = found_a or (found_b if _inside(a, found_b) else None)
-        stats_before[key] = _remembered_statistics(before, bounds_b)
-        stats_after[key] = _remembered_statistics(after, bounds_a)
-    for key, after in after_outputs.items():
+        else:
+            (found_b, b_inside), (found_a, a_inside) = side(b), side(a)
+            stats_before[key] = statistics(b, found_b or (found_a if b_inside(found_a) else None))
+            stats_after[key] = statistics(a, found_a or (found_b if a_inside(found_b) else None))
+    for key, a in after.items():
         if key not in stats_after:
-            stats_after[key] = _remembered_statistics(after, "auto")
+            stats_after[key] = statistics(a, "auto")
     return stats_before, stats_after
 
 
@@ -630,25 +644,14 @@ def paired_summary_statistics(before: dict, after: dict) -> tuple[dict, dict]:
     >>> b["s"]["saturation_bounds"] == a["s"]["saturation_bounds"] == [0.0, 1.0]
     True
     """
-    stats_before, stats_after = {}, {}
-    for key, b in before.items():
-        a = after.get(key)
-        if a is None:
-            stats_before[key] = b.statistics()
-            continue
-        if a is b:
-            stats_before[key] = b.statistics()
-            stats_after[key] = dict(stats_before[key])
-            continue
-        found_b, found_a = b.bounds(), a.bounds()
-        inside_b = b.finite and _range_inside(b.min, b.max, found_a)
-        inside_a = a.finite and _range_inside(a.min, a.max, found_b)
-        stats_before[key] = b.statistics(found_b or (found_a if inside_b else None))
-        stats_after[key] = a.statistics(found_a or (found_b if inside_a else None))
-    for key, a in after.items():
-        if key not in stats_after:
-            stats_after[key] = a.statistics()
-    return stats_before, stats_after
+    return _paired(before, after, lambda summary, bounds: summary.statistics(bounds),
+                   _summary_side)
+
+
+def _summary_side(summary):
+    """`_array_side` of a `LayerSummary`: from its range."""
+    return summary.bounds(), lambda bounds: bool(summary.finite) and _range_inside(
+        summary.min, summary.max, bounds)
 
 
 def summary_movement(before: dict, after: dict, eps=1e-8) -> dict:

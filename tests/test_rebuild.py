@@ -675,6 +675,72 @@ def test_activation_edit_of_a_layer_whose_get_config_fails_says_how_to_fix_it():
     assert not kerawidgets.plan.supports_activation(model.get_layer("custom"))  # a panel's question
 
 
+class Scale(layers.Layer):
+    """A layer with a weight, defined here (not registered: Keras' loader cannot find it)."""
+
+    def build(self, shape):
+        self.scale = self.add_weight(shape=(shape[-1],), initializer="ones", name="scale")
+
+    def call(self, x):
+        return x * self.scale
+
+
+class SequentialBlock(layers.Layer):
+    """A Sequential sub-block in a layer only a copy of the object re-creates (`make`, a
+    function, is no recorded argument; `get_config` raises)."""
+
+    def __init__(self, units, make=None, scale=True, **kwargs):
+        super().__init__(**kwargs)
+        self.make = make
+        self.units = units
+        self.seq = keras.Sequential([layers.Dense(units, activation="tanh", name="inner")]
+                                    + ([Scale(name="scale")] if scale else []), name="seq")
+
+    def build(self, shape):
+        self.seq.build(shape)
+
+    def call(self, x):
+        return self.seq(x)
+
+    def compute_output_shape(self, shape):
+        return (*shape[:-1], self.units)
+
+    def get_config(self):
+        raise NotImplementedError("no config")
+
+
+# Keras' pickling of a Sequential's graph gave the copy a graph of other Dense objects
+# (not trained by fit), or failed to load a layer class it cannot find (Scale).
+@pytest.mark.parametrize("scale", [False, True], ids=["dense", "unregistered-layer"])
+def test_object_copy_of_a_layer_holding_a_sequential_trains_the_layers_it_runs(scale):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((3,), name="x")
+    model = keras.Model(inp, layers.Dense(1, name="head")(
+        SequentialBlock(4, make=lambda: None, scale=scale, name="block")(inp)))
+    result = rebuild(model, [])
+    new = result.model
+    assert result.report["block"].status == "kept"
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(8, 1)).astype("float32")
+    np.testing.assert_array_equal(predict(new, x), predict(model, x))
+    copy, original = new.get_layer("block"), model.get_layer("block")
+    assert {id(v) for v in copy.weights}.isdisjoint(id(v) for v in original.weights)
+    before_copy = [models.numpy_of(v) for v in copy.weights]
+    before_original = weights_of(model)
+    new.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    new.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    # One step moved every weight of the block's copy (the layers its Sequential runs)...
+    for variable, value in zip(copy.weights, before_copy):
+        assert not np.array_equal(models.numpy_of(variable), value), variable.path
+    # ...and what the copy computes now follows them; the original did not move.
+    expected = x
+    for layer in copy.seq.layers:
+        expected = layer(expected)
+    expected = models.numpy_of(expected)
+    np.testing.assert_allclose(models.numpy_of(copy(x)), expected, rtol=1e-6)
+    assert all(np.array_equal(a, b) for a, b in zip(weights_of(model), before_original))
+
+
 # --- activation layers: their own kind is a no-op, other kinds name what is dropped ---
 
 
