@@ -74,8 +74,7 @@ def rebuild_nested(model, plan, prefix, input_shape=None):
     Returns (the copy, its report rows with outer paths, notes): the walk of the
     outer model calls the copy in the original's place (`rebuild._Walk`).
     """
-    shapes = input_shape if input_shape is not None else adapter.build_input_shape(model)
-    before = _trace_or_none(model, shapes)
+    before = _trace_or_none(model, input_shape)  # by default the shapes it was built with
     new = adapter.copy_model_object(model)
     outcomes = apply_plan(model, new, plan, prefix, before)
     adapter.retrack_variables(new)

@@ -635,3 +635,18 @@ def test_insert_inside_a_nested_subclassed_model_is_refused_the_same_way():
     with pytest.raises(InvalidEditError, match=r"ReplaceLayer\('inner_mlp/dense1', \["):
         rebuild(sm.nested_in_functional(),
                 [InsertLayer(after="inner_mlp/dense1", layer=keras.layers.Dropout(0.2))])
+
+
+def test_editor_bulk_target_reaches_inside_a_nested_subclassed_model():
+    """The panel's "apply to every layer like this" (`EditSession.bulk_target`)."""
+    from kerawidgets.session import EditSession
+
+    model = sm.nested_in_functional()
+    session = EditSession(model, x=sm.data((5,), n=8))
+    target = session.bulk_target(session.layer("inner_mlp/dense1"))
+    assert target == ("pre", "inner_mlp/dense1", "inner_mlp/dense2")
+    report = session.apply(SetActivation(target, "gelu"))
+    assert [o.layer for o in report.changed] == list(target)
+    inner = session.model.get_layer("inner_mlp")
+    assert [inner.dense1.get_config()["activation"], inner.dense2.get_config()["activation"],
+            inner.head.get_config()["activation"]] == ["gelu", "gelu", "softmax"]
