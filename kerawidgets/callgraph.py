@@ -73,9 +73,39 @@ class CallGraph:
         return self.producer.get(id(tensor))
 
     def nested(self, c: Call) -> bool:
-        """Whether call `c` runs a nested functional model (whose inner calls get ids too)."""
-        return (not c.call.is_input and adapter.is_model(c.call.operation)
-                and adapter.has_graph(c.call.operation))
+        """Whether call `c` runs a nested model with a graph (whose inner calls get ids too):
+        a functional or Sequential one, or a subclassed one whose `call` traces."""
+        return not c.call.is_input and inner_model(c.call) is not None
+
+    def inner(self, c: Call):
+        """The model whose graph call `c` runs (`inner_model`)."""
+        return inner_model(c.call)
+
+
+_TRACED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def inner_model(call):
+    """The model whose graph a nested call runs: a functional or Sequential model itself, a
+    subclassed one its traced graph (`subclassed.trace`, on a copy with the same weights,
+    traced on this call's input shapes; once per model object), else None."""
+    from kerawidgets import subclassed
+
+    op = call.operation
+    if not adapter.is_model(op):
+        return None
+    if adapter.has_graph(op):
+        return op
+    if not subclassed.is_subclassed(op):
+        return None
+    if op not in _TRACED:
+        shapes = [tuple(t.shape) for t in call.input_tensors]
+        try:
+            traced = subclassed.trace(op, input_shape=shapes[0] if len(shapes) == 1 else shapes)
+        except Exception:  # shapes unknown: one node, as before
+            traced = None
+        _TRACED[op] = traced.functional if traced is not None else None
+    return _TRACED[op]
 
 
 def node_ids(model) -> list[str]:
@@ -96,5 +126,5 @@ def node_ids(model) -> list[str]:
     for c in graph.calls:
         out.append(c.id)
         if graph.nested(c):
-            out.extend(c.id + naming.SEPARATOR + i for i in node_ids(c.call.operation))
+            out.extend(c.id + naming.SEPARATOR + i for i in node_ids(graph.inner(c)))
     return out

@@ -226,7 +226,7 @@ class Probe:
         for c in graph.calls:
             out.append(c.id)
             if graph.nested(c):
-                inner = self._graph(c.call.operation)
+                inner = self._graph(graph.inner(c))
                 out.extend(c.id + naming.SEPARATOR + i for i in self._node_ids(inner))
         return out
 

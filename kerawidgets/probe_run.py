@@ -121,7 +121,7 @@ class Pass:
         self.order = [c for c in graph.calls if c.id in needed]
         self.calls = [c.id for c in self.order]
         self.units = len(self.order) + sum(
-            len(self.graphs(c.call.operation).calls)
+            len(self.graphs(graph.inner(c)).calls)
             for c in self.order if c.id in self.region and graph.nested(c))
 
     def run(self, batch, start, summaries, stored=None, progress=None, live=None):
@@ -185,7 +185,7 @@ class Pass:
 
     def _inner(self, c, values, start, summaries, progress, done, kept):
         """Summaries of a nested model's inner calls (``"outer/inner"``), run on its input."""
-        inner_model = c.call.operation
+        inner_model = self.graph.inner(c)
         args, _ = c.call.call_arguments(values)
         flat = [adapter.to_numpy_view(v) for v in keras.tree.flatten(args[0] if args else None)]
         inner = self.graphs(inner_model)

@@ -255,8 +255,10 @@ def _first(data, n):
 def _report(model, step: FineTune) -> RebuildReport:
     """Every layer kept; the ones with trainable weights marked as changed by training."""
     outcomes = []
-    for path, layer in targets.walk_layers(model):
-        if adapter.is_model(layer):
+    walked = list(targets.walk_layers(model))
+    holders = {path[:-1] for path, _ in walked}  # a subclassed model's blocks: their layers say it
+    for path, layer in walked:
+        if adapter.is_model(layer) or path in holders:
             continue
         trained = bool(layer.trainable_weights)
         outcomes.append(LayerOutcome(

@@ -534,6 +534,11 @@ def test_editor_applies_an_edit_inside_a_nested_subclassed_model():
     assert type(editor.model.get_layer("inner_mlp")) is sm.MLP
     assert editor.model.get_layer("inner_mlp").dense1.get_config()["activation"] == "gelu"
     assert editor.comparison_image.value[:4] == b"\x89PNG"
+    compared = editor.compare()  # the probe runs inside the nested model (its traced copy)
+    assert compared["layer"] == "inner_mlp/dense1"
+    assert compared["layer_stats"]["before"]["shape"] == [16, 16]
+    assert compared["layer_stats"]["before"]["min"] == 0.0  # relu
+    assert compared["layer_stats"]["after"]["min"] < 0.0  # gelu
     assert "'inner_mlp/dense1', 'gelu'" in editor.to_code()
     editor.undo()
     assert editor.model.get_layer("inner_mlp").dense1.get_config()["activation"] == "relu"

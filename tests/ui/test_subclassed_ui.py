@@ -63,3 +63,49 @@ def test_click_a_sub_layer_of_a_subclassed_model_and_apply(nb):
     page.wait_for_function(
         "() => [...document.querySelectorAll('.kw-editor img')].every(i => i.complete)")
     nb.screenshot("subclassed_editor_after_apply", page.locator(".kw-editor").first)
+
+
+NESTED_SETUP = [
+    SETUP[0],
+    "class MLP(keras.Model):\n"
+    "    def __init__(self, **kwargs):\n"
+    "        super().__init__(**kwargs)\n"
+    "        self.dense1 = layers.Dense(8, activation='relu', name='dense1')\n"
+    "        self.head = layers.Dense(3, activation='softmax', name='head')\n"
+    "    def call(self, x):\n"
+    "        return self.head(self.dense1(x))\n"
+    "features = keras.Input((5,), name='features')\n"
+    "pre = layers.Dense(5, activation='tanh', name='pre')(features)\n"
+    "outer = keras.Model(features, MLP(name='inner_mlp')(pre), name='outer')\n"
+    "x = np.random.default_rng(0).normal(size=(64, 5)).astype('float32')",
+    "editor = ModelEditor(outer, x, height='520px')\neditor",
+]
+
+
+@pytest.fixture(scope="module")
+def nested_nb(module_notebook_page):
+    nb = module_notebook_page(NESTED_SETUP, name="subclassed_nested_ui.ipynb",
+                              viewport=(1400, 1500))
+    nb.page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
+    return nb
+
+
+def test_click_a_layer_inside_a_nested_subclassed_model_and_apply(nested_nb):
+    nb, page = nested_nb, nested_nb.page
+    assert node(page, "inner_mlp/dense1").count() == 1
+    nb.screenshot("subclassed_nested_editor_graph", page.locator(".kw-editor .kw-graph").first)
+    select_layer(nb, "inner_mlp/dense1")
+    page.locator(".kw-editor .kwe-activation select").select_option("gelu")
+    wait_text(page, ".kw-editor .kwe-preview-line", "'gelu'")
+    page.locator(".kw-editor button.kwe-apply").click()
+    wait_text(page, ".kw-editor .kwe-status", "Applied")
+    wait_not_busy(page)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
+        " return i && i.naturalWidth > 100; }")
+    assert nb.eval("type(editor.model.get_layer('inner_mlp')).__name__") == "MLP"
+    assert nb.eval("editor.model.get_layer('inner_mlp').dense1.activation.__name__") == "gelu"
+    assert nb.eval("outer.get_layer('inner_mlp').dense1.activation.__name__") == "relu"
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.kw-editor img')].every(i => i.complete)")
+    nb.screenshot("subclassed_nested_editor_after_apply", page.locator(".kw-editor").first)
