@@ -602,7 +602,10 @@ class _Walk:
                                      in_report, own_name=own_name)
             kind = "replaced" if action is not None and action.replacement else "copy"
         specs = action.insert_after if action is not None else ()
-        inserted = [self.new_inserted(spec, names, path, in_report,
+        after = repr(naming.layer_path(path))
+        if specs and action is not None and action.call_specific and layers:
+            after = f"call {call_index} of shared layer {after} (split off as {layers[-1].name!r})"
+        inserted = [self.new_inserted(spec, names, path, in_report, after,
                                       name=insert_name if i == len(specs) - 1 else None)
                     for i, spec in enumerate(specs)]
         return _Place(layers, kind, inserted)
@@ -755,13 +758,14 @@ class _Walk:
             layers.append(layer)
         return layers
 
-    def new_inserted(self, spec: LayerSpec, names, path, in_report, name=None):
+    def new_inserted(self, spec: LayerSpec, names, path, in_report, after, name=None):
+        """A fresh layer of `spec` inserted after `path` (`after`: what the report says it follows)."""
         wanted = spec.name or spec.class_name.lower()
         layer = spec.build(name=name or self.unique_name(wanted, names))
         if in_report:
             took = f", named {name!r} to keep the model output's name" if name else ""
             self.pending_outcome((*path[:-1], layer.name), layer, "new",
-                                 f"inserted after {naming.layer_path(path)!r}{took}")
+                                 f"inserted after {after}{took}")
         return layer
 
     # --- weights --------------------------------------------------------

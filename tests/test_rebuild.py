@@ -292,6 +292,16 @@ def test_a_call_split_off_a_shared_layer_has_its_own_row(edit, status):
             models.numpy_of(model.get_layer("shared").kernel))
 
 
+def test_an_insert_after_one_call_says_which_call_it_follows():
+    model = multi_io_model()
+    result = rebuild(model, [InsertLayer(after="shared:1", layer=layers.Dropout(0.1, name="drop1"))])
+    rows = [o.layer for o in result.report]
+    assert len(rows) == len(set(rows)), rows
+    assert result.report["drop1"].reason == (
+        "inserted after call 1 of shared layer 'shared' (split off as 'shared_call1')")
+    assert "split off from call 1" in result.report["shared_call1"].reason
+
+
 def test_a_split_call_in_a_nested_model_and_a_removed_call_have_their_own_rows():
     inner_in = keras.Input((4,), name="inner_x")
     shared = layers.Dense(4, activation="relu", name="shared")

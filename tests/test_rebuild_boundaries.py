@@ -14,7 +14,7 @@ import kerawidgets
 from kerawidgets import rebuild
 from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation
 from kerawidgets.errors import ShapeMismatchError
-from tests.models import config_of, weights_of
+from tests.models import config_of, numpy_of, weights_of
 
 
 def first_dropout_sequential():
@@ -209,7 +209,7 @@ def test_a_shared_layers_output_call_edited_alone_keeps_the_output_name(edit, tm
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert loaded.output_names == ["shared", "other"]
     for a, b in zip(loaded(x), new(x)):
-        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6)
+        np.testing.assert_allclose(numpy_of(a), numpy_of(b), rtol=1e-6)
 
 
 def test_reports_of_several_steps_follow_a_renamed_output():
