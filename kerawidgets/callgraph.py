@@ -61,6 +61,7 @@ class CallGraph:
             for index, tensor in enumerate(call.output_tensors):
                 self.producer[id(tensor)] = (local, index)
         self.by_id = {c.id: c for c in self.calls}
+        self._inner: dict = {}  # call id -> the model its nested call runs (`inner`)
         self.inputs = adapter.flat_inputs(model)
         self.outputs = adapter.flat_outputs(model)
 
@@ -75,20 +76,21 @@ class CallGraph:
     def nested(self, c: Call) -> bool:
         """Whether call `c` runs a nested model with a graph (whose inner calls get ids too):
         a functional or Sequential one, or a subclassed one whose `call` traces."""
-        return not c.call.is_input and inner_model(c.call) is not None
+        return not c.call.is_input and self.inner(c) is not None
 
     def inner(self, c: Call):
-        """The model whose graph call `c` runs (`inner_model`)."""
-        return inner_model(c.call)
-
-
-_TRACED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        """The model whose graph call `c` runs (`inner_model`), traced once per call graph:
+        a new walk traces again, so it sees the model as it is then (weights trained or an
+        activation set in place since)."""
+        if c.id not in self._inner:
+            self._inner[c.id] = inner_model(c.call)
+        return self._inner[c.id]
 
 
 def inner_model(call):
     """The model whose graph a nested call runs: a functional or Sequential model itself, a
-    subclassed one its traced graph (`subclassed.trace`, on a copy with the same weights,
-    traced on this call's input shapes; once per model object), else None."""
+    subclassed one its traced graph (`subclassed.trace_call`, on a copy with the model's
+    weights as they are now, traced on this call's input shapes), else None."""
     from kerawidgets import subclassed
 
     op = call.operation
@@ -98,14 +100,11 @@ def inner_model(call):
         return op
     if not subclassed.is_subclassed(op):
         return None
-    if op not in _TRACED:
-        shapes = [tuple(t.shape) for t in call.input_tensors]
-        try:
-            traced = subclassed.trace(op, input_shape=shapes[0] if len(shapes) == 1 else shapes)
-        except Exception:  # shapes unknown: one node, as before
-            traced = None
-        _TRACED[op] = traced.functional if traced is not None else None
-    return _TRACED[op]
+    try:
+        traced = subclassed.trace_call(op, call)
+    except Exception:  # shapes unknown: one node, as before
+        return None
+    return traced.functional
 
 
 def node_ids(model) -> list[str]:

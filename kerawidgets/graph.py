@@ -407,8 +407,7 @@ class _Builder:
         """A nested subclassed model's traced graph (`subclassed.trace`), or itself if untraceable."""
         from kerawidgets import subclassed
 
-        shapes = [_shape(t) for t in call.input_tensors]
-        traced = subclassed.trace(model, input_shape=shapes[0] if len(shapes) == 1 else shapes)
+        traced = subclassed.trace_call(model, call)
         if traced.functional is None:
             return model
         where = naming.layer_path(path)

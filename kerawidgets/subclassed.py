@@ -278,6 +278,13 @@ def trace(model, *, x=None, input_shape=None) -> Trace:
     return Trace(model, twin, functional, paths, tree)
 
 
+def trace_call(model, call) -> Trace:
+    """`trace(model)` on the input shapes of one call of it in a functional graph (a
+    subclassed model nested in a functional one; `call` a `_keras_adapter.GraphCall`)."""
+    shapes = [tuple(None if d is None else int(d) for d in t.shape) for t in call.input_tensors]
+    return trace(model, input_shape=shapes[0] if len(shapes) == 1 else shapes)
+
+
 def _name_raw_ops(functional) -> None:
     """Name raw ops (`x + y`) by their kind and order in this model (`add`, `add_1`), not by
     Keras' process-wide counters, so every trace of a model gives the same node ids."""

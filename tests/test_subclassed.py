@@ -479,6 +479,21 @@ def test_replacement_inside_a_nested_subclassed_model(builder, shape, target, pa
     fit_one_step(result.model, shape)
 
 
+def test_a_new_probe_sees_a_nested_model_as_it_is_after_an_in_place_change():
+    from kerawidgets import set_activation_inplace
+    from kerawidgets.probe import Probe
+
+    model = sm.nested_in_functional()
+    x = sm.data((5,))
+    assert Probe(model, x).outputs(model)["inner_mlp/dense1"].min() >= 0.0  # relu
+    set_activation_inplace(model, "inner_mlp/dense1", "tanh")
+    inner = model.get_layer("inner_mlp")
+    pre = numpy_of(model.get_layer("pre")(x))
+    expected = np.tanh(pre @ numpy_of(inner.dense1.kernel) + numpy_of(inner.dense1.bias))
+    after = Probe(model, x).outputs(model)["inner_mlp/dense1"]
+    np.testing.assert_allclose(after, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_report_of_a_nested_edit_lists_the_layers_inside_in_graph_order():
     result = rebuild(sm.nested_in_functional(), [SetActivation("inner_mlp/dense2", "tanh")])
     assert [o.layer for o in result.report.outcomes] == [
