@@ -35,18 +35,15 @@ SETUP = [
 ]
 
 
-@pytest.fixture(scope="module")
-def nb(module_notebook_page):
-    nb = module_notebook_page(SETUP, name="subclassed_ui.ipynb", viewport=(1400, 1500))
+def _editor_notebook(module_notebook_page, setup, name):
+    """A notebook running `setup`, once its editor's graph is painted."""
+    nb = module_notebook_page(setup, name=name, viewport=(1400, 1500))
     nb.page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
     return nb
 
 
-def test_click_a_sub_layer_of_a_subclassed_model_and_apply(nb):
-    page = nb.page
-    assert node(page, "stem").count() == 1
-    nb.screenshot("subclassed_editor_graph", page.locator(".kw-editor .kw-graph").first)
-    select_layer(nb, "stem")
+def _apply_gelu(page):
+    """Pick gelu in the Activation tab of the selected layer, Apply, wait for the plots."""
     page.locator(".kw-editor .kwe-activation select").select_option("gelu")
     wait_text(page, ".kw-editor .kwe-preview-line", "'gelu'")
     page.locator(".kw-editor button.kwe-apply").click()
@@ -55,6 +52,19 @@ def test_click_a_sub_layer_of_a_subclassed_model_and_apply(nb):
     page.wait_for_function(
         "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
         " return i && i.naturalWidth > 100; }")
+
+
+@pytest.fixture(scope="module")
+def nb(module_notebook_page):
+    return _editor_notebook(module_notebook_page, SETUP, "subclassed_ui.ipynb")
+
+
+def test_click_a_sub_layer_of_a_subclassed_model_and_apply(nb):
+    page = nb.page
+    assert node(page, "stem").count() == 1
+    nb.screenshot("subclassed_editor_graph", page.locator(".kw-editor .kw-graph").first)
+    select_layer(nb, "stem")
+    _apply_gelu(page)
     assert nb.eval("type(editor.model).__name__") == "ResidualMLP"
     assert nb.eval("editor.model.stem.activation.__name__") == "gelu"
     assert nb.eval("model.stem.activation.__name__") == "tanh"
@@ -84,10 +94,7 @@ NESTED_SETUP = [
 
 @pytest.fixture(scope="module")
 def nested_nb(module_notebook_page):
-    nb = module_notebook_page(NESTED_SETUP, name="subclassed_nested_ui.ipynb",
-                              viewport=(1400, 1500))
-    nb.page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
-    return nb
+    return _editor_notebook(module_notebook_page, NESTED_SETUP, "subclassed_nested_ui.ipynb")
 
 
 def test_click_a_layer_inside_a_nested_subclassed_model_and_apply(nested_nb):
@@ -95,14 +102,7 @@ def test_click_a_layer_inside_a_nested_subclassed_model_and_apply(nested_nb):
     assert node(page, "inner_mlp/dense1").count() == 1
     nb.screenshot("subclassed_nested_editor_graph", page.locator(".kw-editor .kw-graph").first)
     select_layer(nb, "inner_mlp/dense1")
-    page.locator(".kw-editor .kwe-activation select").select_option("gelu")
-    wait_text(page, ".kw-editor .kwe-preview-line", "'gelu'")
-    page.locator(".kw-editor button.kwe-apply").click()
-    wait_text(page, ".kw-editor .kwe-status", "Applied")
-    wait_not_busy(page)
-    page.wait_for_function(
-        "() => { const i = document.querySelector('.kw-editor .kwe-plot-comparison img');"
-        " return i && i.naturalWidth > 100; }")
+    _apply_gelu(page)
     assert nb.eval("type(editor.model.get_layer('inner_mlp')).__name__") == "MLP"
     assert nb.eval("editor.model.get_layer('inner_mlp').dense1.activation.__name__") == "gelu"
     assert nb.eval("outer.get_layer('inner_mlp').dense1.activation.__name__") == "relu"
