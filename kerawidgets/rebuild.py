@@ -680,11 +680,9 @@ class _Walk:
         is kept (`_settle_by_name`)."""
         where = naming.layer_path(path)
         config = _fresh_layer_values(_layer_config(operation, where), where)
-        before = {k: config.get(k) for k, _ in changes}
-        config.update({k: list(v) if isinstance(v, tuple) else v for k, v in changes})
+        reason = apply_settings(config, changes)
         config["name"] = name
         layer = _named_like(_from_config(type(operation), config, where), operation, name)
-        reason = ", ".join(f"{k} {before[k]!r} -> {v!r}" for k, v in changes)
         self.pair(operation, layer, path, True, reason, True, by_name=True)
         return layer
 
@@ -1068,6 +1066,19 @@ def recreate_layer(layer, where: str, name: str | None = None):
     except Exception as error:
         fresh = _recreate_otherwise(layer, where, error)
     return _named_like(fresh, layer, name)
+
+
+def apply_settings(config: dict, changes) -> str:
+    """Set `changes` ((key, value) pairs of a `SetSettings`) in a layer's `config`, tuples
+    as the lists a saved config holds; returns what changed, for the report.
+
+    >>> config = {"rate": 0.5}
+    >>> apply_settings(config, [("rate", 0.1)]), config
+    ('rate 0.5 -> 0.1', {'rate': 0.1})
+    """
+    before = {k: config.get(k) for k, _ in changes}
+    config.update({k: list(v) if isinstance(v, tuple) else v for k, v in changes})
+    return ", ".join(f"{k} {before[k]!r} -> {v!r}" for k, v in changes)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})

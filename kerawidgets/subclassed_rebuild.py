@@ -260,12 +260,12 @@ def _with_activation(entry, attribute, activation):
 
 def _with_settings(entry, changes):
     """The layer made again from its config with `changes` (a SetSettings edit)."""
+    from kerawidgets.rebuild import apply_settings
+
     old = entry.layer
     config = old.get_config()
-    before = {k: config.get(k) for k, _ in changes}
-    config.update({k: list(v) if isinstance(v, tuple) else v for k, v in changes})
-    fresh = type(old).from_config(config)
-    return fresh, ", ".join(f"{k} {before[k]!r} -> {v!r}" for k, v in changes)
+    change = apply_settings(config, changes)
+    return type(old).from_config(config), change
 
 
 def _copy_by_name(old, fresh):
