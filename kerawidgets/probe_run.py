@@ -129,11 +129,11 @@ class Pass:
         self.order = [c for c in graph.calls if c.id in needed]
         self.calls = [c.id for c in self.order]
         self.units = len(self.order) + sum(
-            len(self.graphs(graph.inner(c)).calls)
+            _units(self.graphs(graph.inner(c)), self.graphs)
             for c in self.order if c.id in self.region and graph.nested(c))
 
     def run(self, batch, start, summaries, stored=None, progress=None, live=None, room=0,
-            summariser=None):
+            summariser=None, base=0):
         """Run the calls on one batch (flat input arrays; samples `start ...`).
 
         `stored` maps the available keys to this batch's arrays. Adds to
@@ -145,7 +145,7 @@ class Pass:
         `room`: bytes that outputs waiting for their summary may hold beyond
         the pass's own values (0: each is summarised before the next call,
         in this thread); `summariser`: a `Summariser` shared with an outer
-        pass (then left open).
+        pass (then left open), `base` the outer units done before this pass.
         """
         own = summariser is None
         if progress is not None:
@@ -155,7 +155,7 @@ class Pass:
                                     else 0)
         try:
             done, kept = self._calls(batch, start, summaries, stored or {}, progress, live,
-                                     summariser)
+                                     summariser, base)
             if own:
                 summariser.close()
                 if progress is not None:
@@ -165,7 +165,7 @@ class Pass:
                 summariser.abort()
         return summaries, kept, done
 
-    def _calls(self, batch, start, summaries, stored, progress, live, summariser):
+    def _calls(self, batch, start, summaries, stored, progress, live, summariser, base):
         graph = self.graph
         inputs = {id(t): a for t, a in zip(graph.inputs, batch)}
         uses = collections.Counter(id(t) for c in self.order for t in c.call.input_tensors)
@@ -205,7 +205,7 @@ class Pass:
                 first = adapter.to_numpy_view(results[0])
                 cost = 0 if (c.id, 0) in self.keep else _nbytes(results[0])
                 summariser.add(_summary(summaries, c.id, first.shape, self.n), first, start,
-                               cost, done, id(c.call.output_tensors[0]))
+                               cost, base + done, id(c.call.output_tensors[0]))
             if live is not None:
                 mine = id(c.call.output_tensors[0])  # counted above, held or loose
                 live(held + kept_bytes + loose + summariser.waiting(
@@ -213,7 +213,7 @@ class Pass:
             del results
             if c.id in self.region and graph.nested(c):
                 done += self._inner(c, values, start, summaries, progress, done, kept,
-                                    summariser)
+                                    summariser, base)
             for t in c.call.input_tensors:
                 uses[id(t)] -= 1
                 if uses[id(t)] == 0:
@@ -221,10 +221,10 @@ class Pass:
                     held -= sizes.pop(id(t), 0)
             done += 1
             if progress is not None:
-                progress(summariser.summarised(done))
+                progress(summariser.summarised(base + done) - base)
         return done, kept
 
-    def _inner(self, c, values, start, summaries, progress, done, kept, summariser):
+    def _inner(self, c, values, start, summaries, progress, done, kept, summariser, base):
         """Summaries of a nested model's inner calls (``"outer/inner"``), run on its input."""
         inner_model = self.graph.inner(c)
         args, _ = c.call.call_arguments(values)
@@ -236,10 +236,11 @@ class Pass:
         prefix = c.id + naming.SEPARATOR
         mine = {k[len(prefix):]: v for k, v in summaries.items() if k.startswith(prefix)}
         step = None if progress is None else (lambda k: progress(done + k))
-        _, inner_kept, _ = sub.run(flat, start, mine, progress=step, summariser=summariser)
+        _, inner_kept, inner_done = sub.run(flat, start, mine, progress=step, summariser=summariser,
+                                   base=base + done)
         summaries.update({prefix + k: v for k, v in mine.items()})
         kept.update({(prefix + k[0], k[1]): v for k, v in inner_kept.items()})
-        return len(sub.order)
+        return inner_done
 
 
 class Summariser:
@@ -356,6 +357,12 @@ class Summariser:
                     self._queue.popleft()
                     self.pending_bytes -= cost
                 self._changed.notify_all()
+
+
+def _units(graph, graphs) -> int:
+    """Calls a full pass of `graph` runs, nested models' inner calls included (inputs not)."""
+    return sum(1 + (_units(graphs(graph.inner(c)), graphs) if graph.nested(c) else 0)
+               for c in graph.calls if not c.is_input)
 
 
 def _unrepeated(progress):

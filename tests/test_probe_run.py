@@ -185,3 +185,21 @@ def test_abort_drops_the_waiting_adds():
     gate.set()
     worker.abort()
     assert len(summary.seen) <= 3 and worker.pending_bytes == 0 and not workers()
+
+
+def test_progress_of_a_nested_model_never_goes_back(monkeypatch):
+    inner = keras.Sequential([keras.Input((12, 12, 4)),
+                              layers.Conv2D(6, 3, padding="same", activation="relu", name="c1"),
+                              layers.Conv2D(6, 3, padding="same", activation="relu", name="c2")],
+                             name="backbone")
+    inp = keras.Input((12, 12, 4), name="x")
+    x = layers.Conv2D(4, 3, padding="same", name="pre")(inp)
+    x = layers.GlobalAveragePooling2D(name="pool")(inner(x))
+    model = keras.Model(inp, layers.Dense(2, name="top")(x))
+    x_data = np.random.default_rng(1).standard_normal((12, 12, 12, 4)).astype("float32")
+    seen = []
+    probe = Probe(model, x_data, batch_size=4)
+    run = probe.summaries(model, progress=lambda done, total: seen.append((done, total)))
+    done = [k for k, _ in seen]
+    assert "backbone/c2" in run.summaries and done == sorted(done)
+    assert done[-1] == seen[-1][1] and done[0] >= 0 and not workers()
