@@ -266,15 +266,13 @@ class _Walk:
         copy_path = path
         if action is not None and action.remove:
             pass  # nothing is copied
-        elif keep_output_name and action is not None and action.insert_after and not specific:
-            copy_path = self.renamed_output(path, names)
-        elif id(operation) in self.yield_names and not specific:
+        elif id(operation) in self.yield_names and not _splits(action):
             copy_path = (*prefix, self.yield_names[id(operation)])
             self.renamed[naming.layer_path(copy_path)] = naming.layer_path(path)
+        elif keep_output_name and action is not None and action.insert_after and not specific:
+            copy_path = self.renamed_output(path, names)
         place = self.place(operation, path, call.call_index, action, names, in_report,
-                           copy_path=copy_path,
-                           own_name=(keep_output_name and action is not None and specific
-                                     and not action.insert_after),
+                           copy_path=copy_path, own_name=keep_output_name and _splits(action),
                            insert_name=operation.name if keep_output_name else None)
         if not place.layers:  # removed: its input flows on
             outputs = keras.tree.flatten(args)[0]
@@ -344,7 +342,7 @@ class _Walk:
 
         The edited call becomes a layer of its own (or an insert after it, or an
         `Identity` if removed) named as the shared layer, so the model output
-        keeps its name; the layer the other calls share is renamed `<name>_shared`.
+        keeps its name; the shared layer is renamed `<name>_shared`.
         """
         model_outputs = {id(t) for t in self.current_outputs}
         output_calls: dict[int, list] = {}
@@ -359,11 +357,7 @@ class _Walk:
             if id(call.operation) not in self.yield_names:
                 shared = self.unique_name(f"{call.operation.name}_shared", names)
                 self.yield_names[id(call.operation)] = shared
-                self.notes.append(
-                    f"Shared layer {naming.layer_path(path)!r}: call {call.call_index}, a model "
-                    f"output, was edited on its own and keeps the name {path[-1]!r}, so the output "
-                    f"keeps its name; the layer its other calls share is now {shared!r}."
-                )
+                self.notes.append(_yield_note(naming.layer_path(path), call.call_index, action, shared))
 
     def renamed_output(self, path, names) -> tuple[str, ...]:
         """The path of an output layer renamed `<name>_pre`, giving its name to the insert."""
@@ -603,8 +597,8 @@ class _Walk:
             kind = "replaced" if action is not None and action.replacement else "copy"
         specs = action.insert_after if action is not None else ()
         after = repr(naming.layer_path(path))
-        if specs and action is not None and action.call_specific and layers:
-            after = f"call {call_index} of shared layer {after} (split off as {layers[-1].name!r})"
+        if specs and action is not None and action.call_specific:
+            after = f"call {call_index} of shared layer {after}"
         inserted = [self.new_inserted(spec, names, path, in_report, after,
                                       name=insert_name if i == len(specs) - 1 else None)
                     for i, spec in enumerate(specs)]
@@ -612,13 +606,14 @@ class _Walk:
 
     def layers_for(self, operation, path, call_index, action, names, in_report,
                    own_name=False) -> list:
-        key = (id(operation), call_index if action is not None and action.call_specific else None)
+        split = _splits(action)
+        key = (id(operation), call_index if split else None)
         if key in self.cache:
             return self.cache[key]
         name = path[-1]  # operation.name, or `<name>_pre` for an output that gives its name away
-        if action is not None and action.call_specific and own_name:
+        if split and own_name:
             name = operation.name  # a model output's name (`shared_output_renames`)
-        elif action is not None and action.call_specific:
+        elif split:
             name = self.unique_name(f"{operation.name}_call{call_index}", names)
             self.notes.append(
                 f"Shared layer {naming.layer_path(path)!r}: call {call_index} was edited on its "
@@ -626,7 +621,7 @@ class _Walk:
             )
         first_entry = len(self.entries)
         layers = self.made_layers(operation, path, name, action, names, in_report)
-        if action is not None and action.call_specific:
+        if split:
             self.split_off(first_entry, path, name, call_index)
         self.cache[key] = layers
         return layers
@@ -884,6 +879,27 @@ def _collection_paused():
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _splits(action) -> bool:
+    """Whether `action` makes its call of a shared layer a layer of its own: one that changes
+    the layer at that call only (an activation, settings, a replacement). Removing one call,
+    or inserting after it, changes only the graph around that call: the layer stays one,
+    shared by its calls, its weights tied."""
+    return (action is not None and action.call_specific
+            and bool(action.activation or action.configure or action.replacement))
+
+
+def _yield_note(where, call_index, action, shared) -> str:
+    """The note for a shared layer giving its name to the edit of its output call."""
+    if action.insert_after and not _splits(action):
+        return (f"Shared layer {where!r}: the layer inserted after call {call_index}, a model "
+                f"output, takes its name, so the output keeps the name "
+                f"{where.rsplit('/', 1)[-1]!r}; the shared layer (every call, weights tied) is "
+                f"now {shared!r}.")
+    return (f"Shared layer {where!r}: call {call_index}, a model output, was edited on its own "
+            f"and keeps the name {where.rsplit('/', 1)[-1]!r}, so the output keeps its name; the "
+            f"layer its other calls share is now {shared!r}.")
 
 
 def _kept_reason(pair: _Pair) -> str:
