@@ -37,7 +37,7 @@ import ipywidgets as w
 import keras
 import numpy as np
 
-from kerawidgets import activations, catalog, node_metrics, plots
+from kerawidgets import activations, catalog, node_metrics, plots, targets
 from kerawidgets.edits import (
     EDIT_TYPES,
     Edit,
@@ -430,7 +430,7 @@ class ModelEditor:
             config = _config_of(layer) if layer is not None else ({} if node is None else None)
             p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
             progress(2, "Finding the layer types that fit here…")
-            with self._quietly():
+            with self._quietly(), targets.one_trace_each():  # one trace for the panel's lookups
                 self._fill_activation(layer)
                 self._fill_choices(path)
                 self._fill_remove(path, node)
