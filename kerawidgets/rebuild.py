@@ -958,38 +958,71 @@ def _accepted_kwargs(layer, kwargs, verbatim) -> dict:
     return {k: v for k, v in kwargs.items() if k in parameters or k == "training"}
 
 
+@dataclasses.dataclass
+class WeightsByName:
+    """A layer's weights matched to its old version's by name (`weights_by_name`)."""
+
+    kept: list  # (old, new) weights of the same name and shape
+    added: list  # new weights of a name the old layer has not
+    dropped: list  # old weights of a name the new layer has not
+
+    def copy(self, fed=None) -> None:
+        """Copy each kept weight's old value (except where `fed`, a `WeightFeed.fed`, shows
+        the new one was built from that very variable already)."""
+        for old, new in self.kept:
+            if fed is None or fed.get(id(new)) is not old:
+                adapter.assign_copy(new, old)
+
+    def changes(self) -> list[str]:
+        """The weights added and dropped, in words (none when the names are the same)."""
+        parts = []
+        if self.added:
+            parts.append(f"new weight {_variable_shapes(self.added)} (from its initializer)")
+        if self.dropped:
+            parts.append(f"{_variable_shapes(self.dropped)} dropped")
+        return parts
+
+
+def weights_by_name(old_vars, new_vars) -> WeightsByName | None:
+    """Match each of `new_vars` (a layer made again with new settings) to the first of
+    `old_vars` with its name: the rule by which SetSettings keeps weights, in a functional
+    model (`_settle_by_name`) and in a subclassed one. None when a weight changed shape:
+    the layer is then re-initialised.
+
+    >>> old, new = keras.layers.Dense(2), keras.layers.Dense(2, use_bias=False)
+    >>> old.build((None, 3)); new.build((None, 3))
+    >>> match = weights_by_name(old.weights, new.weights)
+    >>> [(o.name, n.name) for o, n in match.kept], match.changes()
+    ([('kernel', 'kernel')], ['bias (2,) dropped'])
+    """
+    left = list(old_vars)
+    kept, added = [], []
+    for new in new_vars:
+        old = next((v for v in left if v.name == new.name), None)  # in order, as fed
+        if old is None:
+            added.append(new)
+            continue
+        left.remove(old)
+        if adapter.variable_shape(old) != adapter.variable_shape(new):
+            return None
+        kept.append((old, new))
+    return WeightsByName(kept, added, left)
+
+
 def _settle_by_name(pair: _Pair) -> tuple[bool, str]:
     """Keep each weight of `pair.new` whose original (same name) has its shape; report the
     weights the new settings add or drop. Not kept (False) when an original weight changed
     shape: the layer is then re-initialised as `_settle_pair` would."""
-    old_vars = list(adapter.layer_variables(pair.old))
-    kept, added = [], []
-    for new in adapter.layer_variables(pair.new):
-        old = next((v for v in old_vars if v.name == new.name), None)  # in order, as fed
-        if old is not None:
-            old_vars.remove(old)
-        if old is None:
-            added.append(new)
-        elif adapter.variable_shape(old) != adapter.variable_shape(new):
-            return _settle_pair(pair)
-        else:
-            kept.append((old, new))
-    feed = pair.feed
-    assert feed is not None  # a pair with an original layer has a feed
-    for old, new in kept:
-        if feed.fed.get(id(new)) is not old:
-            adapter.assign_copy(new, old)
+    match = weights_by_name(adapter.layer_variables(pair.old), adapter.layer_variables(pair.new))
+    if match is None:
+        return _settle_pair(pair)
+    assert pair.feed is not None  # a pair with an original layer has a feed
+    match.copy(pair.feed.fed)
     adapter.finalize_state(pair.new)
-    if not added and not old_vars:
-        return True, ""
-    parts = []
-    if kept:
-        parts.append(f"{_variable_shapes([n for _, n in kept])} kept")
-    if added:
-        parts.append(f"new weight {_variable_shapes(added)} (from its initializer)")
-    if old_vars:
-        parts.append(f"{_variable_shapes(old_vars)} dropped")
-    pair.weights_note = "; ".join(parts)
+    changes = match.changes()
+    if changes:
+        kept = [f"{_variable_shapes([n for _, n in match.kept])} kept"] if match.kept else []
+        pair.weights_note = "; ".join(kept + changes)
     return True, ""
 
 
