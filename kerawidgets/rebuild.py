@@ -357,7 +357,7 @@ class _Walk:
             if id(call.operation) not in self.yield_names:
                 shared = self.unique_name(f"{call.operation.name}_shared", names)
                 self.yield_names[id(call.operation)] = shared
-                self.notes.append(_yield_note(naming.layer_path(path), call.call_index, action, shared))
+                self.notes.append(_yield_note(path, call.call_index, action, shared))
 
     def renamed_output(self, path, names) -> tuple[str, ...]:
         """The path of an output layer renamed `<name>_pre`, giving its name to the insert."""
@@ -890,16 +890,16 @@ def _splits(action) -> bool:
             and bool(action.activation or action.configure or action.replacement))
 
 
-def _yield_note(where, call_index, action, shared) -> str:
+def _yield_note(path, call_index, action, shared) -> str:
     """The note for a shared layer giving its name to the edit of its output call."""
+    where = naming.layer_path(path)
     if action.insert_after and not _splits(action):
         return (f"Shared layer {where!r}: the layer inserted after call {call_index}, a model "
-                f"output, takes its name, so the output keeps the name "
-                f"{where.rsplit('/', 1)[-1]!r}; the shared layer (every call, weights tied) is "
-                f"now {shared!r}.")
+                f"output, takes its name, so the output keeps the name {path[-1]!r}; the shared "
+                f"layer (every call, weights tied) is now {shared!r}.")
     return (f"Shared layer {where!r}: call {call_index}, a model output, was edited on its own "
-            f"and keeps the name {where.rsplit('/', 1)[-1]!r}, so the output keeps its name; the "
-            f"layer its other calls share is now {shared!r}.")
+            f"and keeps the name {path[-1]!r}, so the output keeps its name; the layer its "
+            f"other calls share is now {shared!r}.")
 
 
 def _kept_reason(pair: _Pair) -> str:
