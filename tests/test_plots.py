@@ -236,3 +236,112 @@ def test_dark_display_draws_light_text_on_a_dark_background():
     import matplotlib
 
     assert matplotlib.rcParams["text.color"] == "black"  # the theme did not leak
+
+
+# --- the editor's kept figures: only the data drawn again, never another step's -----------
+
+def _pixels(png):
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")).astype(int)
+
+
+def _assert_same_pixels(got, want, what):
+    got, want = _pixels(got), _pixels(want)
+    assert got.shape == want.shape, what
+    differ = np.abs(got - want).max(axis=-1) > 2  # a rounding step at most
+    assert differ.mean() < 1e-4, (what, int(differ.sum()))
+
+
+def _depth_steps(layers):
+    """Three steps' depth inputs (different values, ranges and edited layers), same layers."""
+    rng = np.random.default_rng(1)
+    names = [f"block_{i}_conv" for i in range(layers)]
+    base = {name: rng.normal(size=(8, 4)) for name in names}
+    steps = []
+    for step, (scale, edited) in enumerate([(1.0, 3), (40.0, layers - 2), (0.01, layers // 2)]):
+        after = {name: np.maximum(value * scale + step, 0) if i >= edited else value
+                 for i, (name, value) in enumerate(base.items())}
+        steps.append({"stats_before": statistics_by_node(base),
+                      "stats_after": statistics_by_node(after),
+                      "order": names, "highlight": names[edited]})
+    return steps
+
+
+def _comparison_steps():
+    rng = np.random.default_rng(2)
+    steps = []
+    for step, (shift, scale) in enumerate([(0.0, 1.0), (5.0, 0.01), (-2.0, 300.0)]):
+        layer = rng.normal(size=(16, 8))
+        logits = rng.normal(size=(16, 4))
+        after = logits * scale + shift
+        steps.append({"layer_before": layer, "layer_after": np.tanh(layer) * scale + shift,
+                      "output_before": logits, "output_after": after,
+                      "agreement": agreement(logits, after, np.arange(16) % 4),
+                      "layer_name": f"dense_{step}"})
+    return steps
+
+
+def _fresh(plot, display, inputs):
+    make = plots.depth_summary_figure if plot == "depth" else plots.comparison_figure
+    return plots.figure_to_png(make(**inputs, display=display), pixel_ratio=display.pixel_ratio)
+
+
+def test_kept_figures_draw_what_a_fresh_figure_draws_step_after_step():
+    """A, B, C, then A again: each cached draw equals a fresh figure of that step's data."""
+    cache = plots.FigureCache()
+    displays = [plots.Display(900), plots.Display(468, 2.0, True)]
+    for plot, steps in (("depth", _depth_steps(60)), ("depth", _depth_steps(12)),
+                        ("comparison", _comparison_steps())):
+        for display in displays:
+            for index in (0, 1, 2, 0, 2):
+                got = cache.png(plot, display, **steps[index])
+                _assert_same_pixels(got, _fresh(plot, display, steps[index]),
+                                    (plot, display, index))
+
+
+def test_a_kept_figure_never_shows_the_previous_steps_data():
+    cache = plots.FigureCache()
+    first, second = _depth_steps(30)[:2]
+    display = plots.Display(760)
+    a = cache.png("depth", display, **first)
+    b = cache.png("depth", display, **second)
+    assert not np.array_equal(_pixels(a), _pixels(b))  # the data did change what is drawn
+    _assert_same_pixels(cache.png("depth", display, **first), a, "back to the first step")
+    one, two = _comparison_steps()[:2]
+    a = cache.png("comparison", display, **one)
+    assert not np.array_equal(_pixels(cache.png("comparison", display, **two)), _pixels(a))
+    _assert_same_pixels(cache.png("comparison", display, **one), a, "comparison, back")
+
+
+def test_kept_figures_follow_layout_changes_and_stay_few():
+    """Another layer order, no edited mark, no after side, no labels: each drawn as fresh."""
+    cache = plots.FigureCache(keep=2)
+    display = plots.Display(900)
+    step = _depth_steps(20)[0]
+    variants = [step, {**step, "highlight": None}, {**step, "stats_after": None},
+                {**step, "order": step["order"][:10]}, step]
+    for inputs in variants:
+        _assert_same_pixels(cache.png("depth", display, **inputs),
+                            _fresh("depth", display, inputs), sorted(inputs))
+    unlabelled = {**_comparison_steps()[1], "agreement": None, "y": None}
+    for inputs in (unlabelled, _comparison_steps()[0], unlabelled):
+        _assert_same_pixels(cache.png("comparison", display, **inputs),
+                            _fresh("comparison", display, inputs), "labels or not")
+    assert len(cache._kept) <= 4  # two per plot
+
+
+def test_encode_png_is_lossless_with_and_without_transparency():
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(plots.encode_png(rgba)))), rgba)
+    rgba[..., 3] = 255
+    image = Image.open(io.BytesIO(plots.encode_png(rgba, dpi=144)))
+    assert image.mode == "RGB" and np.array_equal(np.asarray(image), rgba[..., :3])
+    assert round(image.info["dpi"][0]) == 144
