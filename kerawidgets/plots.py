@@ -152,21 +152,27 @@ def _label(name, values, source=None):
     return f"{name}: mean {values.mean():.3g}, std {values.std():.3g}"
 
 
-def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value", colors=None):
-    c = colors or THEMES[False]
+def _histogram_sides(before, after, bins):
+    """(shared bin edges, [(side, shares of values per bin, legend label)]) of a histogram."""
     b = _values(before)
     a = None if after is None else _values(after)
     edges = _shared_bins(b, a, bins)
+    sides = []
+    for values, source, name in ((b, before, "before"), (a, after, "after")):
+        if values is not None:
+            shares = np.histogram(values, bins=edges)[0] / max(values.size, 1)
+            sides.append((name, shares, _label(name, values, source)))
+    return edges, sides
+
+
+def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value", colors=None):
+    c = colors or THEMES[False]
+    edges, sides = _histogram_sides(before, after, bins)
     # One filled and one outlined staircase per side: two artists instead of a
     # patch per bar, which keeps drawing fast for the editor.
-    for values, source, color, name in ((b, before, c["before"], "before"),
-                                        (a, after, c["after"], "after")):
-        if values is None:
-            continue
-        shares = np.histogram(values, bins=edges)[0] / max(values.size, 1)
-        ax.stairs(shares, edges, fill=True, color=color, alpha=0.45,
-                  label=_label(name, values, source))
-        ax.stairs(shares, edges, color=color, linewidth=1.2)
+    for name, shares, label in sides:
+        ax.stairs(shares, edges, fill=True, color=c[name], alpha=0.45, label=label)
+        ax.stairs(shares, edges, color=c[name], linewidth=1.2)
     ax.set_title(title, fontsize=FONT_SIZE + 1, **TITLE)
     ax.set_xlabel(xlabel, fontsize=FONT_SIZE, **LITERAL)
     ax.set_ylabel("share of values", fontsize=FONT_SIZE)
@@ -175,8 +181,32 @@ def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value", co
               borderaxespad=0.2, labelspacing=0.25)
     ax.grid(axis="y", alpha=0.3)
     ax.locator_params(axis="both", nbins=5)
+    _histogram_top(ax)
+
+
+def _histogram_top(ax):
     top = ax.get_ylim()[1]
     ax.set_ylim(0, top * 1.4)  # room for the legend
+
+
+def _update_histogram(ax, before, after, title, bins=50):
+    """Put new data into a histogram `_draw_histogram` drew with the same sides: the same
+    staircases, limits and legend a fresh one gets, without making its artists again."""
+    edges, sides = _histogram_sides(before, after, bins)
+    legend = ax.get_legend().get_texts()
+    for (_name, shares, label), fill, line, text in zip(sides, ax.patches[0::2],
+                                                        ax.patches[1::2], legend):
+        fill.set_data(shares, edges)
+        line.set_data(shares, edges)
+        text.set_text(label)
+    # The data limits the staircases give (baseline 0 to the highest bar, first to last
+    # edge), set at once: measuring the patches' paths again is most of a fresh draw's setup.
+    top = max(float(shares.max()) for _name, shares, _label in sides)
+    ax.dataLim.set_points(np.array([[edges[0], min(top, 0.0)], [edges[-1], max(top, 0.0)]]))
+    ax.title.set_text(title)
+    ax.set_autoscale_on(True)
+    ax.autoscale_view()
+    _histogram_top(ax)
 
 
 def histogram_figure(before, after=None, *, title="Layer output", bins=50,
@@ -313,6 +343,9 @@ def _depth_panels(axes, order, positions, stats_before, stats_after, highlight, 
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=FONT_SIZE)
         ax.locator_params(axis="y", nbins=4)
+        # No y label: a fixed place for it spares matplotlib measuring every tick label of
+        # every panel on each draw to place an empty text.
+        ax.yaxis.set_label_coords(-0.1, 0.5)
         if key in ("zero_fraction", "saturation"):
             ax.set_ylim(-0.03, 1.03)
 
@@ -347,20 +380,9 @@ _NUMBERS = (
 def _draw_agreement(bars_ax, text_ax, result, title, c=None):
     """Shares as bars on `bars_ax`, the other numbers as a two-column table on `text_ax`."""
     c = c or THEMES[False]
-    shares = [(label, result[key]) for key, label in _SHARES if result.get(key) is not None]
-    colors = {"top-1 agreement": c["agree"], "accuracy before": c["before"],
-              "accuracy after": c["after"]}
+    shares = _agreement_shares(result)
     if shares:
-        labels = [label for label, _ in shares][::-1]
-        values = [value for _, value in shares][::-1]
-        bars = bars_ax.barh(labels, values, color=[colors[label] for label in labels],
-                            height=0.6)
-        for bar, value in zip(bars, values):
-            inside = value > 0.75
-            bars_ax.text(value - 0.02 if inside else value + 0.02,
-                         bar.get_y() + bar.get_height() / 2, f"{value:.1%}", va="center",
-                         ha="right" if inside else "left",
-                         color="white" if inside else c["text"], fontsize=FONT_SIZE)
+        _draw_bars(bars_ax, shares, c)
         bars_ax.set_xlim(0, 1)
         bars_ax.set_xlabel("share of samples", fontsize=FONT_SIZE)
         bars_ax.tick_params(labelsize=FONT_SIZE)
@@ -373,12 +395,7 @@ def _draw_agreement(bars_ax, text_ax, result, title, c=None):
                      fontsize=FONT_SIZE, color=c["muted"], transform=bars_ax.transAxes)
     bars_ax.set_title(title, fontsize=FONT_SIZE + 1, **TITLE)
     text_ax.set_axis_off()
-    rows = [(label, _fmt(result.get(key))) for key, label in _NUMBERS if key in result]
-    if result.get("same_shape") is False:
-        rows = [("output shape", f"{tuple(result.get('shape_before', ()))} → "
-                                 f"{tuple(result.get('shape_after', ()))}")]
-    if not rows:
-        rows = [("no numbers", "")]
+    rows = _agreement_rows(result)
     step = 1.0 / max(len(rows), 4)
     for r, (label, value) in enumerate(rows):
         y = 1.0 - (r + 0.5) * step
@@ -386,6 +403,34 @@ def _draw_agreement(bars_ax, text_ax, result, title, c=None):
                      color=c["muted"], transform=text_ax.transAxes, **LITERAL)
         text_ax.text(1.0, y, value, ha="right", va="center", fontsize=FONT_SIZE,
                      family="monospace", transform=text_ax.transAxes, **LITERAL)
+
+
+def _agreement_shares(result) -> list:
+    """[(label, share)] of the agreement's shares there are (top-1 agreement, accuracies)."""
+    return [(label, result[key]) for key, label in _SHARES if result.get(key) is not None]
+
+
+def _agreement_rows(result) -> list:
+    """[(label, value as text)]: the agreement table's rows."""
+    rows = [(label, _fmt(result.get(key))) for key, label in _NUMBERS if key in result]
+    if result.get("same_shape") is False:
+        rows = [("output shape", f"{tuple(result.get('shape_before', ()))} → "
+                                 f"{tuple(result.get('shape_after', ()))}")]
+    return rows or [("no numbers", "")]
+
+
+def _draw_bars(ax, shares, c):
+    """One bar per share, its value written inside it (long bars) or after it."""
+    colors = {"top-1 agreement": c["agree"], "accuracy before": c["before"],
+              "accuracy after": c["after"]}
+    labels = [label for label, _ in shares][::-1]
+    values = [value for _, value in shares][::-1]
+    bars = ax.barh(labels, values, color=[colors[label] for label in labels], height=0.6)
+    for bar, value in zip(bars, values):
+        inside = value > 0.75
+        ax.text(value - 0.02 if inside else value + 0.02, bar.get_y() + bar.get_height() / 2,
+                f"{value:.1%}", va="center", ha="right" if inside else "left",
+                color="white" if inside else c["text"], fontsize=FONT_SIZE)
 
 
 def agreement_figure(agreement_dict, *, title="Model output: before vs after",
@@ -633,7 +678,7 @@ def encode_png(rgba, dpi=DPI) -> bytes:
         _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2 if channels == 3 else 6,
                                     0, 0, 0)),
         _chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
-        _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)),
+        _chunk(b"IDAT", zlib.compress(rows.data, 1)),
         _chunk(b"IEND", b""),
     ])
 
@@ -753,7 +798,8 @@ class _LiveDepth:
 
 
 class _LiveComparison:
-    """A kept `comparison_figure`: its panels stay, their contents are drawn again."""
+    """A kept `comparison_figure`: fixed parts (frames' backgrounds, the bars' labels and
+    titles, the table's labels) as pixels; histograms, axes, legends and numbers drawn on them."""
 
     @staticmethod
     def complete(inputs) -> dict:
@@ -765,39 +811,78 @@ class _LiveComparison:
     @staticmethod
     def layout(inputs) -> tuple:
         agreement = inputs["agreement"]
-        shares = tuple(key for key, _ in _SHARES if agreement.get(key) is not None)
-        return (inputs.get("title"), inputs.get("figsize"), shares)
+        return (inputs.get("title"), inputs.get("figsize"),
+                inputs["layer_after"] is None, inputs["output_after"] is None,
+                tuple(label for label, _ in _agreement_shares(agreement)),
+                tuple(label for label, _ in _agreement_rows(agreement)))
 
     def __init__(self, display, inputs):
         self.display = display
-        with _themed(display):
+        with _themed(display) as c:
             self.fig, self.axes = _comparison_axes(display, inputs.get("figsize"),
                                                    inputs.get("title"))
+            _draw_comparison(self.axes, self._values(inputs), inputs["agreement"],
+                             inputs.get("layer_name", "edited layer"), c)
         self.fig.dpi = DPI * display.pixel_ratio
         self.canvas = FigureCanvasAgg(self.fig)
-        self.inputs = inputs
-        self._drawn = False
+        self.values = self.axes["table"].texts[1::2]  # the table: label, value, label...
+        self._drawn = self._dynamic()
+        for _ax, artist in self._drawn:
+            artist.set_animated(True)  # left out of the kept pixels
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+
+    @staticmethod
+    def _values(inputs):
+        return (inputs["layer_before"], inputs["layer_after"], inputs["output_before"],
+                inputs["output_after"])
+
+    def _dynamic(self) -> list:
+        """(axes, artist) drawn on every call, in the order matplotlib draws them."""
+        a = self.axes
+        spines = {name: list(a[name].spines.values()) for name in ("layer", "model", "bars")}
+        drawn = {
+            "layer": [*a["layer"].patches, a["layer"].xaxis, a["layer"].yaxis, *spines["layer"],
+                      a["layer"].title, a["layer"].get_legend()],
+            "model": [*a["model"].patches, a["model"].xaxis, a["model"].yaxis, *spines["model"],
+                      a["model"].get_legend()],
+            # the bars: their grid lines and frame are drawn over them
+            "bars": [*a["bars"].patches, *a["bars"].texts, a["bars"].xaxis, *spines["bars"]],
+            "table": list(self.values),
+        }
+        return [(ax, artist) for name, ax in a.items()
+                for artist in _in_draw_order(ax, drawn[name])]
 
     def update(self, inputs) -> None:
-        self.inputs = inputs
-        for ax in self.axes.values():
-            for container in list(ax.containers):
-                container.remove()
-            for artist in [*ax.patches, *ax.texts, *ax.lines, *ax.collections]:
-                artist.remove()
-            if ax.get_legend() is not None:
-                ax.get_legend().remove()
-            ax.relim()
-            ax.set_autoscale_on(True)
-        self._drawn = False
+        layer_before, layer_after, output_before, output_after = self._values(inputs)
+        name = inputs.get("layer_name", "edited layer")
+        with _themed(self.display) as c:
+            _update_histogram(self.axes["layer"], layer_before, layer_after,
+                              f"{_short(name, 48)} output")
+            _update_histogram(self.axes["model"], output_before, output_after, "model output")
+            bars = self.axes["bars"]
+            shares = _agreement_shares(inputs["agreement"])
+            if shares:
+                for container in list(bars.containers):
+                    container.remove()
+                for text in list(bars.texts):
+                    text.remove()
+                _draw_bars(bars, shares, c)
+            for text, (_label, value) in zip(self.values, _agreement_rows(inputs["agreement"])):
+                text.set_text(value)
+        self._drawn = self._dynamic()
 
     def draw(self) -> np.ndarray:
-        i = self.inputs
-        with _themed(self.display) as c:
-            if not self._drawn:
-                _draw_comparison(self.axes, (i["layer_before"], i["layer_after"],
-                                             i["output_before"], i["output_after"]),
-                                 i["agreement"], i.get("layer_name", "edited layer"), c)
-                self._drawn = True
-            self.canvas.draw()
+        """The figure's pixels (RGBA) with the current data."""
+        self.canvas.restore_region(self.background)
+        with _themed(self.display):
+            for ax, artist in self._drawn:
+                ax.draw_artist(artist)
         return np.asarray(self.canvas.buffer_rgba())
+
+
+def _in_draw_order(ax, artists) -> list:
+    """`artists` of `ax` in the order `Axes.draw` draws its children (by zorder, stably)."""
+    wanted = {id(artist) for artist in artists if artist is not None}
+    return [child for child in sorted(ax.get_children(), key=lambda child: child.get_zorder())
+            if id(child) in wanted]
