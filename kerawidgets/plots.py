@@ -41,6 +41,7 @@ from kerawidgets.statistics import agreement as compute_agreement
 __all__ = [
     "Display",
     "FigureCache",
+    "PngFrames",
     "agreement_figure",
     "comparison_figure",
     "depth_summary_figure",
@@ -660,6 +661,7 @@ def encode_png(rgba, dpi=DPI) -> bytes:
     Lossless, rows unfiltered and zlib at level 1: plots are mostly flat colour,
     which this compresses as well as Pillow's adaptive filters (within a few
     percent) in less than half its time. `dpi` is written as the pixel density.
+    `PngFrames` encodes successive images of one figure, reusing what did not change.
 
     >>> import io, PIL.Image
     >>> rgba = np.zeros((2, 3, 4), np.uint8); rgba[..., 3] = 255; rgba[0, 1, 0] = 200
@@ -667,20 +669,87 @@ def encode_png(rgba, dpi=DPI) -> bytes:
     >>> np.array_equal(np.asarray(PIL.Image.open(io.BytesIO(png))), rgba[..., :3])
     True
     """
-    height, width = rgba.shape[:2]
-    channels = 3 if _opaque(rgba) else 4
+    return PngFrames().encode(rgba, dpi)
+
+
+class PngFrames:
+    """PNG encoding of successive images of one figure: a band of rows whose pixels did
+    not change since the last image keeps its compressed bytes.
+
+    The rows are compressed in bands of `rows`, each ending on a byte boundary with
+    zlib's state reset (a full flush), so the bands' bytes join into one valid stream
+    whichever were compressed now; the stream's checksum is combined from the bands'.
+    The depth plot after an edit changes a third to four fifths of its rows.
+
+    >>> import io, PIL.Image
+    >>> frames, image = PngFrames(rows=2), np.full((5, 4, 4), 255, np.uint8)
+    >>> _ = frames.encode(image); image[4, 0, :3] = 9
+    >>> png = frames.encode(image)  # two bands of the three kept
+    >>> np.array_equal(np.asarray(PIL.Image.open(io.BytesIO(png))), image[..., :3])
+    True
+    """
+
+    def __init__(self, rows: int = 32):
+        self.rows = rows
+        self._last: np.ndarray | None = None
+        self._bands: list = []  # (compressed bytes, adler32, length) per band of the last image
+        self._channels = 0
+
+    def encode(self, rgba, dpi=DPI) -> bytes:
+        """PNG bytes of `rgba` (see `encode_png`)."""
+        rgba = np.asarray(rgba)
+        height, width = rgba.shape[:2]
+        channels = 3 if _opaque(rgba) else 4
+        last = self._last
+        if last is None or last.shape != rgba.shape or self._channels != channels:
+            last = None
+        bands = []
+        for band, start in enumerate(range(0, height, self.rows)):
+            block = rgba[start:start + self.rows]
+            if last is not None and np.array_equal(block, last[start:start + self.rows]):
+                bands.append(self._bands[band])
+            else:
+                bands.append(_compressed_band(block, channels))
+        self._last, self._bands, self._channels = rgba.copy(), bands, channels
+        checksum = 1  # the Adler-32 of no bytes
+        for _, adler, length in bands:
+            checksum = _adler32_combine(checksum, adler, length)
+        stream = b"".join([b"\x78\x01", *(data for data, _, _ in bands), _LAST_BLOCK,
+                           struct.pack(">I", checksum)])
+        per_metre = round(float(dpi) / 0.0254)
+        return b"".join([
+            b"\x89PNG\r\n\x1a\n",
+            _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8,
+                                        2 if channels == 3 else 6, 0, 0, 0)),
+            _chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
+            _chunk(b"IDAT", stream),
+            _chunk(b"IEND", b""),
+        ])
+
+
+#: A raw deflate stream's closing block (final, empty).
+_LAST_BLOCK = zlib.compressobj(1, zlib.DEFLATED, -15).flush()
+
+
+def _compressed_band(block, channels) -> tuple:
+    """(raw deflate bytes ending in a full flush, Adler-32, length) of rows of PNG data."""
+    height, width = block.shape[:2]
     rows = np.empty((height, width * channels + 1), np.uint8)
     rows[:, 0] = 0  # filter type "None" on every row
-    rows[:, 1:].reshape(height, width, channels)[...] = rgba[..., :channels]
-    per_metre = round(float(dpi) / 0.0254)
-    return b"".join([
-        b"\x89PNG\r\n\x1a\n",
-        _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2 if channels == 3 else 6,
-                                    0, 0, 0)),
-        _chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
-        _chunk(b"IDAT", zlib.compress(rows.data, 1)),
-        _chunk(b"IEND", b""),
-    ])
+    rows[:, 1:].reshape(height, width, channels)[...] = block[..., :channels]
+    packer = zlib.compressobj(1, zlib.DEFLATED, -15)
+    data = packer.compress(rows.data) + packer.flush(zlib.Z_FULL_FLUSH)
+    return data, zlib.adler32(rows.data), rows.size
+
+
+def _adler32_combine(first, second, length) -> int:
+    """The Adler-32 of two byte strings joined, from theirs and the second's length (zlib's
+    `adler32_combine`)."""
+    base = 65521
+    rem = length % base
+    low = ((first & 0xFFFF) + (second & 0xFFFF) + base - 1) % base
+    high = (rem * (first & 0xFFFF) + (first >> 16) + (second >> 16) + base - rem) % base
+    return low | (high << 16)
 
 
 def _chunk(kind, data) -> bytes:
@@ -733,7 +802,7 @@ class FigureCache:
                 live = live_class(display, inputs)
             else:
                 live.update(inputs)
-            png = encode_png(live.draw(), live.fig.dpi)
+            png = live.frames.encode(live.draw(), live.fig.dpi)
             self._kept[key] = live
             for old in [k for k in self._kept if k[0] == plot][:-self.keep]:
                 del self._kept[old]
@@ -757,6 +826,7 @@ class _LiveDepth:
 
     def __init__(self, display, inputs):
         self.display = display
+        self.frames = PngFrames()
         with _themed(display):
             self.fig = depth_summary_figure(**inputs, display=display)
         self.fig.dpi = DPI * display.pixel_ratio
@@ -818,6 +888,7 @@ class _LiveComparison:
 
     def __init__(self, display, inputs):
         self.display = display
+        self.frames = PngFrames()
         with _themed(display) as c:
             self.fig, self.axes = _comparison_axes(display, inputs.get("figsize"),
                                                    inputs.get("title"))

@@ -345,3 +345,31 @@ def test_encode_png_is_lossless_with_and_without_transparency():
     image = Image.open(io.BytesIO(plots.encode_png(rgba, dpi=144)))
     assert image.mode == "RGB" and np.array_equal(np.asarray(image), rgba[..., :3])
     assert round(image.info["dpi"][0]) == 144
+
+
+def test_png_frames_reuse_unchanged_bands_and_stay_lossless():
+    """Successive images of one size: each decodes to its own pixels, whichever bands changed."""
+    import io
+    import zlib
+
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    frames = plots.PngFrames(rows=4)
+    image = np.full((19, 7, 4), 255, np.uint8)
+    for step in range(6):
+        if step:  # a few rows change: the others' bands are reused
+            rows = rng.choice(19, size=step % 3 + 1, replace=False)
+            image[rows, rng.integers(0, 7), :3] = rng.integers(0, 256, 3)
+        if step == 4:
+            image[0, 0, 3] = 10  # transparency: RGBA from here on
+        png = frames.encode(image, dpi=72)
+        decoded = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+        assert np.array_equal(decoded, image), step
+    smaller = np.full((3, 2, 4), 200, np.uint8)  # another size: nothing of the last reused
+    smaller[..., 3] = 255
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(frames.encode(smaller)))),
+                          smaller[..., :3])
+    first, second = b"kerawidgets" * 40, bytes(range(256)) * 300
+    assert plots._adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second)) == \
+        zlib.adler32(first + second)
