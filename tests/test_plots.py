@@ -373,3 +373,48 @@ def test_png_frames_reuse_unchanged_bands_and_stay_lossless():
     first, second = b"kerawidgets" * 40, bytes(range(256)) * 300
     assert plots._adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second)) == \
         zlib.adler32(first + second)
+
+
+def test_the_editor_shows_each_steps_own_plots_through_undo_redo_the_switch_and_the_picker():
+    """What the editor shows (kept figures) equals fresh figures of what it compares, after
+    every move: Apply, Apply, Undo, Redo, the switch, a bulk edit's layer picker, a new
+    width, pixel ratio and theme."""
+    from kerawidgets.edits import SetActivation
+    from kerawidgets.widgets import ModelEditor
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6,), name="x")
+    h = layers.Dense(8, activation="relu", name="h1")(inp)
+    h = layers.Dense(8, activation="relu", name="h2")(h)
+    model = keras.Model(inp, layers.Dense(4, activation="softmax", name="head")(h))
+    rng = np.random.default_rng(0)
+    editor = ModelEditor(model, rng.normal(size=(32, 6)).astype("float32"), np.arange(32) % 4)
+    images = {"comparison": editor.comparison_image, "depth": editor.depth_image}
+
+    def check(what):
+        fresh = editor.figures()
+        for name, image in images.items():
+            want = plots.figure_to_png(fresh[name], pixel_ratio=image.display().pixel_ratio)
+            _assert_same_pixels(bytes(image.value), want, (what, name))
+
+    editor.apply(SetActivation("h1", "tanh"))
+    check("first edit")
+    editor.apply(SetActivation("h2", "gelu"))
+    check("second edit")
+    editor.undo()
+    check("undo")
+    editor.redo()
+    check("redo")
+    editor.show(against="previous")
+    check("against the last step")
+    for image in images.values():
+        image.set_state({"shown_width": 468, "pixel_ratio": 2.0, "dark": True})
+    check("468 px, ratio 2, dark")
+    editor.show(against="original")
+    check("against the original, 468 px")
+    editor.apply(SetActivation(layers.Dense, "elu"))  # a bulk edit: h1, h2 and head
+    check("bulk edit")
+    editor.show(layer="head")
+    check("the picker: head")
+    editor.undo()
+    check("undo of the bulk edit")
