@@ -54,7 +54,7 @@ from kerawidgets.session import (
     NothingToApply,
     SessionObserver,
     edit_layer,
-    figures_of,
+    figure_inputs,
     plot_failure,
 )
 from kerawidgets.training import FineTune
@@ -142,6 +142,8 @@ class ModelEditor:
                                           layout=w.Layout(width="100%"))
         self.depth_image = PlotImage(theme=theme, alt="Layer statistics along depth",
                                      layout=w.Layout(width="100%"))
+        # Both figures kept between Applies: each draws only what the new data changes.
+        self._figures = plots.FigureCache()
         for name, image in (("comparison", self.comparison_image), ("depth", self.depth_image)):
             image.on_display(lambda _display, name=name: self._redraw_plot(name))
         self.plots_note = w.HTML("<i>Apply an edit to see its effect on the probe data.</i>")
@@ -825,8 +827,8 @@ class ModelEditor:
         display = dataclasses.replace(shown, width=min(shown.width, _PLOT_MAX_WIDTH[name]))
         key = (name, display.key())
         if key not in comparison.pngs:
-            figure = figures_of(comparison, self.probe.y, {name: display})[name]
-            comparison.pngs[key] = plots.figure_to_png(figure, pixel_ratio=display.pixel_ratio)
+            inputs = figure_inputs(comparison, self.probe.y)[name]
+            comparison.pngs[key] = self._figures.png(name, display, **inputs)
             for old in list(comparison.pngs)[:-4]:  # a few sizes and themes at most
                 del comparison.pngs[old]
         image.show(comparison.pngs[key], display.width)
