@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import threading
 from typing import Any
 
 import keras
@@ -1344,34 +1345,46 @@ class attributes_fast:
     `AutoTrackable`; does nothing on other backends or when any of them is
     missing (Keras' own `__setattr__` stays). Re-entrant.
 
+    Only the thread that entered it takes the shortcuts: the patched
+    `Layer.__setattr__` is installed for the whole process while any thread is
+    inside, but a layer made on another thread meanwhile goes through Keras'
+    own `__setattr__` (a per-thread flag, `_active`). Several threads may be
+    inside at once; Keras' own method is put back when the last one leaves.
+
     >>> with attributes_fast():
     ...     layer = keras.layers.Dense(2, name="d")
     >>> layer.name, layer.units, layer.built, type(layer._losses).__name__
     ('d', 2, False, 'TrackedList')
     """
 
-    _depth = 0
+    _depth = 0  # contexts open, all threads together
+    _lock = threading.Lock()
+    _active = threading.local()  # `.depth`: contexts open in this thread
     _original: Any = None
     _eligible: dict = {}  # layer class -> whether its attribute path is the known one
     _kinds: dict = {}  # value type -> "plain", "container" or "" (Keras' own path)
 
     def __enter__(self):
         cls = type(self)
-        if cls._depth == 0:
-            cls._install()
-        cls._depth += 1
+        with cls._lock:
+            if cls._depth == 0:
+                cls._install()
+            cls._depth += 1
+        cls._active.depth = getattr(cls._active, "depth", 0) + 1
         return self
 
     def __exit__(self, *exc):
         cls = type(self)
-        cls._depth -= 1
-        if cls._depth == 0 and cls._original is not None:
-            from keras.src.layers.layer import Layer
+        cls._active.depth -= 1
+        with cls._lock:
+            cls._depth -= 1
+            if cls._depth == 0 and cls._original is not None:
+                from keras.src.layers.layer import Layer
 
-            Layer.__setattr__ = cls._original
-            cls._original = None
-            cls._eligible.clear()  # no class kept alive by the caches after the rebuild
-            cls._kinds.clear()
+                Layer.__setattr__ = cls._original
+                cls._original = None
+                cls._eligible.clear()  # no class kept alive by the caches after the rebuild
+                cls._kinds.clear()
         return False
 
     @classmethod
@@ -1382,7 +1395,7 @@ class attributes_fast:
         if parts is None:
             return
         cls._original = parts.original
-        parts.layer.__setattr__ = _fast_setattr(parts, cls._eligible, cls._kinds)
+        parts.layer.__setattr__ = _fast_setattr(parts, cls._eligible, cls._kinds, cls._active)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1398,12 +1411,15 @@ class _SetattrParts:
     tracking_enabled: Any  # keras.src.utils.tracking.is_tracking_enabled
 
 
-def _fast_setattr(parts: _SetattrParts, eligible: dict, kinds: dict):
-    """`Layer.__setattr__` with the shortcuts `attributes_fast` describes."""
+def _fast_setattr(parts: _SetattrParts, eligible: dict, kinds: dict, active):
+    """`Layer.__setattr__` with the shortcuts `attributes_fast` describes, for the threads
+    whose `active.depth` is set (Keras' own `__setattr__` for any other thread)."""
     original, after_layer, tracked_types = parts.original, parts.after_layer, parts.tracked_types
     tracking_enabled, setter = parts.tracking_enabled, object.__setattr__
 
     def __setattr__(self, name, value):
+        if not getattr(active, "depth", 0):  # a thread not rebuilding: Keras' own path
+            return original(self, name, value)
         cls, value_type = type(self), type(value)
         known = eligible.get(cls)
         if known is None:
