@@ -834,13 +834,17 @@ def _install_made_ahead():
     original's value itself, as it would without the copies made ahead."""
     if keras.backend.backend() != "tensorflow":
         return None
+    import types
+
     cls = _tensorflow_variable_class()
     original = cls._initialize_with_initializer
     if getattr(original, "_kerawidgets_ahead", False):
         return None  # an outer feeder patched it
 
     def _initialize_with_initializer(self, initializer):
-        ahead = getattr(initializer, "_kerawidgets_ahead", None)
+        ahead = None
+        if type(initializer) is types.FunctionType:  # the feeder's `from_old_value`
+            ahead = getattr(initializer, "_kerawidgets_ahead", None)
         if ahead is not None:
             initializer._kerawidgets_ahead = None  # taken at most once
             if _made_ahead_fits(ahead, self):
