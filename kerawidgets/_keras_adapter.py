@@ -702,7 +702,7 @@ class WeightFeeder:
                 # would be a tracer, and leak into the copy's weights.
                 return independent_value(old)
 
-            # Its copy made ahead, if any: taken by `_initialize_made_ahead` when it fits.
+            # Its copy made ahead, if any: taken when it fits (`_install_made_ahead`).
             from_old_value._kerawidgets_ahead = feed.ready.pop(id(old), None)  # type: ignore[attr-defined]
             variable = original(self, shape, from_old_value, dtype, **kwargs)
             feed.fed[id(variable)] = old
@@ -785,12 +785,14 @@ def _variables_made_ahead(variables) -> dict:
     device = context.context().device_name
     for variable in variables:
         value: Any = getattr(variable, "_value", None)
-        suffix = f"{variable.name}:0"
         if (type(value) is not resource_variable_ops.ResourceVariable
-                or value.dtype in (tf.variant, tf.resource) or not value.name.endswith(suffix)):
+                or value.dtype in (tf.variant, tf.resource)):
+            continue
+        scope_of, _, name = value.name.rpartition("/")
+        if name != f"{variable.name}:0":
             continue
         try:
-            with tf.name_scope(value.name[: -len(suffix)]):  # "" or "block/conv/": absolute
+            with tf.name_scope(scope_of + "/" if scope_of else ""):  # absolute, or the root
                 scope = context.context().scope_name
                 copy = tf.Variable(
                     gen_resource_variable_ops.read_variable_op(value.handle, value.dtype),
