@@ -195,6 +195,7 @@ class _Walk:
     def run(self, edits) -> Rebuild:
         with (self.feeder, _collection_paused(), adapter.cached_signatures(),
               adapter.attributes_fast()):
+            self.feeder.make_ahead(self.model.weights)  # kept weights' copies, in one go
             new_model = self.copy_model(self.model, (), self.name or self.model.name)
         self.settle_weights()
         self.copy_compile_state(new_model)
