@@ -40,7 +40,7 @@ from kerawidgets import arguments, naming
 from kerawidgets.callgraph import CallGraph, node_ids
 from kerawidgets.errors import KerawidgetsError
 from kerawidgets.naming import shape_text
-from kerawidgets.probe_cache import ByModel, Record, joined, plan_checkpoints
+from kerawidgets.probe_cache import ByModel, Record, joined, plan_checkpoints, tensor_bytes
 from kerawidgets.probe_data import ProbeDataError, input_entries, prepare
 from kerawidgets.probe_run import Pass, edit_region
 from kerawidgets.statistics import SAMPLE_SIZE
@@ -357,11 +357,16 @@ class Probe:
         keep |= set((keep_all or {}).values())
         run = Pass(graph, region, available, keep - set(available), self.n, self._graph,
                    keep_inner=keep_all is not None)
+        base = self.cache_bytes
+        # what outputs waiting for their summary may hold: the budget less what is held,
+        # the pass's live values, the summaries and every tensor this pass keeps
+        room = self.memory_budget - base - live - estimate - sum(
+            tensor_bytes(graph.by_id[k[0]].call.output_tensors[k[1]], self.n) or 0
+            for k in run.keep if k[0] in graph.by_id)
         summaries: dict = {}
         parts: dict = {}
         batches = list(range(0, self.n, self.batch_size))
         total = max(1, run.units * len(batches))
-        base = self.cache_bytes
         for b, start in enumerate(batches):
             batch = [a[start:start + self.batch_size] for a in self._arrays]
             stored = {k: v[b] for k, v in available.items()}
@@ -369,7 +374,8 @@ class Probe:
             step = None if progress is None else (
                 lambda k, b=b: progress(b * run.units + k, total))
             _, kept, _ = run.run(batch, start, summaries, stored, step,
-                                 lambda held, earlier=earlier: self._note(base + earlier + held))
+                                 lambda held, earlier=earlier: self._note(base + earlier + held),
+                                 room=room)
             for key, array in kept.items():
                 parts.setdefault(key, []).append(array)
         record = self._record(ids, summaries, reused, output_keys, parts, available, plan.keep)

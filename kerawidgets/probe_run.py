@@ -8,6 +8,9 @@ model's checkpoints) when they exist, and otherwise from the calls that
 produce it, run too, back to the model's inputs at worst. It summarises
 every output the caller asked for (`LayerSummary`), keeps the tensors asked
 for in full, and drops every other value as soon as no later call needs it.
+The summaries are taken on one worker thread (`Summariser`) while the next
+calls run, in order, so they are the same as when taken in the caller; the
+outputs waiting for them count in the probe's memory.
 
 >>> import keras, numpy as np
 >>> from kerawidgets.callgraph import CallGraph
@@ -24,6 +27,7 @@ for in full, and drops every other value as soon as no later call needs it.
 from __future__ import annotations
 
 import collections
+import threading
 
 import keras
 import numpy as np
@@ -33,7 +37,11 @@ from kerawidgets import naming
 from kerawidgets.callgraph import CallGraph
 from kerawidgets.statistics import LayerSummary
 
-__all__ = ["Pass", "edit_region"]
+__all__ = ["BACKGROUND", "Pass", "Summariser", "edit_region"]
+
+#: Summarise outputs on a worker thread while the next calls run (see `Summariser`);
+#: never on torch, whose tensors other code may write in place. A switch for benchmarks.
+BACKGROUND = True
 
 
 def edit_region(old: CallGraph, new: CallGraph, changed) -> tuple[set | None, str]:
@@ -124,16 +132,40 @@ class Pass:
             len(self.graphs(graph.inner(c)).calls)
             for c in self.order if c.id in self.region and graph.nested(c))
 
-    def run(self, batch, start, summaries, stored=None, progress=None, live=None):
+    def run(self, batch, start, summaries, stored=None, progress=None, live=None, room=0,
+            summariser=None):
         """Run the calls on one batch (flat input arrays; samples `start ...`).
 
         `stored` maps the available keys to this batch's arrays. Adds to
         `summaries` ({node id: LayerSummary}, created as needed) and returns
-        ``(summaries, {key: array kept}, units done)``. `progress(k)` is
-        called after each call; `live(bytes)` with the bytes of computed
-        values held (kept ones included) after each call.
+        ``(summaries, {key: array kept}, units done)``, every add done.
+        `progress(k)` is called after each call with the units done and
+        summarised; `live(bytes)` with the bytes of computed values held (kept
+        ones and those waiting for their summary included) after each call.
+        `room`: bytes that outputs waiting for their summary may hold beyond
+        the pass's own values (0: each is summarised before the next call,
+        in this thread); `summariser`: a `Summariser` shared with an outer
+        pass (then left open).
         """
-        stored = stored or {}
+        own = summariser is None
+        if progress is not None:
+            progress = _unrepeated(progress)
+        if own:
+            summariser = Summariser(room if BACKGROUND and keras.backend.backend() != "torch"
+                                    else 0)
+        try:
+            done, kept = self._calls(batch, start, summaries, stored or {}, progress, live,
+                                     summariser)
+            if own:
+                summariser.close()
+                if progress is not None:
+                    progress(done)
+        finally:
+            if own:
+                summariser.abort()
+        return summaries, kept, done
+
+    def _calls(self, batch, start, summaries, stored, progress, live, summariser):
         graph = self.graph
         inputs = {id(t): a for t, a in zip(graph.inputs, batch)}
         uses = collections.Counter(id(t) for c in self.order for t in c.call.input_tensors)
@@ -145,7 +177,8 @@ class Pass:
             if c.is_input:
                 value = inputs[id(c.call.output_tensors[0])]
                 if c.id in self.region:
-                    _summary(summaries, c.id, value.shape, self.n).add(value, start)
+                    summariser.add(_summary(summaries, c.id, value.shape, self.n), value, start,
+                                   0, 0, None)
                 if (c.id, 0) in self.keep:
                     kept[(c.id, 0)] = value
         done = 0
@@ -166,13 +199,21 @@ class Pass:
                     held += sizes[id(t)]
                 elif key not in self.keep:
                     loose += _nbytes(v)
-            if live is not None:
-                live(held + kept_bytes + loose)
             if c.id in self.region:
+                # the worker holds `first`, a view of the backend's buffer, until its summary
+                # is done: bytes the pass no longer holds then count as waiting
                 first = adapter.to_numpy_view(results[0])
-                _summary(summaries, c.id, first.shape, self.n).add(first, start)
-                if graph.nested(c):
-                    done += self._inner(c, values, start, summaries, progress, done, kept)
+                cost = 0 if (c.id, 0) in self.keep else _nbytes(results[0])
+                summariser.add(_summary(summaries, c.id, first.shape, self.n), first, start,
+                               cost, done, id(c.call.output_tensors[0]))
+            if live is not None:
+                mine = id(c.call.output_tensors[0])  # counted above, held or loose
+                live(held + kept_bytes + loose + summariser.waiting(
+                    lambda tag, mine=mine: tag != mine and tag not in sizes))
+            del results
+            if c.id in self.region and graph.nested(c):
+                done += self._inner(c, values, start, summaries, progress, done, kept,
+                                    summariser)
             for t in c.call.input_tensors:
                 uses[id(t)] -= 1
                 if uses[id(t)] == 0:
@@ -180,10 +221,10 @@ class Pass:
                     held -= sizes.pop(id(t), 0)
             done += 1
             if progress is not None:
-                progress(done)
-        return summaries, kept, done
+                progress(summariser.summarised(done))
+        return done, kept
 
-    def _inner(self, c, values, start, summaries, progress, done, kept):
+    def _inner(self, c, values, start, summaries, progress, done, kept, summariser):
         """Summaries of a nested model's inner calls (``"outer/inner"``), run on its input."""
         inner_model = self.graph.inner(c)
         args, _ = c.call.call_arguments(values)
@@ -195,10 +236,137 @@ class Pass:
         prefix = c.id + naming.SEPARATOR
         mine = {k[len(prefix):]: v for k, v in summaries.items() if k.startswith(prefix)}
         step = None if progress is None else (lambda k: progress(done + k))
-        _, inner_kept, _ = sub.run(flat, start, mine, progress=step)
+        _, inner_kept, _ = sub.run(flat, start, mine, progress=step, summariser=summariser)
         summaries.update({prefix + k: v for k, v in mine.items()})
         kept.update({(prefix + k[0], k[1]): v for k, v in inner_kept.items()})
         return len(sub.order)
+
+
+class Summariser:
+    """Adds outputs to their `LayerSummary`s on one worker thread while the caller runs on.
+
+    A backend's forward pass leaves part of the cores idle, and numpy's
+    reductions release the GIL: the summary of one call's output is taken
+    while the next calls run. One worker takes the adds in the order they
+    came, so every summary sees its batches in order and ends bitwise the
+    same as when summarised in the caller. An output waiting for its summary
+    keeps the backend's buffer alive (the worker holds its numpy view):
+    `add` waits for the worker while the bytes waiting would exceed `room`,
+    and an output larger than `room` alone is summarised in the caller once
+    the worker is idle (``room=0``: everything in the caller, in order, no
+    thread). An exception in the worker is raised in the caller at the next
+    `add` or at `close`; `close` waits for every add, `abort` drops those
+    not started; after either no thread is left.
+
+    >>> import numpy as np
+    >>> from kerawidgets.statistics import LayerSummary
+    >>> worker, summary = Summariser(room=2**20), LayerSummary((4, 2))
+    >>> worker.add(summary, np.ones((2, 2), "float32"), 0, 16)
+    >>> worker.add(summary, np.zeros((2, 2), "float32"), 2, 16)
+    >>> worker.close()
+    >>> summary.statistics()["mean"], worker.pending_bytes
+    (0.5, 0)
+    """
+
+    def __init__(self, room: int):
+        self.room = int(room)
+        self.pending_bytes = 0
+        self._queue: collections.deque = collections.deque()  # (summary, array, start, cost, done, tag)
+        self._changed = threading.Condition()
+        self._error: BaseException | None = None
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def add(self, summary, array, start: int, cost: int, done: int = 0, tag=None) -> None:
+        """`summary.add(array, start)`, now or on the worker; `cost`: bytes `array` holds
+        that nothing else does, `done`: units done before the call that made it, `tag`:
+        what `waiting` sees of it."""
+        with self._changed:
+            self._raise()
+            while self._queue and self.pending_bytes + cost > self.room:
+                self._changed.wait()
+                self._raise()
+            inline = cost > self.room or self.room <= 0
+            if not inline:
+                self._queue.append((summary, array, start, cost, done, tag))
+                self.pending_bytes += cost
+                self._changed.notify_all()
+        if inline:
+            summary.add(array, start)
+        elif self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="kerawidgets-summaries",
+                                            daemon=True)
+            self._thread.start()
+
+    def waiting(self, counts=lambda tag: True) -> int:
+        """Bytes of the outputs waiting for their summary whose `tag` `counts`."""
+        with self._changed:
+            return sum(item[3] for item in self._queue if counts(item[5]))
+
+    def summarised(self, done: int) -> int:
+        """`done` units run, less those whose output still waits for its summary."""
+        with self._changed:
+            return min(done, self._queue[0][4]) if self._queue else done
+
+    def close(self) -> None:
+        """Wait until every add is done (raising the worker's exception, if any)."""
+        self._stop(drop=False)
+        self._raise()
+
+    def abort(self) -> None:
+        """Drop the adds not started, wait for the one running; no exception."""
+        self._stop(drop=True)
+
+    def _stop(self, drop):
+        with self._changed:
+            self._closing = True
+            if drop:
+                self._queue.clear()
+                self.pending_bytes = 0
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _raise(self):
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _work(self):
+        while True:
+            with self._changed:
+                while not self._queue and not self._closing:
+                    self._changed.wait()
+                if not self._queue:
+                    return
+                summary, array, start, cost, _, _ = self._queue[0]
+            try:
+                summary.add(array, start)
+            except BaseException as error:  # raised in the caller
+                with self._changed:
+                    self._error = error
+                    self._queue.clear()
+                    self.pending_bytes = 0
+                    self._changed.notify_all()
+                return
+            del summary, array
+            with self._changed:
+                if self._queue:
+                    self._queue.popleft()
+                    self.pending_bytes -= cost
+                self._changed.notify_all()
+
+
+def _unrepeated(progress):
+    """`progress`, called only when its value changes."""
+    last = [None]
+
+    def report(k):
+        if k != last[0]:
+            last[0] = k
+            progress(k)
+    return report
 
 
 def _summary(summaries, node, shape, n) -> LayerSummary:

@@ -1,0 +1,187 @@
+"""Tests for kerawidgets.probe_run's `Summariser`: summaries on a worker thread, in order,
+within the memory budget, errors raised in the caller, no thread left behind."""
+
+import threading
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from kerawidgets import _keras_adapter as adapter
+from kerawidgets import probe_run
+from kerawidgets.probe import Probe
+from kerawidgets.probe_run import Summariser
+from kerawidgets.statistics import LayerSummary
+
+WORKER = "kerawidgets-summaries"
+
+
+def residual(size=24):
+    """Conv blocks with skip connections (outputs held across calls) and a softmax head."""
+    inp = keras.Input((size, size, 3), name="image")
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="stem")(inp)
+    for i in range(3):
+        y = layers.Conv2D(8, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        y = layers.BatchNormalization(name=f"bn{i}")(y)
+        x = layers.Add(name=f"add{i}")([x, y])
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inp, layers.Dense(5, activation="softmax", name="head")(x), name="res")
+
+
+def images(n=20, size=24):
+    return np.random.default_rng(5).standard_normal((n, size, size, 3)).astype("float32")
+
+
+def workers():
+    return [t for t in threading.enumerate() if t.name == WORKER]
+
+
+def probed(model, background, monkeypatch, **kwargs):
+    monkeypatch.setattr(probe_run, "BACKGROUND", background)
+    probe = Probe(model, images(), batch_size=8, **kwargs)
+    return probe, probe.summaries(model)
+
+
+def test_summaries_on_the_worker_are_bitwise_those_made_in_the_caller(monkeypatch):
+    model = residual()
+    threads = []
+    real_add = LayerSummary.add
+
+    def add(summary, values, start):
+        threads.append(threading.current_thread().name)
+        real_add(summary, values, start)
+
+    monkeypatch.setattr(LayerSummary, "add", add)
+    _, on = probed(model, True, monkeypatch)
+    if keras.backend.backend() == "torch":  # torch tensors may be written in place: no worker
+        assert WORKER not in threads
+    else:
+        assert WORKER in threads
+    threads.clear()
+    _, off = probed(model, False, monkeypatch)
+    assert set(threads) == {threading.current_thread().name}
+    assert list(on.summaries) == list(off.summaries)
+    for key, a in on.summaries.items():
+        b = off.summaries[key]
+        assert a.statistics() == b.statistics(), key
+        np.testing.assert_array_equal(a.sample, b.sample, err_msg=key)
+        np.testing.assert_array_equal(a.dead, b.dead, err_msg=key)
+    np.testing.assert_array_equal(on.model_output, off.model_output)
+    assert not workers()
+
+
+def test_an_edit_recomputed_on_the_worker_matches_the_caller(monkeypatch):
+    model = residual()
+    new = keras.models.clone_model(model)
+    new.set_weights(model.get_weights())
+    new.get_layer("conv1").activation = keras.activations.tanh
+    runs = []
+    for background in (True, False):
+        probe, _ = probed(model, background, monkeypatch, memory_budget=2**20)
+        runs.append(probe.summaries_after_edit(model, new, ["conv1"]))
+        assert runs[-1].kind == "incremental" and probe.peak_bytes <= 2**20
+    for key, a in runs[0].summaries.items():
+        assert a.statistics() == runs[1].summaries[key].statistics(), key
+    assert not workers()
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_an_error_in_a_call_leaves_no_thread_and_the_probe_usable(monkeypatch, error):
+    model = residual()
+    real = adapter.run_call
+    count = [0]
+
+    def failing(call, tensor_map, training=False):
+        count[0] += 1
+        if count[0] == 6:  # mid-pass: earlier outputs wait for the worker
+            raise error("stopped in a call")
+        return real(call, tensor_map, training=training)
+
+    monkeypatch.setattr(adapter, "run_call", failing)
+    probe = Probe(model, images(), batch_size=8)
+    with pytest.raises(error, match="stopped in a call"):
+        probe.summaries(model)
+    assert not workers() and not probe.cached(model)
+    monkeypatch.setattr(adapter, "run_call", real)
+    assert probe.summaries(model).kind == "full" and not workers()
+
+
+def test_an_error_in_the_worker_is_raised_in_the_caller(monkeypatch):
+    if keras.backend.backend() == "torch":
+        pytest.skip("no worker on torch")
+    model = residual()
+    real_add = LayerSummary.add
+
+    def add(summary, values, start):
+        if threading.current_thread().name == WORKER and summary.shape[-1] == 8:
+            raise ValueError("a summary failed")
+        real_add(summary, values, start)
+
+    monkeypatch.setattr(LayerSummary, "add", add)
+    probe = Probe(model, images(), batch_size=8)
+    with pytest.raises(ValueError, match="a summary failed"):
+        probe.summaries(model)
+    assert not workers() and not probe.cached(model)
+
+
+class Recording:
+    """A stand-in summary whose `add` records the bytes waiting and the thread it ran on."""
+
+    def __init__(self, worker, gate=None):
+        self.worker, self.gate, self.seen = worker, gate, []
+
+    def add(self, values, start):
+        if self.gate is not None:
+            self.gate.wait()
+        self.seen.append((start, self.worker.pending_bytes, threading.current_thread().name))
+
+
+def test_waiting_outputs_stay_within_the_room_and_a_larger_one_is_summarised_in_the_caller():
+    worker = Summariser(room=100)
+    gate = threading.Event()
+    summary = Recording(worker, gate)
+    worker.add(summary, None, 0, 60)  # queued; the worker waits at the gate
+    adder = threading.Thread(target=worker.add, args=(summary, None, 1, 60))
+    adder.start()  # 60 + 60 > 100: this add waits for the worker
+    assert worker.waiting() == 60
+    gate.set()
+    adder.join()
+    worker.add(summary, None, 2, 500)  # larger than the room: in the caller, after the others
+    worker.close()
+    assert [s[0] for s in summary.seen] == [0, 1, 2]
+    assert max(s[1] for s in summary.seen) <= 100
+    assert [s[2] for s in summary.seen] == [WORKER, WORKER, threading.current_thread().name]
+    assert worker.pending_bytes == 0 and not workers()
+
+
+def test_no_room_summarises_everything_in_the_caller_without_a_thread():
+    worker = Summariser(room=0)
+    summary = Recording(worker)
+    for start in range(3):
+        worker.add(summary, None, start, 0)
+    worker.close()
+    assert [s[2] for s in summary.seen] == [threading.current_thread().name] * 3
+    assert worker._thread is None
+
+
+def test_progress_waits_for_the_summaries():
+    worker = Summariser(room=100)
+    gate = threading.Event()
+    summary = Recording(worker, gate)
+    worker.add(summary, None, 0, 10, done=3)
+    assert worker.summarised(7) == 3  # the call after unit 3 is run, its summary not made
+    gate.set()
+    worker.close()
+    assert worker.summarised(7) == 7
+
+
+def test_abort_drops_the_waiting_adds():
+    worker = Summariser(room=100)
+    gate = threading.Event()
+    summary = Recording(worker, gate)
+    for start in range(3):
+        worker.add(summary, None, start, 10)
+    gate.set()
+    worker.abort()
+    assert len(summary.seen) <= 3 and worker.pending_bytes == 0 and not workers()
