@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import threading
 from typing import Any
 
 import keras
@@ -624,6 +625,7 @@ class WeightFeed:
     used: set = dataclasses.field(default_factory=set)
     fed: dict = dataclasses.field(default_factory=dict)  # id(new var) -> old var
     initializers: dict = dataclasses.field(default_factory=dict)  # id(new var) -> initializer
+    ready: dict = dataclasses.field(default_factory=dict)  # the feeder's `make_ahead` variables
 
     def take(self, name, shape, dtype):
         shape = tuple(int(s) for s in shape)
@@ -657,10 +659,21 @@ class WeightFeeder:
     def __init__(self):
         self._registered: list[int] = []
         self._original = None
+        self._original_initialize: Any = None
+        self._ready: dict = {}  # id(old keras variable) -> its copy, made ahead (`make_ahead`)
+
+    def make_ahead(self, variables) -> None:
+        """Make the copies of `variables` (a model's weights) in one go, before the walk.
+
+        TensorFlow only (see `_variables_made_ahead`); a fresh layer's
+        `add_weight` fed one of them takes its copy when it is the variable
+        Keras would make there (`_made_ahead_fits`), and makes its own otherwise.
+        """
+        self._ready.update(_variables_made_ahead(variables))
 
     def register(self, new_layer, old_layer) -> WeightFeed:
         """Offer `old_layer`'s variables to `new_layer` (and its sub-layers) when it builds."""
-        feed = WeightFeed(layer_variables(old_layer))
+        feed = WeightFeed(layer_variables(old_layer), ready=self._ready)
         for sub in sub_layers(new_layer):
             _active_feeds[id(sub)] = feed
             self._registered.append(id(sub))
@@ -689,6 +702,8 @@ class WeightFeeder:
                 # would be a tracer, and leak into the copy's weights.
                 return independent_value(old)
 
+            # Its copy made ahead, if any: taken when it fits (`_install_made_ahead`).
+            from_old_value._kerawidgets_ahead = feed.ready.pop(id(old), None)  # type: ignore[attr-defined]
             variable = original(self, shape, from_old_value, dtype, **kwargs)
             feed.fed[id(variable)] = old
             feed.initializers[id(variable)] = initializer
@@ -696,6 +711,7 @@ class WeightFeeder:
 
         add_weight._kerawidgets_feeding = True  # type: ignore[attr-defined]
         Layer.add_weight = add_weight
+        self._original_initialize = _install_made_ahead()
         return self
 
     def __exit__(self, *exc):
@@ -704,10 +720,142 @@ class WeightFeeder:
         for key in self._registered:
             _active_feeds.pop(key, None)
         self._registered.clear()
+        self._ready.clear()  # copies no fresh layer took
         if self._original is not None:
             Layer.add_weight = self._original
             self._original = None
+        if self._original_initialize is not None:
+            _tensorflow_variable_class()._initialize_with_initializer = self._original_initialize
+            self._original_initialize = None
         return False
+
+
+# --- TensorFlow variables made ahead -----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _MadeAhead:
+    """A `tf.Variable` holding a copy of an original weight, made before the walk, and
+    the TensorFlow context it was made in (`_made_ahead_fits` compares them)."""
+
+    variable: Any  # tf.Variable
+    name: str  # the Keras variable name it was made under
+    scope: str  # TensorFlow's eager name scope it was made in
+    device: Any  # TensorFlow's current device then
+
+
+def _tensorflow_variable_class():
+    from keras.src.backend.tensorflow.core import Variable
+
+    return Variable
+
+
+def _plain_tensorflow_context() -> bool:
+    """Eager, no `tf.distribute` strategy, no variable creator scope: `tf.Variable(...)`
+    makes a plain `ResourceVariable` here, whoever calls it."""
+    import tensorflow as tf
+    from tensorflow.python.framework import ops
+
+    return (tf.executing_eagerly() and not tf.distribute.has_strategy()
+            and not ops.get_default_graph()._variable_creator_stack)
+
+
+def _variables_made_ahead(variables) -> dict:
+    """TensorFlow: a fresh `tf.Variable` with a copy of each of `variables`' values, made in
+    one tight loop, keyed by `id(keras variable)`; an empty dict on other backends.
+
+    Each is made as Keras' `Variable._initialize` makes a fed weight's variable
+    (`tf.Variable(value, dtype, trainable, name, aggregation, synchronization)`),
+    with the original's flags (TensorFlow keeps the `trainable` it was made with;
+    Keras' own flag may have changed since), under the original's TensorFlow name
+    scope. Made one after another, away from the layer code of the walk, a
+    variable costs about half as much process CPU as when each is made while its
+    layer builds (DenseNet121: 606 variables, about 0.09 s instead of 0.18 s; the
+    same TensorFlow code, it just stays hot in the processor's caches).
+    The value is read with TensorFlow's raw `ReadVariableOp`: the original is
+    not marked as read, and no gradient tape watches it.
+    """
+    if keras.backend.backend() != "tensorflow" or not _plain_tensorflow_context():
+        return {}
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+    from tensorflow.python.ops import gen_resource_variable_ops, resource_variable_ops
+
+    ready = {}
+    device = context.context().device_name
+    for variable in variables:
+        value: Any = getattr(variable, "_value", None)
+        if (type(value) is not resource_variable_ops.ResourceVariable
+                or value.dtype in (tf.variant, tf.resource)):
+            continue
+        scope_of, _, name = value.name.rpartition("/")
+        if name != f"{variable.name}:0":
+            continue
+        try:
+            with tf.name_scope(scope_of + "/" if scope_of else ""):  # absolute, or the root
+                scope = context.context().scope_name
+                copy = tf.Variable(
+                    gen_resource_variable_ops.read_variable_op(value.handle, value.dtype),
+                    dtype=value.dtype, trainable=value.trainable, name=variable.name,
+                    aggregation=value.aggregation, synchronization=value.synchronization,
+                )
+        except Exception:  # made the usual way when its layer builds
+            continue
+        ready[id(variable)] = _MadeAhead(copy, variable.name, scope, device)
+    return ready
+
+
+def _made_ahead_fits(ahead: _MadeAhead, variable) -> bool:
+    """Whether `ahead.variable` is exactly the `tf.Variable` Keras' `_initialize` would make
+    for the Keras `variable` being initialised here: same name under the same name
+    scope (so the same TensorFlow name), device, dtype, shape, trainable flag,
+    aggregation and synchronization, in a plain eager context."""
+    from tensorflow.python.eager import context
+
+    made, ctx = ahead.variable, context.context()
+    return (
+        _plain_tensorflow_context()
+        and type(variable)._initialize is _tensorflow_variable_class()._initialize
+        and variable.name == ahead.name and ctx.scope_name == ahead.scope
+        and made.name == f"{ctx.scope_name}{variable.name}:0"  # TensorFlow's eager naming
+        and ctx.device_name == ahead.device
+        and made.dtype.name == variable._dtype
+        and tuple(made.shape) == tuple(variable._shape)
+        and made.trainable is bool(variable.trainable)
+        # `is`: TensorFlow's two aggregation enums compare equal, but are kept as given
+        and made.aggregation is variable._map_aggregation(variable.aggregation)
+        and made.synchronization is variable._map_synchronization(variable.synchronization)
+    )
+
+
+def _install_made_ahead():
+    """TensorFlow: let Keras' `Variable._initialize_with_initializer` take a fed weight's
+    copy made ahead (`WeightFeeder.make_ahead`) when it fits; returns the method
+    replaced (None when nothing was patched). Any other initializer, or a copy that
+    does not fit, takes Keras' own path: Keras then makes the variable from the
+    original's value itself, as it would without the copies made ahead."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import types
+
+    cls = _tensorflow_variable_class()
+    original = cls._initialize_with_initializer
+    if getattr(original, "_kerawidgets_ahead", False):
+        return None  # an outer feeder patched it
+
+    def _initialize_with_initializer(self, initializer):
+        ahead = None
+        if type(initializer) is types.FunctionType:  # the feeder's `from_old_value`
+            ahead = getattr(initializer, "_kerawidgets_ahead", None)
+        if ahead is not None:
+            initializer._kerawidgets_ahead = None  # taken at most once
+            if _made_ahead_fits(ahead, self):
+                return self._initialize(ahead.variable)  # Keras keeps a tf.Variable as is
+        return original(self, initializer)
+
+    _initialize_with_initializer._kerawidgets_ahead = True  # type: ignore[attr-defined]
+    cls._initialize_with_initializer = _initialize_with_initializer
+    return original
 
 
 def independent_value(variable):
@@ -1203,34 +1351,46 @@ class attributes_fast:
     `AutoTrackable`; does nothing on other backends or when any of them is
     missing (Keras' own `__setattr__` stays). Re-entrant.
 
+    Only the thread that entered it takes the shortcuts: the patched
+    `Layer.__setattr__` is installed for the whole process while any thread is
+    inside, but a layer made on another thread meanwhile goes through Keras'
+    own `__setattr__` (a per-thread flag, `_active`). Several threads may be
+    inside at once; Keras' own method is put back when the last one leaves.
+
     >>> with attributes_fast():
     ...     layer = keras.layers.Dense(2, name="d")
     >>> layer.name, layer.units, layer.built, type(layer._losses).__name__
     ('d', 2, False, 'TrackedList')
     """
 
-    _depth = 0
+    _depth = 0  # contexts open, all threads together
+    _lock = threading.Lock()
+    _active = threading.local()  # `.depth`: contexts open in this thread
     _original: Any = None
     _eligible: dict = {}  # layer class -> whether its attribute path is the known one
     _kinds: dict = {}  # value type -> "plain", "container" or "" (Keras' own path)
 
     def __enter__(self):
         cls = type(self)
-        if cls._depth == 0:
-            cls._install()
-        cls._depth += 1
+        with cls._lock:
+            if cls._depth == 0:
+                cls._install()
+            cls._depth += 1
+        cls._active.depth = getattr(cls._active, "depth", 0) + 1
         return self
 
     def __exit__(self, *exc):
         cls = type(self)
-        cls._depth -= 1
-        if cls._depth == 0 and cls._original is not None:
-            from keras.src.layers.layer import Layer
+        cls._active.depth -= 1
+        with cls._lock:
+            cls._depth -= 1
+            if cls._depth == 0 and cls._original is not None:
+                from keras.src.layers.layer import Layer
 
-            Layer.__setattr__ = cls._original
-            cls._original = None
-            cls._eligible.clear()  # no class kept alive by the caches after the rebuild
-            cls._kinds.clear()
+                Layer.__setattr__ = cls._original
+                cls._original = None
+                cls._eligible.clear()  # no class kept alive by the caches after the rebuild
+                cls._kinds.clear()
         return False
 
     @classmethod
@@ -1241,7 +1401,7 @@ class attributes_fast:
         if parts is None:
             return
         cls._original = parts.original
-        parts.layer.__setattr__ = _fast_setattr(parts, cls._eligible, cls._kinds)
+        parts.layer.__setattr__ = _fast_setattr(parts, cls._eligible, cls._kinds, cls._active)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1257,12 +1417,15 @@ class _SetattrParts:
     tracking_enabled: Any  # keras.src.utils.tracking.is_tracking_enabled
 
 
-def _fast_setattr(parts: _SetattrParts, eligible: dict, kinds: dict):
-    """`Layer.__setattr__` with the shortcuts `attributes_fast` describes."""
+def _fast_setattr(parts: _SetattrParts, eligible: dict, kinds: dict, active):
+    """`Layer.__setattr__` with the shortcuts `attributes_fast` describes, for the threads
+    whose `active.depth` is set (Keras' own `__setattr__` for any other thread)."""
     original, after_layer, tracked_types = parts.original, parts.after_layer, parts.tracked_types
     tracking_enabled, setter = parts.tracking_enabled, object.__setattr__
 
     def __setattr__(self, name, value):
+        if not getattr(active, "depth", 0):  # a thread not rebuilding: Keras' own path
+            return original(self, name, value)
         cls, value_type = type(self), type(value)
         known = eligible.get(cls)
         if known is None:

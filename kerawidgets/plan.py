@@ -127,7 +127,8 @@ def plan_edit(model, edit: Edit) -> Plan:
 
     if not isinstance(edit, Edit):
         raise InvalidEditError(f"Unknown edit {edit!r}.")
-    return edit.plan(model)
+    with targets.one_trace_each():  # its lookups share one trace of a nested subclassed model
+        return edit.plan(model)
 
 
 def one_target(model, spec) -> targets.Target:

@@ -195,6 +195,7 @@ class _Walk:
     def run(self, edits) -> Rebuild:
         with (self.feeder, _collection_paused(), adapter.cached_signatures(),
               adapter.attributes_fast()):
+            self.feeder.make_ahead(self.model.weights)  # kept weights' copies, in one go
             new_model = self.copy_model(self.model, (), self.name or self.model.name)
         self.settle_weights()
         self.copy_compile_state(new_model)
@@ -266,15 +267,13 @@ class _Walk:
         copy_path = path
         if action is not None and action.remove:
             pass  # nothing is copied
-        elif keep_output_name and action is not None and action.insert_after and not specific:
-            copy_path = self.renamed_output(path, names)
-        elif id(operation) in self.yield_names and not specific:
+        elif id(operation) in self.yield_names and not _splits(action):
             copy_path = (*prefix, self.yield_names[id(operation)])
             self.renamed[naming.layer_path(copy_path)] = naming.layer_path(path)
+        elif keep_output_name and action is not None and action.insert_after and not specific:
+            copy_path = self.renamed_output(path, names)
         place = self.place(operation, path, call.call_index, action, names, in_report,
-                           copy_path=copy_path,
-                           own_name=(keep_output_name and action is not None and specific
-                                     and not action.insert_after),
+                           copy_path=copy_path, own_name=keep_output_name and _splits(action),
                            insert_name=operation.name if keep_output_name else None)
         if not place.layers:  # removed: its input flows on
             outputs = keras.tree.flatten(args)[0]
@@ -344,7 +343,7 @@ class _Walk:
 
         The edited call becomes a layer of its own (or an insert after it, or an
         `Identity` if removed) named as the shared layer, so the model output
-        keeps its name; the layer the other calls share is renamed `<name>_shared`.
+        keeps its name; the shared layer is renamed `<name>_shared`.
         """
         model_outputs = {id(t) for t in self.current_outputs}
         output_calls: dict[int, list] = {}
@@ -359,11 +358,7 @@ class _Walk:
             if id(call.operation) not in self.yield_names:
                 shared = self.unique_name(f"{call.operation.name}_shared", names)
                 self.yield_names[id(call.operation)] = shared
-                self.notes.append(
-                    f"Shared layer {naming.layer_path(path)!r}: call {call.call_index}, a model "
-                    f"output, was edited on its own and keeps the name {path[-1]!r}, so the output "
-                    f"keeps its name; the layer its other calls share is now {shared!r}."
-                )
+                self.notes.append(_yield_note(path, call.call_index, action, shared))
 
     def renamed_output(self, path, names) -> tuple[str, ...]:
         """The path of an output layer renamed `<name>_pre`, giving its name to the insert."""
@@ -603,8 +598,8 @@ class _Walk:
             kind = "replaced" if action is not None and action.replacement else "copy"
         specs = action.insert_after if action is not None else ()
         after = repr(naming.layer_path(path))
-        if specs and action is not None and action.call_specific and layers:
-            after = f"call {call_index} of shared layer {after} (split off as {layers[-1].name!r})"
+        if specs and action is not None and action.call_specific:
+            after = f"call {call_index} of shared layer {after}"
         inserted = [self.new_inserted(spec, names, path, in_report, after,
                                       name=insert_name if i == len(specs) - 1 else None)
                     for i, spec in enumerate(specs)]
@@ -612,13 +607,14 @@ class _Walk:
 
     def layers_for(self, operation, path, call_index, action, names, in_report,
                    own_name=False) -> list:
-        key = (id(operation), call_index if action is not None and action.call_specific else None)
+        split = _splits(action)
+        key = (id(operation), call_index if split else None)
         if key in self.cache:
             return self.cache[key]
         name = path[-1]  # operation.name, or `<name>_pre` for an output that gives its name away
-        if action is not None and action.call_specific and own_name:
+        if split and own_name:
             name = operation.name  # a model output's name (`shared_output_renames`)
-        elif action is not None and action.call_specific:
+        elif split:
             name = self.unique_name(f"{operation.name}_call{call_index}", names)
             self.notes.append(
                 f"Shared layer {naming.layer_path(path)!r}: call {call_index} was edited on its "
@@ -626,7 +622,7 @@ class _Walk:
             )
         first_entry = len(self.entries)
         layers = self.made_layers(operation, path, name, action, names, in_report)
-        if action is not None and action.call_specific:
+        if split:
             self.split_off(first_entry, path, name, call_index)
         self.cache[key] = layers
         return layers
@@ -886,6 +882,27 @@ def _collection_paused():
             gc.enable()
 
 
+def _splits(action) -> bool:
+    """Whether `action` makes its call of a shared layer a layer of its own: one that changes
+    the layer at that call only (an activation, settings, a replacement). Removing one call,
+    or inserting after it, changes only the graph around that call: the layer stays one,
+    shared by its calls, its weights tied."""
+    return (action is not None and action.call_specific
+            and bool(action.activation or action.configure or action.replacement))
+
+
+def _yield_note(path, call_index, action, shared) -> str:
+    """The note for a shared layer giving its name to the edit of its output call."""
+    where = naming.layer_path(path)
+    if action.insert_after and not _splits(action):
+        return (f"Shared layer {where!r}: the layer inserted after call {call_index}, a model "
+                f"output, takes its name, so the output keeps the name {path[-1]!r}; the shared "
+                f"layer (every call, weights tied) is now {shared!r}.")
+    return (f"Shared layer {where!r}: call {call_index}, a model output, was edited on its own "
+            f"and keeps the name {path[-1]!r}, so the output keeps its name; the layer its "
+            f"other calls share is now {shared!r}.")
+
+
 def _kept_reason(pair: _Pair) -> str:
     if not pair.edited:
         return "untouched" if pair.new.weights else "untouched (no weights)"
@@ -942,38 +959,71 @@ def _accepted_kwargs(layer, kwargs, verbatim) -> dict:
     return {k: v for k, v in kwargs.items() if k in parameters or k == "training"}
 
 
+@dataclasses.dataclass
+class WeightsByName:
+    """A layer's weights matched to its old version's by name (`weights_by_name`)."""
+
+    kept: list  # (old, new) weights of the same name and shape
+    added: list  # new weights of a name the old layer has not
+    dropped: list  # old weights of a name the new layer has not
+
+    def copy(self, fed=None) -> None:
+        """Copy each kept weight's old value (except where `fed`, a `WeightFeed.fed`, shows
+        the new one was built from that very variable already)."""
+        for old, new in self.kept:
+            if fed is None or fed.get(id(new)) is not old:
+                adapter.assign_copy(new, old)
+
+    def changes(self) -> list[str]:
+        """The weights added and dropped, in words (none when the names are the same)."""
+        parts = []
+        if self.added:
+            parts.append(f"new weight {_variable_shapes(self.added)} (from its initializer)")
+        if self.dropped:
+            parts.append(f"{_variable_shapes(self.dropped)} dropped")
+        return parts
+
+
+def weights_by_name(old_vars, new_vars) -> WeightsByName | None:
+    """Match each of `new_vars` (a layer made again with new settings) to the first of
+    `old_vars` with its name: the rule by which SetSettings keeps weights, in a functional
+    model (`_settle_by_name`) and in a subclassed one. None when a weight changed shape:
+    the layer is then re-initialised.
+
+    >>> old, new = keras.layers.Dense(2), keras.layers.Dense(2, use_bias=False)
+    >>> old.build((None, 3)); new.build((None, 3))
+    >>> match = weights_by_name(old.weights, new.weights)
+    >>> [(o.name, n.name) for o, n in match.kept], match.changes()
+    ([('kernel', 'kernel')], ['bias (2,) dropped'])
+    """
+    left = list(old_vars)
+    kept, added = [], []
+    for new in new_vars:
+        old = next((v for v in left if v.name == new.name), None)  # in order, as fed
+        if old is None:
+            added.append(new)
+            continue
+        left.remove(old)
+        if adapter.variable_shape(old) != adapter.variable_shape(new):
+            return None
+        kept.append((old, new))
+    return WeightsByName(kept, added, left)
+
+
 def _settle_by_name(pair: _Pair) -> tuple[bool, str]:
     """Keep each weight of `pair.new` whose original (same name) has its shape; report the
     weights the new settings add or drop. Not kept (False) when an original weight changed
     shape: the layer is then re-initialised as `_settle_pair` would."""
-    old_vars = list(adapter.layer_variables(pair.old))
-    kept, added = [], []
-    for new in adapter.layer_variables(pair.new):
-        old = next((v for v in old_vars if v.name == new.name), None)  # in order, as fed
-        if old is not None:
-            old_vars.remove(old)
-        if old is None:
-            added.append(new)
-        elif adapter.variable_shape(old) != adapter.variable_shape(new):
-            return _settle_pair(pair)
-        else:
-            kept.append((old, new))
-    feed = pair.feed
-    assert feed is not None  # a pair with an original layer has a feed
-    for old, new in kept:
-        if feed.fed.get(id(new)) is not old:
-            adapter.assign_copy(new, old)
+    match = weights_by_name(adapter.layer_variables(pair.old), adapter.layer_variables(pair.new))
+    if match is None:
+        return _settle_pair(pair)
+    assert pair.feed is not None  # a pair with an original layer has a feed
+    match.copy(pair.feed.fed)
     adapter.finalize_state(pair.new)
-    if not added and not old_vars:
-        return True, ""
-    parts = []
-    if kept:
-        parts.append(f"{_variable_shapes([n for _, n in kept])} kept")
-    if added:
-        parts.append(f"new weight {_variable_shapes(added)} (from its initializer)")
-    if old_vars:
-        parts.append(f"{_variable_shapes(old_vars)} dropped")
-    pair.weights_note = "; ".join(parts)
+    changes = match.changes()
+    if changes:
+        kept = [f"{_variable_shapes([n for _, n in match.kept])} kept"] if match.kept else []
+        pair.weights_note = "; ".join(kept + changes)
     return True, ""
 
 

@@ -31,6 +31,7 @@ import contextlib
 import dataclasses
 import os
 import threading
+import typing
 
 import keras
 import numpy as np
@@ -867,6 +868,16 @@ def figures_of(comparison: _Comparison, y, displays=None) -> dict:
     """The figures of a comparison: ``{"comparison": before/after, "depth": change by depth}``,
     or those named in `displays` (``{name: plots.Display}``: the width and theme to draw for)."""
     displays = displays or {"comparison": None, "depth": None}
+    inputs = figure_inputs(comparison, y)
+    makers: dict[str, typing.Callable] = {"comparison": plots.comparison_figure,
+                                          "depth": plots.depth_summary_figure}
+    return {name: makers[name](**inputs[name], display=display)
+            for name, display in displays.items()}
+
+
+def figure_inputs(comparison: _Comparison, y) -> dict:
+    """The arguments of each figure of a comparison (without `display`), by figure name: what
+    `figures_of` draws, and what the editor gives its `plots.FigureCache`."""
     c = comparison
     layer_before, layer_after = c.layer_before, c.layer_after
     if layer_before is None:
@@ -874,16 +885,13 @@ def figures_of(comparison: _Comparison, y, displays=None) -> dict:
     name = c.focus_after or c.focus_before or "edited layer"
     if c.focus_before and c.focus_after and c.focus_before != c.focus_after:
         name = f"{c.focus_before} → {c.focus_after}"
-    figures = {}
-    if "comparison" in displays:
-        figures["comparison"] = plots.comparison_figure(
-            layer_before, layer_after, c.model_before, c.model_after, agreement=c.agreement,
-            y=y, layer_name=name, display=displays["comparison"])
-    if "depth" in displays:
-        figures["depth"] = plots.depth_summary_figure(
-            c.stats_before, c.stats_after, order=c.order, highlight=c.focus_after,
-            display=displays["depth"])
-    return figures
+    return {
+        "comparison": {"layer_before": layer_before, "layer_after": layer_after,
+                       "output_before": c.model_before, "output_after": c.model_after,
+                       "agreement": c.agreement, "y": y, "layer_name": name},
+        "depth": {"stats_before": c.stats_before, "stats_after": c.stats_after,
+                  "order": c.order, "highlight": c.focus_after},
+    }
 
 
 def _evaluation_line(result) -> str:

@@ -51,14 +51,12 @@ def rebuild(model, edits):
     """Apply `edits` (SetActivation, SetSettings, ReplaceLayer) to a copy of the subclassed `model`."""
     from kerawidgets.rebuild import Rebuild
 
-    before = _trace_or_none(model)
-    new = adapter.copy_model_object(model)
-    outcomes: dict = {}
-    for edit in edits:
-        _refuse_structural(new, edit)
-        outcomes.update(apply_plan(model, new, edit.plan(new), (), before))
-    adapter.retrack_variables(new)
-    after = _check_call(model, new, before)
+    def plans(new):  # each edit planned on the copy as the edits before it left it
+        for edit in edits:
+            _refuse_structural(new, edit)
+            yield edit.plan(new)
+
+    new, outcomes, before, after = _edited_copy(model, plans, ())
     if after is not None and adapter.graph_view(model) is not None:  # an editor's model
         adapter.match_raw_op_names(adapter.graph_view(model), after.functional)
         adapter.set_graph_view(new, after.functional)
@@ -74,15 +72,28 @@ def rebuild_nested(model, plan, prefix, input_shape=None):
     Returns (the copy, its report rows with outer paths, notes): the walk of the
     outer model calls the copy in the original's place (`rebuild._Walk`).
     """
-    before = _trace_or_none(model, input_shape)  # by default the shapes it was built with
-    new = adapter.copy_model_object(model)
-    outcomes = apply_plan(model, new, plan, prefix, before)
-    adapter.retrack_variables(new)
-    after = _check_call(model, new, before)
+    new, outcomes, _, after = _edited_copy(model, lambda new: [plan], prefix, input_shape)
     where = naming.layer_path(prefix)
     notes = [f"{where!r}: {note}" for note in save_notes(new, [naming.layer_path(
         naming.split_layer_path(path)[len(prefix):]) for path in outcomes])]
     return new, report_rows(new, outcomes, after, prefix), notes
+
+
+def _edited_copy(model, plans, prefix, input_shape=None):
+    """What `rebuild` and `rebuild_nested` both do: trace `model` (on `input_shape`, by
+    default the shapes it was built with), copy it, apply the actions of each plan that
+    `plans(copy)` yields under `prefix` (`apply_plan`), track the copy's new variables and
+    check its `call` still runs (`_check_call`).
+
+    Returns (the copy, its report rows by layer path, the trace before, the trace after).
+    """
+    before = _trace_or_none(model, input_shape)
+    new = adapter.copy_model_object(model)
+    outcomes: dict = {}
+    for plan in plans(new):
+        outcomes.update(apply_plan(model, new, plan, prefix, before))
+    adapter.retrack_variables(new)
+    return new, outcomes, before, _check_call(model, new, before)
 
 
 def apply_plan(model, new, plan, prefix, before) -> dict:
@@ -180,9 +191,13 @@ def _fresh(entry, action, where):
             fresh.trainable = action.trainable
     _build_like(entry, fresh, old, where)
     if by_name:
-        note = _copy_by_name(old, fresh)
-        kept = note is not None
-        change = f"{change}; {note}" if note else change
+        from kerawidgets.rebuild import weights_by_name
+
+        match = weights_by_name(old.weights, fresh.weights)
+        kept = match is not None
+        if match is not None:
+            match.copy()
+            change = "; ".join([change, *match.changes()])
     else:
         same = type(fresh) is type(old) or action.activation is not None
         kept = (same and _copy_weights(old, fresh)) or _copy_into_first(old, fresh)
@@ -266,24 +281,6 @@ def _with_settings(entry, changes):
     config = old.get_config()
     change = apply_settings(config, changes)
     return type(old).from_config(config), change
-
-
-def _copy_by_name(old, fresh):
-    """Copy each weight of `old` whose name and shape `fresh` has; None when one changed shape
-    (the layer is then re-initialised), else a note on weights added or dropped ("" if none)."""
-    olds = {v.path.rpartition("/")[2]: v for v in old.weights}
-    added = []
-    for target in fresh.weights:
-        source = olds.pop(target.path.rpartition("/")[2], None)
-        if source is None:
-            added.append(target)
-        elif tuple(source.shape) != tuple(target.shape):
-            return None
-        else:
-            adapter.assign_copy(target, source)
-    parts = [*(f"new weight {v.name} {tuple(v.shape)} (from its initializer)" for v in added),
-             *(f"{v.name} {tuple(v.shape)} dropped" for v in olds.values())]
-    return "; ".join(parts)
 
 
 def _copy_weights(old, fresh) -> bool:

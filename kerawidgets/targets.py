@@ -14,6 +14,8 @@ the k-th call of a shared layer.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import inspect
 import re
@@ -244,14 +246,54 @@ def parent_model(model, path):
     return current
 
 
+# id(model) -> (model, its traced graph) while a `one_trace_each` block runs, else None.
+_TRACES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("kerawidgets_traces",
+                                                                      default=None)
+
+
+@contextlib.contextmanager
+def one_trace_each():
+    """Within this block, lookups (`parent_model`, `call_count`, `resolve` with a ``":k"``)
+    trace each subclassed model nested in a functional one once, and share that trace.
+
+    The traces are forgotten when the block ends (a block inside another shares the
+    outer one's), so a lookup after it sees the model as it is then: a trace is a copy,
+    and would go stale after a sub-layer is set or an activation swapped in place. One
+    plan (`plan.plan_edit`) or one selection in the editor is one block; change no
+    model inside one.
+
+    >>> import keras
+    >>> inp = keras.Input((3,))
+    >>> model = keras.Model(inp, keras.layers.Dense(2, name="d")(inp))
+    >>> with one_trace_each():
+    ...     call_count(model, "d")
+    1
+    """
+    if _TRACES.get() is not None:
+        yield
+        return
+    token = _TRACES.set({})
+    try:
+        yield
+    finally:
+        _TRACES.reset(token)
+
+
 def _graph_of(model):
-    """`model`, or for a subclassed model without a graph its traced graph (when it traces)."""
+    """`model`, or for a subclassed model without a graph its traced graph (when it
+    traces): traced once per `one_trace_each` block, else on every call."""
     from kerawidgets import subclassed
 
     if adapter.has_graph(model) or not subclassed.is_subclassed(model):
         return model
+    traces = _TRACES.get()
+    if traces is not None and id(model) in traces:
+        return traces[id(model)][1]
     traced = subclassed.trace(model)
-    return traced.functional if traced.functional is not None else model
+    graph = traced.functional if traced.functional is not None else model
+    if traces is not None:  # the model is held too, so its id is not reused meanwhile
+        traces[id(model)] = (model, graph)
+    return graph
 
 
 def _operations(model):

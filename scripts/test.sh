@@ -28,15 +28,14 @@ node --experimental-detect-module --test tests/js/
 echo "==> unit and property tests, every tier (tensorflow backend)"
 pytest -m "" --ignore=tests/ui -q "$@"
 
-# The backend tier: the rebuild, edit, activation, graph, probe and statistics tests and the
+# The backend tier: the rebuild, edit, activation, graph, probe, statistics and sweep tests and the
 # doctests of their modules, again under each other Keras backend (TensorFlow ran
 # them above). One list, so every backend runs the same tests.
 BACKEND_TESTS=(
     tests/test_rebuild.py tests/test_rebuild_properties.py tests/test_edits.py
     tests/test_inplace.py tests/test_activations.py tests/test_targets.py
     tests/test_graph.py tests/test_probe.py tests/test_probe_run.py tests/test_statistics.py
-    tests/test_rebuild_fidelity.py
-    tests/test_peer_models.py
+    tests/test_rebuild_fidelity.py tests/test_peer_models.py tests/test_sweep.py
     tests/test_subclassed.py kerawidgets/subclassed.py kerawidgets/subclassed_rebuild.py
     kerawidgets/rebuild.py kerawidgets/_keras_adapter.py kerawidgets/plan.py
     kerawidgets/edits.py kerawidgets/inplace.py kerawidgets/activations.py

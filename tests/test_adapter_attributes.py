@@ -243,3 +243,33 @@ def test_tensorflow_checkpoints_of_both_layers_hold_the_same_variables(tmp_path)
     listed = [tf.train.list_variables(tf.train.Checkpoint(layer=layer).save(str(tmp_path / name)))
               for name, layer in (("plain", plain), ("fast", fast))]
     assert listed[0] == listed[1]
+
+
+@pytest.mark.skipif(not ON_TENSORFLOW, reason="only TensorFlow's trackers are skipped")
+def test_a_layer_made_on_another_thread_during_a_rebuild_takes_keras_own_path(monkeypatch):
+    """The shortcut is the rebuilding thread's only: a layer another thread makes meanwhile
+    has every assignment go through Keras' trackers (`KerasAutoTrackable.__setattr__`
+    sees them all), while the rebuilding thread's own layer skips them for plain values."""
+    import threading
+
+    from keras.src.backend.tensorflow.trackable import KerasAutoTrackable
+
+    own = KerasAutoTrackable.__setattr__
+    seen: list = []
+
+    def noting(self, name, value):
+        seen.append((id(self), name))
+        return own(self, name, value)
+
+    monkeypatch.setattr(KerasAutoTrackable, "__setattr__", noting)
+    made = {}
+    with adapter.attributes_fast():
+        worker = threading.Thread(target=lambda: made.update(other=layers.Dense(3, name="o")))
+        worker.start()
+        worker.join()
+        mine = layers.Dense(3, name="m")
+    other = made["other"]
+    assert (id(other), "units") in seen and (id(other), "built") in seen
+    assert (id(mine), "units") not in seen  # this thread did take the shortcut
+    plain = layers.Dense(3, name="p")  # after the context: Keras' path again
+    assert (id(plain), "units") in seen

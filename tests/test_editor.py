@@ -269,7 +269,7 @@ def test_plot_failure_keeps_the_edit_and_the_editor_usable(editor, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("no figure today")
 
-    monkeypatch.setattr(plots, "comparison_figure", broken)
+    monkeypatch.setattr(plots.FigureCache, "png", broken)
     p = editor.panel
     editor.select("conv_a")
     p.activation.value = "gelu"
@@ -402,7 +402,7 @@ def test_history_drops_old_models_and_rebuilds_them():
 def test_many_edits_free_old_models_and_stay_within_the_memory_budget(monkeypatch):
     from kerawidgets import plots
 
-    monkeypatch.setattr(plots, "figure_to_png", lambda fig, dpi=None, pixel_ratio=1.0: PNG)  # speed: no rendering
+    monkeypatch.setattr(plots.FigureCache, "png", lambda *args, **inputs: PNG)  # speed: no rendering
     inp = keras.Input((6,), name="x")
     h = layers.Dense(32, activation="relu", name="h1")(inp)
     h = layers.Dense(32, activation="relu", name="h2")(h)
@@ -957,10 +957,10 @@ def test_plots_are_redrawn_for_the_width_ratio_and_theme_the_browser_reports(edi
     from kerawidgets import plots
 
     drawn = []
-    real = plots.figure_to_png
-    monkeypatch.setattr(plots, "figure_to_png",
-                        lambda fig, dpi=None, pixel_ratio=1.0: drawn.append(
-                            (round(fig.bbox.width), pixel_ratio)) or real(fig, dpi, pixel_ratio=pixel_ratio))
+    real = plots.FigureCache.png
+    monkeypatch.setattr(plots.FigureCache, "png",
+                        lambda cache, plot, display, **inputs: drawn.append(
+                            (display.width, display.pixel_ratio)) or real(cache, plot, display, **inputs))
     editor.apply(SetActivation("conv_b", "tanh"))
     assert sorted(drawn) == [(900, 1.0), (900, 1.0)]  # before the browser said anything
     drawn.clear()

@@ -236,3 +236,185 @@ def test_dark_display_draws_light_text_on_a_dark_background():
     import matplotlib
 
     assert matplotlib.rcParams["text.color"] == "black"  # the theme did not leak
+
+
+# --- the editor's kept figures: only the data drawn again, never another step's -----------
+
+def _pixels(png):
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")).astype(int)
+
+
+def _assert_same_pixels(got, want, what):
+    got, want = _pixels(got), _pixels(want)
+    assert got.shape == want.shape, what
+    differ = np.abs(got - want).max(axis=-1) > 2  # a rounding step at most
+    assert differ.mean() < 1e-4, (what, int(differ.sum()))
+
+
+def _depth_steps(layers):
+    """Three steps' depth inputs (different values, ranges and edited layers), same layers."""
+    rng = np.random.default_rng(1)
+    names = [f"block_{i}_conv" for i in range(layers)]
+    base = {name: rng.normal(size=(8, 4)) for name in names}
+    steps = []
+    for step, (scale, edited) in enumerate([(1.0, 3), (40.0, layers - 2), (0.01, layers // 2)]):
+        after = {name: np.maximum(value * scale + step, 0) if i >= edited else value
+                 for i, (name, value) in enumerate(base.items())}
+        steps.append({"stats_before": statistics_by_node(base),
+                      "stats_after": statistics_by_node(after),
+                      "order": names, "highlight": names[edited]})
+    return steps
+
+
+def _comparison_steps():
+    rng = np.random.default_rng(2)
+    steps = []
+    for step, (shift, scale) in enumerate([(0.0, 1.0), (5.0, 0.01), (-2.0, 300.0)]):
+        layer = rng.normal(size=(16, 8))
+        logits = rng.normal(size=(16, 4))
+        after = logits * scale + shift
+        steps.append({"layer_before": layer, "layer_after": np.tanh(layer) * scale + shift,
+                      "output_before": logits, "output_after": after,
+                      "agreement": agreement(logits, after, np.arange(16) % 4),
+                      "layer_name": f"dense_{step}"})
+    return steps
+
+
+def _fresh(plot, display, inputs):
+    make = plots.depth_summary_figure if plot == "depth" else plots.comparison_figure
+    return plots.figure_to_png(make(**inputs, display=display), pixel_ratio=display.pixel_ratio)
+
+
+def test_kept_figures_draw_what_a_fresh_figure_draws_step_after_step():
+    """A, B, C, then A again: each cached draw equals a fresh figure of that step's data."""
+    cache = plots.FigureCache()
+    displays = [plots.Display(900), plots.Display(468, 2.0, True)]
+    for plot, steps in (("depth", _depth_steps(60)), ("depth", _depth_steps(12)),
+                        ("comparison", _comparison_steps())):
+        for display in displays:
+            for index in (0, 1, 2, 0, 2):
+                got = cache.png(plot, display, **steps[index])
+                _assert_same_pixels(got, _fresh(plot, display, steps[index]),
+                                    (plot, display, index))
+
+
+def test_a_kept_figure_never_shows_the_previous_steps_data():
+    cache = plots.FigureCache()
+    first, second = _depth_steps(30)[:2]
+    display = plots.Display(760)
+    a = cache.png("depth", display, **first)
+    b = cache.png("depth", display, **second)
+    assert not np.array_equal(_pixels(a), _pixels(b))  # the data did change what is drawn
+    _assert_same_pixels(cache.png("depth", display, **first), a, "back to the first step")
+    one, two = _comparison_steps()[:2]
+    a = cache.png("comparison", display, **one)
+    assert not np.array_equal(_pixels(cache.png("comparison", display, **two)), _pixels(a))
+    _assert_same_pixels(cache.png("comparison", display, **one), a, "comparison, back")
+
+
+def test_kept_figures_follow_layout_changes_and_stay_few():
+    """Another layer order, no edited mark, no after side, no labels: each drawn as fresh."""
+    cache = plots.FigureCache(keep=2)
+    display = plots.Display(900)
+    step = _depth_steps(20)[0]
+    variants = [step, {**step, "highlight": None}, {**step, "stats_after": None},
+                {**step, "order": step["order"][:10]}, step]
+    for inputs in variants:
+        _assert_same_pixels(cache.png("depth", display, **inputs),
+                            _fresh("depth", display, inputs), sorted(inputs))
+    unlabelled = {**_comparison_steps()[1], "agreement": None, "y": None}
+    for inputs in (unlabelled, _comparison_steps()[0], unlabelled):
+        _assert_same_pixels(cache.png("comparison", display, **inputs),
+                            _fresh("comparison", display, inputs), "labels or not")
+    assert len(cache._kept) <= 4  # two per plot
+
+
+def test_encode_png_is_lossless_with_and_without_transparency():
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, size=(7, 5, 4), dtype=np.uint8)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(plots.encode_png(rgba)))), rgba)
+    rgba[..., 3] = 255
+    image = Image.open(io.BytesIO(plots.encode_png(rgba, dpi=144)))
+    assert image.mode == "RGB" and np.array_equal(np.asarray(image), rgba[..., :3])
+    assert round(image.info["dpi"][0]) == 144
+
+
+def test_png_frames_reuse_unchanged_bands_and_stay_lossless():
+    """Successive images of one size: each decodes to its own pixels, whichever bands changed."""
+    import io
+    import zlib
+
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    frames = plots.PngFrames(rows=4)
+    image = np.full((19, 7, 4), 255, np.uint8)
+    for step in range(6):
+        if step:  # a few rows change: the others' bands are reused
+            rows = rng.choice(19, size=step % 3 + 1, replace=False)
+            image[rows, rng.integers(0, 7), :3] = rng.integers(0, 256, 3)
+        if step == 4:
+            image[0, 0, 3] = 10  # transparency: RGBA from here on
+        png = frames.encode(image, dpi=72)
+        decoded = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+        assert np.array_equal(decoded, image), step
+    smaller = np.full((3, 2, 4), 200, np.uint8)  # another size: nothing of the last reused
+    smaller[..., 3] = 255
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(frames.encode(smaller)))),
+                          smaller[..., :3])
+    first, second = b"kerawidgets" * 40, bytes(range(256)) * 300
+    assert plots._adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second)) == \
+        zlib.adler32(first + second)
+
+
+def test_the_editor_shows_each_steps_own_plots_through_undo_redo_the_switch_and_the_picker():
+    """What the editor shows (kept figures) equals fresh figures of what it compares, after
+    every move: Apply, Apply, Undo, Redo, the switch, a bulk edit's layer picker, a new
+    width, pixel ratio and theme."""
+    from kerawidgets.edits import SetActivation
+    from kerawidgets.widgets import ModelEditor
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6,), name="x")
+    h = layers.Dense(8, activation="relu", name="h1")(inp)
+    h = layers.Dense(8, activation="relu", name="h2")(h)
+    model = keras.Model(inp, layers.Dense(4, activation="softmax", name="head")(h))
+    rng = np.random.default_rng(0)
+    editor = ModelEditor(model, rng.normal(size=(32, 6)).astype("float32"), np.arange(32) % 4)
+    images = {"comparison": editor.comparison_image, "depth": editor.depth_image}
+
+    def check(what):
+        fresh = editor.figures()
+        for name, image in images.items():
+            want = plots.figure_to_png(fresh[name], pixel_ratio=image.display().pixel_ratio)
+            _assert_same_pixels(bytes(image.value), want, (what, name))
+
+    editor.apply(SetActivation("h1", "tanh"))
+    check("first edit")
+    editor.apply(SetActivation("h2", "gelu"))
+    check("second edit")
+    editor.undo()
+    check("undo")
+    editor.redo()
+    check("redo")
+    editor.show(against="previous")
+    check("against the last step")
+    for image in images.values():
+        image.set_state({"shown_width": 468, "pixel_ratio": 2.0, "dark": True})
+    check("468 px, ratio 2, dark")
+    editor.show(against="original")
+    check("against the original, 468 px")
+    editor.apply(SetActivation(layers.Dense, "elu"))  # a bulk edit: h1, h2 and head
+    check("bulk edit")
+    editor.show(layer="head")
+    check("the picker: head")
+    editor.undo()
+    check("undo of the bulk edit")

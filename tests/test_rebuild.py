@@ -6,6 +6,7 @@ import pytest
 from keras import layers
 
 import kerawidgets
+from kerawidgets import _keras_adapter as adapter
 from kerawidgets import rebuild
 from kerawidgets.edits import InsertLayer, RemoveLayer, ReplaceLayer, SetActivation, SetSettings
 from kerawidgets.errors import (
@@ -297,9 +298,95 @@ def test_an_insert_after_one_call_says_which_call_it_follows():
     result = rebuild(model, [InsertLayer(after="shared:1", layer=layers.Dropout(0.1, name="drop1"))])
     rows = [o.layer for o in result.report]
     assert len(rows) == len(set(rows)), rows
-    assert result.report["drop1"].reason == (
-        "inserted after call 1 of shared layer 'shared' (split off as 'shared_call1')")
-    assert "split off from call 1" in result.report["shared_call1"].reason
+    assert result.report["drop1"].reason == "inserted after call 1 of shared layer 'shared'"
+    assert result.report["shared"].reason == "untouched"
+    assert not any("split" in o.reason for o in result.report), result.report
+
+
+def chained_shared(calls, head=True):
+    """One Dense (`dense`) called `calls` times in a chain, a Dense `mid<k>` between calls,
+    then a `head` (or, without it, the last call is the model output)."""
+    keras.utils.set_random_seed(3)
+    shared = layers.Dense(4, activation="tanh", name="dense")
+    inp = keras.Input((4,), name="x")
+    x = shared(inp)
+    for k in range(calls - 1):
+        x = shared(layers.Dense(4, name=f"mid{k}")(x))
+    return keras.Model(inp, layers.Dense(1, name="head")(x) if head else x, name="chain")
+
+
+def calls_of(model, layer):
+    return sum(1 for call in adapter.graph_calls(model)
+               if call.operation is layer)
+
+
+def assert_tied_after_training(new, layer_name, run_by_hand):
+    """Train `new` one step: the shared layer's kernel moves, and the model computes what
+    `run_by_hand(x)` (its layers called by hand, the shared one at every call) computes."""
+    shared = new.get_layer(layer_name)
+    before = models.numpy_of(shared.kernel)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    y = rng.normal(size=(16,) + tuple(new.output.shape[1:])).astype("float32")
+    new.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    new.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    assert not np.array_equal(models.numpy_of(shared.kernel), before)
+    np.testing.assert_allclose(models.numpy_of(new(x, training=False)),
+                               models.numpy_of(run_by_hand(x)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("inserted", [layers.Dropout(0.3, name="ins"), layers.Dense(4, name="ins")],
+                         ids=["dropout", "dense"])
+def test_an_insert_after_one_call_leaves_the_shared_layer_shared(inserted):
+    model = chained_shared(2)
+    config, weights = config_of(model), weights_of(model)
+    result = rebuild(model, [InsertLayer(after="dense:1", layer=inserted)])
+    new = result.model
+    dense = [lyr for lyr in new.layers if lyr.name.startswith("dense")]
+    assert [lyr.name for lyr in dense] == ["dense"]  # one shared layer, not split
+    assert calls_of(new, dense[0]) == 2
+    assert len(new.weights) == len(model.weights) + len(new.get_layer("ins").weights)
+    np.testing.assert_array_equal(models.numpy_of(dense[0].kernel),
+                                  models.numpy_of(model.get_layer("dense").kernel))
+    assert result.report["dense"].status == "kept" and not result.report["dense"].edited
+    assert result.report["ins"].reason == "inserted after call 1 of shared layer 'dense'"
+    assert not result.report.notes
+    assert_untouched(model, config, weights)
+    d, mid0, ins, head = (new.get_layer(n) for n in ("dense", "mid0", "ins", "head"))
+    assert_tied_after_training(
+        new, "dense", lambda x: head(ins(d(mid0(d(x))), training=False)))
+    assert_untouched(model, config, weights)
+
+
+def test_an_insert_after_the_output_call_of_a_shared_layer_keeps_it_shared_and_the_output_name():
+    model = chained_shared(2, head=False)  # call 1 is the model output, named "dense"
+    result = rebuild(model, [InsertLayer(after="dense:1", layer=layers.Dense(4, name="ins"))])
+    new = result.model
+    assert new.output_names == model.output_names == ["dense"]
+    shared = new.get_layer("dense_shared")
+    assert isinstance(new.get_layer("dense"), layers.Dense) and calls_of(new, shared) == 2
+    np.testing.assert_array_equal(models.numpy_of(shared.kernel),
+                                  models.numpy_of(model.get_layer("dense").kernel))
+    assert "every call, weights tied" in " ".join(result.report.notes)
+    last, mid0 = new.get_layer("dense"), new.get_layer("mid0")
+    assert_tied_after_training(new, "dense_shared", lambda x: last(shared(mid0(shared(x)))))
+
+
+def test_removing_or_replacing_one_call_leaves_the_other_calls_sharing_the_layer():
+    model = chained_shared(3)
+    removed = rebuild(model, [RemoveLayer("dense:1")]).model
+    d = removed.get_layer("dense")
+    assert calls_of(removed, d) == 2 and [lyr.name for lyr in removed.layers].count("dense") == 1
+    mid0, mid1, head = (removed.get_layer(n) for n in ("mid0", "mid1", "head"))
+    assert_tied_after_training(removed, "dense", lambda x: head(d(mid1(mid0(d(x))))))
+    # A replaced call runs another layer (its own weights, copied); calls 0 and 2 still share.
+    replaced = rebuild(model, [ReplaceLayer("dense:1", layers.Dense(4, activation="elu"))])
+    new = replaced.model
+    d, split = new.get_layer("dense"), new.get_layer("dense_call1")
+    assert calls_of(new, d) == 2 and calls_of(new, split) == 1
+    assert "split off from call 1 of shared layer 'dense'" in replaced.report["dense_call1"].reason
+    mid0, mid1, head = (new.get_layer(n) for n in ("mid0", "mid1", "head"))
+    assert_tied_after_training(new, "dense", lambda x: head(d(mid1(split(mid0(d(x)))))))
 
 
 def test_a_split_call_in_a_nested_model_and_a_removed_call_have_their_own_rows():

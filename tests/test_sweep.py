@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import layers
 from matplotlib.figure import Figure
-from models import mlp_64, two_branches, weights_of
+from models import mlp_64, numpy_of, two_branches, weights_of
 
 import kerawidgets
 from kerawidgets import edits
@@ -35,9 +35,9 @@ def nested():
 def expected_row(model, edit, x, y, focus, reinitialize=None):
     """The numbers of one candidate the slow way: a whole rebuild and plain forward passes."""
     new = kerawidgets.rebuild(model, [edit], reinitialize=reinitialize).model
-    numbers = agreement(np.asarray(model(x)), np.asarray(new(x)), y)
+    numbers = agreement(numpy_of(model(x)), numpy_of(new(x)), y)
     inner = keras.Model(new.inputs, new.get_layer(focus).output)  # a model on our copy
-    return numbers, layer_statistics(np.asarray(inner(x)))
+    return numbers, layer_statistics(numpy_of(inner(x)))
 
 
 def assert_row_matches(row, numbers, stats):
@@ -110,7 +110,7 @@ def test_replace_insert_and_remove_candidates_measure_the_right_layer():
     # Removing "middle" (64 -> 64 units) feeds "hidden"'s output to "head": its statistics
     # are those of the layer feeding the removed one.
     assert m.ok and m.weights is not None
-    hidden = layer_statistics(np.asarray(keras.Model(model.inputs, model.get_layer("hidden").output)(x)))
+    hidden = layer_statistics(numpy_of(keras.Model(model.inputs, model.get_layer("hidden").output)(x)))
     assert m.mean == pytest.approx(hidden["mean"], rel=1e-5)
 
 
@@ -161,10 +161,10 @@ def test_nested_and_sequential_models():
     assert result.rows[0].max_abs_diff == 0.0 and result.rows[1].max_abs_diff > 0
     new = kerawidgets.rebuild(model, [result.rows[1].edit]).model
     np.testing.assert_allclose(result.rows[1].max_abs_diff,
-                               np.abs(np.asarray(new(x)) - np.asarray(model(x))).max(), rtol=1e-4)
+                               np.abs(numpy_of(new(x)) - numpy_of(model(x))).max(), rtol=1e-4)
     assert result.rows[1].layer == "backbone/d2"
     backbone = new.get_layer("backbone")  # our rebuilt copy
-    d2 = np.asarray(keras.Model(backbone.inputs, backbone.get_layer("d2").output)(x))
+    d2 = numpy_of(keras.Model(backbone.inputs, backbone.get_layer("d2").output)(x))
     assert result.rows[1].mean == pytest.approx(float(d2.mean()), rel=1e-4)
     seq = keras.Sequential([keras.Input((10,)), layers.Dense(8, activation="relu", name="a"),
                             layers.Dense(4, activation="softmax", name="b")], name="seq")
@@ -229,10 +229,10 @@ def test_the_tail_copies_only_downstream_layers_and_matches_a_cut_whole_copy():
     tail = _Tail(model, "branch_a", probe)
     assert tail.kind == "layers"
     assert sorted(layer.name for layer in tail.model.layers if layer.weights) == ["branch_a", "out"]
-    np.testing.assert_allclose(tail.output, np.asarray(model(x)), atol=1e-5)
+    np.testing.assert_allclose(tail.output, numpy_of(model(x)), atol=1e-5)
     small, values, _ = _tail_from_original(model, "gate", probe)
     whole, head_values, _ = _tail_from_copy(model, "gate", probe)
-    np.testing.assert_allclose(np.asarray(small(values[0])), np.asarray(whole(head_values[0])),
+    np.testing.assert_allclose(numpy_of(small(values[0])), numpy_of(whole(head_values[0])),
                                atol=1e-6)
 
 

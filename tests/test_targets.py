@@ -39,3 +39,64 @@ def test_resolve_errors():
         targets.resolve(model, layers.Conv2D)
     with pytest.raises(InvalidEditError, match="exactly one"):
         targets.resolve(model, layers.Dense, allow_many=False)
+
+
+# --- a subclassed model nested in a functional one: its traced graph -----------------
+
+
+def counting_traces(monkeypatch):
+    """A list that grows by one each time a subclassed model is traced."""
+    from kerawidgets import subclassed
+
+    traced, real = [], subclassed.trace
+    monkeypatch.setattr(subclassed, "trace", lambda *a, **k: traced.append(a[0]) or real(*a, **k))
+    return traced
+
+
+def test_the_lookups_of_one_block_share_one_trace_of_a_nested_subclassed_model(monkeypatch):
+    from kerawidgets import catalog
+    from tests import _subclassed_models as sm
+
+    model = sm.nested_in_functional()
+    traced = counting_traces(monkeypatch)
+
+    def select():  # what the editor asks when a layer inside the nested model is selected
+        catalog.replacement_choices(model, "inner_mlp/dense2")
+        catalog.insert_choices(model, "inner_mlp/dense2")
+        catalog.settings_form(model, "inner_mlp/dense2")
+        catalog.can_remove(model, "inner_mlp/dense2")
+
+    select()
+    assert len(traced) >= 4  # no block: each lookup traces (can_remove plans a removal too)
+    traced.clear()
+    with targets.one_trace_each():
+        select()
+        with targets.one_trace_each():  # a block inside shares the outer one's
+            assert targets.call_count(model, "inner_mlp/dense2") == 1
+    assert traced == [model.get_layer("inner_mlp")]
+    traced.clear()
+    assert targets.call_count(model, "inner_mlp/dense2") == 1  # after the block: traced anew
+    assert len(traced) == 1
+
+
+def test_a_lookup_after_an_in_place_change_sees_the_nested_model_as_it_is():
+    import numpy as np
+
+    from kerawidgets import activations, set_activation_inplace
+    from tests import _subclassed_models as sm
+    from tests.models import numpy_of
+
+    model = sm.nested_in_functional()
+    inner = model.get_layer("inner_mlp")
+    with targets.one_trace_each():
+        graph = targets.parent_model(model, ("inner_mlp", "dense2"))
+        assert targets.parent_model(model, ("inner_mlp", "dense2")) is graph
+        assert activations.name_of(graph.get_layer("dense1").activation) == "relu"
+    set_activation_inplace(model, "inner_mlp/dense1", "tanh")  # the in-place mode
+    inner.dense2.kernel.assign(np.full(tuple(inner.dense2.kernel.shape), 0.25, "float32"))
+    with targets.one_trace_each():
+        graph = targets.parent_model(model, ("inner_mlp", "dense2"))
+        assert [op.name for op in graph.layers[1:]] == ["dense1", "dense2", "head"]
+        assert activations.name_of(graph.get_layer("dense1").activation) == "tanh"
+        np.testing.assert_array_equal(numpy_of(graph.get_layer("dense2").kernel),
+                                      numpy_of(inner.dense2.kernel))

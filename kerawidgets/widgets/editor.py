@@ -37,7 +37,7 @@ import ipywidgets as w
 import keras
 import numpy as np
 
-from kerawidgets import activations, catalog, node_metrics, plots
+from kerawidgets import activations, catalog, node_metrics, plots, targets
 from kerawidgets.edits import (
     EDIT_TYPES,
     Edit,
@@ -54,7 +54,7 @@ from kerawidgets.session import (
     NothingToApply,
     SessionObserver,
     edit_layer,
-    figures_of,
+    figure_inputs,
     plot_failure,
 )
 from kerawidgets.training import FineTune
@@ -142,6 +142,8 @@ class ModelEditor:
                                           layout=w.Layout(width="100%"))
         self.depth_image = PlotImage(theme=theme, alt="Layer statistics along depth",
                                      layout=w.Layout(width="100%"))
+        # Both figures kept between Applies: each draws only what the new data changes.
+        self._figures = plots.FigureCache()
         for name, image in (("comparison", self.comparison_image), ("depth", self.depth_image)):
             image.on_display(lambda _display, name=name: self._redraw_plot(name))
         self.plots_note = w.HTML("<i>Apply an edit to see its effect on the probe data.</i>")
@@ -430,7 +432,7 @@ class ModelEditor:
             config = _config_of(layer) if layer is not None else ({} if node is None else None)
             p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
             progress(2, "Finding the layer types that fit here…")
-            with self._quietly():
+            with self._quietly(), targets.one_trace_each():  # one trace for the panel's lookups
                 self._fill_activation(layer)
                 self._fill_choices(path)
                 self._fill_remove(path, node)
@@ -825,8 +827,8 @@ class ModelEditor:
         display = dataclasses.replace(shown, width=min(shown.width, _PLOT_MAX_WIDTH[name]))
         key = (name, display.key())
         if key not in comparison.pngs:
-            figure = figures_of(comparison, self.probe.y, {name: display})[name]
-            comparison.pngs[key] = plots.figure_to_png(figure, pixel_ratio=display.pixel_ratio)
+            inputs = figure_inputs(comparison, self.probe.y)[name]
+            comparison.pngs[key] = self._figures.png(name, display, **inputs)
             for old in list(comparison.pngs)[:-4]:  # a few sizes and themes at most
                 del comparison.pngs[old]
         image.show(comparison.pngs[key], display.width)

@@ -25,11 +25,11 @@ SETUP = [
     "editor = ModelEditor(model, x, y, height='300px')\n"
     "editor",
     # Count the PNGs the kernel draws (the plots' redraws), then apply an edit.
-    "_kw_real_png = plots.figure_to_png\n_kw_drawn = []\n"
-    "def _kw_counting(fig, dpi=None, pixel_ratio=1.0):\n"
-    "    _kw_drawn.append(round(fig.bbox.width))\n"
-    "    return _kw_real_png(fig, dpi, pixel_ratio=pixel_ratio)\n"
-    "plots.figure_to_png = _kw_counting\n"
+    "_kw_real_png = plots.FigureCache.png\n_kw_drawn = []\n"
+    "def _kw_counting(cache, plot, display, **inputs):\n"
+    "    _kw_drawn.append(display.width)\n"
+    "    return _kw_real_png(cache, plot, display, **inputs)\n"
+    "plots.FigureCache.png = _kw_counting\n"
     "editor.apply(SetActivation('block_8_expand_relu', 'tanh'))",
 ]
 
