@@ -133,39 +133,39 @@ class Pass:
             for c in self.order if c.id in self.region and graph.nested(c))
 
     def run(self, batch, start, summaries, stored=None, progress=None, live=None, room=0,
-            summariser=None, base=0):
+            summariser=None):
         """Run the calls on one batch (flat input arrays; samples `start ...`).
 
         `stored` maps the available keys to this batch's arrays. Adds to
         `summaries` ({node id: LayerSummary}, created as needed) and returns
         ``(summaries, {key: array kept}, units done)``, every add done.
-        `progress(k)` is called after each call with the units done and
-        summarised; `live(bytes)` with the bytes of computed values held (kept
+        `progress(k)` is called after each call with the units done (the
+        last once every summary is done); `live(bytes)` with the bytes of computed values held (kept
         ones and those waiting for their summary included) after each call.
         `room`: bytes that outputs waiting for their summary may hold beyond
         the pass's own values (0: each is summarised before the next call,
         in this thread); `summariser`: a `Summariser` shared with an outer
-        pass (then left open), `base` the outer units done before this pass.
+        pass (then left open).
         """
         own = summariser is None
         if progress is not None:
-            progress = _unrepeated(progress)
+            progress = _Progress(progress, self.units if own else None)
         if own:
             summariser = Summariser(room if BACKGROUND and keras.backend.backend() != "torch"
                                     else 0)
         try:
             done, kept = self._calls(batch, start, summaries, stored or {}, progress, live,
-                                     summariser, base)
+                                     summariser)
             if own:
                 summariser.close()
                 if progress is not None:
-                    progress(done)
+                    progress.last(done)
         finally:
             if own:
                 summariser.abort()
         return summaries, kept, done
 
-    def _calls(self, batch, start, summaries, stored, progress, live, summariser, base):
+    def _calls(self, batch, start, summaries, stored, progress, live, summariser):
         graph = self.graph
         inputs = {id(t): a for t, a in zip(graph.inputs, batch)}
         uses = collections.Counter(id(t) for c in self.order for t in c.call.input_tensors)
@@ -178,7 +178,7 @@ class Pass:
                 value = inputs[id(c.call.output_tensors[0])]
                 if c.id in self.region:
                     summariser.add(_summary(summaries, c.id, value.shape, self.n), value, start,
-                                   0, 0, None)
+                                   0, None)
                 if (c.id, 0) in self.keep:
                     kept[(c.id, 0)] = value
         done = 0
@@ -205,7 +205,7 @@ class Pass:
                 first = adapter.to_numpy_view(results[0])
                 cost = 0 if (c.id, 0) in self.keep else _nbytes(results[0])
                 summariser.add(_summary(summaries, c.id, first.shape, self.n), first, start,
-                               cost, base + done, id(c.call.output_tensors[0]))
+                               cost, id(c.call.output_tensors[0]))
             if live is not None:
                 mine = id(c.call.output_tensors[0])  # counted above, held or loose
                 live(held + kept_bytes + loose + summariser.waiting(
@@ -213,7 +213,7 @@ class Pass:
             del results
             if c.id in self.region and graph.nested(c):
                 done += self._inner(c, values, start, summaries, progress, done, kept,
-                                    summariser, base)
+                                    summariser)
             for t in c.call.input_tensors:
                 uses[id(t)] -= 1
                 if uses[id(t)] == 0:
@@ -221,10 +221,10 @@ class Pass:
                     held -= sizes.pop(id(t), 0)
             done += 1
             if progress is not None:
-                progress(summariser.summarised(base + done) - base)
+                progress(done)
         return done, kept
 
-    def _inner(self, c, values, start, summaries, progress, done, kept, summariser, base):
+    def _inner(self, c, values, start, summaries, progress, done, kept, summariser):
         """Summaries of a nested model's inner calls (``"outer/inner"``), run on its input."""
         inner_model = self.graph.inner(c)
         args, _ = c.call.call_arguments(values)
@@ -236,8 +236,8 @@ class Pass:
         prefix = c.id + naming.SEPARATOR
         mine = {k[len(prefix):]: v for k, v in summaries.items() if k.startswith(prefix)}
         step = None if progress is None else (lambda k: progress(done + k))
-        _, inner_kept, inner_done = sub.run(flat, start, mine, progress=step, summariser=summariser,
-                                   base=base + done)
+        _, inner_kept, inner_done = sub.run(flat, start, mine, progress=step,
+                                            summariser=summariser)
         summaries.update({prefix + k: v for k, v in mine.items()})
         kept.update({(prefix + k[0], k[1]): v for k, v in inner_kept.items()})
         return inner_done
@@ -272,16 +272,15 @@ class Summariser:
     def __init__(self, room: int):
         self.room = int(room)
         self.pending_bytes = 0
-        self._queue: collections.deque = collections.deque()  # (summary, array, start, cost, done, tag)
+        self._queue: collections.deque = collections.deque()  # (summary, array, start, cost, tag)
         self._changed = threading.Condition()
         self._error: BaseException | None = None
         self._closing = False
         self._thread: threading.Thread | None = None
 
-    def add(self, summary, array, start: int, cost: int, done: int = 0, tag=None) -> None:
+    def add(self, summary, array, start: int, cost: int, tag=None) -> None:
         """`summary.add(array, start)`, now or on the worker; `cost`: bytes `array` holds
-        that nothing else does, `done`: units done before the call that made it, `tag`:
-        what `waiting` sees of it."""
+        that nothing else does, `tag`: what `waiting` sees of it."""
         with self._changed:
             self._raise()
             while self._queue and self.pending_bytes + cost > self.room:
@@ -289,7 +288,7 @@ class Summariser:
                 self._raise()
             inline = cost > self.room or self.room <= 0
             if not inline:
-                self._queue.append((summary, array, start, cost, done, tag))
+                self._queue.append((summary, array, start, cost, tag))
                 self.pending_bytes += cost
                 self._changed.notify_all()
         if inline:
@@ -302,12 +301,7 @@ class Summariser:
     def waiting(self, counts=lambda tag: True) -> int:
         """Bytes of the outputs waiting for their summary whose `tag` `counts`."""
         with self._changed:
-            return sum(item[3] for item in self._queue if counts(item[5]))
-
-    def summarised(self, done: int) -> int:
-        """`done` units run, less those whose output still waits for its summary."""
-        with self._changed:
-            return min(done, self._queue[0][4]) if self._queue else done
+            return sum(item[3] for item in self._queue if counts(item[4]))
 
     def close(self) -> None:
         """Wait until every add is done (raising the worker's exception, if any)."""
@@ -341,7 +335,7 @@ class Summariser:
                     self._changed.wait()
                 if not self._queue:
                     return
-                summary, array, start, cost, _, _ = self._queue[0]
+                summary, array, start, cost, _ = self._queue[0]
             try:
                 summary.add(array, start)
             except BaseException as error:  # raised in the caller
@@ -365,15 +359,22 @@ def _units(graph, graphs) -> int:
                for c in graph.calls if not c.is_input)
 
 
-def _unrepeated(progress):
-    """`progress`, called only when its value changes."""
-    last = [None]
+class _Progress:
+    """`progress`, called only when its value changes; below `total` until `last`."""
 
-    def report(k):
-        if k != last[0]:
-            last[0] = k
-            progress(k)
-    return report
+    def __init__(self, progress, total=None):
+        self.progress, self.total, self.value = progress, total, None
+
+    def __call__(self, k):
+        if self.total:
+            k = min(k, self.total - 1)  # the last unit: once its summaries are done too
+        if k != self.value:
+            self.value = k
+            self.progress(k)
+
+    def last(self, k):
+        self.total = None
+        self(k)
 
 
 def _summary(summaries, node, shape, n) -> LayerSummary:

@@ -13,7 +13,7 @@ from kerawidgets import _keras_adapter as adapter
 from kerawidgets import probe_run
 from kerawidgets.errors import KerawidgetsError
 from kerawidgets.probe import Probe, ProbeDataError, node_ids
-from kerawidgets.statistics import layer_statistics, sample_index
+from kerawidgets.statistics import LayerSummary, layer_statistics, sample_index
 from tests import models
 from tests.models import CountCalls, numpy_of
 
@@ -344,25 +344,22 @@ def test_a_tiny_budget_still_works_by_recomputing_from_the_input(monkeypatch):
     assert_run_matches(run, Probe(model, images(size=16)).outputs(new))
 
 
-def test_progress_counts_the_calls_to_run():
+@pytest.mark.parametrize("background", [True, False])
+def test_progress_counts_the_calls_to_run(monkeypatch, background):
+    monkeypatch.setattr(probe_run, "BACKGROUND", background)
     model = conv_stack(size=16, depth=4)
     probe = Probe(model, images(24, size=16), batch_size=8)
-    seen = []
-    probe.summaries(model, progress=lambda done, total: seen.append((done, total)))
-    # 6 calls x 3 batches; a call counts once its output is summarised, which the worker
-    # may not have done yet: never backwards, every batch complete before the next starts
-    done = [k for k, _ in seen]
-    assert {total for _, total in seen} == {18} and done == sorted(done)
-    assert {6, 12, 18} <= set(done) and done[-1] == 18
+    added, seen, real_add = [], [], LayerSummary.add
 
+    def add(summary, values, start):
+        real_add(summary, values, start)
+        added.append(start)
 
-def test_progress_counts_each_call_once_summarised_in_the_caller(monkeypatch):
-    monkeypatch.setattr(probe_run, "BACKGROUND", False)
-    model = conv_stack(size=16, depth=4)
-    seen = []
-    Probe(model, images(24, size=16), batch_size=8).summaries(
-        model, progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(k, 18) for k in range(1, 19)]
+    monkeypatch.setattr(LayerSummary, "add", add)
+    probe.summaries(model, progress=lambda done, total: seen.append((done, total, len(added))))
+    # 6 calls x 3 batches; a batch's last once its 7 summaries (input included) are done
+    assert [(done, total) for done, total, _ in seen] == [(k, 18) for k in range(1, 19)]
+    assert [adds for done, _, adds in seen if done % 6 == 0] == [7, 14, 21]
 
 
 def test_caches_do_not_keep_edited_models_alive():

@@ -165,17 +165,6 @@ def test_no_room_summarises_everything_in_the_caller_without_a_thread():
     assert worker._thread is None
 
 
-def test_progress_waits_for_the_summaries():
-    worker = Summariser(room=100)
-    gate = threading.Event()
-    summary = Recording(worker, gate)
-    worker.add(summary, None, 0, 10, done=3)
-    assert worker.summarised(7) == 3  # the call after unit 3 is run, its summary not made
-    gate.set()
-    worker.close()
-    assert worker.summarised(7) == 7
-
-
 def test_abort_drops_the_waiting_adds():
     worker = Summariser(room=100)
     gate = threading.Event()
