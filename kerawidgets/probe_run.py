@@ -140,8 +140,9 @@ class Pass:
         `summaries` ({node id: LayerSummary}, created as needed) and returns
         ``(summaries, {key: array kept}, units done)``, every add done.
         `progress(k)` is called after each call with the units done (the
-        last once every summary is done); `live(bytes)` with the bytes of computed values held (kept
-        ones and those waiting for their summary included) after each call.
+        last once every summary is done); `live(bytes)` with the bytes of
+        computed values held (kept ones and those waiting for their summary
+        included) after each call.
         `room`: bytes that outputs waiting for their summary may hold beyond
         the pass's own values (0: each is summarised before the next call,
         in this thread); `summariser`: a `Summariser` shared with an outer
