@@ -843,8 +843,10 @@ class _LiveDepth:
 
     @staticmethod
     def _drawn(ax) -> list:
-        """What is drawn on every call, in matplotlib's order: y axis, lines, frame."""
-        return [ax.yaxis, *ax.lines, *ax.spines.values()]
+        """What is drawn on every call, in matplotlib's order: y axis (unless its limits are
+        fixed: the shares' panels), lines, frame."""
+        axis = [ax.yaxis] if ax.get_autoscaley_on() else []
+        return [*axis, *ax.lines, *ax.spines.values()]
 
     def update(self, inputs) -> None:
         order = inputs["order"]
