@@ -771,10 +771,11 @@ class FigureCache:
     (the depth figure's layer order, which legend entries, agreement bars and
     table rows there are...), and each call puts the new data into it. Its
     fixed parts are drawn once and kept as pixels (depth: panels, titles, the
-    layer names, legend; comparison: backgrounds, titles, the bars' labels,
-    the table's labels); what the data changes is drawn over a copy of them
-    (depth: lines, y axes, frames; comparison: the staircases, updated in
-    place, the histograms' axes and legends, the bars, the numbers). Each
+    layer names, legend, the shares' y axes; comparison: backgrounds, titles,
+    the bars' axes, the table's labels); what the data changes is drawn over
+    a copy of them (depth: lines, the mean and std y axes, frames; comparison:
+    the staircases, updated in place, the histograms' axes and legends, the
+    bars and their grid lines, the numbers). Each
     kept figure's PNG reuses the compressed bands of rows that did not change
     (`PngFrames`). At most `keep` figures per plot are kept (a few MB each at
     a pixel ratio of 1, about 20 MB at 2). One lock: calls from several
