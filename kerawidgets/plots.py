@@ -771,10 +771,11 @@ class FigureCache:
     (the depth figure's layer order, which legend entries, agreement bars and
     table rows there are...), and each call puts the new data into it. Its
     fixed parts are drawn once and kept as pixels (depth: panels, titles, the
-    layer names, legend; comparison: backgrounds, titles, the bars' labels,
-    the table's labels); what the data changes is drawn over a copy of them
-    (depth: lines, y axes, frames; comparison: the staircases, updated in
-    place, the histograms' axes and legends, the bars, the numbers). Each
+    layer names, legend, the shares' y axes; comparison: backgrounds, titles,
+    the bars' axes, the table's labels); what the data changes is drawn over
+    a copy of them (depth: lines, the mean and std y axes, frames; comparison:
+    the staircases, updated in place, the histograms' axes and legends, the
+    bars and their grid lines, the numbers). Each
     kept figure's PNG reuses the compressed bands of rows that did not change
     (`PngFrames`). At most `keep` figures per plot are kept (a few MB each at
     a pixel ratio of 1, about 20 MB at 2). One lock: calls from several
@@ -843,8 +844,10 @@ class _LiveDepth:
 
     @staticmethod
     def _drawn(ax) -> list:
-        """What is drawn on every call, in matplotlib's order: y axis, lines, frame."""
-        return [ax.yaxis, *ax.lines, *ax.spines.values()]
+        """What is drawn on every call, in matplotlib's order: y axis (unless its limits are
+        fixed: the shares' panels), lines, frame."""
+        axis = [ax.yaxis] if ax.get_autoscaley_on() else []
+        return [*axis, *ax.lines, *ax.spines.values()]
 
     def update(self, inputs) -> None:
         order = inputs["order"]
@@ -901,10 +904,19 @@ class _LiveComparison:
         self.fig.dpi = DPI * display.pixel_ratio
         self.canvas = FigureCanvasAgg(self.fig)
         self.values = self.axes["table"].texts[1::2]  # the table: label, value, label...
+        bars = self.axes["bars"]
+        # The bars' grid lines lie over the bars: drawn on every call, the rest of their
+        # axis (ticks 0, 0.5, 1 and the axis label) kept as pixels.
+        self.grid = ([tick.gridline for tick in bars.xaxis.get_major_ticks(len(bars.get_xticks()))]
+                     if bars.axison else [])
         self._drawn = self._dynamic()
         for _ax, artist in self._drawn:
             artist.set_animated(True)  # left out of the kept pixels
+        for line in self.grid:  # a tick draws its lines whether animated or not
+            line.set_visible(False)
         self.canvas.draw()
+        for line in self.grid:
+            line.set_visible(True)
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
 
     @staticmethod
@@ -921,12 +933,15 @@ class _LiveComparison:
                       a["layer"].title, a["layer"].get_legend()],
             "model": [*a["model"].patches, a["model"].xaxis, a["model"].yaxis, *spines["model"],
                       a["model"].get_legend()],
-            # the bars: their grid lines and frame are drawn over them
-            "bars": [*a["bars"].patches, *a["bars"].texts, a["bars"].xaxis, *spines["bars"]],
             "table": list(self.values),
         }
-        return [(ax, artist) for name, ax in a.items()
-                for artist in _in_draw_order(ax, drawn[name])]
+        bars = a["bars"]  # with shares: bars, their grid lines, the frame, their values
+        bars_drawn = ([*_in_draw_order(bars, bars.patches), *self.grid,
+                       *_in_draw_order(bars, [*spines["bars"], *bars.texts])]
+                      if bars.axison else list(bars.texts))  # without: one note, no frame
+        return [(ax, artist) for name, ax in a.items() if name != "bars"
+                for artist in _in_draw_order(ax, drawn[name])] + [(bars, artist)
+                                                                  for artist in bars_drawn]
 
     def update(self, inputs) -> None:
         layer_before, layer_after, output_before, output_after = self._values(inputs)

@@ -28,9 +28,21 @@ pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
 MADE_AHEAD = adapter._variables_made_ahead  # the adapter's own (the tests swap it)
 
 
+class Summed(layers.Layer):
+    """A weight with its own aggregation (summed across replicas), in float64."""
+
+    def build(self, shape):
+        self.total = self.add_weight(shape=(shape[-1],), initializer="ones", trainable=False,
+                                     aggregation="sum", dtype="float64", name="total")
+
+    def call(self, x):
+        return x + keras.ops.cast(self.total, x.dtype)
+
+
 def make_model():
     """Weights of many kinds: trainable and not (batch-norm statistics), a frozen layer,
-    a mixed-precision layer, recurrent and attention layers, sub-layers, a nested model."""
+    a mixed-precision layer, a summed float64 weight, recurrent and attention layers,
+    sub-layers, a nested model."""
     inp = keras.Input((6, 4), name="x")
     h = layers.LSTM(5, return_sequences=True, name="lstm")(inp)
     h = layers.BatchNormalization(name="bn")(h)
@@ -41,7 +53,7 @@ def make_model():
     h = Holder(name="holder")(frozen(h))
     h = layers.Dense(3, dtype="mixed_float16", name="half")(h)
     inner = keras.Sequential([keras.Input((3,)), layers.Dense(4, name="in_d")], name="inner")
-    h = inner(h)
+    h = Summed(name="summed")(inner(h))
     return keras.Model(inp, layers.Dense(2, activation="sigmoid", name="head")(h))
 
 

@@ -418,3 +418,17 @@ def test_the_editor_shows_each_steps_own_plots_through_undo_redo_the_switch_and_
     check("the picker: head")
     editor.undo()
     check("undo of the bulk edit")
+
+
+def test_a_kept_comparison_without_class_like_outputs_draws_no_bars_frame():
+    """A model with one output value: no agreement bars (a note instead), as fresh."""
+    cache = plots.FigureCache()
+    rng = np.random.default_rng(4)
+    for step in range(3):
+        before, after = rng.normal(size=(16, 1)), rng.normal(step, 1 + step, size=(16, 1))
+        inputs = {"layer_before": before, "layer_after": after * 2, "output_before": before,
+                  "output_after": after, "agreement": agreement(before, after),
+                  "layer_name": "dense"}
+        assert not plots._agreement_shares(inputs["agreement"])
+        _assert_same_pixels(cache.png("comparison", plots.Display(760), **inputs),
+                            _fresh("comparison", plots.Display(760), inputs), step)
