@@ -31,7 +31,9 @@ False
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -446,6 +448,7 @@ def register_layer_type(cls: type, *, defaults: dict[str, Any] | None = None,
             f"Cannot create {cls.__name__} from the defaults {defaults}: {error}. Give every "
             "required constructor argument in `defaults`.") from error
     _REGISTRY[cls.__name__] = layer_type
+    _OFFERED.clear()  # choices offered so far did not include it
     return layer_type
 
 
@@ -454,6 +457,7 @@ def unregister_layer_type(cls) -> None:
     name = cls if isinstance(cls, str) else cls.__name__
     if name in _REGISTRY and _REGISTRY[name].custom:
         del _REGISTRY[name]
+        _OFFERED.clear()
 
 
 def _infer_setting(name, value) -> Setting:
@@ -548,19 +552,100 @@ class _Site:
                 continue
             tensors = {id(t): changed.get(id(t), t) for t in call.input_tensors}
             args, kwargs = call.call_arguments(tensors)
-            try:
-                spec = adapter.fresh_output_spec(call.operation, args, kwargs)
-            except Exception as error:
+            spec = _downstream_spec(call.operation, args, kwargs)
+            if isinstance(spec, _Refused):
                 got = [tuple(tensors[id(t)].shape) for t in call.input_tensors]
                 return (f"{call.operation.name!r} ({type(call.operation).__name__}) further down "
                         f"cannot take {shape_text(got[0] if len(got) == 1 else got)}: "
-                        f"{keras_reason(error)}")
+                        f"{spec.reason}")
             if spec is None:
                 return None
             for old, new in zip(call.output_tensors, keras.tree.flatten(spec)):
                 if tuple(new.shape) != tuple(old.shape):
                     changed[id(old)] = new
         return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Refused:
+    reason: str  # why a layer downstream cannot take its new input (`keras_reason`)
+
+
+def _downstream_spec(operation, args, kwargs):
+    """`adapter.fresh_output_spec` of a call downstream, or `_Refused`; kept per layer
+    class, config, weights or none, and inputs (`_DOWNSTREAM_SPECS`): the same site asked
+    about again (after Apply, Undo or Redo) makes no fresh layers."""
+    def now():
+        try:
+            return adapter.fresh_output_spec(operation, args, kwargs)
+        except Exception as error:
+            return _Refused(keras_reason(error))
+
+    if not isinstance(operation, keras.layers.Layer):
+        return now()  # a stateless op: no layer to make
+    try:
+        config = operation.get_config()
+    except Exception:
+        return now()
+    return _memo(_DOWNSTREAM_SPECS,
+                 (type(operation), config, bool(operation.weights), args, kwargs), now)
+
+
+# --- answers kept: the same question gives the same answer ----------------------------
+
+#: How many answers each memo keeps (oldest dropped first).
+_MEMO_SIZE = 4096
+#: (candidate class, config, input shape, dtype) -> output shape or reason (`_fit`).
+_CANDIDATE_OUTPUTS: dict = {}
+#: (layer class, config, has weights, arguments) -> output spec, None or `_Refused`.
+_DOWNSTREAM_SPECS: dict = {}
+#: model (weakly) -> {`_offered_key`: choices} (`_choices`).
+_OFFERED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _Unkeyable(Exception):
+    """A value `_frozen` cannot compare by value (an object in a config): not kept."""
+
+
+def _frozen(value):
+    """`value` as a hashable key equal exactly when the values are (types included, so
+    ``True``, ``1`` and ``1.0`` differ); KerasTensors by shape, dtype and sparseness.
+
+    >>> _frozen({"units": 4, "use_bias": True}) == _frozen({"use_bias": True, "units": 4})
+    True
+    >>> _frozen([1]) == _frozen((1,)), _frozen(1) == _frozen(True)
+    (False, False)
+    """
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return type(value), value
+    if isinstance(value, (list, tuple)):
+        return type(value), tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return dict, tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
+    if isinstance(value, keras.KerasTensor):
+        return (keras.KerasTensor, tuple(value.shape), value.dtype, bool(value.sparse),
+                bool(getattr(value, "ragged", False)))
+    raise _Unkeyable(type(value).__name__)
+
+
+def _keras_settings() -> tuple:
+    """Keras' global settings a fresh layer reads when made (data format, dtypes)."""
+    return (keras.backend.backend(), keras.config.image_data_format(), keras.config.floatx(),
+            keras.config.dtype_policy().name)
+
+
+def _memo(memo: dict, key, compute):
+    """``compute()``, kept in `memo` under `key` (with Keras' global settings); computed
+    every time when the key holds a value `_frozen` cannot compare."""
+    try:
+        key = (_frozen(key[1:]), key[0], _keras_settings())
+    except _Unkeyable:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+        while len(memo) > _MEMO_SIZE:
+            del memo[next(iter(memo))]
+    return memo[key]
 
 
 def _site(model, layer_path) -> _Site:
@@ -639,15 +724,12 @@ def _fit(layer_type: LayerType, settings, config_values, site: _Site, shape_chan
             problem = layer_type.check(config, shape)
             if problem:
                 return problem
-        try:
-            layer = layer_type.cls.from_config(dict(config))
-            spec = adapter.symbolic_output_spec(layer, shape, site.dtype)
-        except Exception as error:  # the candidate cannot take this input
-            return keras_reason(error)
-        flat = keras.tree.flatten(spec)
-        if len(flat) != 1:
-            return "it gives several outputs"
-        outputs.append(tuple(flat[0].shape))
+        output = _memo(_CANDIDATE_OUTPUTS, (layer_type.cls, config, shape, site.dtype),
+                       functools.partial(_candidate_output, layer_type.cls, config, shape,
+                                         site.dtype))
+        if isinstance(output, str):
+            return output
+        outputs.append(output)
     current = site.output_shapes
     keeps = outputs == current
     shape = outputs[0]
@@ -665,12 +747,56 @@ def _fit(layer_type: LayerType, settings, config_values, site: _Site, shape_chan
     return shape, keeps, verdict
 
 
+def _candidate_output(cls, config, shape, dtype) -> tuple | str:
+    """The output shape of a fresh `cls` layer from `config` on `shape`, or why it cannot
+    take that input (a pure function of its arguments: `_fit` keeps its answers)."""
+    try:
+        layer = cls.from_config(dict(config))
+        spec = adapter.symbolic_output_spec(layer, shape, dtype)
+    except Exception as error:  # the candidate cannot take this input
+        return keras_reason(error)
+    flat = keras.tree.flatten(spec)
+    if len(flat) != 1:
+        return "it gives several outputs"
+    return tuple(flat[0].shape)
+
+
 def _choices(model, layer_path, purpose):
+    """The site of `layer_path` and the choices offered there, asked once per model, layer,
+    purpose and the layer's own settings (`_OFFERED`, forgotten when the registry changes):
+    Undo and Redo come back to a model already asked about, and the form's checks ask
+    again as you type."""
     site = _site(model, layer_path)
     if purpose == "insert":
         if len(site.calls[0].output_tensors) != 1:
             return site, []
         site = dataclasses.replace(site, insert=True)
+    key = _offered_key(site, purpose)
+    offered = _OFFERED.get(model)
+    if key is not None and offered is not None and key in offered:
+        return site, list(offered[key])
+    out = _choices_now(site, purpose)
+    if key is not None:
+        offered = _OFFERED.setdefault(model, {})
+        offered[key] = tuple(out)
+        while len(offered) > _MEMO_SIZE:
+            del offered[next(iter(offered))]
+    return site, out
+
+
+def _offered_key(site, purpose):
+    """What the choices at `site` depend on besides the model's graph (fixed once built):
+    the layer's settings and activation (prefilled values) and Keras' global settings. None when the layer's config cannot be told apart."""
+    layer = site.layer
+    try:
+        config = _frozen(layer.get_config())
+    except Exception:
+        return None
+    return (site.target.path_str, site.target.call_index, purpose, type(layer), config,
+            activations.name_of(getattr(layer, "activation", None)), _keras_settings())
+
+
+def _choices_now(site, purpose) -> list[Choice]:
     out = []
     for layer_type in _REGISTRY.values():
         if purpose == "insert" and not layer_type.insert:
@@ -686,7 +812,7 @@ def _choices(model, layer_path, purpose):
         shape, keeps, verdict = fit
         out.append(Choice(layer_type, settings, site.input_shapes[0], shape,
                           site.output_shapes[0], keeps, verdict))
-    return site, out
+    return out
 
 
 def replacement_choices(model, layer_path) -> list[Choice]:

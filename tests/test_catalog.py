@@ -281,3 +281,100 @@ def test_shape_changes_that_break_a_merge_downstream_are_not_offered():
     for choice in conv_a.values():
         if not choice.keeps_shape:
             rebuild(model, [ReplaceLayer("conv_a", choice.spec())], reinitialize="downstream")
+
+
+# --- answers kept: Undo, Redo and the panel ask the same questions again ----------------
+
+
+def offered(choices):
+    return [(c.class_name, c.defaults, c.output_shape, c.keeps_shape, c.verdict)
+            for c in choices]
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts of candidate layers and fresh downstream copies the catalog really makes."""
+    from kerawidgets import _keras_adapter as adapter
+
+    made = {"candidates": 0, "downstream": 0}
+    empty_memos(monkeypatch)
+
+    def counting(kind, function):
+        def wrapper(*args, **kwargs):
+            made[kind] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(catalog, "_candidate_output",
+                        counting("candidates", catalog._candidate_output))
+    monkeypatch.setattr(adapter, "fresh_output_spec",
+                        counting("downstream", adapter.fresh_output_spec))
+    return made
+
+
+def empty_memos(monkeypatch):
+    for name in ("_CANDIDATE_OUTPUTS", "_DOWNSTREAM_SPECS"):
+        monkeypatch.setattr(catalog, name, {})
+    monkeypatch.setattr(catalog, "_OFFERED", catalog.weakref.WeakKeyDictionary())
+
+
+def fresh_answers(monkeypatch, ask):
+    """What `ask()` gives with nothing kept (every memo empty)."""
+    with monkeypatch.context() as m:
+        empty_memos(m)
+        return ask()
+
+
+def test_choices_asked_again_make_no_layers_and_give_the_same_answer(counted, monkeypatch):
+    model = residual_model()
+    first = offered(catalog.replacement_choices(model, "conv_a"))
+    assert counted["candidates"] > 0 and counted["downstream"] > 0  # shapes carried to 'add'
+    counted.update(candidates=0, downstream=0)
+    assert offered(catalog.replacement_choices(model, "conv_a")) == first
+    assert offered(catalog.insert_choices(model, "conv_a")) == offered(
+        fresh_answers(monkeypatch, lambda: catalog.insert_choices(model, "conv_a")))
+    counted.update(candidates=0, downstream=0)
+    # The same structure in another model object (the copy Apply makes): candidates and
+    # the layers downstream are known by class, config and input, so none is made again.
+    copy = keras.models.clone_model(model)
+    assert offered(catalog.replacement_choices(copy, "conv_a")) == first
+    assert counted == {"candidates": 0, "downstream": 0}
+    assert first == offered(fresh_answers(
+        monkeypatch, lambda: catalog.replacement_choices(model, "conv_a")))
+    # check_choice reads the kept choices, its verdicts as before.
+    with pytest.raises(InvalidEditError, match=r"'add' \(Add\) further down cannot take"):
+        catalog.check_choice(model, "conv_b", "Conv2D", {"filters": 8})
+    with pytest.raises(InvalidEditError, match=r"'add' \(Add\) further down cannot take"):
+        catalog.check_choice(model, "conv_b", "Conv2D", {"filters": 8})
+
+
+def test_kept_choices_follow_the_layer_and_the_registry():
+    from kerawidgets.inplace import set_activation_inplace
+
+    model = cnn()
+    assert by_name(catalog.replacement_choices(model, "conv"))["Conv2D"].defaults[
+        "activation"] == "relu"
+    set_activation_inplace(model, "conv", "gelu")  # the same model, another prefill
+    assert by_name(catalog.replacement_choices(model, "conv"))["Conv2D"].defaults[
+        "activation"] == "gelu"
+    assert "Scale" not in by_name(catalog.replacement_choices(model, "drop"))
+    catalog.register_layer_type(Scale, defaults={"factor": 0.5})
+    try:
+        assert "Scale" in by_name(catalog.replacement_choices(model, "drop"))
+    finally:
+        catalog.unregister_layer_type(Scale)
+    assert "Scale" not in by_name(catalog.replacement_choices(model, "drop"))
+
+
+def test_kept_answers_tell_values_apart():
+    assert catalog._frozen({"a": 1}) != catalog._frozen({"a": 1.0})
+    assert catalog._frozen({"a": (1, 2)}) != catalog._frozen({"a": [1, 2]})
+    assert catalog._frozen(keras.KerasTensor((None, 3))) != catalog._frozen(
+        keras.KerasTensor((None, 4)))
+    with pytest.raises(catalog._Unkeyable):
+        catalog._frozen({"initializer": object()})
+    calls = []
+    memo: dict = {}
+    assert catalog._memo(memo, (int, {"x": object()}), lambda: calls.append(1) or 5) == 5
+    assert catalog._memo(memo, (int, {"x": object()}), lambda: calls.append(1) or 5) == 5
+    assert len(calls) == 2 and not memo  # not comparable by value: computed every time
