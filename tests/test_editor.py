@@ -660,6 +660,50 @@ def test_every_slow_step_shows_the_busy_state(editor, monkeypatch):
     assert "Undone" in p.status.value and p.progress.layout.visibility == "hidden"
 
 
+def sent_updates(panel):
+    """The progress bar's and the status line's messages to the page, as sent."""
+    sent = {"bar": [], "status": []}
+    panel.progress._send = lambda msg, buffers=None: sent["bar"].append(msg["state"])
+    panel.status._send = lambda msg, buffers=None: sent["status"].append(msg["state"])
+    return sent
+
+
+def test_busy_updates_are_sent_when_the_bar_moves_visibly():
+    from kerawidgets.widgets.editor_panel import BAR_QUANTUM, EditorPanel
+
+    panel = EditorPanel()
+    sent = sent_updates(panel)
+    panel.set_busy(True, "Rebuilding…", 1, 5)
+    panel.set_busy(True, "Probing…", 3, 5)
+    calls = 600  # a large model: one report per layer call
+    for done in range(1, calls + 1):
+        panel.set_busy(True, f"Probing… {done} of {calls} layer calls", 3 + 0.99 * done / calls, 5)
+    probing = [m["value"] for m in sent["bar"] if "value" in m and 3 < m["value"] < 4]
+    # The bar still moves with the probe, to its last hundredth, in steps a page can show.
+    most = 0.99 / (5 * BAR_QUANTUM)  # moves of the bar's quantum (a share of its 5 steps)
+    assert probing == sorted(probing) and 0.9 * most <= len(probing) <= most + 1 < calls
+    assert all(b - a >= 5 * BAR_QUANTUM for a, b in zip(probing, probing[1:]))
+    assert probing[-1] > 3.99 - 5 * BAR_QUANTUM
+    assert len(sent["status"]) == len(probing) + 2  # the words with the bar, not without
+    # A new step is shown at once, however little the bar moves.
+    panel.set_busy(True, "Drawing the plots…", 4, 5)
+    assert sent["bar"][-1]["value"] == 4 and "Drawing" in sent["status"][-1]["value"]
+    panel.set_busy(True, "Drawing the plots…", 4, 5)  # nothing new: nothing sent
+    assert "Drawing" in sent["status"][-1]["value"] and sent["bar"][-1]["value"] == 4
+    before = (len(sent["bar"]), len(sent["status"]))
+    panel.set_busy(True, "Drawing the plots…", 4.001, 5)
+    assert (len(sent["bar"]), len(sent["status"])) == before
+    panel.set_busy(False)
+    assert panel.progress.layout.visibility == "hidden" and not panel.busy
+    # A small model: every layer call moves the bar visibly, so every one is shown.
+    sent["bar"].clear()
+    panel.set_busy(True, "Probing…", 3, 5)
+    for done in range(1, 11):
+        panel.set_busy(True, f"Probing… {done} of 10 layer calls", 3 + 0.99 * done / 10, 5)
+    assert len([m for m in sent["bar"] if "value" in m]) == 11
+    assert "10 of 10" in panel.status.value
+
+
 def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("probe crashed")

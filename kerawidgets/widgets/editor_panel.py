@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 
 import ipywidgets as w
 
@@ -206,6 +207,7 @@ class EditorPanel:
         self.insert_settings = SettingsForm()
         self.layer_settings = SettingsForm()
         self._status_after: str | None = None  # the status to show when the work ends
+        self._shown_stage: tuple | None = None  # the busy step and words shown (`_stage`)
 
     def _make_tabs(self, wide) -> w.Tab:
         """One tab per edit class that has one (`panel_tabs`), with its controls."""
@@ -355,27 +357,51 @@ class EditorPanel:
 
         `step` may be fractional: the probe moves the bar on between two
         steps as it runs layer calls. The first call with `busy=True` remembers the status line; later ones
-        move the progress bar on. `busy=False` hides the bar and shows the
+        move the progress bar on, each sent when it starts a step or moves the bar by at least
+        `BAR_QUANTUM` of its length (`_moves_visibly`). `busy=False` hides the bar and shows the
         remembered status (or one given while busy). The editor re-enables
         the buttons that apply when it is done.
         """
         if busy:
-            if self._status_after is None:
-                self._status_after = self.status.value
             for control in (self.apply_button, self.undo_button, self.redo_button,
                             self.reset_button):
                 control.disabled = control.disabled or lock
+            if self._status_after is None:
+                self._status_after = self.status.value
+            elif not self._moves_visibly(text, step, steps):
+                return  # the bar would move by less than `BAR_QUANTUM` of its length
             self.progress.max = max(1, int(steps))
             self.progress.value = min(max(0.0, float(step)), self.progress.max)
+            self._shown_stage = _stage(text, step, steps)
             self.progress.layout.visibility = "visible"
             suffix = f" ({math.floor(step)}/{steps})" if steps > 1 else ""
             self.status.value = f"<span class='kwe-status-busy'>{_cell(text + suffix)}</span>"
             return
         after, self._status_after = self._status_after, None
+        self._shown_stage = None
         self.progress.layout.visibility = "hidden"
         self.progress.value = 0
         if after is not None:
             self.status.value = after
+
+    def _moves_visibly(self, text, step, steps) -> bool:
+        """Whether a busy update within one operation is worth sending to the page: a new
+        step or stage (its words, numbers aside), or the bar moved on by at least
+        `BAR_QUANTUM` of its length (the probe reports every layer call: hundreds on a large
+        model; each update is two widget messages)."""
+        if _stage(text, step, steps) != self._shown_stage:
+            return True
+        return abs(float(step) - self.progress.value) >= BAR_QUANTUM * self.progress.max
+
+
+#: The smallest move of the progress bar sent within one step, as a share of its length (a
+#: pixel or two: a probe of a few layer calls still shows each one, in words too).
+BAR_QUANTUM = 0.005
+
+
+def _stage(text, step, steps) -> tuple:
+    """A busy update's step and words, its counts left out ("3 of 60 layer calls")."""
+    return math.floor(step), int(steps), re.sub(r"\d+", "#", text)
 
 
 def _script_only(action) -> w.HTML:
