@@ -487,6 +487,7 @@ class _Site:
     insert: bool = False  # a layer inserted after this one: its input is the layer's output
     _parent_calls: list | None = None
     _problems: dict = dataclasses.field(default_factory=dict)  # new output shapes -> problem
+    _layer_keys: dict = dataclasses.field(default_factory=dict)  # `_downstream_spec`'s, per layer
 
     @property
     def layer(self):
@@ -552,7 +553,7 @@ class _Site:
                 continue
             tensors = {id(t): changed.get(id(t), t) for t in call.input_tensors}
             args, kwargs = call.call_arguments(tensors)
-            spec = _downstream_spec(call.operation, args, kwargs)
+            spec = _downstream_spec(call.operation, args, kwargs, self._layer_keys)
             if isinstance(spec, _Refused):
                 got = [tuple(tensors[id(t)].shape) for t in call.input_tensors]
                 return (f"{call.operation.name!r} ({type(call.operation).__name__}) further down "
@@ -571,10 +572,11 @@ class _Refused:
     reason: str  # why a layer downstream cannot take its new input (`keras_reason`)
 
 
-def _downstream_spec(operation, args, kwargs):
+def _downstream_spec(operation, args, kwargs, layer_keys: dict):
     """`adapter.fresh_output_spec` of a call downstream, or `_Refused`; kept per layer
     class, config, weights or none, and inputs (`_DOWNSTREAM_SPECS`): the same site asked
-    about again (after Apply, Undo or Redo) makes no fresh layers."""
+    about again (after Apply, Undo or Redo) makes no fresh layers. `layer_keys` keeps
+    each layer's part of the key for the site's other shape changes."""
     def now():
         try:
             return adapter.fresh_output_spec(operation, args, kwargs)
@@ -583,12 +585,16 @@ def _downstream_spec(operation, args, kwargs):
 
     if not isinstance(operation, keras.layers.Layer):
         return now()  # a stateless op: no layer to make
-    try:
-        config = operation.get_config()
-    except Exception:
+    if id(operation) not in layer_keys:
+        try:
+            layer_keys[id(operation)] = _Frozen(_frozen(
+                (operation.get_config(), bool(operation.weights))))
+        except Exception:  # no config, or one not comparable by value
+            layer_keys[id(operation)] = None
+    layer_key = layer_keys[id(operation)]
+    if layer_key is None:
         return now()
-    return _memo(_DOWNSTREAM_SPECS,
-                 (type(operation), config, bool(operation.weights), args, kwargs), now)
+    return _memo(_DOWNSTREAM_SPECS, (type(operation), layer_key, args, kwargs), now)
 
 
 # --- answers kept: the same question gives the same answer ----------------------------
@@ -601,6 +607,13 @@ _CANDIDATE_OUTPUTS: dict = {}
 _DOWNSTREAM_SPECS: dict = {}
 #: model (weakly) -> {`_offered_key`: choices} (`_choices`).
 _OFFERED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Frozen:
+    """A part of a key `_frozen` already made (kept by the caller), passed through as is."""
+
+    key: Any
 
 
 class _Unkeyable(Exception):
@@ -616,6 +629,8 @@ def _frozen(value):
     >>> _frozen([1]) == _frozen((1,)), _frozen(1) == _frozen(True)
     (False, False)
     """
+    if isinstance(value, _Frozen):
+        return value.key
     if value is None or isinstance(value, (str, int, float, bool)):
         return type(value), value
     if isinstance(value, (list, tuple)):
