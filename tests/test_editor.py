@@ -704,6 +704,41 @@ def test_busy_updates_are_sent_when_the_bar_moves_visibly():
     assert "10 of 10" in panel.status.value
 
 
+def test_moves_refill_the_panel_in_its_widgets(editor):
+    """After Apply, Undo and Redo the panel shows the selected layer again in the widgets it
+    has (values sent, no new widgets); a form with other fields replaces the old, closed."""
+    from ipywidgets.widgets.widget import _instances
+
+    p = editor.panel
+    editor.select("conv_a")
+    form = p.layer_settings
+    assert set(form.widgets) >= {"kernel_size", "padding"}
+    form.widgets["kernel_size"].value = "5, 5"  # typed, never applied
+    alive = len(_instances)
+    editor.apply(SetActivation("conv_b", "gelu"))
+    assert p.layer_settings is form and form.widgets["kernel_size"].value == "3, 3"
+    editor.undo()
+    editor.redo()
+    assert len(_instances) == alive and p.layer_settings is form
+    # The same fields a new form would have, with the same values.
+    fresh = editor_module.SettingsForm(settings=form.settings)
+    assert fresh.values() == form.values()
+    fresh.close()
+    # Another layer type: a new form, the old one closed (its widgets leave the page).
+    editor.select("hidden")
+    assert p.layer_settings is not form and form.box.comm is None
+    assert all(widget.comm is None for widget in form.widgets.values())
+    assert len(_instances) <= alive
+    # Replace: a class's form, refilled when the same class is picked again.
+    p.tabs.selected_index = 1
+    p.replace.value = "Dense"
+    replace_form = p.replace_settings
+    p.replace.value = editor_module.NONE_CHOICE
+    assert replace_form.box.comm is None
+    p.replace.value = "Dense"
+    assert set(p.replace_settings.widgets) == set(replace_form.widgets)
+
+
 def test_busy_state_is_cleared_when_a_step_fails(editor, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("probe crashed")

@@ -507,9 +507,7 @@ class ModelEditor:
             fields = catalog.settings_form(self.model, path) if path else ()
         except KerawidgetsError:
             fields = ()
-        form = SettingsForm(settings=fields, on_change=self._update_preview)
-        p.set_form("settings", form)
-        guard_tree(form.box)
+        self._show_form("settings", None, fields)
         p.settings_note.value = "" if fields or path is None else (
             "<span class='kwe-hint'>No settings form for this layer type: change its settings "
             "with <code>editor.apply(SetSettings(...))</code>.</span>")
@@ -520,12 +518,22 @@ class ModelEditor:
             p = self.panel
             choices = self._replace_choices if purpose == "replace" else self._insert_choices
             choice = choices.get(class_name)
-            form = SettingsForm(choice, on_change=self._update_preview)
-            p.set_form(purpose, form)
-            guard_tree(form.box)
+            self._show_form(purpose, choice)
             p.show_verdict(p.replace_verdict if purpose == "replace" else p.insert_verdict, choice)
             if not self._quiet:
                 self._update_preview()
+
+    def _show_form(self, purpose, choice, settings=None):
+        """The settings form of `purpose` for `choice` (or `settings`): the form shown,
+        refilled, when it has the same fields (no new widgets on the page), else a new one."""
+        shown = {"replace": self.panel.replace_settings, "insert": self.panel.insert_settings,
+                 "settings": self.panel.layer_settings}[purpose]
+        with self._quietly():  # one preview after the form is filled, not one per field
+            if shown.refill(choice, settings):
+                return
+        form = SettingsForm(choice, on_change=self._update_preview, settings=settings)
+        self.panel.set_form(purpose, form)
+        guard_tree(form.box)
 
     def _fill_compare(self, layer, path):
         """Offer the candidates that fit the selected layer in "Compare several"."""

@@ -113,9 +113,8 @@ class SettingsForm:
         self.choice = choice
         self.widgets: dict[str, w.Widget] = {}
         rows = []
-        if settings is None:
-            settings = choice.settings if choice is not None else ()
-        for setting in settings:
+        self.settings = tuple(_form_settings(choice, settings))
+        for setting in self.settings:
             widget = _setting_widget(setting)
             if on_change is not None:
                 widget.observe(lambda _change: on_change(), names="value")
@@ -128,25 +127,61 @@ class SettingsForm:
         """Raw values from the widgets (the catalog parses and checks them)."""
         return {name: widget.value for name, widget in self.widgets.items()}
 
+    def refill(self, choice=None, settings=None) -> bool:
+        """Show the form `SettingsForm(choice, settings=settings)` would show, in these
+        widgets, when it has the same fields: each value back to its setting's default
+        (what was typed goes, as in a new form). False when the fields differ (make a
+        new form). The page is sent only the values that change, no new widgets."""
+        if choice != self.choice or tuple(_form_settings(choice, settings)) != self.settings:
+            return False
+        for setting in self.settings:
+            self.widgets[setting.name].value = _widget_value(setting)
+        return True
+
+    def close(self) -> None:
+        """Close the form's widgets (with their layouts and styles) once it is replaced."""
+        for widget in (*self.widgets.values(), self.box):
+            for part in (getattr(widget, "layout", None), getattr(widget, "style", None), widget):
+                if isinstance(part, w.Widget):
+                    part.close()
+
+
+def _form_settings(choice, settings) -> tuple:
+    if settings is None:
+        return choice.settings if choice is not None else ()
+    return tuple(settings)
+
+
+def _widget_value(setting):
+    """The value a fresh widget of `setting` holds (`_setting_widget`)."""
+    if setting.kind == "int":
+        return int(setting.default)
+    if setting.kind == "float":
+        return float(setting.default)
+    if setting.kind == "bool":
+        return bool(setting.default)
+    if setting.kind == "choice":
+        options = list(setting.options())
+        return setting.default if setting.default in options else options[0]
+    if setting.kind == "tuple":
+        return ", ".join(str(v) for v in setting.default)
+    return str(setting.default)
+
 
 def _setting_widget(setting) -> w.Widget:
     style = {"description_width": "120px"}
     layout = w.Layout(width="96%")
     common = {"description": setting.name, "style": style, "layout": layout}
+    value = _widget_value(setting)
     if setting.kind == "int":
-        return w.IntText(value=int(setting.default), **common)
+        return w.IntText(value=value, **common)
     if setting.kind == "float":
-        return w.FloatText(value=float(setting.default), **common)
+        return w.FloatText(value=value, **common)
     if setting.kind == "bool":
-        return w.Checkbox(value=bool(setting.default), indent=False,
-                          description=setting.name, layout=layout)
+        return w.Checkbox(value=value, indent=False, description=setting.name, layout=layout)
     if setting.kind == "choice":
-        options = list(setting.options())
-        value = setting.default if setting.default in options else options[0]
-        return w.Dropdown(options=options, value=value, **common)
-    if setting.kind == "tuple":
-        return w.Text(value=", ".join(str(v) for v in setting.default), **common)
-    return w.Text(value=str(setting.default), **common)
+        return w.Dropdown(options=list(setting.options()), value=value, **common)
+    return w.Text(value=value, **common)
 
 
 class EditorPanel:
@@ -323,16 +358,19 @@ class EditorPanel:
         target.value = f"<span class='{cls}'>{_cell(gui_text(choice.verdict))}</span>"
 
     def set_form(self, purpose: str, form: SettingsForm) -> None:
-        """Show `form` in the tab of `purpose`: "replace", "insert" or "settings"."""
+        """Show `form` in the tab of `purpose`: "replace", "insert" or "settings"; the form
+        it replaces is closed."""
         if purpose == "replace":
-            self.replace_settings = form
+            old, self.replace_settings = self.replace_settings, form
             self.replace_form.children = [form.box]
         elif purpose == "settings":
-            self.layer_settings = form
+            old, self.layer_settings = self.layer_settings, form
             self.settings_form.children = [form.box]
         else:
-            self.insert_settings = form
+            old, self.insert_settings = self.insert_settings, form
             self.insert_form.children = [form.box]
+        if old is not form:
+            old.close()
 
     def show_probe(self, description: str, synthetic: bool) -> None:
         if synthetic:
