@@ -102,11 +102,13 @@ class Pass:
         keep_inner: keep a nested model's inner first outputs in full too.
         n: samples in the probe data (over every batch).
         graphs: a function giving the `CallGraph` of a nested model (cached by the probe).
+        exact: read every value of a large output for its statistics (see `LayerSummary`).
     """
 
     def __init__(self, graph: CallGraph, region, available, keep, n, graphs=CallGraph,
-                 keep_inner=False):
+                 keep_inner=False, exact=False):
         self.graph = graph
+        self.exact = bool(exact)
         self.n = int(n)
         self.region = set(region)
         self.available = set(available)
@@ -178,7 +180,7 @@ class Pass:
             if c.is_input:
                 value = inputs[id(c.call.output_tensors[0])]
                 if c.id in self.region:
-                    summariser.add(_summary(summaries, c.id, value.shape, self.n), value, start,
+                    summariser.add(self._summary(summaries, c.id, value.shape), value, start,
                                    0, None)
                 if (c.id, 0) in self.keep:
                     kept[(c.id, 0)] = value
@@ -205,7 +207,7 @@ class Pass:
                 # is done: bytes the pass no longer holds then count as waiting
                 first = adapter.to_numpy_view(results[0])
                 cost = 0 if (c.id, 0) in self.keep else _nbytes(results[0])
-                summariser.add(_summary(summaries, c.id, first.shape, self.n), first, start,
+                summariser.add(self._summary(summaries, c.id, first.shape), first, start,
                                cost, id(c.call.output_tensors[0]))
             if live is not None:
                 mine = id(c.call.output_tensors[0])  # counted above, held or loose
@@ -225,6 +227,12 @@ class Pass:
                 progress(done)
         return done, kept
 
+    def _summary(self, summaries, node, shape) -> LayerSummary:
+        hit = summaries.get(node)
+        if hit is None:
+            hit = summaries[node] = LayerSummary((self.n, *tuple(shape)[1:]), exact=self.exact)
+        return hit
+
     def _inner(self, c, values, start, summaries, progress, done, kept, summariser):
         """Summaries of a nested model's inner calls (``"outer/inner"``), run on its input."""
         inner_model = self.graph.inner(c)
@@ -233,7 +241,7 @@ class Pass:
         inner = self.graphs(inner_model)
         keep = {(x.id, 0) for x in inner.calls} if self.keep_inner else set()
         sub = Pass(inner, {x.id for x in inner.calls}, {}, keep, self.n, self.graphs,
-                   self.keep_inner)
+                   self.keep_inner, self.exact)
         prefix = c.id + naming.SEPARATOR
         mine = {k[len(prefix):]: v for k, v in summaries.items() if k.startswith(prefix)}
         step = None if progress is None else (lambda k: progress(done + k))
@@ -376,13 +384,6 @@ class _Progress:
     def last(self, k):
         self.total = None
         self(k)
-
-
-def _summary(summaries, node, shape, n) -> LayerSummary:
-    hit = summaries.get(node)
-    if hit is None:
-        hit = summaries[node] = LayerSummary((n, *tuple(shape)[1:]))
-    return hit
 
 
 def _frozen(array):
