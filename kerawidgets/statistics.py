@@ -409,7 +409,8 @@ class LayerSummary:
       more than 2% of the positions is missed with odds below 0.6%.
       ``statistics()["sampled"]`` says which.
     - The share of zeros, the saturation and histograms come from the kept
-      sample: a seeded, fixed choice of at most `SAMPLE_SIZE` positions, the
+      sample: a seeded, fixed choice of at most `SAMPLE_SIZE` positions (of
+      a large output, among its sampled rows, which are read anyway), the
       same positions for every output of the same shape, so two summaries
       of one layer before and after an edit compare value by value
       (`summary_movement`). An output of at most `SAMPLE_SIZE` values is
@@ -436,15 +437,16 @@ class LayerSummary:
         self.max = -math.inf
         self.dead = None  # per entry of the last axis: 0 everywhere so far
         size = int(np.prod(self.shape)) if self.shape else 1
-        self._index = sample_index(size)
-        self.sample = np.zeros(len(self._index), np.float32)
         #: Whether the statistics are read at sampled rows (`_rows`) rather than everywhere.
         self.sampled = not exact and size > EXACT_VALUES
         self._rows = None
-        if self.sampled:
-            width = self.shape[-1] if len(self.shape) >= 2 else 1
-            rows = size // max(width, 1)
-            self._rows = sample_index(rows, min(rows, max(SAMPLED_ROWS, SAMPLED_VALUES // max(width, 1))))
+        if self.sampled:  # the kept sample: positions among the values read
+            width = max(self.shape[-1] if len(self.shape) >= 2 else 1, 1)
+            rows = size // width
+            self._rows = sample_index(rows, min(rows, max(SAMPLED_ROWS, SAMPLED_VALUES // width)))
+            size = len(self._rows) * width
+        self._index = sample_index(size)
+        self.sample = np.zeros(len(self._index), np.float32)
 
     @property
     def nbytes(self) -> int:
@@ -465,16 +467,17 @@ class LayerSummary:
             v = v.astype(np.float64)
         per_sample = int(np.prod(v.shape[1:])) if v.ndim > 1 else 1
         flat = v.reshape(-1)
-        self._take_sample(flat, start * per_sample)
         self.count += int(v.size)
         if v.size == 0:
             return
         units = flat.reshape(-1, v.shape[-1] if v.ndim >= 2 else 1)
+        first = start * per_sample  # position of `flat[0]` among the values sampled from
         if self._rows is not None:  # a large output: its sampled rows only
             offset = start * (per_sample // units.shape[1])
             lo, hi = np.searchsorted(self._rows, [offset, offset + units.shape[0]])
             units = units[self._rows[lo:hi] - offset]
-            flat = units.reshape(-1)
+            flat, first = units.reshape(-1), int(lo) * units.shape[1]
+        self._take_sample(flat, first)
         self.read += int(flat.size)
         if flat.size == 0:
             return
