@@ -8,9 +8,12 @@ model's checkpoints) when they exist, and otherwise from the calls that
 produce it, run too, back to the model's inputs at worst. It summarises
 every output the caller asked for (`LayerSummary`), keeps the tensors asked
 for in full, and drops every other value as soon as no later call needs it.
-The summaries are taken on one worker thread (`Summariser`) while the next
-calls run, in order, so they are the same as when taken in the caller; the
-outputs waiting for them count in the probe's memory.
+With exact statistics (every value read, `Pass(exact=True)`) the summaries
+are taken on one worker thread (`Summariser`) while the next calls run, in
+order, so they are the same as when taken in the caller; the outputs waiting
+for them count in the probe's memory. Sampled summaries (the default for
+large outputs) cost about a millisecond each, less than handing the output
+to a thread and keeping it alive meanwhile: they are taken in the caller.
 
 >>> import keras, numpy as np
 >>> from kerawidgets.callgraph import CallGraph
@@ -39,8 +42,9 @@ from kerawidgets.statistics import LayerSummary
 
 __all__ = ["BACKGROUND", "Pass", "Summariser", "edit_region"]
 
-#: Summarise outputs on a worker thread while the next calls run (see `Summariser`);
-#: never on torch, whose tensors other code may write in place. A switch for benchmarks.
+#: Summarise outputs on a worker thread while the next calls run (see `Summariser`)
+#: when every value is read (`Pass(exact=True)`); never on torch, whose tensors other
+#: code may write in place. A switch for benchmarks.
 BACKGROUND = True
 
 
@@ -154,8 +158,8 @@ class Pass:
         if progress is not None:
             progress = _Progress(progress, self.units if own else None)
         if own:
-            summariser = Summariser(room if BACKGROUND and keras.backend.backend() != "torch"
-                                    else 0)
+            background = BACKGROUND and self.exact and keras.backend.backend() != "torch"
+            summariser = Summariser(room if background else 0)
         try:
             done, kept = self._calls(batch, start, summaries, stored or {}, progress, live,
                                      summariser)
