@@ -47,7 +47,8 @@ class MetricSpec(TypedDict):
 METRICS: dict = {
     "movement": ("movement", "mean |after - before| / mean |before| on the probe",
                  "log", "percent", None, None, (), [1e-3, 1.0]),
-    "dead": ("dead units", "share of units never active (0 for every probe sample)",
+    "dead": ("dead units", "share of units never active (0 for every probe sample; for a large "
+             "output, at every sampled position)",
              "linear", "percent", "dead", 0.2,
              ("never_positive_fraction", "dead_fraction"), [0.0, 1.0]),
     "saturation": ("saturation", "share of values near the activation's limits",

@@ -144,10 +144,11 @@ def _shared_bins(before, after, bins):
 
 
 def _label(name, values, source=None):
-    if isinstance(source, LayerSummary):  # exact numbers, not the sample's
+    if isinstance(source, LayerSummary):  # the summary's numbers (≈: read at sampled rows)
         stats = source.statistics()
         if stats["mean"] is not None:
-            return f"{name}: mean {stats['mean']:.3g}, std {stats['std']:.3g}"
+            about = "≈" if stats["sampled"] else ""
+            return f"{name}: mean {about}{stats['mean']:.3g}, std {about}{stats['std']:.3g}"
     if values.size == 0:
         return f"{name} (no values)"
     return f"{name}: mean {values.mean():.3g}, std {values.std():.3g}"
@@ -217,7 +218,8 @@ def histogram_figure(before, after=None, *, title="Layer output", bins=50,
     Bars are shares of all values (so different sizes compare); the legend
     gives each side's mean and std. Either side may be a
     `kerawidgets.statistics.LayerSummary` (what the editor keeps): its
-    sample is drawn and its exact mean and std are written.
+    sample is drawn and its mean and std are written (with ≈ when they were
+    read at sampled positions of a large output).
 
     >>> import numpy as np
     >>> fig = histogram_figure(np.zeros(10), np.ones(10), title="relu")

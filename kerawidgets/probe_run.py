@@ -8,9 +8,12 @@ model's checkpoints) when they exist, and otherwise from the calls that
 produce it, run too, back to the model's inputs at worst. It summarises
 every output the caller asked for (`LayerSummary`), keeps the tensors asked
 for in full, and drops every other value as soon as no later call needs it.
-The summaries are taken on one worker thread (`Summariser`) while the next
-calls run, in order, so they are the same as when taken in the caller; the
-outputs waiting for them count in the probe's memory.
+With exact statistics (every value read, `Pass(exact=True)`) the summaries
+are taken on one worker thread (`Summariser`) while the next calls run, in
+order, so they are the same as when taken in the caller; the outputs waiting
+for them count in the probe's memory. Sampled summaries (the default for
+large outputs) cost about a millisecond each, less than handing the output
+to a thread and keeping it alive meanwhile: they are taken in the caller.
 
 >>> import keras, numpy as np
 >>> from kerawidgets.callgraph import CallGraph
@@ -39,8 +42,9 @@ from kerawidgets.statistics import LayerSummary
 
 __all__ = ["BACKGROUND", "Pass", "Summariser", "edit_region"]
 
-#: Summarise outputs on a worker thread while the next calls run (see `Summariser`);
-#: never on torch, whose tensors other code may write in place. A switch for benchmarks.
+#: Summarise outputs on a worker thread while the next calls run (see `Summariser`)
+#: when every value is read (`Pass(exact=True)`); never on torch, whose tensors other
+#: code may write in place. A switch for benchmarks.
 BACKGROUND = True
 
 
@@ -102,11 +106,13 @@ class Pass:
         keep_inner: keep a nested model's inner first outputs in full too.
         n: samples in the probe data (over every batch).
         graphs: a function giving the `CallGraph` of a nested model (cached by the probe).
+        exact: read every value of a large output for its statistics (see `LayerSummary`).
     """
 
     def __init__(self, graph: CallGraph, region, available, keep, n, graphs=CallGraph,
-                 keep_inner=False):
+                 keep_inner=False, exact=False):
         self.graph = graph
+        self.exact = bool(exact)
         self.n = int(n)
         self.region = set(region)
         self.available = set(available)
@@ -152,8 +158,8 @@ class Pass:
         if progress is not None:
             progress = _Progress(progress, self.units if own else None)
         if own:
-            summariser = Summariser(room if BACKGROUND and keras.backend.backend() != "torch"
-                                    else 0)
+            background = BACKGROUND and self.exact and keras.backend.backend() != "torch"
+            summariser = Summariser(room if background else 0)
         try:
             done, kept = self._calls(batch, start, summaries, stored or {}, progress, live,
                                      summariser)
@@ -178,7 +184,7 @@ class Pass:
             if c.is_input:
                 value = inputs[id(c.call.output_tensors[0])]
                 if c.id in self.region:
-                    summariser.add(_summary(summaries, c.id, value.shape, self.n), value, start,
+                    summariser.add(self._summary(summaries, c.id, value.shape), value, start,
                                    0, None)
                 if (c.id, 0) in self.keep:
                     kept[(c.id, 0)] = value
@@ -205,7 +211,7 @@ class Pass:
                 # is done: bytes the pass no longer holds then count as waiting
                 first = adapter.to_numpy_view(results[0])
                 cost = 0 if (c.id, 0) in self.keep else _nbytes(results[0])
-                summariser.add(_summary(summaries, c.id, first.shape, self.n), first, start,
+                summariser.add(self._summary(summaries, c.id, first.shape), first, start,
                                cost, id(c.call.output_tensors[0]))
             if live is not None:
                 mine = id(c.call.output_tensors[0])  # counted above, held or loose
@@ -225,6 +231,12 @@ class Pass:
                 progress(done)
         return done, kept
 
+    def _summary(self, summaries, node, shape) -> LayerSummary:
+        hit = summaries.get(node)
+        if hit is None:
+            hit = summaries[node] = LayerSummary((self.n, *tuple(shape)[1:]), exact=self.exact)
+        return hit
+
     def _inner(self, c, values, start, summaries, progress, done, kept, summariser):
         """Summaries of a nested model's inner calls (``"outer/inner"``), run on its input."""
         inner_model = self.graph.inner(c)
@@ -233,7 +245,7 @@ class Pass:
         inner = self.graphs(inner_model)
         keep = {(x.id, 0) for x in inner.calls} if self.keep_inner else set()
         sub = Pass(inner, {x.id for x in inner.calls}, {}, keep, self.n, self.graphs,
-                   self.keep_inner)
+                   self.keep_inner, self.exact)
         prefix = c.id + naming.SEPARATOR
         mine = {k[len(prefix):]: v for k, v in summaries.items() if k.startswith(prefix)}
         step = None if progress is None else (lambda k: progress(done + k))
@@ -376,13 +388,6 @@ class _Progress:
     def last(self, k):
         self.total = None
         self(k)
-
-
-def _summary(summaries, node, shape, n) -> LayerSummary:
-    hit = summaries.get(node)
-    if hit is None:
-        hit = summaries[node] = LayerSummary((n, *tuple(shape)[1:]))
-    return hit
 
 
 def _frozen(array):

@@ -150,7 +150,7 @@ class EditSession:
     Args:
         model: a built Functional or Sequential model; it is never modified.
         x, y: probe inputs and labels (see `Probe`); None makes synthetic inputs.
-        memory_budget, max_batches, batch_size, seed: passed to `Probe`.
+        memory_budget, max_batches, batch_size, seed, exact_statistics: passed to `Probe`.
         history_size: how many edited models undo/redo keep in memory.
     """
 
@@ -159,7 +159,7 @@ class EditSession:
     MOVE_STEPS = 5
 
     def __init__(self, model, x=None, y=None, *, memory_budget=2**30, max_batches=4,
-                 batch_size=16, seed=0, history_size=8):
+                 batch_size=16, seed=0, history_size=8, exact_statistics=False):
         arguments.model(model)
         arguments.integer("history_size", history_size, minimum=1)
         from kerawidgets import subclassed
@@ -169,7 +169,8 @@ class EditSession:
         adapter.functional_view(model)  # refuses unbuilt models up front
         self.original = model
         self.probe = Probe(model, x, y, max_batches=max_batches, batch_size=batch_size,
-                           memory_budget=memory_budget, seed=seed)
+                           memory_budget=memory_budget, seed=seed,
+                           exact_statistics=exact_statistics)
         self._history = History(model, max_models=history_size)
         self._preview: list = []  # (model, edit, reinitialize, Rebuild or error), newest last
         self._edited_paths: list[set] = [set()]

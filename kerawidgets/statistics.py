@@ -88,7 +88,9 @@ def layer_statistics(array, *, bounds="auto") -> dict:
       apply (``bounds=None`` turns detection off);
     - ``saturation_bounds``: the bounds used, or None;
     - ``nonfinite_fraction``: share of NaN or infinite values;
-    - ``shape`` and ``count``.
+    - ``shape`` and ``count``;
+    - ``sampled``: False (every value read; see `LayerSummary` for the
+      summaries of large outputs, where it is True).
 
     >>> stats = layer_statistics(np.tanh(np.array([[-9.0, 0.0], [9.0, 0.5]])))
     >>> stats["saturation"], stats["saturation_bounds"]
@@ -106,7 +108,7 @@ def layer_statistics(array, *, bounds="auto") -> dict:
         return {"shape": shape, "count": count, "mean": None, "std": None, "min": None,
                 "max": None, "zero_fraction": 0.0, "dead_fraction": 0.0, "saturation": 0.0,
                 "saturation_bounds": None,
-                "nonfinite_fraction": 1.0 if count else 0.0}
+                "nonfinite_fraction": 1.0 if count else 0.0, "sampled": False}
     units = values.reshape(-1, shape[-1]) if values.ndim >= 2 else values.reshape(-1, 1)
     dead = float(np.mean(np.all(units == 0, axis=0)))
     found = detect_bounds(finite, bounds)
@@ -127,6 +129,7 @@ def layer_statistics(array, *, bounds="auto") -> dict:
         "saturation": saturation,
         "saturation_bounds": None if found is None else [float(found[0]), float(found[1])],
         "nonfinite_fraction": float(1.0 - finite_mask.mean()),
+        "sampled": False,
     }
 
 
@@ -377,6 +380,13 @@ SAMPLE_SIZE = 8192
 #: Sampled statistics (histogram shares, movement) are checked against exact ones
 #: in the tests within this tolerance (absolute, on shares and relative changes).
 SAMPLE_TOLERANCE = 0.05
+#: Outputs of more values than this are read at sampled positions only (see
+#: `LayerSummary`), unless exact statistics are asked for: 1 MiB of float32.
+EXACT_VALUES = 1 << 18
+#: A large output's sampled positions: whole rows (every unit at one sample and
+#: position), as many as make this many values, and at least `SAMPLED_ROWS`.
+SAMPLED_VALUES = 1 << 16
+SAMPLED_ROWS = 256
 
 
 class LayerSummary:
@@ -384,13 +394,27 @@ class LayerSummary:
 
     Built batch by batch with `add` (the probe runs the probe data in
     batches), so the full output never has to be held at once, and read
-    with `statistics`. Exact: mean, std, min, max, the share of dead units
-    (from each unit's largest and smallest values) and of non-finite values. The share of
-    zeros, the saturation and histograms come from the sample: a seeded,
-    fixed choice of at most `SAMPLE_SIZE` positions, the same positions for
-    every output of the same shape, so two summaries of one layer before and
-    after an edit compare value by value (`summary_movement`). An output of
-    at most `SAMPLE_SIZE` values is sampled whole: everything is exact.
+    with `statistics`.
+
+    - Mean, std, min, max, the share of dead units (from each unit's largest
+      and smallest values) and of non-finite values are read from every
+      value of an output of at most `EXACT_VALUES` values, or with
+      ``exact=True``. A larger output is read at sampled positions: a
+      seeded, fixed choice of whole rows (every unit at one sample and
+      position; `SAMPLED_VALUES` values, at least `SAMPLED_ROWS` rows), so
+      reading a 16x112x112x64 output costs about 0.1 ms instead of 12 ms.
+      Its mean and std are then estimates (within `SAMPLE_TOLERANCE` of the
+      std in the tests), its min and max those of the values read, and a
+      unit counts as dead when it is 0 at every sampled row: a unit alive at
+      more than 2% of the positions is missed with odds below 0.6%.
+      ``statistics()["sampled"]`` says which.
+    - The share of zeros, the saturation and histograms come from the kept
+      sample: a seeded, fixed choice of at most `SAMPLE_SIZE` positions (of
+      a large output, among its sampled rows, which are read anyway), the
+      same positions for every output of the same shape, so two summaries
+      of one layer before and after an edit compare value by value
+      (`summary_movement`). An output of at most `SAMPLE_SIZE` values is
+      sampled whole: everything is exact.
 
     >>> s = LayerSummary((4, 2))
     >>> s.add(np.array([[0.0, 1.0], [0.0, 3.0]]), 0)
@@ -398,11 +422,14 @@ class LayerSummary:
     >>> stats = s.statistics()
     >>> stats["mean"], stats["dead_fraction"], stats["zero_fraction"], stats["shape"]
     (1.0, 0.5, 0.5, [4, 2])
+    >>> LayerSummary((16, 112, 112, 64)).sampled, LayerSummary((16, 112, 112, 64), exact=True).sampled
+    (True, False)
     """
 
-    def __init__(self, shape):
+    def __init__(self, shape, exact: bool = False):
         self.shape = tuple(int(d) for d in shape)
         self.count = 0  # values seen
+        self.read = 0  # values the moments, extremes and dead units were read from
         self.finite = 0
         self.total = 0.0  # mean of the finite values so far
         self.squares = 0.0  # sum of their squared deviations from it
@@ -410,6 +437,14 @@ class LayerSummary:
         self.max = -math.inf
         self.dead = None  # per entry of the last axis: 0 everywhere so far
         size = int(np.prod(self.shape)) if self.shape else 1
+        #: Whether the statistics are read at sampled rows (`_rows`) rather than everywhere.
+        self.sampled = not exact and size > EXACT_VALUES
+        self._rows = None
+        if self.sampled:  # the kept sample: positions among the values read
+            width = max(self.shape[-1] if len(self.shape) >= 2 else 1, 1)
+            rows = size // width
+            self._rows = sample_index(rows, min(rows, max(SAMPLED_ROWS, SAMPLED_VALUES // width)))
+            size = len(self._rows) * width
         self._index = sample_index(size)
         self.sample = np.zeros(len(self._index), np.float32)
 
@@ -432,11 +467,20 @@ class LayerSummary:
             v = v.astype(np.float64)
         per_sample = int(np.prod(v.shape[1:])) if v.ndim > 1 else 1
         flat = v.reshape(-1)
-        self._take_sample(flat, start * per_sample)
         self.count += int(v.size)
         if v.size == 0:
             return
         units = flat.reshape(-1, v.shape[-1] if v.ndim >= 2 else 1)
+        first = start * per_sample  # position of `flat[0]` among the values sampled from
+        if self._rows is not None:  # a large output: its sampled rows only
+            offset = start * (per_sample // units.shape[1])
+            lo, hi = np.searchsorted(self._rows, [offset, offset + units.shape[0]])
+            units = units[self._rows[lo:hi] - offset]
+            flat, first = units.reshape(-1), int(lo) * units.shape[1]
+        self._take_sample(flat, first)
+        self.read += int(flat.size)
+        if flat.size == 0:
+            return
         # One sweep, chunk by chunk: each unit's largest and smallest value (the dead
         # units and the extremes), the sum and the sum of squares.
         highest, lowest, total, squares = _sweep(units)
@@ -487,7 +531,8 @@ class LayerSummary:
         if self.finite == 0:
             return {"shape": shape, "count": count, "mean": None, "std": None, "min": None,
                     "max": None, "zero_fraction": 0.0, "dead_fraction": 0.0, "saturation": 0.0,
-                    "saturation_bounds": None, "nonfinite_fraction": 1.0 if count else 0.0}
+                    "saturation_bounds": None, "nonfinite_fraction": 1.0 if count else 0.0,
+                    "sampled": self.sampled}
         mean = self.total
         variance = max(self.squares / self.finite, 0.0)
         found = self.bounds() if bounds == "auto" else (None if bounds is None else tuple(bounds))
@@ -506,7 +551,8 @@ class LayerSummary:
             "dead_fraction": float(np.mean(dead)),
             "saturation": saturation,
             "saturation_bounds": None if found is None else [float(found[0]), float(found[1])],
-            "nonfinite_fraction": float(1.0 - self.finite / count),
+            "nonfinite_fraction": float(1.0 - self.finite / max(self.read, 1)),
+            "sampled": self.sampled,
         }
 
     def __repr__(self):
@@ -579,14 +625,14 @@ def _sweep(units) -> tuple[np.ndarray, np.ndarray, float, float]:
     return highest, lowest, total, squares
 
 
-def summarize(array) -> LayerSummary:
-    """The `LayerSummary` of one whole array.
+def summarize(array, exact: bool = False) -> LayerSummary:
+    """The `LayerSummary` of one whole array (``exact``: read every value, however large).
 
     >>> summarize(np.arange(4.0)).statistics()["max"]
     3.0
     """
     values = _as_array(array)
-    summary = LayerSummary(values.shape)
+    summary = LayerSummary(values.shape, exact=exact)
     summary.add(values, 0)
     return summary
 

@@ -432,3 +432,16 @@ def test_a_kept_comparison_without_class_like_outputs_draws_no_bars_frame():
         assert not plots._agreement_shares(inputs["agreement"])
         _assert_same_pixels(cache.png("comparison", plots.Display(760), **inputs),
                             _fresh("comparison", plots.Display(760), inputs), step)
+
+
+def test_the_legend_marks_a_mean_and_std_read_at_sampled_rows():
+    from kerawidgets.statistics import summarize
+
+    values = np.random.default_rng(2).normal(1.0, 2.0, (16, 64, 64, 32)).astype("float32")
+    large, small = summarize(values), summarize(values[:1, :8])
+    fig = plots.histogram_figure(large, small)
+    before, after = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert before.startswith("before: mean ≈") and ", std ≈" in before
+    assert "≈" not in after and after.startswith("after: mean ")
+    exact = plots.histogram_figure(summarize(values, exact=True))
+    assert "≈" not in exact.axes[0].get_legend().get_texts()[0].get_text()

@@ -1,5 +1,6 @@
-"""Tests for kerawidgets.probe_run's `Summariser`: summaries on a worker thread, in order,
-within the memory budget, errors raised in the caller, no thread left behind."""
+"""Tests for kerawidgets.probe_run's `Summariser`: summaries on a worker thread (with exact
+statistics), in order, within the memory budget, errors raised in the caller, no thread left
+behind."""
 
 import threading
 
@@ -39,7 +40,7 @@ def workers():
 
 def probed(model, background, monkeypatch, **kwargs):
     monkeypatch.setattr(probe_run, "BACKGROUND", background)
-    probe = Probe(model, images(), batch_size=8, **kwargs)
+    probe = Probe(model, images(), batch_size=8, exact_statistics=True, **kwargs)
     return probe, probe.summaries(model)
 
 
@@ -71,6 +72,22 @@ def test_summaries_on_the_worker_are_bitwise_those_made_in_the_caller(monkeypatc
     assert not workers()
 
 
+def test_sampled_summaries_are_taken_in_the_caller_without_a_thread(monkeypatch):
+    threads = []
+    real_add = LayerSummary.add
+
+    def add(summary, values, start):
+        threads.append(threading.current_thread().name)
+        real_add(summary, values, start)
+
+    monkeypatch.setattr(LayerSummary, "add", add)
+    model = residual()
+    probe = Probe(model, images(), batch_size=8)  # exact_statistics=False: the default
+    probe.summaries(model)
+    assert threads and set(threads) == {threading.current_thread().name}
+    assert probe.cached(model) and not workers()
+
+
 def test_an_edit_recomputed_on_the_worker_matches_the_caller(monkeypatch):
     model = residual()
     new = keras.models.clone_model(model)
@@ -99,7 +116,7 @@ def test_an_error_in_a_call_leaves_no_thread_and_the_probe_usable(monkeypatch, e
         return real(call, tensor_map, training=training)
 
     monkeypatch.setattr(adapter, "run_call", failing)
-    probe = Probe(model, images(), batch_size=8)
+    probe = Probe(model, images(), batch_size=8, exact_statistics=True)
     with pytest.raises(error, match="stopped in a call"):
         probe.summaries(model)
     assert not workers() and not probe.cached(model)
@@ -119,7 +136,7 @@ def test_an_error_in_the_worker_is_raised_in_the_caller(monkeypatch):
         real_add(summary, values, start)
 
     monkeypatch.setattr(LayerSummary, "add", add)
-    probe = Probe(model, images(), batch_size=8)
+    probe = Probe(model, images(), batch_size=8, exact_statistics=True)
     with pytest.raises(ValueError, match="a summary failed"):
         probe.summaries(model)
     assert not workers() and not probe.cached(model)

@@ -194,10 +194,11 @@ def test_summary_statistics_over_batches_exact_or_within_the_tolerance():
     from kerawidgets.statistics import LayerSummary, layer_statistics
 
     values = _mixed()
-    summary = LayerSummary(values.shape)
+    summary = LayerSummary(values.shape, exact=True)
     for start in range(0, len(values), 1000):  # in batches, as the probe runs
         summary.add(values[start:start + 1000], start)
     exact, got = layer_statistics(values), summary.statistics()
+    assert not got["sampled"] and not exact["sampled"]
     for key in ("mean", "std", "min", "max", "dead_fraction", "nonfinite_fraction"):
         assert got[key] == pytest.approx(exact[key], rel=1e-5, abs=1e-7), key
     assert got["shape"] == exact["shape"] and got["count"] == exact["count"]
@@ -211,8 +212,65 @@ def test_summary_statistics_over_batches_exact_or_within_the_tolerance():
                                                   abs=statistics.SAMPLE_TOLERANCE / 2)
     with_nan = values.copy()
     with_nan[0, 0], with_nan[1, 1] = np.nan, np.inf
-    assert statistics.summarize(with_nan).statistics()["mean"] == pytest.approx(
+    assert statistics.summarize(with_nan, exact=True).statistics()["mean"] == pytest.approx(
         layer_statistics(with_nan)["mean"], rel=1e-6)
+
+
+def _large_relu_output():
+    """16x64x64x32 values (> EXACT_VALUES) like a ReLU's: 3 dead units, the others alive
+    at about half the positions, one of them mostly zero (alive at 5% of them)."""
+    rng = np.random.default_rng(11)
+    values = np.maximum(rng.normal(0.2, 1.5, (16, 64, 64, 32)), 0).astype("float32")
+    values[..., [3, 17, 30]] = 0.0
+    values[..., 9] *= rng.random((16, 64, 64)) < 0.1
+    return values
+
+
+def test_statistics_of_a_large_output_are_read_at_sampled_rows_within_the_stated_tolerance():
+    from kerawidgets.statistics import (
+        EXACT_VALUES,
+        SAMPLE_TOLERANCE,
+        SAMPLED_VALUES,
+        LayerSummary,
+        layer_statistics,
+    )
+
+    values = _large_relu_output()
+    assert values.size > EXACT_VALUES
+    whole = statistics.summarize(values)
+    in_batches = LayerSummary(values.shape)
+    for start in range(0, 16, 3):  # batches of 3 samples: the same rows read
+        in_batches.add(values[start:start + 3], start)
+    exact = layer_statistics(values)
+    for summary in (whole, in_batches):
+        got = summary.statistics()
+        assert got["sampled"] and summary.sampled
+        assert SAMPLED_VALUES <= summary.read < values.size // 8
+        assert summary.count == got["count"] == values.size
+        assert abs(got["mean"] - exact["mean"]) <= SAMPLE_TOLERANCE * exact["std"]
+        assert got["std"] == pytest.approx(exact["std"], rel=SAMPLE_TOLERANCE)
+        assert exact["min"] <= got["min"] and got["max"] <= exact["max"]  # of the values read
+        assert got["max"] >= 0.5 * exact["max"]
+        assert got["dead_fraction"] == exact["dead_fraction"] == 3 / 32
+        assert got["nonfinite_fraction"] == 0.0
+        assert abs(got["zero_fraction"] - exact["zero_fraction"]) <= SAMPLE_TOLERANCE / 2
+    once, batched = whole.statistics(), in_batches.statistics()
+    for key, value in once.items():  # the same rows read; only the sums' rounding differs
+        assert batched[key] == (pytest.approx(value, rel=1e-6) if isinstance(value, float)
+                                else value), key
+    np.testing.assert_array_equal(whole.sample, in_batches.sample)
+
+
+def test_a_large_output_with_non_finite_values_counts_them_at_the_sampled_rows():
+    values = _large_relu_output()
+    values[:, :, :8] = np.inf  # an eighth of the positions overflowed
+    got = statistics.summarize(values).statistics()
+    exact = layer_statistics(values)
+    assert got["sampled"]
+    assert got["nonfinite_fraction"] == pytest.approx(exact["nonfinite_fraction"],
+                                                      abs=statistics.SAMPLE_TOLERANCE)
+    assert got["nonfinite_fraction"] > 0.05
+    assert abs(got["mean"] - exact["mean"]) <= statistics.SAMPLE_TOLERANCE * exact["std"]
 
 
 def test_float16_outputs_get_their_std_and_mean():
@@ -269,10 +327,11 @@ def test_paired_summary_statistics_match_paired_statistics():
 # --- sampled summaries of real layer outputs, on the backend in use -----------------------
 
 
-def _real_cnn():
-    """Conv, batch norm, ReLU, tanh, sigmoid and softmax outputs of 16x32x32x16 (> SAMPLE_SIZE)."""
+def _real_cnn(size=32):
+    """Conv, batch norm, ReLU, tanh, sigmoid and softmax outputs of 16x32x32x16 (> SAMPLE_SIZE;
+    at `size` 64, 16x64x64x16 > EXACT_VALUES)."""
     keras.utils.set_random_seed(5)
-    inp = keras.Input((32, 32, 3), name="image")
+    inp = keras.Input((size, size, 3), name="image")
     x = layers.Conv2D(16, 3, padding="same", name="conv")(inp)
     x = layers.BatchNormalization(name="bn")(x)
     x = layers.ReLU(name="relu")(x)
@@ -283,8 +342,8 @@ def _real_cnn():
     return keras.Model(inp, layers.Dense(10, activation="softmax", name="head")(x))
 
 
-def _real_images():
-    return np.random.default_rng(6).normal(0, 2, (16, 32, 32, 3)).astype("float32")
+def _real_images(size=32):
+    return np.random.default_rng(6).normal(0, 2, (16, size, size, 3)).astype("float32")
 
 
 def _assert_within_tolerance(summary, full, exact):
@@ -314,6 +373,30 @@ def test_sampled_statistics_of_real_layer_outputs_match_exact_ones_within_the_to
         _assert_within_tolerance(summaries[key], full[key], exact)
     assert layer_statistics(full["relu"])["zero_fraction"] > 0.2  # the shares are not all 0
     assert layer_statistics(full["gate"])["saturation_bounds"] == [0.0, 1.0]
+
+
+def test_large_real_outputs_are_read_at_sampled_rows_unless_exact_statistics_are_asked():
+    from kerawidgets.statistics import SAMPLE_TOLERANCE
+
+    model, x = _real_cnn(64), _real_images(64)
+    full = Probe(model, x).outputs(model)
+    sampled = Probe(model, x).summaries(model).summaries
+    exact = Probe(model, x, exact_statistics=True).summaries(model).summaries
+    large = [k for k in ("conv", "bn", "relu", "tanh_conv", "gate") if full[k].size > 2**18]
+    assert large == ["conv", "bn", "relu", "tanh_conv", "gate"]
+    for key in large:
+        truth = layer_statistics(full[key])
+        got, every = sampled[key].statistics(), exact[key].statistics()
+        assert got["sampled"] and not every["sampled"], key
+        for name in ("mean", "std", "min", "max", "dead_fraction"):
+            assert every[name] == pytest.approx(truth[name], rel=1e-4, abs=1e-5), (key, name)
+        assert abs(got["mean"] - truth["mean"]) <= SAMPLE_TOLERANCE * truth["std"], key
+        assert got["std"] == pytest.approx(truth["std"], rel=SAMPLE_TOLERANCE), key
+        assert truth["min"] <= got["min"] <= got["max"] <= truth["max"], key
+        assert got["dead_fraction"] == truth["dead_fraction"], key
+        assert got["saturation_bounds"] == truth["saturation_bounds"], key
+    assert sampled["gate"].statistics()["saturation_bounds"] == [0.0, 1.0]
+    assert not sampled["pool"].statistics()["sampled"]  # 16x16 values: every one read
 
 
 def test_paired_summaries_of_an_edited_real_model_match_exact_paired_statistics():

@@ -93,6 +93,9 @@ class ModelEditor:
         y: labels for the probe inputs (accuracy and loss before/after).
         memory_budget: bytes of cached layer outputs (see `Probe`).
         max_batches, batch_size, seed: passed to `Probe`.
+        exact_statistics: read every value of every layer output for the
+            statistics (see `Probe`); by default large outputs are read at
+            sampled positions, which keeps Apply quick at 224x224.
         history_size: how many edited models undo/redo keep in memory.
         height: height of the graph.
 
@@ -105,11 +108,13 @@ class ModelEditor:
     MOVE_STEPS = EditSession.MOVE_STEPS
 
     def __init__(self, model, x=None, y=None, *, memory_budget=2**30, max_batches=4,
-                 batch_size=16, seed=0, history_size=8, height="560px", theme="auto"):
+                 batch_size=16, seed=0, history_size=8, height="560px", theme="auto",
+                 exact_statistics=False):
         check_view_arguments(model, None, height, theme)
         self.session = EditSession(model, x, y, memory_budget=memory_budget,
                                    max_batches=max_batches, batch_size=batch_size, seed=seed,
-                                   history_size=history_size)
+                                   history_size=history_size,
+                                   exact_statistics=exact_statistics)
         self._replace_choices: dict[str, catalog.Choice] = {}
         self._insert_choices: dict[str, catalog.Choice] = {}
         self._train_data = (x, y)  # what the panel's Fine-tune trains on
