@@ -5,7 +5,8 @@ For ResNet50, EfficientNetB0 and MobileNetV2 (`weights=None`) at 224x224 (and
 
 - `model(x)`: one plain forward pass of the probe (warm; the unit of every ratio);
 - opening: the first probe of the original (what the first Apply pays once);
-- Apply of an activation edit in the last quarter of the model, after its
+- Apply of an activation edit in the last quarter of the model, with the
+  layer selected (the panel filled for it, as after a click) and after its
   preview (the dry-run rebuild the panel runs first, cached for Apply), to
   updated plots, heat and panel; "last quarter" three times: the first
   swappable layer at 75% of the model's layers (the editor's first Apply,
@@ -15,6 +16,8 @@ For ResNet50, EfficientNetB0 and MobileNetV2 (`weights=None`) at 224x224 (and
   after 87.5% of its work (the middle of the last quarter);
 - Apply of an edit at the first activation (one pass of the edited model);
 - Undo and Redo (redraw only);
+- each Apply after the editor's first, and Undo and Redo, `REPEAT` times: the
+  median, and in brackets the slowest;
 - the probe's peak memory (`Probe.peak_bytes`: what it holds plus the values
   alive during a pass) against its budget, at the default budget and at 256 MiB.
 
@@ -95,11 +98,32 @@ def cpu_seconds(action):
 
 
 def timed_apply(editor, edit):
+    editor.select(edit.layer)  # clicked: the panel filled for it (and refilled after Apply)
     editor.session.dry_run(edit, None)  # the panel's preview, before Apply is pressed
     editor.probe.reset_peak()
     cpu = []
     took = seconds(lambda: cpu.append(cpu_seconds(lambda: editor.apply(edit))))
     return took, editor.compare()["recompute"], cpu[0]
+
+
+#: Each Apply after the editor's first is timed this many times (a different activation
+#: each time, undone after): the table gives the median and, in brackets, the slowest, which
+#: is where a full collection of Python's garbage collector (about 0.3 s here) lands.
+REPEAT = 3
+ACTIVATIONS = ("gelu", "elu", "silu")
+
+
+def repeated_apply(editor, layer, peaks):
+    """Median wall and CPU time of `REPEAT` Applies at `layer` (each undone), the slowest
+    wall time, and what the probe recomputed."""
+    walls, cpus, kind = [], [], None
+    for activation in ACTIVATIONS[:REPEAT]:
+        wall, kind, cpu = timed_apply(editor, SetActivation(layer, activation))
+        peaks.append(editor.probe.peak_bytes)
+        editor.undo()
+        walls.append(wall)
+        cpus.append(cpu)
+    return stats.median(walls), max(walls), kind, stats.median(cpus)
 
 
 def measure(name, size, budget):
@@ -120,27 +144,26 @@ def measure(name, size, budget):
     middle = [n for n in names if shares[n] >= 0.875]
     late, late_kind, late_cpu = timed_apply(editor, SetActivation(quarter[0], "gelu"))
     peaks = [editor.probe.peak_bytes]
-    undo = seconds(editor.undo)
-    redo = seconds(editor.redo)
+    undos, redos = [], []
+    for _ in range(REPEAT):
+        undos.append(seconds(editor.undo))
+        redos.append(seconds(editor.redo))
     editor.undo()
-    work, work_kind, work_cpu = timed_apply(editor, SetActivation(by_work[0], "gelu"))
-    peaks.append(editor.probe.peak_bytes)
-    editor.undo()
-    mid, mid_kind, mid_cpu = timed_apply(editor, SetActivation(middle[0], "gelu"))
-    peaks.append(editor.probe.peak_bytes)
-    editor.undo()
-    first, first_kind, first_cpu = timed_apply(editor, SetActivation(names[0], "gelu"))
-    peaks.append(editor.probe.peak_bytes)
+    work, work_max, work_kind, work_cpu = repeated_apply(editor, by_work[0], peaks)
+    mid, mid_max, mid_kind, mid_cpu = repeated_apply(editor, middle[0], peaks)
+    first, first_max, first_kind, first_cpu = repeated_apply(editor, names[0], peaks)
     return {
         "model": f"{name} {size}x{size}", "layers": len(model.layers),
         "budget": editor.probe.memory_budget, "forward": forward, "opening": opening,
         "late_layer": quarter[0], "late": late, "late_kind": late_kind,
         "late_share": 1 - shares[quarter[0]], "work_layer": by_work[0], "work": work,
-        "work_kind": work_kind, "work_share": 1 - shares[by_work[0]],
-        "mid_layer": middle[0], "mid": mid, "mid_kind": mid_kind, "mid_cpu": mid_cpu,
-        "mid_share": 1 - shares[middle[0]],
-        "first_layer": names[0], "first": first, "first_kind": first_kind,
-        "undo": undo, "redo": redo, "peak": max(peaks), "load": load,
+        "work_max": work_max, "work_kind": work_kind, "work_share": 1 - shares[by_work[0]],
+        "mid_layer": middle[0], "mid": mid, "mid_max": mid_max, "mid_kind": mid_kind,
+        "mid_cpu": mid_cpu, "mid_share": 1 - shares[middle[0]],
+        "first_layer": names[0], "first": first, "first_max": first_max,
+        "first_kind": first_kind,
+        "undo": stats.median(undos), "redo": stats.median(redos),
+        "undo_max": max(undos + redos), "peak": max(peaks), "load": load,
         "forward_cpu": forward_cpu, "late_cpu": late_cpu, "work_cpu": work_cpu,
         "first_cpu": first_cpu,
     }
@@ -151,14 +174,14 @@ def row(r) -> str:
     return (f"| {r['model']} | {r['budget'] / 2**20:.0f} | {f:.2f} | {r['opening'] / f:.2f}x | "
             f"`{r['late_layer']}` {r['late'] / f:.2f}x, CPU {r['late_cpu'] / c:.2f}x "
             f"({r['late_kind']}; {r['late_share']:.0%} of the work after it) | "
-            f"`{r['work_layer']}` {r['work'] / f:.2f}x, CPU {r['work_cpu'] / c:.2f}x "
-            f"({r['work_kind']}; {r['work_share']:.0%} after it) | "
-            f"`{r['mid_layer']}` {r['mid'] / f:.2f}x, CPU {r['mid_cpu'] / c:.2f}x "
-            f"({r['mid_kind']}; {r['mid_share']:.0%} after it) | "
-            f"`{r['first_layer']}` {r['first'] / f:.2f}x, CPU {r['first_cpu'] / c:.2f}x "
-            f"({r['first_kind']}) | "
-            f"{r['undo'] / f:.3f}x / {r['redo'] / f:.3f}x | {r['peak'] / 2**20:.0f} | "
-            f"{r['load']:.1f} |")
+            f"`{r['work_layer']}` {r['work'] / f:.2f}x [{r['work_max'] / f:.2f}x], "
+            f"CPU {r['work_cpu'] / c:.2f}x ({r['work_kind']}; {r['work_share']:.0%} after it) | "
+            f"`{r['mid_layer']}` {r['mid'] / f:.2f}x [{r['mid_max'] / f:.2f}x], "
+            f"CPU {r['mid_cpu'] / c:.2f}x ({r['mid_kind']}; {r['mid_share']:.0%} after it) | "
+            f"`{r['first_layer']}` {r['first'] / f:.2f}x [{r['first_max'] / f:.2f}x], "
+            f"CPU {r['first_cpu'] / c:.2f}x ({r['first_kind']}) | "
+            f"{r['undo'] / f:.3f}x / {r['redo'] / f:.3f}x [{r['undo_max'] / f:.3f}x] | "
+            f"{r['peak'] / 2**20:.0f} | {r['load']:.1f} |")
 
 
 HEADER = [
@@ -199,8 +222,9 @@ def main():
             "same ratio of this process's CPU time (all threads), which other load moves less. *Load*: the "
             "machine's 1-minute load average when the row started (2 cores). *First "
             "probe*: the original's summaries, paid once when the editor first plots. *Apply*: "
-            "from `apply()` after the preview's cached dry run to updated plots, heat and "
-            "panel. *Peak*: `Probe.peak_bytes` during the run (held + alive in a pass; the probe "
+            "from `apply()`, with the layer selected and after the preview's cached dry run, "
+            "to updated plots, heat and panel; after the editor's first Apply, the median of "
+            f"{REPEAT} (each undone) and [the slowest]; Undo / Redo likewise. *Peak*: `Probe.peak_bytes` during the run (held + alive in a pass; the probe "
             "data itself not counted). Budget 1024 MiB is the default.\n\n" + text + "\n")
         with open(Path(__file__).resolve().parent / "RESULTS.md", "a", encoding="utf-8") as out:
             out.write(section)
