@@ -44,8 +44,8 @@ def probed(model, background, monkeypatch, **kwargs):
     return probe, probe.summaries(model)
 
 
-def test_summaries_on_the_worker_are_bitwise_those_made_in_the_caller(monkeypatch):
-    model = residual()
+def add_threads(monkeypatch) -> list:
+    """The names of the threads `LayerSummary.add` runs on from now on, in order."""
     threads = []
     real_add = LayerSummary.add
 
@@ -54,6 +54,12 @@ def test_summaries_on_the_worker_are_bitwise_those_made_in_the_caller(monkeypatc
         real_add(summary, values, start)
 
     monkeypatch.setattr(LayerSummary, "add", add)
+    return threads
+
+
+def test_summaries_on_the_worker_are_bitwise_those_made_in_the_caller(monkeypatch):
+    model = residual()
+    threads = add_threads(monkeypatch)
     _, on = probed(model, True, monkeypatch)
     if keras.backend.backend() == "torch":  # torch tensors may be written in place: no worker
         assert WORKER not in threads
@@ -73,14 +79,7 @@ def test_summaries_on_the_worker_are_bitwise_those_made_in_the_caller(monkeypatc
 
 
 def test_sampled_summaries_are_taken_in_the_caller_without_a_thread(monkeypatch):
-    threads = []
-    real_add = LayerSummary.add
-
-    def add(summary, values, start):
-        threads.append(threading.current_thread().name)
-        real_add(summary, values, start)
-
-    monkeypatch.setattr(LayerSummary, "add", add)
+    threads = add_threads(monkeypatch)
     model = residual()
     probe = Probe(model, images(), batch_size=8)  # exact_statistics=False: the default
     probe.summaries(model)
