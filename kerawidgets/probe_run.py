@@ -30,6 +30,7 @@ to a thread and keeping it alive meanwhile: they are taken in the caller.
 from __future__ import annotations
 
 import collections
+import math
 import threading
 
 import keras
@@ -90,9 +91,21 @@ def _resolve(graph: CallGraph, key) -> set[str]:
     return {c.id for c in graph.calls if c.call.operation.name == top}
 
 
+#: Bytes per value of each backend dtype seen (`_nbytes` runs for every output of a pass).
+_ITEMSIZE: dict = {}
+
+
 def _nbytes(value) -> int:
-    dtype = np.dtype(keras.backend.standardize_dtype(value.dtype))
-    return int(np.prod(tuple(value.shape), dtype=np.int64)) * dtype.itemsize
+    """Bytes of a backend tensor's values (a shape's product: no numpy call per output).
+
+    >>> _nbytes(np.zeros((2, 3), np.float32))
+    24
+    """
+    itemsize = _ITEMSIZE.get(value.dtype)
+    if itemsize is None:
+        itemsize = _ITEMSIZE[value.dtype] = np.dtype(
+            keras.backend.standardize_dtype(value.dtype)).itemsize
+    return math.prod(int(d) for d in value.shape) * itemsize
 
 
 class Pass:

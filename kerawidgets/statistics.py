@@ -436,7 +436,7 @@ class LayerSummary:
         self.min = math.inf
         self.max = -math.inf
         self.dead = None  # per entry of the last axis: 0 everywhere so far
-        size = int(np.prod(self.shape)) if self.shape else 1
+        size = math.prod(self.shape)
         #: Whether the statistics are read at sampled rows (`_rows`) rather than everywhere.
         self.sampled = not exact and size > EXACT_VALUES
         self._rows = None
@@ -456,16 +456,15 @@ class LayerSummary:
     @property
     def exact(self) -> bool:
         """Whether the sample is the whole output (so every statistic is exact)."""
-        return self.sample.size == int(np.prod(self.shape)) if self.shape else True
+        return self.sample.size == math.prod(self.shape)
 
     def add(self, values, start: int) -> None:
         """Take in one batch: `values` are samples `start ...` of the output."""
         v = _as_array(values)
-        if v.dtype == bool or not np.issubdtype(v.dtype, np.number):
-            v = v.astype(np.float32)
-        elif not np.issubdtype(v.dtype, np.floating):
-            v = v.astype(np.float64)
-        per_sample = int(np.prod(v.shape[1:])) if v.ndim > 1 else 1
+        kind = v.dtype.kind  # by kind: np.issubdtype costs more than a small output's summary
+        if kind != "f":  # integers (and complex) as float64; bool, bfloat16, others as float32
+            v = v.astype(np.float64 if kind in "iuc" else np.float32)
+        per_sample = math.prod(v.shape[1:])
         flat = v.reshape(-1)
         self.count += int(v.size)
         if v.size == 0:
