@@ -167,8 +167,9 @@ def plan_checkpoints(graph, n: int, allotment: int) -> CheckpointPlan:
     value is still needed): a residual block's output, every layer of a
     plain stack. They are taken evenly spaced along the graph, as densely
     as the allotment allows, so that an edit anywhere recomputes from a
-    stored input a few calls upstream. The model's outputs are kept apart
-    (`Record.outputs`).
+    stored input a few calls upstream; a residual block's closing activation
+    is stood in for by the Add before it (`_stand_ins`). The model's outputs
+    are kept apart (`Record.outputs`).
     """
     consumers: dict = collections.Counter()
     for c in graph.calls:
@@ -201,18 +202,43 @@ def plan_checkpoints(graph, n: int, allotment: int) -> CheckpointPlan:
             (key,) = live
             if key[0] == c.id and sizes[key] is not None:
                 candidates.append((position, key, sizes[key]))
-    return CheckpointPlan(_spaced(candidates, allotment), int(peak), candidates)
+    return CheckpointPlan(_spaced(candidates, allotment, _stand_ins(graph, candidates)),
+                          int(peak), candidates)
 
 
-def _spaced(candidates, allotment) -> set:
-    """Candidates at least `gap` calls apart from the output back, with the smallest gap that fits."""
+def _stand_ins(graph, candidates) -> dict:
+    """{candidate key: (position, key, size) of the candidate to store instead}.
+
+    When the call making a candidate has no weights and takes only the
+    candidate right before it (a residual block's closing activation after
+    its Add), that earlier tensor is stored in its place: no larger, it lets
+    an edit of that call (an activation swap) recompute from right before
+    it rather than from the checkpoint before the block, and costs any
+    other edit downstream one weightless call more.
+    """
+    before_at = {position: (position, key, size) for position, key, size in candidates}
+    out = {}
+    for position, key, size in candidates:
+        before = before_at.get(position - 1)
+        c = graph.calls[position]
+        if (before is not None and before[2] <= size and list(c.sources) == [before[1]]
+                and not getattr(c.call.operation, "weights", None)):
+            out[key] = before
+    return out
+
+
+def _spaced(candidates, allotment, stand_ins=None) -> set:
+    """Candidates at least `gap` calls apart from the output back, with the smallest gap
+    that fits; a candidate with a stand-in (`_stand_ins`) is replaced by it."""
     if not candidates or allotment <= 0:
         return set()
+    stand_ins = stand_ins or {}
 
     def pick(gap):
         chosen, last, total = [], None, 0
         for position, key, size in reversed(candidates):
             if last is None or last - position >= gap:
+                position, key, size = stand_ins.get(key, (position, key, size))
                 chosen.append(key)
                 total += size
                 last = position

@@ -314,6 +314,31 @@ def test_edit_near_the_output_recomputes_only_downstream_when_outputs_exceed_the
     assert_run_matches(run, Probe(model, images()).outputs(newer))
 
 
+def test_an_edit_of_a_blocks_closing_activation_recomputes_from_right_before_it(monkeypatch):
+    from tests.test_probe_cache import residual_stack
+
+    model = residual_stack()
+    x = images()
+    budget = 8 * 2**20  # room for a few of the 13 full outputs a checkpoint could be
+    probe = Probe(model, x, memory_budget=budget)
+    probe.summaries(model)
+    stored = {probe._graph(model).by_id[k[0]].call.operation.name
+              for k in probe.summaries(model).record.checkpoints}
+    blocks = [i for i in range(6) if f"b{i}_add" in stored]
+    # sparse (most blocks' outputs are not stored), and an Add kept where its block's
+    # closing ReLU would have been (`probe_cache._stand_ins`)
+    assert blocks and len(stored) < 13 and not any(n.endswith("_out") for n in stored)
+    i = blocks[-1]
+    new = kerawidgets.replace_activation(model, f"b{i}_out", "gelu")
+    calls = CountCalls(monkeypatch)
+    run = probe.summaries_after_edit(model, new, [f"b{i}_out"])
+    order = [layer.name for layer in new.layers]
+    assert calls.names == order[order.index(f"b{i}_out"):]  # from the stored Add on
+    assert probe.peak_bytes <= budget
+    monkeypatch.undo()
+    assert_run_matches(run, Probe(model, x).outputs(new))
+
+
 def test_probe_memory_stays_within_budget_over_many_edits():
     model = conv_stack(size=24)
     budget = 3 * 2**20
