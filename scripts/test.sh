@@ -34,13 +34,14 @@ pytest -m "" --ignore=tests/ui -q "$@"
 BACKEND_TESTS=(
     tests/test_rebuild.py tests/test_rebuild_properties.py tests/test_edits.py
     tests/test_inplace.py tests/test_activations.py tests/test_targets.py
-    tests/test_graph.py tests/test_probe.py tests/test_probe_run.py tests/test_statistics.py
+    tests/test_graph.py tests/test_probe.py tests/test_probe_cache.py tests/test_probe_run.py
+    tests/test_statistics.py
     tests/test_rebuild_fidelity.py tests/test_peer_models.py tests/test_sweep.py
     tests/test_subclassed.py kerawidgets/subclassed.py kerawidgets/subclassed_rebuild.py
     kerawidgets/rebuild.py kerawidgets/_keras_adapter.py kerawidgets/plan.py
     kerawidgets/edits.py kerawidgets/inplace.py kerawidgets/activations.py
     kerawidgets/targets.py kerawidgets/shortcuts.py kerawidgets/graph.py kerawidgets/probe.py
-    kerawidgets/probe_run.py kerawidgets/statistics.py
+    kerawidgets/probe_run.py kerawidgets/probe_cache.py kerawidgets/statistics.py
 )
 for backend in jax torch; do
     echo "==> rebuild, edit, activation, graph and probe tests under the $backend backend"
