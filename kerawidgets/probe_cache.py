@@ -229,7 +229,8 @@ def _stand_ins(graph, candidates) -> dict:
 
 def _spaced(candidates, allotment, stand_ins=None) -> set:
     """Candidates at least `gap` calls apart from the output back, with the smallest gap
-    that fits; a candidate with a stand-in (`_stand_ins`) is replaced by it."""
+    that fits; a candidate with a stand-in (`_stand_ins`) is replaced by it, unless every
+    candidate fits (gap 1), when both are kept."""
     if not candidates or allotment <= 0:
         return set()
     stand_ins = stand_ins or {}
@@ -238,7 +239,8 @@ def _spaced(candidates, allotment, stand_ins=None) -> set:
         chosen, last, total = [], None, 0
         for position, key, size in reversed(candidates):
             if last is None or last - position >= gap:
-                position, key, size = stand_ins.get(key, (position, key, size))
+                if gap > 1:  # (at 1 the candidate before is taken too)
+                    position, key, size = stand_ins.get(key, (position, key, size))
                 chosen.append(key)
                 total += size
                 last = position

@@ -36,14 +36,23 @@ def test_a_closing_activation_is_stood_in_for_by_the_add_before_it():
             for k, v in stand_ins.items()} == {f"b{i}_out": f"b{i}_add" for i in range(6)}
 
 
-@pytest.mark.parametrize("fraction", [0.25, 0.5, 1.0])
-def test_checkpoints_fit_the_allotment_and_keep_adds_rather_than_their_activations(fraction):
+def chosen(fraction):
     graph = CallGraph(residual_stack())
     candidates = plan_checkpoints(graph, 16, 0).candidates
     allotment = int(fraction * sum(size for _, _, size in candidates))
     keep = plan_checkpoints(graph, 16, allotment).keep
-    chosen = names(graph, keep)
     assert keep and sum(tensor_bytes(graph.by_id[k[0]].call.output_tensors[k[1]], 16)
                         for k in keep) <= allotment
-    assert not any(name.endswith("_out") for name in chosen)
-    assert any(name.endswith("_add") for name in chosen)
+    return names(graph, keep), names(graph, [key for _, key, _ in candidates])
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
+def test_checkpoints_fit_the_allotment_and_keep_adds_rather_than_their_activations(fraction):
+    kept, _ = chosen(fraction)
+    assert not any(name.endswith("_out") for name in kept)
+    assert any(name.endswith("_add") for name in kept)
+
+
+def test_every_candidate_is_kept_when_all_fit():
+    kept, candidates = chosen(1.0)
+    assert kept == candidates and {f"b{i}_out" for i in range(6)} <= kept
