@@ -712,14 +712,15 @@ def _memo(memo: dict, key, compute):
 def _site(model, layer_path) -> _Site:
     (target,) = targets.resolve(model, layer_path, allow_many=False)
     parent = targets.parent_model(model, target.path)
-    calls = [c for c in adapter.graph_calls(parent) if c.operation is target.layer] or [
-        c for c in adapter.graph_calls(parent)  # a subclassed model's traced copy
+    every = adapter.graph_calls(parent)
+    calls = [c for c in every if c.operation is target.layer] or [
+        c for c in every  # a subclassed model's traced copy
         if not c.is_input and c.operation.name == target.path[-1]]
     if target.call_index is not None:
         calls = [c for c in calls if c.call_index == target.call_index]
     if not calls or calls[0].is_input:
         raise InvalidEditError(f"{target.path_str!r} is an input of the model; it has no layer to edit.")
-    return _Site(target, calls, parent)
+    return _Site(target, calls, parent, _parent_calls=every)
 
 
 def _current_value(layer, setting: Setting, site: _Site):
