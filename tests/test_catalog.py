@@ -423,3 +423,28 @@ def test_kept_answers_follow_the_layers_downstream(monkeypatch):
     assert "re-initialised" in free["MaxPooling2D"].verdict
     assert offered(fixed.values()) == offered(fresh_answers(
         monkeypatch, lambda: catalog.replacement_choices(reshape_model((256,)), "conv")))
+
+
+def test_one_site_each_looks_a_layer_up_once_and_forgets_it_after(monkeypatch):
+    from kerawidgets.inplace import set_activation_inplace
+
+    model = cnn()
+
+    def ask():
+        return (offered(catalog.replacement_choices(model, "conv")),
+                offered(catalog.insert_choices(model, "conv")),
+                catalog.settings_form(model, "conv"), catalog.can_remove(model, "conv"))
+
+    outside = ask()
+    found = []
+    real = catalog._find_site
+    monkeypatch.setattr(catalog, "_find_site", lambda m, p: found.append(p) or real(m, p))
+    with catalog.one_site_each():
+        assert ask() == outside
+        with catalog.one_site_each():  # an inner block shares the outer one's
+            catalog.check_choice(model, "conv", "Conv2D", {"filters": 4})
+        catalog.settings_form(cnn(), "conv")  # another model: its own lookup
+    assert found == ["conv", "conv"]
+    set_activation_inplace(model, "conv", "gelu")  # after the block: the layer as it is now
+    assert by_name(catalog.replacement_choices(model, "conv"))["Conv2D"].defaults[
+        "activation"] == "gelu"
