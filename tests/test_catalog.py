@@ -416,11 +416,18 @@ def reshape_model(target_shape):
 def test_kept_answers_follow_the_layers_downstream(monkeypatch):
     """The same names and structure, another config downstream: the carried shapes give
     another answer (a key of the downstream layer kept from the first model would not)."""
+    import gc
+
     empty_memos(monkeypatch)
     fixed = by_name(catalog.replacement_choices(reshape_model((256,)), "conv"))
     assert "MaxPooling2D" not in fixed  # 64 values cannot be reshaped to (256,)
+    gc.collect()  # the first model's layers are gone: their ids may be those of the next
     free = by_name(catalog.replacement_choices(reshape_model((-1,)), "conv"))
     assert "re-initialised" in free["MaxPooling2D"].verdict
+    both = reshape_model((256,)), reshape_model((-1,))  # alive together, asked in turn
+    for _ in range(2):
+        assert "MaxPooling2D" not in by_name(catalog.replacement_choices(both[0], "conv"))
+        assert "MaxPooling2D" in by_name(catalog.replacement_choices(both[1], "conv"))
     assert offered(fixed.values()) == offered(fresh_answers(
         monkeypatch, lambda: catalog.replacement_choices(reshape_model((256,)), "conv")))
 
