@@ -30,9 +30,12 @@ False
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import inspect
+import marshal
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -55,6 +58,7 @@ __all__ = [
     "check_choice",
     "insert_choices",
     "layer_types",
+    "one_site_each",
     "register_layer_type",
     "replacement_choices",
     "settings_form",
@@ -488,10 +492,21 @@ class _Site:
     _parent_calls: list | None = None
     _problems: dict = dataclasses.field(default_factory=dict)  # new output shapes -> problem
     _layer_keys: dict = dataclasses.field(default_factory=dict)  # `_downstream_spec`'s, per layer
+    _config: Any = dataclasses.field(default=None, repr=False)  # `config()`, read once
 
     @property
     def layer(self):
         return self.target.layer
+
+    def config(self) -> dict | None:
+        """The layer's `get_config()`, read once per site (the prefilled values of every
+        candidate and the key of the choices read it); None when it raises."""
+        if self._config is None:
+            try:
+                self._config = (self.layer.get_config(),)
+            except Exception:
+                self._config = (None,)
+        return self._config[0]
 
     @property
     def input_shapes(self) -> list:
@@ -587,7 +602,7 @@ def _downstream_spec(operation, args, kwargs, layer_keys: dict):
         return now()  # a stateless op: no layer to make
     if id(operation) not in layer_keys:
         try:
-            layer_keys[id(operation)] = _Frozen(_frozen(
+            layer_keys[id(operation)] = _Frozen(_key(
                 (operation.get_config(), bool(operation.weights))))
         except Exception:  # no config, or one not comparable by value
             layer_keys[id(operation)] = None
@@ -643,6 +658,40 @@ def _frozen(value):
     raise _Unkeyable(type(value).__name__)
 
 
+#: The exact types `_key` writes with `marshal` (anything else goes through `_frozen`).
+_PLAIN_LEAVES = frozenset({type(None), bool, int, float, str})
+
+
+def _plain(value) -> bool:
+    """Whether `value` is made only of None, bool, int, float and str (those exact types,
+    no subclass), lists, tuples and dicts with str keys: what `marshal` writes exactly."""
+    kind = type(value)
+    if kind in _PLAIN_LEAVES:
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    return False
+
+
+def _key(value):
+    """An exact key of `value`, like `_frozen` but faster for plain data (a layer config):
+    `marshal` bytes (version 2: no references, so the bytes depend only on the values and
+    their types), after `_plain` checked that every part is of a type marshal tells apart
+    (it writes any buffer, such as a numpy scalar, as plain bytes). Equal keys mean equal
+    values of the same types; equal dicts in another key order only miss.
+
+    >>> _key({"units": 4, "use_bias": True}) == _key({"units": 4, "use_bias": True})
+    True
+    >>> _key([1]) == _key((1,)), _key({"a": 1}) == _key({"a": True}), _key(1.0) == _key(1)
+    (False, False, False)
+    """
+    if _plain(value):
+        return marshal.dumps(value, 2)
+    return _frozen(value)
+
+
 def _keras_settings() -> tuple:
     """Keras' global settings a fresh layer reads when made (data format, dtypes)."""
     return (keras.backend.backend(), keras.config.image_data_format(), keras.config.floatx(),
@@ -651,9 +700,9 @@ def _keras_settings() -> tuple:
 
 def _memo(memo: dict, key, compute):
     """``compute()``, kept in `memo` under `key` (with Keras' global settings); computed
-    every time when the key holds a value `_frozen` cannot compare."""
+    every time when the key holds a value `_key` cannot compare."""
     try:
-        key = (_frozen(key[1:]), key[0], _keras_settings())
+        key = (_key(key[1:]), key[0], _keras_settings())
     except _Unkeyable:
         return compute()
     if key not in memo:
@@ -663,25 +712,65 @@ def _memo(memo: dict, key, compute):
     return memo[key]
 
 
+#: (id(model), layer path) -> (model, its `_Site`) within a `one_site_each` block, else None.
+_SITES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("catalog_sites",
+                                                                       default=None)
+
+
+@contextlib.contextmanager
+def one_site_each():
+    """Within this block, each layer of each model is looked up once: the choices, the
+    settings form, `can_remove` and `check_choice` share where it sits (its calls, its
+    config, the keys of the layers after it). Forgotten when the block ends (a block
+    inside another shares the outer one's); change no model inside one. The editor's
+    panel is filled for a selection in one block.
+
+    >>> import keras
+    >>> inp = keras.Input((8,))
+    >>> model = keras.Model(inp, keras.layers.Dropout(0.5, name="drop")(inp))
+    >>> with one_site_each():
+    ...     [s.name for s in settings_form(model, "drop")], len(insert_choices(model, "drop")) > 0
+    (['rate'], True)
+    """
+    if _SITES.get() is not None:
+        yield
+        return
+    token = _SITES.set({})
+    try:
+        yield
+    finally:
+        _SITES.reset(token)
+
+
 def _site(model, layer_path) -> _Site:
+    """Where `layer_path` sits in `model` (`_find_site`), once per `one_site_each` block."""
+    sites = _SITES.get()
+    if sites is None or not isinstance(layer_path, str):
+        return _find_site(model, layer_path)
+    key = (id(model), layer_path)
+    kept = sites.get(key)
+    if kept is None or kept[0] is not model:
+        kept = sites[key] = (model, _find_site(model, layer_path))
+    return kept[1]
+
+
+def _find_site(model, layer_path) -> _Site:
     (target,) = targets.resolve(model, layer_path, allow_many=False)
     parent = targets.parent_model(model, target.path)
-    calls = [c for c in adapter.graph_calls(parent) if c.operation is target.layer] or [
-        c for c in adapter.graph_calls(parent)  # a subclassed model's traced copy
+    every = adapter.graph_calls(parent)
+    calls = [c for c in every if c.operation is target.layer] or [
+        c for c in every  # a subclassed model's traced copy
         if not c.is_input and c.operation.name == target.path[-1]]
     if target.call_index is not None:
         calls = [c for c in calls if c.call_index == target.call_index]
     if not calls or calls[0].is_input:
         raise InvalidEditError(f"{target.path_str!r} is an input of the model; it has no layer to edit.")
-    return _Site(target, calls, parent)
+    return _Site(target, calls, parent, _parent_calls=every)
 
 
 def _current_value(layer, setting: Setting, site: _Site):
     """The current layer's value for `setting`, or None when it has none."""
-    try:
-        config = layer.get_config()
-    except Exception:
-        config = {}
+    config = site.config() or {}
     if setting.name == "activation":
         if isinstance(layer, (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU,
                               keras.layers.Softmax)):
@@ -803,9 +892,11 @@ def _offered_key(site, purpose):
     """What the choices at `site` depend on besides the model's graph (fixed once built):
     the layer's settings and activation (prefilled values) and Keras' global settings. None when the layer's config cannot be told apart."""
     layer = site.layer
+    if site.config() is None:  # get_config raised
+        return None
     try:
-        config = _frozen(layer.get_config())
-    except Exception:
+        config = _key(site.config())
+    except _Unkeyable:
         return None
     return (site.target.path_str, site.target.call_index, purpose, type(layer), config,
             activations.name_of(getattr(layer, "activation", None)), _keras_settings())
@@ -929,9 +1020,8 @@ def settings_form(model: keras.Model, layer_path: str) -> tuple[Setting, ...]:
     """
     site = _site(model, layer_path)
     layer_type = next((t for t in _REGISTRY.values() if t.cls is type(site.layer)), None)
-    try:
-        config = site.layer.get_config()
-    except Exception:  # a layer that cannot say its config cannot be re-made with new settings
+    config = site.config()
+    if config is None:  # a layer that cannot say its config cannot be re-made with new settings
         return ()
     if layer_type is None:
         return ()

@@ -21,8 +21,10 @@ models get synthetic "block" groups (``conv2_block1``, ``block1a``,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
+from typing import Any, cast
 
 import keras
 
@@ -51,12 +53,45 @@ _STAGE_PATTERN = re.compile(r"^((?:[A-Za-z]+\d+)(?=_block\d+$)|block\d+(?=[a-z]$
 STAGE_FOLD_MIN_BLOCKS = 8
 
 
+class _Pending:
+    """A node's activation not read yet: `GraphNode.activation` reads it from the layer."""
+
+    __slots__ = ("layer",)
+
+    def __init__(self, layer):
+        self.layer = layer
+
+
+class _ReadWhenAsked:
+    """The `activation` field of `GraphNode`: a name (or None), or `_Pending`, read from
+    the layer (`activations.layer_activation`, a `get_config()`) the first time it is
+    asked and kept. Most nodes of a large model sit in closed blocks, whose activations
+    nobody asks for until the block is opened."""
+
+    def __init__(self, name):
+        self.slot = "_" + name
+
+    def __get__(self, node, owner=None) -> Any:
+        if node is None:
+            return self
+        value = node.__dict__[self.slot]
+        if type(value) is _Pending:
+            value = activations.layer_activation(value.layer)
+            node.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, node, value: str | None | _Pending) -> None:
+        node.__dict__[self.slot] = value
+
+
 @dataclasses.dataclass(frozen=True)
 class GraphNode:
     """One call of a layer or op.
 
     `id` is the node id (see `kerawidgets.naming`), `path` the layer path,
     `group` the id of the innermost group holding it (None at top level).
+    `activation` is read from the layer when first asked (a `ModelGraph` keeps its
+    layers until then), so building the graph of a large model reads no configs.
     """
 
     id: str
@@ -69,7 +104,7 @@ class GraphNode:
     input_shapes: tuple
     params: int
     trainable: bool
-    activation: str | None
+    activation: str | None  # read when first asked (`_ReadWhenAsked`, set below)
     group: str | None
     is_input: bool = False
     is_output: bool = False
@@ -79,6 +114,11 @@ class GraphNode:
         data["output_shapes"] = [list(s) for s in self.output_shapes]
         data["input_shapes"] = [list(s) for s in self.input_shapes]
         return data
+
+
+#: Set after the class is made: the dataclass sees a field without a default, its
+#: `__init__` (object.__setattr__) stores through the descriptor.
+GraphNode.activation = _ReadWhenAsked("activation")  # type: ignore[assignment]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +185,14 @@ def layer_family(operation) -> str:
         if any(part in name for part in parts):
             return family
     return "other"
+
+
+def _replaced(node: GraphNode, **changes) -> GraphNode:
+    """`dataclasses.replace` that leaves an activation not read yet unread."""
+    out = copy.copy(node)  # copies the fields as stored, asks no descriptor
+    for name, value in changes.items():
+        object.__setattr__(out, name, value)
+    return out
 
 
 def _params(operation) -> int:
@@ -244,12 +292,10 @@ class ModelGraph:
         builder = _Builder()
         outputs = builder.expand(model, prefix=(), id_prefix="", group=None, bindings=None)
         root_inputs = [n.id for n in builder.nodes if n.is_input and n.group is None]
-        nodes = [
-            dataclasses.replace(n, is_output=True) if n.id in set(outputs) else n
-            for n in builder.nodes
-        ]
+        nodes = [_replaced(n, is_output=True) if n.id in set(outputs) else n
+                 for n in builder.nodes]
         graph_groups = builder.finish_groups(nodes)
-        nodes = [dataclasses.replace(n, group=builder.regroup.get(n.id, n.group)) for n in nodes]
+        nodes = [_replaced(n, group=builder.regroup.get(n.id, n.group)) for n in nodes]
         graph = cls(nodes, builder.edges, graph_groups, model_name=model.name,
                     inputs=root_inputs, outputs=outputs)
         graph.attribute_paths = builder.attribute_paths
@@ -509,7 +555,7 @@ def _node(node_id, call, path, group, trainable, out_shapes) -> GraphNode:
         input_shapes=tuple(_shape(t) for t in call.input_tensors),
         params=_params(op),
         trainable=trainable and bool(getattr(op, "trainable", True)),
-        activation=activations.layer_activation(op),
+        activation=cast(Any, _Pending(op)),
         group=group,
         is_input=call.is_input,
     )

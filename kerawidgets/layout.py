@@ -3,7 +3,9 @@
 The layout is compound: each open group is laid out on its own with
 grandalf's Sugiyama layout and then placed as one big box in its parent's
 layout, so group rectangles never overlap other nodes. A closed group is
-drawn as one node. Results are cached per (graph, open groups).
+drawn as one node. Results are cached per (graph, open groups), and the
+geometry per (what the layout reads of the graph, open groups): the graph of
+the model after an activation swap is drawn without laying it out again.
 
 >>> import keras
 >>> from kerawidgets.graph import ModelGraph
@@ -41,6 +43,10 @@ COMPONENT_GAP = 40
 #: Groups with more nodes than this start closed.
 OPEN_LIMIT = 40
 _CACHE_SIZE = 16
+#: (`_signature` of a graph, open groups) -> the geometry of its layout (`Layout`'s
+#: fields but the graph, so no graph or model is kept alive), most recently used last.
+_SHARED: dict = {}
+_SHARED_SIZE = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,11 +320,31 @@ def layout(graph: ModelGraph, open_groups: Iterable[str] | None = None) -> Layou
     if key in cache:
         cache[key] = cache.pop(key)  # most recently used last
         return cache[key]
-    result = _Engine(graph, key).run()
+    shared = (_signature(graph), key)
+    if shared in _SHARED:
+        _SHARED[shared] = geometry = _SHARED.pop(shared)
+        result = Layout(graph, *geometry)
+    else:
+        result = _Engine(graph, key).run()
+        _SHARED[shared] = tuple(getattr(result, f.name) for f in dataclasses.fields(Layout)
+                                if f.name != "graph")
+        while len(_SHARED) > _SHARED_SIZE:
+            _SHARED.pop(next(iter(_SHARED)))
     cache[key] = result
     while len(cache) > _CACHE_SIZE:
         cache.pop(next(iter(cache)))
     return result
+
+
+def _signature(graph: ModelGraph) -> tuple:
+    """Everything of `graph` its layout reads (`_Engine`, `node_width`, `group_width`):
+    the nodes' ids, groups, names, classes, output shapes, parameter counts and trainable
+    flags, the edges and the groups. Not the activations: a graph differing only there
+    (the model after an activation swap) is drawn the same."""
+    return (tuple((n.id, n.group, n.name, n.class_name, n.output_shapes, n.params, n.trainable)
+                  for n in graph.nodes),
+            tuple((e.source, e.target, e.shape) for e in graph.edges),
+            tuple(graph.groups))
 
 
 class _Level:

@@ -378,3 +378,80 @@ def test_kept_answers_tell_values_apart():
     assert catalog._memo(memo, (int, {"x": object()}), lambda: calls.append(1) or 5) == 5
     assert catalog._memo(memo, (int, {"x": object()}), lambda: calls.append(1) or 5) == 5
     assert len(calls) == 2 and not memo  # not comparable by value: computed every time
+
+
+def test_fast_keys_tell_values_and_types_apart():
+    import enum
+
+    import numpy as np
+
+    class Level(enum.IntEnum):
+        ONE = 1
+
+    same_bits = np.frombuffer(np.float32(1.0).tobytes(), dtype=np.int32)[0]
+    values = [1, True, 1.0, "1", b"\x00\x00\x80?", np.float32(1.0), np.float64(1.0), same_bits,
+              Level.ONE,
+              [1], (1,), {"a": 1}, {"a": True}, {"a": 1.0}, None, [1, 2], [[1], 2]]
+    keys = []
+    for value in values:
+        try:
+            keys.append(catalog._key(value))
+        except catalog._Unkeyable:  # numpy scalars, bytes: not comparable, computed each time
+            keys.append(("unkeyable", len(keys)))
+    assert len(set(keys)) == len(values)  # no two of them share a key
+    config = {"units": 4, "kernel_size": (3, 3), "activation": "relu", "rate": 0.25,
+              "initializer": {"class_name": "GlorotUniform", "config": {"seed": None}}}
+    assert catalog._key(config) == catalog._key(dict(config))  # equal values: equal keys
+    assert catalog._key(config) != catalog._key({**config, "kernel_size": [3, 3]})
+    assert catalog._key(config) != catalog._key({**config, "rate": 0.25000001})
+
+
+def reshape_model(target_shape):
+    inp = keras.Input((8, 8, 4), name="image")
+    x = layers.Conv2D(4, 3, padding="same", name="conv")(inp)
+    x = layers.Reshape(target_shape, name="reshape")(x)
+    return keras.Model(inp, layers.Dense(2, name="head")(x))
+
+
+def test_kept_answers_follow_the_layers_downstream(monkeypatch):
+    """The same names and structure, another config downstream: the carried shapes give
+    another answer (a key of the downstream layer kept from the first model would not)."""
+    import gc
+
+    empty_memos(monkeypatch)
+    fixed = by_name(catalog.replacement_choices(reshape_model((256,)), "conv"))
+    assert "MaxPooling2D" not in fixed  # 64 values cannot be reshaped to (256,)
+    gc.collect()  # the first model's layers are gone: their ids may be those of the next
+    free = by_name(catalog.replacement_choices(reshape_model((-1,)), "conv"))
+    assert "re-initialised" in free["MaxPooling2D"].verdict
+    both = reshape_model((256,)), reshape_model((-1,))  # alive together, asked in turn
+    for _ in range(2):
+        assert "MaxPooling2D" not in by_name(catalog.replacement_choices(both[0], "conv"))
+        assert "MaxPooling2D" in by_name(catalog.replacement_choices(both[1], "conv"))
+    assert offered(fixed.values()) == offered(fresh_answers(
+        monkeypatch, lambda: catalog.replacement_choices(reshape_model((256,)), "conv")))
+
+
+def test_one_site_each_looks_a_layer_up_once_and_forgets_it_after(monkeypatch):
+    from kerawidgets.inplace import set_activation_inplace
+
+    model = cnn()
+
+    def ask():
+        return (offered(catalog.replacement_choices(model, "conv")),
+                offered(catalog.insert_choices(model, "conv")),
+                catalog.settings_form(model, "conv"), catalog.can_remove(model, "conv"))
+
+    outside = ask()
+    found = []
+    real = catalog._find_site
+    monkeypatch.setattr(catalog, "_find_site", lambda m, p: found.append(p) or real(m, p))
+    with catalog.one_site_each():
+        assert ask() == outside
+        with catalog.one_site_each():  # an inner block shares the outer one's
+            catalog.check_choice(model, "conv", "Conv2D", {"filters": 4})
+        catalog.settings_form(cnn(), "conv")  # another model: its own lookup
+    assert found == ["conv", "conv"]
+    set_activation_inplace(model, "conv", "gelu")  # after the block: the layer as it is now
+    assert by_name(catalog.replacement_choices(model, "conv"))["Conv2D"].defaults[
+        "activation"] == "gelu"

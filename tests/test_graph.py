@@ -134,3 +134,43 @@ def test_many_blocks_fold_into_stages_that_hold_their_blocks():
     assert graph.group("conv3_block2").parent == "conv3"
     assert graph.node("conv3_block2_1_conv").group == "conv3_block2"
     assert graph.ancestors("conv3_block2_1_conv")[:2] in (["conv3_block2", "conv3"], ["conv3", "conv3_block2"])
+
+
+def test_activations_are_read_from_the_layers_when_asked(monkeypatch):
+    """Building the graph reads no layer's activation (a get_config each); drawing reads
+    only the nodes drawn; every node, when asked, says what a fresh read says, once."""
+    from kerawidgets import activations
+    from kerawidgets.layout import default_open_groups, layout
+
+    model = mobilenet()
+    read = []
+    real = activations.layer_activation
+    monkeypatch.setattr(activations, "layer_activation", lambda layer: read.append(layer.name) or real(layer))
+    graph = ModelGraph.from_model(model)
+    assert read == []
+    drawn = layout(graph, default_open_groups(graph))
+    drawn.scene()
+    shown = {box.id for box in drawn.boxes.values() if box.kind == "node"}
+    assert read and set(read) == {graph.node(i).name for i in shown}  # blocks closed: not read
+    for node in graph.nodes:
+        layer = None if node.family == "op" else model.get_layer(node.name)
+        assert node.activation == (real(layer) if layer is not None else node.activation)
+    assert sorted(read) == sorted({n.name for n in graph.nodes if n.family != "op"})  # once each
+    assert graph.node("Conv1_relu").activation == "relu6"
+    assert graph.node("Conv1_relu").to_json()["activation"] == "relu6"
+
+
+def test_a_graph_keeps_the_activation_it_read_and_a_new_graph_reads_again():
+    import dataclasses
+
+    from kerawidgets.inplace import set_activation_inplace
+
+    inp = keras.Input((4,), name="x")
+    model = keras.Model(inp, keras.layers.Dense(2, activation="tanh", name="head")(inp))
+    graph = ModelGraph.from_model(model)
+    assert graph.node("head").activation == "tanh"
+    set_activation_inplace(model, "head", "gelu")
+    assert graph.node("head").activation == "tanh"  # read once: the graph as it was drawn
+    again = ModelGraph.from_model(model)
+    assert again.node("head").activation == "gelu"
+    assert dataclasses.replace(again.node("head"), group="g").activation == "gelu"

@@ -72,6 +72,7 @@ def test_layout_is_cached(monkeypatch):
         return original(self)
 
     monkeypatch.setattr(layout_module._Engine, "run", counting)
+    monkeypatch.setattr(layout_module, "_SHARED", {})  # no drawing of an earlier test
     first = layout(graph, ["seq"])
     assert layout(graph, ("seq",)) is first
     assert layout(graph, ["seq", "unknown"]) is first
@@ -109,6 +110,7 @@ def test_efficientnet_b7_lays_out_once_and_is_cached(monkeypatch):
         return original(self)
 
     monkeypatch.setattr(layout_module._Engine, "run", counting)
+    monkeypatch.setattr(layout_module, "_SHARED", {})
     every_group = [g.id for g in graph.groups]
     result = layout(graph, every_group)
     assert len(runs) == 1  # computed once
@@ -128,3 +130,34 @@ def test_a_closed_group_says_its_size_whole_rather_than_cut():
     assert _fit_first(("Stage \u00b7 32 layers", "32 layers"), 100, 6.0) == "32 layers"
     assert _fit_first(("Stage \u00b7 32 layers", "32 layers"), 300, 6.0) == "Stage \u00b7 32 layers"
     assert _fit_first(("a long wording", "still too long"), 60, 6.0).endswith("\u2026")
+
+
+def test_a_graph_differing_only_in_activations_reuses_the_drawing(monkeypatch):
+    """The model after an activation swap is drawn as a fresh layout would draw it,
+    without laying it out again; a change the layout reads (a name) is laid out anew."""
+    import keras
+
+    from kerawidgets.inplace import set_activation_inplace
+
+    def model(name="hidden"):
+        keras.utils.set_random_seed(0)
+        inp = keras.Input((8,), name="x")
+        h = keras.layers.Dense(4, activation="relu", name=name)(inp)
+        return keras.Model(inp, keras.layers.Dense(2, name="head")(h))
+
+    monkeypatch.setattr(layout_module, "_SHARED", {})
+    runs = []
+    original = layout_module._Engine.run
+    monkeypatch.setattr(layout_module._Engine, "run", lambda self: runs.append(1) or original(self))
+    first = layout(ModelGraph.from_model(model()))
+    swapped = model()
+    set_activation_inplace(swapped, "hidden", "gelu")
+    graph = ModelGraph.from_model(swapped)
+    again = layout(graph)
+    assert len(runs) == 1 and again.graph is graph
+    fresh = original(layout_module._Engine(graph, default_open_groups(graph)))
+    assert again.scene() == fresh.scene()
+    assert {n["name"]: n.get("activation") for n in again.scene()["nodes"]}["hidden"] == "gelu"
+    assert first.scene() != again.scene()  # the activation shown is the graph's own
+    renamed = layout(ModelGraph.from_model(model("a_much_longer_layer_name")))
+    assert len(runs) == 2 and renamed.boxes["a_much_longer_layer_name"].w > first.boxes["hidden"].w

@@ -437,7 +437,8 @@ class ModelEditor:
             config = _config_of(layer) if layer is not None else ({} if node is None else None)
             p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
             progress(2, "Finding the layer types that fit here…")
-            with self._quietly(), targets.one_trace_each():  # one trace for the panel's lookups
+            # One trace and one lookup of the layer for all of the panel's questions.
+            with self._quietly(), targets.one_trace_each(), catalog.one_site_each():
                 self._fill_activation(layer)
                 self._fill_choices(path)
                 self._fill_remove(path, node)
