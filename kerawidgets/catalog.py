@@ -531,7 +531,7 @@ class _Site:
     def parent_calls(self) -> list:
         """Every call of the model the layer sits in (computed once per site)."""
         if self._parent_calls is None:
-            self._parent_calls = adapter.graph_calls(self.parent)
+            self._parent_calls = targets.graph_calls(self.parent)
         return self._parent_calls
 
     def consumers(self) -> int:
@@ -757,7 +757,7 @@ def _site(model, layer_path) -> _Site:
 def _find_site(model, layer_path) -> _Site:
     (target,) = targets.resolve(model, layer_path, allow_many=False)
     parent = targets.parent_model(model, target.path)
-    every = adapter.graph_calls(parent)
+    every = targets.graph_calls(parent)
     calls = [c for c in every if c.operation is target.layer] or [
         c for c in every  # a subclassed model's traced copy
         if not c.is_input and c.operation.name == target.path[-1]]

@@ -194,7 +194,7 @@ def _from_config_reason(error) -> str:
 
 def check_removable(model, target) -> None:
     parent = targets.parent_model(model, target.path)
-    for call in adapter.graph_calls(parent):
+    for call in targets.graph_calls(parent):
         if call.operation is not target.layer:
             continue
         if len(call.input_tensors) != 1 or len(call.output_tensors) != 1:

@@ -58,7 +58,7 @@ def walk_layers(model, prefix=()) -> Iterator[tuple[tuple[str, ...], keras.layer
         yield from _subclassed_layers(model, prefix)
         return
     seen = set()
-    for call in adapter.graph_calls(model):
+    for call in graph_calls(model):
         operation = call.operation
         if id(operation) in seen or adapter.is_input_layer(operation):
             continue
@@ -229,7 +229,7 @@ def call_count(model, path) -> int:
     """How many times the layer at `path` is called in its (nested) model's graph."""
     path = naming.split_layer_path(path) if isinstance(path, str) else tuple(path)
     parent = parent_model(model, path)
-    return sum(1 for call in adapter.graph_calls(parent) if call.operation.name == path[-1])
+    return sum(1 for call in graph_calls(parent) if call.operation.name == path[-1])
 
 
 def parent_model(model, path):
@@ -296,9 +296,30 @@ def _graph_of(model):
     return graph
 
 
+def graph_calls(model) -> list:
+    """`adapter.graph_calls(model)`, listed once per `one_trace_each` block (the panel's
+    lookups for one selection ask it about the same model several times). Do not change
+    the list.
+
+    >>> import keras
+    >>> inp = keras.Input((3,))
+    >>> model = keras.Model(inp, keras.layers.Dense(2, name="d")(inp))
+    >>> with one_trace_each():
+    ...     graph_calls(model) is graph_calls(model)
+    True
+    """
+    traces = _TRACES.get()
+    if traces is None:
+        return adapter.graph_calls(model)
+    key = ("calls", id(model))
+    if key not in traces:  # the model is held too, so its id is not reused meanwhile
+        traces[key] = (model, adapter.graph_calls(model))
+    return traces[key][1]
+
+
 def _operations(model):
     seen = set()
-    for call in adapter.graph_calls(model):
+    for call in graph_calls(model):
         if id(call.operation) not in seen:
             seen.add(id(call.operation))
             yield call.operation

@@ -427,28 +427,30 @@ class ModelEditor:
         if self._quiet or self.session.busy_elsewhere():  # fine-tuning: its end refreshes it
             return
         with self._checking(3) as progress:
-            progress(1, "Reading the selected layer…")
-            p = self.panel
-            node_id = selected.get("id") if selected else None
-            node = self.view.graph.node(node_id) if node_id else None
-            editable = node is not None and not node.is_input and node.path in self.session.layer_paths()
-            path = node.path if node is not None and editable else None
-            layer = self.session.layer(path) if path is not None else None
-            config = _config_of(layer) if layer is not None else ({} if node is None else None)
-            p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
-            progress(2, "Finding the layer types that fit here…")
-            # One trace and one lookup of the layer for all of the panel's questions.
-            with self._quietly(), targets.one_trace_each(), catalog.one_site_each():
-                self._fill_activation(layer)
-                self._fill_choices(path)
-                self._fill_remove(path, node)
-                self._fill_settings(path)
-                self._fill_compare(layer, path)
-            if node is not None and not editable:
-                p.show_status("Inputs cannot be edited; select a layer." if node.is_input
-                              else "This node is not a layer that can be edited.", "info")
-            elif clear_status:
-                p.show_status("")
+            # One listing of the model's calls and one trace for every lookup here,
+            # one lookup of the layer for all of the panel's questions.
+            with targets.one_trace_each():
+                progress(1, "Reading the selected layer…")
+                p = self.panel
+                node_id = selected.get("id") if selected else None
+                node = self.view.graph.node(node_id) if node_id else None
+                editable = node is not None and not node.is_input and node.path in self.session.layer_paths()
+                path = node.path if node is not None and editable else None
+                layer = self.session.layer(path) if path is not None else None
+                config = _config_of(layer) if layer is not None else ({} if node is None else None)
+                p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
+                progress(2, "Finding the layer types that fit here…")
+                with self._quietly(), catalog.one_site_each():
+                    self._fill_activation(layer)
+                    self._fill_choices(path)
+                    self._fill_remove(path, node)
+                    self._fill_settings(path)
+                    self._fill_compare(layer, path)
+                if node is not None and not editable:
+                    p.show_status("Inputs cannot be edited; select a layer." if node.is_input
+                                  else "This node is not a layer that can be edited.", "info")
+                elif clear_status:
+                    p.show_status("")
             progress(3, "Checking the edit (dry-run rebuild)…")
             self._update_preview()
 
