@@ -25,13 +25,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import math
 import struct
 import threading
 import zlib
 
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
 
 from kerawidgets import arguments
@@ -629,11 +630,88 @@ def sweep_figure(panels, board, *, metric, higher=True, layer="edited layer", ba
     return fig
 
 
+class _StampedText(RendererAgg):
+    """Agg's renderer drawing each text from a kept stamp: its pixels' coverage, rendered
+    once per string, font, angle and dpi, then laid on the canvas at whole pixels.
+
+    Agg renders a text glyph by glyph at 1/64-pixel positions, about a millisecond a
+    label, most of the editor's redraw; a stamp costs one composite. The text lands at
+    the nearest whole pixel (at most half a pixel from where Agg puts it), with the
+    coverage Agg gives it there: a stamp is Agg's own rendering at a whole-pixel
+    origin. Every figure here is drawn through it (`_Canvas`), so a kept figure and a
+    fresh one draw the same pixels.
+    """
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if ismath:  # (not used here: every text is literal)
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        key = (s, hash(prop), float(angle), float(self.dpi), bool(gc.get_antialiased()),
+               matplotlib.rcParams["text.hinting"], matplotlib.rcParams["text.hinting_factor"],
+               *(str(getattr(mtext, name, lambda: None)()) for name in _TEXT_OPTIONS))
+        with _STAMP_LOCK:
+            stamp = _STAMPS.pop(key, None)
+        if stamp is None:
+            stamp = self._stamp(gc, s, prop, angle, mtext)
+        with _STAMP_LOCK:
+            _STAMPS[key] = stamp
+            while len(_STAMPS) > _STAMPS_KEPT:
+                _STAMPS.popitem(last=False)
+        mask, left, top = stamp
+        if mask is not None:  # y: the bottom row, counted from the top (as Agg's own call)
+            self._renderer.draw_text_image(mask, round(x) + left,
+                                           round(y) + top + mask.shape[0], 0, gc)
+
+    def _stamp(self, gc, s, prop, angle, mtext) -> tuple:
+        """(coverage, left, top) of `s` drawn at a whole-pixel origin: offsets from it, down."""
+        width, height, descent = super().get_text_width_height_descent(s, prop, False)
+        margin = math.ceil(prop.get_size_in_points() * self.dpi / 72) + 2
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        corners = [(u * cos + v * sin, -u * sin + v * cos)  # rotated, y down
+                   for u in (-margin, width + margin)
+                   for v in (descent + margin, descent - height - margin)]
+        x0 = math.floor(min(u for u, _ in corners))
+        y0 = math.floor(min(v for _, v in corners))
+        scratch = RendererAgg(math.ceil(max(u for u, _ in corners)) - x0 + 1,
+                              math.ceil(max(v for _, v in corners)) - y0 + 1, self.dpi)
+        pen = scratch.new_gc()
+        pen.set_antialiased(gc.get_antialiased())
+        pen.set_foreground((0.0, 0.0, 0.0, 1.0))
+        RendererAgg.draw_text(scratch, pen, -x0, -y0, s, prop, angle, False, mtext)
+        pen.restore()
+        coverage = np.asarray(scratch.buffer_rgba())[..., 3]
+        rows, columns = np.flatnonzero(coverage.any(1)), np.flatnonzero(coverage.any(0))
+        if not rows.size:
+            return None, 0, 0
+        top, left = int(rows[0]), int(columns[0])
+        mask = np.ascontiguousarray(coverage[top:rows[-1] + 1, left:columns[-1] + 1])
+        return mask, left + x0, top + y0
+
+
+#: A text's options that change its glyphs (matplotlib 3.11 and later).
+_TEXT_OPTIONS = ("get_fontfeatures", "get_language")
+#: Stamps of the texts drawn lately (a few hundred bytes each), least recent first.
+_STAMPS: collections.OrderedDict = collections.OrderedDict()
+_STAMPS_KEPT = 2000
+_STAMP_LOCK = threading.Lock()
+
+
+class _Canvas(FigureCanvasAgg):
+    """Agg's canvas with `_StampedText` as its renderer."""
+
+    def get_renderer(self):
+        renderer = super().get_renderer()
+        if type(renderer) is RendererAgg:  # just made by Agg: same state, texts stamped
+            renderer.__class__ = _StampedText
+        return renderer
+
+
 def figure_to_png(fig: Figure, dpi=None, *, pixel_ratio=1.0) -> bytes:
     """The figure as PNG bytes (for an `ipywidgets.Image` or a file).
 
     By default at the figure's own dpi times `pixel_ratio`: a figure made
     for a `Display` is drawn with one dot per device pixel of that screen.
+    Texts are drawn as Agg renders them, placed at the nearest whole pixel,
+    from stamps kept between figures (a text drawn before costs one composite).
 
     >>> figure_to_png(histogram_figure(np.arange(5.0)), dpi=50)[:4]
     b'\\x89PNG'
@@ -644,12 +722,13 @@ def figure_to_png(fig: Figure, dpi=None, *, pixel_ratio=1.0) -> bytes:
     1200
     """
     # Agg's canvas and our PNG writer directly: what `savefig` does for a PNG, without its
-    # search for tight boxes and its canvas switching (a tenth of the editor's plot time).
+    # search for tight boxes and its canvas switching (a tenth of the editor's plot time);
+    # texts drawn from kept stamps at whole pixels (`_StampedText`).
     dpi = float(dpi or fig.dpi * float(pixel_ratio))
     shown = fig.dpi
     try:
         fig.dpi = dpi
-        canvas = FigureCanvasAgg(fig)
+        canvas = _Canvas(fig)
         canvas.draw()
         rgba = np.asarray(canvas.buffer_rgba())
     finally:
@@ -837,7 +916,7 @@ class _LiveDepth:
         with _themed(display):
             self.fig = depth_summary_figure(**inputs, display=display)
         self.fig.dpi = DPI * display.pixel_ratio
-        self.canvas = FigureCanvasAgg(self.fig)
+        self.canvas = _Canvas(self.fig)
         for ax in self.fig.axes:
             for artist in self._drawn(ax):
                 artist.set_animated(True)  # left out of the kept pixels
@@ -904,7 +983,7 @@ class _LiveComparison:
             _draw_comparison(self.axes, self._values(inputs), inputs["agreement"],
                              inputs.get("layer_name", "edited layer"), c)
         self.fig.dpi = DPI * display.pixel_ratio
-        self.canvas = FigureCanvasAgg(self.fig)
+        self.canvas = _Canvas(self.fig)
         self.values = self.axes["table"].texts[1::2]  # the table: label, value, label...
         bars = self.axes["bars"]
         # The bars' grid lines lie over the bars: drawn on every call, the rest of their

@@ -445,3 +445,48 @@ def test_the_legend_marks_a_mean_and_std_read_at_sampled_rows():
     assert "≈" not in after and after.startswith("after: mean ")
     exact = plots.histogram_figure(summarize(values, exact=True))
     assert "≈" not in exact.axes[0].get_legend().get_texts()[0].get_text()
+
+
+
+def _stroked_renderer(kind, dpi):
+    """A white renderer of `kind` with a thick grey line across it: a figure's background."""
+    from matplotlib.path import Path
+    from matplotlib.transforms import IdentityTransform
+
+    renderer = kind(320, 260, dpi)
+    np.asarray(renderer.buffer_rgba())[...] = 255
+    pen = renderer.new_gc()
+    pen.set_foreground("#b0b0b0")
+    pen.set_linewidth(9)
+    renderer.draw_path(pen, Path([(0, 0), (320, 260)]), IdentityTransform())
+    return renderer
+
+
+def test_stamped_text_draws_what_agg_draws_at_whole_pixels():
+    """A text drawn from its stamp equals Agg's own rendering at the nearest whole pixel, at
+    any angle and dpi, over a drawn background (but for a rounding step where the glyphs of
+    a rotated text overlap); a stamp is made once, then reused anywhere."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    prop = FontProperties(size=plots.FONT_SIZE)
+    texts = [("0.0005", 100.4, 120.6), ("after: mean ≈0.629, std ≈0.714", 40, 200),
+             ("block_153_expand_relu", 160.5, 130.2), ("KL(before‖after)", 7, 99)]
+    plots._STAMPS.clear()
+    for dpi in (72, 144):
+        blank = np.asarray(_stroked_renderer(RendererAgg, dpi).buffer_rgba())
+        for angle in (0.0, 60.0, 90.0):
+            for text, x, y in texts:
+                want = _stroked_renderer(RendererAgg, dpi)
+                RendererAgg.draw_text(want, want.new_gc(), round(x), round(y), text, prop, angle)
+                got = _stroked_renderer(plots._StampedText, dpi)
+                got.draw_text(got.new_gc(), x, y, text, prop, angle)
+                want_pixels = np.asarray(want.buffer_rgba()).astype(int)
+                assert (want_pixels != blank).any()  # the text is drawn
+                differ = np.abs(want_pixels - np.asarray(got.buffer_rgba()).astype(int))
+                assert differ.max() <= (1 if angle in (0.0, 90.0) else 6), (dpi, angle, text)
+    assert len(plots._STAMPS) == 2 * 3 * len(texts)
+    stamps = dict(plots._STAMPS)
+    got = _stroked_renderer(plots._StampedText, 72)
+    got.draw_text(got.new_gc(), 10.2, 50.7, "0.0005", prop, 0.0)  # elsewhere: the same stamp
+    assert plots._STAMPS == stamps
