@@ -661,6 +661,33 @@ class _StampedText(RendererAgg):
             self._renderer.draw_text_image(mask, round(x) + left,
                                            round(y) + top + mask.shape[0], 0, gc)
 
+    def _get_font_height_metrics(self, prop):
+        """(ascent, descent, line gap) of `prop`'s font in pixels, kept per font and dpi.
+
+        Matplotlib 3.11 and later ask the renderer this for every text's layout (the
+        hook of its PDF and PS backends) and otherwise read them from the font's tables
+        each time: here they are read as matplotlib reads them (`Text._get_layout`), once.
+        """
+        key = (hash(prop), float(self.dpi))
+        metrics = _FONT_HEIGHTS.get(key)
+        if metrics is None:
+            if len(_FONT_HEIGHTS) > 256:
+                _FONT_HEIGHTS.clear()
+            metrics = _FONT_HEIGHTS[key] = self._read_font_heights(prop)
+        return metrics
+
+    def _read_font_heights(self, prop) -> tuple:
+        font = self._prepare_font(prop)
+        for table_name, gap, ascent, descent in (
+                ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+                ("hhea", "lineGap", "ascent", "descent")):
+            table = font.get_sfnt_table(table_name)
+            if table is not None:
+                scale = (prop.get_size_in_points() * self.dpi / 72
+                         / font.get_sfnt_table("head")["unitsPerEm"])
+                return table[ascent] * scale, -table[descent] * scale, table[gap] * scale
+        return None, None, None
+
     def _stamp(self, gc, s, prop, angle, mtext) -> tuple:
         """(coverage, left, top) of `s` drawn at a whole-pixel origin: offsets from it, down."""
         width, height, descent = super().get_text_width_height_descent(s, prop, False)
@@ -687,6 +714,8 @@ class _StampedText(RendererAgg):
         return mask, left + x0, top + y0
 
 
+#: Font heights (`_StampedText._get_font_height_metrics`) per font and dpi.
+_FONT_HEIGHTS: dict = {}
 #: A text's options that change its glyphs (matplotlib 3.11 and later).
 _TEXT_OPTIONS = ("get_fontfeatures", "get_language")
 #: Stamps of the texts drawn lately (a few hundred bytes each), least recent first.

@@ -490,3 +490,21 @@ def test_stamped_text_draws_what_agg_draws_at_whole_pixels():
     got = _stroked_renderer(plots._StampedText, 72)
     got.draw_text(got.new_gc(), 10.2, 50.7, "0.0005", prop, 0.0)  # elsewhere: the same stamp
     assert plots._STAMPS == stamps
+
+
+def test_stamped_text_lays_texts_out_as_agg_does():
+    """Every text's box (tick labels, titles, a legend, two lines) is where Agg puts it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    def boxes(canvas_class):
+        rng = np.random.default_rng(0)
+        fig = plots.histogram_figure(rng.normal(size=99), rng.normal(1, 2, 99), title="gj ≈ $x$")
+        fig.dpi = 144
+        fig.axes[0].text(0.1, 0.5, "two\nlines", family="monospace")
+        canvas = canvas_class(fig)
+        canvas.draw()
+        texts = fig.findobj(lambda artist: hasattr(artist, "get_text") and artist.get_text())
+        return [text.get_window_extent(canvas.get_renderer()).bounds for text in texts]
+
+    stamped = boxes(plots._Canvas)
+    assert len(stamped) > 10 and stamped == boxes(FigureCanvasAgg)
