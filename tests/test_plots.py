@@ -43,7 +43,7 @@ def test_histogram_figure_shared_bins_legend_and_labels():
     ax = fig.axes[0]
     assert ax.get_title() == "conv1"
     assert ax.get_xlabel() and ax.get_ylabel() == "share of values"
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for t in plots._key_of(ax).get_texts()]
     assert labels[0].startswith("before") and labels[1].startswith("after")
     filled = [p for p in ax.patches if p.get_alpha() == 0.45]
     assert len(filled) == 2  # one filled staircase per side
@@ -440,11 +440,11 @@ def test_the_legend_marks_a_mean_and_std_read_at_sampled_rows():
     values = np.random.default_rng(2).normal(1.0, 2.0, (16, 64, 64, 32)).astype("float32")
     large, small = summarize(values), summarize(values[:1, :8])
     fig = plots.histogram_figure(large, small)
-    before, after = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    before, after = [t.get_text() for t in plots._key_of(fig.axes[0]).get_texts()]
     assert before.startswith("before: mean ≈") and ", std ≈" in before
     assert "≈" not in after and after.startswith("after: mean ")
     exact = plots.histogram_figure(summarize(values, exact=True))
-    assert "≈" not in exact.axes[0].get_legend().get_texts()[0].get_text()
+    assert "≈" not in plots._key_of(exact.axes[0]).get_texts()[0].get_text()
 
 
 
@@ -508,3 +508,21 @@ def test_stamped_text_lays_texts_out_as_agg_does():
 
     stamped = boxes(plots._Canvas)
     assert len(stamped) > 10 and stamped == boxes(FigureCanvasAgg)
+
+
+
+def test_the_histograms_key_is_drawn_where_matplotlibs_legend_is():
+    """The histogram's key (swatches and labels) draws what the `Legend` it stands for draws."""
+    rng = np.random.default_rng(5)
+    for after, dpi in ((rng.normal(3, 2, 400), 72), (None, 144), (rng.normal(0, 1e-4, 90), 144)):
+        before = rng.normal(size=500)
+        with_key, with_legend = (plots.histogram_figure(before, after, title="dense")
+                                 for _ in range(2))
+        ax = with_legend.axes[0]
+        plots._key_of(ax).remove()
+        ax.legend(fontsize=plots.FONT_SIZE, frameon=False, loc="upper right", handlelength=1.2,
+                  borderaxespad=0.2, labelspacing=0.25)
+        png = plots.figure_to_png(with_key, dpi=dpi)
+        _assert_same_pixels(png, plots.figure_to_png(with_legend, dpi=dpi), (dpi, after is None))
+        ax.get_legend().remove()
+        assert not np.array_equal(_pixels(png), _pixels(plots.figure_to_png(with_legend, dpi=dpi)))
