@@ -751,9 +751,25 @@ class _StampedText(RendererAgg):
         return None, None, None
 
     def _stamp(self, gc, s, prop, angle, mtext) -> tuple:
-        """(coverage, left, top) of `s` drawn at a whole-pixel origin: offsets from it, down."""
-        width, height, descent = super().get_text_width_height_descent(s, prop, False)
-        margin = math.ceil(prop.get_size_in_points() * self.dpi / 72) + 2
+        """(coverage, left, top) of `s` drawn at a whole-pixel origin: offsets from it, down.
+
+        Drawn on a scratch canvas sized for an em per character (no measuring: a text's
+        layout is most of its cost); one that reaches the canvas' edge is drawn again on
+        a canvas of its measured size.
+        """
+        em = prop.get_size_in_points() * self.dpi / 72
+        stamp = self._stamp_within(gc, s, prop, angle, mtext, (1.5 * em * len(s), 1.4 * em, 0.4 * em))
+        if stamp is None:
+            size = super().get_text_width_height_descent(s, prop, False)
+            stamp = self._stamp_within(gc, s, prop, angle, mtext, size, margin=2 * em)
+        return stamp or (None, 0, 0)
+
+    def _stamp_within(self, gc, s, prop, angle, mtext, size, margin=None) -> tuple | None:
+        """The stamp, drawn on a canvas around a box of `size` (width, height, descent), or
+        None when its ink reaches the canvas' edge (without `margin`: a guessed size)."""
+        width, height, descent = size
+        guessed = margin is None
+        margin = math.ceil(margin or prop.get_size_in_points() * self.dpi / 72) + 2
         cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
         corners = [(u * cos + v * sin, -u * sin + v * cos)  # rotated, y down
                    for u in (-margin, width + margin)
@@ -770,7 +786,10 @@ class _StampedText(RendererAgg):
         coverage = np.asarray(scratch.buffer_rgba())[..., 3]
         rows, columns = np.flatnonzero(coverage.any(1)), np.flatnonzero(coverage.any(0))
         if not rows.size:
-            return None, 0, 0
+            return None if guessed and s.strip() else (None, 0, 0)
+        if guessed and (rows[0] == 0 or columns[0] == 0 or rows[-1] == coverage.shape[0] - 1
+                        or columns[-1] == coverage.shape[1] - 1):
+            return None
         top, left = int(rows[0]), int(columns[0])
         mask = np.ascontiguousarray(coverage[top:rows[-1] + 1, left:columns[-1] + 1])
         return mask, left + x0, top + y0
