@@ -29,6 +29,7 @@ import math
 import struct
 import threading
 import zlib
+from typing import cast
 
 import matplotlib
 import numpy as np
@@ -36,9 +37,10 @@ from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.colors import is_color_like
 from matplotlib.figure import Figure
+from matplotlib.font_manager import findfont, get_font
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
-from matplotlib.transforms import IdentityTransform
+from matplotlib.transforms import IdentityTransform, ScaledTranslation
 
 from kerawidgets import arguments
 from kerawidgets.statistics import LayerSummary
@@ -185,6 +187,7 @@ def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value", co
     ax.set_xlabel(xlabel, fontsize=FONT_SIZE, **LITERAL)
     ax.set_ylabel("share of values", fontsize=FONT_SIZE)
     ax.tick_params(labelsize=FONT_SIZE)
+    _pin_xlabel(ax)
     ax.add_artist(_Key(ax.patches[0::2], [label for _name, _shares, label in sides]))
     ax.grid(axis="y", alpha=0.3)
     ax.locator_params(axis="both", nbins=5)
@@ -247,6 +250,23 @@ class _Key(Artist):
 def _key_of(ax) -> _Key:
     """The `_Key` `_draw_histogram` put on `ax`."""
     return next(artist for artist in ax.artists if isinstance(artist, _Key))
+
+
+def _pin_xlabel(ax):
+    """Fix `ax`'s x label where matplotlib puts it: under the tick marks, their pad, one line
+    of tick labels and the label's pad. Matplotlib measures every tick label on each draw
+    to find that place; pinned, the label stays put, and the editor keeps it as pixels."""
+    tick = ax.xaxis.get_major_ticks()[0]
+    label = tick.label1.get_fontproperties()
+    font = get_font(findfont(label))
+    typo, hhea, head = (cast(dict, font.get_sfnt_table(name)) for name in ("OS/2", "hhea", "head"))
+    extent = (typo["sTypoAscender"] - typo["sTypoDescender"] if typo is not None
+              else hhea["ascent"] - hhea["descent"])  # the line matplotlib lays a label in
+    line = extent / head["unitsPerEm"] * label.get_size_in_points()
+    below = tick.get_tick_padding() + tick.get_pad() + line + ax.xaxis.labelpad  # points
+    figure = ax.get_figure()
+    ax.xaxis.set_label_coords(0.5, 0.0, transform=ax.transAxes + ScaledTranslation(
+        0.0, -below / 72, figure.dpi_scale_trans))
 
 
 def _histogram_top(ax):
@@ -963,10 +983,11 @@ class FigureCache:
     table rows there are...), and each call puts the new data into it. Its
     fixed parts are drawn once and kept as pixels (depth: panels, titles, the
     layer names, legend, the shares' y axes; comparison: backgrounds, titles,
-    the bars' axes, the table's labels); what the data changes is drawn over
-    a copy of them (depth: lines, the mean and std y axes, frames; comparison:
-    the staircases, updated in place, the histograms' axes and legends, the
-    bars and their grid lines, the numbers). Each
+    the histograms' x labels (pinned: `_pin_xlabel`), the bars' axes, the table's
+    labels); what the data changes is drawn over a copy of them (depth: lines,
+    the mean and std y axes, frames; comparison: the staircases, updated in
+    place, the histograms' axes and keys (`_Key`), the bars and their grid
+    lines, the numbers), texts from kept stamps (`_StampedText`). Each
     kept figure's PNG reuses the compressed bands of rows that did not change
     (`PngFrames`). At most `keep` figures per plot are kept (a few MB each at
     a pixel ratio of 1, about 20 MB at 2). One lock: calls from several
@@ -1108,6 +1129,11 @@ class _LiveComparison:
         self.canvas.draw()
         for line in self.grid:
             line.set_visible(True)
+        # The histograms' x labels are pinned (`_pin_xlabel`): kept as pixels, not drawn
+        # with their axes.
+        self.pinned = [self.axes[name].xaxis.label for name in ("layer", "model")]
+        for name, label in zip(("layer", "model"), self.pinned):
+            self.axes[name].draw_artist(label)
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
 
     @staticmethod
@@ -1156,9 +1182,15 @@ class _LiveComparison:
     def draw(self) -> np.ndarray:
         """The figure's pixels (RGBA) with the current data."""
         self.canvas.restore_region(self.background)
-        with _themed(self.display):
-            for ax, artist in self._drawn:
-                ax.draw_artist(artist)
+        for label in self.pinned:
+            label.set_visible(False)
+        try:
+            with _themed(self.display):
+                for ax, artist in self._drawn:
+                    ax.draw_artist(artist)
+        finally:
+            for label in self.pinned:
+                label.set_visible(True)
         return np.asarray(self.canvas.buffer_rgba())
 
 
