@@ -513,10 +513,25 @@ def _draw_bars(ax, shares, c):
     values = [value for _, value in shares][::-1]
     bars = ax.barh(labels, values, color=[colors[label] for label in labels], height=0.6)
     for bar, value in zip(bars, values):
-        inside = value > 0.75
-        ax.text(value - 0.02 if inside else value + 0.02, bar.get_y() + bar.get_height() / 2,
-                f"{value:.1%}", va="center", ha="right" if inside else "left",
-                color="white" if inside else c["text"], fontsize=FONT_SIZE)
+        _place_value(ax.text(0, bar.get_y() + bar.get_height() / 2, "", va="center",
+                             fontsize=FONT_SIZE), value, c)
+
+
+def _place_value(text, value, c):
+    """A bar's value: inside its end in white (a long bar), else just after it."""
+    inside = value > 0.75
+    text.set_x(value - 0.02 if inside else value + 0.02)
+    text.set_text(f"{value:.1%}")
+    text.set_horizontalalignment("right" if inside else "left")
+    text.set_color("white" if inside else c["text"])
+
+
+def _update_bars(ax, shares, c):
+    """Put new shares (of the same labels) into the bars and values `_draw_bars` drew."""
+    values = [value for _, value in shares][::-1]
+    for bar, text, value in zip(ax.containers[0], ax.texts, values):
+        bar.set_width(value)
+        _place_value(text, value, c)
 
 
 def agreement_figure(agreement_dict, *, title="Model output: before vs after",
@@ -1170,11 +1185,7 @@ class _LiveComparison:
             bars = self.axes["bars"]
             shares = _agreement_shares(inputs["agreement"])
             if shares:
-                for container in list(bars.containers):
-                    container.remove()
-                for text in list(bars.texts):
-                    text.remove()
-                _draw_bars(bars, shares, c)
+                _update_bars(bars, shares, c)
             for text, (_label, value) in zip(self.values, _agreement_rows(inputs["agreement"])):
                 text.set_text(value)
         self._drawn = self._dynamic()

@@ -551,3 +551,16 @@ def test_a_pinned_x_label_sits_where_matplotlib_puts_it():
                 FigureCanvasAgg(fig).draw()
                 boxes.append(ax.xaxis.label.get_window_extent().bounds)
             np.testing.assert_allclose(boxes[1], boxes[0], atol=1e-6)
+
+
+def test_a_kept_comparisons_bars_follow_their_values_inside_and_out():
+    """Bars updated in place: a long bar's value written inside it, a short one's after it,
+    as a fresh figure writes them, whichever the previous step had."""
+    cache = plots.FigureCache()
+    base = _comparison_steps()[0]
+    for display in (plots.Display(900), plots.Display(468, 2.0, True)):
+        for top1, accuracy in ((1.0, 0.25), (0.5, 0.8), (0.9, 0.05), (0.1, 1.0)):
+            inputs = {**base, "agreement": {**base["agreement"], "top1_agreement": top1,
+                                            "accuracy_after": accuracy}}
+            _assert_same_pixels(cache.png("comparison", display, **inputs),
+                                _fresh("comparison", display, inputs), (display, top1))
