@@ -15,8 +15,8 @@ in alternating pairs in this one process:
   other data than the one before, as successive Applies do). The three steps' texts
   come back every third call, so their stamps (`plots._StampedText`) are reused; a
   real Apply's new numbers (the legends' means and stds, the table) are rendered once
-  each, a few ms more per Apply (see the issue 9 notes: about 2-3 ms per new legend
-  label at a pixel ratio of 1).
+  each: a few ms more per Apply (about 3 ms per new legend label at a pixel ratio of
+  1, measured with new numbers on every call).
 
     TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python benchmarks/bench_plots.py [--pairs 5] [--write]
 
