@@ -745,14 +745,9 @@ class _StampedText(RendererAgg):
         key = (s, hash(prop), float(angle), float(self.dpi), bool(gc.get_antialiased()),
                matplotlib.rcParams["text.hinting"], matplotlib.rcParams["text.hinting_factor"],
                *(str(getattr(mtext, name, lambda: None)()) for name in _TEXT_OPTIONS))
-        with _STAMP_LOCK:
-            stamp = _STAMPS.pop(key, None)
+        stamp = _STAMPS.get(key)
         if stamp is None:
-            stamp = self._stamp(gc, s, prop, angle, mtext)
-        with _STAMP_LOCK:
-            _STAMPS[key] = stamp
-            while len(_STAMPS) > _STAMPS_KEPT:
-                _STAMPS.popitem(last=False)
+            stamp = _STAMPS.keep(key, self._stamp(gc, s, prop, angle, mtext))
         mask, left, top = stamp
         if mask is not None:  # y: the bottom row, counted from the top (as Agg's own call)
             self._renderer.draw_text_image(mask, round(x) + left,
@@ -834,10 +829,43 @@ class _StampedText(RendererAgg):
 _FONT_HEIGHTS: dict = {}
 #: A text's options that change its glyphs (matplotlib 3.11 and later).
 _TEXT_OPTIONS = ("get_fontfeatures", "get_language")
-#: Stamps of the texts drawn lately (a few hundred bytes each), least recent first.
-_STAMPS: collections.OrderedDict = collections.OrderedDict()
-_STAMPS_KEPT = 2000
-_STAMP_LOCK = threading.Lock()
+class _Stamps(collections.OrderedDict):
+    """The stamps of the texts drawn lately, least recent first, at most `limit` bytes of
+    coverage (a tick label's is a few hundred bytes, a rotated layer name's at a pixel
+    ratio of 2 tens of KB). Thread-safe."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit, self.size = limit, 0
+        self._lock = threading.Lock()
+
+    def get(self, key, default=None):
+        with self._lock:
+            if key in self:
+                self.move_to_end(key)
+                return self[key]
+        return default
+
+    def keep(self, key, stamp: tuple) -> tuple:
+        with self._lock:
+            if key not in self:
+                self[key] = stamp
+                self.size += _stamp_size(stamp)
+            while self.size > self.limit and len(self) > 1:
+                self.size -= _stamp_size(self.popitem(last=False)[1])
+        return stamp
+
+    def clear(self) -> None:
+        with self._lock:
+            super().clear()
+            self.size = 0
+
+
+def _stamp_size(stamp) -> int:
+    return 64 + (0 if stamp[0] is None else stamp[0].nbytes)
+
+
+_STAMPS = _Stamps(limit=16 * 2**20)
 
 
 class _Canvas(FigureCanvasAgg):

@@ -564,3 +564,14 @@ def test_a_kept_comparisons_bars_follow_their_values_inside_and_out():
                                             "accuracy_after": accuracy}}
             _assert_same_pixels(cache.png("comparison", display, **inputs),
                                 _fresh("comparison", display, inputs), (display, top1))
+
+
+def test_stamps_are_kept_within_their_bytes_least_recent_first():
+    stamps = plots._Stamps(limit=1000)
+    for name in "abcd":  # 64 + 236 bytes each: three fit
+        stamps.keep(name, (np.zeros((4, 59), np.uint8), 0, 0))
+    assert list(stamps) == ["b", "c", "d"] and stamps.size == 900
+    assert stamps.get("b") is not None and stamps.get("a") is None  # b used: now the latest
+    stamps.keep("e", (None, 0, 0))  # an empty text's: its key only
+    stamps.keep("f", (np.zeros((4, 59), np.uint8), 0, 0))
+    assert list(stamps) == ["d", "b", "e", "f"] and stamps.size == 964  # c went first
