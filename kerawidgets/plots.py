@@ -25,14 +25,22 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import math
 import struct
 import threading
 import zlib
+from typing import cast
 
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.colors import is_color_like
 from matplotlib.figure import Figure
+from matplotlib.font_manager import findfont, get_font
+from matplotlib.patches import Rectangle
+from matplotlib.text import Text
+from matplotlib.transforms import IdentityTransform, ScaledTranslation
 
 from kerawidgets import arguments
 from kerawidgets.statistics import LayerSummary
@@ -179,11 +187,86 @@ def _draw_histogram(ax, before, after, title, bins=50, xlabel="output value", co
     ax.set_xlabel(xlabel, fontsize=FONT_SIZE, **LITERAL)
     ax.set_ylabel("share of values", fontsize=FONT_SIZE)
     ax.tick_params(labelsize=FONT_SIZE)
-    ax.legend(fontsize=FONT_SIZE, frameon=False, loc="upper right", handlelength=1.2,
-              borderaxespad=0.2, labelspacing=0.25)
+    _pin_xlabel(ax)
+    ax.add_artist(_Key(ax.patches[0::2], [label for _name, _shares, label in sides]))
     ax.grid(axis="y", alpha=0.3)
     ax.locator_params(axis="both", nbins=5)
     _histogram_top(ax)
+
+
+class _Key(Artist):
+    """A histogram's legend: a swatch and a label per side, in the upper right corner.
+
+    Laid out as ``ax.legend(loc="upper right", frameon=False, handlelength=1.2,
+    borderaxespad=0.2, labelspacing=0.25)`` lays it out (the swatches in a column left of
+    the labels, the widest label ending at the corner), at a fraction of the cost: a
+    matplotlib `Legend` measures its texts several times over in its packers, and the
+    editor draws new labels after every Apply.
+    """
+
+    zorder = 5  # a legend's
+
+    def __init__(self, fills, labels):
+        super().__init__()
+        color = matplotlib.rcParams["legend.labelcolor"]  # a legend's, in the theme's defaults
+        if str(color) == "None" or not is_color_like(color):
+            color = matplotlib.rcParams["text.color"]
+        self.set_in_layout(False)
+        self._texts = [Text(0, 0, label, fontsize=FONT_SIZE, color=color, va="baseline",
+                            transform=IdentityTransform(), parse_math=False) for label in labels]
+        self._swatches = [Rectangle((0, 0), 1, 1, facecolor=fill.get_facecolor(),
+                                    edgecolor=fill.get_edgecolor(),
+                                    linewidth=fill.get_linewidth(), transform=IdentityTransform())
+                          for fill in fills]
+
+    def get_texts(self) -> list:
+        """The labels, as `Legend.get_texts` gives them."""
+        return self._texts
+
+    def draw(self, renderer):
+        figure, ax = self.get_figure(), self.axes
+        if not self.get_visible() or figure is None or ax is None:
+            return
+        font = renderer.points_to_pixels(FONT_SIZE)
+        boxes = []
+        for text in self._texts:
+            text.set_figure(figure)
+            text.set_position((0, 0))
+            boxes.append(text.get_window_extent(renderer))  # from the baseline's start
+        width = max((box.width for box in boxes), default=0)
+        left = ax.bbox.x1 - 0.6 * font - width - 2.0 * font  # pads, swatch, its gap
+        top = ax.bbox.y1 - 0.6 * font
+        for text, swatch, box in zip(self._texts, self._swatches, boxes):
+            baseline = top - box.y1
+            swatch.set_bounds(left, baseline, 1.2 * font, 0.7 * font)
+            swatch.set_figure(figure)
+            swatch.draw(renderer)
+            text.set_position((left + 2.0 * font, baseline))
+            text.draw(renderer)
+            top = baseline + box.y0 - 0.25 * font
+        self.stale = False
+
+
+def _key_of(ax) -> _Key:
+    """The `_Key` `_draw_histogram` put on `ax`."""
+    return next(artist for artist in ax.artists if isinstance(artist, _Key))
+
+
+def _pin_xlabel(ax):
+    """Fix `ax`'s x label where matplotlib puts it: under the tick marks, their pad, one line
+    of tick labels and the label's pad. Matplotlib measures every tick label on each draw
+    to find that place; pinned, the label stays put, and the editor keeps it as pixels."""
+    tick = ax.xaxis.get_major_ticks()[0]
+    label = tick.label1.get_fontproperties()
+    font = get_font(findfont(label))
+    typo, hhea, head = (cast(dict, font.get_sfnt_table(name)) for name in ("OS/2", "hhea", "head"))
+    extent = (typo["sTypoAscender"] - typo["sTypoDescender"] if typo is not None
+              else hhea["ascent"] - hhea["descent"])  # the line matplotlib lays a label in
+    line = extent / head["unitsPerEm"] * label.get_size_in_points()
+    below = tick.get_tick_padding() + tick.get_pad() + line + ax.xaxis.labelpad  # points
+    figure = ax.get_figure()
+    ax.xaxis.set_label_coords(0.5, 0.0, transform=ax.transAxes + ScaledTranslation(
+        0.0, -below / 72, figure.dpi_scale_trans))
 
 
 def _histogram_top(ax):
@@ -195,7 +278,7 @@ def _update_histogram(ax, before, after, title, bins=50):
     """Put new data into a histogram `_draw_histogram` drew with the same sides: the same
     staircases, limits and legend a fresh one gets, without making its artists again."""
     edges, sides = _histogram_sides(before, after, bins)
-    legend = ax.get_legend().get_texts()
+    legend = _key_of(ax).get_texts()
     for (_name, shares, label), fill, line, text in zip(sides, ax.patches[0::2],
                                                         ax.patches[1::2], legend):
         fill.set_data(shares, edges)
@@ -430,10 +513,25 @@ def _draw_bars(ax, shares, c):
     values = [value for _, value in shares][::-1]
     bars = ax.barh(labels, values, color=[colors[label] for label in labels], height=0.6)
     for bar, value in zip(bars, values):
-        inside = value > 0.75
-        ax.text(value - 0.02 if inside else value + 0.02, bar.get_y() + bar.get_height() / 2,
-                f"{value:.1%}", va="center", ha="right" if inside else "left",
-                color="white" if inside else c["text"], fontsize=FONT_SIZE)
+        _place_value(ax.text(0, bar.get_y() + bar.get_height() / 2, "", va="center",
+                             fontsize=FONT_SIZE), value, c)
+
+
+def _place_value(text, value, c):
+    """A bar's value: inside its end in white (a long bar), else just after it."""
+    inside = value > 0.75
+    text.set_x(value - 0.02 if inside else value + 0.02)
+    text.set_text(f"{value:.1%}")
+    text.set_horizontalalignment("right" if inside else "left")
+    text.set_color("white" if inside else c["text"])
+
+
+def _update_bars(ax, shares, c):
+    """Put new shares (of the same labels) into the bars and values `_draw_bars` drew."""
+    values = [value for _, value in shares][::-1]
+    for bar, text, value in zip(ax.containers[0], ax.texts, values):
+        bar.set_width(value)
+        _place_value(text, value, c)
 
 
 def agreement_figure(agreement_dict, *, title="Model output: before vs after",
@@ -629,11 +727,164 @@ def sweep_figure(panels, board, *, metric, higher=True, layer="edited layer", ba
     return fig
 
 
+class _StampedText(RendererAgg):
+    """Agg's renderer drawing each text from a kept stamp: its pixels' coverage, rendered
+    once per string, font, angle and dpi, then laid on the canvas at whole pixels.
+
+    Agg renders a text glyph by glyph at 1/64-pixel positions, about a millisecond a
+    label, most of the editor's redraw; a stamp costs one composite. The text lands at
+    the nearest whole pixel (at most half a pixel from where Agg puts it), with the
+    coverage Agg gives it there: a stamp is Agg's own rendering at a whole-pixel
+    origin. Every figure here is drawn through it (`_Canvas`), so a kept figure and a
+    fresh one draw the same pixels.
+    """
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if ismath:  # (not used here: every text is literal)
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        key = (s, hash(prop), float(angle), float(self.dpi), bool(gc.get_antialiased()),
+               matplotlib.rcParams["text.hinting"], matplotlib.rcParams["text.hinting_factor"],
+               *(str(getattr(mtext, name, lambda: None)()) for name in _TEXT_OPTIONS))
+        stamp = _STAMPS.get(key)
+        if stamp is None:
+            stamp = _STAMPS.keep(key, self._stamp(gc, s, prop, angle, mtext))
+        mask, left, top = stamp
+        if mask is not None:  # y: the bottom row, counted from the top (as Agg's own call)
+            self._renderer.draw_text_image(mask, round(x) + left,
+                                           round(y) + top + mask.shape[0], 0, gc)
+
+    def _get_font_height_metrics(self, prop):
+        """(ascent, descent, line gap) of `prop`'s font in pixels, kept per font and dpi.
+
+        Matplotlib 3.11 and later ask the renderer this for every text's layout (the
+        hook of its PDF and PS backends) and otherwise read them from the font's tables
+        each time: here they are read as matplotlib reads them (`Text._get_layout`), once.
+        """
+        key = (hash(prop), float(self.dpi))
+        metrics = _FONT_HEIGHTS.get(key)
+        if metrics is None:
+            if len(_FONT_HEIGHTS) > 256:
+                _FONT_HEIGHTS.clear()
+            metrics = _FONT_HEIGHTS[key] = self._read_font_heights(prop)
+        return metrics
+
+    def _read_font_heights(self, prop) -> tuple:
+        font = self._prepare_font(prop)
+        for table_name, gap, ascent, descent in (
+                ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+                ("hhea", "lineGap", "ascent", "descent")):
+            table = font.get_sfnt_table(table_name)
+            if table is not None:
+                scale = (prop.get_size_in_points() * self.dpi / 72
+                         / font.get_sfnt_table("head")["unitsPerEm"])
+                return table[ascent] * scale, -table[descent] * scale, table[gap] * scale
+        return None, None, None
+
+    def _stamp(self, gc, s, prop, angle, mtext) -> tuple:
+        """(coverage, left, top) of `s` drawn at a whole-pixel origin: offsets from it, down.
+
+        Drawn on a scratch canvas sized for an em per character (no measuring: a text's
+        layout is most of its cost); one that reaches the canvas' edge is drawn again on
+        a canvas of its measured size.
+        """
+        em = prop.get_size_in_points() * self.dpi / 72
+        stamp = self._stamp_within(gc, s, prop, angle, mtext, (1.5 * em * len(s), 1.4 * em, 0.4 * em))
+        if stamp is None:
+            size = super().get_text_width_height_descent(s, prop, False)
+            stamp = self._stamp_within(gc, s, prop, angle, mtext, size, margin=2 * em)
+        return stamp or (None, 0, 0)
+
+    def _stamp_within(self, gc, s, prop, angle, mtext, size, margin=None) -> tuple | None:
+        """The stamp, drawn on a canvas around a box of `size` (width, height, descent), or
+        None when its ink reaches the canvas' edge (without `margin`: a guessed size)."""
+        width, height, descent = size
+        guessed = margin is None
+        margin = math.ceil(margin or prop.get_size_in_points() * self.dpi / 72) + 2
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        corners = [(u * cos + v * sin, -u * sin + v * cos)  # rotated, y down
+                   for u in (-margin, width + margin)
+                   for v in (descent + margin, descent - height - margin)]
+        x0 = math.floor(min(u for u, _ in corners))
+        y0 = math.floor(min(v for _, v in corners))
+        scratch = RendererAgg(math.ceil(max(u for u, _ in corners)) - x0 + 1,
+                              math.ceil(max(v for _, v in corners)) - y0 + 1, self.dpi)
+        pen = scratch.new_gc()
+        pen.set_antialiased(gc.get_antialiased())
+        pen.set_foreground((0.0, 0.0, 0.0, 1.0))
+        RendererAgg.draw_text(scratch, pen, -x0, -y0, s, prop, angle, False, mtext)
+        pen.restore()
+        coverage = np.asarray(scratch.buffer_rgba())[..., 3]
+        rows, columns = np.flatnonzero(coverage.any(1)), np.flatnonzero(coverage.any(0))
+        if not rows.size:
+            return None if guessed and s.strip() else (None, 0, 0)
+        if guessed and (rows[0] == 0 or columns[0] == 0 or rows[-1] == coverage.shape[0] - 1
+                        or columns[-1] == coverage.shape[1] - 1):
+            return None
+        top, left = int(rows[0]), int(columns[0])
+        mask = np.ascontiguousarray(coverage[top:rows[-1] + 1, left:columns[-1] + 1])
+        return mask, left + x0, top + y0
+
+
+#: Font heights (`_StampedText._get_font_height_metrics`) per font and dpi.
+_FONT_HEIGHTS: dict = {}
+#: A text's options that change its glyphs (matplotlib 3.11 and later).
+_TEXT_OPTIONS = ("get_fontfeatures", "get_language")
+class _Stamps(collections.OrderedDict):
+    """The stamps of the texts drawn lately, least recent first, at most `limit` bytes of
+    coverage (a tick label's is a few hundred bytes, a rotated layer name's at a pixel
+    ratio of 2 tens of KB). Thread-safe."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit, self.size = limit, 0
+        self._lock = threading.Lock()
+
+    def get(self, key, default=None):
+        with self._lock:
+            if key in self:
+                self.move_to_end(key)
+                return self[key]
+        return default
+
+    def keep(self, key, stamp: tuple) -> tuple:
+        with self._lock:
+            if key not in self:
+                self[key] = stamp
+                self.size += _stamp_size(stamp)
+            while self.size > self.limit and len(self) > 1:
+                self.size -= _stamp_size(self.popitem(last=False)[1])
+        return stamp
+
+    def clear(self) -> None:
+        with self._lock:
+            super().clear()
+            self.size = 0
+
+
+def _stamp_size(stamp) -> int:
+    return 64 + (0 if stamp[0] is None else stamp[0].nbytes)
+
+
+_STAMPS = _Stamps(limit=16 * 2**20)
+
+
+class _Canvas(FigureCanvasAgg):
+    """Agg's canvas with `_StampedText` as its renderer."""
+
+    def get_renderer(self):
+        renderer = super().get_renderer()
+        if type(renderer) is RendererAgg:  # just made by Agg: same state, texts stamped
+            renderer.__class__ = _StampedText
+        return renderer
+
+
 def figure_to_png(fig: Figure, dpi=None, *, pixel_ratio=1.0) -> bytes:
     """The figure as PNG bytes (for an `ipywidgets.Image` or a file).
 
     By default at the figure's own dpi times `pixel_ratio`: a figure made
     for a `Display` is drawn with one dot per device pixel of that screen.
+    Texts are drawn as Agg renders them, placed at the nearest whole pixel,
+    from stamps kept between figures (a text drawn before costs one composite).
 
     >>> figure_to_png(histogram_figure(np.arange(5.0)), dpi=50)[:4]
     b'\\x89PNG'
@@ -644,12 +895,13 @@ def figure_to_png(fig: Figure, dpi=None, *, pixel_ratio=1.0) -> bytes:
     1200
     """
     # Agg's canvas and our PNG writer directly: what `savefig` does for a PNG, without its
-    # search for tight boxes and its canvas switching (a tenth of the editor's plot time).
+    # search for tight boxes and its canvas switching (a tenth of the editor's plot time);
+    # texts drawn from kept stamps at whole pixels (`_StampedText`).
     dpi = float(dpi or fig.dpi * float(pixel_ratio))
     shown = fig.dpi
     try:
         fig.dpi = dpi
-        canvas = FigureCanvasAgg(fig)
+        canvas = _Canvas(fig)
         canvas.draw()
         rgba = np.asarray(canvas.buffer_rgba())
     finally:
@@ -774,10 +1026,11 @@ class FigureCache:
     table rows there are...), and each call puts the new data into it. Its
     fixed parts are drawn once and kept as pixels (depth: panels, titles, the
     layer names, legend, the shares' y axes; comparison: backgrounds, titles,
-    the bars' axes, the table's labels); what the data changes is drawn over
-    a copy of them (depth: lines, the mean and std y axes, frames; comparison:
-    the staircases, updated in place, the histograms' axes and legends, the
-    bars and their grid lines, the numbers). Each
+    the histograms' x labels (pinned: `_pin_xlabel`), the bars' axes, the table's
+    labels); what the data changes is drawn over a copy of them (depth: lines,
+    the mean and std y axes, frames; comparison: the staircases, updated in
+    place, the histograms' axes and keys (`_Key`), the bars and their grid
+    lines, the numbers), texts from kept stamps (`_StampedText`). Each
     kept figure's PNG reuses the compressed bands of rows that did not change
     (`PngFrames`). At most `keep` figures per plot are kept (a few MB each at
     a pixel ratio of 1, about 20 MB at 2). One lock: calls from several
@@ -837,7 +1090,7 @@ class _LiveDepth:
         with _themed(display):
             self.fig = depth_summary_figure(**inputs, display=display)
         self.fig.dpi = DPI * display.pixel_ratio
-        self.canvas = FigureCanvasAgg(self.fig)
+        self.canvas = _Canvas(self.fig)
         for ax in self.fig.axes:
             for artist in self._drawn(ax):
                 artist.set_animated(True)  # left out of the kept pixels
@@ -904,7 +1157,7 @@ class _LiveComparison:
             _draw_comparison(self.axes, self._values(inputs), inputs["agreement"],
                              inputs.get("layer_name", "edited layer"), c)
         self.fig.dpi = DPI * display.pixel_ratio
-        self.canvas = FigureCanvasAgg(self.fig)
+        self.canvas = _Canvas(self.fig)
         self.values = self.axes["table"].texts[1::2]  # the table: label, value, label...
         bars = self.axes["bars"]
         # The bars' grid lines lie over the bars: drawn on every call, the rest of their
@@ -919,6 +1172,11 @@ class _LiveComparison:
         self.canvas.draw()
         for line in self.grid:
             line.set_visible(True)
+        # The histograms' x labels are pinned (`_pin_xlabel`): kept as pixels, not drawn
+        # with their axes.
+        self.pinned = [self.axes[name].xaxis.label for name in ("layer", "model")]
+        for name, label in zip(("layer", "model"), self.pinned):
+            self.axes[name].draw_artist(label)
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
 
     @staticmethod
@@ -932,9 +1190,9 @@ class _LiveComparison:
         spines = {name: list(a[name].spines.values()) for name in ("layer", "model", "bars")}
         drawn = {
             "layer": [*a["layer"].patches, a["layer"].xaxis, a["layer"].yaxis, *spines["layer"],
-                      a["layer"].title, a["layer"].get_legend()],
+                      a["layer"].title, _key_of(a["layer"])],
             "model": [*a["model"].patches, a["model"].xaxis, a["model"].yaxis, *spines["model"],
-                      a["model"].get_legend()],
+                      _key_of(a["model"])],
             "table": list(self.values),
         }
         bars = a["bars"]  # with shares: bars, their grid lines, the frame, their values
@@ -955,11 +1213,7 @@ class _LiveComparison:
             bars = self.axes["bars"]
             shares = _agreement_shares(inputs["agreement"])
             if shares:
-                for container in list(bars.containers):
-                    container.remove()
-                for text in list(bars.texts):
-                    text.remove()
-                _draw_bars(bars, shares, c)
+                _update_bars(bars, shares, c)
             for text, (_label, value) in zip(self.values, _agreement_rows(inputs["agreement"])):
                 text.set_text(value)
         self._drawn = self._dynamic()
@@ -967,9 +1221,15 @@ class _LiveComparison:
     def draw(self) -> np.ndarray:
         """The figure's pixels (RGBA) with the current data."""
         self.canvas.restore_region(self.background)
-        with _themed(self.display):
-            for ax, artist in self._drawn:
-                ax.draw_artist(artist)
+        for label in self.pinned:
+            label.set_visible(False)
+        try:
+            with _themed(self.display):
+                for ax, artist in self._drawn:
+                    ax.draw_artist(artist)
+        finally:
+            for label in self.pinned:
+                label.set_visible(True)
         return np.asarray(self.canvas.buffer_rgba())
 
 

@@ -43,7 +43,7 @@ def test_histogram_figure_shared_bins_legend_and_labels():
     ax = fig.axes[0]
     assert ax.get_title() == "conv1"
     assert ax.get_xlabel() and ax.get_ylabel() == "share of values"
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for t in plots._key_of(ax).get_texts()]
     assert labels[0].startswith("before") and labels[1].startswith("after")
     filled = [p for p in ax.patches if p.get_alpha() == 0.45]
     assert len(filled) == 2  # one filled staircase per side
@@ -440,8 +440,138 @@ def test_the_legend_marks_a_mean_and_std_read_at_sampled_rows():
     values = np.random.default_rng(2).normal(1.0, 2.0, (16, 64, 64, 32)).astype("float32")
     large, small = summarize(values), summarize(values[:1, :8])
     fig = plots.histogram_figure(large, small)
-    before, after = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    before, after = [t.get_text() for t in plots._key_of(fig.axes[0]).get_texts()]
     assert before.startswith("before: mean ≈") and ", std ≈" in before
     assert "≈" not in after and after.startswith("after: mean ")
     exact = plots.histogram_figure(summarize(values, exact=True))
-    assert "≈" not in exact.axes[0].get_legend().get_texts()[0].get_text()
+    assert "≈" not in plots._key_of(exact.axes[0]).get_texts()[0].get_text()
+
+
+
+def _stroked_renderer(kind, dpi):
+    """A white renderer of `kind` with a thick grey line across it: a figure's background."""
+    from matplotlib.path import Path
+    from matplotlib.transforms import IdentityTransform
+
+    renderer = kind(320, 260, dpi)
+    np.asarray(renderer.buffer_rgba())[...] = 255
+    pen = renderer.new_gc()
+    pen.set_foreground("#b0b0b0")
+    pen.set_linewidth(9)
+    renderer.draw_path(pen, Path([(0, 0), (320, 260)]), IdentityTransform())
+    return renderer
+
+
+def test_stamped_text_draws_what_agg_draws_at_whole_pixels():
+    """A text drawn from its stamp equals Agg's own rendering at the nearest whole pixel, at
+    any angle and dpi, over a drawn background (but for a rounding step where the glyphs of
+    a rotated text overlap); a stamp is made once, then reused anywhere."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    prop = FontProperties(size=plots.FONT_SIZE)
+    texts = [("0.0005", 100.4, 120.6), ("after: mean ≈0.629, std ≈0.714", 40, 200),
+             ("block_153_expand_relu", 160.5, 130.2), ("KL(before‖after)", 7, 99)]
+    plots._STAMPS.clear()
+    for dpi in (72, 144):
+        blank = np.asarray(_stroked_renderer(RendererAgg, dpi).buffer_rgba())
+        for angle in (0.0, 60.0, 90.0):
+            for text, x, y in texts:
+                want = _stroked_renderer(RendererAgg, dpi)
+                RendererAgg.draw_text(want, want.new_gc(), round(x), round(y), text, prop, angle)
+                got = _stroked_renderer(plots._StampedText, dpi)
+                got.draw_text(got.new_gc(), x, y, text, prop, angle)
+                want_pixels = np.asarray(want.buffer_rgba()).astype(int)
+                assert (want_pixels != blank).any()  # the text is drawn
+                differ = np.abs(want_pixels - np.asarray(got.buffer_rgba()).astype(int))
+                assert differ.max() <= (1 if angle in (0.0, 90.0) else 6), (dpi, angle, text)
+    assert len(plots._STAMPS) == 2 * 3 * len(texts)
+    stamps = dict(plots._STAMPS)
+    got = _stroked_renderer(plots._StampedText, 72)
+    got.draw_text(got.new_gc(), 10.2, 50.7, "0.0005", prop, 0.0)  # elsewhere: the same stamp
+    assert plots._STAMPS == stamps
+    # A text larger than its scratch canvas was guessed: drawn again on one of its size.
+    assert got._stamp_within(got.new_gc(), "WWW", prop, 0.0, None, (9.0, 9.0, 2.0)) is None
+    assert got._stamp_within(got.new_gc(), "WWW", prop, 0.0, None, (9.0, 9.0, 2.0), 40)[0].size
+
+
+def test_stamped_text_lays_texts_out_as_agg_does():
+    """Every text's box (tick labels, titles, a legend, two lines) is where Agg puts it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    def boxes(canvas_class):
+        rng = np.random.default_rng(0)
+        fig = plots.histogram_figure(rng.normal(size=99), rng.normal(1, 2, 99), title="gj ≈ $x$")
+        fig.dpi = 144
+        fig.axes[0].text(0.1, 0.5, "two\nlines", family="monospace")
+        canvas = canvas_class(fig)
+        canvas.draw()
+        texts = fig.findobj(lambda artist: hasattr(artist, "get_text") and artist.get_text())
+        return [text.get_window_extent(canvas.get_renderer()).bounds for text in texts]
+
+    stamped = boxes(plots._Canvas)
+    assert len(stamped) > 10 and stamped == boxes(FigureCanvasAgg)
+
+
+
+def test_the_histograms_key_is_drawn_where_matplotlibs_legend_is():
+    """The histogram's key (swatches and labels) draws what the `Legend` it stands for draws."""
+    rng = np.random.default_rng(5)
+    for after, dpi in ((rng.normal(3, 2, 400), 72), (None, 144), (rng.normal(0, 1e-4, 90), 144)):
+        before = rng.normal(size=500)
+        with_key, with_legend = (plots.histogram_figure(before, after, title="dense")
+                                 for _ in range(2))
+        ax = with_legend.axes[0]
+        plots._key_of(ax).remove()
+        ax.legend(fontsize=plots.FONT_SIZE, frameon=False, loc="upper right", handlelength=1.2,
+                  borderaxespad=0.2, labelspacing=0.25)
+        png = plots.figure_to_png(with_key, dpi=dpi)
+        _assert_same_pixels(png, plots.figure_to_png(with_legend, dpi=dpi), (dpi, after is None))
+        ax.get_legend().remove()
+        assert not np.array_equal(_pixels(png), _pixels(plots.figure_to_png(with_legend, dpi=dpi)))
+
+
+def test_a_pinned_x_label_sits_where_matplotlib_puts_it():
+    """`_pin_xlabel` fixes the x label where matplotlib's own placing (under the measured tick
+    labels) puts it, at the figures' tick label size and larger, at any dpi. (At 9 points and
+    72 dpi, hinting makes a digit a sixth of a pixel taller than the font's line.)"""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for dpi in (72, 144):
+        for size in (plots.FONT_SIZE, 12, 16):
+            boxes = []
+            for pin in (False, True):
+                fig = Figure(dpi=dpi)
+                ax = fig.add_subplot()
+                ax.plot([-3.0, 4.0], [0.0, 1.0])
+                ax.set_xlabel("output value")
+                ax.tick_params(labelsize=size)
+                if pin:
+                    plots._pin_xlabel(ax)
+                FigureCanvasAgg(fig).draw()
+                boxes.append(ax.xaxis.label.get_window_extent().bounds)
+            np.testing.assert_allclose(boxes[1], boxes[0], atol=1e-6)
+
+
+def test_a_kept_comparisons_bars_follow_their_values_inside_and_out():
+    """Bars updated in place: a long bar's value written inside it, a short one's after it,
+    as a fresh figure writes them, whichever the previous step had."""
+    cache = plots.FigureCache()
+    base = _comparison_steps()[0]
+    for display in (plots.Display(900), plots.Display(468, 2.0, True)):
+        for top1, accuracy in ((1.0, 0.25), (0.5, 0.8), (0.9, 0.05), (0.1, 1.0)):
+            inputs = {**base, "agreement": {**base["agreement"], "top1_agreement": top1,
+                                            "accuracy_after": accuracy}}
+            _assert_same_pixels(cache.png("comparison", display, **inputs),
+                                _fresh("comparison", display, inputs), (display, top1))
+
+
+def test_stamps_are_kept_within_their_bytes_least_recent_first():
+    stamps = plots._Stamps(limit=1000)
+    for name in "abcd":  # 64 + 236 bytes each: three fit
+        stamps.keep(name, (np.zeros((4, 59), np.uint8), 0, 0))
+    assert list(stamps) == ["b", "c", "d"] and stamps.size == 900
+    assert stamps.get("b") is not None and stamps.get("a") is None  # b used: now the latest
+    stamps.keep("e", (None, 0, 0))  # an empty text's: its key only
+    stamps.keep("f", (np.zeros((4, 59), np.uint8), 0, 0))
+    assert list(stamps) == ["d", "b", "e", "f"] and stamps.size == 964  # c went first
