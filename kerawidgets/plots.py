@@ -745,13 +745,16 @@ class _StampedText(RendererAgg):
         key = (s, hash(prop), float(angle), float(self.dpi), bool(gc.get_antialiased()),
                matplotlib.rcParams["text.hinting"], matplotlib.rcParams["text.hinting_factor"],
                *(str(getattr(mtext, name, lambda: None)()) for name in _TEXT_OPTIONS))
-        stamp = _STAMPS.get(key)
-        if stamp is None:
-            stamp = _STAMPS.keep(key, self._stamp(gc, s, prop, angle, mtext))
-        mask, left, top = stamp
-        if mask is not None:  # y: the bottom row, counted from the top (as Agg's own call)
-            self._renderer.draw_text_image(mask, round(x) + left,
-                                           round(y) + top + mask.shape[0], 0, gc)
+        try:
+            stamp = _STAMPS.get(key)
+            if stamp is None:
+                stamp = _STAMPS.keep(key, self._stamp(gc, s, prop, angle, mtext))
+            mask, left, top = stamp
+            if mask is not None:  # y: the bottom row, counted from the top (as Agg's own call)
+                self._renderer.draw_text_image(mask, round(x) + left,
+                                               round(y) + top + mask.shape[0], 0, gc)
+        except (AttributeError, TypeError):  # Agg's private calls changed (another matplotlib)
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
 
     def _get_font_height_metrics(self, prop):
         """(ascent, descent, line gap) of `prop`'s font in pixels, kept per font and dpi.
