@@ -1,9 +1,11 @@
 """Tests for kerawidgets.plots: figures built without pyplot, titled, labelled, PNG-able."""
 
+import io
 import sys
 
 import keras
 import numpy as np
+import PIL.Image
 from keras import layers
 from matplotlib.figure import Figure
 
@@ -575,3 +577,19 @@ def test_stamps_are_kept_within_their_bytes_least_recent_first():
     stamps.keep("e", (None, 0, 0))  # an empty text's: its key only
     stamps.keep("f", (np.zeros((4, 59), np.uint8), 0, 0))
     assert list(stamps) == ["d", "b", "e", "f"] and stamps.size == 964  # c went first
+
+
+def test_texts_are_drawn_by_agg_itself_when_its_private_calls_differ(monkeypatch):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    def changed(*_args, **_kwargs):
+        raise AttributeError("'RendererAgg' object has no attribute '_prepare_font'")
+
+    monkeypatch.setattr(plots, "_STAMPS", plots._Stamps(limit=2**20))  # nothing kept yet
+    monkeypatch.setattr(plots._StampedText, "_stamp", changed)
+    fig = plots.histogram_figure(np.arange(5.0), np.arange(5.0) + 1, title="fallback")
+    png = plots.figure_to_png(fig)
+    canvas = FigureCanvasAgg(fig)  # Agg alone, every text drawn glyph by glyph
+    canvas.draw()
+    drawn = np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGBA"))
+    assert np.array_equal(drawn, np.asarray(canvas.buffer_rgba()))
