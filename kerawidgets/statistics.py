@@ -447,6 +447,7 @@ class LayerSummary:
             size = len(self._rows) * width
         self._index = sample_index(size)
         self.sample = np.zeros(len(self._index), np.float32)
+        self._read: dict = {}  # `statistics` per bounds, until more values are added
 
     @property
     def nbytes(self) -> int:
@@ -460,6 +461,7 @@ class LayerSummary:
 
     def add(self, values, start: int) -> None:
         """Take in one batch: `values` are samples `start ...` of the output."""
+        self._read.clear()
         v = _as_array(values)
         kind = v.dtype.kind  # by kind: np.issubdtype costs more than a small output's summary
         if kind != "f":  # integers (and complex) as float64; bool, bfloat16, others as float32
@@ -525,7 +527,24 @@ class LayerSummary:
         return _bounds_for_range(self.min, self.max)
 
     def statistics(self, bounds="auto") -> dict:
-        """The `layer_statistics` dict of the whole output (``bounds`` "auto", None or a pair)."""
+        """The `layer_statistics` dict of the whole output (``bounds`` "auto", None or a pair).
+
+        Read once per `bounds` until `add` takes more values (the editor reads the
+        original's summaries again at every Apply); each call returns its own dict.
+
+        >>> s = summarize(np.array([0.0, 1.0]))
+        >>> s.statistics()["max"], s.statistics() is s.statistics()
+        (1.0, False)
+        """
+        key = bounds if bounds is None or isinstance(bounds, str) else tuple(map(float, bounds))
+        read = self._read.get(key)
+        if read is None:
+            read = self._read[key] = self._statistics(bounds)
+        found = read["saturation_bounds"]
+        return {**read, "shape": list(read["shape"]),
+                "saturation_bounds": None if found is None else list(found)}
+
+    def _statistics(self, bounds) -> dict:
         shape, count = list(self.shape), self.count
         if self.finite == 0:
             return {"shape": shape, "count": count, "mean": None, "std": None, "min": None,

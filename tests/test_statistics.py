@@ -12,6 +12,7 @@ from keras import layers
 from kerawidgets import statistics
 from kerawidgets.probe import Probe
 from kerawidgets.statistics import (
+    LayerSummary,
     agreement,
     detect_bounds,
     layer_statistics,
@@ -430,3 +431,19 @@ def test_paired_summaries_of_an_edited_real_model_match_exact_paired_statistics(
     assert moved["relu"] == exact_moved["relu"] == 0.0
     for key in ("tanh_conv", "gate", "head"):
         assert moved[key] == pytest.approx(exact_moved[key], rel=SAMPLE_TOLERANCE), key
+
+
+def test_a_summary_is_read_once_per_bounds_until_more_values_come(monkeypatch):
+    summary = LayerSummary((4, 2))
+    summary.add(np.array([[0.0, 0.5], [0.2, 0.9]]), 0)
+    reads = []
+    real = LayerSummary._statistics
+    monkeypatch.setattr(LayerSummary, "_statistics",
+                        lambda self, bounds: reads.append(bounds) or real(self, bounds))
+    first = summary.statistics()
+    first["shape"].append(99)  # the caller's own dict: the next read is not changed
+    assert summary.statistics()["shape"] == [4, 2] and reads == ["auto"]
+    assert summary.statistics(bounds=[0, 1]) == summary.statistics(bounds=(0.0, 1.0))
+    assert reads == ["auto", [0, 1]]
+    summary.add(np.array([[-3.0, 0.5], [0.2, 7.0]]), 2)  # more values: read again
+    assert summary.statistics()["max"] == 7.0 and len(reads) == 3
