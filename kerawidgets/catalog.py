@@ -30,8 +30,6 @@ False
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import functools
 import inspect
@@ -58,7 +56,6 @@ __all__ = [
     "check_choice",
     "insert_choices",
     "layer_types",
-    "one_site_each",
     "register_layer_type",
     "replacement_choices",
     "settings_form",
@@ -712,46 +709,15 @@ def _memo(memo: dict, key, compute):
     return memo[key]
 
 
-#: (id(model), layer path) -> (model, its `_Site`) within a `one_site_each` block, else None.
-_SITES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("catalog_sites",
-                                                                       default=None)
-
-
-@contextlib.contextmanager
-def one_site_each():
-    """Within this block, each layer of each model is looked up once: the choices, the
-    settings form, `can_remove` and `check_choice` share where it sits (its calls, its
-    config, the keys of the layers after it). Forgotten when the block ends (a block
-    inside another shares the outer one's); change no model inside one. The editor's
-    panel is filled for a selection in one block.
-
-    >>> import keras
-    >>> inp = keras.Input((8,))
-    >>> model = keras.Model(inp, keras.layers.Dropout(0.5, name="drop")(inp))
-    >>> with one_site_each():
-    ...     [s.name for s in settings_form(model, "drop")], len(insert_choices(model, "drop")) > 0
-    (['rate'], True)
-    """
-    if _SITES.get() is not None:
-        yield
-        return
-    token = _SITES.set({})
-    try:
-        yield
-    finally:
-        _SITES.reset(token)
-
-
 def _site(model, layer_path) -> _Site:
-    """Where `layer_path` sits in `model` (`_find_site`), once per `one_site_each` block."""
-    sites = _SITES.get()
-    if sites is None or not isinstance(layer_path, str):
+    """Where `layer_path` sits in `model` (`_find_site`), once per `targets.one_trace_each`
+    block: the choices, the settings form, `can_remove` and `check_choice` asked inside
+    one (the editor fills its panel for a selection in one) share its calls, its config
+    and the keys of the layers after it."""
+    if not isinstance(layer_path, str):
         return _find_site(model, layer_path)
-    key = (id(model), layer_path)
-    kept = sites.get(key)
-    if kept is None or kept[0] is not model:
-        kept = sites[key] = (model, _find_site(model, layer_path))
-    return kept[1]
+    return targets.kept_per_block("site", model, layer_path,
+                                  lambda: _find_site(model, layer_path))
 
 
 def _find_site(model, layer_path) -> _Site:

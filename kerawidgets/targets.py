@@ -246,17 +246,20 @@ def parent_model(model, path):
     return current
 
 
-# id(model) -> (model, its traced graph) while a `one_trace_each` block runs, else None.
+# (kind, id(model), key) -> (model, what was found) while a `one_trace_each` block runs
+# (`kept_per_block`), else None.
 _TRACES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("kerawidgets_traces",
                                                                       default=None)
 
 
 @contextlib.contextmanager
 def one_trace_each():
-    """Within this block, lookups (`parent_model`, `call_count`, `resolve` with a ``":k"``)
-    trace each subclassed model nested in a functional one once, and share that trace.
+    """Within this block, what lookups find about a model is found once (`kept_per_block`):
+    lookups (`parent_model`, `call_count`, `resolve` with a ``":k"``) trace each subclassed
+    model nested in a functional one once and share that trace, a model's calls are
+    listed once (`graph_calls`), and the catalog finds where each layer sits once.
 
-    The traces are forgotten when the block ends (a block inside another shares the
+    All of it is forgotten when the block ends (a block inside another shares the
     outer one's), so a lookup after it sees the model as it is then: a trace is a copy,
     and would go stale after a sub-layer is set or an activation swapped in place. One
     plan (`plan.plan_edit`) or one selection in the editor is one block; change no
@@ -279,27 +282,10 @@ def one_trace_each():
         _TRACES.reset(token)
 
 
-def _graph_of(model):
-    """`model`, or for a subclassed model without a graph its traced graph (when it
-    traces): traced once per `one_trace_each` block, else on every call."""
-    from kerawidgets import subclassed
-
-    if adapter.has_graph(model) or not subclassed.is_subclassed(model):
-        return model
-    traces = _TRACES.get()
-    if traces is not None and id(model) in traces:
-        return traces[id(model)][1]
-    traced = subclassed.trace(model)
-    graph = traced.functional if traced.functional is not None else model
-    if traces is not None:  # the model is held too, so its id is not reused meanwhile
-        traces[id(model)] = (model, graph)
-    return graph
-
-
-def graph_calls(model) -> list:
-    """`adapter.graph_calls(model)`, listed once per `one_trace_each` block (the panel's
-    lookups for one selection ask it about the same model several times). Do not change
-    the list.
+def kept_per_block(kind: str, model, key, compute):
+    """``compute()``, kept for `model` under (`kind`, `key`) until the `one_trace_each`
+    block ends; computed on every call outside a block. The model is held with it, so
+    its id is not reused meanwhile.
 
     >>> import keras
     >>> inp = keras.Input((3,))
@@ -308,13 +294,35 @@ def graph_calls(model) -> list:
     ...     graph_calls(model) is graph_calls(model)
     True
     """
-    traces = _TRACES.get()
-    if traces is None:
-        return adapter.graph_calls(model)
-    key = ("calls", id(model))
-    if key not in traces:  # the model is held too, so its id is not reused meanwhile
-        traces[key] = (model, adapter.graph_calls(model))
-    return traces[key][1]
+    kept = _TRACES.get()
+    if kept is None:
+        return compute()
+    slot = (kind, id(model), key)
+    if slot not in kept:
+        kept[slot] = (model, compute())
+    return kept[slot][1]
+
+
+def _graph_of(model):
+    """`model`, or for a subclassed model without a graph its traced graph (when it
+    traces): traced once per `one_trace_each` block, else on every call."""
+    from kerawidgets import subclassed
+
+    if adapter.has_graph(model) or not subclassed.is_subclassed(model):
+        return model
+
+    def traced_graph():
+        traced = subclassed.trace(model)
+        return traced.functional if traced.functional is not None else model
+
+    return kept_per_block("trace", model, None, traced_graph)
+
+
+def graph_calls(model) -> list:
+    """`adapter.graph_calls(model)`, listed once per `one_trace_each` block (the panel's
+    lookups for one selection ask it about the same model several times). Do not change
+    the list."""
+    return kept_per_block("calls", model, None, lambda: adapter.graph_calls(model))
 
 
 def _operations(model):

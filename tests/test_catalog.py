@@ -4,7 +4,7 @@ import keras
 import pytest
 from keras import layers
 
-from kerawidgets import catalog
+from kerawidgets import catalog, targets
 from kerawidgets.edits import InsertLayer, ReplaceLayer
 from kerawidgets.errors import InvalidEditError
 from kerawidgets.rebuild import rebuild
@@ -432,7 +432,7 @@ def test_kept_answers_follow_the_layers_downstream(monkeypatch):
         monkeypatch, lambda: catalog.replacement_choices(reshape_model((256,)), "conv")))
 
 
-def test_one_site_each_looks_a_layer_up_once_and_forgets_it_after(monkeypatch):
+def test_one_block_looks_a_layer_up_once_and_forgets_it_after(monkeypatch):
     from kerawidgets.inplace import set_activation_inplace
 
     model = cnn()
@@ -446,9 +446,9 @@ def test_one_site_each_looks_a_layer_up_once_and_forgets_it_after(monkeypatch):
     found = []
     real = catalog._find_site
     monkeypatch.setattr(catalog, "_find_site", lambda m, p: found.append(p) or real(m, p))
-    with catalog.one_site_each():
+    with targets.one_trace_each():
         assert ask() == outside
-        with catalog.one_site_each():  # an inner block shares the outer one's
+        with targets.one_trace_each():  # an inner block shares the outer one's
             catalog.check_choice(model, "conv", "Conv2D", {"filters": 4})
         catalog.settings_form(cnn(), "conv")  # another model: its own lookup
     assert found == ["conv", "conv"]

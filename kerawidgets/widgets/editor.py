@@ -440,7 +440,7 @@ class ModelEditor:
                 config = _config_of(layer) if layer is not None else ({} if node is None else None)
                 p.show_layer(node, config, activations.activation_settings(layer) if layer else None)
                 progress(2, "Finding the layer types that fit here…")
-                with self._quietly(), catalog.one_site_each():
+                with self._quietly():
                     self._fill_activation(layer)
                     self._fill_choices(path)
                     self._fill_remove(path, node)
