@@ -29,7 +29,6 @@ import math
 import struct
 import threading
 import zlib
-from typing import cast
 
 import matplotlib
 import numpy as np
@@ -258,15 +257,26 @@ def _pin_xlabel(ax):
     to find that place; pinned, the label stays put, and the editor keeps it as pixels."""
     tick = ax.xaxis.get_major_ticks()[0]
     label = tick.label1.get_fontproperties()
-    font = get_font(findfont(label))
-    typo, hhea, head = (cast(dict, font.get_sfnt_table(name)) for name in ("OS/2", "hhea", "head"))
-    extent = (typo["sTypoAscender"] - typo["sTypoDescender"] if typo is not None
-              else hhea["ascent"] - hhea["descent"])  # the line matplotlib lays a label in
-    line = extent / head["unitsPerEm"] * label.get_size_in_points()
+    ascent, descent, _gap = _font_heights(get_font(findfont(label)), label.get_size_in_points())
+    line = ascent + descent  # the line matplotlib lays a label in, in points
     below = tick.get_tick_padding() + tick.get_pad() + line + ax.xaxis.labelpad  # points
     figure = ax.get_figure()
     ax.xaxis.set_label_coords(0.5, 0.0, transform=ax.transAxes + ScaledTranslation(
         0.0, -below / 72, figure.dpi_scale_trans))
+
+
+def _font_heights(font, size) -> tuple:
+    """(ascent, descent, line gap) of an FT2Font at `size`, in the unit of `size`, from its
+    OS/2 table, else its hhea table, as matplotlib reads them to lay a text out (None each
+    without either)."""
+    for table_name, gap, ascent, descent in (
+            ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+            ("hhea", "lineGap", "ascent", "descent")):
+        table = font.get_sfnt_table(table_name)
+        if table is not None:
+            scale = size / font.get_sfnt_table("head")["unitsPerEm"]
+            return table[ascent] * scale, -table[descent] * scale, table[gap] * scale
+    return None, None, None
 
 
 def _histogram_top(ax):
@@ -772,16 +782,7 @@ class _StampedText(RendererAgg):
         return metrics
 
     def _read_font_heights(self, prop) -> tuple:
-        font = self._prepare_font(prop)
-        for table_name, gap, ascent, descent in (
-                ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
-                ("hhea", "lineGap", "ascent", "descent")):
-            table = font.get_sfnt_table(table_name)
-            if table is not None:
-                scale = (prop.get_size_in_points() * self.dpi / 72
-                         / font.get_sfnt_table("head")["unitsPerEm"])
-                return table[ascent] * scale, -table[descent] * scale, table[gap] * scale
-        return None, None, None
+        return _font_heights(self._prepare_font(prop), prop.get_size_in_points() * self.dpi / 72)
 
     def _stamp(self, gc, s, prop, angle, mtext) -> tuple:
         """(coverage, left, top) of `s` drawn at a whole-pixel origin: offsets from it, down.
