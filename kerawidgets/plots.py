@@ -833,6 +833,8 @@ class _StampedText(RendererAgg):
 _FONT_HEIGHTS: dict = {}
 #: A text's options that change its glyphs (matplotlib 3.11 and later).
 _TEXT_OPTIONS = ("get_fontfeatures", "get_language")
+
+
 class _Stamps(collections.OrderedDict):
     """The stamps of the texts drawn lately, least recent first, at most `limit` bytes of
     coverage (a tick label's is a few hundred bytes, a rotated layer name's at a pixel
