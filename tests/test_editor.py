@@ -660,6 +660,35 @@ def test_every_slow_step_shows_the_busy_state(editor, monkeypatch):
     assert "Undone" in p.status.value and p.progress.layout.visibility == "hidden"
 
 
+def test_an_apply_locks_the_controls_once_not_at_every_layer_call(editor):
+    p, finetune = editor.panel, editor.finetune_panel
+    editor.select("conv_a")
+    p.activation.value = "gelu"
+    sets, locks, busy = [], [], []
+    controls = {"apply": p.apply_button, "undo": p.undo_button, "redo": p.redo_button,
+                "reset": p.reset_button}
+    enabled = {name for name, control in controls.items() if not control.disabled}
+    for name, control in controls.items():
+        control.observe(lambda c, name=name: sets.append((name, c["new"])), names="disabled")
+    refresh = finetune.refresh
+    finetune.refresh = lambda busy: (locks.append(busy), refresh(busy))
+    show = p.set_busy
+    p.set_busy = lambda active, *args, **kwargs: (busy.append(active), show(active, *args, **kwargs))
+    p.apply_button.click()
+    assert busy.count(True) > 5  # a busy update per step and per layer call of the probe
+    # The panel's buttons: locked at the first update, unlocked once it is done.
+    locked = [name for name, disabled in sets if disabled]
+    assert enabled == {"apply"} and locked == ["apply"] and sets[0] == ("apply", True)
+    assert {name for name, disabled in sets[1:]} == {"undo", "reset"} and len(sets) == 3
+    # The fine-tune controls: locked once (not at each layer call), unlocked once.
+    assert locks[0] is True and locks[1:] == [False]
+    assert not p.undo_button.disabled and not p.reset_button.disabled
+    # The next operation locks them again.
+    locks.clear()
+    editor.undo()
+    assert locks[0] is True and locks[1:] == [False]
+
+
 def sent_updates(panel):
     """The progress bar's and the status line's messages to the page, as sent."""
     sent = {"bar": [], "status": []}

@@ -120,6 +120,7 @@ class ModelEditor:
         self._train_data = (x, y)  # what the panel's Fine-tune trains on
         self._quiet = False  # the editor itself is changing the controls: ignore their events
         self._checking_panel = False  # a check of the panel runs: the buttons keep their state
+        self._finetune_locked = False  # the fine-tune controls are locked for the operation
         self._can_apply = False  # what the preview says about the Apply button
         self._compare_for = None  # (weak ref to the model, layer path) the results are about
         self._build(height, theme)
@@ -862,9 +863,11 @@ class ModelEditor:
         if active:
             lock = not self._checking_panel  # a check's clicks run after it (`_checking`)
             self.panel.set_busy(True, text, step, steps, lock=lock)
-            if lock:
+            if lock and not self._finetune_locked:  # once per operation, not per layer call
+                self._finetune_locked = True
                 self.finetune_panel.refresh(busy=True)
         else:
+            self._finetune_locked = False
             self.panel.set_busy(False)
             self._refresh_buttons()
 

@@ -401,9 +401,11 @@ class EditorPanel:
         the buttons that apply when it is done.
         """
         if busy:
-            for control in (self.apply_button, self.undo_button, self.redo_button,
-                            self.reset_button):
-                control.disabled = control.disabled or lock
+            if lock:  # each set is validated and observed: only the controls still enabled
+                for control in (self.apply_button, self.undo_button, self.redo_button,
+                                self.reset_button):
+                    if not control.disabled:
+                        control.disabled = True
             if self._status_after is None:
                 self._status_after = self.status.value
             elif not self._moves_visibly(text, step, steps):
