@@ -14,7 +14,9 @@ For ResNet50, EfficientNetB0 and MobileNetV2 (`weights=None`) at 224x224 (and
   (multiply-adds estimated from the layers' shapes: the start of the last
   quarter, where the recompute alone is a quarter of a pass) and the first
   after 87.5% of its work (the middle of the last quarter);
-- Apply of an edit at the first activation (one pass of the edited model);
+- Apply of an edit at the first activation (one pass of the edited model), and
+  the edited model's own plain `model(x)` (its new activation may cost more or
+  less than the one it replaces: the floor of that Apply);
 - Undo and Redo (redraw only);
 - each Apply after the editor's first, and Undo and Redo, `REPEAT` times: the
   median, and in brackets the slowest;
@@ -113,17 +115,22 @@ REPEAT = 3
 ACTIVATIONS = ("gelu", "elu", "silu")
 
 
-def repeated_apply(editor, layer, peaks):
+def repeated_apply(editor, layer, peaks, x=None):
     """Median wall and CPU time of `REPEAT` Applies at `layer` (each undone), the slowest
-    wall time, and what the probe recomputed."""
-    walls, cpus, kind = [], [], None
+    wall time, what the probe recomputed, and with `x` the median time of the edited
+    model's own plain forward pass (warm; else None)."""
+    walls, cpus, own, kind = [], [], [], None
     for activation in ACTIVATIONS[:REPEAT]:
         wall, kind, cpu = timed_apply(editor, SetActivation(layer, activation))
         peaks.append(editor.probe.peak_bytes)
+        if x is not None:
+            editor.model(x, training=False)  # warm-up
+            own.append(seconds(lambda: editor.model(x, training=False)))
         editor.undo()
         walls.append(wall)
         cpus.append(cpu)
-    return stats.median(walls), max(walls), kind, stats.median(cpus)
+    return stats.median(walls), max(walls), kind, stats.median(cpus), (
+        stats.median(own) if own else None)
 
 
 def measure(name, size, budget):
@@ -149,9 +156,9 @@ def measure(name, size, budget):
         undos.append(seconds(editor.undo))
         redos.append(seconds(editor.redo))
     editor.undo()
-    work, work_max, work_kind, work_cpu = repeated_apply(editor, by_work[0], peaks)
-    mid, mid_max, mid_kind, mid_cpu = repeated_apply(editor, middle[0], peaks)
-    first, first_max, first_kind, first_cpu = repeated_apply(editor, names[0], peaks)
+    work, work_max, work_kind, work_cpu, _ = repeated_apply(editor, by_work[0], peaks)
+    mid, mid_max, mid_kind, mid_cpu, _ = repeated_apply(editor, middle[0], peaks)
+    first, first_max, first_kind, first_cpu, edited = repeated_apply(editor, names[0], peaks, x)
     return {
         "model": f"{name} {size}x{size}", "layers": len(model.layers),
         "budget": editor.probe.memory_budget, "forward": forward, "opening": opening,
@@ -161,7 +168,7 @@ def measure(name, size, budget):
         "mid_layer": middle[0], "mid": mid, "mid_max": mid_max, "mid_kind": mid_kind,
         "mid_cpu": mid_cpu, "mid_share": 1 - shares[middle[0]],
         "first_layer": names[0], "first": first, "first_max": first_max,
-        "first_kind": first_kind,
+        "first_kind": first_kind, "first_edited": edited,
         "undo": stats.median(undos), "redo": stats.median(redos),
         "undo_max": max(undos + redos), "peak": max(peaks), "load": load,
         "forward_cpu": forward_cpu, "late_cpu": late_cpu, "work_cpu": work_cpu,
@@ -179,7 +186,8 @@ def row(r) -> str:
             f"`{r['mid_layer']}` {r['mid'] / f:.2f}x [{r['mid_max'] / f:.2f}x], "
             f"CPU {r['mid_cpu'] / c:.2f}x ({r['mid_kind']}; {r['mid_share']:.0%} after it) | "
             f"`{r['first_layer']}` {r['first'] / f:.2f}x [{r['first_max'] / f:.2f}x], "
-            f"CPU {r['first_cpu'] / c:.2f}x ({r['first_kind']}) | "
+            f"CPU {r['first_cpu'] / c:.2f}x ({r['first_kind']}; the edited model's own "
+            f"`model(x)` {r['first_edited'] / f:.2f}x) | "
             f"{r['undo'] / f:.3f}x / {r['redo'] / f:.3f}x [{r['undo_max'] / f:.3f}x] | "
             f"{r['peak'] / 2**20:.0f} | {r['load']:.1f} |")
 
