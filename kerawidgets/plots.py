@@ -771,7 +771,7 @@ class _StampedText(RendererAgg):
 
         Matplotlib keeps a text's measures per renderer, and every figure's canvas draws
         with a new one: here they are kept between figures, as the stamps are (a layer
-        name or a tick label measured once), and they size each stamp's canvas.
+        name or a tick label is measured once).
         """
         if ismath:  # (not used here: every text is literal)
             return super().get_text_width_height_descent(s, prop, ismath)
@@ -805,23 +805,23 @@ class _StampedText(RendererAgg):
     def _stamp(self, gc, s, prop, angle, mtext) -> tuple:
         """(coverage, left, top) of `s` drawn at a whole-pixel origin: offsets from it, down.
 
-        Drawn on a scratch canvas of its measured size (kept: `Text` measured it to
-        place it) and an em of margin; one whose ink reaches the canvas' edge is drawn
-        again with four.
+        Drawn on a scratch canvas sized for an em per character (no measuring: a text's
+        layout is most of its cost); one that reaches the canvas' edge is drawn again on
+        a canvas of its measured size.
         """
         em = prop.get_size_in_points() * self.dpi / 72
-        size = self.get_text_width_height_descent(s, prop, False)
-        stamp = self._stamp_within(gc, s, prop, angle, mtext, size, em, checked=True)
+        stamp = self._stamp_within(gc, s, prop, angle, mtext, (1.5 * em * len(s), 1.4 * em, 0.4 * em))
         if stamp is None:
-            stamp = self._stamp_within(gc, s, prop, angle, mtext, size, 4 * em)
+            size = self.get_text_width_height_descent(s, prop, False)  # kept
+            stamp = self._stamp_within(gc, s, prop, angle, mtext, size, margin=2 * em)
         return stamp or (None, 0, 0)
 
-    def _stamp_within(self, gc, s, prop, angle, mtext, size, margin,
-                      checked=False) -> tuple | None:
-        """The stamp, drawn on a canvas around a box of `size` (width, height, descent) and
-        `margin` pixels, or None when `checked` and its ink reaches the canvas' edge."""
+    def _stamp_within(self, gc, s, prop, angle, mtext, size, margin=None) -> tuple | None:
+        """The stamp, drawn on a canvas around a box of `size` (width, height, descent), or
+        None when its ink reaches the canvas' edge (without `margin`: a guessed size)."""
         width, height, descent = size
-        margin = math.ceil(margin) + 2
+        guessed = margin is None
+        margin = math.ceil(margin or prop.get_size_in_points() * self.dpi / 72) + 2
         cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
         corners = [(u * cos + v * sin, -u * sin + v * cos)  # rotated, y down
                    for u in (-margin, width + margin)
@@ -838,8 +838,8 @@ class _StampedText(RendererAgg):
         coverage = np.asarray(scratch.buffer_rgba())[..., 3]
         rows, columns = np.flatnonzero(coverage.any(1)), np.flatnonzero(coverage.any(0))
         if not rows.size:
-            return None if checked and s.strip() else (None, 0, 0)
-        if checked and (rows[0] == 0 or columns[0] == 0 or rows[-1] == coverage.shape[0] - 1
+            return None if guessed and s.strip() else (None, 0, 0)
+        if guessed and (rows[0] == 0 or columns[0] == 0 or rows[-1] == coverage.shape[0] - 1
                         or columns[-1] == coverage.shape[1] - 1):
             return None
         top, left = int(rows[0]), int(columns[0])

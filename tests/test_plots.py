@@ -492,10 +492,9 @@ def test_stamped_text_draws_what_agg_draws_at_whole_pixels():
     got = _stroked_renderer(plots._StampedText, 72)
     got.draw_text(got.new_gc(), 10.2, 50.7, "0.0005", prop, 0.0)  # elsewhere: the same stamp
     assert plots._STAMPS == stamps
-    # A text whose ink reaches its scratch canvas' edge: drawn again with a wider margin.
-    box = (9.0, 9.0, 2.0)  # far smaller than "WWW"
-    assert got._stamp_within(got.new_gc(), "WWW", prop, 0.0, None, box, 0, checked=True) is None
-    assert got._stamp_within(got.new_gc(), "WWW", prop, 0.0, None, box, 40)[0].size
+    # A text larger than its scratch canvas was guessed: drawn again on one of its size.
+    assert got._stamp_within(got.new_gc(), "WWW", prop, 0.0, None, (9.0, 9.0, 2.0)) is None
+    assert got._stamp_within(got.new_gc(), "WWW", prop, 0.0, None, (9.0, 9.0, 2.0), 40)[0].size
 
 
 def test_texts_are_measured_once_for_all_figures(monkeypatch):
