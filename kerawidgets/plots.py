@@ -766,6 +766,24 @@ class _StampedText(RendererAgg):
         except (AttributeError, TypeError):  # Agg's private calls changed (another matplotlib)
             return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
 
+    def get_text_width_height_descent(self, s, prop, ismath):
+        """Agg's (width, height, descent) of `s`, kept per string, font and dpi.
+
+        Matplotlib keeps a text's measures per renderer, and every figure's canvas draws
+        with a new one: here they are kept between figures, as the stamps are (a layer
+        name or a tick label is measured once).
+        """
+        if ismath:  # (not used here: every text is literal)
+            return super().get_text_width_height_descent(s, prop, ismath)
+        key = (s, hash(prop), float(self.dpi), matplotlib.rcParams["text.hinting"],
+               matplotlib.rcParams["text.hinting_factor"])
+        size = _TEXT_SIZES.get(key)
+        if size is None:
+            if len(_TEXT_SIZES) > 4096:
+                _TEXT_SIZES.clear()
+            size = _TEXT_SIZES[key] = super().get_text_width_height_descent(s, prop, False)
+        return size
+
     def _get_font_height_metrics(self, prop):
         """(ascent, descent, line gap) of `prop`'s font in pixels, kept per font and dpi.
 
@@ -794,7 +812,7 @@ class _StampedText(RendererAgg):
         em = prop.get_size_in_points() * self.dpi / 72
         stamp = self._stamp_within(gc, s, prop, angle, mtext, (1.5 * em * len(s), 1.4 * em, 0.4 * em))
         if stamp is None:
-            size = super().get_text_width_height_descent(s, prop, False)
+            size = self.get_text_width_height_descent(s, prop, False)  # kept
             stamp = self._stamp_within(gc, s, prop, angle, mtext, size, margin=2 * em)
         return stamp or (None, 0, 0)
 
@@ -831,6 +849,8 @@ class _StampedText(RendererAgg):
 
 #: Font heights (`_StampedText._get_font_height_metrics`) per font and dpi.
 _FONT_HEIGHTS: dict = {}
+#: Texts' measures (`_StampedText.get_text_width_height_descent`) per string, font and dpi.
+_TEXT_SIZES: dict = {}
 #: A text's options that change its glyphs (matplotlib 3.11 and later).
 _TEXT_OPTIONS = ("get_fontfeatures", "get_language")
 

@@ -497,6 +497,38 @@ def test_stamped_text_draws_what_agg_draws_at_whole_pixels():
     assert got._stamp_within(got.new_gc(), "WWW", prop, 0.0, None, (9.0, 9.0, 2.0), 40)[0].size
 
 
+def test_texts_are_measured_once_for_all_figures(monkeypatch):
+    """Each figure draws with a new renderer, and matplotlib keeps a text's measure per
+    renderer: `_StampedText` keeps them between figures, so a second figure with the same
+    texts asks Agg to measure none, and lays every text out where Agg alone puts it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+
+    measured = []
+    measure = RendererAgg.get_text_width_height_descent
+
+    def counted(self, s, prop, ismath):
+        measured.append(s)
+        return measure(self, s, prop, ismath)
+
+    monkeypatch.setattr(RendererAgg, "get_text_width_height_descent", counted)
+    monkeypatch.setattr(plots, "_TEXT_SIZES", {})
+    before = np.random.default_rng(3).normal(size=(16, 4))
+    boxes = []
+    for canvas_class in (plots._Canvas, plots._Canvas, FigureCanvasAgg):
+        measured.clear()
+        fig = plots.comparison_figure(before, np.tanh(before), before, before * 2,
+                                      layer_name="dense_7", display=plots.Display(760))
+        canvas = canvas_class(fig)
+        canvas.draw()
+        texts = fig.findobj(lambda artist: hasattr(artist, "get_text") and artist.get_text())
+        boxes.append([text.get_window_extent(canvas.get_renderer()).bounds for text in texts])
+        if len(boxes) == 1:
+            assert "dense_7 output" in measured  # the first figure measures its texts
+        elif len(boxes) == 2:
+            assert measured == []  # the second: none
+    assert len(boxes[0]) > 20 and boxes[0] == boxes[1] == boxes[2]
+
+
 def test_stamped_text_lays_texts_out_as_agg_does():
     """Every text's box (tick labels, titles, a legend, two lines) is where Agg puts it."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
