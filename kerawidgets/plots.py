@@ -849,6 +849,34 @@ class _StampedText(RendererAgg):
 
 #: Font heights (`_StampedText._get_font_height_metrics`) per font and dpi.
 _FONT_HEIGHTS: dict = {}
+_fonts_seen: tuple | None = None
+
+
+def _fonts_in_use() -> tuple:
+    """The rcParams that say which font file a generic family ("sans-serif") is drawn with
+    (a `FontProperties`' hash, in the keys above, names the family, not the file), as they
+    are now. When they differ from the last call's, the kept stamps, measures and font
+    heights are forgotten: they were drawn with other fonts. Called once per figure drawn
+    (`figure_to_png`, `FigureCache.png`, which keeps its figures per these lists too).
+
+    >>> _ = _fonts_in_use(); _TEXT_SIZES["a text"] = (10.0, 8.0, 2.0)
+    >>> _ = _fonts_in_use(); "a text" in _TEXT_SIZES  # the same fonts: kept
+    True
+    >>> with matplotlib.rc_context({"font.sans-serif": ["DejaVu Serif"]}):
+    ...     _ = _fonts_in_use()
+    >>> "a text" in _TEXT_SIZES  # drawn with other fonts meanwhile: forgotten
+    False
+    """
+    global _fonts_seen
+    rc = matplotlib.rcParams
+    now = tuple(map(tuple, (rc["font.serif"], rc["font.sans-serif"], rc["font.cursive"],
+                            rc["font.fantasy"], rc["font.monospace"])))
+    if now != _fonts_seen:
+        _fonts_seen = now
+        _STAMPS.clear()
+        _TEXT_SIZES.clear()
+        _FONT_HEIGHTS.clear()
+    return now
 #: Texts' measures (`_StampedText.get_text_width_height_descent`) per string, font and dpi.
 _TEXT_SIZES: dict = {}
 #: A text's options that change its glyphs (matplotlib 3.11 and later).
@@ -925,6 +953,7 @@ def figure_to_png(fig: Figure, dpi=None, *, pixel_ratio=1.0) -> bytes:
     # texts drawn from kept stamps at whole pixels (`_StampedText`).
     dpi = float(dpi or fig.dpi * float(pixel_ratio))
     shown = fig.dpi
+    _fonts_in_use()
     try:
         fig.dpi = dpi
         canvas = _Canvas(fig)
@@ -1081,7 +1110,7 @@ class FigureCache:
             _LiveDepth if plot == "depth" else _LiveComparison)
         display = display or Display()
         inputs = live_class.complete(inputs)
-        key = (plot, display.key(), live_class.layout(inputs))
+        key = (plot, display.key(), live_class.layout(inputs), _fonts_in_use())
         with self._lock:
             live = self._kept.pop(key, None)  # kept again only once drawn without an error
             if live is None:

@@ -625,3 +625,35 @@ def test_texts_are_drawn_by_agg_itself_when_its_private_calls_differ(monkeypatch
     canvas.draw()
     drawn = np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGBA"))
     assert np.array_equal(drawn, np.asarray(canvas.buffer_rgba()))
+
+
+
+def test_a_change_of_the_generic_fonts_is_drawn_with_the_new_font(monkeypatch):
+    """A text's kept stamp and measure are keyed by its `FontProperties`, which names the
+    family ("sans-serif"), not the font file rcParams resolve it to: after the user changes
+    that, figures (fresh or kept) are drawn as they are with nothing kept."""
+    import matplotlib
+
+    before = np.random.default_rng(4).normal(size=(16, 4))
+    inputs = {"layer_before": before, "layer_after": np.tanh(before), "output_before": before,
+              "output_after": before * 2, "layer_name": "dense_7"}
+
+    def pictures(cache):
+        fig = plots.comparison_figure(before, np.tanh(before), before, before * 2,
+                                      layer_name="dense_7", display=plots.Display(600))
+        return plots.figure_to_png(fig), cache.png("comparison", plots.Display(600), **inputs)
+
+    def fonts(name):
+        return matplotlib.rc_context({"font.family": "sans-serif", "font.sans-serif": [name]})
+
+    monkeypatch.setattr(plots, "_STAMPS", plots._Stamps(limit=16 * 2**20))
+    with fonts("DejaVu Serif"):  # nothing kept yet
+        plots._STAMPS.clear(), plots._TEXT_SIZES.clear(), plots._FONT_HEIGHTS.clear()
+        serif = pictures(plots.FigureCache())
+    cache = plots.FigureCache()
+    with fonts("DejaVu Sans"):
+        sans = pictures(cache)
+    with fonts("DejaVu Serif"):  # the sans stamps, measures and kept figure are kept
+        again = pictures(cache)
+    assert sans[0] != serif[0] and sans[1] != serif[1]  # the fonts differ on the page
+    assert again == serif
