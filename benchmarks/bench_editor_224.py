@@ -37,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "agg")
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import platform  # noqa: E402
 import statistics as stats  # noqa: E402
 import time  # noqa: E402
@@ -134,6 +135,7 @@ def repeated_apply(editor, layer, peaks, x=None):
 
 
 def measure(name, size, budget):
+    gc.collect()  # the earlier rows' editors: their garbage is not this row's to collect
     load = os.getloadavg()[0]
     keras.utils.set_random_seed(0)
     model = MODELS[name](input_shape=(size, size, 3), weights=None)
