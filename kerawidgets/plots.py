@@ -849,12 +849,17 @@ class _StampedText(RendererAgg):
 
 #: Font heights (`_StampedText._get_font_height_metrics`) per font and dpi.
 _FONT_HEIGHTS: dict = {}
+#: Texts' measures (`_StampedText.get_text_width_height_descent`) per string, font and dpi.
+_TEXT_SIZES: dict = {}
+#: A text's options that change its glyphs (matplotlib 3.11 and later).
+_TEXT_OPTIONS = ("get_fontfeatures", "get_language")
+#: The font lists the kept texts were drawn with (`_fonts_in_use`).
 _fonts_seen: tuple | None = None
 
 
 def _fonts_in_use() -> tuple:
     """The rcParams that say which font file a generic family ("sans-serif") is drawn with
-    (a `FontProperties`' hash, in the keys above, names the family, not the file), as they
+    (a `FontProperties`' hash, in the kept texts' keys, names the family, not the file), as they
     are now. When they differ from the last call's, the kept stamps, measures and font
     heights are forgotten: they were drawn with other fonts. Called once per figure drawn
     (`figure_to_png`, `FigureCache.png`, which keeps its figures per these lists too).
@@ -877,10 +882,6 @@ def _fonts_in_use() -> tuple:
         _TEXT_SIZES.clear()
         _FONT_HEIGHTS.clear()
     return now
-#: Texts' measures (`_StampedText.get_text_width_height_descent`) per string, font and dpi.
-_TEXT_SIZES: dict = {}
-#: A text's options that change its glyphs (matplotlib 3.11 and later).
-_TEXT_OPTIONS = ("get_fontfeatures", "get_language")
 
 
 class _Stamps(collections.OrderedDict):
