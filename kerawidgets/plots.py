@@ -777,12 +777,8 @@ class _StampedText(RendererAgg):
             return super().get_text_width_height_descent(s, prop, ismath)
         key = (s, hash(prop), float(self.dpi), matplotlib.rcParams["text.hinting"],
                matplotlib.rcParams["text.hinting_factor"])
-        size = _TEXT_SIZES.get(key)
-        if size is None:
-            if len(_TEXT_SIZES) > 4096:
-                _TEXT_SIZES.clear()
-            size = _TEXT_SIZES[key] = super().get_text_width_height_descent(s, prop, False)
-        return size
+        return _kept(_TEXT_SIZES, key, 4096,
+                     lambda: RendererAgg.get_text_width_height_descent(self, s, prop, False))
 
     def _get_font_height_metrics(self, prop):
         """(ascent, descent, line gap) of `prop`'s font in pixels, kept per font and dpi.
@@ -791,13 +787,8 @@ class _StampedText(RendererAgg):
         hook of its PDF and PS backends) and otherwise read them from the font's tables
         each time: here they are read as matplotlib reads them (`Text._get_layout`), once.
         """
-        key = (hash(prop), float(self.dpi))
-        metrics = _FONT_HEIGHTS.get(key)
-        if metrics is None:
-            if len(_FONT_HEIGHTS) > 256:
-                _FONT_HEIGHTS.clear()
-            metrics = _FONT_HEIGHTS[key] = self._read_font_heights(prop)
-        return metrics
+        return _kept(_FONT_HEIGHTS, (hash(prop), float(self.dpi)), 256,
+                     lambda: self._read_font_heights(prop))
 
     def _read_font_heights(self, prop) -> tuple:
         return _font_heights(self._prepare_font(prop), prop.get_size_in_points() * self.dpi / 72)
@@ -845,6 +836,22 @@ class _StampedText(RendererAgg):
         top, left = int(rows[0]), int(columns[0])
         mask = np.ascontiguousarray(coverage[top:rows[-1] + 1, left:columns[-1] + 1])
         return mask, left + x0, top + y0
+
+
+def _kept(cache: dict, key, limit: int, compute):
+    """``cache[key]``, computed and kept when missing; a cache holding more than `limit`
+    answers is emptied first (a session draws few texts and fonts).
+
+    >>> cache = {}
+    >>> _kept(cache, "a", 1, lambda: 1), _kept(cache, "a", 1, lambda: 2)
+    (1, 1)
+    """
+    value = cache.get(key)
+    if value is None:
+        if len(cache) > limit:
+            cache.clear()
+        value = cache[key] = compute()
+    return value
 
 
 #: Font heights (`_StampedText._get_font_height_metrics`) per font and dpi.
