@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from kerawidgets import KerawidgetsError, ShapeMismatchError
+from kerawidgets import KerawidgetsError, ShapeMismatchError, catalog
 from kerawidgets.edits import (
     EDIT_TYPES,
     InsertLayer,
@@ -75,10 +75,40 @@ def test_selecting_a_layer_fills_the_panel(editor):
     assert "&quot;filters&quot;: 8" in p.config.value
     assert p.activation.value == "relu" and not p.activation.disabled
     assert "all 2 Conv2D layers" in p.bulk.description
+    assert "Dropout" in [v for _, v in p.insert.options]
+    p.tabs.selected_index = p.actions.index("replace")
     replace = dict((v, k) for k, v in p.replace.options)
     assert "SeparableConv2D" in replace and "LSTM" not in replace
     assert replace["SeparableConv2D"] == "SeparableConv2D"  # the verdict line says the shape
-    assert "Dropout" in [v for _, v in p.insert.options]
+
+
+def test_the_replacements_are_found_when_the_replace_tab_or_compare_is_opened(editor, monkeypatch):
+    """Finding them checks each shape-changing one down the model: not while neither shows."""
+    asked = []
+    real = catalog.replacement_choices
+    monkeypatch.setattr(catalog, "replacement_choices",
+                        lambda model, path: asked.append(path) or real(model, path))
+    p, compare = editor.panel, editor.compare_panel
+    editor.select("conv_b")
+    assert asked == [] and [v for _, v in p.replace.options] == [editor_module.NONE_CHOICE]
+    assert "replace with SeparableConv2D" not in compare.choices.options
+    compare.widget.selected_index = 0  # "Compare several" opened
+    assert asked == ["conv_b"] and "replace with SeparableConv2D" in compare.choices.options
+    p.tabs.selected_index = p.actions.index("replace")
+    assert asked == ["conv_b"]  # found once for this layer
+    assert "SeparableConv2D" in [v for _, v in p.replace.options]
+    editor.select("conv_a")  # the Replace tab open: found at once
+    assert asked == ["conv_b", "conv_a"]
+    assert "SeparableConv2D" in [v for _, v in p.replace.options]
+    p.tabs.selected_index = p.actions.index("activation")
+    compare.widget.selected_index = None
+    editor.apply(SetActivation("conv_a", "tanh"))  # the panel refilled: nothing shows them
+    assert asked == ["conv_b", "conv_a"]
+    assert "replace with SeparableConv2D" not in compare.choices.options
+    p.tabs.selected_index = p.actions.index("replace")
+    assert asked == ["conv_b", "conv_a", "conv_a"]
+    p.replace.value = "SeparableConv2D"
+    assert isinstance(editor.pending_edit(), ReplaceLayer)
 
 
 def test_input_node_cannot_be_edited(editor):
@@ -611,11 +641,22 @@ def test_every_slow_step_shows_the_busy_state(editor, monkeypatch):
     monkeypatch.setattr(module, "rebuild", spy("rebuild", module.rebuild))
     monkeypatch.setattr(catalog, "replacement_choices", spy("catalog", catalog.replacement_choices))
     p = editor.panel
-    # Selecting a layer: the catalog scan runs busy.
+    # Selecting a layer, with the Replace tab open: the catalog scan runs busy.
+    p.tabs.selected_index = p.actions.index("replace")
     editor.select("conv_a")
     ((where, state),) = seen
     assert where == "catalog" and state["busy"] and state["bar"] == "visible"
     assert state["apply"] and state["step"] == (2, 3) and "layer types that fit" in state["status"]
+    # Selecting another, then opening the Replace tab: its scan waited for that, and runs busy.
+    p.tabs.selected_index = p.actions.index("activation")
+    editor.select("conv_b")
+    assert len(seen) == 1
+    p.tabs.selected_index = p.actions.index("replace")
+    where, state = seen[-1]
+    assert where == "catalog" and state["busy"] and state["bar"] == "visible"
+    assert state["step"] == (1, 1) and "layer types that fit" in state["status"]
+    p.tabs.selected_index = p.actions.index("activation")
+    editor.select("conv_a")
     # Each change of the panel: the dry-run rebuild of the preview runs busy, then Apply is enabled.
     p.activation.value = "gelu"
     where, state = seen[-1]

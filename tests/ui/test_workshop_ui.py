@@ -182,6 +182,9 @@ def test_panel_controls_say_what_is_true(notebook_page, width):
 
     # Replace: class names only; the verdict follows the settings, and the label agrees.
     choose_tab(page, "Replace")
+    # The layer types that fit are found when the tab opens: their options arrive then.
+    page.locator(".kw-editor .kwe-replace select option", has_text="Conv2D").first.wait_for(
+        state="attached")
     labels = page.locator(".kw-editor .kwe-replace select option").all_inner_texts()
     assert "Conv2D" in labels and not any("shape" in label for label in labels)
     page.locator(".kw-editor .kwe-replace select").select_option(label="Conv2D")
