@@ -1,6 +1,6 @@
-"""Tests for kerawidgets.probe_run's `Summariser`: summaries on a worker thread (with exact
-statistics), in order, within the memory budget, errors raised in the caller, no thread left
-behind."""
+"""Tests for kerawidgets.probe_run: the `Summariser` (summaries on a worker thread with exact
+statistics, in order, within the memory budget, errors raised in the caller, no thread left
+behind) and checkpoints fed back to a later pass as the backend values they view."""
 
 import threading
 
@@ -208,3 +208,49 @@ def test_progress_of_a_nested_model_never_goes_back(monkeypatch):
     done = [k for k, _ in seen]
     assert "backbone/c2" in run.summaries and done == sorted(done)
     assert done[-1] == seen[-1][1] and done[0] >= 0 and not workers()
+
+
+# --- checkpoints fed back as the backend's own values -----------------------------------
+
+
+def chain():
+    inp = keras.Input((6,), name="x")
+    h = layers.Dense(5, activation="relu", name="h")(inp)
+    return keras.Model(inp, layers.Dense(3, name="d")(h), name="chain")
+
+
+def test_a_kept_checkpoint_is_fed_to_a_later_pass_as_the_backend_value_it_views(monkeypatch):
+    """TensorFlow and JAX copy an array fed to a layer back into a tensor: a checkpoint is
+    fed as the value the pass kept it from, with the same results as the array."""
+    from kerawidgets.callgraph import CallGraph
+
+    graph = CallGraph(chain())
+    x = np.random.default_rng(0).standard_normal((4, 6)).astype("float32")
+    first = probe_run.Pass(graph, {c.id for c in graph.calls}, {}, {("h", 0)}, n=4)
+    _, kept, _ = first.run([x], 0, {})
+    array = kept[("h", 0)]
+    assert isinstance(array, np.ndarray) and not array.flags.writeable
+    fed = []
+    real = adapter.run_call
+
+    def spy(call, values, **kwargs):
+        fed.extend(values[id(t)] for t in call.input_tensors)
+        return real(call, values, **kwargs)
+
+    monkeypatch.setattr(adapter, "run_call", spy)
+    later = probe_run.Pass(graph, {"d"}, {("h", 0)}, set(), n=4)
+    assert later.calls == ["d"]
+    summaries, _, _ = later.run([x], 0, {}, stored={("h", 0): array})
+    assert len(fed) == 1 and not isinstance(fed[0], np.ndarray)  # the value, not the array
+    assert np.array_equal(adapter.to_numpy_view(fed[0]), array)
+    copied, _, _ = later.run([x], 0, {}, stored={("h", 0): np.array(array)})  # a plain array
+    assert isinstance(fed[1], np.ndarray)
+    assert summaries["d"].statistics() == copied["d"].statistics()
+
+
+def test_the_value_behind_a_kept_array_is_let_go_with_the_array():
+    array = probe_run._kept_view(keras.ops.ones((2, 3)))
+    key = id(array)
+    assert key in probe_run._SOURCES
+    del array
+    assert key not in probe_run._SOURCES
