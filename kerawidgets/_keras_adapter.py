@@ -1142,6 +1142,19 @@ def to_numpy_view(value):
         return np.asarray(keras.ops.convert_to_numpy(value))
 
 
+def value_to_feed(value):
+    """A layer call's output as a later call may be fed it: the value itself, except a torch
+    tensor, detached (same buffer) so that holding it does not hold the autograd graph
+    that made it, and every activation saved in that graph with it.
+
+    >>> tuple(value_to_feed(keras.ops.ones((2,))).shape)
+    (2,)
+    """
+    if keras.backend.backend() == "torch" and hasattr(value, "detach"):
+        return value.detach()
+    return value
+
+
 def _torch_view(value):
     """A torch tensor as a numpy array sharing its buffer where torch allows it (a CPU
     tensor of a numpy dtype), else Keras' copy. Keras' `convert_to_numpy` copies every

@@ -412,8 +412,8 @@ _SOURCES: dict[int, tuple] = {}
 
 def _kept_view(value):
     """`value` (a backend tensor) as the read-only array a pass keeps: a view of its buffer
-    where the backend allows (`adapter.to_numpy_view`). The value itself is remembered for
-    as long as the array lives: a later pass fed this array (a checkpoint) is fed the
+    where the backend allows (`adapter.to_numpy_view`). The value itself (torch's detached:
+    `adapter.value_to_feed`) is remembered for as long as the array lives: a later pass fed this array (a checkpoint) is fed the
     value (`_fed`), which TensorFlow and JAX would otherwise copy back from the array
     (10-100 ms for a 16x112x112x32 checkpoint, as much as the layer call it feeds).
 
@@ -428,7 +428,7 @@ def _kept_view(value):
         def forget(_ref):
             _SOURCES.pop(key, None)
 
-        _SOURCES[key] = (weakref.ref(array, forget), value)
+        _SOURCES[key] = (weakref.ref(array, forget), adapter.value_to_feed(value))
     return array
 
 

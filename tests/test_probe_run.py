@@ -254,3 +254,18 @@ def test_the_value_behind_a_kept_array_is_let_go_with_the_array():
     assert key in probe_run._SOURCES
     del array
     assert key not in probe_run._SOURCES
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch's autograd graph")
+def test_a_kept_torch_value_holds_no_autograd_graph():
+    """The graph behind an output holds every activation saved for its gradient: the value
+    kept beside a checkpoint is detached (same buffer), so only the checkpoint is held."""
+    from kerawidgets.callgraph import CallGraph
+
+    graph = CallGraph(chain())
+    x = np.random.default_rng(0).standard_normal((4, 6)).astype("float32")
+    run = probe_run.Pass(graph, {c.id for c in graph.calls}, {}, {("h", 0)}, n=4)
+    _, kept, _ = run.run([x], 0, {})
+    fed = probe_run._fed(kept[("h", 0)])
+    assert fed is not kept[("h", 0)] and fed.grad_fn is None and not fed.requires_grad
+    assert np.shares_memory(fed.numpy(), kept[("h", 0)])
