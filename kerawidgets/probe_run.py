@@ -412,10 +412,12 @@ _SOURCES: dict[int, tuple] = {}
 
 def _kept_view(value):
     """`value` (a backend tensor) as the read-only array a pass keeps: a view of its buffer
-    where the backend allows (`adapter.to_numpy_view`). The value itself (torch's detached:
-    `adapter.value_to_feed`) is remembered for as long as the array lives: a later pass fed this array (a checkpoint) is fed the
-    value (`_fed`), which TensorFlow and JAX would otherwise copy back from the array
-    (10-100 ms for a 16x112x112x32 checkpoint, as much as the layer call it feeds).
+    where the backend allows (`adapter.to_numpy_view`).
+
+    The value itself (torch's detached: `adapter.value_to_feed`) is remembered for as long
+    as the array lives. A later pass fed this array (a checkpoint) is fed the value
+    instead (`_fed`): TensorFlow and JAX would copy it back from the array, 10-100 ms for
+    a 16x112x112x32 checkpoint, as much as the layer call it feeds.
 
     >>> array = _kept_view(keras.ops.ones((2, 3)))
     >>> _fed(array) is _SOURCES[id(array)][1], _fed(np.ones(3)).shape
