@@ -506,17 +506,17 @@ class ModelEditor:
         self._insert_choices = ({} if path is None else
                                 {c.class_name: c for c in catalog.insert_choices(self.model, path)})
         self._show_choices("insert", self._insert_choices, path)
-        self._replace_choices, self._replace_waiting = {}, path
         if path is None or self._replacements_in_view():
-            self._fill_replacements()
+            self._fill_replacements(path)
         else:
+            self._replace_choices, self._replace_waiting = {}, path
             self._show_choices("replace", {}, path)
 
     def _replacements_in_view(self) -> bool:
         return self.panel.action == "replace" or self.compare_panel.widget.selected_index == 0
 
-    def _fill_replacements(self):
-        path, self._replace_waiting = self._replace_waiting, None
+    def _fill_replacements(self, path):
+        self._replace_waiting = None
         self._replace_choices = ({} if path is None else
                                  {c.class_name: c for c in catalog.replacement_choices(self.model, path)})
         self._show_choices("replace", self._replace_choices, path)
@@ -543,7 +543,7 @@ class ModelEditor:
         with self._checking() as progress:
             progress(1, "Finding the layer types that fit here…")
             with self._quietly():
-                self._fill_replacements()
+                self._fill_replacements(path)
                 self._fill_compare(self.session.layer(path), path)
 
     def _fill_settings(self, path):
