@@ -42,7 +42,7 @@ from kerawidgets.errors import KerawidgetsError
 from kerawidgets.naming import shape_text
 from kerawidgets.probe_cache import ByModel, Record, joined, plan_checkpoints, tensor_bytes
 from kerawidgets.probe_data import ProbeDataError, input_entries, prepare
-from kerawidgets.probe_run import Pass, edit_region
+from kerawidgets.probe_run import Pass, _frozen, edit_region
 from kerawidgets.statistics import SAMPLE_SIZE
 
 if TYPE_CHECKING:
@@ -82,12 +82,6 @@ class ProbeRun:
         """The model's output (a list for several outputs)."""
         outs = self.model_outputs
         return outs[0] if len(outs) == 1 else list(outs)
-
-
-def _frozen(array):
-    array = np.asarray(array)
-    array.flags.writeable = False
-    return array
 
 
 class Probe:
