@@ -851,15 +851,13 @@ class ModelEditor:
             self.plots_note.value = (
                 "<i>Apply an edit to see its effect on the probe data.</i>" if error is None
                 else f"<span class='kwe-status-error'>{_escape(plot_failure(error))}</span>")
-            self.comparison_image.value = b""
-            self.depth_image.value = b""
-            self.comparison_image.layout.display = "none"
-            self.depth_image.layout.display = "none"
+            # Empty, so nothing shows, but laid out: the browser reports the width, pixel
+            # ratio and theme now, and the first plots are drawn for them at once.
+            self.comparison_image.show(b"", 0)
+            self.depth_image.show(b"", 0)
             return
         self._draw_plot("comparison", comparison)
         self._draw_plot("depth", comparison)
-        self.comparison_image.layout.display = None
-        self.depth_image.layout.display = None
         a = comparison.agreement
         edit = self.session.edit
         n = self.session.position

@@ -33,6 +33,9 @@ SETUP = [
     "editor.apply(SetActivation('block_8_expand_relu', 'tanh'))",
 ]
 
+#: The editor shown with no edit yet; the kernel counts the PNGs it draws.
+UNEDITED = [SETUP[0], SETUP[1].rsplit("\n", 1)[0]]
+
 #: Each plot as shown: its box, the image's CSS width and its pixels, and the screen's ratio.
 SHOWN_JS = """(name) => {
   const box = document.querySelector(`.kw-editor .kwe-plot-${name}`);
@@ -139,3 +142,23 @@ def test_plots_at_pixel_ratio_two(notebook_page):
     assert shown["comparison"]["ratio"] == 2
     assert abs(shown["comparison"]["pixels"] - 2 * shown["comparison"]["css"]) <= 2
     shoot(nb, "plots_900px_2x")
+
+
+def test_the_first_plots_are_drawn_once_for_the_width_they_are_shown_at(notebook_page):
+    nb = notebook_page(UNEDITED, name="plots_first_ui.ipynb", viewport=(900, 1000))
+    # No plot yet, but the empty plots are laid out: the browser reports where they are
+    # shown before the first Apply (at 900 px, narrower than the 900 px default).
+    nb.kernel_until("[editor.comparison_image.shown_width < 880, "
+                    "editor.depth_image.shown_width < 880]", [True, True], timeout=120)
+    assert nb.kernel_eval("[len(editor.comparison_image.value), len(editor.depth_image.value)]"
+                          ) == [0, 0]
+    widths = nb.kernel_eval("[editor.comparison_image.shown_width, editor.depth_image.shown_width]")
+    # Only the draws of the Apply and after are counted.
+    assert nb.kernel_eval("[_kw_drawn.clear(), "
+                          "editor.apply(SetActivation('block_8_expand_relu', 'tanh')) is not None,"
+                          " len(editor.history)]") == [None, True, 1]
+    shown = check_both(nb, dark=False)
+    # Each plot drawn once, for the width reported: no second draw once shown.
+    assert nb.kernel_eval("_kw_drawn") == widths
+    assert [round(shown[name]["css"]) for name in ("comparison", "depth")] == widths
+    shoot(nb, "plots_first_apply_900px")
