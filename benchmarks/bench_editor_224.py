@@ -4,7 +4,8 @@ For ResNet50, EfficientNetB0 and MobileNetV2 (`weights=None`) at 224x224 (and
 64x64), with a probe of 16 seeded random images, times in one process:
 
 - `model(x)`: one plain forward pass of the probe (warm; the unit of every ratio);
-- opening: the first probe of the original (what the first Apply pays once);
+- opening: the first probe of the original (what the first Apply of an editor never
+  shown pays once; a shown editor takes it in a background thread while the user picks);
 - Apply of an activation edit in the last quarter of the model, with the
   layer selected (the panel filled for it, as after a click) and after its
   preview (the dry-run rebuild the panel runs first, cached for Apply), to
@@ -14,6 +15,8 @@ For ResNet50, EfficientNetB0 and MobileNetV2 (`weights=None`) at 224x224 (and
   (multiply-adds estimated from the layers' shapes: the start of the last
   quarter, where the recompute alone is a quarter of a pass) and the first
   after 87.5% of its work (the middle of the last quarter);
+- the editor's first Apply again, in a second editor shown as in a notebook (the original
+  probed and the figures laid out ahead, `shown_first_apply`);
 - Apply of an edit at the first activation (one pass of the edited model), and
   the edited model's own plain `model(x)` (its new activation may cost more or
   less than the one it replaces: the floor of that Apply);
@@ -37,6 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "agg")
 
 import argparse  # noqa: E402
+import asyncio  # noqa: E402
 import gc  # noqa: E402
 import platform  # noqa: E402
 import statistics as stats  # noqa: E402
@@ -127,6 +131,22 @@ REPEAT = 3
 ACTIVATIONS = ("gelu", "elu", "silu")
 
 
+def shown_first_apply(model, x, layer, budget):
+    """The first Apply of an editor shown in a notebook: when it is shown it probes the
+    original in a background thread, then lays its figures out on the kernel's event loop
+    (`ModelEditor._prepare_first_apply`, what `_repr_mimebundle_` runs); the user then picks
+    the layer. Wall time of the Apply, the layer selected and previewed as in `timed_apply`."""
+    editor = ModelEditor(model, x, **({} if budget is None else {"memory_budget": budget}))
+
+    async def shown():  # an event loop, as in a kernel: idle once the probe's thread is done
+        thread = editor._prepare_first_apply()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        await asyncio.sleep(0)  # the loop runs the layout the probe's thread scheduled
+
+    asyncio.run(shown())
+    return timed_apply(editor, SetActivation(layer, "gelu"))[0]
+
+
 def repeated_apply(editor, layer, peaks, x=None):
     """Median wall and CPU time of `REPEAT` Applies at `layer` (each undone), the slowest
     wall time, what the probe recomputed, and with `x` the median time of the edited
@@ -163,6 +183,7 @@ def measure(name, size, budget):
     by_work = [n for n in names if shares[n] >= 0.75]
     middle = [n for n in names if shares[n] >= 0.875]
     late, late_kind, late_cpu = timed_apply(editor, SetActivation(quarter[0], "gelu"))
+    shown = shown_first_apply(model, x, quarter[0], budget)
     peaks = [editor.probe.peak_bytes]
     undos, redos = [], []
     for _ in range(REPEAT):
@@ -176,7 +197,7 @@ def measure(name, size, budget):
         "model": f"{name} {size}x{size}", "layers": len(model.layers),
         "budget": editor.probe.memory_budget, "forward": plain, "opening": opening,
         "late_layer": quarter[0], "late": late, "late_kind": late_kind,
-        "late_share": 1 - shares[quarter[0]], "work_layer": by_work[0], "work": work,
+        "late_share": 1 - shares[quarter[0]], "shown": shown, "work_layer": by_work[0], "work": work,
         "work_max": work_max, "work_kind": work_kind, "work_share": 1 - shares[by_work[0]],
         "mid_layer": middle[0], "mid": mid, "mid_max": mid_max, "mid_kind": mid_kind,
         "mid_cpu": mid_cpu, "mid_share": 1 - shares[middle[0]],
@@ -194,6 +215,7 @@ def row(r) -> str:
     return (f"| {r['model']} | {r['budget'] / 2**20:.0f} | {f:.2f} | {r['opening'] / f:.2f}x | "
             f"`{r['late_layer']}` {r['late'] / f:.2f}x, CPU {r['late_cpu'] / c:.2f}x "
             f"({r['late_kind']}; {r['late_share']:.0%} of the work after it) | "
+            f"{r['shown'] / f:.2f}x | "
             f"`{r['work_layer']}` {r['work'] / f:.2f}x [{r['work_max'] / f:.2f}x], "
             f"CPU {r['work_cpu'] / c:.2f}x ({r['work_kind']}; {r['work_share']:.0%} after it) | "
             f"`{r['mid_layer']}` {r['mid'] / f:.2f}x [{r['mid_max'] / f:.2f}x], "
@@ -208,11 +230,12 @@ def row(r) -> str:
 HEADER = [
     "| model | budget (MiB) | `model(x)` (s) | first probe "
     "| Apply, last quarter of layers (the editor's first Apply; target <= 0.25x) "
+    "| the same, the editor shown (probe and figures ahead) "
     "| Apply at 75% of the work (target <= 0.25x) "
     "| Apply at 87.5% of the work (target <= 0.25x) "
     "| Apply, first activation (target <= 1.2x) | Undo / Redo (target <= 0.1x) "
     "| peak probe memory (MiB) | load |",
-    "|---|---:|---:|---:|---|---|---|---|---|---:|---:|",
+    "|---|---:|---:|---:|---|---:|---|---|---|---|---:|---:|",
 ]
 
 
@@ -242,7 +265,10 @@ def main():
             "plain `model(x)` of the same probe in the same run (median of 3, warm); *CPU*: the "
             "same ratio of this process's CPU time (all threads), which other load moves less. *Load*: the "
             "machine's 1-minute load average when the row started (2 cores). *First "
-            "probe*: the original's summaries, paid once when the editor first plots. *Apply*: "
+            "probe*: the original's summaries, paid once when the editor first plots (by an "
+            "editor never shown: a shown one takes them in a background thread, then lays "
+            "its figures out, while the user picks; *shown*: that editor's first Apply). "
+            "*Apply*: "
             "from `apply()`, with the layer selected and after the preview's cached dry run, "
             "to updated plots, heat and panel; after the editor's first Apply, the median of "
             f"{REPEAT} (each undone) and [the slowest]; Undo / Redo likewise. *Peak*: `Probe.peak_bytes` during the run (held + alive in a pass; the probe "

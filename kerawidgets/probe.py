@@ -30,7 +30,10 @@ and `kerawidgets.callgraph` is the graph walk they share with
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -141,6 +144,9 @@ class Probe:
         self._records = ByModel()  # model -> Record
         self._graphs = ByModel()  # model -> CallGraph
         self.peak_bytes = 0
+        self._lock = threading.RLock()  # one run at a time: a run ahead waits, or is waited for
+        self._ahead: _Ahead | None = None  # the latest `summaries_ahead`
+        self._ahead_lock = threading.Lock()  # guards `_ahead` (the run lock may be held long)
 
     # --- data --------------------------------------------------------------
 
@@ -183,8 +189,9 @@ class Probe:
 
     def clear(self) -> None:
         """Forget every cached summary, output and checkpoint."""
-        self._records.clear()
-        self._graphs.clear()
+        with self._lock:
+            self._records.clear()
+            self._graphs.clear()
 
     def cached(self, model) -> bool:
         """True when `model`'s summaries are held."""
@@ -196,7 +203,8 @@ class Probe:
         The editor uses this for a model its history rebuilt: same layers,
         new identity, summaries already known.
         """
-        self._records.put(model, record.without_checkpoints())
+        with self._lock:
+            self._records.put(model, record.without_checkpoints())
 
     def _make_room(self, needed: int, protect=None) -> None:
         """Drop checkpoints, then whole records, least recently used first, until `needed` fits."""
@@ -247,13 +255,67 @@ class Probe:
     def summaries(self, model, progress=None) -> ProbeRun:
         """Every node's `LayerSummary` of `model` on the probe data (one pass, then held).
 
-        `progress(done, total)` is called as calls are run.
+        `progress(done, total)` is called as calls are run. While `summaries_ahead`
+        probes `model`, this waits for it and `progress` follows its calls.
         """
-        record = self._records.get(model)
-        if record is not None:
-            return ProbeRun(record.summaries, record.model_outputs, "cached", "already probed",
-                            [], [], record)
-        return self._full(model, "first probe of this model", progress)
+        ahead = self._ahead
+        if ahead is not None and ahead.model is model:
+            ahead.wait(progress)
+        with self._lock:
+            record = self._records.get(model)
+            if record is not None:
+                return ProbeRun(record.summaries, record.model_outputs, "cached",
+                                "already probed", [], [], record)
+            return self._full(model, "first probe of this model", progress)
+
+    def summaries_ahead(self, model, done=None) -> threading.Thread | None:
+        """Start `summaries(model)` in a background thread; None when they are held or on their way.
+
+        The editor probes its original this way when it is shown, while the
+        user picks a layer, so that the first Apply finds them ready. A call
+        that needs this probe meanwhile waits for the run (`summaries(model)`
+        follows its progress). An error is not raised in the thread: the
+        caller's own `summaries(model)` meets it again and raises it.
+        `done()` is called in the thread once the summaries are held.
+
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+        >>> probe = Probe(model, np.ones((4, 3), "float32"))
+        >>> probe.summaries_ahead(model).join()
+        >>> probe.cached(model), probe.summaries(model).kind, probe.summaries_ahead(model)
+        (True, 'cached', None)
+        """
+        with self._ahead_lock:
+            ahead = self._ahead
+            if self._records.peek(model) is not None or (
+                    ahead is not None and ahead.model is model and not ahead.finished):
+                return None
+            self._ahead = ahead = _Ahead(model)
+        settings = adapter.thread_settings()
+
+        def run():
+            try:
+                with settings, self._lock:
+                    if self._records.peek(model) is None:
+                        self._full(model, "first probe of this model, ahead", ahead.report)
+            except Exception:  # _Cancelled, or an error the caller's own run will raise
+                return
+            finally:
+                ahead.end()
+            if done is not None:
+                try:
+                    done()
+                except Exception:  # noqa: BLE001 - e.g. the kernel's event loop closed
+                    pass
+
+        thread = threading.Thread(target=run, name="kerawidgets-probe-ahead", daemon=True)
+        ahead.thread = thread
+        try:
+            thread.start()
+        except BaseException:  # no thread (Python is exiting): nobody may wait for it
+            ahead.end()
+            raise
+        return thread
 
     def summaries_after_edit(self, old_model, new_model, changed, progress=None) -> ProbeRun:
         """`summaries(new_model)`, recomputing only what lies downstream of `changed`.
@@ -279,28 +341,29 @@ class Probe:
         >>> run.kind, run.recomputed, run.calls_run
         ('incremental', ['out'], ['out'])
         """
-        changed = [changed] if isinstance(changed, str) else list(changed or [])
-        record = self._records.get(new_model)
-        if record is not None:
-            return ProbeRun(record.summaries, record.model_outputs, "cached", "already probed",
-                            [], [], record)
-        old = self._records.get(old_model)
-        if old is None:
-            return self._full(new_model, "the old model was not probed (or was dropped)", progress)
-        try:
-            self._check_inputs(new_model)
-            region, reason = edit_region(self._graph(old_model), self._graph(new_model), changed)
-        except KerawidgetsError as error:
-            region, reason = None, str(error)
-        if region is None:
-            return self._full(new_model, reason, progress)
-        graph = self._graph(new_model)
-        stored = {**old.checkpoints, **old.outputs}
-        available = {k: v for k, v in stored.items() if k[0] in graph.by_id and k[0] not in region}
-        reused = {k: v for k, v in old.summaries.items()
-                  if k.split(naming.SEPARATOR, 1)[0] not in region}
-        return self._execute(new_model, region, available, reused, "incremental", reason,
-                             progress, protect=old)
+        with self._lock:
+            changed = [changed] if isinstance(changed, str) else list(changed or [])
+            record = self._records.get(new_model)
+            if record is not None:
+                return ProbeRun(record.summaries, record.model_outputs, "cached", "already probed",
+                                [], [], record)
+            old = self._records.get(old_model)
+            if old is None:
+                return self._full(new_model, "the old model was not probed (or was dropped)", progress)
+            try:
+                self._check_inputs(new_model)
+                region, reason = edit_region(self._graph(old_model), self._graph(new_model), changed)
+            except KerawidgetsError as error:
+                region, reason = None, str(error)
+            if region is None:
+                return self._full(new_model, reason, progress)
+            graph = self._graph(new_model)
+            stored = {**old.checkpoints, **old.outputs}
+            available = {k: v for k, v in stored.items() if k[0] in graph.by_id and k[0] not in region}
+            reused = {k: v for k, v in old.summaries.items()
+                      if k.split(naming.SEPARATOR, 1)[0] not in region}
+            return self._execute(new_model, region, available, reused, "incremental", reason,
+                                 progress, protect=old)
 
     def outputs(self, model) -> dict[str, np.ndarray]:
         """The full output of every layer call of `model` on the probe data: {node id: array}.
@@ -325,12 +388,13 @@ class Probe:
         >>> bool(np.array_equal(layers["d"], output))
         True
         """
-        graph = self._graph(model)
-        self._check_inputs(model)
-        everything = {nid: (nid, 0) for nid in self._node_ids(graph)}
-        run = self._execute(model, {c.id for c in graph.calls}, {}, {}, "full",
-                            "outputs(model)", None, keep_all=everything)
-        return run.full, run.model_output
+        with self._lock:
+            graph = self._graph(model)
+            self._check_inputs(model)
+            everything = {nid: (nid, 0) for nid in self._node_ids(graph)}
+            run = self._execute(model, {c.id for c in graph.calls}, {}, {}, "full",
+                                "outputs(model)", None, keep_all=everything)
+            return run.full, run.model_output
 
     def model_output(self, model: keras.Model) -> Any:
         """The model's final output on the probe data (a list for several outputs)."""
@@ -417,3 +481,61 @@ def _summary_bytes(graph, n) -> int:
         units = shape[-1] if shape else 1
         total += 4 * min(values, SAMPLE_SIZE) + 16 * units + 256
     return total
+
+
+class _Cancelled(Exception):
+    """A run ahead was asked to stop (the interpreter is exiting)."""
+
+
+class _Ahead:
+    """A `Probe.summaries_ahead` run: its progress, for a caller that waits for it."""
+
+    def __init__(self, model):
+        self.model = model
+        self.thread: threading.Thread | None = None
+        self.finished = False
+        self.cancelled = False
+        self._progress = (0, 0)
+        self._changed = threading.Condition()
+        _RUNNING.add(self)
+
+    def report(self, done, total) -> None:
+        """The run's progress callback (in its thread); stops the run once cancelled."""
+        if self.cancelled:
+            raise _Cancelled
+        with self._changed:
+            self._progress = (done, total)
+            self._changed.notify_all()
+
+    def end(self) -> None:
+        with self._changed:
+            self.finished = True
+            self.model = None  # the model is not held past the run
+            self._changed.notify_all()
+        _RUNNING.discard(self)
+
+    def wait(self, progress=None) -> None:
+        """Wait for the run to end, calling `progress(done, total)` (in this thread) as it moves."""
+        shown = None
+        while True:
+            with self._changed:
+                while not self.finished and self._progress == shown:
+                    self._changed.wait()
+                now, finished = self._progress, self.finished
+            if progress is not None and now != shown and now[1]:
+                progress(*now)
+            shown = now
+            if finished:
+                return
+
+
+#: Runs ahead not yet ended: stopped at exit, so no thread runs a model while Python shuts down.
+_RUNNING: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_runs_ahead() -> None:
+    for ahead in list(_RUNNING):
+        ahead.cancelled = True
+        if ahead.thread is not None:
+            ahead.thread.join(timeout=60)

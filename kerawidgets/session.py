@@ -606,6 +606,50 @@ class EditSession:
 
     # --- results ------------------------------------------------------------------------
 
+    def probe_ahead(self, done=None):
+        """Probe the original model in a background thread; returns the thread, or None
+        when its summaries are already known or on their way (`Probe.summaries_ahead`;
+        `done()` is called in that thread once they are held).
+
+        The first Apply compares against the original, so it needs one pass of
+        it. `ModelEditor` starts it when shown, while the user picks a layer;
+        an operation that needs the probe meanwhile waits for it (the progress
+        bar follows it). The editor treats the original as fixed, so it
+        should not be trained while the editor is open.
+
+        >>> import keras
+        >>> from kerawidgets.edits import SetActivation
+        >>> session = EditSession(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="d")]))
+        >>> session.probe_ahead().join()
+        >>> session.apply(SetActivation("d", "tanh")) and session.probe.summaries(session.original).kind
+        'cached'
+        """
+        if self._history.steps[0].record is not None:
+            return None
+        return self.probe.summaries_ahead(self.original, done)
+
+    def unchanged_comparison(self) -> _Comparison:
+        """The original against itself, focused on its last layer: what the plots of an edit
+        that changed nothing would show. The editor draws it before the first Apply to lay
+        its figures out (`ModelEditor._draw_ahead`); probes the original if needed.
+
+        >>> import keras
+        >>> inputs = keras.Input((2,), name="x")
+        >>> session = EditSession(keras.Model(inputs, keras.layers.Dense(2, name="d")(inputs)))
+        >>> c = session.unchanged_comparison()
+        >>> c.focus_after, c.order, c.agreement["top1_agreement"], c.movement["d"]
+        ('d', ['x', 'd'], 1.0, 0.0)
+        """
+        summaries = self._record(0).summaries
+        outputs = _single(self._record(0).model_outputs)
+        before, after = paired_summary_statistics(summaries, summaries)
+        focus = next(reversed(summaries))
+        return _Comparison(focus, focus, summaries[focus], summaries[focus],
+                           naming.merged_order(summaries, summaries), outputs, outputs,
+                           before, after,
+                           agreement(outputs, outputs, self.probe.y),
+                           summary_movement(summaries, summaries), "cached")
+
     def compare(self, against=None, layer=None) -> dict:
         """The numbers behind the plots, as plain data (see `ModelEditor.compare`).
 

@@ -1,5 +1,6 @@
 """ModelEditor driven from Python: every control, the scripting API, the error path."""
 
+import asyncio
 import dataclasses
 import gc
 import html
@@ -997,6 +998,66 @@ def test_editor_displays_as_one_widget(editor):
     bundle = editor._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == editor.widget.model_id
+
+
+def test_showing_the_editor_probes_the_original_ahead_for_the_first_apply(monkeypatch):
+    x = np.random.default_rng(0).standard_normal((8, 8, 8, 1)).astype("float32")
+    model = cnn()
+    scripted = ModelEditor(model, x)  # never shown: its first Apply probes the original
+    scripted.apply(SetActivation("conv_b", "tanh"))
+    shown = ModelEditor(model, x)
+    calls = CountCalls(monkeypatch)
+    shown._repr_mimebundle_()
+    ahead = shown.probe._ahead
+    ahead.thread.join(timeout=120)
+    assert shown.probe.cached(model) and calls.names[0] == "conv_a"
+    assert shown.session.probe_ahead() is None  # known: not probed again on a second display
+    ran = len(calls.names)
+    shown.apply(SetActivation("conv_b", "tanh"))
+    assert calls.names[ran:] == ["conv_b", "pool", "drop", "flatten", "hidden", "hidden_relu",
+                                 "head"]  # the original is not run again: only the edited part
+    assert shown.compare()["per_layer"] == scripted.compare()["per_layer"]
+
+
+def test_shown_in_a_kernel_the_figures_are_laid_out_before_the_first_apply(monkeypatch):
+    from kerawidgets import plots
+    from tests.test_plots import _assert_same_pixels
+
+    x = np.random.default_rng(0).standard_normal((8, 8, 8, 1)).astype("float32")
+    model = cnn()
+    scripted = ModelEditor(model, x)  # never shown: its first Apply builds both figures
+    scripted.apply(SetActivation("conv_b", "tanh"))
+    built = []
+    for live in (plots._LiveComparison, plots._LiveDepth):
+        monkeypatch.setattr(live, "__init__", lambda self, *a, real=live.__init__, **k: (
+            built.append(self.__class__.__name__), real(self, *a, **k))[-1])
+    shown = ModelEditor(model, x)
+
+    async def in_a_kernel():  # a running event loop, as in ipykernel: draws on it, when idle
+        loop = asyncio.get_running_loop()
+        drawn = loop.create_future()
+        real = ModelEditor._draw_ahead
+
+        def draw_ahead(self, names=("comparison", "depth")):
+            real(self, names)
+            if not drawn.done():
+                drawn.set_result(threading.current_thread())
+
+        monkeypatch.setattr(ModelEditor, "_draw_ahead", draw_ahead)
+        shown._repr_mimebundle_()
+        return await asyncio.wait_for(drawn, timeout=120)
+
+    assert asyncio.run(in_a_kernel()) is threading.main_thread()
+    assert built == ["_LiveComparison", "_LiveDepth"]  # for 900 px, the default
+    shown.depth_image.set_state({"shown_width": 612})  # the browser reports where it is shown
+    assert built[2:] == ["_LiveDepth"]
+    shown.apply(SetActivation("conv_b", "tanh"))
+    assert built[3:] == []  # the first Apply put its data into the figures laid out
+    _assert_same_pixels(shown.comparison_image.value, scripted.comparison_image.value,
+                        "comparison")
+    assert shown.depth_image.drawn_width == 612
+    scripted.depth_image.set_state({"shown_width": 612})
+    _assert_same_pixels(shown.depth_image.value, scripted.depth_image.value, "depth")
 
 
 def test_refuses_subclassed_model():

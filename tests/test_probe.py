@@ -1,6 +1,7 @@
 """Tests for kerawidgets.probe: probe data, summaries, memory budget, incremental recompute."""
 
 import gc
+import threading
 import weakref
 
 import keras
@@ -10,6 +11,7 @@ from keras import layers
 
 import kerawidgets
 from kerawidgets import _keras_adapter as adapter
+from kerawidgets import probe as probe_mod
 from kerawidgets import probe_run
 from kerawidgets.errors import KerawidgetsError
 from kerawidgets.probe import Probe, ProbeDataError, node_ids
@@ -492,3 +494,92 @@ def test_remembered_records_answer_without_running(monkeypatch):
     again = probe.summaries(twin)
     assert again.kind == "cached" and calls.names == []
     assert again.summaries["out"] is run.summaries["out"]
+
+
+# --- probing ahead, in a background thread -------------------------------------------------
+
+
+def gated_runs_ahead(monkeypatch):
+    """Make a run ahead wait at its start until the returned event is set."""
+    gate, real_full = threading.Event(), Probe._full
+
+    def full(self, model, reason, progress):
+        if threading.current_thread().name == "kerawidgets-probe-ahead":
+            assert gate.wait(timeout=120)
+        return real_full(self, model, reason, progress)
+
+    monkeypatch.setattr(Probe, "_full", full)
+    return gate
+
+
+def test_a_run_ahead_is_waited_for_not_run_again(monkeypatch):
+    model = conv_stack(size=8, depth=3)
+    probe = Probe(model, images(24, size=8), batch_size=8)
+    gate = gated_runs_ahead(monkeypatch)
+    calls = CountCalls(monkeypatch)
+    thread = probe.summaries_ahead(model)
+    assert probe.summaries_ahead(model) is None  # on its way: not started twice
+    seen, runs = [], []
+    caller = threading.Thread(target=lambda: runs.append(
+        probe.summaries(model, progress=lambda done, total: seen.append((done, total)))))
+    caller.start()
+    caller.join(timeout=0.2)
+    assert caller.is_alive()  # waits for the run ahead
+    gate.set()
+    caller.join(timeout=120)
+    thread.join(timeout=120)
+    assert runs[0].kind == "cached" and probe.cached(model)
+    assert calls.names == ["conv0", "conv1", "conv2", "pool", "head"] * 3  # one pass, 3 batches
+    assert seen[-1] == (15, 15) and seen == sorted(seen)  # followed to the end
+    assert probe.summaries_ahead(model) is None  # held
+
+
+def test_waiting_for_a_run_ahead_shows_each_step_of_its_progress():
+    ahead, shown = probe_mod._Ahead(object()), []
+    step_shown = threading.Event()
+
+    def progress(done, total):
+        shown.append((done, total))
+        step_shown.set()
+
+    def run():
+        for done in (1, 2, 3):
+            step_shown.clear()
+            ahead.report(done, 3)
+            assert step_shown.wait(timeout=120)
+        ahead.end()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    ahead.wait(progress)
+    worker.join(timeout=120)
+    assert shown == [(1, 3), (2, 3), (3, 3)] and ahead.finished and ahead.model is None
+
+
+def test_a_failed_run_ahead_is_raised_by_the_callers_own_run(monkeypatch):
+    model = branched()
+    probe = Probe(model, data())
+
+    def broken(call, tensor_map, training=False):
+        raise RuntimeError(f"{call.operation.name} cannot run")
+
+    monkeypatch.setattr(adapter, "run_call", broken)
+    thread = probe.summaries_ahead(model)
+    thread.join(timeout=120)  # the thread swallowed it: nothing to raise there
+    assert not thread.is_alive() and not probe.cached(model)
+    with pytest.raises(RuntimeError, match="cannot run"):
+        probe.summaries(model)
+
+
+def test_a_cancelled_run_ahead_stops_and_keeps_nothing(monkeypatch):
+    model = conv_stack(size=8, depth=3)
+    probe = Probe(model, images(16, size=8), batch_size=8)
+    gate = gated_runs_ahead(monkeypatch)
+    calls = CountCalls(monkeypatch)
+    thread = probe.summaries_ahead(model)
+    probe._ahead.cancelled = True  # what the exit handler does first
+    gate.set()
+    probe_mod._stop_runs_ahead()  # joins it
+    assert not thread.is_alive() and not probe_mod._RUNNING
+    assert calls.names == ["conv0"] and not probe.cached(model)  # stopped after its first call
+    assert probe.summaries(model).kind == "full"

@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -124,6 +125,7 @@ class ModelEditor:
         self._finetune_locked = False  # the fine-tune controls are locked for the operation
         self._can_apply = False  # what the preview says about the Apply button
         self._compare_for = None  # (weak ref to the model, layer path) the results are about
+        self._shown = False  # displayed: the plots are laid out ahead (`_prepare_first_apply`)
         self._build(height, theme)
         self.session.watch(_Binding(self))
         self._wire()
@@ -177,9 +179,40 @@ class ModelEditor:
     # --- display ----------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs):
+        self._prepare_first_apply()
         # Beside the widget view: a static copy (graph SVG, plots) for GitHub, nbviewer, nbconvert.
         bundle = self.widget._repr_mimebundle_(**kwargs)
         return static_view.with_fallback(bundle, lambda: static_view.editor_bundle(self))
+
+    def _prepare_first_apply(self):
+        """Shown: while the user picks a layer, probe the original in a background thread
+        (`EditSession.probe_ahead`), then lay the figures out (`_draw_ahead`) on the
+        kernel's event loop, in its thread, once it is idle. The first Apply compares
+        against the original and would otherwise pay for both. Without a running
+        event loop (a script) only the probe runs ahead. Returns the probe's thread (None:
+        the original's summaries are known or on their way)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self._shown = True
+        return self.session.probe_ahead(
+            None if loop is None else lambda: loop.call_soon_threadsafe(self._draw_ahead))
+
+    def _draw_ahead(self, names=("comparison", "depth")):
+        """Before the first Apply, draw plots `names` of the original against itself for
+        where they are shown, so that the first Apply only puts its data into the kept
+        figures (`plots.FigureCache`). Only a head start: on any error, or once the
+        editor has moved on, it draws nothing (the Apply draws its plots itself)."""
+        session = self.session
+        if session.position != 0 or session.busy or not self.probe.cached(self.original):
+            return
+        try:
+            inputs = figure_inputs(session.unchanged_comparison(), self.probe.y)
+            for name in names:
+                self._figures.png(name, self._plot_display(name), **inputs[name])
+        except Exception:  # noqa: BLE001 - a head start only; the Apply meets and says any error
+            pass
 
     def __repr__(self):
         return (f"<ModelEditor of {self.original.name!r}: {len(self.history)} edit(s); "
@@ -875,8 +908,7 @@ class ModelEditor:
     def _draw_plot(self, name, comparison):
         """Show plot `name` of `comparison` drawn for where it is shown (kept: undo and redo reuse it)."""
         image = getattr(self, f"{name}_image")
-        shown = image.display()
-        display = dataclasses.replace(shown, width=min(shown.width, _PLOT_MAX_WIDTH[name]))
+        display = self._plot_display(name)
         key = (name, display.key())
         if key not in comparison.pngs:
             inputs = figure_inputs(comparison, self.probe.y)[name]
@@ -885,10 +917,18 @@ class ModelEditor:
                 del comparison.pngs[old]
         image.show(comparison.pngs[key], display.width)
 
+    def _plot_display(self, name) -> plots.Display:
+        """Where plot `name` is shown, as it is drawn for it (its width capped)."""
+        shown = getattr(self, f"{name}_image").display()
+        return dataclasses.replace(shown, width=min(shown.width, _PLOT_MAX_WIDTH[name]))
+
     def _redraw_plot(self, name):
-        """The browser reported a new width, pixel ratio or theme: draw the shown plot again."""
+        """The browser reported a new width, pixel ratio or theme: draw the shown plot again
+        (before the first Apply: lay it out again, `_draw_ahead`)."""
         comparison = self.session.comparison
-        if comparison is not None and not self.session.busy:
+        if comparison is None and self._shown:
+            self._draw_ahead((name,))
+        elif comparison is not None and not self.session.busy:
             try:
                 self._draw_plot(name, comparison)
             except Exception as error:  # the plot stays as it was; say why
