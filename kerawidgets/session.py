@@ -435,23 +435,27 @@ class EditSession:
 
         The move itself has already happened and stays: an error while
         probing or drawing is passed on as `error` and the session stays usable.
+        No model changes meanwhile: lookups about one model are answered once
+        (`targets.one_trace_each`; the graph, the plots and the panel ask about the
+        new model's layers several times).
         """
-        progress(2, "Updating the graph…")
-        self._plotted = None  # the new step's own edited layer
-        self._tell("moved")
-        problem = None
-        if self.position > 0:
-            try:
-                comparison = self._step_comparison(progress)
-                progress(4, "Drawing the plots…")
-                self._tell("compared", comparison, None)
-            except Exception as error:  # the move stands; say why there are no plots
-                problem = error
-                self._tell("compared", None, error)
-        else:
-            self._tell("compared", None, None)
-        progress(5, "Refreshing the panel…")
-        self._tell("settled", message, problem)
+        with targets.one_trace_each():
+            progress(2, "Updating the graph…")
+            self._plotted = None  # the new step's own edited layer
+            self._tell("moved")
+            problem = None
+            if self.position > 0:
+                try:
+                    comparison = self._step_comparison(progress)
+                    progress(4, "Drawing the plots…")
+                    self._tell("compared", comparison, None)
+                except Exception as error:  # the move stands; say why there are no plots
+                    problem = error
+                    self._tell("compared", None, error)
+            else:
+                self._tell("compared", None, None)
+            progress(5, "Refreshing the panel…")
+            self._tell("settled", message, problem)
         for callback in self._listeners:
             callback()
 

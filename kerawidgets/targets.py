@@ -51,7 +51,21 @@ def walk_layers(model, prefix=()) -> Iterator[tuple[tuple[str, ...], keras.layer
     A subclassed model's sub-layers (its own, or those of one nested in a
     functional model) come from its layer tree (`subclassed.layer_tree`), so
     edits reach them by path (``"inner_mlp/dense1"``) like any nested layer.
+    Within a `one_trace_each` block a model is walked once.
+
+    >>> import keras
+    >>> inp = keras.Input((3,))
+    >>> model = keras.Model(inp, keras.layers.Dense(2, name="d")(inp))
+    >>> [path for path, _ in walk_layers(model)]
+    [('d',)]
     """
+    if _TRACES.get() is None:
+        return _walk(model, prefix)
+    return iter(kept_per_block("walk", model, tuple(prefix),
+                               lambda: list(_walk(model, prefix))))
+
+
+def _walk(model, prefix) -> Iterator[tuple[tuple[str, ...], keras.layers.Layer]]:
     from kerawidgets import subclassed
 
     if subclassed.is_subclassed(model):
@@ -257,12 +271,14 @@ def one_trace_each():
     """Within this block, what lookups find about a model is found once (`kept_per_block`):
     lookups (`parent_model`, `call_count`, `resolve` with a ``":k"``) trace each subclassed
     model nested in a functional one once and share that trace, a model's calls are
-    listed once (`graph_calls`), and the catalog finds where each layer sits once.
+    listed once (`graph_calls`), its layers walked once (`walk_layers`), and the catalog
+    finds where each layer sits once.
 
     All of it is forgotten when the block ends (a block inside another shares the
     outer one's), so a lookup after it sees the model as it is then: a trace is a copy,
     and would go stale after a sub-layer is set or an activation swapped in place. One
-    plan (`plan.plan_edit`) or one selection in the editor is one block; change no
+    plan (`plan.plan_edit`), one selection in the editor or what follows a move of the
+    history (`EditSession._after_move`: graph, plots, panel) is one block; change no
     model inside one.
 
     >>> import keras

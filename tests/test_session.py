@@ -119,6 +119,33 @@ def test_a_move_tells_observers_each_step_in_order(session):
     assert ("compared", False, None) in log.events and changes == [1, 0]
 
 
+def test_after_a_move_the_new_models_layers_are_walked_once(session, monkeypatch):
+    from kerawidgets import targets
+
+    walked, real = [], targets._walk
+
+    def walk(model, prefix):
+        if not prefix:
+            walked.append(model)
+        return real(model, prefix)
+
+    monkeypatch.setattr(targets, "_walk", walk)
+
+    class Asks(SessionObserver):  # graph, plots and panel ask about the new model's layers
+        def moved(self):
+            session.layer_paths(), session.layer("hidden")
+
+        def settled(self, message, error):
+            session.edited_layers(), session.layer_paths()
+
+    session.watch(Asks())
+    session.apply(SetActivation("hidden", "tanh"))
+    assert walked.count(session.model) == 1
+    walked.clear()
+    session.layer_paths(), session.layer_paths()  # outside a move: walked as it is now
+    assert walked == [session.model, session.model]
+
+
 def test_dry_run_is_cached_and_reused_by_apply(session, monkeypatch):
     import kerawidgets.session as module
 
