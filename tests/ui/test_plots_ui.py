@@ -122,6 +122,12 @@ def test_plots_at_900px_and_full_width_light_and_dark(notebook_page):
         shoot(nb, "plots_900px_dark")
         before = nb.kernel_eval("len(_kw_drawn)")
         page.set_viewport_size({"width": 1700, "height": 1000})
+        # JupyterLab lays the notebook out again on its next frames: wait for the wider box,
+        # or the plots as drawn for the old one would pass for drawn as shown.
+        page.wait_for_function(
+            "(old) => { const b = document.querySelector('.kw-editor .kwe-plot-depth');"
+            " return b && b.getBoundingClientRect().width > old + 300; }",
+            arg=narrow["depth"]["box"], timeout=120_000)
         wide = check_both(nb, dark=True)
         assert wide["depth"]["css"] > narrow["depth"]["css"] + 300
         drawn = nb.kernel_eval(f"_kw_drawn[{before}:]")
