@@ -644,15 +644,8 @@ class EditSession:
         >>> c.focus_after, c.order, c.agreement["top1_agreement"], c.movement["d"]
         ('d', ['x', 'd'], 1.0, 0.0)
         """
-        summaries = self._record(0).summaries
-        outputs = _single(self._record(0).model_outputs)
-        before, after = paired_summary_statistics(summaries, summaries)
-        focus = next(reversed(summaries))
-        return _Comparison(focus, focus, summaries[focus], summaries[focus],
-                           naming.merged_order(summaries, summaries), outputs, outputs,
-                           before, after,
-                           agreement(outputs, outputs, self.probe.y),
-                           summary_movement(summaries, summaries), "cached")
+        last = next(reversed(self._record(0).summaries))  # held on step 0 from now on
+        return self._compute(0, 0, layer=last)
 
     def compare(self, against=None, layer=None) -> dict:
         """The numbers behind the plots, as plain data (see `ModelEditor.compare`).
