@@ -80,6 +80,12 @@ class ProbeRun:
     record: Record
     full: dict = dataclasses.field(default_factory=dict)
 
+    @classmethod
+    def held(cls, record: Record) -> ProbeRun:
+        """The run that answers from `record`, already held: nothing run."""
+        return cls(record.summaries, record.model_outputs, "cached", "already probed", [], [],
+                   record)
+
     @property
     def model_output(self):
         """The model's output (a list for several outputs)."""
@@ -264,8 +270,7 @@ class Probe:
         with self._lock:
             record = self._records.get(model)
             if record is not None:
-                return ProbeRun(record.summaries, record.model_outputs, "cached",
-                                "already probed", [], [], record)
+                return ProbeRun.held(record)
             return self._full(model, "first probe of this model", progress)
 
     def summaries_ahead(self, model, done=None) -> threading.Thread | None:
@@ -345,8 +350,7 @@ class Probe:
             changed = [changed] if isinstance(changed, str) else list(changed or [])
             record = self._records.get(new_model)
             if record is not None:
-                return ProbeRun(record.summaries, record.model_outputs, "cached", "already probed",
-                                [], [], record)
+                return ProbeRun.held(record)
             old = self._records.get(old_model)
             if old is None:
                 return self._full(new_model, "the old model was not probed (or was dropped)", progress)
