@@ -512,12 +512,18 @@ def gated_runs_ahead(monkeypatch):
     return gate
 
 
-def test_a_run_ahead_is_waited_for_not_run_again(monkeypatch):
+def gated_run_ahead(monkeypatch, n):
+    """A probe of `n` images (batches of 8) of a 3-conv stack whose run ahead is started and
+    waits at its start: (probe, model, gate, layer calls counted, the run's thread)."""
     model = conv_stack(size=8, depth=3)
-    probe = Probe(model, images(24, size=8), batch_size=8)
+    probe = Probe(model, images(n, size=8), batch_size=8)
     gate = gated_runs_ahead(monkeypatch)
     calls = CountCalls(monkeypatch)
-    thread = probe.summaries_ahead(model)
+    return probe, model, gate, calls, probe.summaries_ahead(model)
+
+
+def test_a_run_ahead_is_waited_for_not_run_again(monkeypatch):
+    probe, model, gate, calls, thread = gated_run_ahead(monkeypatch, 24)
     assert probe.summaries_ahead(model) is None  # on its way: not started twice
     seen, runs = [], []
     caller = threading.Thread(target=lambda: runs.append(
@@ -572,11 +578,7 @@ def test_a_failed_run_ahead_is_raised_by_the_callers_own_run(monkeypatch):
 
 
 def test_a_cancelled_run_ahead_stops_and_keeps_nothing(monkeypatch):
-    model = conv_stack(size=8, depth=3)
-    probe = Probe(model, images(16, size=8), batch_size=8)
-    gate = gated_runs_ahead(monkeypatch)
-    calls = CountCalls(monkeypatch)
-    thread = probe.summaries_ahead(model)
+    probe, model, gate, calls, thread = gated_run_ahead(monkeypatch, 16)
     probe._ahead.cancelled = True  # what the exit handler does first
     gate.set()
     probe_mod._stop_runs_ahead()  # joins it
