@@ -131,12 +131,18 @@ REPEAT = 3
 ACTIVATIONS = ("gelu", "elu", "silu")
 
 
+def new_editor(model, x, budget):
+    """A `ModelEditor` of `model` on `x` with a memory budget of `budget` bytes (None: the
+    default)."""
+    return ModelEditor(model, x, **({} if budget is None else {"memory_budget": budget}))
+
+
 def shown_first_apply(model, x, layer, budget):
     """The first Apply of an editor shown in a notebook: when it is shown it probes the
     original in a background thread, then lays its figures out on the kernel's event loop
     (`ModelEditor._prepare_first_apply`, what `_repr_mimebundle_` runs); the user then picks
     the layer. Wall time of the Apply, the layer selected and previewed as in `timed_apply`."""
-    editor = ModelEditor(model, x, **({} if budget is None else {"memory_budget": budget}))
+    editor = new_editor(model, x, budget)
 
     async def shown():  # an event loop, as in a kernel: idle once the probe's thread is done
         thread = editor._prepare_first_apply()
@@ -174,7 +180,7 @@ def measure(name, size, budget):
     forward(model, x)  # warm-up
     plain = stats.median(seconds(lambda: forward(model, x)) for _ in range(3))
     plain_cpu = stats.median(cpu_seconds(lambda: forward(model, x)) for _ in range(3))
-    editor = ModelEditor(model, x, **({} if budget is None else {"memory_budget": budget}))
+    editor = new_editor(model, x, budget)
     editor.probe.reset_peak()
     opening = seconds(lambda: editor.probe.summaries(model))
     names = with_activation(model)
