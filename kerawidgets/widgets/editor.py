@@ -59,7 +59,7 @@ from kerawidgets.session import (
     plot_failure,
 )
 from kerawidgets.training import FineTune
-from kerawidgets.widgets import static_view
+from kerawidgets.widgets import idle_collection, static_view
 from kerawidgets.widgets.browser_writes import guard_tree
 from kerawidgets.widgets.compare_panel import ComparePanel
 from kerawidgets.widgets.editor_panel import (
@@ -264,19 +264,23 @@ class ModelEditor:
         Raises the `KerawidgetsError` the panel shows when the edit cannot
         work; the model and history are then unchanged.
         """
-        return self.session.apply(edit, reinitialize=reinitialize)
+        with idle_collection.deferred():
+            return self.session.apply(edit, reinitialize=reinitialize)
 
     def undo(self) -> None:
         """Go back one edit (instant while the previous model is kept)."""
-        self.session.undo()
+        with idle_collection.deferred():
+            self.session.undo()
 
     def redo(self) -> None:
         """Re-apply the edit undone last."""
-        self.session.redo()
+        with idle_collection.deferred():
+            self.session.redo()
 
     def reset(self) -> None:
         """Back to the original model; the edits stay available to `redo`."""
-        self.session.reset()
+        with idle_collection.deferred():
+            self.session.reset()
 
     def sweep(self, layer=None, candidates=(), *, reinitialize=None, progress=None, data=None):
         """Compare candidate edits of `layer` (default: the selected one) on the probe.
@@ -403,7 +407,7 @@ class ModelEditor:
         """
         checking, self._checking_panel = self._checking_panel, True
         try:
-            with self.session.working(steps) as progress:
+            with idle_collection.deferred(), self.session.working(steps) as progress:
                 yield progress
         finally:
             self._checking_panel = checking
