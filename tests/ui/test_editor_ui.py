@@ -298,11 +298,18 @@ def test_remove_a_layer(nb):
 def test_undo_then_redo(nb):
     page = nb.page
     start_from_original(nb)
+    nb.run_cell("import gc\nfrom kerawidgets.widgets import idle_collection\n"
+                "gc_during = []  # whether Python's collector was on, during each move\n"
+                "editor.on_change(lambda: gc_during.append(gc.isenabled()))")
     choose_activation_and_apply(nb, "hidden", "tanh")
     wait_text(page, ".kw-editor .kwe-status", "Applied: Set the activation of 'hidden'")
     page.wait_for_selector(".kw-editor .kw-node[data-id='hidden'].kw-mark-edited")
     page.locator(".kw-editor button.kwe-undo").click()
     wait_text(page, ".kw-editor .kwe-status", "Undone.")
+    # A click runs with the collector paused; the kernel's event loop, idle, collects
+    # and switches it on again (`idle_collection`): inside the real kernel, not a stand-in.
+    nb.kernel_until("[gc_during, gc.isenabled(), idle_collection._COLLECTOR.owed]",
+                    [[False, False], True, False])
     assert nb.eval("[editor.model is editor.original, len(editor.history)]") == [True, 0]
     page.wait_for_selector(".kw-editor .kw-node[data-id='hidden']:not(.kw-mark-edited)")
     assert page.locator(".kw-editor button.kwe-undo").is_disabled()
