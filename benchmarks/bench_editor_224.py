@@ -26,6 +26,10 @@ For ResNet50, EfficientNetB0 and MobileNetV2 (`weights=None`) at 224x224 (and
 - the probe's peak memory (`Probe.peak_bytes`: what it holds plus the values
   alive during a pass) against its budget, at the default budget and at 256 MiB.
 
+Every operation runs as in a kernel: in an asyncio event loop, which gets an idle turn
+(untimed) after each, where the editor's deferred garbage collection runs
+(`kerawidgets.widgets.idle_collection`).
+
     TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python benchmarks/bench_editor_224.py [--write]
 
 `--write` appends the table to benchmarks/RESULTS.md (one append). Not a test:
@@ -125,8 +129,7 @@ def timed_apply(editor, edit):
 
 
 #: Each Apply after the editor's first is timed this many times (a different activation
-#: each time, undone after): the table gives the median and, in brackets, the slowest, which
-#: is where a full collection of Python's garbage collector (about 0.3 s here) lands.
+#: each time, undone after): the table gives the median and, in brackets, the slowest.
 REPEAT = 3
 ACTIVATIONS = ("gelu", "elu", "silu")
 
@@ -137,34 +140,41 @@ def new_editor(model, x, budget):
     return ModelEditor(model, x, **({} if budget is None else {"memory_budget": budget}))
 
 
-def shown_first_apply(model, x, layer, budget):
+async def shown_first_apply(model, x, layer, budget):
     """The first Apply of an editor shown in a notebook: when it is shown it probes the
     original in a background thread, then lays its figures out on the kernel's event loop
     (`ModelEditor._prepare_first_apply`, what `_repr_mimebundle_` runs); the user then picks
     the layer. Wall time of the Apply, the layer selected and previewed as in `timed_apply`."""
     editor = new_editor(model, x, budget)
-
-    async def shown():  # an event loop, as in a kernel: idle once the probe's thread is done
-        thread = editor._prepare_first_apply()
-        await asyncio.get_running_loop().run_in_executor(None, thread.join)
-        await asyncio.sleep(0)  # the loop runs the layout the probe's thread scheduled
-
-    asyncio.run(shown())
-    return timed_apply(editor, SetActivation(layer, "gelu"))[0]
+    thread = editor._prepare_first_apply()
+    await asyncio.get_running_loop().run_in_executor(None, thread.join)
+    await idle()  # the loop runs the layout the probe's thread scheduled
+    took = timed_apply(editor, SetActivation(layer, "gelu"))[0]
+    await idle()
+    return took
 
 
-def repeated_apply(editor, layer, peaks, x=None):
+async def idle():
+    """The event loop's idle turn after a click, as in a kernel: what it has to do then (the
+    garbage collection `kerawidgets.widgets.idle_collection` defers, a layout scheduled
+    ahead) runs, untimed."""
+    await asyncio.sleep(0)
+
+
+async def repeated_apply(editor, layer, peaks, x=None):
     """Median wall and CPU time of `REPEAT` Applies at `layer` (each undone), the slowest
     wall time, what the probe recomputed, and with `x` the median time of the edited
     model's own plain forward pass (warm; else None)."""
     walls, cpus, own, kind = [], [], [], None
     for activation in ACTIVATIONS[:REPEAT]:
         wall, kind, cpu = timed_apply(editor, SetActivation(layer, activation))
+        await idle()
         peaks.append(editor.probe.peak_bytes)
         if x is not None:
             forward(editor.model, x)  # warm-up
             own.append(seconds(lambda: forward(editor.model, x)))
         editor.undo()
+        await idle()
         walls.append(wall)
         cpus.append(cpu)
     return stats.median(walls), max(walls), kind, stats.median(cpus), (
@@ -172,6 +182,11 @@ def repeated_apply(editor, layer, peaks, x=None):
 
 
 def measure(name, size, budget):
+    """One row, every operation run as in a kernel (`measure_in_loop`)."""
+    return asyncio.run(measure_in_loop(name, size, budget))
+
+
+async def measure_in_loop(name, size, budget):
     gc.collect()  # the earlier rows' editors: their garbage is not this row's to collect
     load = os.getloadavg()[0]
     keras.utils.set_random_seed(0)
@@ -189,16 +204,22 @@ def measure(name, size, budget):
     by_work = [n for n in names if shares[n] >= 0.75]
     middle = [n for n in names if shares[n] >= 0.875]
     late, late_kind, late_cpu = timed_apply(editor, SetActivation(quarter[0], "gelu"))
-    shown = stats.median(shown_first_apply(model, x, quarter[0], budget) for _ in range(REPEAT))
+    await idle()
+    shown = stats.median([await shown_first_apply(model, x, quarter[0], budget)
+                          for _ in range(REPEAT)])
     peaks = [editor.probe.peak_bytes]
     undos, redos = [], []
     for _ in range(REPEAT):
         undos.append(seconds(editor.undo))
+        await idle()
         redos.append(seconds(editor.redo))
+        await idle()
     editor.undo()
-    work, work_max, work_kind, work_cpu, _ = repeated_apply(editor, by_work[0], peaks)
-    mid, mid_max, mid_kind, mid_cpu, _ = repeated_apply(editor, middle[0], peaks)
-    first, first_max, first_kind, first_cpu, edited = repeated_apply(editor, names[0], peaks, x)
+    await idle()
+    work, work_max, work_kind, work_cpu, _ = await repeated_apply(editor, by_work[0], peaks)
+    mid, mid_max, mid_kind, mid_cpu, _ = await repeated_apply(editor, middle[0], peaks)
+    first, first_max, first_kind, first_cpu, edited = await repeated_apply(
+        editor, names[0], peaks, x)
     return {
         "model": f"{name} {size}x{size}", "layers": len(model.layers),
         "budget": editor.probe.memory_budget, "forward": plain, "opening": opening,
@@ -278,7 +299,8 @@ def main():
             "*Apply*: "
             "from `apply()`, with the layer selected and after the preview's cached dry run, "
             "to updated plots, heat and panel; after the editor's first Apply, the median of "
-            f"{REPEAT} (each undone) and [the slowest]; Undo / Redo likewise. *Peak*: `Probe.peak_bytes` during the run (held + alive in a pass; the probe "
+            f"{REPEAT} (each undone) and [the slowest]; Undo / Redo likewise. Each operation runs in "
+            "an asyncio event loop, as in a kernel, which gets an idle turn (untimed) after it. *Peak*: `Probe.peak_bytes` during the run (held + alive in a pass; the probe "
             "data itself not counted). Budget 1024 MiB is the default.\n\n" + text + "\n")
         with open(Path(__file__).resolve().parent / "RESULTS.md", "a", encoding="utf-8") as out:
             out.write(section)
