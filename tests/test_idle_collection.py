@@ -83,6 +83,20 @@ def test_collection_switched_off_by_the_user_stays_off(collections):
     assert collections == [] and not idle_collection._COLLECTOR.owed
 
 
+def test_a_threshold_of_zero_is_respected(collections):
+    """`gc.set_threshold(0)` is the other way to switch automatic collection off: the
+    idle turn collects nothing then, and only gives collection back."""
+    async def operation():
+        with idle_collection.deferred():
+            pass
+        await asyncio.sleep(0)
+        return gc.isenabled()
+
+    gc.set_threshold(0)
+    assert run(operation) is True
+    assert collections == []
+
+
 def test_an_operation_before_the_idle_turn_first_runs_the_collection_owed(collections):
     async def two_operations():
         with idle_collection.deferred():

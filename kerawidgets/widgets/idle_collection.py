@@ -53,7 +53,7 @@ class _Collector:
     (`total`), those that reached the oldest generation since (`pending`)."""
 
     def __init__(self):
-        self.total: int | None = None
+        self.total = 0  # measured at the first collection (`full_collections` differs)
         self.pending = 0
         self.full_collections = -1  # Python's count of full collections when last seen
         self.active = False  # a deferred operation runs (one inside it changes nothing)
@@ -88,14 +88,15 @@ def deferred():
         loop.call_soon(collect_when_idle)
 
 
-def collect_when_idle() -> str:
+def collect_when_idle() -> int | None:
     """The collection a deferred operation owes (run by the event loop), after which
     automatic collection is on again. Python's own rules, counted in operations: the
     youngest generation each time; the two young ones when the youngest has been
     collected more often than the threshold of the next (`gc.get_threshold()`); everything
     when, besides, the objects that reached the oldest generation since its last full
     collection outnumber a quarter of those it kept. Returns the generation collected
-    (0, 1 or 2), or None (nothing owed, or an operation runs).
+    (0, 1 or 2), or None (nothing owed, an operation runs, or a threshold of 0: the user's
+    way of switching automatic collection off).
 
     >>> collect_when_idle() is None
     True
@@ -104,8 +105,11 @@ def collect_when_idle() -> str:
     if not state.owed or state.active:
         return None
     state.owed = False
+    generation = None
     try:
-        _, threshold1, threshold2 = gc.get_threshold()
+        threshold0, threshold1, threshold2 = gc.get_threshold()
+        if threshold0 == 0:
+            return None
         if gc.get_stats()[2]["collections"] != state.full_collections:  # first, or Python's
             state.total, state.pending = len(gc.get_objects(generation=2)), 0
         if gc.get_count()[1] <= threshold1:
