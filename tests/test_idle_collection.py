@@ -161,6 +161,7 @@ def _editor():
 
 
 def test_the_editors_operations_pause_collection_in_a_kernel_only(collections):
+    """Apply, Undo, Redo, Reset and the switch above the plots; in a script, nothing."""
     async def in_a_kernel():
         editor, enabled = _editor()
         editor.apply(SetActivation("hidden", "gelu"))
@@ -172,6 +173,18 @@ def test_the_editors_operations_pause_collection_in_a_kernel_only(collections):
 
     enabled, after = run(in_a_kernel)
     assert enabled == [False] * 4 and after
+
+    async def switching_the_plots():  # the switch above the plots: `show`
+        editor, _ = _editor()
+        editor.apply(SetActivation("hidden", "gelu"))
+        await asyncio.sleep(0)
+        seen, show = [], editor.session.show
+        editor.session.show = lambda *a, **k: (seen.append(gc.isenabled()), show(*a, **k))
+        editor.plot_controls.against.value = "previous"
+        await asyncio.sleep(0)
+        return seen, gc.isenabled()
+
+    assert run(switching_the_plots) == ([False], True)
     editor, enabled = _editor()  # a script: no event loop runs
     editor.apply(SetActivation("hidden", "gelu"))
     editor.undo()

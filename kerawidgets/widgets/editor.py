@@ -359,7 +359,8 @@ class ModelEditor:
         started from) or `"previous"` (the model before the last edit), and `layer`, the
         edited layer the layer plot shows (one of `edited_layers()`; None: the one the
         last edit names). See `EditSession.show`."""
-        self.session.show(against, layer)
+        with idle_collection.deferred():
+            self.session.show(against, layer)
 
     def edited_layers(self, against=None) -> list[str]:
         """The edited layers the layer plot can show (see `EditSession.edited_layers`)."""
@@ -440,7 +441,7 @@ class ModelEditor:
     def _on_plot_choice(self, **choice):
         """The switch or the layer picker above the plots changed: show that comparison."""
         if not self._quiet:
-            self._guarded(lambda: self.session.show(**choice))
+            self._guarded(lambda: self.show(**choice))
 
     def _guarded(self, action):
         """Run a button's action; a KerawidgetsError is shown (not raised) and the editor stays usable.
