@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import itertools
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,10 @@ if TYPE_CHECKING:
 __all__ = ["Probe", "ProbeDataError", "ProbeRun", "node_ids"]
 
 _MAX_GRAPHS = 32
+#: Every probe alive in this process, and a counter stamping each probe's latest run:
+#: a probe that needs room takes it from the checkpoints of the others first (`_make_room`).
+_PROBES: weakref.WeakSet = weakref.WeakSet()
+_RUNS = itertools.count(1)
 #: Bytes a summary is expected to take, to budget a run before it starts.
 _SUMMARY_ESTIMATE = SAMPLE_SIZE * 4 + 2048
 
@@ -109,6 +114,8 @@ class Probe:
             summaries, and the values alive during a pass. Half of what a
             pass leaves free goes to the checkpoints of the model it runs
             (the other half to those of the model an edit started from).
+            The checkpoints of other probes alive in the process count
+            against it and give way first (see `_make_room`).
         seed: seed of the synthetic data.
         exact_statistics: read every value of every layer output for its mean,
             std, min, max and dead units. By default an output of more than
@@ -148,11 +155,13 @@ class Probe:
         # Keyed by model identity through weak references: a model nobody
         # else holds is collected, and its entries with it.
         self._records = ByModel()  # model -> Record
+        self._last_run = 0  # `_RUNS` at this probe's latest run (0: none yet)
         self._graphs = ByModel()  # model -> CallGraph
         self.peak_bytes = 0
         self._lock = threading.RLock()  # one run at a time: a run ahead waits, or is waited for
         self._ahead: _Ahead | None = None  # the latest `summaries_ahead`
         self._ahead_lock = threading.Lock()  # guards `_ahead` (the run lock may be held long)
+        _PROBES.add(self)  # last: other probes may reach it from now on (`_make_room`)
 
     # --- data --------------------------------------------------------------
 
@@ -213,17 +222,42 @@ class Probe:
             self._records.put(model, record.without_checkpoints())
 
     def _make_room(self, needed: int, protect=None) -> None:
-        """Drop checkpoints, then whole records, least recently used first, until `needed` fits."""
-        for drop_whole in (False, True):
-            for record in self._records.values():
-                if self.cache_bytes + needed <= self.memory_budget:
-                    return
-                if record is protect:
-                    continue
-                if drop_whole:
-                    self._records.remove_value(record)
-                else:
+        """Drop checkpoints, then whole records, least recently used first, until `needed` fits.
+
+        The checkpoints of the other probes alive in this process count against the
+        budget too, and go first, the probe run least recently first. An editor opened
+        again (a notebook cell run again) does not hold its checkpoints beside those of
+        the editor it replaced, which its widgets keep alive until they are closed. A
+        probe whose checkpoints went recomputes from further up, or from the input, on
+        its next edit: slower, never wrong. Its summaries stay (they are small), and a
+        probe running in another thread meanwhile keeps everything.
+        """
+        idle = []  # the other probes not running now, least recently run first
+        try:
+            for other in sorted((p for p in list(_PROBES) if p is not self),
+                                key=lambda p: p._last_run):
+                if other._lock.acquire(blocking=False):
+                    idle.append(other)
+            theirs = sum(r.checkpoint_bytes for p in idle for r in p._records.values())
+            for other in idle:
+                if self.cache_bytes + theirs + needed <= self.memory_budget:
+                    break
+                for record in other._records.values():
+                    theirs -= record.checkpoint_bytes
                     record.checkpoints = {}
+            for drop_whole in (False, True):
+                for record in self._records.values():
+                    if self.cache_bytes + theirs + needed <= self.memory_budget:
+                        return
+                    if record is protect:
+                        continue
+                    if drop_whole:
+                        self._records.remove_value(record)
+                    else:
+                        record.checkpoints = {}
+        finally:
+            for other in idle:
+                other._lock.release()
 
     # --- graphs ----------------------------------------------------------------
 
@@ -414,6 +448,7 @@ class Probe:
 
     def _execute(self, model, region, available, reused, kind, reason, progress,
                  protect=None, keep_all=None) -> ProbeRun:
+        self._last_run = next(_RUNS)
         graph = self._graph(model)
         ids = self._node_ids(graph)
         estimate = _summary_bytes(graph, self.n) + (len(ids) - len(graph.calls)) * _SUMMARY_ESTIMATE

@@ -316,6 +316,51 @@ def test_edit_near_the_output_recomputes_only_downstream_when_outputs_exceed_the
     assert_run_matches(run, Probe(model, images()).outputs(newer))
 
 
+def test_a_new_probe_takes_its_room_from_the_checkpoints_of_the_others_first(monkeypatch):
+    """An editor opened again (a cell run again) leaves the old one alive (its widgets
+    keep it): the old probe's checkpoints give way to the new one's budget, its summaries
+    stay, and its next edit is still right, recomputed from further up."""
+    model, x = conv_stack(), images()
+    budget = 6 * 2**20
+    old = Probe(model, x, memory_budget=64 * 2**20)  # room to keep every conv's output
+    old.summaries(model)
+    held = old._records.peek(model).checkpoint_bytes
+    assert held > budget
+    new = Probe(model, x, memory_budget=budget)
+    new.summaries(model)
+    left = old._records.peek(model).checkpoint_bytes
+    assert new._records.peek(model).checkpoint_bytes > 0 and left < held
+    assert new.cache_bytes + left <= budget  # one budget for both, not one each
+    assert old.summaries(model).kind == "cached"  # its summaries kept
+    edited = kerawidgets.replace_activation(model, "conv7", "gelu")
+    run = old.summaries_after_edit(model, edited, ["conv7"])
+    assert run.kind == "incremental"
+    assert_run_matches(run, Probe(model, x).outputs(edited))
+
+
+def test_a_probe_running_in_another_thread_keeps_its_checkpoints():
+    model, x = conv_stack(), images()
+    busy = Probe(model, x, memory_budget=64 * 2**20)
+    busy.summaries(model)
+    held = busy._records.peek(model).checkpoint_bytes
+    taken, release = threading.Event(), threading.Event()
+
+    def run():  # what a run holds while it goes on (a shown editor's probe ahead)
+        with busy._lock:
+            taken.set()
+            release.wait(60)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert taken.wait(60)
+        Probe(model, x, memory_budget=6 * 2**20).summaries(model)
+        assert busy._records.peek(model).checkpoint_bytes == held > 0
+    finally:
+        release.set()
+        worker.join()
+
+
 def test_an_edit_of_a_blocks_closing_activation_recomputes_from_right_before_it(monkeypatch):
     from tests.test_probe_cache import residual_stack
 
