@@ -33,7 +33,7 @@ from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_editor_224 import MODELS, with_activation, work_shares  # noqa: E402
+from bench_editor_224 import MODELS, forward, seconds, with_activation, work_shares  # noqa: E402
 
 from kerawidgets.edits import SetActivation  # noqa: E402
 from kerawidgets.widgets import ModelEditor, idle_collection  # noqa: E402
@@ -87,8 +87,8 @@ def measure(name, rounds):
     keras.utils.set_random_seed(0)
     model = MODELS[name](input_shape=(224, 224, 3), weights=None)
     x = np.random.default_rng(0).standard_normal((16, 224, 224, 3)).astype("float32")
-    model(x, training=False)
-    plain = stats.median(_seconds(lambda: model(x, training=False)) for _ in range(3))
+    forward(model, x)  # warm-up
+    plain = stats.median(seconds(lambda: forward(model, x)) for _ in range(3))
     names, shares = with_activation(model), work_shares(model)
     layers = ([n for n in names if shares[n] >= 0.875][0], names[len(names) // 2])
     real = idle_collection.deferred
@@ -115,12 +115,6 @@ def measure(name, rounds):
     return {"model": f"{name} 224x224", "forward": plain, "layers": layers, "results": results}
 
 
-def _seconds(action):
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
 def table(rows) -> str:
     out = ["| model | `model(x)` (s) | garbage collection | operations | "
            + " | ".join(f"{k}: median / slowest" for k in KINDS)
@@ -131,8 +125,8 @@ def table(rows) -> str:
         f = r["forward"]
         for mode, m in r["results"].items():
             kinds = {}
-            for kind, seconds in m["times"]:
-                kinds.setdefault(kind, []).append(seconds)
+            for kind, took in m["times"]:
+                kinds.setdefault(kind, []).append(took)
             cells = " | ".join(f"{stats.median(kinds[k]) / f:.3f}x / {max(kinds[k]) / f:.3f}x"
                                for k in KINDS)
             out.append(f"| {r['model']} | {f:.2f} | {mode} | {len(m['times'])} | {cells} "
