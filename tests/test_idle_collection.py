@@ -45,6 +45,15 @@ def run(coroutine_function):
     return asyncio.run(coroutine_function())
 
 
+async def empty_operation_then_idle():
+    """A deferred operation doing nothing, then the loop's idle turn: whether collection
+    is on after it."""
+    with idle_collection.deferred():
+        pass
+    await asyncio.sleep(0)
+    return gc.isenabled()
+
+
 def test_in_a_running_loop_nothing_is_collected_during_the_operation_and_its_garbage_after(
         collections):
     async def operation():
@@ -72,28 +81,16 @@ def test_without_a_running_loop_nothing_changes(collections):
 
 
 def test_collection_switched_off_by_the_user_stays_off(collections):
-    async def operation():
-        with idle_collection.deferred():
-            pass
-        await asyncio.sleep(0)
-        return gc.isenabled()
-
     gc.disable()
-    assert run(operation) is False
+    assert run(empty_operation_then_idle) is False
     assert collections == [] and not idle_collection._COLLECTOR.owed
 
 
 def test_a_threshold_of_zero_is_respected(collections):
     """`gc.set_threshold(0)` is the other way to switch automatic collection off: the
     idle turn collects nothing then, and only gives collection back."""
-    async def operation():
-        with idle_collection.deferred():
-            pass
-        await asyncio.sleep(0)
-        return gc.isenabled()
-
     gc.set_threshold(0)
-    assert run(operation) is True
+    assert run(empty_operation_then_idle) is True
     assert collections == []
 
 
