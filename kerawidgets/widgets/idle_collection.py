@@ -1,10 +1,11 @@
 """Python's garbage collection moved off the editor's clicks, onto the kernel's idle time.
 
-A full collection walks every object the kernel holds. With TensorFlow, Keras and
-matplotlib imported that is about 500,000 objects, 0.3 s on a 2-core machine, and Python
-starts one whenever enough objects have piled up since the last: each Apply, Undo or Redo
-makes a model's worth of them, so one operation in five or six used to take 0.3 s longer
-(an Undo of 15 ms took 300 ms).
+A full collection walks every object the kernel holds. With TensorFlow, Keras,
+matplotlib and an editor's models alive that is 460,000-630,000 objects, 0.3-0.8 s on a
+2-core machine, and Python starts one whenever enough objects have piled up since the
+last: each Apply, Undo or Redo makes a model's worth of them, so now and then a click took
+that much longer (on MobileNetV2 at 224x224, the slowest of 108 Undos took 0.77 s against
+a median of 14 ms; `benchmarks/bench_idle_collection.py`).
 
 `deferred()` pauses Python's automatic collection for one editor operation in a kernel
 (an asyncio event loop running in this thread, as in ipykernel). It stays paused until the
