@@ -21,6 +21,10 @@ For ResNet50, EfficientNetB0 and MobileNetV2 (`weights=None`) at 224x224 (and
   the edited model's own plain `model(x)` (its new activation may cost more or
   less than the one it replaces: the floor of that Apply);
 - Undo and Redo (redraw only);
+- the same three Applies (75% and 87.5% of the work, the first activation) as a shown
+  editor runs them: its preview probes the edited model ahead, in a background thread
+  (`EditSession.probe_edit_ahead`), and Apply is pressed once that run has ended; with the
+  time that run took (the pause before Apply finds it done);
 - each Apply after the editor's first, and Undo and Redo, `REPEAT` times: the
   median, and in brackets the slowest;
 - the probe's peak memory (`Probe.peak_bytes`: what it holds plus the values
@@ -119,14 +123,19 @@ def cpu_seconds(action):
     return time.process_time() - start
 
 
-def timed_apply(editor, edit):
+def timed_apply(editor, edit, ahead=False):
+    """Wall time of `editor.apply(edit)`, what the probe recomputed, its CPU time, and with
+    `ahead` the time the preview's run ahead took before it (else None)."""
     editor.select(edit.layer)  # clicked: the panel filled for it (and refilled after Apply)
     editor.session.dry_run(edit, None)  # the panel's preview, before Apply is pressed
+    guess = None
+    if ahead:  # as a shown editor's preview: the edited model probed while the user reaches
+        guess = seconds(lambda: editor.session.probe_edit_ahead(edit, None).join())
     idle_collection.collect_when_idle()  # the kernel idle between those clicks and Apply's
     editor.probe.reset_peak()
     cpu = []
     took = seconds(lambda: cpu.append(cpu_seconds(lambda: editor.apply(edit))))
-    return took, editor.compare()["recompute"], cpu[0]
+    return took, editor.compare()["recompute"], cpu[0], guess
 
 
 #: Each Apply after the editor's first is timed this many times (a different activation
@@ -168,7 +177,7 @@ async def repeated_apply(editor, layer, peaks, x=None):
     model's own plain forward pass (warm; else None)."""
     walls, cpus, own, kind = [], [], [], None
     for activation in ACTIVATIONS[:REPEAT]:
-        wall, kind, cpu = timed_apply(editor, SetActivation(layer, activation))
+        wall, kind, cpu, _ = timed_apply(editor, SetActivation(layer, activation))
         await idle()
         peaks.append(editor.probe.peak_bytes)
         if x is not None:
@@ -180,6 +189,21 @@ async def repeated_apply(editor, layer, peaks, x=None):
         cpus.append(cpu)
     return stats.median(walls), max(walls), kind, stats.median(cpus), (
         stats.median(own) if own else None)
+
+
+async def apply_after_ahead(editor, layer):
+    """As a shown editor: median wall time of `REPEAT` Applies at `layer` (each undone), each
+    after its preview's run ahead ended (the user took that long to press Apply), the
+    slowest, and the median time of the run ahead (from the preview to the summaries held)."""
+    walls, guesses = [], []
+    for activation in ACTIVATIONS[:REPEAT]:
+        wall, _, _, guess = timed_apply(editor, SetActivation(layer, activation), ahead=True)
+        await idle()
+        editor.undo()
+        await idle()
+        walls.append(wall)
+        guesses.append(guess)
+    return stats.median(walls), max(walls), stats.median(guesses)
 
 
 def measure(name, size, budget):
@@ -204,7 +228,7 @@ async def measure_in_loop(name, size, budget):
     shares = work_shares(model)
     by_work = [n for n in names if shares[n] >= 0.75]
     middle = [n for n in names if shares[n] >= 0.875]
-    late, late_kind, late_cpu = timed_apply(editor, SetActivation(quarter[0], "gelu"))
+    late, late_kind, late_cpu, _ = timed_apply(editor, SetActivation(quarter[0], "gelu"))
     await idle()
     peaks = [editor.probe.peak_bytes]
     undos, redos = [], []
@@ -219,6 +243,8 @@ async def measure_in_loop(name, size, budget):
     mid, mid_max, mid_kind, mid_cpu, _ = await repeated_apply(editor, middle[0], peaks)
     first, first_max, first_kind, first_cpu, edited = await repeated_apply(
         editor, names[0], peaks, x)
+    ahead = {key: await apply_after_ahead(editor, layer) for key, layer in
+             (("work", by_work[0]), ("mid", middle[0]), ("first", names[0]))}
     # Last: the probes of these new editors take their room from this editor's checkpoints
     # (one budget for every probe alive, `Probe._make_room`), as a cell run again would.
     shown = stats.median([await shown_first_apply(model, x, quarter[0], budget)
@@ -236,7 +262,7 @@ async def measure_in_loop(name, size, budget):
         "undo": stats.median(undos), "redo": stats.median(redos),
         "undo_max": max(undos + redos), "peak": max(peaks), "load": load,
         "forward_cpu": plain_cpu, "late_cpu": late_cpu, "work_cpu": work_cpu,
-        "first_cpu": first_cpu,
+        "first_cpu": first_cpu, "ahead": ahead,
     }
 
 
@@ -256,6 +282,24 @@ def row(r) -> str:
             f"{r['undo'] / f:.3f}x / {r['redo'] / f:.3f}x [{r['undo_max'] / f:.3f}x] | "
             f"{r['peak'] / 2**20:.0f} | {r['load']:.1f} |")
 
+
+def ahead_row(r) -> str:
+    f = r["forward"]
+    cells = []
+    for key in ("work", "mid", "first"):
+        wall, slowest, guess = r["ahead"][key]
+        cells.append(f"`{r[key + '_layer']}` {wall / f:.2f}x [{slowest / f:.2f}x] "
+                     f"(run ahead {guess / f:.2f}x)")
+    return f"| {r['model']} | {r['budget'] / 2**20:.0f} | {f:.2f} | " + " | ".join(cells) + " |"
+
+
+AHEAD_HEADER = [
+    "| model | budget (MiB) | `model(x)` (s) "
+    "| Apply at 75% of the work, probed ahead (target <= 0.25x) "
+    "| Apply at 87.5% of the work, probed ahead (target <= 0.25x) "
+    "| Apply, first activation, probed ahead (target <= 1.2x) |",
+    "|---|---:|---:|---|---|---|",
+]
 
 HEADER = [
     "| model | budget (MiB) | `model(x)` (s) | first probe "
@@ -283,9 +327,13 @@ def main():
             size, budget = int(size), (int(mib) * 2**20 if mib else None)
             rows.append(measure(name, size, budget))
             print(row(rows[-1]), flush=True)
+            print(ahead_row(rows[-1]), flush=True)
     text = "\n".join(HEADER + [row(r) for r in rows])
+    ahead_text = "\n".join(AHEAD_HEADER + [ahead_row(r) for r in rows])
     print()
     print(text)
+    print()
+    print(ahead_text)
     if args.write:
         section = (
             "\n## Editor at 224x224: Apply, Undo, Redo against one forward pass\n\n"
@@ -304,7 +352,13 @@ def main():
             "to updated plots, heat and panel; after the editor's first Apply, the median of "
             f"{REPEAT} (each undone) and [the slowest]; Undo / Redo likewise. Each operation runs in "
             "an asyncio event loop, as in a kernel, which gets an idle turn (untimed) after it. *Peak*: `Probe.peak_bytes` during the run (held + alive in a pass; the probe "
-            "data itself not counted). Budget 1024 MiB is the default.\n\n" + text + "\n")
+            "data itself not counted). Budget 1024 MiB is the default.\n\n" + text + "\n\n"
+            "*Probed ahead*: the same Applies in an editor shown in a notebook, whose preview "
+            "probes the edited model in a background thread (`EditSession.probe_edit_ahead`) "
+            "while the user reaches for Apply; each Apply pressed after that run ended. *Run "
+            "ahead*: from the preview to the summaries held, the pause after which Apply "
+            "finds them (pressed sooner, it waits for the rest, its bar following).\n\n"
+            + ahead_text + "\n")
         with open(Path(__file__).resolve().parent / "RESULTS.md", "a", encoding="utf-8") as out:
             out.write(section)
 

@@ -159,8 +159,8 @@ class Probe:
         self._graphs = ByModel()  # model -> CallGraph
         self.peak_bytes = 0
         self._lock = threading.RLock()  # one run at a time: a run ahead waits, or is waited for
-        self._ahead: _Ahead | None = None  # the latest `summaries_ahead`
-        self._ahead_lock = threading.Lock()  # guards `_ahead` (the run lock may be held long)
+        self._aheads: list[_Ahead] = []  # runs ahead not yet ended, or whose result waits
+        self._ahead_lock = threading.Lock()  # guards `_aheads` (the run lock may be held long)
         _PROBES.add(self)  # last: other probes may reach it from now on (`_make_room`)
 
     # --- data --------------------------------------------------------------
@@ -204,6 +204,7 @@ class Probe:
 
     def clear(self) -> None:
         """Forget every cached summary, output and checkpoint."""
+        self._settle_aheads(None)
         with self._lock:
             self._records.clear()
             self._graphs.clear()
@@ -218,6 +219,7 @@ class Probe:
         The editor uses this for a model its history rebuilt: same layers,
         new identity, summaries already known.
         """
+        self._settle_aheads(model)
         with self._lock:
             self._records.put(model, record.without_checkpoints())
 
@@ -295,12 +297,11 @@ class Probe:
     def summaries(self, model, progress=None) -> ProbeRun:
         """Every node's `LayerSummary` of `model` on the probe data (one pass, then held).
 
-        `progress(done, total)` is called as calls are run. While `summaries_ahead`
-        probes `model`, this waits for it and `progress` follows its calls.
+        `progress(done, total)` is called as calls are run. While a run ahead
+        (`summaries_ahead`, `summaries_after_edit_ahead`) probes `model`, this
+        waits for it and `progress` follows its calls.
         """
-        ahead = self._ahead
-        if ahead is not None and ahead.model is model:
-            ahead.wait(progress)
+        self._settle_aheads(model, progress)
         with self._lock:
             record = self._records.get(model)
             if record is not None:
@@ -324,19 +325,72 @@ class Probe:
         >>> probe.cached(model), probe.summaries(model).kind, probe.summaries_ahead(model)
         (True, 'cached', None)
         """
+        def work(ahead):
+            if self._records.peek(model) is None:
+                self._full(model, "first probe of this model, ahead", ahead.report)
+
+        return self._start_ahead(_Ahead(model), work, done)
+
+    def summaries_after_edit_ahead(self, old_model, new_model, changed,
+                                   done=None) -> threading.Thread | None:
+        """Start `summaries_after_edit(old_model, new_model, changed)` in a background
+        thread; None when `new_model`'s summaries are held or on their way.
+
+        The editor starts it when its preview has rebuilt the pending edit, so
+        that the recompute runs while the user reaches for Apply. The
+        `summaries_after_edit` of the same models then takes its result (or
+        waits for it, following its progress) instead of running again. A run
+        ahead of an edit is a guess: any other run of this probe in another
+        thread cancels it (`cancel_edits_ahead`), and it stops at its next
+        layer call. `old_model` is probed first if it is not held.
+
+        >>> import keras, numpy as np
+        >>> old = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+        >>> new = keras.models.clone_model(old); new.set_weights(old.get_weights())
+        >>> probe = Probe(old, np.ones((4, 3), "float32"))
+        >>> probe.summaries_after_edit_ahead(old, new, ["d"]).join()
+        >>> run = probe.summaries_after_edit(old, new, ["d"])
+        >>> run.kind, run.calls_run, run.reason.endswith("ahead")
+        ('incremental', ['d'], True)
+        """
+        def work(ahead):
+            if self._records.peek(old_model) is None:
+                self._full(old_model, "first probe of this model, ahead", ahead.report)
+            run = self._summaries_after_edit(old_model, new_model, changed, ahead.report,
+                                             ahead=True)
+            ahead.made = (run.kind, run.reason, run.recomputed, run.calls_run)
+
+        return self._start_ahead(_Ahead(new_model, old_model, guess=True), work, done)
+
+    def cancel_edits_ahead(self, keep=None) -> None:
+        """Stop every run ahead of an edit (`summaries_after_edit_ahead`) but the one of model
+        `keep`; each ends at its next layer call, holding nothing for its model."""
         with self._ahead_lock:
-            ahead = self._ahead
-            if self._records.peek(model) is not None or (
-                    ahead is not None and ahead.model is model and not ahead.finished):
+            for ahead in self._aheads:
+                if ahead.guess and not (keep is not None and ahead.concerns(keep)):
+                    ahead.cancelled = True
+
+    def _start_ahead(self, ahead, work, done) -> threading.Thread | None:
+        """Run `work(ahead)` holding the run lock in a background thread (see `summaries_ahead`)."""
+        model = ahead.model
+        with self._ahead_lock:
+            self._aheads = [a for a in self._aheads if not a.finished or a.made is not None
+                            and a.alive()]
+            if self._records.peek(model) is not None or any(
+                    a.concerns(model, first=True) and not a.finished for a in self._aheads):
                 return None
-            self._ahead = ahead = _Ahead(model)
+            if ahead.guess:  # one guess at a time: the newest preview's
+                for other in self._aheads:
+                    other.cancelled = other.cancelled or other.guess
+            self._aheads.append(ahead)
         settings = adapter.thread_settings()
 
         def run():
             try:
                 with settings, self._lock:
-                    if self._records.peek(model) is None:
-                        self._full(model, "first probe of this model, ahead", ahead.report)
+                    if ahead.cancelled:  # while it waited for the lock
+                        raise _Cancelled
+                    work(ahead)
             except Exception:  # _Cancelled, or an error the caller's own run will raise
                 return
             finally:
@@ -355,6 +409,22 @@ class Probe:
             ahead.end()
             raise
         return thread
+
+    def _settle_aheads(self, model, progress=None) -> tuple[str, str, list, list] | None:
+        """Before a run in the caller's thread: wait for the runs ahead of `model` (`progress`
+        follows them), cancel the guesses about other models (`cancel_edits_ahead`); returns
+        what a run ahead of an edit made `model` (`_Ahead.made`), taken (None: none)."""
+        with self._ahead_lock:
+            aheads = list(self._aheads)
+        found = None
+        for ahead in aheads:
+            if model is not None and ahead.concerns(model):
+                ahead.wait(progress)
+                if ahead.concerns(model, first=True) and ahead.made is not None:
+                    found, ahead.made = ahead.made, None
+            elif ahead.guess:
+                ahead.cancelled = True
+        return found
 
     def summaries_after_edit(self, old_model, new_model, changed, progress=None) -> ProbeRun:
         """`summaries(new_model)`, recomputing only what lies downstream of `changed`.
@@ -380,6 +450,17 @@ class Probe:
         >>> run.kind, run.recomputed, run.calls_run
         ('incremental', ['out'], ['out'])
         """
+        made = self._settle_aheads(new_model, progress)
+        if made is not None:  # the run ahead's, if its record is still held
+            with self._lock:
+                record = self._records.get(new_model)
+                if record is not None:
+                    return ProbeRun(record.summaries, record.model_outputs, *made, record)
+        return self._summaries_after_edit(old_model, new_model, changed, progress)
+
+    def _summaries_after_edit(self, old_model, new_model, changed, progress, ahead=False):
+        """`summaries_after_edit` in this thread (`ahead`: a run ahead, said in its reason)."""
+        suffix = ", ahead" if ahead else ""
         with self._lock:
             changed = [changed] if isinstance(changed, str) else list(changed or [])
             record = self._records.get(new_model)
@@ -387,20 +468,22 @@ class Probe:
                 return ProbeRun.held(record)
             old = self._records.get(old_model)
             if old is None:
-                return self._full(new_model, "the old model was not probed (or was dropped)", progress)
+                return self._full(new_model, "the old model was not probed (or was dropped)"
+                                  + suffix, progress)
             try:
                 self._check_inputs(new_model)
                 region, reason = edit_region(self._graph(old_model), self._graph(new_model), changed)
             except KerawidgetsError as error:
                 region, reason = None, str(error)
             if region is None:
-                return self._full(new_model, reason, progress)
+                return self._full(new_model, reason + suffix, progress)
             graph = self._graph(new_model)
             stored = {**old.checkpoints, **old.outputs}
             available = {k: v for k, v in stored.items() if k[0] in graph.by_id and k[0] not in region}
             reused = {k: v for k, v in old.summaries.items()
                       if k.split(naming.SEPARATOR, 1)[0] not in region}
-            return self._execute(new_model, region, available, reused, "incremental", reason,
+            return self._execute(new_model, region, available, reused, "incremental",
+                                 reason + suffix,
                                  progress, protect=old)
 
     def outputs(self, model) -> dict[str, np.ndarray]:
@@ -426,6 +509,7 @@ class Probe:
         >>> bool(np.array_equal(layers["d"], output))
         True
         """
+        self._settle_aheads(model)
         with self._lock:
             graph = self._graph(model)
             self._check_inputs(model)
@@ -523,20 +607,34 @@ def _summary_bytes(graph, n) -> int:
 
 
 class _Cancelled(Exception):
-    """A run ahead was asked to stop (the interpreter is exiting)."""
+    """A run ahead was asked to stop (a guess no longer needed, or the interpreter exiting)."""
 
 
 class _Ahead:
-    """A `Probe.summaries_ahead` run: its progress, for a caller that waits for it."""
+    """A run ahead (`Probe.summaries_ahead`, `summaries_after_edit_ahead`): its progress, for
+    a caller that waits for it, and its result. It holds its models only weakly."""
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, *others, guess=False):
+        self.model = model  # until the run ends
+        self._models = [weakref.ref(m) for m in (model, *others)]  # the one it probes first
+        self.guess = guess  # a preview's guess: cancelled by any other run
+        #: what a run ahead of an edit did (kind, reason, recomputed, calls run), until taken
+        self.made: tuple[str, str, list, list] | None = None
         self.thread: threading.Thread | None = None
         self.finished = False
         self.cancelled = False
         self._progress = (0, 0)
         self._changed = threading.Condition()
         _RUNNING.add(self)
+
+    def concerns(self, model, first=False) -> bool:
+        """Whether this run probes `model` (`first`: as the model it is about)."""
+        refs = self._models[:1] if first else self._models
+        return any(ref() is model for ref in refs)
+
+    def alive(self) -> bool:
+        """Whether the model this run is about is still alive."""
+        return self._models[0]() is not None
 
     def report(self, done, total) -> None:
         """The run's progress callback (in its thread); stops the run once cancelled."""

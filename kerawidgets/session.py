@@ -377,6 +377,7 @@ class EditSession:
                 result = self._dry_run(edit, reinitialize)
                 if isinstance(result, KerawidgetsError):
                     raise result
+                self.probe.cancel_edits_ahead(keep=result.model)  # a guess at another edit
             except KerawidgetsError as error:
                 self._tell("failed", error, edit)
                 raise
@@ -398,6 +399,7 @@ class EditSession:
                    "Reset to the original model.")
 
     def _move(self, step, doing, done):
+        self.probe.cancel_edits_ahead()  # the preview's guess is about a model left behind
         with self.working(self.MOVE_STEPS) as progress:
             progress(1, doing)  # History rebuilds a model it no longer keeps
             try:
@@ -631,6 +633,36 @@ class EditSession:
         if self._history.steps[0].record is not None:
             return None
         return self.probe.summaries_ahead(self.original, done)
+
+    def probe_edit_ahead(self, edit, reinitialize=None):
+        """Probe the model `edit` would make, in a background thread, before it is applied;
+        returns the thread, or None (the edit cannot apply, or its model's summaries are
+        held or on their way).
+
+        The rebuild is the preview's (`dry_run`, cached); the probe recomputes only
+        what the edit changes (`Probe.summaries_after_edit_ahead`). `apply` of the same
+        edit then takes the result, or waits for it with its progress shown, instead
+        of probing. It is a guess: a preview of another edit, `apply` of another edit,
+        `undo`, `redo`, `reset` and any other use of the probe cancel it.
+        `ModelEditor` starts it from its preview when shown in a notebook.
+
+        >>> import keras
+        >>> from kerawidgets.edits import SetActivation
+        >>> inputs = keras.Input((2,), name="x")
+        >>> session = EditSession(keras.Model(inputs, keras.layers.Dense(2, name="d")(inputs)))
+        >>> session.probe_edit_ahead(SetActivation("d", "tanh")).join()
+        >>> session.apply(SetActivation("d", "tanh")) and session.compare()["recompute"]
+        'incremental'
+        """
+        result = self.dry_run(edit, reinitialize)
+        if isinstance(result, KerawidgetsError):
+            return None
+        self.probe.cancel_edits_ahead()  # the guess at the edit previewed before
+        before, record = self.model, self._history.current.record
+        if record is not None and not self.probe.cached(before):  # the probe let it go
+            self.probe.remember(before, record)
+        return self.probe.summaries_after_edit_ahead(before, result.model,
+                                                     _changed(result.report, result.model))
 
     def unchanged_comparison(self) -> _Comparison:
         """The original against itself, focused on its last layer: what the plots of an edit

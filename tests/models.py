@@ -184,3 +184,29 @@ class CountCalls:
             return real(call, tensor_map, training=training)
 
         monkeypatch.setattr(adapter, "run_call", counting)
+
+
+class ThreadCalls:
+    """Counts the layer calls the probe runs with the name of the thread that ran each;
+    `gate(call)`, if given, runs first in a run ahead's thread (to hold it there)."""
+
+    def __init__(self, monkeypatch, gate=None):
+        import threading
+
+        from kerawidgets import _keras_adapter as adapter
+
+        real = adapter.run_call
+        self.calls = []
+
+        def counting(call, tensor_map, training=False):
+            thread = threading.current_thread().name
+            if gate is not None and thread == "kerawidgets-probe-ahead":
+                gate(call)
+            self.calls.append((call.operation.name, thread))
+            return real(call, tensor_map, training=training)
+
+        monkeypatch.setattr(adapter, "run_call", counting)
+
+    def of(self, thread):
+        """The names of the calls run in thread `thread` (a name), in order."""
+        return [name for name, ran_in in self.calls if ran_in == thread]

@@ -1008,7 +1008,7 @@ def test_showing_the_editor_probes_the_original_ahead_for_the_first_apply(monkey
     shown = ModelEditor(model, x)
     calls = CountCalls(monkeypatch)
     shown._repr_mimebundle_()
-    ahead = shown.probe._ahead
+    ahead = shown.probe._aheads[-1]
     ahead.thread.join(timeout=120)
     assert shown.probe.cached(model) and calls.names[0] == "conv_a"
     assert shown.session.probe_ahead() is None  # known: not probed again on a second display
@@ -1196,3 +1196,42 @@ def test_plots_follow_an_explicit_theme(data):
     editor = ModelEditor(cnn(), x, y, theme="light")
     editor.comparison_image.set_state({"dark": True})  # JupyterLab dark, editor asked for light
     assert editor.comparison_image.display().dark is False
+
+
+# --- the preview's guess: the edited model probed while the user reaches for Apply -------
+
+
+def test_a_shown_editor_probes_the_previewed_edit_ahead_and_apply_takes_it(data, monkeypatch):
+    from tests.models import ThreadCalls
+
+    x, y = data
+    calls = ThreadCalls(monkeypatch)
+
+    async def in_a_kernel():  # a running event loop, as in ipykernel
+        editor = ModelEditor(cnn(), x, y)
+        editor._repr_mimebundle_()  # shown: probes the original ahead
+        editor.select("conv_b")
+        editor.panel.activation.value = "elu"  # the preview rebuilds it, then probes it ahead
+        for thread in threading.enumerate():
+            if thread.name == "kerawidgets-probe-ahead":
+                thread.join(timeout=120)
+        ahead = calls.of("kerawidgets-probe-ahead")
+        editor.panel.apply_button.click()
+        return editor, ahead
+
+    editor, ahead = asyncio.run(in_a_kernel())
+    assert ahead[-7:] == ["conv_b", "pool", "drop", "flatten", "hidden", "hidden_relu", "head"]
+    assert calls.of("MainThread") == []  # Apply took the run ahead's summaries
+    assert editor.compare()["recompute"] == "incremental"
+    assert editor.model.get_layer("conv_b").activation.__name__ == "elu"
+
+
+def test_an_editor_in_a_script_probes_no_preview_ahead(editor, monkeypatch):
+    from tests.models import ThreadCalls
+
+    calls = ThreadCalls(monkeypatch)
+    editor.select("conv_b")
+    editor.panel.activation.value = "elu"
+    assert "kerawidgets-probe-ahead" not in [t.name for t in threading.enumerate()]
+    editor.panel.apply_button.click()
+    assert calls.of("kerawidgets-probe-ahead") == [] and "conv_b" in calls.of("MainThread")

@@ -17,7 +17,7 @@ from kerawidgets.errors import KerawidgetsError
 from kerawidgets.probe import Probe, ProbeDataError, node_ids
 from kerawidgets.statistics import LayerSummary, layer_statistics, sample_index
 from tests import models
-from tests.models import CountCalls, numpy_of
+from tests.models import CountCalls, ThreadCalls, numpy_of
 
 
 def branched():
@@ -586,7 +586,7 @@ def test_a_run_ahead_is_waited_for_not_run_again(monkeypatch):
 
 
 def test_waiting_for_a_run_ahead_shows_each_step_of_its_progress():
-    ahead, shown = probe_mod._Ahead(object()), []
+    ahead, shown = probe_mod._Ahead(keras.Sequential()), []
     step_shown = threading.Event()
 
     def progress(done, total):
@@ -624,9 +624,97 @@ def test_a_failed_run_ahead_is_raised_by_the_callers_own_run(monkeypatch):
 
 def test_a_cancelled_run_ahead_stops_and_keeps_nothing(monkeypatch):
     probe, model, gate, calls, thread = gated_run_ahead(monkeypatch, 16)
-    probe._ahead.cancelled = True  # what the exit handler does first
+    probe._aheads[0].cancelled = True  # what the exit handler does first
     gate.set()
     probe_mod._stop_runs_ahead()  # joins it
     assert not thread.is_alive() and not probe_mod._RUNNING
     assert calls.names == ["conv0"] and not probe.cached(model)  # stopped after its first call
     assert probe.summaries(model).kind == "full"
+
+
+# --- an edit probed ahead (a preview's guess) ------------------------------------------
+
+
+def test_an_edit_probed_ahead_is_taken_by_its_run_not_run_again(monkeypatch):
+    model = conv_stack(size=8, depth=3)
+    probe = Probe(model, images(16, size=8), batch_size=8)
+    probe.summaries(model)
+    new = kerawidgets.replace_activation(model, "conv2", "tanh")
+    calls = ThreadCalls(monkeypatch)
+    probe.summaries_after_edit_ahead(model, new, ["conv2"]).join(timeout=120)
+    assert calls.of("kerawidgets-probe-ahead") == ["conv2", "pool", "head"] * 2  # 2 batches
+    run = probe.summaries_after_edit(model, new, ["conv2"])
+    assert calls.of("MainThread") == []  # taken, not run again
+    assert run.kind == "incremental" and run.calls_run == ["conv2", "pool", "head"]
+    assert run.reason.endswith(", ahead")
+    direct = Probe(model, images(16, size=8), batch_size=8)
+    direct.summaries(model)
+    expected = direct.summaries_after_edit(model, new, ["conv2"])
+    assert list(run.summaries) == list(expected.summaries)
+    for key, summary in expected.summaries.items():
+        got, want = run.summaries[key].statistics(), summary.statistics()
+        assert [got[k] for k in ("mean", "std", "min", "max")] == pytest.approx(
+            [want[k] for k in ("mean", "std", "min", "max")], rel=1e-6, abs=1e-7)
+    assert probe.summaries_after_edit(model, new, ["conv2"]).kind == "cached"  # taken once
+
+
+def test_an_edit_probed_ahead_is_cancelled_by_a_run_about_another_model(monkeypatch):
+    model = conv_stack(size=8, depth=3)
+    probe = Probe(model, images(16, size=8), batch_size=8)
+    probe.summaries(model)
+    guessed = kerawidgets.replace_activation(model, "conv2", "tanh")
+    applied = kerawidgets.replace_activation(model, "conv1", "elu")
+    cancelled = threading.Event()
+    real_cancel = probe_mod._Ahead.__setattr__
+
+    def noting(self, name, value):  # the guess's `cancelled` flag set: let its call finish
+        real_cancel(self, name, value)
+        if name == "cancelled" and value:
+            cancelled.set()
+
+    monkeypatch.setattr(probe_mod._Ahead, "__setattr__", noting)
+    calls = ThreadCalls(monkeypatch, gate=lambda call: cancelled.wait(timeout=120))
+    thread = probe.summaries_after_edit_ahead(model, guessed, ["conv2"])
+    run = probe.summaries_after_edit(model, applied, ["conv1"])  # cancels it, then runs
+    thread.join(timeout=120)
+    assert not thread.is_alive() and cancelled.is_set()
+    assert calls.of("kerawidgets-probe-ahead") == ["conv2"]  # stopped after the call it was in
+    assert not probe.cached(guessed) and probe.cached(applied)
+    assert run.kind == "incremental" and calls.of("MainThread") == run.calls_run * 2
+    assert probe.summaries_after_edit(model, guessed, ["conv2"]).kind == "incremental"
+
+
+def test_a_newer_guess_cancels_the_older_and_a_run_ahead_of_the_model_stays(monkeypatch):
+    model = conv_stack(size=8, depth=3)
+    probe = Probe(model, images(16, size=8), batch_size=8)
+    gate = gated_runs_ahead(monkeypatch)  # the original's run ahead waits at its start
+    first = probe.summaries_ahead(model)
+    older = probe.summaries_after_edit_ahead(
+        model, kerawidgets.replace_activation(model, "conv2", "tanh"), ["conv2"])
+    newer_model = kerawidgets.replace_activation(model, "conv2", "elu")
+    newer = probe.summaries_after_edit_ahead(model, newer_model, ["conv2"])
+    assert [a.cancelled for a in probe._aheads] == [False, True, False]
+    assert probe.summaries_after_edit_ahead(model, newer_model, ["conv2"]) is None  # on its way
+    gate.set()
+    for thread in (first, older, newer):
+        thread.join(timeout=120)
+    assert probe.cached(model) and probe.cached(newer_model)
+    assert probe.summaries_after_edit(model, newer_model, ["conv2"]).kind == "incremental"
+
+
+def test_a_guess_never_applied_keeps_neither_its_model_nor_its_outputs(monkeypatch):
+    model = conv_stack(size=8, depth=3)
+    probe = Probe(model, images(16, size=8), batch_size=8)
+    probe.summaries(model)
+    guessed = kerawidgets.replace_activation(model, "conv1", "tanh")
+    probe.summaries_after_edit_ahead(model, guessed, ["conv1"]).join(timeout=120)
+    held = probe.cache_bytes
+    assert probe.cached(guessed)
+    gone = weakref.ref(guessed)
+    del guessed
+    gc.collect()
+    assert gone() is None  # the run ahead held it only weakly
+    assert probe.cache_bytes < held  # and its record went with it
+    probe.summaries_after_edit_ahead(
+        model, kerawidgets.replace_activation(model, "conv1", "elu"), ["conv1"]).join(timeout=120)
+    assert len(probe._aheads) == 1  # the dead guess is forgotten

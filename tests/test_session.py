@@ -313,3 +313,68 @@ def test_after_a_bulk_edit_every_edited_layer_can_be_plotted(session, monkeypatc
         session.show(layer="middle")  # not changed by the last edit
     session.show("original")  # the layer shown stays while it is listed
     assert session.plotted_layer == "hidden"
+
+
+# --- the edit probed ahead, while the user reaches for Apply ------------------------------
+
+
+def test_an_edit_probed_ahead_is_applied_without_probing_again(session, monkeypatch):
+    from tests.models import ThreadCalls
+
+    edit = SetActivation("middle", "tanh")
+    calls = ThreadCalls(monkeypatch)
+    session.probe_edit_ahead(edit).join(timeout=120)
+    assert calls.of("kerawidgets-probe-ahead")  # the original, then the edited model
+    session.apply(edit)
+    assert calls.of("MainThread") == []
+    got = session.compare()
+    plain = EditSession(mlp(), session.probe.x, session.probe.y, batch_size=16)
+    plain.original.set_weights(session.original.get_weights())
+    plain.apply(edit)
+    want = plain.compare()
+    assert got["recompute"] == want["recompute"] == "incremental"
+    keys = ("top1_agreement", "max_abs_diff", "mean_abs_diff", "loss_after")
+    assert [got["agreement"][k] for k in keys] == pytest.approx([want["agreement"][k] for k in keys])
+    assert got["layer_stats"]["after"]["mean"] == pytest.approx(want["layer_stats"]["after"]["mean"])
+
+
+def test_applying_another_edit_cancels_the_guess_and_compares_the_applied_one(session):
+    guess = session.probe_edit_ahead(SetActivation("middle", "tanh"))
+    session.apply(SetActivation("hidden", "gelu"))
+    guess.join(timeout=120)
+    assert session.compare()["layer"] == "hidden"
+    assert session.model.get_layer("middle").activation.__name__ == "relu"
+    assert not guess.is_alive() and session.compare()["recompute"] == "incremental"
+
+
+def test_apply_waits_for_the_edit_probed_ahead_and_shows_its_progress(session, monkeypatch):
+    import threading
+
+    from tests.models import ThreadCalls
+
+    session.probe.summaries(session.original)
+    probing = threading.Event()
+
+    class Watch(SessionObserver):
+        def busy(self, active, text="", step=0, steps=0):
+            if active and 3 < step < 4:  # the probing step, moved by the run ahead's calls
+                probing.set()
+
+    session.watch(Watch())
+    held = []
+
+    def gate(call):  # the run ahead's 2nd call waits until Apply shows its progress
+        held.append(call)
+        if len(held) == 2:
+            assert probing.wait(timeout=120)
+
+    calls = ThreadCalls(monkeypatch, gate)
+    edit = SetActivation("hidden", "tanh")
+    guess = session.probe_edit_ahead(edit)
+    applying = threading.Thread(target=session.apply, args=(edit,), name="applying")
+    applying.start()
+    applying.join(timeout=120)
+    guess.join(timeout=120)
+    assert not applying.is_alive() and probing.is_set()
+    assert calls.of("applying") == [] and len(calls.of("kerawidgets-probe-ahead")) == 6
+    assert session.compare()["recompute"] == "incremental"

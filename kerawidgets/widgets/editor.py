@@ -821,6 +821,10 @@ class ModelEditor:
             p.show_preview(f"{edit.describe()}: cannot apply. {reason}", bad=True)
             return False
         p.show_preview(f"{edit.describe()}. Weights: {_weights_preview(result.report)}")
+        if self._shown and _event_loop_running():
+            # While the user reaches for Apply: probe the edited model (a guess the next
+            # preview, Undo or another edit cancels). A script's apply() probes itself.
+            self.session.probe_edit_ahead(edit, reinitialize)
         return True
 
     def _show_form_verdict(self):
@@ -997,6 +1001,15 @@ class _Binding(SessionObserver):
         self.editor.panel.show_status(text, "ok")
 
 # --- helpers ---------------------------------------------------------------------
+
+
+def _event_loop_running() -> bool:
+    """Whether an asyncio event loop runs in this thread (a kernel's: the editor is live)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _escape(text) -> str:

@@ -2,7 +2,9 @@
 
 Run: pytest -m ui tests/ui/test_progress_ui.py. The kernel's probe is held at
 two chosen layer calls by a named pipe that the test writes to, so "during
-a slow Apply" is a state the test waits for, not a duration.
+a slow Apply" is a state the test waits for, not a duration. The probe held
+is the one the preview starts ahead (`EditSession.probe_edit_ahead`): Apply
+waits for it, and its bar follows that run's calls.
 """
 
 import os
@@ -30,15 +32,21 @@ SETUP = [
 GATE = """
 from kerawidgets import _keras_adapter as _kw_adapter
 _kw_real_run_call = _kw_adapter.run_call
-_kw_gate = {{"calls": 0}}
+import threading as _kw_threading
+_kw_gate = {{"calls": 0, "threads": []}}
 def _kw_gated(call, tensor_map, training=False):
     _kw_gate["calls"] += 1
+    _kw_gate["threads"].append(_kw_threading.current_thread().name)
     if _kw_gate["calls"] in (2, 7):
         with open({fifo!r}) as pipe:
             pipe.read()
     return _kw_real_run_call(call, tensor_map, training=training)
 _kw_adapter.run_call = _kw_gated
 """
+
+#: Kernel expression: waits for the probe's runs ahead to end; the names of any still running.
+AHEAD_DONE = ("[t.name for t in __import__('threading').enumerate() "
+              "if t.name == 'kerawidgets-probe-ahead' and (t.join(120) or t.is_alive())]")
 
 BAR_JS = """() => {
   const box = document.querySelector('.kw-editor .kwe-progress');
@@ -63,12 +71,15 @@ def test_progress_bar_is_visible_and_advances_during_a_slow_apply(notebook_page)
     page = nb.page
     page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
     select_layer(nb, "d0")
-    page.locator(".kw-editor .kwe-activation select").select_option("gelu")
-    wait_text(page, ".kw-editor .kwe-preview-line", "'gelu'")
-    wait_not_busy(page)
+    # The original's probe, run ahead when the editor was shown, ends before the gate is set.
+    assert nb.kernel_eval(AHEAD_DONE) == []
     fifo = str(nb.lab.root / "probe_gate")
     os.mkfifo(fifo)
     assert nb.kernel_eval(f"exec({GATE.format(fifo=fifo)!r}) or 0") == 0
+    # The preview rebuilds the edit and starts probing it ahead, held at its 2nd call.
+    page.locator(".kw-editor .kwe-activation select").select_option("gelu")
+    wait_text(page, ".kw-editor .kwe-preview-line", "'gelu'")
+    wait_not_busy(page)
     page.locator(".kw-editor button.kwe-apply").click()
     # Held before the probe's 2nd call: the bar shows the probe's first call done.
     page.wait_for_function(
@@ -93,3 +104,5 @@ def test_progress_bar_is_visible_and_advances_during_a_slow_apply(notebook_page)
     done = page.evaluate(BAR_JS)
     assert not done["visible"]
     assert nb.kernel_eval("_kw_gate['calls']") >= 7
+    # Every layer call ran in the run ahead's thread: Apply took its summaries.
+    assert set(nb.kernel_eval("_kw_gate['threads']")) == {"kerawidgets-probe-ahead"}
