@@ -507,6 +507,26 @@ class Probe:
     def _note(self, held: int) -> None:
         self.peak_bytes = max(self.peak_bytes, int(held))
 
+    def cancel_ahead(self) -> None:
+        """Stop a `summaries_ahead` run of this probe and wait for its thread to end (at its
+        next layer call); what it probed is not kept. Nothing runs ahead: nothing happens.
+        A closed editor calls this, so that no thread runs its model on.
+
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+        >>> probe = Probe(model, np.ones((4, 3), "float32"))
+        >>> thread = probe.summaries_ahead(model); probe.cancel_ahead()
+        >>> thread.is_alive()
+        False
+        """
+        with self._ahead_lock:
+            ahead = self._ahead
+        if ahead is None or ahead.finished:
+            return
+        ahead.cancelled = True
+        if ahead.thread is not None and ahead.thread is not threading.current_thread():
+            ahead.thread.join()
+
 
 def _summary_bytes(graph, n) -> int:
     """Bytes the summaries of `graph`'s top-level calls will take (sample and per-unit arrays)."""
@@ -523,7 +543,7 @@ def _summary_bytes(graph, n) -> int:
 
 
 class _Cancelled(Exception):
-    """A run ahead was asked to stop (the interpreter is exiting)."""
+    """A run ahead was asked to stop (the interpreter is exiting, or `Probe.cancel_ahead`)."""
 
 
 class _Ahead:
