@@ -134,6 +134,15 @@ class UnregisteredActivationError(KerawidgetsError, ValueError):
     """A `.keras` file uses kerawidgets activations not registered in this process."""
 
 
+class EditorClosedError(KerawidgetsError, RuntimeError):
+    """An operation on a `ModelEditor` after its `close()`."""
+
+    def __init__(self, model_name):
+        super().__init__(
+            f"This ModelEditor of {shorten(model_name)} was closed (editor.close()): its widgets, "
+            "history and probe are gone. Make a new ModelEditor(model, x) to edit again.")
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _WRAPPER_LINE = re.compile(r"^(Exception encountered when calling|Exception encountered in)\b")
 

@@ -591,6 +591,27 @@ class Probe:
     def _note(self, held: int) -> None:
         self.peak_bytes = max(self.peak_bytes, int(held))
 
+    def cancel_ahead(self) -> None:
+        """Stop every run ahead of this probe (`summaries_ahead`, `summaries_after_edit_ahead`)
+        and wait for their threads to end (each at its next layer call); what they probed is
+        not kept. Nothing runs ahead: nothing happens. A closed editor calls this, so that no
+        thread runs its models on.
+
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+        >>> probe = Probe(model, np.ones((4, 3), "float32"))
+        >>> thread = probe.summaries_ahead(model); probe.cancel_ahead()
+        >>> thread.is_alive()
+        False
+        """
+        with self._ahead_lock:
+            running = [ahead for ahead in self._aheads if not ahead.finished]
+        for ahead in running:
+            ahead.cancelled = True
+        for ahead in running:
+            if ahead.thread is not None and ahead.thread is not threading.current_thread():
+                ahead.thread.join()
+
 
 def _summary_bytes(graph, n) -> int:
     """Bytes the summaries of `graph`'s top-level calls will take (sample and per-unit arrays)."""
@@ -607,7 +628,8 @@ def _summary_bytes(graph, n) -> int:
 
 
 class _Cancelled(Exception):
-    """A run ahead was asked to stop (a guess no longer needed, or the interpreter exiting)."""
+    """A run ahead was asked to stop (a guess no longer needed, `Probe.cancel_ahead`, or the
+    interpreter exiting)."""
 
 
 class _Ahead:

@@ -7,6 +7,7 @@ import html
 import threading
 import weakref
 
+import ipywidgets
 import keras
 import numpy as np
 import pytest
@@ -1235,3 +1236,150 @@ def test_an_editor_in_a_script_probes_no_preview_ahead(editor, monkeypatch):
     assert "kerawidgets-probe-ahead" not in [t.name for t in threading.enumerate()]
     editor.panel.apply_button.click()
     assert calls.of("kerawidgets-probe-ahead") == [] and "conv_b" in calls.of("MainThread")
+
+
+# --- closing ---------------------------------------------------------------------------
+
+WAIT = 120  # seconds: a bound for a thread that should end, never a pass condition
+
+
+def widget_ids():
+    """The ids of every widget ipywidgets keeps, as it does until the widget is closed
+    (`ipywidgets.Widget.widgets`, read without its deprecation warning)."""
+    return set(ipywidgets.widgets.widget._instances)
+
+
+def compare_from_the_panel(editor, layer, *candidates):
+    editor.select(layer)
+    compare = editor.compare_panel
+    compare.choices.value = tuple(f"activation: {name}" for name in candidates)
+    compare.run_button.click()
+    assert len(compare.apply_buttons) == len(candidates), editor.panel.status.value
+    return [button.model_id for button in compare.apply_buttons]
+
+
+def test_close_lets_go_of_the_editor_its_models_and_its_probe(data):
+    """Its widgets (kept by ipywidgets until closed) and their callbacks kept an editor a
+    user dropped alive, with every model of its history, for as long as the kernel ran."""
+    x, y = data
+    model = cnn()
+    editor = ModelEditor(model, x, y)
+    editor._repr_mimebundle_()  # shown: the original probed ahead in a thread
+    editor.apply(SetActivation("conv_b", "tanh"))
+    refs = [weakref.ref(editor.model), weakref.ref(editor.probe), weakref.ref(editor.session)]
+    editor.apply(SetActivation("conv_a", "elu"))
+    shown = [weakref.ref(editor), weakref.ref(editor.model)]  # the graph shows this model
+    compare_from_the_panel(editor, "conv_a", "gelu", "elu")
+    compare_from_the_panel(editor, "conv_a", "gelu")  # its Apply buttons refer to the session
+    editor.close()
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 3  # gone at close, the editor still named
+    del editor
+    gc.collect()
+    assert [ref() for ref in shown] == [None] * 2
+    assert model.get_layer("conv_b").activation.__name__ == "relu"  # the user's, unchanged
+
+
+def test_close_closes_every_widget_the_editor_made(data):
+    x, y = data
+    before = widget_ids()
+    editor = ModelEditor(cnn(), x, y)
+    p = editor.panel
+    editor.select("conv_b")
+    p.tabs.selected_index = p.actions.index("replace")
+    p.replace.value = "SeparableConv2D"  # a settings form, in place of the first one
+    editor.apply(SetActivation("conv_b", "tanh"))
+    first = compare_from_the_panel(editor, "conv_a", "gelu", "elu")
+    shown = compare_from_the_panel(editor, "conv_a", "gelu")
+    assert not set(first) & widget_ids()  # a new comparison closes the last one's buttons
+    made = widget_ids() - before
+    assert {editor.view.model_id, editor.export.model_id, editor.depth_image.model_id,
+            editor.widget.model_id, p.replace_settings.box.model_id, *shown} <= made
+    editor.close()
+    assert widget_ids() - before == set()
+
+
+def test_a_closed_editor_says_so_at_every_operation(editor, tmp_path):
+    session = editor.session
+    editor.apply(SetActivation("conv_b", "tanh"))
+    editor.select("conv_b")
+    code = editor.export.code
+    editor.close()
+    editor.close()  # again: nothing
+    assert repr(editor) == "<ModelEditor of 'digits_cnn': closed>"
+    x = np.zeros((4, 8, 8, 1), "float32")
+    operations = {
+        "apply": lambda: editor.apply(SetActivation("conv_a", "tanh")),
+        "undo": editor.undo, "redo": editor.redo, "reset": editor.reset,
+        "show": lambda: editor.show("previous"), "select": lambda: editor.select("conv_a"),
+        "compare": editor.compare, "sweep": lambda: editor.sweep("conv_a", ["gelu"]),
+        "figures": editor.figures, "to_code": editor.to_code,
+        "save": lambda: editor.save(tmp_path / "m.keras"),
+        "evaluate": lambda: editor.evaluate(x, np.zeros(4, "int64")),
+        "recover": lambda: editor.recover(x, np.zeros(4, "int64")),
+        "pending_edit": editor.pending_edit, "on_change": lambda: editor.on_change(print),
+        "model": lambda: editor.model, "history": lambda: editor.history,
+        "display": editor._repr_mimebundle_,
+    }
+    for name, operation in operations.items():
+        with pytest.raises(editor_module.EditorClosedError) as raised:
+            operation()
+        message = str(raised.value)
+        assert "ModelEditor of 'digits_cnn' was closed" in message, name
+        assert "Make a new ModelEditor(model, x)" in message, name
+    assert issubclass(editor_module.EditorClosedError, KerawidgetsError)
+    assert editor._draw_ahead() is None  # a layout the event loop still had to run: none
+    # The session, if kept elsewhere, works alone: it no longer reaches the editor.
+    session.apply(SetActivation("conv_a", "tanh"))
+    session.undo()
+    assert session.history == [SetActivation("conv_b", "tanh")] and editor.export.code == code
+
+
+def test_an_editor_in_a_with_block_is_closed_at_its_end(data):
+    x, y = data
+    with ModelEditor(cnn(), x, y) as editor:
+        editor.apply(SetActivation("conv_b", "tanh"))
+    assert repr(editor) == "<ModelEditor of 'digits_cnn': closed>"
+
+
+def test_close_stops_a_background_fine_tune_first():
+    from kerawidgets.training import FineTune
+    from tests.test_finetune_panel import editor_with_data, watch_batches
+
+    editor = editor_with_data()
+    panel = editor.finetune_panel
+    panel.epochs.value, panel.batch_size.value = 200, 16  # 1200 batches: far more than needed
+    seen = watch_batches(editor, 3)
+    panel.run_button.click()  # trains in a worker thread
+    assert seen.wait(WAIT) and editor.fine_tuning
+    session, worker = editor.session, editor.session._training
+    editor.close()
+    assert not worker.is_alive()
+    step = session.history[-1]  # it stopped after its batch, as Stop does
+    assert isinstance(step, FineTune) and step.stopped and 3 <= step.batches < 1200
+
+
+def test_close_stops_the_probe_of_the_original_running_ahead(data, monkeypatch):
+    """Shown, the editor probes its original in a thread; closed meanwhile, that thread
+    stops at its next layer call and has ended when close returns."""
+    from kerawidgets import probe as probe_module
+
+    started, cancelled = threading.Event(), threading.Event()
+    report = probe_module._Ahead.report
+
+    def held_report(ahead, done, total):  # the run ahead waits at its first call until cancelled
+        started.set()
+        cancelled.wait(WAIT)
+        report(ahead, done, total)
+
+    monkeypatch.setattr(probe_module._Ahead, "report", held_report)
+    monkeypatch.setattr(probe_module._Ahead, "cancelled", property(
+        lambda ahead: cancelled.is_set(), lambda ahead, value: value and cancelled.set()),
+        raising=False)
+    x, y = data
+    editor = ModelEditor(cnn(), x, y)
+    editor._repr_mimebundle_()
+    probe, original, ahead = editor.probe, editor.original, editor.probe._aheads[-1]
+    assert started.wait(WAIT)
+    editor.close()
+    assert not ahead.thread.is_alive() and ahead.finished and not probe.cached(original)

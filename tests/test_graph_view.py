@@ -1,3 +1,5 @@
+import gc
+import weakref
 import xml.etree.ElementTree as ET
 
 import keras
@@ -11,12 +13,24 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 def test_static_files_ship_in_the_package():
-    from kerawidgets.widgets import graph_view
+    from kerawidgets.widgets.closing import STATIC
 
-    js_path = graph_view._STATIC / "graph_view.js"
-    assert js_path.exists() and (graph_view._STATIC / "graph_view.css").exists()
+    js_path = STATIC / "graph_view.js"
+    assert js_path.exists() and (STATIC / "graph_view.css").exists()
     js = js_path.read_text()
     assert "innerHTML" not in js and "import " not in js.split("export default")[0]
+
+
+def test_a_closed_view_is_freed():
+    """anywidget ties an instance to its class's file watcher when `_esm` is a path
+    (manzt/anywidget#929): the view is given the module's text, so closed, it goes."""
+    view = GraphView(nested_two_levels())
+    assert "export default" in view._esm and "kw-node" in view._css
+    view.close()
+    freed = weakref.ref(view)
+    del view
+    gc.collect()
+    assert freed() is None
 
 
 def test_initial_traits():

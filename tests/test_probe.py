@@ -622,6 +622,18 @@ def test_a_failed_run_ahead_is_raised_by_the_callers_own_run(monkeypatch):
         probe.summaries(model)
 
 
+def test_cancel_ahead_stops_the_run_at_its_next_call_and_waits_for_it(monkeypatch):
+    probe, model, gate, calls, thread = gated_run_ahead(monkeypatch, 16)
+    # The run waits at its start until it is cancelled (a closed editor's probe).
+    monkeypatch.setattr(probe_mod._Ahead, "cancelled", property(
+        lambda ahead: gate.is_set(), lambda ahead, value: value and gate.set()), raising=False)
+    probe.cancel_ahead()
+    assert not thread.is_alive() and probe._aheads[0].finished
+    assert calls.names == ["conv0"] and not probe.cached(model)  # stopped after its first call
+    probe.cancel_ahead()  # nothing runs ahead: nothing happens
+    assert probe.summaries(model).kind == "full"
+
+
 def test_a_cancelled_run_ahead_stops_and_keeps_nothing(monkeypatch):
     probe, model, gate, calls, thread = gated_run_ahead(monkeypatch, 16)
     probe._aheads[0].cancelled = True  # what the exit handler does first

@@ -3,6 +3,7 @@
 import dataclasses
 import importlib.util
 
+import ipywidgets
 import keras
 import numpy as np
 import pytest
@@ -254,9 +255,11 @@ def test_compare_several_in_the_editor_panel_runs_a_sweep_and_applies_a_row():
     assert compare.image.value[:4] == b"\x89PNG" and len(compare.apply_buttons) == 3
     assert editor.history == []  # nothing applied by comparing
     tanh = next(b for b in compare.apply_buttons if b.description == "Apply tanh")
+    buttons = {b.model_id for b in compare.apply_buttons}
     tanh.click()
     assert editor.history == [SetActivation("middle", "tanh")]
     assert compare.table.value == ""  # the results were about the model before
+    assert not buttons & set(ipywidgets.widgets.widget._instances)  # their buttons closed
     assert compare.choices.value == ("activation: tanh", "activation: gelu", "replace with Dense")
     compare.choices.value = ()
     compare.run_button.click()

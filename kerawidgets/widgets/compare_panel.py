@@ -19,6 +19,8 @@ import html
 
 import ipywidgets as w
 
+from kerawidgets.widgets.closing import close_tree
+
 __all__ = ["ComparePanel"]
 
 _COLUMNS = (("top1_agreement", "top-1"), ("accuracy", "acc."), ("loss", "loss"),
@@ -102,7 +104,7 @@ class ComparePanel:
             "<table style='font-size: 11px'><tr><th>candidate</th>" + head + "</tr>"
             f"<tr class='kwe-original'><td><i>original</i></td>{original}</tr>"
             + "".join(body) + "</table></div></div>")
-        self.apply_buttons = []
+        self._close_rows()
         for row in order:
             if not row.ok:
                 continue
@@ -117,7 +119,13 @@ class ComparePanel:
 
     def clear(self) -> None:
         self.table.value = ""
-        self.rows.children = []
-        self.apply_buttons = []
+        self._close_rows()
         self.image.value = b""
         self.image.layout.display = "none"
+
+    def _close_rows(self) -> None:
+        """Take the last result's Apply buttons away and close them: their callbacks hold
+        the result (and through it the editor's session) as long as ipywidgets keeps them."""
+        rows, self.rows.children, self.apply_buttons = self.rows.children, [], []
+        for row in rows:
+            close_tree(row)

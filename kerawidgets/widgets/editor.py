@@ -45,7 +45,7 @@ from kerawidgets.edits import (
     RemoveLayer,
     ReplaceLayer,
 )
-from kerawidgets.errors import KerawidgetsError, SaveCheckError
+from kerawidgets.errors import EditorClosedError, KerawidgetsError, SaveCheckError
 from kerawidgets.plan import plan_edit, supports_activation
 from kerawidgets.report import RebuildReport
 from kerawidgets.session import (
@@ -61,6 +61,7 @@ from kerawidgets.session import (
 from kerawidgets.training import FineTune
 from kerawidgets.widgets import idle_collection, static_view
 from kerawidgets.widgets.browser_writes import guard_tree
+from kerawidgets.widgets.closing import close_tree
 from kerawidgets.widgets.compare_panel import ComparePanel
 from kerawidgets.widgets.editor_panel import (
     NO_ACTIVATION,
@@ -76,7 +77,7 @@ from kerawidgets.widgets.graph_view import GraphView, check_view_arguments
 from kerawidgets.widgets.plot_controls import PlotControls
 from kerawidgets.widgets.plot_image import PlotImage
 
-__all__ = ["SAVE_TOLERANCE", "ModelEditor", "NothingToApply", "SaveCheckError"]
+__all__ = ["SAVE_TOLERANCE", "EditorClosedError", "ModelEditor", "NothingToApply", "SaveCheckError"]
 
 _PLOT_DPI = 80
 #: Widest each plot is drawn (CSS px): wider screens show it at this width, not stretched.
@@ -102,7 +103,8 @@ class ModelEditor:
 
     Display the editor by leaving it as a cell's value. The current model
     is `editor.model`; `editor.history` lists the applied edits;
-    `editor.session` is the `EditSession` the widgets show.
+    `editor.session` is the `EditSession` the widgets show. `close()` lets
+    go of it all (also as ``with ModelEditor(...) as editor:``).
     """
 
     #: Progress steps of the operations that move the history (apply, undo, redo, reset).
@@ -112,10 +114,11 @@ class ModelEditor:
                  batch_size=16, seed=0, history_size=8, height="560px", theme="auto",
                  exact_statistics=False):
         check_view_arguments(model, None, height, theme)
-        self.session = EditSession(model, x, y, memory_budget=memory_budget,
-                                   max_batches=max_batches, batch_size=batch_size, seed=seed,
-                                   history_size=history_size,
-                                   exact_statistics=exact_statistics)
+        self._session: EditSession | None = EditSession(
+            model, x, y, memory_budget=memory_budget, max_batches=max_batches,
+            batch_size=batch_size, seed=seed, history_size=history_size,
+            exact_statistics=exact_statistics)
+        self._name = model.name  # for the messages of a closed editor
         self._replace_choices: dict[str, catalog.Choice] = {}
         self._replace_waiting: str | None = None  # the layer whose replacements wait (`_fill_choices`)
         self._insert_choices: dict[str, catalog.Choice] = {}
@@ -127,7 +130,8 @@ class ModelEditor:
         self._compare_for = None  # (weak ref to the model, layer path) the results are about
         self._shown = False  # displayed: the plots are laid out ahead (`_prepare_first_apply`)
         self._build(height, theme)
-        self.session.watch(_Binding(self))
+        self._binding = _Binding(self)
+        self.session.watch(self._binding)
         self._wire()
         self.panel.show_probe(self.probe.description, self.probe.synthetic)
         self._show_plots(None)
@@ -204,6 +208,8 @@ class ModelEditor:
         where they are shown, so that the first Apply only puts its data into the kept
         figures (`plots.FigureCache`). Only a head start: on any error, or once the
         editor has moved on, it draws nothing (the Apply draws its plots itself)."""
+        if self._session is None:  # closed meanwhile
+            return
         session = self.session
         if session.position != 0 or session.busy or not self.probe.cached(self.original):
             return
@@ -215,10 +221,62 @@ class ModelEditor:
             pass
 
     def __repr__(self):
+        if self._session is None:
+            return f"<ModelEditor of {self._name!r}: closed>"
         return (f"<ModelEditor of {self.original.name!r}: {len(self.history)} edit(s); "
                 f"{self.probe.description}>")
 
     # --- scripting API: the session's, plus the selection ----------------------------
+
+    @property
+    def session(self) -> EditSession:
+        """The `EditSession` the widgets show. Every scripted call goes through it, so once
+        the editor is closed each raises `EditorClosedError`."""
+        if self._session is None:
+            raise EditorClosedError(self._name)
+        return self._session
+
+    def close(self) -> None:
+        """Close the editor's widgets and let go of its history, probe and figures.
+
+        A running fine-tune is stopped (after its current batch) and waited
+        for, and the original's probe running ahead is stopped. Afterwards
+        every operation raises `EditorClosedError`; closing again does
+        nothing. The original model stays the caller's. Without `close` the
+        widgets, which ipywidgets keeps until they are closed, keep the
+        editor and its models for as long as the kernel runs, also once
+        nothing else refers to it (a cell that makes an editor, run again).
+
+        >>> import keras, numpy as np
+        >>> from kerawidgets.edits import SetActivation
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")], name="m")
+        >>> editor = ModelEditor(model, np.ones((4, 3), "float32"))
+        >>> editor.apply(SetActivation("d", "tanh")) and None
+        >>> editor.close(); editor.close(); editor
+        <ModelEditor of 'm': closed>
+        >>> editor.undo()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        kerawidgets.errors.EditorClosedError: This ModelEditor of 'm' was closed (editor.close())...
+        """
+        session = self._session
+        if session is None:
+            return
+        session.stop_training()
+        session.wait_fine_tune()
+        session.probe.cancel_ahead()
+        self._binding.editor = None  # a session still used elsewhere tells this one nothing
+        self._session = None
+        self.compare_panel.clear()  # its Apply buttons hold the last comparison's session
+        self.panel.close()  # with its settings forms not shown
+        close_tree(self.widget)
+        self._figures = plots.FigureCache()  # the kept figures go (a few MB each)
+        self._train_data = (None, None)
+
+    def __enter__(self) -> ModelEditor:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     @property
     def original(self):
@@ -252,11 +310,18 @@ class ModelEditor:
 
     def select(self, layer_or_node_id) -> None:
         """Select a layer (name, path or node id) as if clicked in the graph."""
+        if self._session is None:  # the graph is closed: no panel follows it
+            raise EditorClosedError(self._name)
         self.view.select(layer_or_node_id)
 
     def on_change(self, callback) -> None:
-        """Call `callback()` after every Apply, Undo, Redo and Reset (a live `to_code`, say)."""
-        self.session.on_change(callback)
+        """Call `callback()` after every Apply, Undo, Redo and Reset (a live `to_code`, say),
+        until the editor is closed."""
+        def changed():
+            if self._session is not None:
+                callback()
+
+        self.session.on_change(changed)
 
     def apply(self, edit: Edit, *, reinitialize: str | None = None) -> RebuildReport:
         """Apply an edit to the current model; returns the rebuild's `RebuildReport`.
@@ -977,28 +1042,35 @@ class ModelEditor:
 
 
 class _Binding(SessionObserver):
-    """What the session tells the editor, passed on to its widgets."""
+    """What the session tells the editor, passed on to its widgets (nothing once the editor
+    is closed: `editor` is then None)."""
 
     def __init__(self, editor: ModelEditor):
-        self.editor = weakref.proxy(editor)
+        self.editor: Any = weakref.proxy(editor)
 
     def busy(self, active, text="", step=0, steps=0):
-        self.editor._show_busy(active, text, step, steps)
+        if self.editor is not None:
+            self.editor._show_busy(active, text, step, steps)
 
     def moved(self):
-        self.editor._moved()
+        if self.editor is not None:
+            self.editor._moved()
 
     def compared(self, comparison, error):
-        self.editor._show_comparison(comparison, error)
+        if self.editor is not None:
+            self.editor._show_comparison(comparison, error)
 
     def settled(self, message, error):
-        self.editor._settled(message, error)
+        if self.editor is not None:
+            self.editor._settled(message, error)
 
     def failed(self, error, edit):
-        self.editor._show_error(error, edit)
+        if self.editor is not None:
+            self.editor._show_error(error, edit)
 
     def notice(self, text):
-        self.editor.panel.show_status(text, "ok")
+        if self.editor is not None:
+            self.editor.panel.show_status(text, "ok")
 
 # --- helpers ---------------------------------------------------------------------
 

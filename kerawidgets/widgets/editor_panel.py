@@ -21,6 +21,7 @@ import re
 import ipywidgets as w
 
 from kerawidgets.edits import EDIT_TYPES
+from kerawidgets.widgets.closing import close_tree
 
 __all__ = ["ACTIONS", "EditorPanel", "SettingsForm", "gui_text"]
 
@@ -371,6 +372,13 @@ class EditorPanel:
             self.insert_form.children = [form.box]
         if old is not form:
             old.close()
+
+    def close(self) -> None:
+        """Close every widget of the panel: its tree and the three settings forms (a form
+        never shown, the first of each, is not in the tree)."""
+        for form in (self.replace_settings, self.insert_settings, self.layer_settings):
+            form.close()
+        close_tree(self.widget)
 
     def show_probe(self, description: str, synthetic: bool) -> None:
         if synthetic:

@@ -32,17 +32,16 @@ from __future__ import annotations
 
 import base64
 import io
-import pathlib
 import re
 
 import anywidget
 import traitlets
 
 from kerawidgets.errors import KerawidgetsError
+from kerawidgets.widgets.closing import static_text
 
 __all__ = ["EXPORT_DPI", "ExportBox", "code_text", "editor_export", "figure_files", "file_stem"]
 
-_STATIC = pathlib.Path(__file__).parent / "static"
 #: PNG resolution of a downloaded figure: sharp on a 2x screen and in a slide.
 EXPORT_DPI = 200
 _MIME = {"png": "image/png", "svg": "image/svg+xml"}
@@ -86,8 +85,9 @@ class ExportBox(anywidget.AnyWidget):
     the Figures button runs in the kernel (it should set `files` and `note`).
     """
 
-    _esm = _STATIC / "export.js"
-    _css = _STATIC / "export.css"
+    # Their text, not their paths: anywidget would keep every instance alive (`closing`).
+    _esm = static_text("export.js")
+    _css = static_text("export.css")
 
     code = traitlets.Unicode("").tag(sync=True)
     files = traitlets.List(traitlets.Dict()).tag(sync=True)

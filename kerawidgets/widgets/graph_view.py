@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import math
-import pathlib
 from collections.abc import Callable
 from typing import Any
 
@@ -28,8 +27,8 @@ from kerawidgets.errors import InvalidEditError, UnknownLayerError
 from kerawidgets.graph import ModelGraph
 from kerawidgets.layout import default_open_groups, layout
 from kerawidgets.svg import save_svg, to_svg
+from kerawidgets.widgets.closing import static_text
 
-_STATIC = pathlib.Path(__file__).parent / "static"
 MARK_KINDS = ("edited", "error")
 #: The only traits the browser may write, each checked: `selected` and `open_groups` against
 #: the graph, `color_by` (the graph's menu) against the colourings that exist. A write to any
@@ -53,8 +52,9 @@ class GraphView(anywidget.AnyWidget):
     to the other traits are refused and the browser is sent the kernel's value.
     """
 
-    _esm = _STATIC / "graph_view.js"
-    _css = _STATIC / "graph_view.css"
+    # Their text, not their paths: anywidget would keep every instance alive (`closing`).
+    _esm = static_text("graph_view.js")
+    _css = static_text("graph_view.css")
 
     scene = traitlets.Dict().tag(sync=True)
     open_groups = traitlets.List(traitlets.Unicode()).tag(sync=True)

@@ -21,17 +21,16 @@ Display(width=900, pixel_ratio=1.0, dark=False)
 from __future__ import annotations
 
 import math
-import pathlib
 
 import anywidget
 import traitlets
 
 from kerawidgets import arguments
 from kerawidgets.plots import Display
+from kerawidgets.widgets.closing import static_text
 
 __all__ = ["BROWSER_TRAITS", "PlotImage"]
 
-_STATIC = pathlib.Path(__file__).parent / "static"
 #: The only traits the browser may write; any other write is refused and sent back.
 BROWSER_TRAITS = ("shown_width", "pixel_ratio", "dark")
 #: Widths (CSS px) and pixel ratios the kernel draws for; others are clamped into them.
@@ -48,8 +47,9 @@ class PlotImage(anywidget.AnyWidget):
     device pixel). `theme` is "auto" (follow JupyterLab), "light" or "dark".
     """
 
-    _esm = _STATIC / "plot_image.js"
-    _css = _STATIC / "plot_image.css"
+    # Their text, not their paths: anywidget would keep every instance alive (`closing`).
+    _esm = static_text("plot_image.js")
+    _css = static_text("plot_image.css")
 
     value = traitlets.Bytes(b"").tag(sync=True)
     drawn_width = traitlets.Int(0).tag(sync=True)

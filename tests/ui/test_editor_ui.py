@@ -416,3 +416,19 @@ def test_settings_tab_padding_refused_then_allowed_and_dropout_rate(nb):
     assert nb.eval("[edit.kind for edit in editor.history]") == ["SetSettings", "SetSettings"]
     assert nb.eval("editor.to_code().strip().splitlines()[-1]") == (
         "model = kerawidgets.set_settings(model, 'drop', rate=0.25)")
+
+
+def test_a_closed_editor_leaves_the_page(notebook_page):
+    nb = notebook_page([
+        "import numpy as np, keras\nfrom kerawidgets.widgets import ModelEditor\n"
+        "inp = keras.Input((4,), name='x')\n"
+        "out = keras.layers.Dense(3, activation='softmax', name='head')("
+        "keras.layers.Dense(8, activation='relu', name='hidden')(inp))\n"
+        "editor = ModelEditor(keras.Model(inp, out), np.zeros((8, 4), 'float32'))\n"
+        "editor",
+    ], name="editor_close_ui.ipynb")
+    page = nb.page
+    page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
+    nb.run_cell("editor.close()")
+    page.wait_for_function("() => !document.querySelector('.kw-editor')", timeout=60_000)
+    assert nb.eval("repr(editor)").endswith(": closed>")
