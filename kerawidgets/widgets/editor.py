@@ -240,7 +240,8 @@ class ModelEditor:
         """Close the editor's widgets and let go of its history, probe and figures.
 
         A running fine-tune is stopped (after its current batch) and waited
-        for, and the original's probe running ahead is stopped. Afterwards
+        for, and the probe's runs ahead (the original's, the preview's guess)
+        are stopped. Afterwards
         every operation raises `EditorClosedError`; closing again does
         nothing. The original model stays the caller's. Without `close` the
         widgets, which ipywidgets keeps until they are closed, keep the
