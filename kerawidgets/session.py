@@ -776,13 +776,15 @@ class EditSession:
         Entries are matched by the model's identity and the edit's value
         (`==`), not its JSON: edits that have no JSON (a predicate
         selector) are cached too, and two sub-networks with the same name
-        are never confused.
+        are never confused. A rebuild (not cached) first cancels the probe's
+        guess at another edit (`probe_edit_ahead`), which would run beside it.
         """
         model = self.model
         for entry in self._preview:
             if entry[0] is model and entry[2] == reinitialize and _same_edit(entry[1], edit):
                 return entry[3]
         result: Rebuild | KerawidgetsError
+        self.probe.cancel_edits_ahead()  # a guess at another edit: not beside this rebuild
         try:
             with adapter.strategy_scope(model):  # mirrored like the original's variables
                 result = rebuild(model, [edit], reinitialize=reinitialize)

@@ -378,3 +378,28 @@ def test_apply_waits_for_the_edit_probed_ahead_and_shows_its_progress(session, m
     assert not applying.is_alive() and probing.is_set()
     assert calls.of("applying") == [] and len(calls.of("kerawidgets-probe-ahead")) == 6
     assert session.compare()["recompute"] == "incremental"
+
+
+def test_a_dry_run_of_another_edit_cancels_the_guess_before_it_rebuilds(session, monkeypatch):
+    import threading
+
+    from kerawidgets import probe as probe_module
+    from tests.models import ThreadCalls
+
+    session.probe.summaries(session.original)
+    cancelled = threading.Event()
+
+    real_setattr = probe_module._Ahead.__setattr__
+
+    def noting(ahead, name, value):
+        real_setattr(ahead, name, value)
+        if name == "cancelled" and value:
+            cancelled.set()
+
+    monkeypatch.setattr(probe_module._Ahead, "__setattr__", noting)
+    calls = ThreadCalls(monkeypatch, gate=lambda call: cancelled.wait(timeout=120))
+    guess = session.probe_edit_ahead(SetActivation("middle", "tanh"))  # held at its 1st call
+    session.dry_run(SetActivation("hidden", "gelu"))  # the user picked another edit
+    guess.join(timeout=120)
+    assert not guess.is_alive()
+    assert calls.of("kerawidgets-probe-ahead") == ["middle"]  # stopped after that call
