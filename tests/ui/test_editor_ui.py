@@ -431,4 +431,5 @@ def test_a_closed_editor_leaves_the_page(notebook_page):
     page.wait_for_selector(".kw-editor .kw-graph[data-painted]", timeout=120_000)
     nb.run_cell("editor.close()")
     page.wait_for_function("() => !document.querySelector('.kw-editor')", timeout=60_000)
+    nb.screenshot("editor_closed")  # the cell's output area is empty
     assert nb.eval("repr(editor)").endswith(": closed>")
