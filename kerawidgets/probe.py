@@ -340,9 +340,9 @@ class Probe:
         that the recompute runs while the user reaches for Apply. The
         `summaries_after_edit` of the same models then takes its result (or
         waits for it, following its progress) instead of running again. A run
-        ahead of an edit is a guess: any other run of this probe in another
-        thread cancels it (`cancel_edits_ahead`), and it stops at its next
-        layer call. `old_model` is probed first if it is not held.
+        ahead of an edit is a guess: a newer guess, any run of this probe about
+        another model and `cancel_edits_ahead` cancel it, and it stops at its
+        next layer call. `old_model` is probed first if it is not held.
 
         >>> import keras, numpy as np
         >>> old = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
@@ -410,17 +410,19 @@ class Probe:
             raise
         return thread
 
-    def _settle_aheads(self, model, progress=None) -> tuple[str, str, list, list] | None:
+    def _settle_aheads(self, model, progress=None,
+                       take=False) -> tuple[str, str, list, list] | None:
         """Before a run in the caller's thread: wait for the runs ahead of `model` (`progress`
-        follows them), cancel the guesses about other models (`cancel_edits_ahead`); returns
-        what a run ahead of an edit made `model` (`_Ahead.made`), taken (None: none)."""
+        follows them), cancel the guesses about other models (`cancel_edits_ahead`); with
+        `take`, returns what a run ahead of an edit made `model` (`_Ahead.made`), taken
+        (None: none)."""
         with self._ahead_lock:
             aheads = list(self._aheads)
         found = None
         for ahead in aheads:
             if model is not None and ahead.concerns(model):
                 ahead.wait(progress)
-                if ahead.concerns(model, first=True) and ahead.made is not None:
+                if take and ahead.concerns(model, first=True) and ahead.made is not None:
                     found, ahead.made = ahead.made, None
             elif ahead.guess:
                 ahead.cancelled = True
@@ -450,7 +452,7 @@ class Probe:
         >>> run.kind, run.recomputed, run.calls_run
         ('incremental', ['out'], ['out'])
         """
-        made = self._settle_aheads(new_model, progress)
+        made = self._settle_aheads(new_model, progress, take=True)
         if made is not None:  # the run ahead's, if its record is still held
             with self._lock:
                 record = self._records.get(new_model)
@@ -638,7 +640,8 @@ class _Ahead:
 
     def __init__(self, model, *others, guess=False):
         self.model = model  # until the run ends
-        self._models = [weakref.ref(m) for m in (model, *others)]  # the one it probes first
+        # the model it is about, then the one it starts from
+        self._models = [weakref.ref(m) for m in (model, *others)]
         self.guess = guess  # a preview's guess: cancelled by any other run
         #: what a run ahead of an edit did (kind, reason, recomputed, calls run), until taken
         self.made: tuple[str, str, list, list] | None = None

@@ -730,3 +730,13 @@ def test_a_guess_never_applied_keeps_neither_its_model_nor_its_outputs(monkeypat
     probe.summaries_after_edit_ahead(
         model, kerawidgets.replace_activation(model, "conv1", "elu"), ["conv1"]).join(timeout=120)
     assert len(probe._aheads) == 1  # the dead guess is forgotten
+
+
+def test_only_the_run_about_the_edit_takes_what_its_guess_did(monkeypatch):
+    model = conv_stack(size=8, depth=3)
+    probe = Probe(model, images(16, size=8), batch_size=8)
+    probe.summaries(model)
+    new = kerawidgets.replace_activation(model, "conv2", "tanh")
+    probe.summaries_after_edit_ahead(model, new, ["conv2"]).join(timeout=120)
+    assert probe.summaries(new).kind == "cached"  # read, not taken
+    assert probe.summaries_after_edit(model, new, ["conv2"]).kind == "incremental"
