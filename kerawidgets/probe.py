@@ -377,7 +377,8 @@ class Probe:
             self._aheads = [a for a in self._aheads if not a.finished or a.made is not None
                             and a.alive()]
             if self._records.peek(model) is not None or any(
-                    a.concerns(model, first=True) and not a.finished for a in self._aheads):
+                    a.concerns(model, first=True) and not (a.finished or a.cancelled)
+                    for a in self._aheads):
                 return None
             if ahead.guess:  # one guess at a time: the newest preview's
                 for other in self._aheads:

@@ -657,7 +657,7 @@ class EditSession:
         result = self.dry_run(edit, reinitialize)
         if isinstance(result, KerawidgetsError):
             return None
-        self.probe.cancel_edits_ahead()  # the guess at the edit previewed before
+        self.probe.cancel_edits_ahead(keep=result.model)  # a guess at the edit previewed before
         before, record = self.model, self._history.current.record
         if record is not None and not self.probe.cached(before):  # the probe let it go
             self.probe.remember(before, record)

@@ -403,3 +403,20 @@ def test_a_dry_run_of_another_edit_cancels_the_guess_before_it_rebuilds(session,
     guess.join(timeout=120)
     assert not guess.is_alive()
     assert calls.of("kerawidgets-probe-ahead") == ["middle"]  # stopped after that call
+
+
+def test_previewing_the_same_edit_again_keeps_its_guess(session, monkeypatch):
+    import threading
+
+    from tests.models import ThreadCalls
+
+    session.probe.summaries(session.original)
+    go = threading.Event()
+    calls = ThreadCalls(monkeypatch, gate=lambda call: go.wait(timeout=120))
+    edit = SetActivation("middle", "tanh")
+    guess = session.probe_edit_ahead(edit)  # held at its first call
+    assert session.probe_edit_ahead(edit) is None  # the same edit again: on its way
+    go.set()
+    guess.join(timeout=120)
+    session.apply(edit)
+    assert calls.of("MainThread") == [] and session.compare()["recompute"] == "incremental"

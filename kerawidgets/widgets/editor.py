@@ -241,9 +241,8 @@ class ModelEditor:
 
         A running fine-tune is stopped (after its current batch) and waited
         for, and the probe's runs ahead (the original's, the preview's guess)
-        are stopped. Afterwards
-        every operation raises `EditorClosedError`; closing again does
-        nothing. The original model stays the caller's. Without `close` the
+        are stopped. Afterwards every operation raises `EditorClosedError`;
+        closing again does nothing. The original model stays the caller's. Without `close` the
         widgets, which ipywidgets keeps until they are closed, keep the
         editor and its models for as long as the kernel runs, also once
         nothing else refers to it (a cell that makes an editor, run again).
