@@ -32,6 +32,7 @@ import dataclasses
 import os
 import threading
 import typing
+import weakref
 
 import keras
 import numpy as np
@@ -173,6 +174,7 @@ class EditSession:
                            exact_statistics=exact_statistics)
         self._history = History(model, max_models=history_size)
         self._preview: list = []  # (model, edit, reinitialize, Rebuild or error), newest last
+        self._ready: tuple | None = None  # (weak ref to a model, key, `comparison_ahead`)
         self._edited_paths: list[set] = [set()]
         self._busy = False  # an operation is running (see `working`)
         self._busy_thread = None  # the thread running it (a background fine-tune's worker)
@@ -400,6 +402,7 @@ class EditSession:
 
     def _move(self, step, doing, done):
         self.probe.cancel_edits_ahead()  # the preview's guess is about a model left behind
+        self._ready = None
         with self.working(self.MOVE_STEPS) as progress:
             progress(1, doing)  # History rebuilds a model it no longer keeps
             try:
@@ -469,9 +472,12 @@ class EditSession:
         if key not in step.comparisons:
             doing = "Probing the layer outputs…"
             progress(step_number, doing)
-            step.comparisons[key] = self._compute(
+            step.comparisons[key] = comparison = self._compute(
                 self.position, key[0], layer=key[1],
                 progress=_probe_progress(progress, step_number, doing))
+            ready, self._ready = self._ready, None
+            if ready is not None and ready[0]() is step.model and ready[1] == key:
+                comparison.pngs.update(ready[2].pngs)  # the figures drawn ahead of this Apply
         else:
             progress(step_number, "Kept from before: no probing needed.")
         return step.comparisons[key]
@@ -634,10 +640,10 @@ class EditSession:
             return None
         return self.probe.summaries_ahead(self.original, done)
 
-    def probe_edit_ahead(self, edit, reinitialize=None):
+    def probe_edit_ahead(self, edit, reinitialize=None, done=None):
         """Probe the model `edit` would make, in a background thread, before it is applied;
         returns the thread, or None (the edit cannot apply, or its model's summaries are
-        held or on their way).
+        held or on their way). `done()` is called in that thread once they are held.
 
         The rebuild is the preview's (`dry_run`, cached); the probe recomputes only
         what the edit changes (`Probe.summaries_after_edit_ahead`). `apply` of the same
@@ -662,7 +668,39 @@ class EditSession:
         if record is not None and not self.probe.cached(before):  # the probe let it go
             self.probe.remember(before, record)
         return self.probe.summaries_after_edit_ahead(before, result.model,
-                                                     _changed(result.report, result.model))
+                                                     _changed(result.report, result.model), done)
+
+    def comparison_ahead(self, edit, reinitialize=None) -> _Comparison | None:
+        """The comparison that Apply of `edit` would show, when the probe already holds the
+        summaries of the model it makes (its preview's guess ended, `probe_edit_ahead`);
+        else None. Nothing is rebuilt or probed. That Apply keeps the figures drawn into
+        this comparison's `pngs` meanwhile (the editor draws them on the kernel's idle
+        loop), so it draws only what they lack.
+
+        >>> import keras
+        >>> from kerawidgets.edits import SetActivation
+        >>> inputs = keras.Input((2,), name="x")
+        >>> session = EditSession(keras.Model(inputs, keras.layers.Dense(2, name="d")(inputs)))
+        >>> edit = SetActivation("d", "tanh")
+        >>> session.comparison_ahead(edit) is None  # not previewed
+        True
+        >>> session.probe_edit_ahead(edit).join()
+        >>> session.comparison_ahead(edit).focus_after
+        'd'
+        """
+        result = self._cached_dry_run(edit, reinitialize)
+        if result is None or isinstance(result, KerawidgetsError) or not self.probe.cached(
+                result.model):
+            return None
+        key = (0 if self._against == "original" else self.position, None)
+        ready = self._ready
+        if ready is not None and ready[0]() is result.model and ready[1] == key:
+            return ready[2]
+        after = self.probe.summaries(result.model).record  # held: read, not run
+        comparison = self._compared(edit, result.report, key[0], self._record(key[0]), after,
+                                    None, "incremental", [])
+        self._ready = (weakref.ref(result.model), key, comparison)
+        return comparison
 
     def unchanged_comparison(self) -> _Comparison:
         """The original against itself, focused on its last layer: what the plots of an edit
@@ -779,10 +817,10 @@ class EditSession:
         are never confused. A rebuild (not cached) first cancels the probe's
         guess at another edit (`probe_edit_ahead`), which would run beside it.
         """
+        cached = self._cached_dry_run(edit, reinitialize)
+        if cached is not None:
+            return cached
         model = self.model
-        for entry in self._preview:
-            if entry[0] is model and entry[2] == reinitialize and _same_edit(entry[1], edit):
-                return entry[3]
         result: Rebuild | KerawidgetsError
         self.probe.cancel_edits_ahead()  # a guess at another edit: not beside this rebuild
         try:
@@ -795,6 +833,14 @@ class EditSession:
         return result
 
     _dry_run = dry_run
+
+    def _cached_dry_run(self, edit, reinitialize=None):
+        """`dry_run`'s cached result for `edit` on the current model, or None (not cached)."""
+        model = self.model
+        for entry in self._preview:
+            if entry[0] is model and entry[2] == reinitialize and _same_edit(entry[1], edit):
+                return entry[3]
+        return None
 
     # --- comparisons ------------------------------------------------------------------------
 
@@ -820,9 +866,14 @@ class EditSession:
             after = step.record = run.record.without_checkpoints()
             self._history.trim()  # a model rebuilt only to probe from goes again
         before = self._record(base, progress_before)
+        return self._compared(step.edit, step.report, base, before, after, layer, kind, recomputed)
+
+    def _compared(self, edit, report, base, before, after, layer, kind, recomputed) -> _Comparison:
+        """The comparison of the summaries `after` (of the model `edit` made, `report` its
+        rebuild's) with step `base`'s, `before`, plotting `layer` (None: the edit's own)."""
         b, a = before.summaries, after.summaries
         if layer is None:
-            focus_before, focus_after = _focus(step.edit, step.report,
+            focus_before, focus_after = _focus(edit, report,
                                                lambda: self._history.at(base).model, b, a)
         else:
             focus_before, focus_after = (layer if layer in b else None), layer

@@ -1383,3 +1383,58 @@ def test_close_stops_the_probe_of_the_original_running_ahead(data, monkeypatch):
     assert started.wait(WAIT)
     editor.close()
     assert not ahead.thread.is_alive() and ahead.finished and not probe.cached(original)
+
+
+def test_a_shown_editor_draws_the_previewed_edits_plots_ahead(monkeypatch):
+    from kerawidgets import plots
+    from tests.test_plots import _assert_same_pixels
+
+    x = np.random.default_rng(0).standard_normal((8, 8, 8, 1)).astype("float32")
+    model = cnn()
+    scripted = ModelEditor(model, x)  # never shown: its Apply probes and draws itself
+    scripted.apply(SetActivation("conv_b", "elu"))
+    shown = ModelEditor(model, x)
+    drawn_in_apply = []
+
+    async def in_a_kernel():  # a running event loop, as in ipykernel: draws on it, when idle
+        loop = asyncio.get_running_loop()
+        drawn = loop.create_future()
+        real = ModelEditor._draw_edit_ahead
+
+        def draw_edit_ahead(self, edit, reinitialize):
+            real(self, edit, reinitialize)
+            if not drawn.done():
+                drawn.set_result(edit)
+
+        monkeypatch.setattr(ModelEditor, "_draw_edit_ahead", draw_edit_ahead)
+        shown._repr_mimebundle_()
+        shown.select("conv_b")
+        shown.panel.activation.value = "elu"  # previewed: probed, then drawn, ahead
+        edit = await asyncio.wait_for(drawn, timeout=120)
+        real_png = plots.FigureCache.png
+        monkeypatch.setattr(plots.FigureCache, "png", lambda cache, plot, *a, **k: (
+            drawn_in_apply.append(plot), real_png(cache, plot, *a, **k))[-1])
+        shown.panel.apply_button.click()
+        return edit
+
+    assert asyncio.run(in_a_kernel()) == SetActivation("conv_b", "elu")
+    assert drawn_in_apply == []  # Apply showed the plots drawn ahead
+    assert shown.compare()["recompute"] == "incremental"
+    for name in ("comparison", "depth"):
+        _assert_same_pixels(getattr(shown, f"{name}_image").value,
+                            getattr(scripted, f"{name}_image").value, name)
+
+
+def test_plots_drawn_ahead_for_another_edit_are_not_shown(data):
+    x, y = data
+    editor = ModelEditor(cnn(), x, y)
+    guessed, applied = SetActivation("conv_b", "elu"), SetActivation("conv_b", "tanh")
+    editor.session.probe_edit_ahead(guessed).join(timeout=120)
+    ahead = editor.session.comparison_ahead(guessed)
+    editor._png("comparison", ahead)
+    editor.apply(applied)
+    assert editor.model.get_layer("conv_b").activation.__name__ == "tanh"
+    assert bytes(editor.comparison_image.value) != ahead.pngs[next(iter(ahead.pngs))]
+    plain = ModelEditor(editor.original, x, y)
+    plain.apply(applied)
+    assert bytes(editor.comparison_image.value) == bytes(plain.comparison_image.value)

@@ -420,3 +420,21 @@ def test_previewing_the_same_edit_again_keeps_its_guess(session, monkeypatch):
     guess.join(timeout=120)
     session.apply(edit)
     assert calls.of("MainThread") == [] and session.compare()["recompute"] == "incremental"
+
+
+def test_the_comparison_ahead_is_the_one_apply_shows_and_keeps_what_was_drawn(session):
+    edit = SetActivation("middle", "tanh")
+    assert session.comparison_ahead(edit) is None  # not rebuilt yet: nothing is
+    session.probe_edit_ahead(edit).join(timeout=120)
+    ahead = session.comparison_ahead(edit)
+    assert session.comparison_ahead(edit) is ahead  # made once
+    ahead.pngs[("depth", "drawn ahead")] = b"png"
+    session.apply(edit)
+    shown = session.comparison
+    assert shown.pngs == {("depth", "drawn ahead"): b"png"}
+    assert shown.focus_after == ahead.focus_after == "middle"
+    assert shown.stats_after == ahead.stats_after and shown.agreement == ahead.agreement
+    assert session.compare()["recompute"] == "incremental"
+    session.undo()
+    session.redo()
+    assert session.comparison is shown

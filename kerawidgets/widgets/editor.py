@@ -888,9 +888,27 @@ class ModelEditor:
         p.show_preview(f"{edit.describe()}. Weights: {_weights_preview(result.report)}")
         if self._shown and _event_loop_running():
             # While the user reaches for Apply: probe the edited model (a guess the next
-            # preview, Undo or another edit cancels). A script's apply() probes itself.
-            self.session.probe_edit_ahead(edit, reinitialize)
+            # preview, Undo or another edit cancels), then draw its plots when the kernel
+            # is idle (`_draw_edit_ahead`). A script's apply() probes and draws itself.
+            loop = asyncio.get_running_loop()
+            self.session.probe_edit_ahead(edit, reinitialize, lambda: loop.call_soon_threadsafe(
+                self._draw_edit_ahead, edit, reinitialize))
         return True
+
+    def _draw_edit_ahead(self, edit, reinitialize):
+        """The preview's guess at `edit` ended: draw the plots its Apply would show, for where
+        they are shown, into the comparison that Apply keeps (`session.comparison_ahead`),
+        so that it draws nothing. Only a head start: closed, busy, or on any error it
+        draws nothing (the Apply draws its plots itself)."""
+        if self._session is None or self.session.busy:
+            return
+        try:
+            comparison = self.session.comparison_ahead(edit, reinitialize)
+            if comparison is not None:
+                for name in ("comparison", "depth"):
+                    self._png(name, comparison)
+        except Exception:  # noqa: BLE001 - a head start only; the Apply meets and says any error
+            pass
 
     def _show_form_verdict(self):
         p = self.panel
@@ -981,15 +999,20 @@ class ModelEditor:
 
     def _draw_plot(self, name, comparison):
         """Show plot `name` of `comparison` drawn for where it is shown (kept: undo and redo reuse it)."""
-        image = getattr(self, f"{name}_image")
+        png, display = self._png(name, comparison)
+        getattr(self, f"{name}_image").show(png, display.width)
+
+    def _png(self, name, comparison) -> tuple[bytes, plots.Display]:
+        """Plot `name` of `comparison` as PNG bytes drawn for where it is shown, kept in
+        `comparison.pngs` (a few sizes and themes at most), and that `Display`."""
         display = self._plot_display(name)
         key = (name, display.key())
         if key not in comparison.pngs:
             inputs = figure_inputs(comparison, self.probe.y)[name]
             comparison.pngs[key] = self._figures.png(name, display, **inputs)
-            for old in list(comparison.pngs)[:-4]:  # a few sizes and themes at most
+            for old in list(comparison.pngs)[:-4]:
                 del comparison.pngs[old]
-        image.show(comparison.pngs[key], display.width)
+        return comparison.pngs[key], display
 
     def _plot_display(self, name) -> plots.Display:
         """Where plot `name` is shown, as it is drawn for it (its width capped)."""
