@@ -28,7 +28,7 @@ from __future__ import annotations
 import ipywidgets as w
 import traitlets
 
-__all__ = ["BROWSER_WRITABLE", "guard", "guard_tree", "writable"]
+__all__ = ["BROWSER_WRITABLE", "guard", "guard_tree", "widget_tree", "writable"]
 
 #: Control type -> the traits the browser may write to it (checked in this order: subclass first).
 BROWSER_WRITABLE: tuple[tuple[type, tuple[str, ...]], ...] = (
@@ -78,9 +78,10 @@ def guard(widget, allowed=None) -> None:
     setattr(widget, _GUARDED, True)
 
 
-def guard_tree(root) -> None:
-    """`guard` every widget in `root`'s tree (children, layouts, styles), except those
-    that check their own writes (a class with its own `set_state`, like `GraphView`)."""
+def widget_tree(root):
+    """`root` and every widget under it, once each: its children, layouts and styles (every
+    widget a synced trait holds). A widget's own widgets are read before it is yielded,
+    so the caller may close it."""
     stack = [root]
     seen = set()
     while stack:
@@ -88,9 +89,16 @@ def guard_tree(root) -> None:
         if id(widget) in seen:
             continue
         seen.add(id(widget))
-        if type(widget).set_state is w.Widget.set_state:
-            guard(widget)
         for name in widget.keys:
             value = getattr(widget, name, None)
             values = value if isinstance(value, (list, tuple)) else (value,)
             stack.extend(v for v in values if isinstance(v, w.Widget))
+        yield widget
+
+
+def guard_tree(root) -> None:
+    """`guard` every widget in `root`'s tree (children, layouts, styles), except those
+    that check their own writes (a class with its own `set_state`, like `GraphView`)."""
+    for widget in widget_tree(root):
+        if type(widget).set_state is w.Widget.set_state:
+            guard(widget)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import pathlib
 
-import ipywidgets as w
+from kerawidgets.widgets.browser_writes import widget_tree
 
 __all__ = ["STATIC", "close_tree", "static_text"]
 
@@ -45,16 +45,7 @@ def static_text(name: str) -> str:
 
 def close_tree(root) -> None:
     """Close `root` and every widget under it: its children, layouts and styles (every
-    widget a synced trait holds). Closing a closed widget does nothing."""
-    stack = [root]
-    seen = set()
-    while stack:
-        widget = stack.pop()
-        if id(widget) in seen:
-            continue
-        seen.add(id(widget))
-        for name in widget.keys:
-            value = getattr(widget, name, None)
-            values = value if isinstance(value, (list, tuple)) else (value,)
-            stack.extend(v for v in values if isinstance(v, w.Widget))
+    widget a synced trait holds, `browser_writes.widget_tree`). Closing a closed widget
+    does nothing."""
+    for widget in widget_tree(root):
         widget.close()
