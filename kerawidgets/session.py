@@ -316,6 +316,11 @@ class EditSession:
         """Tell `observer` (a `SessionObserver`) about every operation from now on."""
         self._observers.append(observer)
 
+    def unwatch(self, observer: SessionObserver) -> None:
+        """Tell `observer` nothing more (`watch` undone; not watching: nothing happens)."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+
     def on_change(self, callback) -> None:
         """Call `callback()` after every Apply, Undo, Redo and Reset (a live `to_code`, say)."""
         self._listeners.append(callback)
@@ -475,9 +480,9 @@ class EditSession:
             step.comparisons[key] = comparison = self._compute(
                 self.position, key[0], layer=key[1],
                 progress=_probe_progress(progress, step_number, doing))
-            ready, self._ready = self._ready, None
-            if ready is not None and ready[0]() is step.model and ready[1] == key:
-                comparison.pngs.update(ready[2].pngs)  # the figures drawn ahead of this Apply
+            ready, self._ready = self._ready_for(step.model, key), None
+            if ready is not None:
+                comparison.pngs.update(ready.pngs)  # the figures drawn ahead of this Apply
         else:
             progress(step_number, "Kept from before: no probing needed.")
         return step.comparisons[key]
@@ -693,14 +698,21 @@ class EditSession:
                 result.model):
             return None
         key = (0 if self._against == "original" else self.position, None)
-        ready = self._ready
-        if ready is not None and ready[0]() is result.model and ready[1] == key:
-            return ready[2]
+        ready = self._ready_for(result.model, key)
+        if ready is not None:
+            return ready
         after = self.probe.summaries(result.model).record  # held: read, not run
         comparison = self._compared(edit, result.report, key[0], self._record(key[0]), after,
                                     None, "incremental", [])
         self._ready = (weakref.ref(result.model), key, comparison)
         return comparison
+
+    def _ready_for(self, model, key) -> _Comparison | None:
+        """The `comparison_ahead` made for `model` against the step and layer `key`, or None."""
+        ready = self._ready
+        if ready is not None and ready[0]() is model and ready[1] == key:
+            return ready[2]
+        return None
 
     def unchanged_comparison(self) -> _Comparison:
         """The original against itself, focused on its last layer: what the plots of an edit

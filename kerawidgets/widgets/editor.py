@@ -27,7 +27,6 @@ True
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import json
@@ -195,10 +194,7 @@ class ModelEditor:
         against the original and would otherwise pay for both. Without a running
         event loop (a script) only the probe runs ahead. Returns the probe's thread (None:
         the original's summaries are known or on their way)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
+        loop = idle_collection.running_loop()
         self._shown = True
         return self.session.probe_ahead(
             None if loop is None else lambda: loop.call_soon_threadsafe(self._draw_ahead))
@@ -264,7 +260,7 @@ class ModelEditor:
         session.stop_training()
         session.wait_fine_tune()
         session.probe.cancel_ahead()
-        self._binding.editor = None  # a session still used elsewhere tells this one nothing
+        session.unwatch(self._binding)  # a session still used elsewhere tells this one nothing
         self._session = None
         self.compare_panel.clear()  # its Apply buttons hold the last comparison's session
         self.panel.close()  # with its settings forms not shown
@@ -886,11 +882,11 @@ class ModelEditor:
             p.show_preview(f"{edit.describe()}: cannot apply. {reason}", bad=True)
             return False
         p.show_preview(f"{edit.describe()}. Weights: {_weights_preview(result.report)}")
-        if self._shown and _event_loop_running():
+        loop = idle_collection.running_loop()
+        if self._shown and loop is not None:
             # While the user reaches for Apply: probe the edited model (a guess the next
             # preview, Undo or another edit cancels), then draw its plots when the kernel
             # is idle (`_draw_edit_ahead`). A script's apply() probes and draws itself.
-            loop = asyncio.get_running_loop()
             self.session.probe_edit_ahead(edit, reinitialize, lambda: loop.call_soon_threadsafe(
                 self._draw_edit_ahead, edit, reinitialize))
         return True
@@ -1065,46 +1061,31 @@ class ModelEditor:
 
 
 class _Binding(SessionObserver):
-    """What the session tells the editor, passed on to its widgets (nothing once the editor
-    is closed: `editor` is then None)."""
+    """What the session tells the editor, passed on to its widgets (until `close()`
+    unwatches it)."""
 
     def __init__(self, editor: ModelEditor):
-        self.editor: Any = weakref.proxy(editor)
+        self.editor = weakref.proxy(editor)
 
     def busy(self, active, text="", step=0, steps=0):
-        if self.editor is not None:
-            self.editor._show_busy(active, text, step, steps)
+        self.editor._show_busy(active, text, step, steps)
 
     def moved(self):
-        if self.editor is not None:
-            self.editor._moved()
+        self.editor._moved()
 
     def compared(self, comparison, error):
-        if self.editor is not None:
-            self.editor._show_comparison(comparison, error)
+        self.editor._show_comparison(comparison, error)
 
     def settled(self, message, error):
-        if self.editor is not None:
-            self.editor._settled(message, error)
+        self.editor._settled(message, error)
 
     def failed(self, error, edit):
-        if self.editor is not None:
-            self.editor._show_error(error, edit)
+        self.editor._show_error(error, edit)
 
     def notice(self, text):
-        if self.editor is not None:
-            self.editor.panel.show_status(text, "ok")
+        self.editor.panel.show_status(text, "ok")
 
 # --- helpers ---------------------------------------------------------------------
-
-
-def _event_loop_running() -> bool:
-    """Whether an asyncio event loop runs in this thread (a kernel's: the editor is live)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _escape(text) -> str:

@@ -46,7 +46,7 @@ import asyncio
 import contextlib
 import gc
 
-__all__ = ["deferred", "collect_when_idle"]
+__all__ = ["deferred", "collect_when_idle", "running_loop"]
 
 
 class _Collector:
@@ -64,6 +64,14 @@ class _Collector:
 _COLLECTOR = _Collector()
 
 
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio event loop running in this thread (a kernel's), or None (a script)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 @contextlib.contextmanager
 def deferred():
     """Automatic garbage collection paused while the block runs, in a kernel; the loop
@@ -71,10 +79,7 @@ def deferred():
     state = _COLLECTOR
     if state.owed and not state.active:  # no idle turn since the last operation (a loop
         collect_when_idle()  # of Applies in one cell): its collection first, as Python would
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
+    loop = running_loop()
     if loop is None or state.active or not gc.isenabled():
         yield  # a script, inside another deferred operation, or collection switched off
         return
