@@ -1020,6 +1020,21 @@ def test_showing_the_editor_probes_the_original_ahead_for_the_first_apply(monkey
     assert shown.compare()["per_layer"] == scripted.compare()["per_layer"]
 
 
+def first_run(monkeypatch, name, result):
+    """A future of the running event loop, set to `result(*arguments)` once
+    `ModelEditor.<name>` (patched to tell) has first run with those arguments."""
+    done = asyncio.get_running_loop().create_future()
+    real = getattr(ModelEditor, name)
+
+    def told(self, *arguments):
+        real(self, *arguments)
+        if not done.done():
+            done.set_result(result(*arguments))
+
+    monkeypatch.setattr(ModelEditor, name, told)
+    return done
+
+
 def test_shown_in_a_kernel_the_figures_are_laid_out_before_the_first_apply(monkeypatch):
     from kerawidgets import plots
     from tests.test_plots import _assert_same_pixels
@@ -1035,16 +1050,7 @@ def test_shown_in_a_kernel_the_figures_are_laid_out_before_the_first_apply(monke
     shown = ModelEditor(model, x)
 
     async def in_a_kernel():  # a running event loop, as in ipykernel: draws on it, when idle
-        loop = asyncio.get_running_loop()
-        drawn = loop.create_future()
-        real = ModelEditor._draw_ahead
-
-        def draw_ahead(self, names=("comparison", "depth")):
-            real(self, names)
-            if not drawn.done():
-                drawn.set_result(threading.current_thread())
-
-        monkeypatch.setattr(ModelEditor, "_draw_ahead", draw_ahead)
+        drawn = first_run(monkeypatch, "_draw_ahead", lambda *names: threading.current_thread())
         shown._repr_mimebundle_()
         return await asyncio.wait_for(drawn, timeout=120)
 
@@ -1397,16 +1403,7 @@ def test_a_shown_editor_draws_the_previewed_edits_plots_ahead(monkeypatch):
     drawn_in_apply = []
 
     async def in_a_kernel():  # a running event loop, as in ipykernel: draws on it, when idle
-        loop = asyncio.get_running_loop()
-        drawn = loop.create_future()
-        real = ModelEditor._draw_edit_ahead
-
-        def draw_edit_ahead(self, edit, reinitialize):
-            real(self, edit, reinitialize)
-            if not drawn.done():
-                drawn.set_result(edit)
-
-        monkeypatch.setattr(ModelEditor, "_draw_edit_ahead", draw_edit_ahead)
+        drawn = first_run(monkeypatch, "_draw_edit_ahead", lambda edit, reinitialize: edit)
         shown._repr_mimebundle_()
         shown.select("conv_b")
         shown.panel.activation.value = "elu"  # previewed: probed, then drawn, ahead

@@ -647,10 +647,18 @@ def test_a_cancelled_run_ahead_stops_and_keeps_nothing(monkeypatch):
 # --- an edit probed ahead (a preview's guess) ------------------------------------------
 
 
-def test_an_edit_probed_ahead_is_taken_by_its_run_not_run_again(monkeypatch):
+def probed_stack(probed=True):
+    """A 3-conv stack and a probe of 16 images (batches of 8) that holds its summaries
+    (`probed`) or nothing yet: (model, probe)."""
     model = conv_stack(size=8, depth=3)
     probe = Probe(model, images(16, size=8), batch_size=8)
-    probe.summaries(model)
+    if probed:
+        probe.summaries(model)
+    return model, probe
+
+
+def test_an_edit_probed_ahead_is_taken_by_its_run_not_run_again(monkeypatch):
+    model, probe = probed_stack()
     new = kerawidgets.replace_activation(model, "conv2", "tanh")
     calls = ThreadCalls(monkeypatch)
     probe.summaries_after_edit_ahead(model, new, ["conv2"]).join(timeout=120)
@@ -671,9 +679,7 @@ def test_an_edit_probed_ahead_is_taken_by_its_run_not_run_again(monkeypatch):
 
 
 def test_an_edit_probed_ahead_is_cancelled_by_a_run_about_another_model(monkeypatch):
-    model = conv_stack(size=8, depth=3)
-    probe = Probe(model, images(16, size=8), batch_size=8)
-    probe.summaries(model)
+    model, probe = probed_stack()
     guessed = kerawidgets.replace_activation(model, "conv2", "tanh")
     applied = kerawidgets.replace_activation(model, "conv1", "elu")
     cancelled = threading.Event()
@@ -697,8 +703,7 @@ def test_an_edit_probed_ahead_is_cancelled_by_a_run_about_another_model(monkeypa
 
 
 def test_a_newer_guess_cancels_the_older_and_a_run_ahead_of_the_model_stays(monkeypatch):
-    model = conv_stack(size=8, depth=3)
-    probe = Probe(model, images(16, size=8), batch_size=8)
+    model, probe = probed_stack(probed=False)
     gate = gated_runs_ahead(monkeypatch)  # the original's run ahead waits at its start
     first = probe.summaries_ahead(model)
     older = probe.summaries_after_edit_ahead(
@@ -715,9 +720,7 @@ def test_a_newer_guess_cancels_the_older_and_a_run_ahead_of_the_model_stays(monk
 
 
 def test_a_guess_never_applied_keeps_neither_its_model_nor_its_outputs(monkeypatch):
-    model = conv_stack(size=8, depth=3)
-    probe = Probe(model, images(16, size=8), batch_size=8)
-    probe.summaries(model)
+    model, probe = probed_stack()
     guessed = kerawidgets.replace_activation(model, "conv1", "tanh")
     probe.summaries_after_edit_ahead(model, guessed, ["conv1"]).join(timeout=120)
     held = probe.cache_bytes
@@ -733,9 +736,7 @@ def test_a_guess_never_applied_keeps_neither_its_model_nor_its_outputs(monkeypat
 
 
 def test_only_the_run_about_the_edit_takes_what_its_guess_did(monkeypatch):
-    model = conv_stack(size=8, depth=3)
-    probe = Probe(model, images(16, size=8), batch_size=8)
-    probe.summaries(model)
+    model, probe = probed_stack()
     new = kerawidgets.replace_activation(model, "conv2", "tanh")
     probe.summaries_after_edit_ahead(model, new, ["conv2"]).join(timeout=120)
     assert probe.summaries(new).kind == "cached"  # read, not taken
